@@ -1,0 +1,18 @@
+//! Database schema of stagefit, as sea-orm migrations.
+//!
+//! This crate imports nothing from the server: a migration describes the tables as they were
+//! when it was written, so later code changes cannot rewrite history. Only portable column
+//! types and statements are used; the same migrations run on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_library;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_library::Migration)]
+    }
+}

@@ -1,0 +1,256 @@
+//! The command line: each subcommand parses its arguments and calls one function.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, StorageArgs};
+use crate::search::{self, IndexLock};
+use crate::services::{self, ImportSource};
+use crate::state::Server;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stagefit",
+    version,
+    about = "Content recommendations for B2B buying journeys, over GraphQL"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve GraphiQL at /, the API at /graphql and /healthz
+    Serve {
+        /// Address to listen on
+        #[arg(long, env = "STAGEFIT_ADDR", default_value = crate::config::DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// Start on the built-in demo library. Without an explicit database or index
+        /// directory, it runs on a fresh temporary one that is deleted on exit.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or upgrade the database schema
+    Migrate,
+    /// Import assets from .jsonl or .csv files (all files in one transaction)
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Import the valid rows and report the rest, instead of importing nothing
+        #[arg(long)]
+        best_effort: bool,
+    },
+    /// Export the whole library to a .jsonl or .csv file
+    Export { file: PathBuf },
+    /// Rebuild the search index from the database into a fresh directory and switch to it
+    Reindex,
+    /// Print the GraphQL schema (SDL)
+    Schema,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { addr, demo } => serve(&cli.storage, addr, demo).await,
+        Command::Migrate => migrate(&Config::new(&cli.storage)).await,
+        Command::Import { files, best_effort } => {
+            import(&Config::new(&cli.storage), files, best_effort).await
+        }
+        Command::Export { file } => export(&Config::new(&cli.storage), file).await,
+        Command::Reindex => reindex(&Config::new(&cli.storage)).await,
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(storage: &StorageArgs, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
+        Some(
+            tempfile::Builder::new()
+                .prefix("stagefit-demo-")
+                .tempdir()?,
+        )
+    } else {
+        None
+    };
+    let mut config = match &scratch {
+        Some(dir) => Config::in_dir(dir.path()),
+        None => Config::new(storage),
+    };
+    config.addr = addr;
+    let server = Server::start(&config, demo).await?;
+    tracing::info!(
+        addr = %server.addr,
+        database = %config.redacted_database_url(),
+        index = %config.index_dir.display(),
+        demo,
+        "stagefit is serving: GraphiQL at http://{}/",
+        server.addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    store.close().await;
+    println!("database schema is up to date");
+    Ok(())
+}
+
+async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyhow::Result<()> {
+    let sources = files
+        .iter()
+        .map(|f| ImportSource::open(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let last_print = Mutex::new(std::time::Instant::now());
+    let report = services::import_sources(&store, sources, best_effort, |rows| {
+        let mut last = last_print.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed().as_secs_f64() >= 1.0 {
+            *last = std::time::Instant::now();
+            let rate = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            if tty {
+                eprint!("\rread {rows} rows ({rate:.0}/s)   ");
+            } else {
+                eprintln!("read {rows} rows ({rate:.0}/s)");
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if tty {
+        eprint!("\r");
+    }
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    if report.failed > report.problems.len() as u64 {
+        eprintln!(
+            "... and {} more problems",
+            report.failed - report.problems.len() as u64
+        );
+    }
+    let index_note = if report.committed && report.counts.created + report.counts.updated > 0 {
+        update_index(config, &store).await?
+    } else {
+        String::new()
+    };
+    println!(
+        "{} rows: {} created, {} updated, {} unchanged, {} failed in {:.2}s{}",
+        report.rows,
+        report.counts.created,
+        report.counts.updated,
+        report.counts.unchanged,
+        report.failed,
+        report.seconds,
+        index_note
+    );
+    store.close().await;
+    if !report.committed {
+        bail!(
+            "{} row(s) failed; nothing was imported (use --best-effort to import the valid rows)",
+            report.failed
+        );
+    }
+    Ok(())
+}
+
+/// Brings the index up to date after a CLI write, unless a running server owns it (it
+/// follows the change log and picks the change up itself).
+async fn update_index(config: &Config, store: &Store) -> anyhow::Result<String> {
+    let lock = match IndexLock::acquire(&config.index_dir) {
+        Ok(lock) => lock,
+        Err(_) => return Ok("; a running server is indexing the changes".to_owned()),
+    };
+    let started = std::time::Instant::now();
+    let (_index, writer) = search::open(&lock, config.index_writer_memory)?;
+    let writer = Arc::new(Mutex::new(writer));
+    services::catch_up(store, &writer, config.index_batch_size).await?;
+    finish_writer(writer).await?;
+    Ok(format!(
+        "; indexed in {:.2}s",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+async fn finish_writer(writer: Arc<Mutex<search::IndexWriterHandle>>) -> anyhow::Result<()> {
+    let writer = Arc::try_unwrap(writer)
+        .map_err(|_| anyhow::anyhow!("index writer still shared"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("index writer poisoned"))?;
+    tokio::task::spawn_blocking(move || writer.finish()).await??;
+    Ok(())
+}
+
+async fn export(config: &Config, file: PathBuf) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let count = services::export_library(&store, &file)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.close().await;
+    println!("exported {count} assets to {}", file.display());
+    Ok(())
+}
+
+async fn reindex(config: &Config) -> anyhow::Result<()> {
+    let lock = IndexLock::acquire(&config.index_dir).context("cannot reindex")?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let started = std::time::Instant::now();
+    let (index, writer, generation) = search::start_rebuild(&lock, config.index_writer_memory)?;
+    let writer = Arc::new(Mutex::new(writer));
+    services::rebuild(&store, &writer).await?;
+    let seq = services::catch_up(&store, &writer, config.index_batch_size).await?;
+    finish_writer(writer).await?;
+    let docs = index.num_docs();
+    search::finish_rebuild(&lock, &generation)?;
+    store.close().await;
+    println!(
+        "rebuilt the index ({docs} assets, change-log position {seq}) in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Settings, read once at start-up: the only place that looks at `STAGEFIT_*` variables.
+//! Precedence is defaults < environment < command-line flags (clap resolves the last two).
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://stagefit.db?mode=rwc";
+pub const DEFAULT_INDEX_DIR: &str = "index";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// Where the library lives; shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct StorageArgs {
+    /// Database URL: sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB
+    #[arg(
+        long,
+        env = "STAGEFIT_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Directory of the search index (derived from the database; safe to delete)
+    #[arg(long, env = "STAGEFIT_INDEX_DIR", global = true)]
+    pub index_dir: Option<PathBuf>,
+}
+
+/// Typed, validated settings for one process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub index_dir: PathBuf,
+    pub addr: SocketAddr,
+    /// Largest `first` a list query accepts.
+    pub max_page_size: usize,
+    /// How often a server polls the change log for writes made by other processes.
+    pub follow_interval_ms: u64,
+    /// How many index operations one commit may carry.
+    pub index_batch_size: usize,
+    /// Memory budget of the index writer, in bytes.
+    pub index_writer_memory: usize,
+}
+
+impl Config {
+    pub fn new(storage: &StorageArgs) -> Self {
+        Self {
+            database_url: storage
+                .database_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            index_dir: storage
+                .index_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_INDEX_DIR)),
+            addr: DEFAULT_ADDR
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            max_page_size: 100,
+            follow_interval_ms: 1000,
+            index_batch_size: 10_000,
+            index_writer_memory: 64 * 1024 * 1024,
+        }
+    }
+
+    /// Settings for a self-contained instance below `dir`: the demo server and tests.
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        let db = dir.join("stagefit.db");
+        Self::new(&StorageArgs {
+            database_url: Some(format!("sqlite://{}?mode=rwc", db.display())),
+            index_dir: Some(dir.join("index")),
+        })
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        match (self.database_url.find("://"), self.database_url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.database_url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!(
+                    "{}{}:***{}",
+                    &self.database_url[..scheme + 3],
+                    user,
+                    &self.database_url[at..]
+                )
+            }
+            _ => self.database_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        let mut c = Config::new(&StorageArgs {
+            database_url: Some("postgres://app:s3cret@db/stagefit".into()),
+            index_dir: None,
+        });
+        assert_eq!(c.redacted_database_url(), "postgres://app:***@db/stagefit");
+        c.database_url = DEFAULT_DATABASE_URL.into();
+        assert_eq!(c.redacted_database_url(), DEFAULT_DATABASE_URL);
+    }
+}

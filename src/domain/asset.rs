@@ -1,0 +1,477 @@
+//! A content asset, and the raw record (`AssetDraft`) that every input path (JSONL, CSV,
+//! GraphQL) fills before it is validated into an `Asset`.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+use super::taxonomy::{
+    AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+};
+
+const MAX_ID_LEN: usize = 128;
+const MAX_TITLE_LEN: usize = 500;
+const MAX_SUMMARY_LEN: usize = 10_000;
+const MAX_BODY_LEN: usize = 2_000_000;
+const MAX_URL_LEN: usize = 2_048;
+const MAX_TAGS: usize = 50;
+const MAX_TOPIC_LEN: usize = 64;
+
+/// What is wrong with one field of one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A stable external id: letters, digits and `. _ : / -`, at most 128 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssetId(String);
+
+impl AssetId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let id = raw.trim();
+        if id.is_empty() {
+            return Err("is required".to_owned());
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(format!("is longer than {MAX_ID_LEN} characters"));
+        }
+        if let Some(c) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-')))
+        {
+            return Err(format!(
+                "{id:?} has {c:?}; use letters, digits and . _ : / - only"
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AssetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated asset of the content library.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Asset {
+    pub id: AssetId,
+    pub title: String,
+    pub summary: String,
+    pub body: String,
+    pub url: String,
+    pub content_type: ContentType,
+    /// Never empty: an asset given no stages serves its content type's default stages.
+    pub stages: Vec<Stage>,
+    /// Empty means the asset serves every role.
+    pub roles: Vec<Role>,
+    /// Empty means the asset is cross-industry.
+    pub industries: Vec<IndustrySlug>,
+    pub concerns: Vec<Concern>,
+    pub topics: Vec<String>,
+    pub language: Language,
+    pub published_at: Option<DateTime<Utc>>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    pub evergreen: bool,
+    pub gated: bool,
+    pub status: AssetStatus,
+}
+
+/// One record of the interchange format, as read and before validation. Field names are
+/// those of the format (snake_case); lists are already split.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetDraft {
+    pub id: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub body: Option<String>,
+    pub url: Option<String>,
+    pub content_type: Option<String>,
+    pub stages: Vec<String>,
+    pub roles: Vec<String>,
+    pub industries: Vec<String>,
+    pub concerns: Vec<String>,
+    pub topics: Vec<String>,
+    pub language: Option<String>,
+    pub published_at: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub evergreen: Option<bool>,
+    pub gated: Option<bool>,
+    pub status: Option<String>,
+}
+
+impl AssetDraft {
+    /// Every field name of the interchange format, in export order.
+    pub const FIELDS: &'static [&'static str] = &[
+        "id",
+        "title",
+        "summary",
+        "body",
+        "url",
+        "content_type",
+        "stages",
+        "roles",
+        "industries",
+        "concerns",
+        "topics",
+        "language",
+        "published_at",
+        "reviewed_at",
+        "evergreen",
+        "gated",
+        "status",
+    ];
+
+    /// Validates every field, reporting all problems at once rather than the first.
+    pub fn validate(&self) -> Result<Asset, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut check = |field: &'static str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(FieldError::new(field, message));
+            }
+        };
+
+        let id = AssetId::parse(self.id.as_deref().unwrap_or_default());
+        check("id", id.as_ref().map(drop).map_err(Clone::clone));
+        let title = text(self.title.as_deref(), true, MAX_TITLE_LEN);
+        check("title", title.as_ref().map(drop).map_err(Clone::clone));
+        let summary = text(self.summary.as_deref(), false, MAX_SUMMARY_LEN);
+        check("summary", summary.as_ref().map(drop).map_err(Clone::clone));
+        let body = text(self.body.as_deref(), false, MAX_BODY_LEN);
+        check("body", body.as_ref().map(drop).map_err(Clone::clone));
+        let url = parse_url(self.url.as_deref().unwrap_or_default());
+        check("url", url.as_ref().map(drop).map_err(Clone::clone));
+        let content_type = match self.content_type.as_deref().map(str::trim) {
+            None | Some("") => Err("is required".to_owned()),
+            Some(raw) => ContentType::parse(raw),
+        };
+        check(
+            "content_type",
+            content_type.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let stages = bounded(&self.stages).and_then(|s| Stage::parse_list(s));
+        check("stages", stages.as_ref().map(drop).map_err(Clone::clone));
+        let roles = bounded(&self.roles).and_then(|s| Role::parse_list(s));
+        check("roles", roles.as_ref().map(drop).map_err(Clone::clone));
+        let concerns = bounded(&self.concerns).and_then(|s| Concern::parse_list(s));
+        check(
+            "concerns",
+            concerns.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let industries = bounded(&self.industries).and_then(|s| parse_industries(s));
+        check(
+            "industries",
+            industries.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let topics = bounded(&self.topics).and_then(|s| parse_topics(s));
+        check("topics", topics.as_ref().map(drop).map_err(Clone::clone));
+        let language = match self.language.as_deref().map(str::trim) {
+            None | Some("") => Ok(Language::english()),
+            Some(raw) => Language::parse(raw),
+        };
+        check(
+            "language",
+            language.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let published_at = optional_timestamp(self.published_at.as_deref());
+        check(
+            "published_at",
+            published_at.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let reviewed_at = optional_timestamp(self.reviewed_at.as_deref());
+        check(
+            "reviewed_at",
+            reviewed_at.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let status = match self.status.as_deref().map(str::trim) {
+            None | Some("") => Ok(AssetStatus::Published),
+            Some(raw) => AssetStatus::parse(raw),
+        };
+        check("status", status.as_ref().map(drop).map_err(Clone::clone));
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Every result is Ok here; `unwrap_or_default` keeps the function panic-free.
+        let content_type = content_type.unwrap_or(ContentType::Ebook);
+        let mut stages = stages.unwrap_or_default();
+        if stages.is_empty() {
+            stages = content_type.default_stages().to_vec();
+        }
+        Ok(Asset {
+            id: id.unwrap_or_else(|_| AssetId(String::new())),
+            title: title.unwrap_or_default(),
+            summary: summary.unwrap_or_default(),
+            body: body.unwrap_or_default(),
+            url: url.unwrap_or_default(),
+            content_type,
+            stages,
+            roles: roles.unwrap_or_default(),
+            industries: industries.unwrap_or_default(),
+            concerns: concerns.unwrap_or_default(),
+            topics: topics.unwrap_or_default(),
+            language: language.unwrap_or_else(|_| Language::english()),
+            published_at: published_at.unwrap_or_default(),
+            reviewed_at: reviewed_at.unwrap_or_default(),
+            evergreen: self.evergreen.unwrap_or(false),
+            gated: self.gated.unwrap_or(false),
+            status: status.unwrap_or(AssetStatus::Published),
+        })
+    }
+}
+
+impl Asset {
+    /// The interchange record of this asset; validating it gives this asset back.
+    pub fn to_draft(&self) -> AssetDraft {
+        fn names<T: TaxonomyValue>(values: &[T]) -> Vec<String> {
+            values.iter().map(|v| v.name().to_owned()).collect()
+        }
+        AssetDraft {
+            id: Some(self.id.to_string()),
+            title: Some(self.title.clone()),
+            summary: Some(self.summary.clone()),
+            body: Some(self.body.clone()),
+            url: Some(self.url.clone()),
+            content_type: Some(self.content_type.name().to_owned()),
+            stages: names(&self.stages),
+            roles: names(&self.roles),
+            industries: self.industries.iter().map(ToString::to_string).collect(),
+            concerns: names(&self.concerns),
+            topics: self.topics.clone(),
+            language: Some(self.language.to_string()),
+            published_at: self.published_at.map(format_timestamp),
+            reviewed_at: self.reviewed_at.map(format_timestamp),
+            evergreen: Some(self.evergreen),
+            gated: Some(self.gated),
+            status: Some(self.status.name().to_lowercase()),
+        }
+    }
+
+    /// A digest of everything the interchange format carries, to tell an unchanged
+    /// re-import from an update.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(&self.to_draft()).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// When the content was last vouched for: its review, else its publication.
+    pub fn last_reviewed(&self) -> Option<DateTime<Utc>> {
+        self.reviewed_at.or(self.published_at)
+    }
+}
+
+fn text(raw: Option<&str>, required: bool, max: usize) -> Result<String, String> {
+    let value = raw.unwrap_or_default().trim();
+    if required && value.is_empty() {
+        return Err("is required".to_owned());
+    }
+    if value.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    if url.is_empty() {
+        return Ok(String::new());
+    }
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("is longer than {MAX_URL_LEN} characters"));
+    }
+    let lower = url.to_ascii_lowercase();
+    let scheme_ok =
+        lower.starts_with("https://") || lower.starts_with("http://") || url.starts_with('/');
+    if !scheme_ok || url.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{url:?} is not an http(s) URL or a site-relative path"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+fn bounded(values: &[String]) -> Result<&[String], String> {
+    if values.len() > MAX_TAGS {
+        return Err(format!("has more than {MAX_TAGS} values"));
+    }
+    Ok(values)
+}
+
+fn parse_industries(raw: &[String]) -> Result<Vec<IndustrySlug>, String> {
+    let mut out: Vec<IndustrySlug> = Vec::new();
+    for value in raw.iter().filter(|v| !v.trim().is_empty()) {
+        let slug = IndustrySlug::parse(value)?;
+        if !out.contains(&slug) {
+            out.push(slug);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_topics(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in raw.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        if value.contains('|') {
+            return Err(format!("topic {value:?} contains '|', the list separator"));
+        }
+        if value.chars().count() > MAX_TOPIC_LEN {
+            return Err(format!(
+                "topic {value:?} is longer than {MAX_TOPIC_LEN} characters"
+            ));
+        }
+        let topic = value.to_lowercase();
+        if !out.contains(&topic) {
+            out.push(topic);
+        }
+    }
+    Ok(out)
+}
+
+fn optional_timestamp(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => parse_timestamp(raw).map(Some),
+    }
+}
+
+/// Accepts a calendar date (`2024-05-01`, taken as midnight UTC) or an RFC 3339 timestamp.
+pub fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, String> {
+    let raw = raw.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{raw:?} is not a date (2024-05-01) or an RFC 3339 timestamp"))
+}
+
+/// Midnight UTC is written as a plain date, anything else as RFC 3339; both parse back to
+/// the same instant.
+fn format_timestamp(t: DateTime<Utc>) -> String {
+    if t.time() == NaiveTime::MIN {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+}
+
+/// Booleans as spreadsheets write them.
+pub fn parse_bool(raw: &str) -> Result<Option<bool>, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "true" | "yes" | "y" | "1" => Ok(Some(true)),
+        "false" | "no" | "n" | "0" => Ok(Some(false)),
+        other => Err(format!("{other:?} is not a boolean (true/false)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> AssetDraft {
+        AssetDraft {
+            id: Some("roi-guide".into()),
+            title: Some("  The ROI guide ".into()),
+            content_type: Some("buyer-guide".into()),
+            stages: vec!["cost-awareness".into(), "interest".into()],
+            roles: vec!["finance".into()],
+            industries: vec!["Financial Services/Payments".into()],
+            topics: vec!["ROI".into(), "roi".into(), "Payback".into()],
+            published_at: Some("2024-03-01".into()),
+            reviewed_at: Some("2025-01-02T10:30:00+02:00".into()),
+            ..AssetDraft::default()
+        }
+    }
+
+    #[test]
+    fn a_draft_validates_into_canonical_values() {
+        let asset = draft().validate().unwrap();
+        assert_eq!(asset.title, "The ROI guide");
+        assert_eq!(asset.stages, vec![Stage::Consideration, Stage::Decision]);
+        assert_eq!(asset.roles, vec![Role::Finance]);
+        assert_eq!(asset.industries[0].as_str(), "financial-services/payments");
+        assert_eq!(asset.topics, vec!["roi", "payback"]);
+        assert_eq!(asset.language.as_str(), "en");
+        assert_eq!(asset.status, AssetStatus::Published);
+        assert_eq!(
+            asset.reviewed_at.unwrap().to_rfc3339(),
+            "2025-01-02T08:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn missing_stages_come_from_the_content_type() {
+        let mut d = draft();
+        d.stages.clear();
+        d.content_type = Some("API_DOCS".into());
+        assert_eq!(d.validate().unwrap().stages, vec![Stage::Adoption]);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let d = AssetDraft {
+            id: Some("has space".into()),
+            content_type: Some("podcast".into()),
+            stages: vec!["closing".into()],
+            language: Some("english".into()),
+            published_at: Some("yesterday".into()),
+            url: Some("ftp://x".into()),
+            ..AssetDraft::default()
+        };
+        let fields: Vec<&str> = d.validate().unwrap_err().iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "id",
+                "title",
+                "url",
+                "content_type",
+                "stages",
+                "language",
+                "published_at"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_draft_of_an_asset_validates_back_to_it() {
+        let asset = draft().validate().unwrap();
+        let again = asset.to_draft().validate().unwrap();
+        assert_eq!(asset, again);
+        assert_eq!(asset.fingerprint(), again.fingerprint());
+        assert_eq!(asset.to_draft().published_at.as_deref(), Some("2024-03-01"));
+    }
+
+    #[test]
+    fn spreadsheet_booleans() {
+        assert_eq!(parse_bool("Yes"), Ok(Some(true)));
+        assert_eq!(parse_bool("0"), Ok(Some(false)));
+        assert_eq!(parse_bool(" "), Ok(None));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Domain types of stagefit: the buying journey, the buying committee, the content library.
+//!
+//! Everything here is validated on construction ("parse, don't validate"): a `Stage` or an
+//! `IndustrySlug` in hand is always canonical. No I/O, no async, no knowledge of GraphQL,
+//! SQL or tantivy.
+
+mod asset;
+mod filter;
+mod taxonomy;
+
+pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
+pub use filter::AssetFilter;
+pub use taxonomy::{
+    AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+};

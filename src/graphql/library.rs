@@ -1,0 +1,382 @@
+//! Reading and editing the library: `asset`, `assets`, `search`, `taxonomy`,
+//! `upsertAssets`, `retireAsset`.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::ApiResult;
+use super::types::{
+    AssetFilterInput, AssetInput, AssetObject, ContentTypeEnum, PageInfo, RoleEnum, StageEnum,
+};
+use crate::domain::{ContentType, Role, Stage, TaxonomyValue};
+use crate::error::{AppError, AppResult};
+use crate::search::{FacetCount, FacetField, SearchPage, SearchRequest, SortOrder};
+use crate::services::Library;
+
+/// Deepest offset a cursor may point at; deeper pages are better served by narrower filters.
+const MAX_OFFSET: usize = 100_000;
+
+#[derive(Default)]
+pub struct LibraryQuery;
+
+#[derive(Default)]
+pub struct LibraryMutation;
+
+fn library<'a>(ctx: &Context<'a>) -> AppResult<&'a Library> {
+    ctx.data::<Library>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("schema built without a library")))
+}
+
+fn encode_cursor(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+}
+
+fn decode_cursor(after: Option<&str>) -> AppResult<usize> {
+    let Some(after) = after else { return Ok(0) };
+    URL_SAFE_NO_PAD
+        .decode(after)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok()))
+        .filter(|n| *n <= MAX_OFFSET)
+        .ok_or_else(|| {
+            AppError::bad_input(format!(
+                "after: {after:?} is not a cursor returned by this API"
+            ))
+        })
+}
+
+fn page_info(offset: usize, returned: usize, total: u64) -> PageInfo {
+    let end = offset + returned;
+    PageInfo {
+        end_cursor: (returned > 0).then(|| encode_cursor(end)),
+        has_next_page: (end as u64) < total,
+    }
+}
+
+/// A dimension that search results are counted by.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum FacetDimension {
+    Stage,
+    Role,
+    Industry,
+    ContentType,
+    Language,
+}
+
+impl FacetDimension {
+    fn field(self) -> FacetField {
+        match self {
+            FacetDimension::Stage => FacetField::Stage,
+            FacetDimension::Role => FacetField::Role,
+            FacetDimension::Industry => FacetField::Industry,
+            FacetDimension::ContentType => FacetField::ContentType,
+            FacetDimension::Language => FacetField::Language,
+        }
+    }
+}
+
+const FACETS: [FacetDimension; 5] = [
+    FacetDimension::Stage,
+    FacetDimension::Role,
+    FacetDimension::Industry,
+    FacetDimension::ContentType,
+    FacetDimension::Language,
+];
+
+#[derive(SimpleObject)]
+pub struct FacetValue {
+    /// A tag value; `ANY` counts assets for every role or cross-industry assets.
+    pub value: String,
+    pub count: u64,
+}
+
+#[derive(SimpleObject)]
+pub struct Facet {
+    pub field: FacetDimension,
+    pub values: Vec<FacetValue>,
+}
+
+fn facets(counts: Vec<FacetCount>) -> Vec<Facet> {
+    FACETS
+        .iter()
+        .zip(counts)
+        .map(|(dim, count)| Facet {
+            field: *dim,
+            values: count
+                .values
+                .into_iter()
+                .map(|(value, count)| FacetValue { value, count })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Where a search term was found.
+#[derive(SimpleObject)]
+pub struct Highlight {
+    /// `title`, `summary` or `body`.
+    pub field: String,
+    /// Plain text around the match.
+    pub fragment: String,
+    /// The fragment, HTML-escaped, with matches in `<b>`.
+    pub html: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchHit {
+    pub asset: AssetObject,
+    /// Text relevance (BM25); 0 when the query is empty and results are newest first.
+    pub score: f64,
+    pub highlights: Vec<Highlight>,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchResult {
+    pub total_count: u64,
+    pub items: Vec<SearchHit>,
+    /// Counts per stage, role, industry, content type and language over all matches.
+    pub facets: Vec<Facet>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct AssetConnection {
+    pub total_count: u64,
+    pub items: Vec<AssetObject>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct StageInfo {
+    pub name: StageEnum,
+    pub description: String,
+    /// Other spellings accepted wherever a stage is given as a string.
+    pub aliases: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RoleInfo {
+    pub name: RoleEnum,
+    pub description: String,
+    pub aliases: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct ContentTypeInfo {
+    pub name: ContentTypeEnum,
+    /// Stages an asset of this type serves when its own are not given.
+    pub default_stages: Vec<StageEnum>,
+}
+
+#[derive(SimpleObject)]
+pub struct IndustryInfo {
+    pub slug: String,
+    pub label: String,
+    pub parent: Option<String>,
+    /// Published assets tagged with this industry or one below it.
+    pub asset_count: u64,
+}
+
+#[derive(SimpleObject)]
+pub struct Taxonomy {
+    pub stages: Vec<StageInfo>,
+    pub roles: Vec<RoleInfo>,
+    pub content_types: Vec<ContentTypeInfo>,
+    pub industries: Vec<IndustryInfo>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpsertAssetsPayload {
+    pub created: u64,
+    pub updated: u64,
+    /// Identical to what was stored; not rewritten.
+    pub unchanged: u64,
+    pub assets: Vec<AssetObject>,
+}
+
+fn hits(page: SearchPage) -> Vec<SearchHit> {
+    page.hits
+        .into_iter()
+        .map(|h| SearchHit {
+            asset: AssetObject(h.asset),
+            score: f64::from(h.score),
+            highlights: h
+                .highlights
+                .into_iter()
+                .map(|x| Highlight {
+                    field: x.field.to_owned(),
+                    fragment: x.fragment,
+                    html: x.html,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[Object]
+impl LibraryQuery {
+    /// One asset by id, whatever its status; null when there is none.
+    async fn asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AssetObject>> {
+        Ok(library(ctx)?.asset(&id).await?.map(AssetObject))
+    }
+
+    /// The library in id order, filtered; published only unless `filter.statuses` says
+    /// otherwise.
+    async fn assets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AssetFilterInput>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> ApiResult<AssetConnection> {
+        let library = library(ctx)?;
+        let limit = library.page_size(first)?;
+        let offset = decode_cursor(after.as_deref())?;
+        let page = library
+            .search(SearchRequest {
+                text: None,
+                filter: AssetFilterInput::parse(filter)?,
+                limit,
+                offset,
+                sort: SortOrder::Id,
+                facets: Vec::new(),
+                highlights: false,
+            })
+            .await?;
+        let total = page.total;
+        let items: Vec<AssetObject> = page
+            .hits
+            .into_iter()
+            .map(|h| AssetObject(h.asset))
+            .collect();
+        Ok(AssetConnection {
+            total_count: total,
+            page_info: page_info(offset, items.len(), total),
+            items,
+        })
+    }
+
+    /// Full-text search over titles, summaries and bodies in English (stemmed), Chinese
+    /// (segmented into words) and other languages. An empty query lists the filtered
+    /// library, newest first. Drafts and retired assets appear only when
+    /// `filter.statuses` names them.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<AssetFilterInput>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> ApiResult<SearchResult> {
+        let library = library(ctx)?;
+        let limit = library.page_size(first)?;
+        let offset = decode_cursor(after.as_deref())?;
+        let look = ctx.look_ahead();
+        let want_facets = look.field("facets").exists();
+        let want_highlights = look.field("items").field("highlights").exists();
+        let page = library
+            .search(SearchRequest {
+                text: Some(query),
+                filter: AssetFilterInput::parse(filter)?,
+                limit,
+                offset,
+                sort: SortOrder::Relevance,
+                facets: if want_facets {
+                    FACETS.iter().map(|d| d.field()).collect()
+                } else {
+                    Vec::new()
+                },
+                highlights: want_highlights,
+            })
+            .await?;
+        let total = page.total;
+        let facet_list = if want_facets {
+            facets(page.facets.clone())
+        } else {
+            Vec::new()
+        };
+        let items = hits(page);
+        Ok(SearchResult {
+            total_count: total,
+            page_info: page_info(offset, items.len(), total),
+            items,
+            facets: facet_list,
+        })
+    }
+
+    /// The vocabularies: stages with their aliases, roles, content types with their
+    /// default stages, and the industries in use with their published-asset counts.
+    async fn taxonomy(&self, ctx: &Context<'_>) -> ApiResult<Taxonomy> {
+        let look = ctx.look_ahead();
+        let industries = if look.field("industries").exists() {
+            library(ctx)?
+                .industries()
+                .await?
+                .into_iter()
+                .map(|i| IndustryInfo {
+                    slug: i.slug.to_string(),
+                    label: i.label,
+                    parent: i.parent.map(|p| p.to_string()),
+                    asset_count: i.asset_count,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Taxonomy {
+            stages: Stage::ALL
+                .iter()
+                .map(|s| StageInfo {
+                    name: (*s).into(),
+                    description: s.description().to_owned(),
+                    aliases: s.aliases().iter().map(|a| (*a).to_owned()).collect(),
+                })
+                .collect(),
+            roles: Role::ALL
+                .iter()
+                .map(|r| RoleInfo {
+                    name: (*r).into(),
+                    description: r.description().to_owned(),
+                    aliases: r.aliases().iter().map(|a| (*a).to_owned()).collect(),
+                })
+                .collect(),
+            content_types: ContentType::ALL
+                .iter()
+                .map(|c| ContentTypeInfo {
+                    name: (*c).into(),
+                    default_stages: c.default_stages().iter().map(|s| (*s).into()).collect(),
+                })
+                .collect(),
+            industries,
+        })
+    }
+}
+
+#[Object]
+impl LibraryMutation {
+    /// Creates or updates assets by id (at most 1,000 per call). Every asset is validated
+    /// first; if any is invalid nothing is written and the error lists each problem in
+    /// `extensions.problems`. Returns once search shows the change.
+    async fn upsert_assets(
+        &self,
+        ctx: &Context<'_>,
+        assets: Vec<AssetInput>,
+    ) -> ApiResult<UpsertAssetsPayload> {
+        let outcome = library(ctx)?
+            .upsert_assets(assets.into_iter().map(Into::into).collect())
+            .await?;
+        Ok(UpsertAssetsPayload {
+            created: outcome.counts.created,
+            updated: outcome.counts.updated,
+            unchanged: outcome.counts.unchanged,
+            assets: outcome.assets.into_iter().map(AssetObject).collect(),
+        })
+    }
+
+    /// Retires an asset: it stays in the library (and exports) but is never shown again.
+    async fn retire_asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AssetObject> {
+        Ok(AssetObject(library(ctx)?.retire_asset(&id).await?))
+    }
+}

@@ -1,0 +1,111 @@
+//! The GraphQL schema. Resolvers translate between GraphQL types and domain types and call
+//! the services; they never touch the database or the index directly.
+
+mod library;
+mod types;
+
+use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
+
+use crate::error::AppError;
+use crate::services::Library;
+
+pub use types::{AssetFilterInput, AssetObject};
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(library::LibraryQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(library::LibraryMutation);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest selection a request may make; GraphiQL's introspection query needs 13.
+pub const MAX_DEPTH: usize = 16;
+/// Upper bound on a request's field count, so no single request can ask for the world.
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+pub fn build_schema(library: Option<Library>) -> AppSchema {
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY);
+    if let Some(library) = library {
+        builder = builder.data(library);
+    }
+    builder.finish()
+}
+
+/// The SDL that `schema.graphql` holds.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+/// The error type of every resolver. It deliberately has no `Display`, so async-graphql's
+/// blanket conversion from displayable errors (which would drop `extensions.code`) can
+/// never apply: each `AppError` goes through the code table below.
+#[derive(Clone, Debug)]
+pub struct ApiError(async_graphql::Error);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        err.0
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        ApiError(to_graphql_error(err))
+    }
+}
+
+fn to_graphql_error(err: AppError) -> async_graphql::Error {
+    let code = err.code().as_str();
+    match err {
+        AppError::Internal(source) => {
+            tracing::error!(error = %format!("{source:#}"), "internal error");
+            async_graphql::Error::new("internal error").extend_with(|_, e| e.set("code", code))
+        }
+        AppError::BadUserInput { message, problems } => async_graphql::Error::new(message)
+            .extend_with(|_, e| {
+                e.set("code", code);
+                if !problems.is_empty() {
+                    let list: Vec<async_graphql::Value> = problems
+                        .iter()
+                        .map(|p| {
+                            let mut m = async_graphql::indexmap::IndexMap::new();
+                            m.insert(
+                                async_graphql::Name::new("index"),
+                                async_graphql::Value::from(p.position),
+                            );
+                            if let Some(id) = &p.id {
+                                m.insert(
+                                    async_graphql::Name::new("id"),
+                                    async_graphql::Value::from(id.as_str()),
+                                );
+                            }
+                            if let Some(field) = &p.field {
+                                m.insert(
+                                    async_graphql::Name::new("field"),
+                                    async_graphql::Value::from(field.as_str()),
+                                );
+                            }
+                            m.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(p.message.as_str()),
+                            );
+                            async_graphql::Value::Object(m)
+                        })
+                        .collect();
+                    e.set("problems", async_graphql::Value::List(list));
+                }
+            }),
+        other => {
+            async_graphql::Error::new(other.to_string()).extend_with(|_, e| e.set("code", code))
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! GraphQL mirrors of the domain types. The domain stays free of GraphQL; these wrappers
+//! and enums convert at the edge.
+
+use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Asset, AssetDraft, AssetFilter, AssetStatus, Concern, ContentType, IndustrySlug, Language,
+    Role, Stage,
+};
+use crate::error::{AppError, AppResult};
+
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $gql:ident as $name:literal => $domain:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[graphql(name = $name)]
+        pub enum $gql { $($variant),+ }
+
+        impl From<$domain> for $gql {
+            fn from(v: $domain) -> Self {
+                match v { $($domain::$variant => $gql::$variant),+ }
+            }
+        }
+
+        impl From<$gql> for $domain {
+            fn from(v: $gql) -> Self {
+                match v { $($gql::$variant => $domain::$variant),+ }
+            }
+        }
+    };
+}
+
+mirror_enum! {
+    /// Canonical buying stage. Inputs that take strings also accept the aliases listed in
+    /// `taxonomy { stages { aliases } }`.
+    StageEnum as "Stage" => Stage { Awareness, Consideration, Decision, Adoption, Advocacy }
+}
+mirror_enum! {
+    /// A seat on the buying committee.
+    RoleEnum as "Role" => Role { DecisionMaker, TechnicalIntegrator, BusinessUser, Procurement, Finance }
+}
+mirror_enum! {
+    /// The buyer anxiety an asset answers.
+    ConcernEnum as "Concern" => Concern { Need, Fit, Risk, Cost, Adoption, Validation }
+}
+mirror_enum! {
+    /// Only published assets are ever recommended or searched by default.
+    AssetStatusEnum as "AssetStatus" => AssetStatus { Published, Draft, Retired }
+}
+mirror_enum! {
+    /// The format of an asset.
+    ContentTypeEnum as "ContentType" => ContentType {
+        Ebook, BlogPost, Whitepaper, ResearchReport, Infographic, Video, Webinar, BuyerGuide,
+        ComparisonGuide, RoiCalculator, AnalystReport, CaseStudy, Demo, FreeTrial, PricingSheet,
+        SecurityWhitepaper, ImplementationGuide, ApiDocs, Training, Newsletter,
+    }
+}
+
+fn mirror<D: Copy, G: From<D>>(values: &[D]) -> Vec<G> {
+    values.iter().copied().map(G::from).collect()
+}
+
+/// A content asset.
+pub struct AssetObject(pub Asset);
+
+#[Object(name = "Asset")]
+impl AssetObject {
+    /// Stable external id (slug).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// Full text; can be long.
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn url(&self) -> Option<&str> {
+        Some(self.0.url.as_str()).filter(|u| !u.is_empty())
+    }
+    async fn content_type(&self) -> ContentTypeEnum {
+        self.0.content_type.into()
+    }
+    /// Stages the asset serves; its content type's default stages when none were given.
+    async fn stages(&self) -> Vec<StageEnum> {
+        mirror(&self.0.stages)
+    }
+    /// Roles the asset is written for; empty means every role.
+    async fn roles(&self) -> Vec<RoleEnum> {
+        mirror(&self.0.roles)
+    }
+    /// Industry slugs; empty means cross-industry.
+    async fn industries(&self) -> Vec<&str> {
+        self.0.industries.iter().map(IndustrySlug::as_str).collect()
+    }
+    async fn concerns(&self) -> Vec<ConcernEnum> {
+        mirror(&self.0.concerns)
+    }
+    async fn topics(&self) -> &[String] {
+        &self.0.topics
+    }
+    /// BCP-47 language tag.
+    async fn language(&self) -> &str {
+        self.0.language.as_str()
+    }
+    async fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.0.published_at
+    }
+    /// Last content review; the stale audit uses it.
+    async fn reviewed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.reviewed_at
+    }
+    /// Exempt from freshness decay.
+    async fn evergreen(&self) -> bool {
+        self.0.evergreen
+    }
+    /// Needs a form fill.
+    async fn gated(&self) -> bool {
+        self.0.gated
+    }
+    async fn status(&self) -> AssetStatusEnum {
+        self.0.status.into()
+    }
+}
+
+/// Which assets a query is about. Lists are "any of"; the lists together are "all of".
+/// A role matches assets for that role and assets for every role; an industry matches
+/// itself, its sub-industries and cross-industry assets; a language `zh` matches `zh-CN`.
+/// Without `statuses` only published assets match.
+#[derive(InputObject, Default, Clone)]
+#[graphql(name = "AssetFilter")]
+pub struct AssetFilterInput {
+    pub stages: Option<Vec<StageEnum>>,
+    pub roles: Option<Vec<RoleEnum>>,
+    /// Industry slugs such as `financial-services/payments`.
+    pub industries: Option<Vec<String>>,
+    pub content_types: Option<Vec<ContentTypeEnum>>,
+    /// BCP-47 tags.
+    pub languages: Option<Vec<String>>,
+    pub topics: Option<Vec<String>>,
+    pub statuses: Option<Vec<AssetStatusEnum>>,
+}
+
+impl AssetFilterInput {
+    pub fn parse(input: Option<AssetFilterInput>) -> AppResult<AssetFilter> {
+        let Some(input) = input else {
+            return Ok(AssetFilter::default());
+        };
+        let bad = |field: &str, e: String| AppError::bad_input(format!("filter.{field}: {e}"));
+        Ok(AssetFilter {
+            stages: input
+                .stages
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            roles: input
+                .roles
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            industries: input
+                .industries
+                .unwrap_or_default()
+                .iter()
+                .map(|s| IndustrySlug::parse(s).map_err(|e| bad("industries", e)))
+                .collect::<AppResult<_>>()?,
+            content_types: input
+                .content_types
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            languages: input
+                .languages
+                .unwrap_or_default()
+                .iter()
+                .map(|s| Language::parse(s).map_err(|e| bad("languages", e)))
+                .collect::<AppResult<_>>()?,
+            topics: input.topics.unwrap_or_default(),
+            statuses: input
+                .statuses
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        })
+    }
+}
+
+/// One asset in the interchange format, camelCase. Strings are parsed exactly as an import
+/// parses them: stage aliases such as `cost-awareness`, content types as `case-study`,
+/// dates as `2024-05-01` or RFC 3339.
+#[derive(InputObject, Clone)]
+pub struct AssetInput {
+    pub id: ID,
+    pub title: String,
+    pub summary: Option<String>,
+    pub body: Option<String>,
+    pub url: Option<String>,
+    pub content_type: String,
+    pub stages: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub industries: Option<Vec<String>>,
+    pub concerns: Option<Vec<String>>,
+    pub topics: Option<Vec<String>>,
+    pub language: Option<String>,
+    pub published_at: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub evergreen: Option<bool>,
+    pub gated: Option<bool>,
+    /// `published` (default), `draft` or `retired`.
+    pub status: Option<String>,
+}
+
+impl From<AssetInput> for AssetDraft {
+    fn from(i: AssetInput) -> Self {
+        AssetDraft {
+            id: Some(i.id.0),
+            title: Some(i.title),
+            summary: i.summary,
+            body: i.body,
+            url: i.url,
+            content_type: Some(i.content_type),
+            stages: i.stages.unwrap_or_default(),
+            roles: i.roles.unwrap_or_default(),
+            industries: i.industries.unwrap_or_default(),
+            concerns: i.concerns.unwrap_or_default(),
+            topics: i.topics.unwrap_or_default(),
+            language: i.language,
+            published_at: i.published_at,
+            reviewed_at: i.reviewed_at,
+            evergreen: i.evergreen,
+            gated: i.gated,
+            status: i.status,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub end_cursor: Option<String>,
+    pub has_next_page: bool,
+}

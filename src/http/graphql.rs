@@ -1,0 +1,394 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP specification:
+//!
+//! - `Accept: application/graphql-response+json` gets that media type, and a request that
+//!   cannot run (bad JSON, bad parameters, a document that does not parse or validate, bad
+//!   variables) gets 400 with no `data` entry;
+//! - `Accept: application/json`, `*/*` or no Accept header gets `application/json` and 200,
+//!   with the problem in `errors`;
+//! - an Accept header naming neither gets 406; a POST that is not JSON gets 415;
+//! - GET runs queries only: a mutation over GET gets 405.
+//!
+//! Every error carries `extensions.code`.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{ErrorExtensionValues, ServerError, Variables};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use crate::error::ErrorCode;
+use crate::state::AppState;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            MediaType::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            MediaType::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// Status for a request that could not be executed at all.
+    fn request_error_status(self) -> StatusCode {
+        match self {
+            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        }
+    }
+}
+
+/// Picks the response media type from the Accept header, by quality, preferring the
+/// GraphQL media type on ties; `None` when the client accepts neither.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    if accept.trim().is_empty() {
+        return Some(MediaType::Json);
+    }
+    let mut best: Option<(f32, MediaType)> = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for param in parts {
+            if let Some(v) = param.trim().strip_prefix("q=") {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        let candidate = match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => MediaType::GraphqlResponseJson,
+            "application/json" | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if q <= 0.0 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((bq, bm)) => {
+                q > bq
+                    || (q == bq && candidate == MediaType::GraphqlResponseJson && bm != candidate)
+            }
+        };
+        if better {
+            best = Some((q, candidate));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn respond(media: MediaType, status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    response
+}
+
+/// A request that never reached execution: no `data` entry, as the spec asks.
+fn request_error(media: MediaType, message: &str) -> Response {
+    let body = json!({
+        "errors": [{ "message": message, "extensions": { "code": ErrorCode::BadUserInput.as_str() } }]
+    });
+    respond(
+        media,
+        media.request_error_status(),
+        body.to_string().into_bytes(),
+    )
+}
+
+fn not_acceptable() -> Response {
+    let body = json!({
+        "errors": [{
+            "message": "the Accept header allows neither application/graphql-response+json nor application/json",
+            "extensions": { "code": ErrorCode::BadUserInput.as_str() }
+        }]
+    });
+    respond(
+        MediaType::Json,
+        StatusCode::NOT_ACCEPTABLE,
+        body.to_string().into_bytes(),
+    )
+}
+
+/// The parameters of one GraphQL request, checked for shape.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+}
+
+fn params_from_json(body: &[u8]) -> Result<Params, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("the request body is empty; send {\"query\": \"...\"}".to_owned());
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the request body is not valid JSON: {e}"))?;
+    let Value::Object(mut object) = value else {
+        return Err(
+            "the request body must be a JSON object; batched requests are not supported".to_owned(),
+        );
+    };
+    let query = match object.remove("query") {
+        Some(Value::String(q)) => q,
+        None | Some(Value::Null) => return Err("the request has no \"query\" parameter".to_owned()),
+        Some(_) => return Err("the \"query\" parameter must be a string".to_owned()),
+    };
+    let operation_name = match object.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err("the \"operationName\" parameter must be a string".to_owned()),
+    };
+    let variables = match object.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(v)) => Some(v),
+        Some(_) => return Err("the \"variables\" parameter must be an object".to_owned()),
+    };
+    match object.remove("extensions") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(_) => return Err("the \"extensions\" parameter must be an object".to_owned()),
+    }
+    Ok(Params {
+        query,
+        operation_name,
+        variables,
+    })
+}
+
+fn params_from_query_string(params: &HashMap<String, String>) -> Result<Params, String> {
+    let query = params
+        .get("query")
+        .cloned()
+        .ok_or_else(|| "the request has no \"query\" parameter".to_owned())?;
+    let variables = match params.get("variables").map(String::as_str) {
+        None | Some("") | Some("null") => None,
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(v)) => Some(v),
+            _ => return Err("the \"variables\" parameter must be a JSON object".to_owned()),
+        },
+    };
+    if let Some(text) = params
+        .get("extensions")
+        .filter(|t| !t.is_empty() && *t != "null")
+    {
+        if !matches!(serde_json::from_str(text), Ok(Value::Object(_))) {
+            return Err("the \"extensions\" parameter must be a JSON object".to_owned());
+        }
+    }
+    Ok(Params {
+        query,
+        operation_name: params
+            .get("operationName")
+            .cloned()
+            .filter(|s| !s.is_empty()),
+        variables,
+    })
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> Option<bool> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    Some(media == "application/json" || media == "application/graphql+json")
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    match is_json_content_type(&headers) {
+        Some(true) => {}
+        Some(false) | None => {
+            let body = json!({
+                "errors": [{
+                    "message": "POST /graphql needs Content-Type: application/json",
+                    "extensions": { "code": ErrorCode::BadUserInput.as_str() }
+                }]
+            });
+            return respond(
+                media,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                body.to_string().into_bytes(),
+            );
+        }
+    }
+    match params_from_json(&body) {
+        Ok(params) => execute(&state, params, media).await,
+        Err(message) => request_error(media, &message),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let params = match params_from_query_string(&query) {
+        Ok(params) => params,
+        Err(message) => return request_error(media, &message),
+    };
+    if is_mutation(&params) {
+        let body = json!({
+            "errors": [{
+                "message": "mutations must be sent with POST",
+                "extensions": { "code": ErrorCode::BadUserInput.as_str() }
+            }]
+        });
+        let mut response = respond(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            body.to_string().into_bytes(),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, params, media).await
+}
+
+/// Whether the operation a GET would run is a mutation. A document that does not parse is
+/// left for execution to report.
+fn is_mutation(params: &Params) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&params.query) else {
+        return false;
+    };
+    let operation = match &params.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(n, _)| n.map(|n| n.as_str() == name).unwrap_or(false))
+            .map(|(_, op)| op),
+        None => document.operations.iter().next().map(|(_, op)| op),
+    };
+    operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
+}
+
+async fn execute(state: &AppState, params: Params, media: MediaType) -> Response {
+    let operation = params.operation_name.clone().unwrap_or_default();
+    let span = tracing::info_span!("graphql", operation = %operation);
+    let mut request = async_graphql::Request::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        request = request.variables(Variables::from_json(Value::Object(variables)));
+    }
+    let started = std::time::Instant::now();
+    let mut response = state.schema.execute(request).instrument(span).await;
+    let request_failed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    tracing::debug!(operation = %operation, micros = started.elapsed().as_micros() as u64, errors = response.errors.len(), "graphql request");
+    if request_failed {
+        let body = json!({ "errors": response.errors });
+        return respond(
+            media,
+            media.request_error_status(),
+            body.to_string().into_bytes(),
+        );
+    }
+    match serde_json::to_vec(&response) {
+        Ok(body) => respond(media, StatusCode::OK, body),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialise a GraphQL response");
+            let body = json!({ "errors": [{ "message": "internal error", "extensions": { "code": ErrorCode::Internal.as_str() } }] });
+            respond(
+                media,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body.to_string().into_bytes(),
+            )
+        }
+    }
+}
+
+/// Errors raised by the GraphQL engine itself (parsing, validation, input coercion,
+/// limits) are the client's: they get `BAD_USER_INPUT`.
+fn ensure_code(error: &mut ServerError) {
+    let extensions = error
+        .extensions
+        .get_or_insert_with(ErrorExtensionValues::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", ErrorCode::BadUserInput.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<MediaType> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        negotiate(&headers)
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(accept("*/*"), Some(MediaType::Json));
+        assert_eq!(accept("application/json"), Some(MediaType::Json));
+        assert_eq!(
+            accept(GRAPHQL_RESPONSE_JSON),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/json;q=0.9, application/graphql-response+json"),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            accept("application/graphql-response+json;q=0.5, application/json"),
+            Some(MediaType::Json)
+        );
+        assert_eq!(accept("text/html"), None);
+        assert_eq!(accept("application/json;q=0"), None);
+    }
+
+    #[test]
+    fn parameters_are_checked_for_shape() {
+        assert!(
+            params_from_json(br#"{"query":"{ __typename }","variables":null,"extensions":{}}"#)
+                .is_ok()
+        );
+        for bad in [
+            &br#"{"notquery":"x"}"#[..],
+            br#"{"query":0}"#,
+            br#"{"query":"x","operationName":false}"#,
+            br#"{"query":"x","variables":"string"}"#,
+            br#"{"query":"x","extensions":[1]}"#,
+            br#"[{"query":"x"}]"#,
+            br#"{ "not a JSON"#,
+            b"",
+        ] {
+            assert!(
+                params_from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

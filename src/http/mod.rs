@@ -1,0 +1,74 @@
+//! The HTTP surface: GraphiQL at `/`, GraphQL at `/graphql` (POST and GET), `/healthz`.
+//! Handlers only translate HTTP to calls on the schema or the services.
+
+mod graphiql;
+mod graphql;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::state::AppState;
+
+/// Largest request body: enough for a 1,000-asset `upsertAssets` with long bodies.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql::page))
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.library.health().await {
+        Ok(h) => Json(serde_json::json!({
+            "status": "ok",
+            "databaseSeq": h.database_seq,
+            "indexSeq": h.index_seq,
+            "indexLag": (h.database_seq - h.index_seq).max(0),
+            "indexedDocuments": h.indexed_docs,
+        }))
+        .into_response(),
+        Err(err) => {
+            tracing::error!(error = %format!("{:#}", anyhow::Error::new(err)), "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "error": "not found; GraphiQL is at /, the API at /graphql"
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,109 @@
+//! Reading and writing the library interchange format (DESIGN.md section 3): one asset per
+//! JSON line or per CSV row. Readers stream; each row becomes an `AssetDraft` or an error
+//! with its line number. Validation into domain types happens in the caller, so the same
+//! rules apply to every input path.
+
+mod csv_format;
+mod jsonl;
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use crate::domain::{Asset, AssetDraft};
+
+pub use csv_format::{CsvReader, CsvWriter};
+pub use jsonl::{JsonlReader, JsonlWriter};
+
+/// A row that could not even be read as a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// One record read from a file, with the line it started on.
+pub type Row = Result<(u64, AssetDraft), RowError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+impl Format {
+    /// By extension: `.jsonl`/`.ndjson`/`.json` or `.csv`.
+    pub fn from_path(path: &Path) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            _ => Err(format!(
+                "{}: unknown file type; use a .jsonl or .csv file",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Streams the rows of a file of either format.
+pub fn read_rows<'a, R: BufRead + 'a>(
+    format: Format,
+    input: R,
+) -> Box<dyn Iterator<Item = Row> + 'a> {
+    match format {
+        Format::Jsonl => Box::new(JsonlReader::new(input)),
+        Format::Csv => Box::new(CsvReader::new(input)),
+    }
+}
+
+/// Writes assets in either format.
+pub enum LibraryWriter<W: Write> {
+    Jsonl(JsonlWriter<W>),
+    Csv(CsvWriter<W>),
+}
+
+impl<W: Write> LibraryWriter<W> {
+    pub fn new(format: Format, output: W) -> Self {
+        match format {
+            Format::Jsonl => LibraryWriter::Jsonl(JsonlWriter::new(output)),
+            Format::Csv => LibraryWriter::Csv(CsvWriter::new(output)),
+        }
+    }
+
+    pub fn write(&mut self, asset: &Asset) -> std::io::Result<()> {
+        match self {
+            LibraryWriter::Jsonl(w) => w.write(&asset.to_draft()),
+            LibraryWriter::Csv(w) => w.write(&asset.to_draft()),
+        }
+    }
+
+    pub fn finish(self) -> std::io::Result<W> {
+        match self {
+            LibraryWriter::Jsonl(w) => w.finish(),
+            LibraryWriter::Csv(w) => w.finish(),
+        }
+    }
+}
+
+/// Suggests the field a misspelt name probably meant.
+fn unknown_field_message(name: &str) -> String {
+    let lower = name.trim().to_ascii_lowercase();
+    let guess = AssetDraft::FIELDS.iter().find(|f| {
+        let f = f.to_ascii_lowercase();
+        f.starts_with(&lower)
+            || lower.starts_with(&f)
+            || f.replace('_', "") == lower.replace(['_', '-', ' '], "")
+    });
+    match guess {
+        Some(g) => format!("unknown field {name:?}; did you mean {g:?}?"),
+        None => format!(
+            "unknown field {name:?}; known fields are {}",
+            AssetDraft::FIELDS.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,327 @@
+//! Reading the index: filtered listings, full-text search with highlights and facets.
+
+use std::collections::HashMap;
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermSetQuery,
+};
+use tantivy::schema::{Field, Value};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+
+use super::SearchIndex;
+use super::facets::{FacetCollector, FacetCount, FacetField};
+use super::schema::{ANY, Analyzer, Fields};
+use crate::domain::{Asset, AssetDraft, AssetFilter, TaxonomyValue};
+use crate::error::{AppError, AppResult};
+
+const SNIPPET_CHARS: usize = 180;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortOrder {
+    /// By text relevance; newest first when there is no text.
+    Relevance,
+    Newest,
+    Id,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    pub text: Option<String>,
+    pub filter: AssetFilter,
+    pub limit: usize,
+    pub offset: usize,
+    pub sort: SortOrder,
+    pub facets: Vec<FacetField>,
+    pub highlights: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Highlight {
+    /// `title`, `summary` or `body`.
+    pub field: &'static str,
+    pub fragment: String,
+    /// The fragment with matches in `<b>`, HTML-escaped.
+    pub html: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchHit {
+    pub asset: Asset,
+    pub score: f32,
+    pub highlights: Vec<Highlight>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchPage {
+    pub total: u64,
+    pub hits: Vec<SearchHit>,
+    pub facets: Vec<FacetCount>,
+}
+
+impl SearchIndex {
+    /// Runs a search; blocking, call it off the async runtime.
+    pub fn search(&self, request: &SearchRequest) -> AppResult<SearchPage> {
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let text_query = request
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| self.text_query(t));
+        let filter = filter_query(fields, &request.filter);
+        let query: Box<dyn Query> = match &text_query {
+            Some(text) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, text.box_clone()),
+                (Occur::Must, filter),
+            ])),
+            None => filter,
+        };
+        let facets =
+            (!request.facets.is_empty()).then(|| FacetCollector::new(request.facets.clone()));
+        let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
+        let sort = match (request.sort, &text_query) {
+            (SortOrder::Relevance, None) => SortOrder::Newest,
+            (sort, _) => sort,
+        };
+        let (addresses, total, facets): (Vec<(f32, DocAddress)>, usize, Option<Vec<FacetCount>>) =
+            match sort {
+                SortOrder::Relevance => {
+                    let (top, count, facets) =
+                        searcher.search(&query, &(top.order_by_score(), Count, facets))?;
+                    (top, count, facets)
+                }
+                SortOrder::Newest => {
+                    let (top, count, facets) = searcher.search(
+                        &query,
+                        &(
+                            top.order_by_fast_field::<i64>("published_ts", Order::Desc),
+                            Count,
+                            facets,
+                        ),
+                    )?;
+                    (
+                        top.into_iter().map(|(_, a)| (0.0, a)).collect(),
+                        count,
+                        facets,
+                    )
+                }
+                SortOrder::Id => {
+                    let (top, count, facets) = searcher.search(
+                        &query,
+                        &(
+                            top.order_by_string_fast_field("id", Order::Asc),
+                            Count,
+                            facets,
+                        ),
+                    )?;
+                    (
+                        top.into_iter().map(|(_, a)| (0.0, a)).collect(),
+                        count,
+                        facets,
+                    )
+                }
+            };
+        let addresses = if request.limit == 0 {
+            Vec::new()
+        } else {
+            addresses
+        };
+
+        let mut snippets = Snippets::default();
+        let mut hits = Vec::with_capacity(addresses.len());
+        for (score, address) in addresses {
+            let asset = load_asset(&searcher, fields, address)?;
+            let highlights = match (&text_query, request.highlights) {
+                (Some(q), true) => snippets.highlight(&searcher, fields, q.as_ref(), &asset)?,
+                _ => Vec::new(),
+            };
+            hits.push(SearchHit {
+                asset,
+                score,
+                highlights,
+            });
+        }
+        Ok(SearchPage {
+            total: total as u64,
+            hits,
+            facets: facets.unwrap_or_default(),
+        })
+    }
+
+    /// Value counts over the assets a filter matches.
+    pub fn facet_counts(
+        &self,
+        filter: &AssetFilter,
+        fields: Vec<FacetField>,
+    ) -> AppResult<Vec<FacetCount>> {
+        let searcher = self.inner.reader.searcher();
+        let query = filter_query(&self.inner.fields, filter);
+        Ok(searcher.search(&query, &FacetCollector::new(fields))?)
+    }
+
+    /// How many documents the index holds, whatever their status.
+    pub fn num_docs(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+
+    fn text_query(&self, text: &str) -> Box<dyn Query> {
+        let fields = &self.inner.fields;
+        let mut all = Vec::new();
+        for analyzer in Analyzer::ALL {
+            let t = fields.text_for(analyzer);
+            all.extend([t.title, t.summary, t.body]);
+        }
+        let mut parser = QueryParser::for_index(&self.inner.index, all);
+        for analyzer in Analyzer::ALL {
+            let t = fields.text_for(analyzer);
+            parser.set_field_boost(t.title, 3.0);
+            parser.set_field_boost(t.summary, 1.5);
+        }
+        // Lenient: whatever a visitor types is a search, never a syntax error.
+        parser.parse_query_lenient(text).0
+    }
+}
+
+/// A non-scoring query for the filter; every list is "any of", the lists are "all of".
+fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
+    let term = |field: Field, value: &str| Term::from_field_text(field, value);
+    let mut clauses: Vec<Vec<Term>> = Vec::new();
+    clauses.push(
+        filter
+            .effective_statuses()
+            .iter()
+            .map(|s| term(fields.status, s.name()))
+            .collect(),
+    );
+    if !filter.stages.is_empty() {
+        clauses.push(
+            filter
+                .stages
+                .iter()
+                .map(|s| term(fields.stage, s.name()))
+                .collect(),
+        );
+    }
+    if !filter.roles.is_empty() {
+        let mut terms: Vec<Term> = filter
+            .roles
+            .iter()
+            .map(|r| term(fields.role, r.name()))
+            .collect();
+        terms.push(term(fields.role, ANY));
+        clauses.push(terms);
+    }
+    if !filter.industries.is_empty() {
+        let mut terms: Vec<Term> = filter
+            .industries
+            .iter()
+            .map(|i| term(fields.industry_tree, i.as_str()))
+            .collect();
+        terms.push(term(fields.industry_tree, ANY));
+        clauses.push(terms);
+    }
+    if !filter.content_types.is_empty() {
+        clauses.push(
+            filter
+                .content_types
+                .iter()
+                .map(|c| term(fields.content_type, c.name()))
+                .collect(),
+        );
+    }
+    if !filter.languages.is_empty() {
+        clauses.push(
+            filter
+                .languages
+                .iter()
+                .map(|l| term(fields.language_match, l.as_str()))
+                .collect(),
+        );
+    }
+    if !filter.topics.is_empty() {
+        clauses.push(
+            filter
+                .topics
+                .iter()
+                .map(|t| term(fields.topic, &t.trim().to_lowercase()))
+                .collect(),
+        );
+    }
+    let mut subqueries: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+    subqueries.extend(clauses.into_iter().map(|terms| {
+        (
+            Occur::Must,
+            Box::new(TermSetQuery::new(terms)) as Box<dyn Query>,
+        )
+    }));
+    Box::new(ConstScoreQuery::new(
+        Box::new(BooleanQuery::new(subqueries)),
+        0.0,
+    ))
+}
+
+fn load_asset(searcher: &Searcher, fields: &Fields, address: DocAddress) -> AppResult<Asset> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    let bytes = doc
+        .get_first(fields.source)
+        .and_then(|v| v.as_bytes())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("index document without source")))?;
+    let draft: AssetDraft = serde_json::from_slice(bytes)
+        .map_err(|e| AppError::internal(anyhow::Error::new(e).context("index document source")))?;
+    draft.validate().map_err(|errors| {
+        AppError::internal(anyhow::anyhow!(
+            "index document {:?} no longer validates: {}",
+            draft.id,
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })
+}
+
+/// Snippet generators built on first use, one per text field, for one request.
+#[derive(Default)]
+struct Snippets {
+    generators: HashMap<Field, SnippetGenerator>,
+}
+
+impl Snippets {
+    fn highlight(
+        &mut self,
+        searcher: &Searcher,
+        fields: &Fields,
+        query: &dyn Query,
+        asset: &Asset,
+    ) -> AppResult<Vec<Highlight>> {
+        let text = fields.text_for(Analyzer::for_language(asset.language.primary()));
+        let mut out = Vec::new();
+        for (name, field, value) in [
+            ("title", text.title, &asset.title),
+            ("summary", text.summary, &asset.summary),
+            ("body", text.body, &asset.body),
+        ] {
+            let generator = match self.generators.entry(field) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let mut g = SnippetGenerator::create(searcher, query, field)?;
+                    g.set_max_num_chars(if name == "title" { 500 } else { SNIPPET_CHARS });
+                    e.insert(g)
+                }
+            };
+            let snippet = generator.snippet(value);
+            if !snippet.highlighted().is_empty() {
+                out.push(Highlight {
+                    field: name,
+                    fragment: snippet.fragment().to_owned(),
+                    html: snippet.to_html(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,325 @@
+//! The tantivy schema: how an asset becomes a document, and the text analyzers.
+
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, Token, TokenFilter,
+    TokenStream, Tokenizer,
+};
+use tantivy::{Index, TantivyDocument};
+use tantivy_jieba::JiebaTokenizer;
+
+use crate::domain::{Asset, TaxonomyValue};
+
+/// Bumped whenever the schema or an analyzer changes; an index built by another version is
+/// rebuilt from the database on start.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The token written for "no value": an asset for every role, a cross-industry asset.
+pub const ANY: &str = "ANY";
+
+/// Text analysis per language family. Each asset's text goes into the fields of its own
+/// analyzer; queries search all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Analyzer {
+    /// English, stemmed (`payments` finds `payment`).
+    English,
+    /// Chinese, segmented into words by jieba.
+    Chinese,
+    /// Every other language: split on non-alphanumerics and lowercased.
+    Plain,
+}
+
+impl Analyzer {
+    pub const ALL: [Analyzer; 3] = [Analyzer::English, Analyzer::Chinese, Analyzer::Plain];
+
+    fn tokenizer_name(self) -> &'static str {
+        match self {
+            Analyzer::English => "stagefit_en",
+            Analyzer::Chinese => "stagefit_zh",
+            Analyzer::Plain => "stagefit_plain",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Analyzer::English => "en",
+            Analyzer::Chinese => "zh",
+            Analyzer::Plain => "plain",
+        }
+    }
+
+    pub fn for_language(primary: &str) -> Self {
+        match primary {
+            "en" => Analyzer::English,
+            "zh" => Analyzer::Chinese,
+            _ => Analyzer::Plain,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The three text fields of one analyzer.
+#[derive(Clone, Copy, Debug)]
+pub struct TextFields {
+    pub title: Field,
+    pub summary: Field,
+    pub body: Field,
+}
+
+#[derive(Clone, Debug)]
+pub struct Fields {
+    pub id: Field,
+    /// The asset as its interchange record (JSON), so hits need no database read.
+    pub source: Field,
+    pub text: [TextFields; 3],
+    pub stage: Field,
+    pub role: Field,
+    pub industry: Field,
+    /// Each industry with all its ancestors, for subtree filters and counts.
+    pub industry_tree: Field,
+    pub concern: Field,
+    pub topic: Field,
+    pub content_type: Field,
+    pub language: Field,
+    /// Full tag and language subtag, so a `zh` filter matches `zh-CN`.
+    pub language_match: Field,
+    pub status: Field,
+    pub stage_mask: Field,
+    pub role_mask: Field,
+    pub concern_mask: Field,
+    pub content_type_ord: Field,
+    pub published_ts: Field,
+    pub reviewed_ts: Field,
+    pub evergreen: Field,
+}
+
+impl Fields {
+    pub fn text_for(&self, analyzer: Analyzer) -> TextFields {
+        self.text[analyzer.index()]
+    }
+}
+
+pub fn build_schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let tag = STRING | FAST;
+    let text_fields = Analyzer::ALL.map(|analyzer| {
+        let options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(analyzer.tokenizer_name())
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let suffix = analyzer.suffix();
+        TextFields {
+            title: b.add_text_field(&format!("title_{suffix}"), options.clone()),
+            summary: b.add_text_field(&format!("summary_{suffix}"), options.clone()),
+            body: b.add_text_field(&format!("body_{suffix}"), options),
+        }
+    });
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED | FAST),
+        source: b.add_bytes_field("source", STORED),
+        text: text_fields,
+        stage: b.add_text_field("stage", tag.clone()),
+        role: b.add_text_field("role", tag.clone()),
+        industry: b.add_text_field("industry", tag.clone()),
+        industry_tree: b.add_text_field("industry_tree", tag.clone()),
+        concern: b.add_text_field("concern", tag.clone()),
+        topic: b.add_text_field("topic", tag.clone()),
+        content_type: b.add_text_field("content_type", tag.clone()),
+        language: b.add_text_field("language", tag.clone()),
+        language_match: b.add_text_field("language_match", STRING),
+        status: b.add_text_field("status", tag),
+        stage_mask: b.add_u64_field("stage_mask", FAST),
+        role_mask: b.add_u64_field("role_mask", FAST),
+        concern_mask: b.add_u64_field("concern_mask", FAST),
+        content_type_ord: b.add_u64_field("content_type_ord", FAST),
+        published_ts: b.add_i64_field("published_ts", FAST | INDEXED),
+        reviewed_ts: b.add_i64_field("reviewed_ts", FAST | INDEXED),
+        evergreen: b.add_bool_field("evergreen", FAST),
+    };
+    (b.build(), fields)
+}
+
+pub fn register_analyzers(index: &Index) {
+    let manager = index.tokenizers();
+    manager.register(
+        Analyzer::English.tokenizer_name(),
+        TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .filter(Stemmer::new(tantivy::tokenizer::Language::English))
+            .build(),
+    );
+    manager.register(
+        Analyzer::Chinese.tokenizer_name(),
+        TextAnalyzer::builder(JiebaTokenizer::new())
+            .filter(WordsOnly)
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .build(),
+    );
+    manager.register(
+        Analyzer::Plain.tokenizer_name(),
+        TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .build(),
+    );
+}
+
+pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_text(fields.id, asset.id.as_str());
+    let source = serde_json::to_vec(&asset.to_draft()).unwrap_or_default();
+    doc.add_bytes(fields.source, &source);
+
+    let text = fields.text_for(Analyzer::for_language(asset.language.primary()));
+    doc.add_text(text.title, &asset.title);
+    doc.add_text(text.summary, &asset.summary);
+    doc.add_text(text.body, &asset.body);
+
+    for stage in &asset.stages {
+        doc.add_text(fields.stage, stage.name());
+    }
+    for role in &asset.roles {
+        doc.add_text(fields.role, role.name());
+    }
+    if asset.roles.is_empty() {
+        doc.add_text(fields.role, ANY);
+    }
+    for industry in &asset.industries {
+        doc.add_text(fields.industry, industry.as_str());
+    }
+    let mut tree: Vec<String> = asset
+        .industries
+        .iter()
+        .flat_map(|i| i.self_and_ancestors())
+        .map(|i| i.to_string())
+        .collect();
+    tree.sort();
+    tree.dedup();
+    for slug in &tree {
+        doc.add_text(fields.industry_tree, slug);
+    }
+    if asset.industries.is_empty() {
+        doc.add_text(fields.industry, ANY);
+        doc.add_text(fields.industry_tree, ANY);
+    }
+    for concern in &asset.concerns {
+        doc.add_text(fields.concern, concern.name());
+    }
+    for topic in &asset.topics {
+        doc.add_text(fields.topic, topic);
+    }
+    doc.add_text(fields.content_type, asset.content_type.name());
+    doc.add_text(fields.language, asset.language.as_str());
+    doc.add_text(fields.language_match, asset.language.as_str());
+    if asset.language.primary() != asset.language.as_str() {
+        doc.add_text(fields.language_match, asset.language.primary());
+    }
+    doc.add_text(fields.status, asset.status.name());
+    doc.add_u64(fields.stage_mask, TaxonomyValue::mask(&asset.stages));
+    doc.add_u64(fields.role_mask, TaxonomyValue::mask(&asset.roles));
+    doc.add_u64(fields.concern_mask, TaxonomyValue::mask(&asset.concerns));
+    doc.add_u64(fields.content_type_ord, asset.content_type.ordinal() as u64);
+    if let Some(t) = asset.published_at {
+        doc.add_i64(fields.published_ts, t.timestamp());
+    }
+    if let Some(t) = asset.reviewed_at {
+        doc.add_i64(fields.reviewed_ts, t.timestamp());
+    }
+    doc.add_bool(fields.evergreen, asset.evergreen);
+    doc
+}
+
+/// Drops the whitespace and punctuation tokens that jieba emits between words; left in, a
+/// query such as `支付 结算` would also search for the space between the words.
+#[derive(Clone)]
+struct WordsOnly;
+
+impl TokenFilter for WordsOnly {
+    type Tokenizer<T: Tokenizer> = WordsOnlyTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> WordsOnlyTokenizer<T> {
+        WordsOnlyTokenizer(tokenizer)
+    }
+}
+
+#[derive(Clone)]
+struct WordsOnlyTokenizer<T>(T);
+
+impl<T: Tokenizer> Tokenizer for WordsOnlyTokenizer<T> {
+    type TokenStream<'a> = WordsOnlyStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        WordsOnlyStream(self.0.token_stream(text))
+    }
+}
+
+struct WordsOnlyStream<S>(S);
+
+impl<S: TokenStream> TokenStream for WordsOnlyStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.0.advance() {
+            if self.0.token().text.chars().any(char::is_alphanumeric) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(index: &Index, analyzer: Analyzer, text: &str) -> Vec<String> {
+        let mut a = index
+            .tokenizers()
+            .get(analyzer.tokenizer_name())
+            .expect("registered");
+        let mut stream = a.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn chinese_is_segmented_into_words_without_punctuation() {
+        let index = Index::create_in_ram(build_schema().0);
+        register_analyzers(&index);
+        let words = tokens(&index, Analyzer::Chinese, "跨境支付的结算与对账，API 接入");
+        assert!(words.contains(&"结算".to_owned()), "{words:?}");
+        assert!(words.contains(&"对账".to_owned()), "{words:?}");
+        assert!(words.contains(&"api".to_owned()), "{words:?}");
+        assert!(
+            words.iter().all(|w| w.chars().any(char::is_alphanumeric)),
+            "{words:?}"
+        );
+    }
+
+    #[test]
+    fn english_is_stemmed() {
+        let index = Index::create_in_ram(build_schema().0);
+        register_analyzers(&index);
+        assert_eq!(
+            tokens(&index, Analyzer::English, "Reconciling Payments"),
+            vec!["reconcil", "payment"]
+        );
+    }
+}

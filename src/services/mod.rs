@@ -1,0 +1,176 @@
+//! Use cases: the only room that calls both the store and the search index, and the owner of
+//! transactions. GraphQL, HTTP and the CLI call these functions and nothing below them.
+
+mod follower;
+mod import;
+
+use tokio::task;
+
+use crate::domain::AssetFilter;
+use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, IndustrySlug};
+use crate::error::{AppError, AppResult, InputProblem};
+use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
+use crate::store::{Store, WriteCounts};
+
+pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
+pub use import::{ImportProblem, ImportReport, ImportSource, export_library, import_sources};
+
+/// Most assets one `upsertAssets` call may carry; larger batches belong in `stagefit import`.
+pub const MAX_UPSERT_BATCH: usize = 1_000;
+
+#[derive(Clone)]
+pub struct Library {
+    store: Store,
+    index: SearchIndex,
+    follower: FollowerHandle,
+    max_page_size: usize,
+}
+
+/// What an upsert did, with the assets as stored.
+pub struct UpsertOutcome {
+    pub counts: WriteCounts,
+    pub assets: Vec<Asset>,
+}
+
+/// An industry of the taxonomy with how many published assets serve it (its subtree).
+pub struct IndustryCount {
+    pub slug: IndustrySlug,
+    pub label: String,
+    pub parent: Option<IndustrySlug>,
+    pub asset_count: u64,
+}
+
+/// How far the index is behind the database.
+pub struct Health {
+    pub database_seq: i64,
+    pub index_seq: i64,
+    pub indexed_docs: u64,
+}
+
+impl Library {
+    pub fn new(
+        store: Store,
+        index: SearchIndex,
+        follower: FollowerHandle,
+        max_page_size: usize,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            follower,
+            max_page_size,
+        }
+    }
+
+    /// Refuses page sizes outside 0..=max.
+    pub fn page_size(&self, first: i32) -> AppResult<usize> {
+        usize::try_from(first)
+            .ok()
+            .filter(|n| *n <= self.max_page_size)
+            .ok_or_else(|| {
+                AppError::bad_input(format!(
+                    "first must be between 0 and {}, got {first}",
+                    self.max_page_size
+                ))
+            })
+    }
+
+    /// Any asset by id, whatever its status.
+    pub async fn asset(&self, id: &str) -> AppResult<Option<Asset>> {
+        match AssetId::parse(id) {
+            Ok(id) => self.store.get_asset(id.as_str()).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Validates every draft first; writes all or nothing; returns once the index shows
+    /// the change.
+    pub async fn upsert_assets(&self, drafts: Vec<AssetDraft>) -> AppResult<UpsertOutcome> {
+        if drafts.len() > MAX_UPSERT_BATCH {
+            return Err(AppError::bad_input(format!(
+                "at most {MAX_UPSERT_BATCH} assets per call, got {}; use `stagefit import` for larger batches",
+                drafts.len()
+            )));
+        }
+        let mut assets = Vec::with_capacity(drafts.len());
+        let mut problems = Vec::new();
+        for (position, draft) in drafts.iter().enumerate() {
+            match draft.validate() {
+                Ok(asset) => assets.push(asset),
+                Err(errors) => problems.extend(errors.into_iter().map(|e| InputProblem {
+                    position: position as u64,
+                    id: draft.id.clone(),
+                    field: Some(e.field.to_owned()),
+                    message: e.message,
+                })),
+            }
+        }
+        if !problems.is_empty() {
+            let first = &problems[0];
+            return Err(AppError::BadUserInput {
+                message: format!(
+                    "{} invalid field(s); nothing was written; first: assets[{}].{}",
+                    problems.len(),
+                    first.position,
+                    first
+                ),
+                problems,
+            });
+        }
+        let mut write = self.store.begin_write().await?;
+        let counts = write.upsert_assets(&assets).await?;
+        let seq = write.commit().await?;
+        self.follower.wait_for(seq).await;
+        Ok(UpsertOutcome { counts, assets })
+    }
+
+    pub async fn retire_asset(&self, id: &str) -> AppResult<Asset> {
+        let not_found = || AppError::NotFound(format!("no asset with id {id:?}"));
+        let id = AssetId::parse(id).map_err(|_| not_found())?;
+        let mut write = self.store.begin_write().await?;
+        let asset = write
+            .set_status(&id, AssetStatus::Retired)
+            .await?
+            .ok_or_else(not_found)?;
+        let seq = write.commit().await?;
+        self.follower.wait_for(seq).await;
+        Ok(asset)
+    }
+
+    pub async fn search(&self, request: SearchRequest) -> AppResult<SearchPage> {
+        let index = self.index.clone();
+        task::spawn_blocking(move || index.search(&request))
+            .await
+            .map_err(AppError::internal)?
+    }
+
+    /// Industries of the taxonomy with published-asset counts over their subtrees.
+    pub async fn industries(&self) -> AppResult<Vec<IndustryCount>> {
+        let records = self.store.industries().await?;
+        let index = self.index.clone();
+        let counts = task::spawn_blocking(move || {
+            index.facet_counts(&AssetFilter::default(), vec![FacetField::IndustryTree])
+        })
+        .await
+        .map_err(AppError::internal)??;
+        let counts: std::collections::HashMap<String, u64> =
+            counts.into_iter().flat_map(|f| f.values).collect();
+        Ok(records
+            .into_iter()
+            .map(|r| IndustryCount {
+                asset_count: counts.get(r.slug.as_str()).copied().unwrap_or(0),
+                slug: r.slug,
+                label: r.label,
+                parent: r.parent,
+            })
+            .collect())
+    }
+
+    pub async fn health(&self) -> AppResult<Health> {
+        Ok(Health {
+            database_seq: self.store.last_seq().await?,
+            index_seq: self.follower.applied_seq(),
+            indexed_docs: self.index.num_docs(),
+        })
+    }
+}

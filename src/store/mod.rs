@@ -1,0 +1,487 @@
+//! The database, source of truth of the library. Repository functions take and return
+//! domain types; SQL stays in this room and nothing here knows about the search index.
+//!
+//! Every write goes through a [`LibraryWrite`] transaction, which appends to the change log
+//! in the same transaction, so the index can never miss a committed write.
+
+mod entity;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::domain::{
+    Asset, AssetId, AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage,
+    TaxonomyValue,
+};
+use crate::error::{AppError, AppResult};
+use entity::{asset, asset_tag, change_log, industry};
+
+/// Rows per multi-row INSERT: keeps every statement under SQLite's and PostgreSQL's
+/// bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// A write recorded in the change log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: String,
+    pub entity_id: String,
+}
+
+/// An industry of the taxonomy table.
+#[derive(Clone, Debug)]
+pub struct IndustryRecord {
+    pub slug: IndustrySlug,
+    pub label: String,
+    pub parent: Option<IndustrySlug>,
+}
+
+/// What a batch of upserts did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for WriteCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// Serialises writers of this process: SQLite allows one writer, and a deferred
+    /// transaction that upgrades to a write can fail instead of waiting.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        } else {
+            options.max_connections(16);
+        }
+        let db = Database::connect(options)
+            .await
+            .context("cannot open the database")?;
+        Migrator::up(&db, None)
+            .await
+            .context("cannot bring the database schema up to date")?;
+        Ok(Self {
+            db,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(error = %err, "closing the database");
+        }
+    }
+
+    /// Starts a write transaction; dropping it without `commit` rolls everything back.
+    pub async fn begin_write(&self) -> AppResult<LibraryWrite> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let txn = self.db.begin().await?;
+        Ok(LibraryWrite {
+            txn,
+            _guard: guard,
+            known_industries: HashSet::new(),
+        })
+    }
+
+    pub async fn get_asset(&self, id: &str) -> AppResult<Option<Asset>> {
+        Ok(load_assets(&self.db, &[id.to_owned()]).await?.pop())
+    }
+
+    /// The assets with these ids that exist, in id order.
+    pub async fn load_assets(&self, ids: &[String]) -> AppResult<Vec<Asset>> {
+        load_assets(&self.db, ids).await
+    }
+
+    /// A page of the whole library in id order, starting after `after`.
+    pub async fn assets_after(&self, after: Option<&str>, limit: u64) -> AppResult<Vec<Asset>> {
+        let mut query = asset::Entity::find()
+            .select_only()
+            .column(asset::Column::Id)
+            .order_by_asc(asset::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(asset::Column::Id.gt(after));
+        }
+        let ids: Vec<String> = query.into_tuple().all(&self.db).await?;
+        load_assets(&self.db, &ids).await
+    }
+
+    pub async fn count_assets(&self) -> AppResult<u64> {
+        Ok(asset::Entity::find().count(&self.db).await?)
+    }
+
+    /// Changes after `seq`, oldest first.
+    pub async fn changes_since(&self, seq: i64, limit: u64) -> AppResult<Vec<Change>> {
+        let rows = change_log::Entity::find()
+            .filter(change_log::Column::Seq.gt(seq))
+            .order_by_asc(change_log::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Change {
+                seq: r.seq,
+                entity: r.entity,
+                entity_id: r.entity_id,
+            })
+            .collect())
+    }
+
+    /// The newest committed change-log position (0 when empty).
+    pub async fn last_seq(&self) -> AppResult<i64> {
+        last_seq(&self.db).await
+    }
+
+    pub async fn industries(&self) -> AppResult<Vec<IndustryRecord>> {
+        let rows = industry::Entity::find()
+            .order_by_asc(industry::Column::Slug)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(IndustryRecord {
+                    slug: corrupt(IndustrySlug::parse(&r.slug), "industry.slug")?,
+                    label: r.label,
+                    parent: r
+                        .parent
+                        .map(|p| corrupt(IndustrySlug::parse(&p), "industry.parent"))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One write transaction over the library.
+pub struct LibraryWrite {
+    txn: DatabaseTransaction,
+    _guard: OwnedMutexGuard<()>,
+    known_industries: HashSet<String>,
+}
+
+impl LibraryWrite {
+    /// Inserts or updates assets (with their tags and industries) and logs each change.
+    /// Assets whose content is identical to what is stored are left alone and not logged.
+    pub async fn upsert_assets(&mut self, assets: &[Asset]) -> AppResult<WriteCounts> {
+        let mut counts = WriteCounts::default();
+        for chunk in assets.chunks(ROWS_PER_STATEMENT) {
+            counts += self.upsert_chunk(chunk).await?;
+        }
+        Ok(counts)
+    }
+
+    async fn upsert_chunk(&mut self, assets: &[Asset]) -> AppResult<WriteCounts> {
+        let ids: Vec<String> = assets.iter().map(|a| a.id.to_string()).collect();
+        let stored: HashMap<String, String> = asset::Entity::find()
+            .select_only()
+            .column(asset::Column::Id)
+            .column(asset::Column::ContentHash)
+            .filter(asset::Column::Id.is_in(ids))
+            .into_tuple::<(String, String)>()
+            .all(&self.txn)
+            .await?
+            .into_iter()
+            .collect();
+
+        let now = Utc::now();
+        let mut counts = WriteCounts::default();
+        // A later row for the same id within one batch wins, as a re-import would.
+        let mut latest: HashMap<&str, &Asset> = HashMap::new();
+        for asset in assets {
+            latest.insert(asset.id.as_str(), asset);
+        }
+        let mut rows = Vec::new();
+        let mut tags = Vec::new();
+        let mut changed_ids = Vec::new();
+        let mut industries = Vec::new();
+        for asset in assets {
+            if !std::ptr::eq(latest[asset.id.as_str()], asset) {
+                continue;
+            }
+            let hash = asset.fingerprint();
+            match stored.get(asset.id.as_str()) {
+                Some(old) if *old == hash => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                Some(_) => counts.updated += 1,
+                None => counts.created += 1,
+            }
+            rows.push(asset_row(asset, hash, now));
+            tags.extend(tag_rows(asset));
+            changed_ids.push(asset.id.to_string());
+            for slug in asset
+                .industries
+                .iter()
+                .flat_map(IndustrySlug::self_and_ancestors)
+            {
+                if self.known_industries.insert(slug.to_string()) {
+                    industries.push(slug);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(counts);
+        }
+
+        asset::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(asset::Column::Id)
+                    .update_columns([
+                        asset::Column::Title,
+                        asset::Column::Summary,
+                        asset::Column::Body,
+                        asset::Column::Url,
+                        asset::Column::ContentType,
+                        asset::Column::Language,
+                        asset::Column::PublishedAt,
+                        asset::Column::ReviewedAt,
+                        asset::Column::Evergreen,
+                        asset::Column::Gated,
+                        asset::Column::Status,
+                        asset::Column::ContentHash,
+                        asset::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.txn)
+            .await?;
+        asset_tag::Entity::delete_many()
+            .filter(asset_tag::Column::AssetId.is_in(changed_ids.clone()))
+            .exec(&self.txn)
+            .await?;
+        for chunk in tags.chunks(ROWS_PER_STATEMENT * 4) {
+            asset_tag::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&self.txn)
+                .await?;
+        }
+        if !industries.is_empty() {
+            let rows = industries.iter().map(|slug| industry::ActiveModel {
+                slug: Set(slug.to_string()),
+                label: Set(slug.default_label()),
+                parent: Set(slug.parent().map(|p| p.to_string())),
+            });
+            industry::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([industry::Column::Slug])
+                .exec_without_returning(&self.txn)
+                .await?;
+        }
+        self.log_changes("asset", &changed_ids).await?;
+        Ok(counts)
+    }
+
+    /// Sets an asset's status; `None` when there is no such asset.
+    pub async fn set_status(
+        &mut self,
+        id: &AssetId,
+        status: AssetStatus,
+    ) -> AppResult<Option<Asset>> {
+        let Some(mut current) = load_assets(&self.txn, &[id.to_string()]).await?.pop() else {
+            return Ok(None);
+        };
+        if current.status == status {
+            return Ok(Some(current));
+        }
+        current.status = status;
+        asset::Entity::update_many()
+            .col_expr(
+                asset::Column::Status,
+                Expr::value(status.name().to_lowercase()),
+            )
+            .col_expr(
+                asset::Column::ContentHash,
+                Expr::value(current.fingerprint()),
+            )
+            .col_expr(asset::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(asset::Column::Id.eq(id.as_str()))
+            .exec(&self.txn)
+            .await?;
+        self.log_changes("asset", &[id.to_string()]).await?;
+        Ok(Some(current))
+    }
+
+    async fn log_changes(&self, entity: &str, ids: &[String]) -> AppResult<()> {
+        let now = Utc::now();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|id| change_log::ActiveModel {
+                entity: Set(entity.to_owned()),
+                entity_id: Set(id.clone()),
+                op: Set("upsert".to_owned()),
+                recorded_at: Set(now),
+                ..Default::default()
+            });
+            change_log::Entity::insert_many(rows)
+                .exec_without_returning(&self.txn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits and returns the newest change-log position, for read-your-writes.
+    pub async fn commit(self) -> AppResult<i64> {
+        let seq = last_seq(&self.txn).await?;
+        self.txn.commit().await?;
+        Ok(seq)
+    }
+}
+
+async fn last_seq(db: &impl ConnectionTrait) -> AppResult<i64> {
+    let max: Option<Option<i64>> = change_log::Entity::find()
+        .select_only()
+        .column_as(change_log::Column::Seq.max(), "max_seq")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+async fn load_assets(db: &impl ConnectionTrait, ids: &[String]) -> AppResult<Vec<Asset>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+        let rows = asset::Entity::find()
+            .filter(asset::Column::Id.is_in(chunk.to_vec()))
+            .order_by_asc(asset::Column::Id)
+            .all(db)
+            .await?;
+        let tags = asset_tag::Entity::find()
+            .filter(asset_tag::Column::AssetId.is_in(chunk.to_vec()))
+            .order_by_asc(asset_tag::Column::AssetId)
+            .order_by_asc(asset_tag::Column::Kind)
+            .order_by_asc(asset_tag::Column::Position)
+            .all(db)
+            .await?;
+        let mut by_asset: HashMap<String, Vec<asset_tag::Model>> = HashMap::new();
+        for tag in tags {
+            by_asset.entry(tag.asset_id.clone()).or_default().push(tag);
+        }
+        for row in rows {
+            let tags = by_asset.remove(&row.id).unwrap_or_default();
+            out.push(asset_from_row(row, tags)?);
+        }
+    }
+    Ok(out)
+}
+
+fn asset_row(asset: &Asset, hash: String, now: chrono::DateTime<Utc>) -> asset::ActiveModel {
+    asset::ActiveModel {
+        id: Set(asset.id.to_string()),
+        title: Set(asset.title.clone()),
+        summary: Set(asset.summary.clone()),
+        body: Set(asset.body.clone()),
+        url: Set(asset.url.clone()),
+        content_type: Set(asset.content_type.name().to_owned()),
+        language: Set(asset.language.to_string()),
+        published_at: Set(asset.published_at),
+        reviewed_at: Set(asset.reviewed_at),
+        evergreen: Set(asset.evergreen),
+        gated: Set(asset.gated),
+        status: Set(asset.status.name().to_lowercase()),
+        content_hash: Set(hash),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+fn tag_rows(asset: &Asset) -> Vec<asset_tag::ActiveModel> {
+    fn names<T: TaxonomyValue>(values: &[T]) -> Vec<String> {
+        values.iter().map(|v| v.name().to_owned()).collect()
+    }
+    let lists: [(&str, Vec<String>); 5] = [
+        ("stage", names(&asset.stages)),
+        ("role", names(&asset.roles)),
+        (
+            "industry",
+            asset.industries.iter().map(ToString::to_string).collect(),
+        ),
+        ("concern", names(&asset.concerns)),
+        ("topic", asset.topics.clone()),
+    ];
+    let mut rows = Vec::new();
+    for (kind, values) in lists {
+        for (position, value) in values.into_iter().enumerate() {
+            rows.push(asset_tag::ActiveModel {
+                asset_id: Set(asset.id.to_string()),
+                kind: Set(kind.to_owned()),
+                value: Set(value),
+                position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+            });
+        }
+    }
+    rows
+}
+
+fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<Asset> {
+    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+    for tag in tags {
+        lists.entry(tag.kind).or_default().push(tag.value);
+    }
+    let mut list = |kind: &str| lists.remove(kind).unwrap_or_default();
+    fn parse_all<T: TaxonomyValue>(values: Vec<String>, what: &str) -> AppResult<Vec<T>> {
+        values.iter().map(|v| corrupt(T::parse(v), what)).collect()
+    }
+    Ok(Asset {
+        id: corrupt(AssetId::parse(&row.id), "asset.id")?,
+        title: row.title,
+        summary: row.summary,
+        body: row.body,
+        url: row.url,
+        content_type: corrupt(ContentType::parse(&row.content_type), "asset.content_type")?,
+        stages: parse_all::<Stage>(list("stage"), "asset_tag stage")?,
+        roles: parse_all::<Role>(list("role"), "asset_tag role")?,
+        industries: list("industry")
+            .iter()
+            .map(|v| corrupt(IndustrySlug::parse(v), "asset_tag industry"))
+            .collect::<AppResult<_>>()?,
+        concerns: parse_all::<Concern>(list("concern"), "asset_tag concern")?,
+        topics: list("topic"),
+        language: corrupt(Language::parse(&row.language), "asset.language")?,
+        published_at: row.published_at,
+        reviewed_at: row.reviewed_at,
+        evergreen: row.evergreen,
+        gated: row.gated,
+        status: corrupt(AssetStatus::parse(&row.status), "asset.status")?,
+    })
+}
+
+/// A stored value that no longer parses is a bug or a hand-edited database, not user input.
+fn corrupt<T>(result: Result<T, String>, what: &str) -> AppResult<T> {
+    result.map_err(|err| AppError::internal(anyhow::anyhow!("stored {what} is invalid: {err}")))
+}
