@@ -172,21 +172,21 @@ impl AssetDraft {
             "content_type",
             content_type.as_ref().map(drop).map_err(Clone::clone),
         );
-        let stages = bounded(&self.stages).and_then(|s| Stage::parse_list(s));
+        let stages = bounded(&self.stages).and_then(Stage::parse_list);
         check("stages", stages.as_ref().map(drop).map_err(Clone::clone));
-        let roles = bounded(&self.roles).and_then(|s| Role::parse_list(s));
+        let roles = bounded(&self.roles).and_then(Role::parse_list);
         check("roles", roles.as_ref().map(drop).map_err(Clone::clone));
-        let concerns = bounded(&self.concerns).and_then(|s| Concern::parse_list(s));
+        let concerns = bounded(&self.concerns).and_then(Concern::parse_list);
         check(
             "concerns",
             concerns.as_ref().map(drop).map_err(Clone::clone),
         );
-        let industries = bounded(&self.industries).and_then(|s| parse_industries(s));
+        let industries = bounded(&self.industries).and_then(parse_industries);
         check(
             "industries",
             industries.as_ref().map(drop).map_err(Clone::clone),
         );
-        let topics = bounded(&self.topics).and_then(|s| parse_topics(s));
+        let topics = bounded(&self.topics).and_then(parse_topics);
         check("topics", topics.as_ref().map(drop).map_err(Clone::clone));
         let language = match self.language.as_deref().map(str::trim) {
             None | Some("") => Ok(Language::english()),

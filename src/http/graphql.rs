@@ -1,10 +1,12 @@
 //! GraphQL over HTTP, following the GraphQL-over-HTTP specification:
 //!
-//! - `Accept: application/graphql-response+json` gets that media type, and a request that
-//!   cannot run (bad JSON, bad parameters, a document that does not parse or validate, bad
-//!   variables) gets 400 with no `data` entry;
-//! - `Accept: application/json`, `*/*` or no Accept header gets `application/json` and 200,
-//!   with the problem in `errors`;
+//! - a request that is not well-formed (a body that is not JSON, a missing or mistyped
+//!   `query`, `operationName`, `variables` or `extensions`) gets 400 whatever the media type;
+//! - `Accept: application/graphql-response+json` gets that media type, and a document that
+//!   does not parse or validate, or variables that do not coerce, get 400 with no `data`
+//!   entry;
+//! - `Accept: application/json`, `*/*` or no Accept header gets `application/json`, and the
+//!   same document errors get 200 with the problem in `errors`;
 //! - an Accept header naming neither gets 406; a POST that is not JSON gets 415;
 //! - GET runs queries only: a mutation over GET gets 405.
 //!
@@ -40,8 +42,9 @@ impl MediaType {
         }
     }
 
-    /// Status for a request that could not be executed at all.
-    fn request_error_status(self) -> StatusCode {
+    /// Status for a document that does not parse or validate, or variables that do not
+    /// coerce.
+    fn document_error_status(self) -> StatusCode {
         match self {
             MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
             MediaType::Json => StatusCode::OK,
@@ -99,14 +102,14 @@ fn respond(media: MediaType, status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// A request that never reached execution: no `data` entry, as the spec asks.
-fn request_error(media: MediaType, message: &str) -> Response {
+/// A request that is not a well-formed GraphQL-over-HTTP request: 400, no `data` entry.
+fn malformed_request(media: MediaType, message: &str) -> Response {
     let body = json!({
         "errors": [{ "message": message, "extensions": { "code": ErrorCode::BadUserInput.as_str() } }]
     });
     respond(
         media,
-        media.request_error_status(),
+        StatusCode::BAD_REQUEST,
         body.to_string().into_bytes(),
     )
 }
@@ -184,10 +187,9 @@ fn params_from_query_string(params: &HashMap<String, String>) -> Result<Params, 
     if let Some(text) = params
         .get("extensions")
         .filter(|t| !t.is_empty() && *t != "null")
+        && !matches!(serde_json::from_str(text), Ok(Value::Object(_)))
     {
-        if !matches!(serde_json::from_str(text), Ok(Value::Object(_))) {
-            return Err("the \"extensions\" parameter must be a JSON object".to_owned());
-        }
+        return Err("the \"extensions\" parameter must be a JSON object".to_owned());
     }
     Ok(Params {
         query,
@@ -232,7 +234,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     }
     match params_from_json(&body) {
         Ok(params) => execute(&state, params, media).await,
-        Err(message) => request_error(media, &message),
+        Err(message) => malformed_request(media, &message),
     }
 }
 
@@ -246,7 +248,7 @@ pub async fn get(
     };
     let params = match params_from_query_string(&query) {
         Ok(params) => params,
-        Err(message) => return request_error(media, &message),
+        Err(message) => return malformed_request(media, &message),
     };
     if is_mutation(&params) {
         let body = json!({
@@ -308,7 +310,7 @@ async fn execute(state: &AppState, params: Params, media: MediaType) -> Response
         let body = json!({ "errors": response.errors });
         return respond(
             media,
-            media.request_error_status(),
+            media.document_error_status(),
             body.to_string().into_bytes(),
         );
     }

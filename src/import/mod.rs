@@ -64,14 +64,14 @@ pub fn read_rows<'a, R: BufRead + 'a>(
 /// Writes assets in either format.
 pub enum LibraryWriter<W: Write> {
     Jsonl(JsonlWriter<W>),
-    Csv(CsvWriter<W>),
+    Csv(Box<CsvWriter<W>>),
 }
 
 impl<W: Write> LibraryWriter<W> {
     pub fn new(format: Format, output: W) -> Self {
         match format {
             Format::Jsonl => LibraryWriter::Jsonl(JsonlWriter::new(output)),
-            Format::Csv => LibraryWriter::Csv(CsvWriter::new(output)),
+            Format::Csv => LibraryWriter::Csv(Box::new(CsvWriter::new(output))),
         }
     }
 

@@ -145,10 +145,11 @@ pub fn finish_rebuild(lock: &IndexLock, name: &str) -> anyhow::Result<()> {
     for entry in fs::read_dir(&lock.dir)?.flatten() {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
-        if file_name.starts_with("gen-") && file_name != name {
-            if let Err(err) = fs::remove_dir_all(entry.path()) {
-                tracing::warn!(generation = %file_name, error = %err, "cannot delete an old index generation");
-            }
+        if file_name.starts_with("gen-")
+            && file_name != name
+            && let Err(err) = fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(generation = %file_name, error = %err, "cannot delete an old index generation");
         }
     }
     Ok(())

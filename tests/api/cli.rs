@@ -1,0 +1,218 @@
+//! The command line: import, export and their guarantees.
+
+use serde_json::{Value, json};
+
+use crate::support::{DEMO_LIBRARY, TestServer, demo_records, stagefit, text};
+
+/// 238 assets in the interchange format: the demo library and 100 variants of it.
+fn library_238() -> String {
+    let mut lines: Vec<String> = DEMO_LIBRARY.lines().map(str::to_owned).collect();
+    for (i, mut record) in demo_records().into_iter().take(100).enumerate() {
+        record["id"] = json!(format!("variant-{i:03}"));
+        record["title"] = json!(format!(
+            "{} (variant {i})",
+            record["title"].as_str().unwrap()
+        ));
+        lines.push(record.to_string());
+    }
+    assert_eq!(lines.len(), 238);
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn jsonl_and_csv_imports_give_the_same_library_and_round_trip() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let source = a.path().join("library.jsonl");
+    std::fs::write(&source, library_238()).unwrap();
+
+    let out = stagefit(a.path(), &["import", source.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("238 rows: 238 created, 0 updated, 0 unchanged, 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // JSONL -> CSV -> another database -> JSONL gives the same file.
+    let csv = a.path().join("library.csv");
+    let out = stagefit(a.path(), &["export", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("exported 238 assets"));
+    let out = stagefit(b.path(), &["import", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_jsonl = a.path().join("a.jsonl");
+    let from_csv = b.path().join("b.jsonl");
+    assert!(
+        stagefit(a.path(), &["export", from_jsonl.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        stagefit(b.path(), &["export", from_csv.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let exported = std::fs::read_to_string(&from_jsonl).unwrap();
+    assert_eq!(exported, std::fs::read_to_string(&from_csv).unwrap());
+    assert_eq!(exported.lines().count(), 238);
+
+    // Export -> import -> export is lossless, and re-importing changes nothing.
+    assert!(
+        stagefit(c.path(), &["import", from_jsonl.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let again = c.path().join("c.jsonl");
+    assert!(
+        stagefit(c.path(), &["export", again.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), exported);
+    let out = stagefit(c.path(), &["import", again.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).starts_with("238 rows: 0 created, 0 updated, 238 unchanged"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Every field of the source survives (values are canonicalised on the way in).
+    let first: Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    let original = demo_records()
+        .into_iter()
+        .find(|r| r["id"] == first["id"])
+        .unwrap();
+    for field in [
+        "title",
+        "summary",
+        "body",
+        "url",
+        "language",
+        "published_at",
+        "gated",
+        "evergreen",
+    ] {
+        assert_eq!(first[field], original[field], "{field}");
+    }
+}
+
+#[test]
+fn a_bad_csv_row_fails_the_whole_import_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(
+        &csv,
+        "id,title,content_type,stages,roles\n\
+         good-1,Good one,ebook,awareness,\n\
+         bad-1,Bad one,ebook,closing,\n\
+         good-2,Good two,demo,decision,finance\n",
+    )
+    .unwrap();
+    let out = stagefit(dir.path(), &["import", csv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.csv:3: [bad-1] stages: unknown stage \"closing\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("0 created"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let export = dir.path().join("after.jsonl");
+    assert!(
+        stagefit(dir.path(), &["export", export.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap(),
+        "",
+        "the database is unchanged"
+    );
+
+    let out = stagefit(
+        dir.path(),
+        &["import", "--best-effort", csv.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("3 rows: 2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn unreadable_inputs_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stagefit(dir.path(), &["import", "/no/such/file.jsonl"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot open"),
+        "{}",
+        text(&out.stderr)
+    );
+    let txt = dir.path().join("library.txt");
+    std::fs::write(&txt, "x").unwrap();
+    let out = stagefit(dir.path(), &["import", txt.to_str().unwrap()]);
+    assert!(
+        text(&out.stderr).contains("use a .jsonl or .csv file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let jsonl = dir.path().join("broken.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\":\"a\",\"title\":\"A\",\"content_type\":\"EBOOK\"}\n{oops\n",
+    )
+    .unwrap();
+    let out = stagefit(dir.path(), &["import", jsonl.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("broken.jsonl:2: not valid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_running_server_picks_up_a_cli_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), false).await;
+    let file = tmp.path().join("new.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\":\"cli-1\",\"title\":\"Imported while serving\",\"content_type\":\"EBOOK\",\"summary\":\"treasury\"}\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    let dir = tmp.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || stagefit(&dir, &["import", &path]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("a running server is indexing the changes"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut found = 0;
+    for _ in 0..50 {
+        let data = s
+            .gql("{ search(query: \"treasury\") { totalCount } }", json!({}))
+            .await;
+        found = data["search"]["totalCount"].as_u64().unwrap();
+        if found == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found, 1, "the server follows the change log");
+    s.stop().await;
+}

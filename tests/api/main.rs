@@ -1,0 +1,13 @@
+//! The integration suite: one binary that starts the real server on port 0 with a temporary
+//! SQLite database and index directory and talks GraphQL over HTTP, plus the real CLI.
+
+// A failed unwrap is a failed test, with its line: what a test crate wants.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod cli;
+mod http_protocol;
+mod library;
+mod restart;
+mod schema;

@@ -1,0 +1,134 @@
+//! Starting servers and talking to them.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+use stagefit::config::Config;
+use stagefit::state::Server;
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub url: String,
+    _tmp: Option<tempfile::TempDir>,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    /// A fresh server on the demo library.
+    pub async fn demo() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in(&dir, true).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A fresh server on an empty library.
+    pub async fn empty() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in(&dir, false).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on the database and index below `dir`, which outlive it.
+    pub async fn start_in(dir: &Path, demo: bool) -> Self {
+        let mut config = Config::in_dir(dir);
+        config.addr = "127.0.0.1:0".parse().expect("addr");
+        let server = Server::start(&config, demo).await.expect("server starts");
+        let url = format!("http://{}", server.addr);
+        Self {
+            server: Some(server),
+            url,
+            _tmp: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("clean stop");
+        }
+    }
+
+    /// POSTs a GraphQL request and returns the whole response body.
+    pub async fn request(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "status");
+        response.json().await.expect("json body")
+    }
+
+    /// A request that must succeed: returns `data`.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let body = self.request(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// A request that must fail: returns the first error.
+    pub async fn gql_error(&self, query: &str, variables: Value) -> Value {
+        let body = self.request(query, variables).await;
+        body["errors"][0].clone()
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            // A test that failed midway: the runtime is going away, nothing to await.
+            eprintln!("test server dropped without stop()");
+        }
+    }
+}
+
+/// Runs the real `stagefit` binary on the database and index below `dir`.
+pub fn stagefit(dir: &Path, args: &[&str]) -> Output {
+    let config = Config::in_dir(dir);
+    std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+        .args(args)
+        .env("STAGEFIT_DATABASE_URL", &config.database_url)
+        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+        .env_remove("STAGEFIT_LOG")
+        .output()
+        .expect("run stagefit")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn ids(items: &Value, path: &[&str]) -> Vec<String> {
+    items
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|item| {
+            let mut v = item;
+            for p in path {
+                v = &v[*p];
+            }
+            v.as_str().expect("id string").to_owned()
+        })
+        .collect()
+}
+
+pub const DEMO_LIBRARY: &str = include_str!("../../demo/library.jsonl");
+
+pub fn demo_records() -> Vec<Value> {
+    DEMO_LIBRARY
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("demo line"))
+        .collect()
+}
