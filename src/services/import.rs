@@ -177,10 +177,29 @@ pub async fn export_library(store: &Store, path: &Path) -> AppResult<u64> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile_in(dir)?;
-    let file = std::fs::File::create(&tmp)
+    let tmp = dir.join(format!(
+        ".stagefit-export-{}-{}.tmp",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    let written = write_export(store, &tmp, format).await;
+    let result = written.and_then(|count| {
+        std::fs::rename(&tmp, path)
+            .map(|()| count)
+            .map_err(|e| AppError::bad_input(format!("{}: cannot write: {e}", path.display())))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+async fn write_export(store: &Store, tmp: &Path, format: Format) -> AppResult<u64> {
+    let io_error =
+        |e: std::io::Error| AppError::internal(anyhow::Error::new(e).context("writing the export"));
+    let file = std::fs::File::create(tmp)
         .map_err(|e| AppError::bad_input(format!("{}: cannot create: {e}", tmp.display())))?;
-    let mut writer = Some(LibraryWriter::new(format, std::io::BufWriter::new(file)));
+    let mut writer = LibraryWriter::new(format, std::io::BufWriter::new(file));
     let mut after: Option<String> = None;
     let mut count = 0u64;
     loop {
@@ -188,40 +207,21 @@ pub async fn export_library(store: &Store, path: &Path) -> AppResult<u64> {
         let Some(last) = page.last() else { break };
         after = Some(last.id.to_string());
         count += page.len() as u64;
-        let mut w = writer
-            .take()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("export writer lost")))?;
-        w = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        writer = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             for asset in &page {
-                w.write(asset)?;
+                writer.write(asset)?;
             }
-            Ok(w)
+            Ok(writer)
         })
         .await
         .map_err(AppError::internal)?
-        .map_err(|e| AppError::internal(anyhow::Error::new(e).context("writing the export")))?;
-        writer = Some(w);
+        .map_err(io_error)?;
     }
-    if let Some(w) = writer {
-        let mut out = w
-            .finish()
-            .map_err(|e| AppError::internal(anyhow::Error::new(e).context("writing the export")))?;
-        out.flush().map_err(AppError::internal)?;
-        out.into_inner()
-            .map_err(|e| AppError::internal(anyhow::anyhow!("writing the export: {e}")))?
-            .sync_all()
-            .map_err(AppError::internal)?;
-    }
-    std::fs::rename(&tmp, path)
-        .map_err(|e| AppError::bad_input(format!("{}: cannot write: {e}", path.display())))?;
+    let mut out = writer.finish().map_err(io_error)?;
+    out.flush().map_err(io_error)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("writing the export: {e}")))?;
+    file.sync_all().map_err(io_error)?;
     Ok(count)
-}
-
-fn tempfile_in(dir: &Path) -> AppResult<std::path::PathBuf> {
-    let name = format!(
-        ".stagefit-export-{}-{}.tmp",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    );
-    Ok(dir.join(name))
 }
