@@ -16,8 +16,8 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -31,6 +31,9 @@ use entity::{asset, asset_tag, change_log, industry};
 /// Rows per multi-row INSERT: keeps every statement under SQLite's and PostgreSQL's
 /// bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 400;
+
+/// Key of the PostgreSQL advisory lock that orders writers ("stagefit" in ASCII).
+const CHANGE_LOG_LOCK_KEY: i64 = 0x7374_6167_6566_6974;
 
 /// A write recorded in the change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +116,15 @@ impl Store {
     pub async fn begin_write(&self) -> AppResult<LibraryWrite> {
         let guard = self.write_lock.clone().lock_owned().await;
         let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Writers of every replica take turns, so change-log positions commit in order
+            // and a follower reading "after N" can never pass over a slower transaction's
+            // smaller N. The lock ends with the transaction.
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({CHANGE_LOG_LOCK_KEY})"
+            ))
+            .await?;
+        }
         Ok(LibraryWrite {
             txn,
             _guard: guard,
