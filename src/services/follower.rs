@@ -157,18 +157,31 @@ pub async fn catch_up(
     }
 }
 
-/// Fills an empty index from the whole library; returns the position it reflects.
+/// Fills an empty index from the whole library; returns the position it reflects. Pages
+/// are loaded from the database while the previous page is being indexed.
 pub async fn rebuild(store: &Store, writer: &Arc<Mutex<IndexWriterHandle>>) -> anyhow::Result<i64> {
     // Read the position first: writes after it are replayed from the log afterwards, and
     // replaying an upsert the scan already saw is harmless.
     let seq = store.last_seq().await?;
     let started = std::time::Instant::now();
-    let mut after: Option<String> = None;
+    let (pages, mut received) = tokio::sync::mpsc::channel(2);
+    let loader_store = store.clone();
+    let loader = tokio::spawn(async move {
+        let mut after: Option<String> = None;
+        loop {
+            let page = loader_store
+                .assets_after(after.as_deref(), REBUILD_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.to_string());
+            if pages.send(page).await.is_err() {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    });
     let mut count = 0usize;
-    loop {
-        let page = store.assets_after(after.as_deref(), REBUILD_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.to_string());
+    while let Some(page) = received.recv().await {
         count += page.len();
         let ops = page
             .into_iter()
@@ -176,6 +189,7 @@ pub async fn rebuild(store: &Store, writer: &Arc<Mutex<IndexWriterHandle>>) -> a
             .collect();
         apply(writer, ops, None).await?;
     }
+    loader.await??;
     apply(writer, Vec::new(), Some(seq)).await?;
     if count > 0 {
         tracing::info!(
