@@ -187,76 +187,56 @@ impl SearchIndex {
 
 /// A non-scoring query for the filter; every list is "any of", the lists are "all of".
 fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
-    let term = |field: Field, value: &str| Term::from_field_text(field, value);
-    let mut clauses: Vec<Vec<Term>> = Vec::new();
-    clauses.push(
-        filter
-            .effective_statuses()
-            .iter()
-            .map(|s| term(fields.status, s.name()))
-            .collect(),
-    );
-    if !filter.stages.is_empty() {
-        clauses.push(
-            filter
-                .stages
-                .iter()
-                .map(|s| term(fields.stage, s.name()))
-                .collect(),
-        );
-    }
-    if !filter.roles.is_empty() {
-        let mut terms: Vec<Term> = filter
-            .roles
-            .iter()
-            .map(|r| term(fields.role, r.name()))
+    /// One "any of" clause, or `None` when the list is empty and does not restrict; `also`
+    /// is a value that always matches (the `ANY` of assets for every role or industry).
+    fn any_of<'a>(
+        field: Field,
+        values: impl IntoIterator<Item = &'a str>,
+        also: Option<&str>,
+    ) -> Option<Box<dyn Query>> {
+        let mut terms: Vec<Term> = values
+            .into_iter()
+            .map(|v| Term::from_field_text(field, v))
             .collect();
-        terms.push(term(fields.role, ANY));
-        clauses.push(terms);
+        if terms.is_empty() {
+            return None;
+        }
+        terms.extend(also.map(|a| Term::from_field_text(field, a)));
+        Some(Box::new(TermSetQuery::new(terms)))
     }
-    if !filter.industries.is_empty() {
-        let mut terms: Vec<Term> = filter
-            .industries
-            .iter()
-            .map(|i| term(fields.industry_tree, i.as_str()))
-            .collect();
-        terms.push(term(fields.industry_tree, ANY));
-        clauses.push(terms);
-    }
-    if !filter.content_types.is_empty() {
-        clauses.push(
-            filter
-                .content_types
-                .iter()
-                .map(|c| term(fields.content_type, c.name()))
-                .collect(),
-        );
-    }
-    if !filter.languages.is_empty() {
-        clauses.push(
-            filter
-                .languages
-                .iter()
-                .map(|l| term(fields.language_match, l.as_str()))
-                .collect(),
-        );
-    }
-    if !filter.topics.is_empty() {
-        clauses.push(
-            filter
-                .topics
-                .iter()
-                .map(|t| term(fields.topic, &t.trim().to_lowercase()))
-                .collect(),
-        );
-    }
+    let statuses = filter.effective_statuses();
+    let topics: Vec<String> = filter
+        .topics
+        .iter()
+        .map(|t| t.trim().to_lowercase())
+        .collect();
+    let clauses = [
+        any_of(fields.status, statuses.iter().map(|s| s.name()), None),
+        any_of(fields.stage, filter.stages.iter().map(|s| s.name()), None),
+        any_of(
+            fields.role,
+            filter.roles.iter().map(|r| r.name()),
+            Some(ANY),
+        ),
+        any_of(
+            fields.industry_tree,
+            filter.industries.iter().map(|i| i.as_str()),
+            Some(ANY),
+        ),
+        any_of(
+            fields.content_type,
+            filter.content_types.iter().map(|c| c.name()),
+            None,
+        ),
+        any_of(
+            fields.language_match,
+            filter.languages.iter().map(|l| l.as_str()),
+            None,
+        ),
+        any_of(fields.topic, topics.iter().map(String::as_str), None),
+    ];
     let mut subqueries: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
-    subqueries.extend(clauses.into_iter().map(|terms| {
-        (
-            Occur::Must,
-            Box::new(TermSetQuery::new(terms)) as Box<dyn Query>,
-        )
-    }));
+    subqueries.extend(clauses.into_iter().flatten().map(|q| (Occur::Must, q)));
     Box::new(ConstScoreQuery::new(
         Box::new(BooleanQuery::new(subqueries)),
         0.0,

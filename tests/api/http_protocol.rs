@@ -131,7 +131,7 @@ async fn get_runs_queries_but_not_mutations() {
 #[tokio::test]
 async fn graphiql_is_served_without_any_external_resource() {
     let mut s = TestServer::empty().await;
-    let page = s.client().get(format!("{}/", s.url)).send().await.unwrap();
+    let page = s.get("/").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("GraphiQL"));
@@ -140,12 +140,7 @@ async fn graphiql_is_served_without_any_external_resource() {
         for part in html.split(attr).skip(1) {
             let target = part.split('"').next().unwrap();
             assert!(target.starts_with('/'), "external resource {target}");
-            let res = s
-                .client()
-                .get(format!("{}{}", s.url, target))
-                .send()
-                .await
-                .unwrap();
+            let res = s.get(target).await;
             assert_eq!(res.status(), 200, "{target}");
             assert!(res.bytes().await.unwrap().len() > 1000, "{target}");
             scripts += 1;
@@ -174,15 +169,7 @@ fn operation_count(document: &str) -> usize {
 #[tokio::test]
 async fn graphiql_examples_run_without_errors() {
     let mut s = TestServer::demo().await;
-    let page = s
-        .client()
-        .get(format!("{}/", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = s.get("/").await.text().await.unwrap();
     let examples = page
         .split("const defaultQuery = `")
         .nth(1)
@@ -218,24 +205,11 @@ async fn graphiql_examples_run_without_errors() {
 #[tokio::test]
 async fn health_reports_the_index_position() {
     let mut s = TestServer::demo().await;
-    let res: Value = s
-        .client()
-        .get(format!("{}/healthz", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let res: Value = s.get("/healthz").await.json().await.unwrap();
     assert_eq!(res["status"], "ok");
     assert_eq!(res["indexLag"], 0);
     assert!(res["indexedDocuments"].as_u64().unwrap() >= 120);
-    let missing = s
-        .client()
-        .get(format!("{}/nope", s.url))
-        .send()
-        .await
-        .unwrap();
+    let missing = s.get("/nope").await;
     assert_eq!(missing.status(), 404);
     s.stop().await;
 }

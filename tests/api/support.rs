@@ -79,6 +79,15 @@ impl TestServer {
         body["errors"][0].clone()
     }
 
+    /// GETs a path of the server.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.url, path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
