@@ -8,6 +8,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod import;
+pub mod ranking;
 pub mod search;
 pub mod services;
 pub mod state;

@@ -1,0 +1,548 @@
+//! Factor values and explanations.
+
+use chrono::{DateTime, Utc};
+
+use super::weights::{Factor, Weights};
+use crate::domain::{Asset, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+
+/// Whom a ranking is for, fully resolved (every unknown already defaulted or absent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audience {
+    pub stage: Stage,
+    pub role: Option<Role>,
+    pub industry: Option<IndustrySlug>,
+    pub language: Language,
+    pub concerns: Vec<Concern>,
+}
+
+/// One condition an asset may meet; the index has a term for each.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Criterion {
+    Stage(Stage),
+    Role(Role),
+    /// The asset names no role: it serves every role.
+    AnyRole,
+    IndustryExact(IndustrySlug),
+    /// The asset's industry is this one or below it.
+    IndustryWithin(IndustrySlug),
+    /// The asset names no industry: cross-industry.
+    AnyIndustry,
+    /// The asset's language subtag.
+    Language(String),
+}
+
+impl Criterion {
+    pub fn matches(&self, asset: &Asset) -> bool {
+        match self {
+            Criterion::Stage(s) => asset.stages.contains(s),
+            Criterion::Role(r) => asset.roles.contains(r),
+            Criterion::AnyRole => asset.roles.is_empty(),
+            Criterion::IndustryExact(i) => asset.industries.contains(i),
+            Criterion::IndustryWithin(i) => asset
+                .industries
+                .iter()
+                .any(|a| a == i || i.is_ancestor_of(a)),
+            Criterion::AnyIndustry => asset.industries.is_empty(),
+            Criterion::Language(primary) => asset.language.primary() == primary,
+        }
+    }
+}
+
+/// One grade of a factor: an asset meeting any criterion (and no better level's) is worth
+/// `value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    pub criteria: Vec<Criterion>,
+    pub value: f64,
+    pub detail: String,
+}
+
+/// A graded factor: its levels, best first, and what an asset meeting none is worth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dimension {
+    pub factor: Factor,
+    pub levels: Vec<Level>,
+    pub rest_value: f64,
+    pub rest_detail: String,
+}
+
+impl Dimension {
+    /// The value and explanation of an asset on this factor.
+    pub fn fit(&self, asset: &Asset) -> (f64, &str) {
+        self.levels
+            .iter()
+            .find(|l| l.criteria.iter().any(|c| c.matches(asset)))
+            .map(|l| (l.value, l.detail.as_str()))
+            .unwrap_or((self.rest_value, self.rest_detail.as_str()))
+    }
+}
+
+fn level(criteria: Vec<Criterion>, value: f64, detail: String) -> Level {
+    Level {
+        criteria,
+        value,
+        detail,
+    }
+}
+
+fn neighbour(stage: Stage, step: isize) -> Option<Stage> {
+    let i = stage.ordinal() as isize + step;
+    usize::try_from(i).ok().and_then(Stage::from_ordinal)
+}
+
+/// The graded factors for an audience, in the order reasons are listed.
+///
+/// - STAGE: the audience's own stage 1.0; the next stage 0.6 (pulls the buyer forward); the
+///   previous stage 0.3; any other 0. Nothing is filtered by stage: buyers jump around.
+/// - ROLE: written for the role 1.0; for every role 0.6; for another role 0. With no role
+///   known, assets for every role 0.6 and role-specific ones 0.3.
+/// - INDUSTRY: the same industry 1.0; a parent or sub-industry 0.6; cross-industry 0.4;
+///   another industry 0. With no industry known, cross-industry 0.4, specific 0.2.
+/// - LANGUAGE: the audience's language (by language subtag) 1.0, else 0.
+pub fn graded_dimensions(audience: &Audience) -> Vec<Dimension> {
+    let stage = audience.stage;
+    let mut stage_levels = vec![level(
+        vec![Criterion::Stage(stage)],
+        1.0,
+        format!("{} stage, the buyer's own", stage.name().to_lowercase()),
+    )];
+    if let Some(next) = neighbour(stage, 1) {
+        stage_levels.push(level(
+            vec![Criterion::Stage(next)],
+            0.6,
+            format!("{} stage, one step ahead", next.name().to_lowercase()),
+        ));
+    }
+    if let Some(previous) = neighbour(stage, -1) {
+        stage_levels.push(level(
+            vec![Criterion::Stage(previous)],
+            0.3,
+            format!("{} stage, one step back", previous.name().to_lowercase()),
+        ));
+    }
+    let stage_dim = Dimension {
+        factor: Factor::Stage,
+        levels: stage_levels,
+        rest_value: 0.0,
+        rest_detail: "for another stage".to_owned(),
+    };
+
+    let role_dim = match audience.role {
+        Some(role) => Dimension {
+            factor: Factor::Role,
+            levels: vec![
+                level(
+                    vec![Criterion::Role(role)],
+                    1.0,
+                    format!("written for {}", role_label(role)),
+                ),
+                level(
+                    vec![Criterion::AnyRole],
+                    0.6,
+                    "written for every role".to_owned(),
+                ),
+            ],
+            rest_value: 0.0,
+            rest_detail: "written for other roles".to_owned(),
+        },
+        None => Dimension {
+            factor: Factor::Role,
+            levels: vec![level(
+                vec![Criterion::AnyRole],
+                0.6,
+                "written for every role (role unknown)".to_owned(),
+            )],
+            rest_value: 0.3,
+            rest_detail: "written for specific roles (role unknown)".to_owned(),
+        },
+    };
+
+    let industry_dim = match &audience.industry {
+        Some(industry) => {
+            let mut related: Vec<Criterion> = industry
+                .self_and_ancestors()
+                .into_iter()
+                .skip(1)
+                .map(Criterion::IndustryExact)
+                .collect();
+            related.push(Criterion::IndustryWithin(industry.clone()));
+            Dimension {
+                factor: Factor::Industry,
+                levels: vec![
+                    level(
+                        vec![Criterion::IndustryExact(industry.clone())],
+                        1.0,
+                        format!("same industry ({industry})"),
+                    ),
+                    level(related, 0.6, format!("related industry to {industry}")),
+                    level(
+                        vec![Criterion::AnyIndustry],
+                        0.4,
+                        "cross-industry".to_owned(),
+                    ),
+                ],
+                rest_value: 0.0,
+                rest_detail: "another industry".to_owned(),
+            }
+        }
+        None => Dimension {
+            factor: Factor::Industry,
+            levels: vec![level(
+                vec![Criterion::AnyIndustry],
+                0.4,
+                "cross-industry (industry unknown)".to_owned(),
+            )],
+            rest_value: 0.2,
+            rest_detail: "industry-specific (industry unknown)".to_owned(),
+        },
+    };
+
+    let primary = audience.language.primary().to_owned();
+    let language_dim = Dimension {
+        factor: Factor::Language,
+        levels: vec![level(
+            vec![Criterion::Language(primary.clone())],
+            1.0,
+            format!("in {primary}"),
+        )],
+        rest_value: 0.0,
+        rest_detail: format!("not in {primary}"),
+    };
+    vec![stage_dim, role_dim, industry_dim, language_dim]
+}
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::DecisionMaker => "decision makers",
+        Role::TechnicalIntegrator => "technical integrators",
+        Role::BusinessUser => "business users",
+        Role::Procurement => "procurement",
+        Role::Finance => "finance",
+    }
+}
+
+/// Text relevance scaled to [0, 1]: BM25 over the best BM25 any asset reached for the
+/// query.
+pub fn text_value(bm25: f32, best: f32) -> f64 {
+    if best > 0.0 && bm25 > 0.0 {
+        (f64::from(bm25) / f64::from(best)).min(1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The share of the requested concerns an asset answers (masks as in `Concern::mask`).
+pub fn concern_value(requested: u64, asset: u64) -> f64 {
+    let wanted = requested.count_ones();
+    if wanted == 0 {
+        0.0
+    } else {
+        f64::from((requested & asset).count_ones()) / f64::from(wanted)
+    }
+}
+
+/// Freshness halves every `half_life_days` since the last review (or publication);
+/// evergreen assets never decay; an undated asset counts as half fresh.
+pub fn freshness_value(
+    last_reviewed: Option<i64>,
+    evergreen: bool,
+    now: i64,
+    half_life_days: f64,
+) -> f64 {
+    if evergreen {
+        return 1.0;
+    }
+    match last_reviewed {
+        None => 0.5,
+        Some(t) => {
+            let age_days = ((now - t).max(0) as f64) / 86_400.0;
+            0.5f64.powf(age_days / half_life_days.max(1.0))
+        }
+    }
+}
+
+/// One factor's part of a score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreReason {
+    pub factor: Factor,
+    pub value: f64,
+    pub weight: f64,
+    pub contribution: f64,
+    pub detail: String,
+}
+
+/// A score and the reasons that add up to it exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    pub score: f64,
+    pub reasons: Vec<ScoreReason>,
+}
+
+/// The context of one ranking request besides the audience.
+pub struct RankContext<'a> {
+    pub weights: &'a Weights,
+    pub now: DateTime<Utc>,
+    pub half_life_days: f64,
+    /// The query text, when there is one, for the explanation.
+    pub query: Option<&'a str>,
+}
+
+/// Scores an asset for an audience, with one reason per factor that has a weight.
+/// `bm25` and `best_bm25` come from the text search (0 without a query); `popularity` is
+/// in [0, 1].
+pub fn explain(
+    audience: &Audience,
+    dimensions: &[Dimension],
+    asset: &Asset,
+    ctx: &RankContext<'_>,
+    bm25: (f32, f32),
+    popularity: f64,
+) -> Scored {
+    let mut reasons = Vec::with_capacity(8);
+    let mut push = |factor: Factor, value: f64, detail: String| {
+        let weight = ctx.weights.get(factor);
+        if weight > 0.0 {
+            reasons.push(ScoreReason {
+                factor,
+                value,
+                weight,
+                contribution: weight * value,
+                detail,
+            });
+        }
+    };
+    for dim in dimensions {
+        let (value, detail) = dim.fit(asset);
+        push(dim.factor, value, detail.to_owned());
+    }
+    if let Some(query) = ctx.query.filter(|q| !q.trim().is_empty()) {
+        let value = text_value(bm25.0, bm25.1);
+        let detail = if value > 0.0 {
+            format!("matches \"{}\"", query.trim())
+        } else {
+            format!("does not mention \"{}\"", query.trim())
+        };
+        push(Factor::Text, value, detail);
+    }
+    if !audience.concerns.is_empty() {
+        let value = concern_value(
+            TaxonomyValue::mask(&audience.concerns),
+            TaxonomyValue::mask(&asset.concerns),
+        );
+        let answered: Vec<String> = audience
+            .concerns
+            .iter()
+            .filter(|c| asset.concerns.contains(c))
+            .map(|c| c.name().to_lowercase())
+            .collect();
+        let detail = if answered.is_empty() {
+            "answers none of the requested concerns".to_owned()
+        } else {
+            format!("answers {}", answered.join(", "))
+        };
+        push(Factor::Concern, value, detail);
+    }
+    let reviewed = asset.last_reviewed().map(|t| t.timestamp());
+    let value = freshness_value(
+        reviewed,
+        asset.evergreen,
+        ctx.now.timestamp(),
+        ctx.half_life_days,
+    );
+    let detail = match (asset.evergreen, asset.last_reviewed()) {
+        (true, _) => "evergreen".to_owned(),
+        (false, Some(t)) => format!("reviewed {}", t.format("%Y-%m-%d")),
+        (false, None) => "never dated".to_owned(),
+    };
+    push(Factor::Freshness, value, detail);
+    push(
+        Factor::Popularity,
+        popularity,
+        if popularity > 0.0 {
+            "read by similar accounts".to_owned()
+        } else {
+            "no engagement data yet".to_owned()
+        },
+    );
+    let score = reasons.iter().map(|r| r.contribution).sum();
+    Scored { score, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AssetDraft;
+
+    fn asset(stages: &[&str], roles: &[&str], industries: &[&str], lang: &str) -> Asset {
+        AssetDraft {
+            id: Some("a".into()),
+            title: Some("A".into()),
+            content_type: Some("EBOOK".into()),
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            industries: industries.iter().map(|s| s.to_string()).collect(),
+            language: Some(lang.into()),
+            published_at: Some("2026-01-01".into()),
+            ..AssetDraft::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn audience(stage: Stage, role: Option<Role>, industry: Option<&str>) -> Audience {
+        Audience {
+            stage,
+            role,
+            industry: industry.map(|i| IndustrySlug::parse(i).unwrap()),
+            language: Language::english(),
+            concerns: vec![],
+        }
+    }
+
+    fn value(aud: &Audience, factor: Factor, a: &Asset) -> f64 {
+        let dims = graded_dimensions(aud);
+        dims.iter().find(|d| d.factor == factor).unwrap().fit(a).0
+    }
+
+    #[test]
+    fn stage_fit_is_graded_own_next_previous_other() {
+        let aud = audience(Stage::Consideration, None, None);
+        let v = |s: &str| value(&aud, Factor::Stage, &asset(&[s], &[], &[], "en"));
+        assert_eq!(v("CONSIDERATION"), 1.0);
+        assert_eq!(v("DECISION"), 0.6);
+        assert_eq!(v("AWARENESS"), 0.3);
+        assert_eq!(v("ADOPTION"), 0.0);
+        // The best of an asset's stages counts.
+        let both = asset(&["ADOPTION", "DECISION"], &[], &[], "en");
+        assert_eq!(value(&aud, Factor::Stage, &both), 0.6);
+        // At the ends of the journey there is no next or previous stage.
+        let first = audience(Stage::Awareness, None, None);
+        assert_eq!(
+            value(&first, Factor::Stage, &asset(&["ADVOCACY"], &[], &[], "en")),
+            0.0
+        );
+        assert_eq!(graded_dimensions(&first)[0].levels.len(), 2);
+    }
+
+    #[test]
+    fn role_fit_prefers_the_role_then_everyone() {
+        let aud = audience(Stage::Decision, Some(Role::TechnicalIntegrator), None);
+        assert_eq!(
+            value(
+                &aud,
+                Factor::Role,
+                &asset(&[], &["TECHNICAL_INTEGRATOR", "FINANCE"], &[], "en")
+            ),
+            1.0
+        );
+        assert_eq!(value(&aud, Factor::Role, &asset(&[], &[], &[], "en")), 0.6);
+        assert_eq!(
+            value(&aud, Factor::Role, &asset(&[], &["FINANCE"], &[], "en")),
+            0.0
+        );
+        let unknown = audience(Stage::Decision, None, None);
+        assert_eq!(
+            value(&unknown, Factor::Role, &asset(&[], &[], &[], "en")),
+            0.6
+        );
+        assert_eq!(
+            value(&unknown, Factor::Role, &asset(&[], &["FINANCE"], &[], "en")),
+            0.3
+        );
+    }
+
+    #[test]
+    fn industry_fit_follows_the_hierarchy() {
+        let aud = audience(Stage::Decision, None, Some("financial-services/payments"));
+        let v = |i: &[&str]| value(&aud, Factor::Industry, &asset(&[], &[], i, "en"));
+        assert_eq!(v(&["financial-services/payments"]), 1.0);
+        assert_eq!(v(&["financial-services"]), 0.6);
+        assert_eq!(v(&["financial-services/payments/cards"]), 0.6);
+        assert_eq!(v(&["financial-services/banking"]), 0.0);
+        assert_eq!(v(&[]), 0.4);
+        assert_eq!(v(&["retail", "financial-services/payments"]), 1.0);
+        let unknown = audience(Stage::Decision, None, None);
+        assert_eq!(
+            value(&unknown, Factor::Industry, &asset(&[], &[], &[], "en")),
+            0.4
+        );
+        assert_eq!(
+            value(
+                &unknown,
+                Factor::Industry,
+                &asset(&[], &[], &["retail"], "en")
+            ),
+            0.2
+        );
+    }
+
+    #[test]
+    fn language_matches_by_subtag() {
+        let mut aud = audience(Stage::Decision, None, None);
+        aud.language = Language::parse("zh").unwrap();
+        assert_eq!(
+            value(&aud, Factor::Language, &asset(&[], &[], &[], "zh-CN")),
+            1.0
+        );
+        assert_eq!(
+            value(&aud, Factor::Language, &asset(&[], &[], &[], "en")),
+            0.0
+        );
+    }
+
+    #[test]
+    fn continuous_factors() {
+        assert_eq!(text_value(2.0, 4.0), 0.5);
+        assert_eq!(text_value(5.0, 4.0), 1.0);
+        assert_eq!(text_value(0.0, 0.0), 0.0);
+        let cost_risk = Concern::mask(&[Concern::Cost, Concern::Risk]);
+        assert_eq!(
+            concern_value(cost_risk, Concern::mask(&[Concern::Cost])),
+            0.5
+        );
+        assert_eq!(concern_value(0, cost_risk), 0.0);
+        let now = 1_000 * 86_400;
+        assert_eq!(freshness_value(Some(now), false, now, 365.0), 1.0);
+        assert!((freshness_value(Some(now - 365 * 86_400), false, now, 365.0) - 0.5).abs() < 1e-12);
+        assert_eq!(freshness_value(Some(0), true, now, 365.0), 1.0);
+        assert_eq!(freshness_value(None, false, now, 365.0), 0.5);
+        assert_eq!(freshness_value(Some(now + 86_400), false, now, 365.0), 1.0);
+    }
+
+    #[test]
+    fn reasons_add_up_to_the_score() {
+        let mut aud = audience(Stage::Decision, Some(Role::Finance), Some("retail"));
+        aud.concerns = vec![Concern::Cost];
+        let a = asset(&["DECISION"], &["FINANCE"], &["retail/ecommerce"], "en");
+        let weights = Weights::default();
+        let ctx = RankContext {
+            weights: &weights,
+            now: Utc::now(),
+            half_life_days: 365.0,
+            query: Some("pricing"),
+        };
+        let dims = graded_dimensions(&aud);
+        let s = explain(&aud, &dims, &a, &ctx, (1.0, 2.0), 0.0);
+        let sum: f64 = s.reasons.iter().map(|r| r.contribution).sum();
+        assert_eq!(s.score, sum);
+        let factors: Vec<Factor> = s.reasons.iter().map(|r| r.factor).collect();
+        assert_eq!(
+            factors,
+            vec![
+                Factor::Stage,
+                Factor::Role,
+                Factor::Industry,
+                Factor::Language,
+                Factor::Text,
+                Factor::Concern,
+                Factor::Freshness,
+                Factor::Popularity
+            ]
+        );
+        for r in &s.reasons {
+            assert!((0.0..=1.0).contains(&r.value), "{r:?}");
+            assert_eq!(r.contribution, r.weight * r.value);
+        }
+        assert_eq!(s.reasons[2].detail, "related industry to retail");
+    }
+}

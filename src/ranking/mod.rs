@@ -1,0 +1,19 @@
+//! Pure scoring: every score is a sum of named factor contributions, `weight x value` with
+//! value in [0, 1], so each one can be explained and tuned.
+//!
+//! The graded factors (stage, role, industry, language) are defined once, as ordered
+//! [`Level`]s of [`Criterion`]s. The index turns criteria into terms to find candidates
+//! tier by tier; [`explain`] evaluates the same criteria on an asset. The continuous
+//! factors (text, concern, freshness, popularity) are plain functions that both sides call.
+//! No I/O here.
+
+mod diversity;
+mod factors;
+mod weights;
+
+pub use diversity::{DiversityItem, diversify};
+pub use factors::{
+    Audience, Criterion, Dimension, Level, RankContext, ScoreReason, Scored, concern_value,
+    explain, freshness_value, graded_dimensions, text_value,
+};
+pub use weights::{Factor, WeightOverrides, Weights};
