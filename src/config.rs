@@ -2,6 +2,9 @@
 //! Precedence is defaults < environment < command-line flags (clap resolves the last two).
 
 use clap::Args;
+
+use crate::domain::{Language, Stage};
+use crate::ranking::{WeightOverrides, Weights};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -23,6 +26,48 @@ pub struct StorageArgs {
     /// Directory of the search index (derived from the database; safe to delete)
     #[arg(long, env = "STAGEFIT_INDEX_DIR", global = true)]
     pub index_dir: Option<PathBuf>,
+    /// Default ranking weights, e.g. "stage=3,text=2.5" (unnamed factors keep their default)
+    #[arg(long, env = "STAGEFIT_WEIGHTS", global = true, value_parser = parse_weights)]
+    pub weights: Option<Weights>,
+}
+
+/// Parses `factor=weight` pairs over the default weights.
+pub fn parse_weights(raw: &str) -> Result<Weights, String> {
+    let mut o = WeightOverrides::default();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected factor=weight"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{pair:?}: {:?} is not a number", value.trim()))?;
+        let slot = match name.trim().to_ascii_lowercase().as_str() {
+            "stage" => &mut o.stage,
+            "role" => &mut o.role,
+            "industry" => &mut o.industry,
+            "text" => &mut o.text,
+            "concern" => &mut o.concern,
+            "freshness" => &mut o.freshness,
+            "popularity" => &mut o.popularity,
+            "language" => &mut o.language,
+            other => return Err(format!("unknown factor {other:?}")),
+        };
+        *slot = Some(value);
+    }
+    Weights::default().with(&o)
+}
+
+/// How recommendations are ranked when a request does not say.
+#[derive(Clone, Debug)]
+pub struct RankingConfig {
+    pub weights: Weights,
+    /// Freshness halves every this many days since the last review.
+    pub half_life_days: f64,
+    /// The stage assumed for an audience that gives none: an unknown visitor is most
+    /// likely early in the journey.
+    pub default_stage: Stage,
+    pub default_language: Language,
 }
 
 /// Typed, validated settings for one process.
@@ -39,6 +84,7 @@ pub struct Config {
     pub index_batch_size: usize,
     /// Memory budget of the index writer, in bytes.
     pub index_writer_memory: usize,
+    pub ranking: RankingConfig,
 }
 
 impl Config {
@@ -59,6 +105,12 @@ impl Config {
             follow_interval_ms: 1000,
             index_batch_size: 10_000,
             index_writer_memory: 64 * 1024 * 1024,
+            ranking: RankingConfig {
+                weights: storage.weights.unwrap_or_default(),
+                half_life_days: 365.0,
+                default_stage: Stage::Awareness,
+                default_language: Language::english(),
+            },
         }
     }
 
@@ -68,6 +120,7 @@ impl Config {
         Self::new(&StorageArgs {
             database_url: Some(format!("sqlite://{}?mode=rwc", db.display())),
             index_dir: Some(dir.join("index")),
+            weights: None,
         })
     }
 
@@ -98,9 +151,22 @@ mod tests {
         let mut c = Config::new(&StorageArgs {
             database_url: Some("postgres://app:s3cret@db/stagefit".into()),
             index_dir: None,
+            weights: None,
         });
         assert_eq!(c.redacted_database_url(), "postgres://app:***@db/stagefit");
         c.database_url = DEFAULT_DATABASE_URL.into();
         assert_eq!(c.redacted_database_url(), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn weights_parse_over_the_defaults() {
+        let w = parse_weights("stage=4, TEXT=0.5").unwrap();
+        assert_eq!(
+            (w.stage, w.text, w.role),
+            (4.0, 0.5, Weights::default().role)
+        );
+        assert!(parse_weights("stage").is_err());
+        assert!(parse_weights("mood=1").is_err());
+        assert!(parse_weights("stage=-2").is_err());
     }
 }

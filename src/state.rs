@@ -51,12 +51,7 @@ impl Instance {
         )
         .await
         .context("cannot bring the index up to date")?;
-        let library = Library::new(
-            store.clone(),
-            index,
-            follower.handle(),
-            config.max_page_size,
-        );
+        let library = Library::new(store.clone(), index, follower.handle(), config);
         let schema = build_schema(Some(library.clone()));
         Ok(Self {
             state: AppState { library, schema },

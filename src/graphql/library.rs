@@ -23,7 +23,7 @@ pub struct LibraryQuery;
 #[derive(Default)]
 pub struct LibraryMutation;
 
-fn library<'a>(ctx: &Context<'a>) -> AppResult<&'a Library> {
+pub(super) fn library<'a>(ctx: &Context<'a>) -> AppResult<&'a Library> {
     ctx.data::<Library>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("schema built without a library")))
 }

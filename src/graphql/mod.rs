@@ -2,6 +2,7 @@
 //! the services; they never touch the database or the index directly.
 
 mod library;
+mod recommend;
 mod types;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
@@ -12,7 +13,7 @@ use crate::services::Library;
 pub use types::{AssetFilterInput, AssetObject};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(library::LibraryQuery);
+pub struct QueryRoot(library::LibraryQuery, recommend::RecommendQuery);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(library::LibraryMutation);

@@ -285,6 +285,9 @@ pub struct RankContext<'a> {
     pub half_life_days: f64,
     /// The query text, when there is one, for the explanation.
     pub query: Option<&'a str>,
+    /// Set when the text is not a visitor's query but an asset's subject (next content):
+    /// the TEXT reason then says what the asset resembles.
+    pub similar_to: Option<&'a str>,
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
@@ -317,10 +320,11 @@ pub fn explain(
     }
     if let Some(query) = ctx.query.filter(|q| !q.trim().is_empty()) {
         let value = text_value(bm25.0, bm25.1);
-        let detail = if value > 0.0 {
-            format!("matches \"{}\"", query.trim())
-        } else {
-            format!("does not mention \"{}\"", query.trim())
+        let detail = match (ctx.similar_to, value > 0.0) {
+            (Some(subject), true) => format!("on the same subject as \"{subject}\""),
+            (Some(subject), false) => format!("on another subject than \"{subject}\""),
+            (None, true) => format!("matches \"{}\"", query.trim()),
+            (None, false) => format!("does not mention \"{}\"", query.trim()),
         };
         push(Factor::Text, value, detail);
     }
@@ -520,6 +524,7 @@ mod tests {
             now: Utc::now(),
             half_life_days: 365.0,
             query: Some("pricing"),
+            similar_to: None,
         };
         let dims = graded_dimensions(&aud);
         let s = explain(&aud, &dims, &a, &ctx, (1.0, 2.0), 0.0);

@@ -167,7 +167,7 @@ impl SearchIndex {
         self.inner.reader.searcher().num_docs()
     }
 
-    fn text_query(&self, text: &str) -> Box<dyn Query> {
+    pub(super) fn text_query(&self, text: &str) -> Box<dyn Query> {
         let fields = &self.inner.fields;
         let mut all = Vec::new();
         for analyzer in Analyzer::ALL {
@@ -186,7 +186,7 @@ impl SearchIndex {
 }
 
 /// A non-scoring query for the filter; every list is "any of", the lists are "all of".
-fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
+pub(super) fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
     /// One "any of" clause, or `None` when the list is empty and does not restrict; `also`
     /// is a value that always matches (the `ANY` of assets for every role or industry).
     fn any_of<'a>(
@@ -243,7 +243,11 @@ fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
     ))
 }
 
-fn load_asset(searcher: &Searcher, fields: &Fields, address: DocAddress) -> AppResult<Asset> {
+pub(super) fn load_asset(
+    searcher: &Searcher,
+    fields: &Fields,
+    address: DocAddress,
+) -> AppResult<Asset> {
     let doc: TantivyDocument = searcher.doc(address)?;
     let bytes = doc
         .get_first(fields.source)

@@ -3,8 +3,11 @@
 
 mod follower;
 mod import;
+mod recommend;
 
 use tokio::task;
+
+use crate::config::{Config, RankingConfig};
 
 use crate::domain::AssetFilter;
 use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, IndustrySlug};
@@ -14,6 +17,10 @@ use crate::store::{Store, WriteCounts};
 
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{ImportProblem, ImportReport, ImportSource, export_library, import_sources};
+pub use recommend::{
+    AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
+    ResolvedAudience,
+};
 
 /// Most assets one `upsertAssets` call may carry; larger batches belong in `stagefit import`.
 pub const MAX_UPSERT_BATCH: usize = 1_000;
@@ -24,6 +31,7 @@ pub struct Library {
     index: SearchIndex,
     follower: FollowerHandle,
     max_page_size: usize,
+    ranking: RankingConfig,
 }
 
 /// What an upsert did, with the assets as stored.
@@ -52,13 +60,14 @@ impl Library {
         store: Store,
         index: SearchIndex,
         follower: FollowerHandle,
-        max_page_size: usize,
+        config: &Config,
     ) -> Self {
         Self {
             store,
             index,
             follower,
-            max_page_size,
+            max_page_size: config.max_page_size,
+            ranking: config.ranking.clone(),
         }
     }
 

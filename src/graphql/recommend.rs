@@ -1,0 +1,330 @@
+//! `recommendations` and `nextContent`.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, InputValueError, InputValueResult, Name, Object, Scalar,
+    ScalarType, SimpleObject, Value,
+};
+
+use super::ApiResult;
+use super::library::library;
+use super::types::{AssetFilterInput, AssetObject, ConcernEnum, RoleEnum, StageEnum};
+use crate::domain::{Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use crate::error::AppError;
+use crate::ranking::{Factor, ScoreReason as DomainReason, WeightOverrides};
+use crate::services::{AudienceRequest, AudienceSource, RecommendationList, RecommendationQuery};
+
+macro_rules! lenient_name {
+    ($(#[$doc:meta])* $name:ident as $gql:literal => $domain:ty) => {
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name(pub $domain);
+
+        $(#[$doc])*
+        #[Scalar(name = $gql)]
+        impl ScalarType for $name {
+            fn parse(value: Value) -> InputValueResult<Self> {
+                let raw = match &value {
+                    Value::Enum(name) => name.as_str().to_owned(),
+                    Value::String(s) => s.clone(),
+                    _ => return Err(InputValueError::expected_type(value)),
+                };
+                <$domain as TaxonomyValue>::parse(&raw)
+                    .map($name)
+                    .map_err(InputValueError::custom)
+            }
+
+            fn to_value(&self) -> Value {
+                Value::Enum(Name::new(self.0.name()))
+            }
+        }
+    };
+}
+
+lenient_name! {
+    /// A buying stage, as an enum literal (`DECISION`) or a string holding its name or any
+    /// alias listed in `taxonomy { stages { aliases } }` (`"cost-awareness"`).
+    StageName as "StageName" => Stage
+}
+lenient_name! {
+    /// A buying-committee role, as an enum literal (`TECHNICAL_INTEGRATOR`) or a string
+    /// holding its name or an alias.
+    RoleName as "RoleName" => Role
+}
+lenient_name! {
+    /// A buyer concern (`NEED FIT RISK COST ADOPTION VALIDATION`), as an enum literal or a
+    /// string.
+    ConcernName as "ConcernName" => Concern
+}
+
+/// Whom recommendations are for. Every field is optional; what is left out is defaulted
+/// and reported in `RecommendationList.audience`.
+#[derive(InputObject, Default)]
+pub struct AudienceInput {
+    pub stage: Option<StageName>,
+    pub role: Option<RoleName>,
+    /// Industry slug such as `financial-services/payments`.
+    pub industry: Option<String>,
+    /// BCP-47 tag; matched by language subtag.
+    pub language: Option<String>,
+    /// Anxieties to favour ("CFO worried about cost": `[COST]`).
+    pub concerns: Option<Vec<ConcernName>>,
+    /// Never recommend these.
+    pub exclude_asset_ids: Option<Vec<ID>>,
+}
+
+impl AudienceInput {
+    fn parse(self) -> Result<AudienceRequest, AppError> {
+        let industry = self
+            .industry
+            .as_deref()
+            .map(IndustrySlug::parse)
+            .transpose()
+            .map_err(|e| AppError::bad_input(format!("audience.industry: {e}")))?;
+        let language = self
+            .language
+            .as_deref()
+            .map(Language::parse)
+            .transpose()
+            .map_err(|e| AppError::bad_input(format!("audience.language: {e}")))?;
+        let mut concerns: Vec<Concern> = self
+            .concerns
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        concerns.sort_by_key(|c| c.ordinal());
+        concerns.dedup();
+        Ok(AudienceRequest {
+            stage: self.stage.map(|s| s.0),
+            role: self.role.map(|r| r.0),
+            industry,
+            language,
+            concerns,
+            exclude_asset_ids: self
+                .exclude_asset_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
+        })
+    }
+}
+
+/// Per-request weights for what-if tuning; each replaces its default (0 to 100).
+#[derive(InputObject, Default)]
+pub struct RankingWeightsInput {
+    pub stage: Option<f64>,
+    pub role: Option<f64>,
+    pub industry: Option<f64>,
+    pub text: Option<f64>,
+    pub concern: Option<f64>,
+    pub freshness: Option<f64>,
+    pub popularity: Option<f64>,
+    pub language: Option<f64>,
+}
+
+impl From<RankingWeightsInput> for WeightOverrides {
+    fn from(w: RankingWeightsInput) -> Self {
+        WeightOverrides {
+            stage: w.stage,
+            role: w.role,
+            industry: w.industry,
+            text: w.text,
+            concern: w.concern,
+            freshness: w.freshness,
+            popularity: w.popularity,
+            language: w.language,
+        }
+    }
+}
+
+/// A named part of a score.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum RankingFactor {
+    Stage,
+    Role,
+    Industry,
+    Text,
+    Concern,
+    Freshness,
+    Popularity,
+    Language,
+}
+
+impl From<Factor> for RankingFactor {
+    fn from(f: Factor) -> Self {
+        match f {
+            Factor::Stage => RankingFactor::Stage,
+            Factor::Role => RankingFactor::Role,
+            Factor::Industry => RankingFactor::Industry,
+            Factor::Text => RankingFactor::Text,
+            Factor::Concern => RankingFactor::Concern,
+            Factor::Freshness => RankingFactor::Freshness,
+            Factor::Popularity => RankingFactor::Popularity,
+            Factor::Language => RankingFactor::Language,
+        }
+    }
+}
+
+/// Where a resolved audience field came from.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "AudienceSource")]
+pub enum AudienceSourceEnum {
+    /// Given in the request.
+    Request,
+    /// From the account's record.
+    Account,
+    /// From the contact's record.
+    Contact,
+    /// Inferred (from engagement, or from the asset just read).
+    Inferred,
+    /// Nothing said; the configured default.
+    Default,
+}
+
+impl From<AudienceSource> for AudienceSourceEnum {
+    fn from(s: AudienceSource) -> Self {
+        match s {
+            AudienceSource::Request => AudienceSourceEnum::Request,
+            AudienceSource::Account => AudienceSourceEnum::Account,
+            AudienceSource::Contact => AudienceSourceEnum::Contact,
+            AudienceSource::Inferred => AudienceSourceEnum::Inferred,
+            AudienceSource::Default => AudienceSourceEnum::Default,
+        }
+    }
+}
+
+/// One factor's part of a score: `contribution = weight x value`; the contributions of a
+/// recommendation add up to its score.
+#[derive(SimpleObject)]
+pub struct ScoreReason {
+    pub factor: RankingFactor,
+    /// How well the asset fits on this factor, 0 to 1.
+    pub value: f64,
+    pub weight: f64,
+    pub contribution: f64,
+    /// Readable for a sales rep: "same industry (retail)", "decision stage, the buyer's own".
+    pub detail: String,
+}
+
+impl From<DomainReason> for ScoreReason {
+    fn from(r: DomainReason) -> Self {
+        ScoreReason {
+            factor: r.factor.into(),
+            value: r.value,
+            weight: r.weight,
+            contribution: r.contribution,
+            detail: r.detail,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Recommendation {
+    pub asset: AssetObject,
+    pub score: f64,
+    pub reasons: Vec<ScoreReason>,
+}
+
+/// The audience a list was ranked for.
+#[derive(SimpleObject)]
+pub struct ResolvedAudience {
+    pub stage: StageEnum,
+    pub stage_source: AudienceSourceEnum,
+    pub role: Option<RoleEnum>,
+    pub role_source: AudienceSourceEnum,
+    pub industry: Option<String>,
+    pub industry_source: AudienceSourceEnum,
+    pub language: String,
+    pub language_source: AudienceSourceEnum,
+    pub concerns: Vec<ConcernEnum>,
+}
+
+#[derive(SimpleObject)]
+pub struct RecommendationListObject {
+    pub items: Vec<Recommendation>,
+    pub audience: ResolvedAudience,
+}
+
+impl From<RecommendationList> for RecommendationListObject {
+    fn from(list: RecommendationList) -> Self {
+        let r = list.audience;
+        RecommendationListObject {
+            items: list
+                .items
+                .into_iter()
+                .map(|i| Recommendation {
+                    asset: AssetObject(i.asset),
+                    score: i.scored.score,
+                    reasons: i.scored.reasons.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+            audience: ResolvedAudience {
+                stage: r.audience.stage.into(),
+                stage_source: r.stage_source.into(),
+                role: r.audience.role.map(Into::into),
+                role_source: r.role_source.into(),
+                industry: r.audience.industry.map(|i| i.to_string()),
+                industry_source: r.industry_source.into(),
+                language: r.audience.language.to_string(),
+                language_source: r.language_source.into(),
+                concerns: r.audience.concerns.into_iter().map(Into::into).collect(),
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct RecommendQuery;
+
+#[Object]
+impl RecommendQuery {
+    /// The assets most likely to move this audience forward, best first, each with the
+    /// reasons for its score. Only published assets, never those in
+    /// `audience.excludeAssetIds`. `query` adds text relevance; `filter` restricts;
+    /// `weights` overrides the default weights for this request only; `diversify` mixes
+    /// formats and topics among near-ties at the top.
+    #[graphql(name = "recommendations")]
+    async fn recommendations(
+        &self,
+        ctx: &Context<'_>,
+        audience: AudienceInput,
+        #[graphql(default = 10)] first: i32,
+        query: Option<String>,
+        filter: Option<AssetFilterInput>,
+        weights: Option<RankingWeightsInput>,
+        #[graphql(default = true)] diversify: bool,
+    ) -> ApiResult<RecommendationListObject> {
+        let library = library(ctx)?;
+        let first = library.page_size(first)?;
+        let list = library
+            .recommend(RecommendationQuery {
+                audience: audience.parse()?,
+                first,
+                text: query,
+                filter: AssetFilterInput::parse(filter)?,
+                weights: weights.map(Into::into).unwrap_or_default(),
+                diversify,
+            })
+            .await?;
+        Ok(list.into())
+    }
+
+    /// What to read after `afterAssetId`: the same subject, pulling the reader one stage
+    /// forward, never the asset itself. Audience fields left out are taken from the asset
+    /// (source `INFERRED`).
+    async fn next_content(
+        &self,
+        ctx: &Context<'_>,
+        after_asset_id: ID,
+        audience: Option<AudienceInput>,
+        #[graphql(default = 5)] first: i32,
+    ) -> ApiResult<RecommendationListObject> {
+        let library = library(ctx)?;
+        let first = library.page_size(first)?;
+        let request = audience.unwrap_or_default().parse()?;
+        Ok(library
+            .next_content(&after_asset_id, request, first)
+            .await?
+            .into())
+    }
+}

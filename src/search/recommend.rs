@@ -1,0 +1,636 @@
+//! Candidate retrieval for recommendations: exact top-k by tiers.
+//!
+//! The graded factors (stage, role, industry, language) give every asset one of a few
+//! levels per factor; a *tier* is one combination of levels, and every asset in it has the
+//! same graded score D. Tiers are visited in decreasing D, each as an intersection query
+//! (level terms required, better levels' terms excluded). The continuous factors (text,
+//! concern, freshness, popularity) are scored exactly by a collector over fast fields and
+//! are bounded by their weights, so the walk stops as soon as the k-th best score found is
+//! at least the next tier's D plus that bound: no unvisited asset can enter the top k, and
+//! the result equals scoring every document. A tier that can only contribute through text
+//! matches is searched for text matches alone.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::columnar::Column;
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
+
+use super::SearchIndex;
+use super::query::{filter_query, load_asset};
+use super::schema::{ANY, Fields};
+use crate::domain::{Asset, AssetFilter, TaxonomyValue};
+use crate::error::AppResult;
+use crate::ranking::{Criterion, Dimension, Weights, concern_value, freshness_value, text_value};
+
+/// What to retrieve.
+pub struct RecommendRequest<'a> {
+    pub dimensions: &'a [Dimension],
+    pub weights: &'a Weights,
+    pub filter: &'a AssetFilter,
+    pub exclude_ids: &'a [String],
+    pub text: Option<&'a str>,
+    /// Requested concerns as a mask.
+    pub concerns: u64,
+    pub now: i64,
+    pub half_life_days: f64,
+    /// How many candidates to return (the final list plus room for diversity).
+    pub window: usize,
+}
+
+/// A retrieved asset with what the explanation needs.
+pub struct Candidate {
+    pub asset: Asset,
+    pub bm25: f32,
+    /// The score retrieval ranked it by; the explanation recomputes it from the asset.
+    pub score: f64,
+}
+
+pub struct Candidates {
+    pub items: Vec<Candidate>,
+    /// The best BM25 any asset reached for the text (the TEXT factor's scale).
+    pub best_bm25: f32,
+    /// How many tiers were searched and documents scored: the cost of the request.
+    pub tiers_searched: usize,
+    pub docs_scored: u64,
+}
+
+/// One level of one factor, as terms.
+struct IndexLevel {
+    terms: Vec<Term>,
+    value: f64,
+}
+
+struct Tier {
+    graded: f64,
+    /// Per factor: the chosen level index (`levels.len()` = none of the levels).
+    levels: Vec<usize>,
+}
+
+fn criterion_term(fields: &Fields, c: &Criterion) -> Term {
+    match c {
+        Criterion::Stage(s) => Term::from_field_text(fields.stage, s.name()),
+        Criterion::Role(r) => Term::from_field_text(fields.role, r.name()),
+        Criterion::AnyRole => Term::from_field_text(fields.role, ANY),
+        Criterion::IndustryExact(i) => Term::from_field_text(fields.industry, i.as_str()),
+        Criterion::IndustryWithin(i) => Term::from_field_text(fields.industry_tree, i.as_str()),
+        Criterion::AnyIndustry => Term::from_field_text(fields.industry, ANY),
+        Criterion::Language(l) => Term::from_field_text(fields.language_match, l),
+    }
+}
+
+/// Any of the terms, scoring nothing.
+fn any_term(terms: &[Term]) -> Box<dyn Query> {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .iter()
+        .map(|t| {
+            (
+                Occur::Should,
+                Box::new(TermQuery::new(t.clone(), IndexRecordOption::Basic)) as Box<dyn Query>,
+            )
+        })
+        .collect();
+    Box::new(ConstScoreQuery::new(
+        Box::new(BooleanQuery::new(clauses)),
+        0.0,
+    ))
+}
+
+/// Every combination of levels, best graded score first.
+fn tiers(levels: &[(f64, Vec<IndexLevel>, f64)]) -> Vec<Tier> {
+    let mut out = vec![Tier {
+        graded: 0.0,
+        levels: Vec::new(),
+    }];
+    for (weight, dim_levels, rest_value) in levels {
+        let mut next = Vec::with_capacity(out.len() * (dim_levels.len() + 1));
+        for tier in &out {
+            for choice in 0..=dim_levels.len() {
+                let value = dim_levels
+                    .get(choice)
+                    .map(|l| l.value)
+                    .unwrap_or(*rest_value);
+                let mut chosen = tier.levels.clone();
+                chosen.push(choice);
+                next.push(Tier {
+                    graded: tier.graded + weight * value,
+                    levels: chosen,
+                });
+            }
+        }
+        out = next;
+    }
+    out.sort_by(|a, b| {
+        b.graded
+            .total_cmp(&a.graded)
+            .then_with(|| a.levels.cmp(&b.levels))
+    });
+    out
+}
+
+#[derive(Clone, Copy)]
+struct Hit {
+    score: f64,
+    bm25: f32,
+    address: DocAddress,
+}
+
+impl PartialEq for Hit {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Hit {}
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Hit {
+    /// Reversed, so a `BinaryHeap<Hit>` pops the worst hit first; equal scores keep the
+    /// lower document address.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then_with(|| self.address.cmp(&other.address))
+    }
+}
+
+/// Scores one tier's documents exactly on the continuous factors.
+struct TierCollector {
+    settings: TierCollectorSettings,
+    scoring: bool,
+}
+
+struct TierSegmentCollector {
+    segment: SegmentOrdinal,
+    settings: TierCollectorSettings,
+    published: Column<i64>,
+    reviewed: Column<i64>,
+    evergreen: Column<bool>,
+    concerns: Column<u64>,
+    top: BinaryHeap<Hit>,
+    scored: u64,
+}
+
+/// What every segment of one tier is scored with.
+#[derive(Clone, Copy)]
+struct TierCollectorSettings {
+    graded: f64,
+    text_weight: f64,
+    best_bm25: f32,
+    concern_weight: f64,
+    concerns: u64,
+    freshness_weight: f64,
+    now: i64,
+    half_life_days: f64,
+    limit: usize,
+    floor: f64,
+}
+
+impl Collector for TierCollector {
+    type Fruit = (Vec<Hit>, u64);
+    type Child = TierSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<TierSegmentCollector> {
+        let ff = reader.fast_fields();
+        Ok(TierSegmentCollector {
+            segment,
+            settings: self.settings,
+            published: ff.i64("published_ts")?,
+            reviewed: ff.i64("reviewed_ts")?,
+            evergreen: ff.bool("evergreen")?,
+            concerns: ff.u64("concern_mask")?,
+            top: BinaryHeap::with_capacity(self.settings.limit + 1),
+            scored: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.scoring
+    }
+
+    fn merge_fruits(&self, segments: Vec<(Vec<Hit>, u64)>) -> tantivy::Result<(Vec<Hit>, u64)> {
+        let scored = segments.iter().map(|s| s.1).sum();
+        Ok((segments.into_iter().flat_map(|s| s.0).collect(), scored))
+    }
+}
+
+impl SegmentCollector for TierSegmentCollector {
+    type Fruit = (Vec<Hit>, u64);
+
+    fn collect(&mut self, doc: DocId, bm25: Score) {
+        let s = &self.settings;
+        self.scored += 1;
+        let last_reviewed = self
+            .reviewed
+            .first(doc)
+            .or_else(|| self.published.first(doc));
+        let evergreen = self.evergreen.first(doc).unwrap_or(false);
+        let concerns = self.concerns.first(doc).unwrap_or(0);
+        let score = s.graded
+            + s.text_weight * text_value(bm25, s.best_bm25)
+            + s.concern_weight * concern_value(s.concerns, concerns)
+            + s.freshness_weight
+                * freshness_value(last_reviewed, evergreen, s.now, s.half_life_days);
+        // The global top k is full and this cannot enter it.
+        if score <= s.floor {
+            return;
+        }
+        let hit = Hit {
+            score,
+            bm25,
+            address: DocAddress::new(self.segment, doc),
+        };
+        if self.top.len() < s.limit {
+            self.top.push(hit);
+        } else if let Some(worst) = self.top.peek()
+            && hit < *worst
+        {
+            self.top.pop();
+            self.top.push(hit);
+        }
+    }
+
+    fn harvest(self) -> (Vec<Hit>, u64) {
+        (self.top.into_vec(), self.scored)
+    }
+}
+
+impl SearchIndex {
+    /// The `window` best assets for a request, exactly as if every matching asset had been
+    /// scored. Blocking: call it off the async runtime.
+    pub fn recommend(&self, request: &RecommendRequest<'_>) -> AppResult<Candidates> {
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let w = request.weights;
+        let window = request.window.max(1);
+
+        let text_query = request
+            .text
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && w.text > 0.0)
+            .map(|t| self.text_query(t));
+        let best_bm25 = match &text_query {
+            Some(q) => searcher
+                .search(q.as_ref(), &TopDocs::with_limit(1).order_by_score())?
+                .first()
+                .map(|(s, _)| *s)
+                .unwrap_or(0.0),
+            None => 0.0,
+        };
+        let text_query = text_query.filter(|_| best_bm25 > 0.0);
+
+        let mut base: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, filter_query(fields, request.filter))];
+        if !request.exclude_ids.is_empty() {
+            let ids: Vec<Term> = request
+                .exclude_ids
+                .iter()
+                .map(|id| Term::from_field_text(fields.id, id))
+                .collect();
+            base.push((Occur::MustNot, any_term(&ids)));
+        }
+
+        // Graded factors with no weight cannot change the order: leave them out of tiers.
+        let graded: Vec<(f64, Vec<IndexLevel>, f64)> = request
+            .dimensions
+            .iter()
+            .map(|d| (w.get(d.factor), d))
+            .filter(|(weight, _)| *weight > 0.0)
+            .map(|(weight, d)| {
+                let levels = d
+                    .levels
+                    .iter()
+                    .map(|l| IndexLevel {
+                        terms: l
+                            .criteria
+                            .iter()
+                            .map(|c| criterion_term(fields, c))
+                            .collect(),
+                        value: l.value,
+                    })
+                    .collect();
+                (weight, levels, d.rest_value)
+            })
+            .collect();
+
+        let concern_weight = if request.concerns == 0 {
+            0.0
+        } else {
+            w.concern
+        };
+        let text_bound = if text_query.is_some() { w.text } else { 0.0 };
+        // Popularity is zero until engagement is recorded, so it adds nothing to the bound.
+        let other_bound = concern_weight + w.freshness;
+
+        let mut top: BinaryHeap<Hit> = BinaryHeap::with_capacity(window + 1);
+        let mut tiers_searched = 0;
+        let mut docs_scored = 0;
+        for tier in tiers(&graded) {
+            let floor = if top.len() >= window {
+                top.peek().map(|h| h.score).unwrap_or(f64::NEG_INFINITY)
+            } else {
+                f64::NEG_INFINITY
+            };
+            if floor >= tier.graded + text_bound + other_bound {
+                break;
+            }
+            let text_only = floor >= tier.graded + other_bound;
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+                base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
+            for ((_, levels, _), &choice) in graded.iter().zip(&tier.levels) {
+                if let Some(level) = levels.get(choice) {
+                    clauses.push((Occur::Must, any_term(&level.terms)));
+                }
+                let better: Vec<Term> = levels[..choice.min(levels.len())]
+                    .iter()
+                    .flat_map(|l| l.terms.iter().cloned())
+                    .collect();
+                if !better.is_empty() {
+                    clauses.push((Occur::MustNot, any_term(&better)));
+                }
+            }
+            if let Some(text) = &text_query {
+                clauses.push((
+                    if text_only {
+                        Occur::Must
+                    } else {
+                        Occur::Should
+                    },
+                    text.box_clone(),
+                ));
+            }
+            let collector = TierCollector {
+                settings: TierCollectorSettings {
+                    graded: tier.graded,
+                    text_weight: text_bound,
+                    best_bm25,
+                    concern_weight,
+                    concerns: request.concerns,
+                    freshness_weight: w.freshness,
+                    now: request.now,
+                    half_life_days: request.half_life_days,
+                    limit: window,
+                    floor,
+                },
+                scoring: text_query.is_some(),
+            };
+            let (hits, scored) = searcher.search(&BooleanQuery::new(clauses), &collector)?;
+            tiers_searched += 1;
+            docs_scored += scored;
+            for hit in hits {
+                if top.len() < window {
+                    top.push(hit);
+                } else if let Some(worst) = top.peek()
+                    && hit < *worst
+                {
+                    top.pop();
+                    top.push(hit);
+                }
+            }
+        }
+
+        let mut hits = top.into_vec();
+        hits.sort();
+        let items = hits
+            .into_iter()
+            .map(|h| {
+                Ok(Candidate {
+                    asset: load_asset(&searcher, fields, h.address)?,
+                    bm25: h.bm25,
+                    score: h.score,
+                })
+            })
+            .collect::<AppResult<Vec<_>>>()?;
+        Ok(Candidates {
+            items,
+            best_bm25,
+            tiers_searched,
+            docs_scored,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AssetDraft, Concern, IndustrySlug, Language, Role, Stage};
+    use crate::ranking::{Audience, WeightOverrides, graded_dimensions};
+    use crate::search::{IndexLock, IndexOp, open};
+
+    fn demo_index() -> (tempfile::TempDir, SearchIndex, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = IndexLock::acquire(dir.path()).unwrap();
+        let (index, mut writer) = open(&lock, 32 * 1024 * 1024).unwrap();
+        let assets: Vec<Asset> = include_str!("../../demo/library.jsonl")
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<AssetDraft>(l)
+                    .unwrap()
+                    .validate()
+                    .unwrap()
+            })
+            .collect();
+        let n = assets.len();
+        // Two commits, so the index has more than one segment.
+        let (a, b) = assets.split_at(n / 2);
+        writer
+            .stage(
+                a.iter()
+                    .cloned()
+                    .map(|a| IndexOp::Upsert(Box::new(a)))
+                    .collect(),
+            )
+            .unwrap();
+        writer.commit(1).unwrap();
+        writer
+            .stage(
+                b.iter()
+                    .cloned()
+                    .map(|a| IndexOp::Upsert(Box::new(a)))
+                    .collect(),
+            )
+            .unwrap();
+        writer.commit(2).unwrap();
+        drop(lock);
+        (dir, index, n)
+    }
+
+    fn ids(c: &Candidates) -> Vec<(String, i64)> {
+        c.items
+            .iter()
+            .map(|i| (i.asset.id.to_string(), (i.score * 1e9).round() as i64))
+            .collect()
+    }
+
+    #[test]
+    fn tiers_give_exactly_the_exhaustive_top_k() {
+        let (_dir, index, n) = demo_index();
+        let now = chrono::Utc::now().timestamp();
+        let industries = [
+            None,
+            Some("financial-services/payments"),
+            Some("retail"),
+            Some("healthcare"),
+        ];
+        let roles = [
+            None,
+            Some(Role::TechnicalIntegrator),
+            Some(Role::Finance),
+            Some(Role::Procurement),
+        ];
+        let texts = [
+            None,
+            Some("reconciliation"),
+            Some("结算"),
+            Some("security api"),
+        ];
+        let weight_sets = [
+            WeightOverrides::default(),
+            WeightOverrides {
+                stage: Some(0.0),
+                text: Some(6.0),
+                ..Default::default()
+            },
+            WeightOverrides {
+                language: Some(0.0),
+                freshness: Some(4.0),
+                ..Default::default()
+            },
+        ];
+        let filters = [
+            AssetFilter::default(),
+            AssetFilter {
+                content_types: vec![crate::domain::ContentType::CaseStudy],
+                ..Default::default()
+            },
+        ];
+        let mut checked = 0;
+        let mut pruned_tiers = 0;
+        for (case, stage) in Stage::ALL.iter().enumerate() {
+            for (r, role) in roles.iter().enumerate() {
+                let industry = industries[(case + r) % industries.len()];
+                let text = texts[(case * 3 + r) % texts.len()];
+                let overrides = &weight_sets[(case + 2 * r) % weight_sets.len()];
+                let filter = &filters[(case + r) % filters.len()];
+                let audience = Audience {
+                    stage: *stage,
+                    role: *role,
+                    industry: industry.map(|i| IndustrySlug::parse(i).unwrap()),
+                    language: Language::parse(if case % 2 == 0 { "en" } else { "zh" }).unwrap(),
+                    concerns: if r == 2 {
+                        vec![Concern::Cost, Concern::Risk]
+                    } else {
+                        vec![]
+                    },
+                };
+                let weights = Weights::default().with(overrides).unwrap();
+                let dims = graded_dimensions(&audience);
+                let exclude = vec!["pricing-sheet".to_owned()];
+                let request = |window| RecommendRequest {
+                    dimensions: &dims,
+                    weights: &weights,
+                    filter,
+                    exclude_ids: &exclude,
+                    text,
+                    concerns: TaxonomyValue::mask(&audience.concerns),
+                    now,
+                    half_life_days: 365.0,
+                    window,
+                };
+                let everything = index.recommend(&request(n)).unwrap();
+                for k in [1, 5, 10] {
+                    let pruned = index.recommend(&request(k)).unwrap();
+                    let want: Vec<_> = ids(&everything).into_iter().take(k).collect();
+                    // Equal scores may come in either order; compare scores position by
+                    // position and ids as sets of the strictly better ones.
+                    let got = ids(&pruned);
+                    assert_eq!(
+                        got.iter().map(|g| g.1).collect::<Vec<_>>(),
+                        want.iter().map(|w| w.1).collect::<Vec<_>>(),
+                        "{audience:?} {text:?} k={k}"
+                    );
+                    assert!(
+                        pruned
+                            .items
+                            .iter()
+                            .all(|c| c.asset.id.as_str() != "pricing-sheet")
+                    );
+                    assert!(
+                        pruned
+                            .items
+                            .iter()
+                            .all(|c| c.asset.status == crate::domain::AssetStatus::Published)
+                    );
+                    pruned_tiers += everything.tiers_searched - pruned.tiers_searched;
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 60);
+        assert!(pruned_tiers > 0, "the walk never stopped early");
+    }
+
+    #[test]
+    fn retrieval_scores_equal_the_explanations() {
+        let (_dir, index, _) = demo_index();
+        let now = chrono::Utc::now();
+        let weights = Weights::default();
+        for stage in Stage::ALL {
+            let audience = Audience {
+                stage: *stage,
+                role: Some(Role::DecisionMaker),
+                industry: Some(IndustrySlug::parse("financial-services/banking").unwrap()),
+                language: Language::english(),
+                concerns: vec![Concern::Validation],
+            };
+            let dims = graded_dimensions(&audience);
+            let found = index
+                .recommend(&RecommendRequest {
+                    dimensions: &dims,
+                    weights: &weights,
+                    filter: &AssetFilter::default(),
+                    exclude_ids: &[],
+                    text: Some("treasury"),
+                    concerns: TaxonomyValue::mask(&audience.concerns),
+                    now: now.timestamp(),
+                    half_life_days: 365.0,
+                    window: 20,
+                })
+                .unwrap();
+            let ctx = crate::ranking::RankContext {
+                weights: &weights,
+                now,
+                half_life_days: 365.0,
+                query: Some("treasury"),
+                similar_to: None,
+            };
+            for c in &found.items {
+                let explained = crate::ranking::explain(
+                    &audience,
+                    &dims,
+                    &c.asset,
+                    &ctx,
+                    (c.bm25, found.best_bm25),
+                    0.0,
+                );
+                assert!(
+                    (explained.score - c.score).abs() < 1e-9,
+                    "{} {} vs {}",
+                    c.asset.id,
+                    explained.score,
+                    c.score
+                );
+            }
+        }
+    }
+}
