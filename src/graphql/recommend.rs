@@ -283,7 +283,8 @@ impl RecommendQuery {
     /// `audience.excludeAssetIds`. `query` adds text relevance; `filter` restricts;
     /// `weights` overrides the default weights for this request only; `diversify` mixes
     /// formats and topics among near-ties at the top.
-    #[graphql(name = "recommendations")]
+    // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.
+    #[allow(clippy::too_many_arguments)]
     async fn recommendations(
         &self,
         ctx: &Context<'_>,
