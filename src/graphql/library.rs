@@ -228,11 +228,11 @@ impl LibraryQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<AssetFilterInput>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<AssetConnection> {
         let library = library(ctx)?;
-        let limit = library.page_size(first)?;
+        let limit = library.page_size(first.unwrap_or(20))?;
         let offset = decode_cursor(after.as_deref())?;
         let page = library
             .search(SearchRequest {
@@ -267,11 +267,11 @@ impl LibraryQuery {
         ctx: &Context<'_>,
         query: String,
         filter: Option<AssetFilterInput>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<SearchResult> {
         let library = library(ctx)?;
-        let limit = library.page_size(first)?;
+        let limit = library.page_size(first.unwrap_or(20))?;
         let offset = decode_cursor(after.as_deref())?;
         let look = ctx.look_ahead();
         let want_facets = look.field("facets").exists();

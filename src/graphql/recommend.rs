@@ -239,7 +239,9 @@ pub struct ResolvedAudience {
     pub concerns: Vec<ConcernEnum>,
 }
 
+/// A ranked list and the audience it was ranked for.
 #[derive(SimpleObject)]
+#[graphql(name = "RecommendationList")]
 pub struct RecommendationListObject {
     pub items: Vec<Recommendation>,
     pub audience: ResolvedAudience,
@@ -289,14 +291,14 @@ impl RecommendQuery {
         &self,
         ctx: &Context<'_>,
         audience: AudienceInput,
-        #[graphql(default = 10)] first: i32,
+        #[graphql(default = 10)] first: Option<i32>,
         query: Option<String>,
         filter: Option<AssetFilterInput>,
         weights: Option<RankingWeightsInput>,
-        #[graphql(default = true)] diversify: bool,
+        #[graphql(default_with = "Some(true)")] diversify: Option<bool>,
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
-        let first = library.page_size(first)?;
+        let first = library.page_size(first.unwrap_or(10))?;
         let list = library
             .recommend(RecommendationQuery {
                 audience: audience.parse()?,
@@ -304,7 +306,7 @@ impl RecommendQuery {
                 text: query,
                 filter: AssetFilterInput::parse(filter)?,
                 weights: weights.map(Into::into).unwrap_or_default(),
-                diversify,
+                diversify: diversify.unwrap_or(true),
             })
             .await?;
         Ok(list.into())
@@ -318,10 +320,10 @@ impl RecommendQuery {
         ctx: &Context<'_>,
         after_asset_id: ID,
         audience: Option<AudienceInput>,
-        #[graphql(default = 5)] first: i32,
+        #[graphql(default = 5)] first: Option<i32>,
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
-        let first = library.page_size(first)?;
+        let first = library.page_size(first.unwrap_or(5))?;
         let request = audience.unwrap_or_default().parse()?;
         Ok(library
             .next_content(&after_asset_id, request, first)

@@ -8,6 +8,8 @@ mod support;
 
 mod cli;
 mod http_protocol;
+mod judged;
 mod library;
+mod recommend;
 mod restart;
 mod schema;
