@@ -55,6 +55,18 @@ pub enum Command {
     Reindex,
     /// Print the GraphQL schema (SDL)
     Schema,
+    /// Write a deterministic synthetic library (JSON lines) for benchmarks
+    Generate {
+        /// How many assets
+        #[arg(long)]
+        assets: u64,
+        /// Same seed, same library
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output file (default: standard output)
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +82,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::graphql::sdl());
             Ok(())
         }
+        Command::Generate {
+            assets,
+            seed,
+            output,
+        } => generate(assets, seed, output),
     }
 }
 
@@ -121,6 +138,25 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+fn generate(assets: u64, seed: u64, output: Option<PathBuf>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            crate::generate::write_library(assets, seed, &mut std::io::BufWriter::new(file))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            crate::generate::write_library(
+                assets,
+                seed,
+                &mut std::io::BufWriter::new(stdout.lock()),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod generate;
 pub mod graphql;
 pub mod http;
 pub mod import;

@@ -1,0 +1,296 @@
+//! Synthetic libraries for benchmarks: deterministic for a given size and seed, in the
+//! interchange format. Tags follow the mix of a real library (more awareness than
+//! advocacy content, most assets for one or two roles, a third cross-industry), and text
+//! is drawn from a B2B vocabulary with a Zipf-like distribution so that text queries have
+//! realistic selectivity; about 30% of assets are in Chinese.
+
+use std::io::Write;
+
+use crate::domain::AssetDraft;
+
+/// SplitMix64: tiny, fast, and stable forever, so a seed always means the same library.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize
+    }
+
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// An index drawn by cumulative weights.
+    fn weighted(&mut self, cumulative: &[f64]) -> usize {
+        let total = cumulative.last().copied().unwrap_or(1.0);
+        let x = self.unit() * total;
+        cumulative
+            .iter()
+            .position(|c| x < *c)
+            .unwrap_or(cumulative.len() - 1)
+    }
+}
+
+fn cumulative(weights: &[f64]) -> Vec<f64> {
+    weights
+        .iter()
+        .scan(0.0, |sum, w| {
+            *sum += w;
+            Some(*sum)
+        })
+        .collect()
+}
+
+const STAGES: [(&str, f64); 5] = [
+    ("AWARENESS", 0.34),
+    ("CONSIDERATION", 0.27),
+    ("DECISION", 0.20),
+    ("ADOPTION", 0.13),
+    ("ADVOCACY", 0.06),
+];
+const ROLES: [(&str, f64); 5] = [
+    ("DECISION_MAKER", 0.35),
+    ("TECHNICAL_INTEGRATOR", 0.30),
+    ("BUSINESS_USER", 0.15),
+    ("PROCUREMENT", 0.10),
+    ("FINANCE", 0.10),
+];
+const TYPES: [&str; 20] = [
+    "EBOOK",
+    "BLOG_POST",
+    "WHITEPAPER",
+    "RESEARCH_REPORT",
+    "INFOGRAPHIC",
+    "VIDEO",
+    "WEBINAR",
+    "BUYER_GUIDE",
+    "COMPARISON_GUIDE",
+    "ROI_CALCULATOR",
+    "ANALYST_REPORT",
+    "CASE_STUDY",
+    "DEMO",
+    "FREE_TRIAL",
+    "PRICING_SHEET",
+    "SECURITY_WHITEPAPER",
+    "IMPLEMENTATION_GUIDE",
+    "API_DOCS",
+    "TRAINING",
+    "NEWSLETTER",
+];
+const INDUSTRIES: [&str; 20] = [
+    "financial-services",
+    "financial-services/payments",
+    "financial-services/banking",
+    "financial-services/insurance",
+    "retail",
+    "retail/ecommerce",
+    "manufacturing",
+    "manufacturing/automotive",
+    "manufacturing/electronics",
+    "healthcare",
+    "healthcare/pharma",
+    "education",
+    "logistics",
+    "energy",
+    "public-sector",
+    "saas",
+    "telecom",
+    "media",
+    "real-estate",
+    "hospitality",
+];
+const CONCERNS: [&str; 6] = ["NEED", "FIT", "RISK", "COST", "ADOPTION", "VALIDATION"];
+/// Most frequent first: the Zipf weights follow this order.
+const WORDS: &str = "payment reconciliation settlement integration security invoice api cost \
+    compliance data workflow automation roi platform risk customer pricing report guide \
+    analytics finance cloud onboarding trial demo training adoption dashboard procurement \
+    audit governance privacy encryption webhook checkout billing ledger treasury forecast \
+    supplier catalog order inventory logistics retention churn growth pipeline revenue margin \
+    efficiency scale enterprise partner ecosystem benchmark survey playbook checklist \
+    architecture performance latency uptime support contract renewal subscription migration \
+    signature sdk fulfilment reporting exception matching payout variance close";
+const ZH_WORDS: &str = "支付 结算 对账 发票 接入 接口 安全 签名 合规 投资回报 成本 价格 试用 演示 \
+    培训 采购 财务 风险 数据 隐私 加密 供应链 库存 物流 客户 留存 增长 效率 平台 报告 指南 白皮书";
+
+pub struct Generator {
+    rng: Rng,
+    words: Vec<&'static str>,
+    zipf: Vec<f64>,
+    zh_words: Vec<&'static str>,
+    stages: Vec<f64>,
+    roles: Vec<f64>,
+}
+
+impl Generator {
+    pub fn new(seed: u64) -> Self {
+        let words: Vec<&str> = WORDS.split_whitespace().collect();
+        let zipf = cumulative(
+            &(0..words.len())
+                .map(|i| 1.0 / (i + 1) as f64)
+                .collect::<Vec<_>>(),
+        );
+        Self {
+            rng: Rng(seed ^ 0x5354_4147_4546_4954),
+            words,
+            zipf,
+            zh_words: ZH_WORDS.split_whitespace().collect(),
+            stages: cumulative(&STAGES.map(|s| s.1)),
+            roles: cumulative(&ROLES.map(|r| r.1)),
+        }
+    }
+
+    /// Between `lo` and `hi` English words, Zipf-distributed.
+    fn english(&mut self, lo: usize, hi: usize) -> Vec<&'static str> {
+        let n = self.rng.range(lo, hi);
+        (0..n)
+            .map(|_| self.words[self.rng.weighted(&self.zipf)])
+            .collect()
+    }
+
+    /// Between `lo` and `hi` Chinese words, uniformly drawn.
+    fn chinese(&mut self, lo: usize, hi: usize) -> Vec<&'static str> {
+        let n = self.rng.range(lo, hi);
+        (0..n)
+            .map(|_| self.zh_words[self.rng.below(self.zh_words.len())])
+            .collect()
+    }
+
+    /// The `i`-th asset of the library.
+    pub fn asset(&mut self, i: u64) -> AssetDraft {
+        let r = &mut self.rng;
+        let chinese = r.unit() < 0.3;
+        let (title, body) = if chinese {
+            let t = self.chinese(3, 6).concat();
+            let b = self.chinese(20, 60).concat();
+            (t, b)
+        } else {
+            let mut t = self.english(4, 9).join(" ");
+            if let Some(first) = t.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            (t, self.english(40, 160).join(" "))
+        };
+        let r = &mut self.rng;
+        let mut stages: Vec<usize> = (0..if r.unit() < 0.25 { 2 } else { 1 })
+            .map(|_| r.weighted(&self.stages))
+            .collect();
+        stages.sort();
+        stages.dedup();
+        let mut roles: Vec<usize> = if r.unit() < 0.25 {
+            Vec::new()
+        } else {
+            (0..if r.unit() < 0.33 { 2 } else { 1 })
+                .map(|_| r.weighted(&self.roles))
+                .collect()
+        };
+        roles.sort();
+        roles.dedup();
+        let industries = if r.unit() < 0.3 {
+            Vec::new()
+        } else {
+            vec![INDUSTRIES[r.below(INDUSTRIES.len())].to_owned()]
+        };
+        let mut concerns: Vec<String> = Vec::new();
+        for _ in 0..r.below(3) {
+            let c = CONCERNS[r.below(CONCERNS.len())].to_owned();
+            if !concerns.contains(&c) {
+                concerns.push(c);
+            }
+        }
+        let mut topics: Vec<String> = Vec::new();
+        for _ in 0..r.range(1, 3) {
+            let t = self.words[self.rng.below(40)].to_owned();
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
+        let r = &mut self.rng;
+        let date = |r: &mut Rng, from: usize| {
+            format!(
+                "{}-{:02}-{:02}",
+                r.range(from, 2026),
+                r.range(1, 12),
+                r.range(1, 28)
+            )
+        };
+        let status = if r.unit() < 0.95 {
+            "published"
+        } else if r.unit() < 0.5 {
+            "draft"
+        } else {
+            "retired"
+        };
+        let summary: String = body.chars().take(160).collect();
+        AssetDraft {
+            id: Some(format!("s-{i:07}")),
+            title: Some(title),
+            summary: Some(summary),
+            body: Some(body),
+            url: Some(format!("https://example.com/a/{i}")),
+            content_type: Some(TYPES[r.below(TYPES.len())].to_owned()),
+            stages: stages.iter().map(|s| STAGES[*s].0.to_owned()).collect(),
+            roles: roles.iter().map(|x| ROLES[*x].0.to_owned()).collect(),
+            industries,
+            concerns,
+            topics,
+            language: Some(if chinese { "zh" } else { "en" }.to_owned()),
+            published_at: Some(date(r, 2019)),
+            reviewed_at: Some(date(r, 2022)),
+            evergreen: Some(r.unit() < 0.15),
+            gated: Some(r.unit() < 0.3),
+            status: Some(status.to_owned()),
+        }
+    }
+}
+
+/// Writes `count` assets as JSON lines.
+pub fn write_library(count: u64, seed: u64, out: &mut impl Write) -> std::io::Result<()> {
+    let mut generator = Generator::new(seed);
+    for i in 0..count {
+        serde_json::to_writer(&mut *out, &generator.asset(i))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_valid_library() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        write_library(300, 7, &mut a).unwrap();
+        write_library(300, 7, &mut b).unwrap();
+        assert_eq!(a, b);
+        let mut c = Vec::new();
+        write_library(300, 8, &mut c).unwrap();
+        assert_ne!(a, c);
+        let mut zh = 0;
+        let mut published = 0;
+        for line in String::from_utf8(a).unwrap().lines() {
+            let asset = serde_json::from_str::<AssetDraft>(line)
+                .unwrap()
+                .validate()
+                .unwrap();
+            zh += usize::from(asset.language.primary() == "zh");
+            published += usize::from(asset.status == crate::domain::AssetStatus::Published);
+        }
+        assert!((60..=120).contains(&zh), "{zh} Chinese assets of 300");
+        assert!(published >= 270, "{published}");
+    }
+}
