@@ -33,6 +33,10 @@ pub trait TaxonomyValue: Sized + Copy + 'static {
 
     /// Accepts the canonical name in any case with `-`, `_` or spaces, or any alias.
     fn parse(raw: &str) -> Result<Self, String> {
+        // Stored and most written values are already canonical.
+        if let Some(v) = Self::ALL.iter().find(|v| v.name() == raw) {
+            return Ok(*v);
+        }
         let key = lookup_key(raw);
         let key = key.strip_suffix("阶段").unwrap_or(&key);
         Self::ALL

@@ -15,12 +15,11 @@ use std::collections::BinaryHeap;
 
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
-use tantivy::schema::IndexRecordOption;
+use tantivy::query::{BooleanQuery, Occur, Query};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
 use super::SearchIndex;
-use super::query::{filter_query, load_asset};
+use super::query::{any_term, filter_query, load_asset};
 use super::schema::{ANY, Fields};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
@@ -80,23 +79,6 @@ fn criterion_term(fields: &Fields, c: &Criterion) -> Term {
         Criterion::AnyIndustry => Term::from_field_text(fields.industry, ANY),
         Criterion::Language(l) => Term::from_field_text(fields.language_match, l),
     }
-}
-
-/// Any of the terms, scoring nothing.
-fn any_term(terms: &[Term]) -> Box<dyn Query> {
-    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-        .iter()
-        .map(|t| {
-            (
-                Occur::Should,
-                Box::new(TermQuery::new(t.clone(), IndexRecordOption::Basic)) as Box<dyn Query>,
-            )
-        })
-        .collect();
-    Box::new(ConstScoreQuery::new(
-        Box::new(BooleanQuery::new(clauses)),
-        0.0,
-    ))
 }
 
 /// Every combination of levels, best graded score first.

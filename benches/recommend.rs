@@ -1,0 +1,261 @@
+//! In-process cost of the recommendation and search paths at 10k, 100k and 1M assets.
+//!
+//!     cargo bench --bench recommend                      # all sizes
+//!     STAGEFIT_BENCH_SIZES=100000 cargo bench --bench recommend
+//!
+//! Each size's library comes from `stagefit generate` (seed 7) and is indexed once into
+//! `target/bench-data/`, then reused. The measured call is `Library::recommend` /
+//! `Library::search`, the same service call a GraphQL resolver makes (blocking-pool hop,
+//! index retrieval, explanation, diversity), without HTTP. Under `cargo test` each
+//! benchmark runs once on a small library, as a smoke test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion};
+use stagefit::config::Config;
+use stagefit::domain::{AssetFilter, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use stagefit::generate::Generator;
+use stagefit::ranking::{Audience, WeightOverrides, Weights, graded_dimensions};
+use stagefit::search::{self, IndexLock, IndexOp, RecommendRequest, SearchRequest, SortOrder};
+use stagefit::services::{AudienceRequest, IndexFollower, Library, RecommendationQuery};
+use stagefit::store::Store;
+
+const SEED: u64 = 7;
+
+struct Fixture {
+    library: Library,
+    index: search::SearchIndex,
+    _follower: IndexFollower,
+}
+
+fn data_dir(size: u64) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-data/{size}-{SEED}"))
+}
+
+async fn fixture(size: u64) -> Fixture {
+    let dir = data_dir(size);
+    let complete = dir.join("COMPLETE");
+    if !complete.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("bench dir");
+        let started = std::time::Instant::now();
+        let lock = IndexLock::acquire(&dir.join("index")).expect("lock");
+        let (_, mut writer) = search::open(&lock, 256 * 1024 * 1024).expect("open index");
+        let mut generator = Generator::new(SEED);
+        let mut batch = Vec::with_capacity(10_000);
+        for i in 0..size {
+            let asset = generator
+                .asset(i)
+                .validate()
+                .expect("generated assets are valid");
+            batch.push(IndexOp::Upsert(Box::new(asset)));
+            if batch.len() == 10_000 {
+                writer.stage(std::mem::take(&mut batch)).expect("stage");
+            }
+        }
+        writer.stage(batch).expect("stage");
+        writer.commit(1).expect("commit");
+        writer.finish().expect("merge");
+        drop(lock);
+        std::fs::write(&complete, b"").expect("marker");
+        eprintln!(
+            "indexed {size} generated assets in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let mut config = Config::in_dir(&dir);
+    config.database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    let store = Store::connect(&config.database_url).await.expect("store");
+    let lock = IndexLock::acquire(&config.index_dir).expect("lock");
+    let (index, writer) = search::open(&lock, config.index_writer_memory).expect("open index");
+    // The lock stays held by the follower's directory for the process's life.
+    std::mem::forget(lock);
+    let follower = IndexFollower::start(store.clone(), writer, 1000, Duration::from_secs(3600))
+        .await
+        .expect("follower");
+    Fixture {
+        library: Library::new(store, index.clone(), follower.handle(), &config),
+        index,
+        _follower: follower,
+    }
+}
+
+fn explicit() -> AudienceRequest {
+    AudienceRequest {
+        stage: Some(Stage::Decision),
+        role: Some(Role::TechnicalIntegrator),
+        industry: IndustrySlug::parse("financial-services/payments").ok(),
+        language: Language::parse("en").ok(),
+        ..AudienceRequest::default()
+    }
+}
+
+fn query(audience: AudienceRequest, text: Option<&str>) -> RecommendationQuery {
+    RecommendationQuery {
+        audience,
+        first: 10,
+        text: text.map(str::to_owned),
+        filter: AssetFilter::default(),
+        weights: WeightOverrides::default(),
+        diversify: true,
+    }
+}
+
+/// The peer's query in DESIGN.md: published, DECISION, for technical integrators or
+/// everyone, payments or cross-industry, English, newest first, 10 hits.
+fn peer_filter() -> AssetFilter {
+    AssetFilter {
+        stages: vec![Stage::Decision],
+        roles: vec![Role::TechnicalIntegrator],
+        industries: IndustrySlug::parse("financial-services/payments")
+            .into_iter()
+            .collect(),
+        languages: Language::parse("en").into_iter().collect(),
+        ..AssetFilter::default()
+    }
+}
+
+/// How much of the index each kind of request touches, to show how cost grows.
+fn report_work(size: u64, index: &search::SearchIndex) {
+    let weights = Weights::default();
+    let now = chrono::Utc::now().timestamp();
+    let cases: [(&str, Audience, Option<&str>); 3] = [
+        (
+            "explicit",
+            Audience {
+                stage: Stage::Decision,
+                role: Some(Role::TechnicalIntegrator),
+                industry: IndustrySlug::parse("financial-services/payments").ok(),
+                language: Language::english(),
+                concerns: vec![],
+            },
+            None,
+        ),
+        (
+            "anonymous",
+            Audience {
+                stage: Stage::Awareness,
+                role: None,
+                industry: None,
+                language: Language::english(),
+                concerns: vec![],
+            },
+            None,
+        ),
+        (
+            "text",
+            Audience {
+                stage: Stage::Consideration,
+                role: Some(Role::DecisionMaker),
+                industry: None,
+                language: Language::english(),
+                concerns: vec![],
+            },
+            Some("reconciliation api"),
+        ),
+    ];
+    for (name, audience, text) in cases {
+        let dims = graded_dimensions(&audience);
+        let found = index
+            .recommend(&RecommendRequest {
+                dimensions: &dims,
+                weights: &weights,
+                filter: &AssetFilter::default(),
+                exclude_ids: &[],
+                text,
+                concerns: TaxonomyValue::mask(&audience.concerns),
+                now,
+                half_life_days: 365.0,
+                window: 30,
+            })
+            .expect("recommend");
+        eprintln!(
+            "work at {size}: recommend/{name}: {} tiers searched, {} documents scored",
+            found.tiers_searched, found.docs_scored
+        );
+    }
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<u64> = if bench_mode {
+        std::env::var("STAGEFIT_BENCH_SIZES")
+            .unwrap_or_else(|_| "10000,100000,1000000".to_owned())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    } else {
+        vec![2_000]
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut criterion = Criterion::default()
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    for size in sizes {
+        let fixture = runtime.block_on(fixture(size));
+        report_work(size, &fixture.index);
+        let library = &fixture.library;
+        let mut group = criterion.benchmark_group("recommend");
+        group.bench_function(BenchmarkId::new("explicit", size), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(library.recommend(query(explicit(), None)))
+                    .expect("ok")
+            })
+        });
+        group.bench_function(BenchmarkId::new("anonymous", size), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(library.recommend(query(AudienceRequest::default(), None)))
+                    .expect("ok")
+            })
+        });
+        group.bench_function(BenchmarkId::new("text", size), |b| {
+            b.iter(|| {
+                let audience = AudienceRequest {
+                    stage: Some(Stage::Consideration),
+                    role: Some(Role::DecisionMaker),
+                    ..AudienceRequest::default()
+                };
+                runtime
+                    .block_on(library.recommend(query(audience, Some("reconciliation api"))))
+                    .expect("ok")
+            })
+        });
+        group.finish();
+        let mut group = criterion.benchmark_group("search");
+        group.bench_function(BenchmarkId::new("peer-filter", size), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(library.search(SearchRequest {
+                        text: None,
+                        filter: peer_filter(),
+                        limit: 10,
+                        offset: 0,
+                        sort: SortOrder::Newest,
+                        facets: Vec::new(),
+                        highlights: false,
+                    }))
+                    .expect("ok")
+            })
+        });
+        group.bench_function(BenchmarkId::new("text", size), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(library.search(SearchRequest {
+                        text: Some("payment settlement".to_owned()),
+                        filter: AssetFilter::default(),
+                        limit: 10,
+                        offset: 0,
+                        sort: SortOrder::Relevance,
+                        facets: Vec::new(),
+                        highlights: true,
+                    }))
+                    .expect("ok")
+            })
+        });
+        group.finish();
+    }
+    criterion.final_summary();
+}
