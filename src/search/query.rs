@@ -269,11 +269,11 @@ pub(super) fn load_asset(
     address: DocAddress,
 ) -> AppResult<Asset> {
     let doc: TantivyDocument = searcher.doc(address)?;
-    let bytes = doc
+    let source = doc
         .get_first(fields.source)
-        .and_then(|v| v.as_bytes())
+        .and_then(|v| v.as_str())
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("index document without source")))?;
-    let draft: AssetDraft = serde_json::from_slice(bytes)
+    let draft: AssetDraft = serde_json::from_str(source)
         .map_err(|e| AppError::internal(anyhow::Error::new(e).context("index document source")))?;
     draft.validate().map_err(|errors| {
         AppError::internal(anyhow::anyhow!(
