@@ -173,6 +173,8 @@ async fn graphiql_examples_run_without_errors() {
     let page = s.get("/").await.text().await.unwrap();
     let examples = graphiql_examples(&page);
     for name in [
+        "RecommendForIntegrator",
+        "NextAfterBuyersGuide",
         "Taxonomy",
         "DecisionStageForPayments",
         "SearchReconciliation",
