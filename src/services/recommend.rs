@@ -15,8 +15,8 @@ use crate::ranking::{
 use crate::search::RecommendRequest;
 
 /// Candidates retrieved per recommendation shown when diversifying: room to swap near-ties.
-const DIVERSITY_WINDOW_FACTOR: usize = 3;
-const MIN_DIVERSITY_WINDOW: usize = 30;
+const DIVERSITY_WINDOW_FACTOR: usize = 2;
+const MIN_DIVERSITY_WINDOW: usize = 20;
 
 /// Where a resolved audience field came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
