@@ -7,20 +7,30 @@
 //! concern, freshness, popularity) are scored exactly by a collector over fast fields and
 //! are bounded by their weights, so the walk stops as soon as the k-th best score found is
 //! at least the next tier's D plus that bound: no unvisited asset can enter the top k, and
-//! the result equals scoring every document. A tier that can only contribute through text
-//! matches is searched for text matches alone.
+//! the result equals scoring every document.
+//!
+//! Text is scored lazily. The text is analysed into one boosted term per field, as search
+//! boosts them, and the collector seeks each term's postings only for documents whose
+//! other factors could still beat the current k-th score. (An optional text clause in the
+//! tier query would make tantivy score every posting of every text term: most of the
+//! index for common words.)
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, Term};
+
+use tantivy::query::{
+    BooleanQuery, BoostQuery, EnableScoring, Occur, Query, Scorer, TermQuery, Weight,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term};
 
 use super::SearchIndex;
 use super::query::{any_term, filter_query, load_asset};
-use super::schema::{ANY, Fields};
+use super::schema::{ANY, Analyzer, Fields};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
 use crate::ranking::{Criterion, Dimension, Weights, concern_value, freshness_value, text_value};
@@ -145,7 +155,8 @@ impl Ord for Hit {
 /// Scores one tier's documents exactly on the continuous factors.
 struct TierCollector {
     settings: TierCollectorSettings,
-    scoring: bool,
+    /// The text's boosted terms, when there is text.
+    text: Option<Arc<Vec<Box<dyn Weight>>>>,
 }
 
 struct TierSegmentCollector {
@@ -155,6 +166,8 @@ struct TierSegmentCollector {
     reviewed: Column<i64>,
     evergreen: Column<bool>,
     concerns: Column<u64>,
+    /// One scorer per text term, advanced only to documents that need a text score.
+    text: Vec<Box<dyn Scorer>>,
     top: BinaryHeap<Hit>,
     scored: u64,
 }
@@ -191,13 +204,20 @@ impl Collector for TierCollector {
             reviewed: ff.i64("reviewed_ts")?,
             evergreen: ff.bool("evergreen")?,
             concerns: ff.u64("concern_mask")?,
+            text: match &self.text {
+                Some(weights) => weights
+                    .iter()
+                    .map(|w| w.scorer(reader, 1.0))
+                    .collect::<tantivy::Result<_>>()?,
+                None => Vec::new(),
+            },
             top: BinaryHeap::with_capacity(self.settings.limit + 1),
             scored: 0,
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.scoring
+        false
     }
 
     fn merge_fruits(&self, segments: Vec<(Vec<Hit>, u64)>) -> tantivy::Result<(Vec<Hit>, u64)> {
@@ -209,7 +229,7 @@ impl Collector for TierCollector {
 impl SegmentCollector for TierSegmentCollector {
     type Fruit = (Vec<Hit>, u64);
 
-    fn collect(&mut self, doc: DocId, bm25: Score) {
+    fn collect(&mut self, doc: DocId, _: Score) {
         let s = &self.settings;
         self.scored += 1;
         let last_reviewed = self
@@ -218,13 +238,32 @@ impl SegmentCollector for TierSegmentCollector {
             .or_else(|| self.published.first(doc));
         let evergreen = self.evergreen.first(doc).unwrap_or(false);
         let concerns = self.concerns.first(doc).unwrap_or(0);
-        let score = s.graded
-            + s.text_weight * text_value(bm25, s.best_bm25)
+        let base = s.graded
             + s.concern_weight * concern_value(s.concerns, concerns)
             + s.freshness_weight
                 * freshness_value(last_reviewed, evergreen, s.now, s.half_life_days);
-        // The global top k is full and this cannot enter it.
-        if score <= s.floor {
+        // The k-th best so far: the global one at the start of the tier, or this
+        // segment's own once it holds k hits (the global k-th can only be better).
+        let mut floor = s.floor;
+        if self.top.len() >= s.limit
+            && let Some(worst) = self.top.peek()
+        {
+            floor = floor.max(worst.score);
+        }
+        if base + s.text_weight <= floor {
+            return;
+        }
+        let mut bm25 = 0.0;
+        for scorer in &mut self.text {
+            if scorer.doc() < doc {
+                scorer.seek(doc);
+            }
+            if scorer.doc() == doc && doc != TERMINATED {
+                bm25 += scorer.score();
+            }
+        }
+        let score = base + s.text_weight * text_value(bm25, s.best_bm25);
+        if score <= floor {
             return;
         }
         let hit = Hit {
@@ -248,6 +287,29 @@ impl SegmentCollector for TierSegmentCollector {
 }
 
 impl SearchIndex {
+    /// The text as one boosted term per field and word, for every analyzer, with the boosts
+    /// search uses (title 3, summary 1.5, body 1): a bag of words.
+    fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
+        let fields = &self.inner.fields;
+        let mut out: Vec<(Term, f32)> = Vec::new();
+        for analyzer in Analyzer::ALL {
+            let t = fields.text_for(analyzer);
+            for (field, boost) in [(t.title, 3.0), (t.summary, 1.5), (t.body, 1.0)] {
+                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(field) else {
+                    continue;
+                };
+                let mut stream = tokenizer.token_stream(text);
+                while let Some(token) = stream.next() {
+                    let term = Term::from_field_text(field, &token.text);
+                    if !out.iter().any(|(t, _)| *t == term) {
+                        out.push((term, boost));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The `window` best assets for a request, exactly as if every matching asset had been
     /// scored. Blocking: call it off the async runtime.
     pub fn recommend(&self, request: &RecommendRequest<'_>) -> AppResult<Candidates> {
@@ -256,20 +318,49 @@ impl SearchIndex {
         let w = request.weights;
         let window = request.window.max(1);
 
-        let text_query = request
+        let text_terms = request
             .text
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && w.text > 0.0)
-            .map(|t| self.text_query(t));
-        let best_bm25 = match &text_query {
-            Some(q) => searcher
-                .search(q.as_ref(), &TopDocs::with_limit(1).order_by_score())?
+            .filter(|_| w.text > 0.0)
+            .map(|t| self.text_terms(t))
+            .unwrap_or_default();
+        let best_bm25 = if text_terms.is_empty() {
+            0.0
+        } else {
+            let best = BooleanQuery::new(
+                text_terms
+                    .iter()
+                    .map(|(term, boost)| {
+                        let q: Box<dyn Query> = Box::new(BoostQuery::new(
+                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                            *boost,
+                        ));
+                        (Occur::Should, q)
+                    })
+                    .collect(),
+            );
+            searcher
+                .search(&best, &TopDocs::with_limit(1).order_by_score())?
                 .first()
                 .map(|(s, _)| *s)
-                .unwrap_or(0.0),
-            None => 0.0,
+                .unwrap_or(0.0)
         };
-        let text_query = text_query.filter(|_| best_bm25 > 0.0);
+        let text_weights: Option<Arc<Vec<Box<dyn Weight>>>> = if best_bm25 > 0.0 {
+            let scoring = EnableScoring::enabled_from_searcher(&searcher);
+            Some(Arc::new(
+                text_terms
+                    .iter()
+                    .map(|(term, boost)| {
+                        BoostQuery::new(
+                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                            *boost,
+                        )
+                        .weight(scoring)
+                    })
+                    .collect::<tantivy::Result<_>>()?,
+            ))
+        } else {
+            None
+        };
 
         let mut base: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, filter_query(fields, request.filter))];
@@ -310,7 +401,7 @@ impl SearchIndex {
         } else {
             w.concern
         };
-        let text_bound = if text_query.is_some() { w.text } else { 0.0 };
+        let text_bound = if text_weights.is_some() { w.text } else { 0.0 };
         // Popularity is zero until engagement is recorded, so it adds nothing to the bound.
         let other_bound = concern_weight + w.freshness;
 
@@ -326,7 +417,6 @@ impl SearchIndex {
             if floor >= tier.graded + text_bound + other_bound {
                 break;
             }
-            let text_only = floor >= tier.graded + other_bound;
             let mut clauses: Vec<(Occur, Box<dyn Query>)> =
                 base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
             for ((_, levels, _), &choice) in graded.iter().zip(&tier.levels) {
@@ -341,16 +431,6 @@ impl SearchIndex {
                     clauses.push((Occur::MustNot, any_term(&better)));
                 }
             }
-            if let Some(text) = &text_query {
-                clauses.push((
-                    if text_only {
-                        Occur::Must
-                    } else {
-                        Occur::Should
-                    },
-                    text.box_clone(),
-                ));
-            }
             let collector = TierCollector {
                 settings: TierCollectorSettings {
                     graded: tier.graded,
@@ -364,7 +444,7 @@ impl SearchIndex {
                     limit: window,
                     floor,
                 },
-                scoring: text_query.is_some(),
+                text: text_weights.clone(),
             };
             let (hits, scored) = searcher.search(&BooleanQuery::new(clauses), &collector)?;
             tiers_searched += 1;
