@@ -36,6 +36,10 @@ fn data_dir(size: u64) -> PathBuf {
 async fn fixture(size: u64) -> Fixture {
     let dir = data_dir(size);
     let complete = dir.join("COMPLETE");
+    if complete.exists() && !index_is_complete(&dir, size) {
+        // Built by another schema version: it would open empty.
+        let _ = std::fs::remove_file(&complete);
+    }
     if !complete.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench dir");
@@ -78,6 +82,16 @@ async fn fixture(size: u64) -> Fixture {
         library: Library::new(store, index.clone(), follower.handle(), &config),
         index,
         _follower: follower,
+    }
+}
+
+fn index_is_complete(dir: &std::path::Path, size: u64) -> bool {
+    let Ok(lock) = IndexLock::acquire(&dir.join("index")) else {
+        return false;
+    };
+    match search::open(&lock, 16 * 1024 * 1024) {
+        Ok((index, _writer)) => index.num_docs() == size,
+        Err(_) => false,
     }
 }
 

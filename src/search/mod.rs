@@ -127,7 +127,8 @@ pub fn open(
     }
     let (path, name) = new_generation_dir(lock)?;
     let opened = open_generation(&path, writer_memory)?;
-    swap_current(lock, &name)?;
+    // The abandoned generation is of no use any more: the new one is rebuilt in full.
+    finish_rebuild(lock, &name)?;
     Ok(opened)
 }
 

@@ -45,6 +45,16 @@ async fn a_restart_keeps_everything() {
     assert_eq!(snapshot(&again).await, before);
     again.stop().await;
 
+    // An index that cannot be opened is replaced by a rebuilt one, and nothing of the
+    // broken generation is left behind.
+    let current = std::fs::read_to_string(tmp.path().join("index/CURRENT")).unwrap();
+    let broken = tmp.path().join("index").join(current.trim());
+    std::fs::write(broken.join("meta.json"), "not an index").unwrap();
+    let mut repaired = TestServer::start_in(tmp.path(), false).await;
+    assert_eq!(snapshot(&repaired).await, before);
+    repaired.stop().await;
+    assert!(!broken.exists(), "the broken generation is deleted");
+
     // The index is derived: delete it and it is rebuilt with the same answers.
     std::fs::remove_dir_all(tmp.path().join("index")).unwrap();
     let mut rebuilt = TestServer::start_in(tmp.path(), false).await;
