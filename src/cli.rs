@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, StorageArgs};
 use crate::search::{self, IndexLock};
 use crate::services::{self, ImportSource};
-use crate::state::Server;
+use crate::state::{Server, connect_store};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -160,9 +160,7 @@ fn generate(assets: u64, seed: u64, output: Option<PathBuf>) -> anyhow::Result<(
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let store = connect_store(config).await?;
     store.close().await;
     println!("database schema is up to date");
     Ok(())
@@ -174,9 +172,7 @@ async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyh
         .map(|f| ImportSource::open(f))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let store = connect_store(config).await?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let last_print = Mutex::new(std::time::Instant::now());
@@ -259,9 +255,7 @@ async fn finish_writer(writer: Arc<Mutex<search::IndexWriterHandle>>) -> anyhow:
 }
 
 async fn export(config: &Config, file: PathBuf) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let store = connect_store(config).await?;
     let count = services::export_library(&store, &file)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -272,9 +266,7 @@ async fn export(config: &Config, file: PathBuf) -> anyhow::Result<()> {
 
 async fn reindex(config: &Config) -> anyhow::Result<()> {
     let lock = IndexLock::acquire(&config.index_dir).context("cannot reindex")?;
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let store = connect_store(config).await?;
     let started = std::time::Instant::now();
     let (index, writer, generation) = search::start_rebuild(&lock, config.index_writer_memory)?;
     let writer = Arc::new(Mutex::new(writer));

@@ -35,9 +35,7 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(config: &Config, demo: bool) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url)
-            .await
-            .with_context(|| format!("database {}", config.redacted_database_url()))?;
+        let store = connect_store(config).await?;
         if demo {
             load_demo(&store).await?;
         }
@@ -65,6 +63,13 @@ impl Instance {
         self.follower.stop().await;
         self.store.close().await;
     }
+}
+
+/// Opens (and migrates) the configured database, naming it without its password on error.
+pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))
 }
 
 async fn load_demo(store: &Store) -> anyhow::Result<()> {

@@ -17,6 +17,9 @@ use crate::services::Library;
 /// Deepest offset a cursor may point at; deeper pages are better served by narrower filters.
 const MAX_OFFSET: usize = 100_000;
 
+/// Page size of `assets` and `search` when `first` is left out or null.
+const DEFAULT_PAGE: i32 = 20;
+
 #[derive(Default)]
 pub struct LibraryQuery;
 
@@ -228,11 +231,11 @@ impl LibraryQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<AssetFilterInput>,
-        #[graphql(default = 20)] first: Option<i32>,
+        #[graphql(default_with = "Some(DEFAULT_PAGE)")] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<AssetConnection> {
         let library = library(ctx)?;
-        let limit = library.page_size(first.unwrap_or(20))?;
+        let limit = library.page_size(first.unwrap_or(DEFAULT_PAGE))?;
         let offset = decode_cursor(after.as_deref())?;
         let page = library
             .search(SearchRequest {
@@ -267,11 +270,11 @@ impl LibraryQuery {
         ctx: &Context<'_>,
         query: String,
         filter: Option<AssetFilterInput>,
-        #[graphql(default = 20)] first: Option<i32>,
+        #[graphql(default_with = "Some(DEFAULT_PAGE)")] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<SearchResult> {
         let library = library(ctx)?;
-        let limit = library.page_size(first.unwrap_or(20))?;
+        let limit = library.page_size(first.unwrap_or(DEFAULT_PAGE))?;
         let offset = decode_cursor(after.as_deref())?;
         let look = ctx.look_ahead();
         let want_facets = look.field("facets").exists();

@@ -13,6 +13,11 @@ use crate::error::AppError;
 use crate::ranking::{Factor, ScoreReason as DomainReason, WeightOverrides};
 use crate::services::{AudienceRequest, AudienceSource, RecommendationList, RecommendationQuery};
 
+/// What `recommendations` and `nextContent` use when an argument is left out or null.
+const DEFAULT_RECOMMENDATIONS: i32 = 10;
+const DEFAULT_NEXT_CONTENT: i32 = 5;
+const DEFAULT_DIVERSIFY: bool = true;
+
 macro_rules! lenient_name {
     ($(#[$doc:meta])* $name:ident as $gql:literal => $domain:ty) => {
         #[derive(Clone, Copy, Debug)]
@@ -291,14 +296,14 @@ impl RecommendQuery {
         &self,
         ctx: &Context<'_>,
         audience: AudienceInput,
-        #[graphql(default = 10)] first: Option<i32>,
+        #[graphql(default_with = "Some(DEFAULT_RECOMMENDATIONS)")] first: Option<i32>,
         query: Option<String>,
         filter: Option<AssetFilterInput>,
         weights: Option<RankingWeightsInput>,
-        #[graphql(default_with = "Some(true)")] diversify: Option<bool>,
+        #[graphql(default_with = "Some(DEFAULT_DIVERSIFY)")] diversify: Option<bool>,
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
-        let first = library.page_size(first.unwrap_or(10))?;
+        let first = library.page_size(first.unwrap_or(DEFAULT_RECOMMENDATIONS))?;
         let list = library
             .recommend(RecommendationQuery {
                 audience: audience.parse()?,
@@ -306,7 +311,7 @@ impl RecommendQuery {
                 text: query,
                 filter: AssetFilterInput::parse(filter)?,
                 weights: weights.map(Into::into).unwrap_or_default(),
-                diversify: diversify.unwrap_or(true),
+                diversify: diversify.unwrap_or(DEFAULT_DIVERSIFY),
             })
             .await?;
         Ok(list.into())
@@ -320,10 +325,10 @@ impl RecommendQuery {
         ctx: &Context<'_>,
         after_asset_id: ID,
         audience: Option<AudienceInput>,
-        #[graphql(default = 5)] first: Option<i32>,
+        #[graphql(default_with = "Some(DEFAULT_NEXT_CONTENT)")] first: Option<i32>,
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
-        let first = library.page_size(first.unwrap_or(5))?;
+        let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
         let request = audience.unwrap_or_default().parse()?;
         Ok(library
             .next_content(&after_asset_id, request, first)

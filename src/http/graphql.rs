@@ -102,29 +102,35 @@ fn respond(media: MediaType, status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-/// A request that is not a well-formed GraphQL-over-HTTP request: 400, no `data` entry.
-fn malformed_request(media: MediaType, message: &str) -> Response {
+/// A response holding one error and no `data` entry.
+fn error_response(
+    media: MediaType,
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     let body = json!({
-        "errors": [{ "message": message, "extensions": { "code": ErrorCode::BadUserInput.as_str() } }]
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
     });
-    respond(
+    respond(media, status, body.to_string().into_bytes())
+}
+
+/// A request that is not a well-formed GraphQL-over-HTTP request: 400.
+fn malformed_request(media: MediaType, message: &str) -> Response {
+    error_response(
         media,
         StatusCode::BAD_REQUEST,
-        body.to_string().into_bytes(),
+        ErrorCode::BadUserInput,
+        message,
     )
 }
 
 fn not_acceptable() -> Response {
-    let body = json!({
-        "errors": [{
-            "message": "the Accept header allows neither application/graphql-response+json nor application/json",
-            "extensions": { "code": ErrorCode::BadUserInput.as_str() }
-        }]
-    });
-    respond(
+    error_response(
         MediaType::Json,
         StatusCode::NOT_ACCEPTABLE,
-        body.to_string().into_bytes(),
+        ErrorCode::BadUserInput,
+        "the Accept header allows neither application/graphql-response+json nor application/json",
     )
 }
 
@@ -219,16 +225,11 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     match is_json_content_type(&headers) {
         Some(true) => {}
         Some(false) | None => {
-            let body = json!({
-                "errors": [{
-                    "message": "POST /graphql needs Content-Type: application/json",
-                    "extensions": { "code": ErrorCode::BadUserInput.as_str() }
-                }]
-            });
-            return respond(
+            return error_response(
                 media,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                body.to_string().into_bytes(),
+                ErrorCode::BadUserInput,
+                "POST /graphql needs Content-Type: application/json",
             );
         }
     }
@@ -251,16 +252,11 @@ pub async fn get(
         Err(message) => return malformed_request(media, &message),
     };
     if is_mutation(&params) {
-        let body = json!({
-            "errors": [{
-                "message": "mutations must be sent with POST",
-                "extensions": { "code": ErrorCode::BadUserInput.as_str() }
-            }]
-        });
-        let mut response = respond(
+        let mut response = error_response(
             media,
             StatusCode::METHOD_NOT_ALLOWED,
-            body.to_string().into_bytes(),
+            ErrorCode::BadUserInput,
+            "mutations must be sent with POST",
         );
         response
             .headers_mut()
@@ -318,11 +314,11 @@ async fn execute(state: &AppState, params: Params, media: MediaType) -> Response
         Ok(body) => respond(media, StatusCode::OK, body),
         Err(err) => {
             tracing::error!(error = %err, "cannot serialise a GraphQL response");
-            let body = json!({ "errors": [{ "message": "internal error", "extensions": { "code": ErrorCode::Internal.as_str() } }] });
-            respond(
+            error_response(
                 media,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                body.to_string().into_bytes(),
+                ErrorCode::Internal,
+                "internal error",
             )
         }
     }

@@ -170,16 +170,14 @@ impl SearchIndex {
 
     pub(super) fn text_query(&self, text: &str) -> Box<dyn Query> {
         let fields = &self.inner.fields;
-        let mut all = Vec::new();
-        for analyzer in Analyzer::ALL {
-            let t = fields.text_for(analyzer);
-            all.extend([t.title, t.summary, t.body]);
-        }
-        let mut parser = QueryParser::for_index(&self.inner.index, all);
-        for analyzer in Analyzer::ALL {
-            let t = fields.text_for(analyzer);
-            parser.set_field_boost(t.title, 3.0);
-            parser.set_field_boost(t.summary, 1.5);
+        let boosted: Vec<(Field, f32)> = Analyzer::ALL
+            .iter()
+            .flat_map(|a| fields.text_for(*a).boosted())
+            .collect();
+        let mut parser =
+            QueryParser::for_index(&self.inner.index, boosted.iter().map(|(f, _)| *f).collect());
+        for (field, boost) in boosted {
+            parser.set_field_boost(field, boost);
         }
         // Lenient: whatever a visitor types is a search, never a syntax error.
         parser.parse_query_lenient(text).0

@@ -152,6 +152,18 @@ impl Ord for Hit {
     }
 }
 
+/// Keeps the `limit` best hits: adds `hit` if there is room or it beats the worst.
+fn push_bounded(top: &mut BinaryHeap<Hit>, hit: Hit, limit: usize) {
+    if top.len() < limit {
+        top.push(hit);
+    } else if let Some(worst) = top.peek()
+        && hit < *worst
+    {
+        top.pop();
+        top.push(hit);
+    }
+}
+
 /// Scores one tier's documents exactly on the continuous factors.
 struct TierCollector {
     settings: TierCollectorSettings,
@@ -271,14 +283,7 @@ impl SegmentCollector for TierSegmentCollector {
             bm25,
             address: DocAddress::new(self.segment, doc),
         };
-        if self.top.len() < s.limit {
-            self.top.push(hit);
-        } else if let Some(worst) = self.top.peek()
-            && hit < *worst
-        {
-            self.top.pop();
-            self.top.push(hit);
-        }
+        push_bounded(&mut self.top, hit, s.limit);
     }
 
     fn harvest(self) -> (Vec<Hit>, u64) {
@@ -288,13 +293,12 @@ impl SegmentCollector for TierSegmentCollector {
 
 impl SearchIndex {
     /// The text as one boosted term per field and word, for every analyzer, with the boosts
-    /// search uses (title 3, summary 1.5, body 1): a bag of words.
+    /// search uses: a bag of words.
     fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
         for analyzer in Analyzer::ALL {
-            let t = fields.text_for(analyzer);
-            for (field, boost) in [(t.title, 3.0), (t.summary, 1.5), (t.body, 1.0)] {
+            for (field, boost) in fields.text_for(analyzer).boosted() {
                 let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(field) else {
                     continue;
                 };
@@ -318,28 +322,32 @@ impl SearchIndex {
         let w = request.weights;
         let window = request.window.max(1);
 
-        let text_terms = request
+        // One boosted term query per field and word; their summed BM25 is the text score.
+        let text_queries: Vec<Box<dyn Query>> = request
             .text
             .filter(|_| w.text > 0.0)
             .map(|t| self.text_terms(t))
-            .unwrap_or_default();
-        let best_bm25 = if text_terms.is_empty() {
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(term, boost)| {
+                Box::new(BoostQuery::new(
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                    boost,
+                )) as Box<dyn Query>
+            })
+            .collect();
+        let best_bm25 = if text_queries.is_empty() {
             0.0
         } else {
-            let best = BooleanQuery::new(
-                text_terms
-                    .iter()
-                    .map(|(term, boost)| {
-                        let q: Box<dyn Query> = Box::new(BoostQuery::new(
-                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                            *boost,
-                        ));
-                        (Occur::Should, q)
-                    })
-                    .collect(),
-            );
+            let any: Vec<(Occur, Box<dyn Query>)> = text_queries
+                .iter()
+                .map(|q| (Occur::Should, q.box_clone()))
+                .collect();
             searcher
-                .search(&best, &TopDocs::with_limit(1).order_by_score())?
+                .search(
+                    &BooleanQuery::new(any),
+                    &TopDocs::with_limit(1).order_by_score(),
+                )?
                 .first()
                 .map(|(s, _)| *s)
                 .unwrap_or(0.0)
@@ -347,15 +355,9 @@ impl SearchIndex {
         let text_weights: Option<Arc<Vec<Box<dyn Weight>>>> = if best_bm25 > 0.0 {
             let scoring = EnableScoring::enabled_from_searcher(&searcher);
             Some(Arc::new(
-                text_terms
+                text_queries
                     .iter()
-                    .map(|(term, boost)| {
-                        BoostQuery::new(
-                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                            *boost,
-                        )
-                        .weight(scoring)
-                    })
+                    .map(|q| q.weight(scoring))
                     .collect::<tantivy::Result<_>>()?,
             ))
         } else {
@@ -450,14 +452,7 @@ impl SearchIndex {
             tiers_searched += 1;
             docs_scored += scored;
             for hit in hits {
-                if top.len() < window {
-                    top.push(hit);
-                } else if let Some(worst) = top.peek()
-                    && hit < *worst
-                {
-                    top.pop();
-                    top.push(hit);
-                }
+                push_bounded(&mut top, hit, window);
             }
         }
 
@@ -504,25 +499,15 @@ mod tests {
             .collect();
         let n = assets.len();
         // Two commits, so the index has more than one segment.
-        let (a, b) = assets.split_at(n / 2);
-        writer
-            .stage(
-                a.iter()
-                    .cloned()
-                    .map(|a| IndexOp::Upsert(Box::new(a)))
-                    .collect(),
-            )
-            .unwrap();
-        writer.commit(1).unwrap();
-        writer
-            .stage(
-                b.iter()
-                    .cloned()
-                    .map(|a| IndexOp::Upsert(Box::new(a)))
-                    .collect(),
-            )
-            .unwrap();
-        writer.commit(2).unwrap();
+        for (seq, half) in assets.chunks(n.div_ceil(2)).enumerate() {
+            let ops = half
+                .iter()
+                .cloned()
+                .map(|a| IndexOp::Upsert(Box::new(a)))
+                .collect();
+            writer.stage(ops).unwrap();
+            writer.commit(seq as i64 + 1).unwrap();
+        }
         drop(lock);
         (dir, index, n)
     }

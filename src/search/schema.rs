@@ -98,6 +98,15 @@ pub struct Fields {
     pub evergreen: Field,
 }
 
+impl TextFields {
+    /// Each text field with its weight in text relevance: a match in the title counts
+    /// three times a match in the body, one in the summary one and a half times. Search
+    /// and recommendations both score text with these.
+    pub fn boosted(&self) -> [(Field, f32); 3] {
+        [(self.title, 3.0), (self.summary, 1.5), (self.body, 1.0)]
+    }
+}
+
 impl Fields {
     pub fn text_for(&self, analyzer: Analyzer) -> TextFields {
         self.text[analyzer.index()]
