@@ -38,6 +38,9 @@ pub enum Command {
         /// directory, it runs on a fresh temporary one that is deleted on exit.
         #[arg(long)]
         demo: bool,
+        /// Megabytes of responses kept to answer repeated queries (0: no response cache)
+        #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = crate::config::DEFAULT_RESPONSE_CACHE_MB)]
+        response_cache_mb: u64,
     },
     /// Create or upgrade the database schema
     Migrate,
@@ -71,7 +74,11 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { addr, demo } => serve(&cli.storage, addr, demo).await,
+        Command::Serve {
+            addr,
+            demo,
+            response_cache_mb,
+        } => serve(&cli.storage, addr, demo, response_cache_mb).await,
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
         Command::Import { files, best_effort } => {
             import(&Config::new(&cli.storage), files, best_effort).await
@@ -90,7 +97,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(storage: &StorageArgs, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
+async fn serve(
+    storage: &StorageArgs,
+    addr: SocketAddr,
+    demo: bool,
+    response_cache_mb: u64,
+) -> anyhow::Result<()> {
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
             tempfile::Builder::new()
@@ -105,6 +117,7 @@ async fn serve(storage: &StorageArgs, addr: SocketAddr, demo: bool) -> anyhow::R
         None => Config::new(storage),
     };
     config.addr = addr;
+    config.response_cache_bytes = response_cache_mb.saturating_mul(1024 * 1024);
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://stagefit.db?mode=rwc";
 pub const DEFAULT_INDEX_DIR: &str = "index";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_RESPONSE_CACHE_MB: u64 = 64;
 
 /// Where the library lives; shared by every subcommand.
 #[derive(Args, Clone, Debug)]
@@ -84,6 +85,9 @@ pub struct Config {
     pub index_batch_size: usize,
     /// Memory budget of the index writer, in bytes.
     pub index_writer_memory: usize,
+    /// Bytes of GraphQL responses the server keeps to answer repeated queries; 0 turns the
+    /// response cache off.
+    pub response_cache_bytes: u64,
     pub ranking: RankingConfig,
 }
 
@@ -105,6 +109,7 @@ impl Config {
             follow_interval_ms: 1000,
             index_batch_size: 10_000,
             index_writer_memory: 64 * 1024 * 1024,
+            response_cache_bytes: DEFAULT_RESPONSE_CACHE_MB * 1024 * 1024,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

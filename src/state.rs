@@ -2,6 +2,7 @@
 //! request handlers get; it is cheap to clone.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::graphql::{AppSchema, build_schema};
+use crate::http::ResponseCache;
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{ImportSource, IndexFollower, Library, import_sources};
@@ -23,6 +25,8 @@ pub const DEMO_LIBRARY: &[u8] = include_bytes!("../demo/library.jsonl");
 pub struct AppState {
     pub library: Library,
     pub schema: AppSchema,
+    /// Responses to repeated queries; `None` when turned off.
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 /// Everything an instance owns, to be stopped in order.
@@ -52,7 +56,11 @@ impl Instance {
         let library = Library::new(store.clone(), index, follower.handle(), config);
         let schema = build_schema(Some(library.clone()));
         Ok(Self {
-            state: AppState { library, schema },
+            state: AppState {
+                library,
+                schema,
+                cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),
+            },
             store,
             follower,
             _lock: lock,

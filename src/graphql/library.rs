@@ -221,12 +221,15 @@ fn hits(page: SearchPage) -> Vec<SearchHit> {
 #[Object]
 impl LibraryQuery {
     /// One asset by id, whatever its status; null when there is none.
+    // Read from the database, which may be ahead of the index: never cached.
+    #[graphql(cache_control(no_cache))]
     async fn asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AssetObject>> {
         Ok(library(ctx)?.asset(&id).await?.map(AssetObject))
     }
 
     /// The library in id order, filtered; published only unless `filter.statuses` says
     /// otherwise.
+    #[graphql(cache_control(max_age = 60))]
     async fn assets(
         &self,
         ctx: &Context<'_>,
@@ -265,6 +268,7 @@ impl LibraryQuery {
     /// (segmented into words) and other languages. An empty query lists the filtered
     /// library, newest first. Drafts and retired assets appear only when
     /// `filter.statuses` names them.
+    #[graphql(cache_control(max_age = 60))]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -311,6 +315,7 @@ impl LibraryQuery {
 
     /// The vocabularies: stages with their aliases, roles, content types with their
     /// default stages, and the industries in use with their published-asset counts.
+    #[graphql(cache_control(max_age = 60))]
     async fn taxonomy(&self, ctx: &Context<'_>) -> ApiResult<Taxonomy> {
         let look = ctx.look_ahead();
         let industries = if look.field("industries").exists() {
@@ -357,7 +362,8 @@ impl LibraryQuery {
     }
 }
 
-#[Object]
+// Writes are never answered from the response cache.
+#[Object(cache_control(no_cache))]
 impl LibraryMutation {
     /// Creates or updates assets by id (at most 1,000 per call). Every asset is validated
     /// first; if any is invalid nothing is written and the error lists each problem in

@@ -1,5 +1,10 @@
 //! The GraphQL schema. Resolvers translate between GraphQL types and domain types and call
 //! the services; they never touch the database or the index directly.
+//!
+//! Queries answered from the index carry `cache_control(max_age = 60)`: the HTTP layer may
+//! answer them again from its response cache until the index changes or a minute passes
+//! (freshness moves with the clock). Reads from the database and every mutation carry
+//! `no_cache`. A field without either leaves the decision to the others in the request.
 
 mod library;
 mod recommend;

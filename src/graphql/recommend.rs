@@ -292,6 +292,7 @@ impl RecommendQuery {
     /// formats and topics among near-ties at the top.
     // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(cache_control(max_age = 60))]
     async fn recommendations(
         &self,
         ctx: &Context<'_>,
@@ -320,6 +321,7 @@ impl RecommendQuery {
     /// What to read after `afterAssetId`: the same subject, pulling the reader one stage
     /// forward, never the asset itself. Audience fields left out are taken from the asset
     /// (source `INFERRED`).
+    #[graphql(cache_control(max_age = 60))]
     async fn next_content(
         &self,
         ctx: &Context<'_>,

@@ -10,19 +10,22 @@
 //! - an Accept header naming neither gets 406; a POST that is not JSON gets 415;
 //! - GET runs queries only: a mutation over GET gets 405.
 //!
-//! Every error carries `extensions.code`.
+//! Every error carries `extensions.code`. Repeated queries may be answered from the
+//! response cache (`cache.rs`); the `x-cache` header says whether one was.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use super::cache::{CacheKey, Method, Outcome};
 use crate::error::ErrorCode;
 use crate::state::AppState;
 
@@ -93,7 +96,8 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, m)| m)
 }
 
-fn respond(media: MediaType, status: StatusCode, body: Vec<u8>) -> Response {
+fn respond(media: MediaType, status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let body: Bytes = body.into();
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -218,6 +222,24 @@ fn is_json_content_type(headers: &HeaderMap) -> Option<bool> {
     Some(media == "application/json" || media == "application/graphql+json")
 }
 
+/// The `x-cache` header of a response.
+fn with_cache_outcome(mut response: Response, outcome: Outcome) -> Response {
+    response.headers_mut().insert(
+        HeaderName::from_static("x-cache"),
+        HeaderValue::from_static(outcome.header_value()),
+    );
+    response
+}
+
+/// A stored response to exactly this request at the index's current position, if any.
+fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response> {
+    let body = state.cache.as_ref()?.get(key, state.library.index_seq())?;
+    Some(with_cache_outcome(
+        respond(media, StatusCode::OK, body),
+        Outcome::Hit,
+    ))
+}
+
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
@@ -233,8 +255,12 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             );
         }
     }
+    let key = CacheKey::new(Method::Post, body.clone());
+    if let Some(response) = cached(&state, &key, media) {
+        return response;
+    }
     match params_from_json(&body) {
-        Ok(params) => execute(&state, params, media).await,
+        Ok(params) => execute(&state, params, media, key).await,
         Err(message) => malformed_request(media, &message),
     }
 }
@@ -242,11 +268,16 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
+    let key = CacheKey::new(Method::Get, Bytes::from(raw.unwrap_or_default()));
+    if let Some(response) = cached(&state, &key, media) {
+        return response;
+    }
     let params = match params_from_query_string(&query) {
         Ok(params) => params,
         Err(message) => return malformed_request(media, &message),
@@ -263,7 +294,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, params, media).await
+    execute(&state, params, media, key).await
 }
 
 /// Whether the operation a GET would run is a mutation. A document that does not parse is
@@ -283,7 +314,7 @@ fn is_mutation(params: &Params) -> bool {
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
-async fn execute(state: &AppState, params: Params, media: MediaType) -> Response {
+async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheKey) -> Response {
     let operation = params.operation_name.clone().unwrap_or_default();
     let span = tracing::info_span!("graphql", operation = %operation);
     let mut request = async_graphql::Request::new(params.query);
@@ -294,6 +325,8 @@ async fn execute(state: &AppState, params: Params, media: MediaType) -> Response
         request = request.variables(Variables::from_json(Value::Object(variables)));
     }
     let started = std::time::Instant::now();
+    // Read before executing: a write applied meanwhile makes the stored entry a miss.
+    let seq = state.library.index_seq();
     let mut response = state.schema.execute(request).instrument(span).await;
     let request_failed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -311,7 +344,28 @@ async fn execute(state: &AppState, params: Params, media: MediaType) -> Response
         );
     }
     match serde_json::to_vec(&response) {
-        Ok(body) => respond(media, StatusCode::OK, body),
+        Ok(body) => {
+            let body = Bytes::from(body);
+            let Some(cache) = &state.cache else {
+                return respond(media, StatusCode::OK, body);
+            };
+            let control = response.cache_control;
+            let stored = response.errors.is_empty()
+                && control.public
+                && control.max_age > 0
+                && cache.put(
+                    key,
+                    seq,
+                    Duration::from_secs(control.max_age.unsigned_abs().into()),
+                    body.clone(),
+                );
+            let outcome = if stored {
+                Outcome::Miss
+            } else {
+                Outcome::Bypass
+            };
+            with_cache_outcome(respond(media, StatusCode::OK, body), outcome)
+        }
         Err(err) => {
             tracing::error!(error = %err, "cannot serialise a GraphQL response");
             error_response(

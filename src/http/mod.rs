@@ -1,8 +1,11 @@
 //! The HTTP surface: GraphiQL at `/`, GraphQL at `/graphql` (POST and GET), `/healthz`.
 //! Handlers only translate HTTP to calls on the schema or the services.
 
+mod cache;
 mod graphiql;
 mod graphql;
+
+pub use cache::ResponseCache;
 
 use std::future::Future;
 use std::net::SocketAddr;

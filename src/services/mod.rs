@@ -175,6 +175,11 @@ impl Library {
             .collect())
     }
 
+    /// The change-log position the index shows: every write the index applies moves it.
+    pub fn index_seq(&self) -> i64 {
+        self.follower.applied_seq()
+    }
+
     pub async fn health(&self) -> AppResult<Health> {
         Ok(Health {
             database_seq: self.store.last_seq().await?,

@@ -17,9 +17,15 @@ pub struct TestServer {
 impl TestServer {
     /// A fresh server on the demo library.
     pub async fn demo() -> Self {
+        Self::demo_with(|_| {}).await
+    }
+
+    /// A fresh server on the demo library with settings changed by `adjust`.
+    pub async fn demo_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().to_owned();
-        let mut s = Self::start_in(&dir, true).await;
+        let mut config = Config::in_dir(tmp.path());
+        adjust(&mut config);
+        let mut s = Self::start(config, true).await;
         s._tmp = Some(tmp);
         s
     }
@@ -35,7 +41,10 @@ impl TestServer {
 
     /// A server on the database and index below `dir`, which outlive it.
     pub async fn start_in(dir: &Path, demo: bool) -> Self {
-        let mut config = Config::in_dir(dir);
+        Self::start(Config::in_dir(dir), demo).await
+    }
+
+    async fn start(mut config: Config, demo: bool) -> Self {
         config.addr = "127.0.0.1:0".parse().expect("addr");
         let server = Server::start(&config, demo).await.expect("server starts");
         let url = format!("http://{}", server.addr);

@@ -1,0 +1,188 @@
+//! A cache of whole GraphQL responses, so that the same question asked again (the same
+//! audience from many visitors of one site, a sales tool refreshing a list) is answered
+//! without executing it.
+//!
+//! - The key is the request exactly as sent: the POST body or the GET query string. Two
+//!   requests that differ only in whitespace are two entries; nothing is parsed on a hit.
+//! - Only responses without errors whose fields all allow caching are stored: the schema
+//!   marks the index-backed queries with a `cache_control` max age, and `asset(id)` and
+//!   every mutation with `no_cache`. A response's max age is the smallest of its fields'.
+//! - An entry is valid while the index shows the same change-log position it was computed
+//!   at, and for at most its max age (freshness moves with the clock). Any write the index
+//!   applies (a mutation, an import by another process) makes every older entry a miss.
+//! - Memory is bounded by the bytes of the stored bodies; the least useful entries go first.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+/// Bodies larger than this are not stored: long lists are rarely asked for twice.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Bytes counted per entry besides its body: the key, the bookkeeping.
+const ENTRY_OVERHEAD_BYTES: u64 = 128;
+
+/// How the request reached us; part of the key because the same bytes mean different
+/// things as a body and as a query string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    method: Method,
+    request: Bytes,
+}
+
+impl CacheKey {
+    pub fn new(method: Method, request: Bytes) -> Self {
+        Self { method, request }
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    body: Bytes,
+    /// The index's change-log position when the response was computed.
+    seq: i64,
+    expires: Instant,
+}
+
+impl Entry {
+    fn is_valid(&self, seq: i64, now: Instant) -> bool {
+        self.seq == seq && now < self.expires
+    }
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<CacheKey, Entry> for ByBytes {
+    fn weight(&self, key: &CacheKey, entry: &Entry) -> u64 {
+        (key.request.len() + entry.body.len()) as u64 + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+/// Whether a hit, a miss that was stored, or a response that may not be stored: sent as
+/// the `x-cache` header so operators and tests can see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+impl Outcome {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Bypass => "bypass",
+        }
+    }
+}
+
+pub struct ResponseCache {
+    entries: Cache<CacheKey, Entry, ByBytes>,
+}
+
+impl ResponseCache {
+    /// A cache holding at most `capacity_bytes` of requests and responses; `None` when the
+    /// capacity is zero (caching off).
+    pub fn new(capacity_bytes: u64) -> Option<Self> {
+        if capacity_bytes == 0 {
+            return None;
+        }
+        // About 4 KiB per entry: ten recommendations with their reasons.
+        let estimated_items = (capacity_bytes / 4096).clamp(16, 1 << 20) as usize;
+        Some(Self {
+            entries: Cache::with_weighter(estimated_items, capacity_bytes, ByBytes),
+        })
+    }
+
+    /// The stored body for `key` if it was computed at change-log position `seq` and has
+    /// not expired.
+    pub fn get(&self, key: &CacheKey, seq: i64) -> Option<Bytes> {
+        let entry = self.entries.get(key)?;
+        if entry.is_valid(seq, Instant::now()) {
+            Some(entry.body)
+        } else {
+            self.entries.remove(key);
+            None
+        }
+    }
+
+    /// Stores a response computed at `seq` for `max_age`; refuses bodies too large to be
+    /// worth keeping.
+    pub fn put(&self, key: CacheKey, seq: i64, max_age: Duration, body: Bytes) -> bool {
+        if body.len() > MAX_BODY_BYTES || max_age.is_zero() {
+            return false;
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                body,
+                seq,
+                expires: Instant::now() + max_age,
+            },
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> CacheKey {
+        CacheKey::new(Method::Post, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn entries_live_until_the_index_moves_or_they_expire() {
+        let cache = ResponseCache::new(1 << 20).unwrap();
+        let body = Bytes::from_static(b"{\"data\":{}}");
+        assert!(cache.put(key("a"), 7, Duration::from_secs(60), body.clone()));
+        assert_eq!(cache.get(&key("a"), 7), Some(body.clone()));
+        assert_eq!(
+            cache.get(&CacheKey::new(Method::Get, Bytes::from_static(b"a")), 7),
+            None,
+            "a GET and a POST never share an entry"
+        );
+        assert_eq!(cache.get(&key("a"), 8), None, "a newer index misses");
+        assert_eq!(cache.get(&key("a"), 7), None, "and the stale entry is gone");
+
+        let entry = Entry {
+            body,
+            seq: 1,
+            expires: Instant::now() + Duration::from_secs(5),
+        };
+        assert!(entry.is_valid(1, Instant::now()));
+        assert!(!entry.is_valid(1, Instant::now() + Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn large_bodies_and_zero_ages_are_not_stored_and_zero_capacity_is_off() {
+        let cache = ResponseCache::new(1 << 20).unwrap();
+        let big = Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]);
+        assert!(!cache.put(key("big"), 1, Duration::from_secs(60), big));
+        assert!(!cache.put(key("now"), 1, Duration::ZERO, Bytes::from_static(b"{}")));
+        assert_eq!(cache.get(&key("big"), 1), None);
+        assert!(ResponseCache::new(0).is_none());
+    }
+
+    #[test]
+    fn memory_stays_within_the_capacity() {
+        let capacity = 64 * 1024;
+        let cache = ResponseCache::new(capacity).unwrap();
+        for i in 0..1_000 {
+            let body = Bytes::from(vec![b'x'; 1_000]);
+            cache.put(key(&format!("q{i}")), 1, Duration::from_secs(60), body);
+        }
+        assert!(cache.entries.weight() <= capacity);
+        assert!(cache.entries.len() > 10);
+    }
+}
