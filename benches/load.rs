@@ -6,12 +6,87 @@
 //!
 //! Each connection is one keep-alive HTTP/1.1 connection with TCP_NODELAY sending
 //! requests back to back. Requests are counted only between the warm-up and the end; a
-//! response that is not 200 or carries GraphQL errors counts as an error. Under
-//! `cargo test` this target does nothing.
+//! response that is not 200 or carries GraphQL errors counts as an error. The `cached`
+//! column is the share of responses the server answered from its response cache
+//! (`x-cache: hit`). Under `cargo test` this target does nothing.
+//!
+//! Most cases repeat one request. `recommend-mixed` rotates through 630 explicit audiences
+//! (every stage, every role or none, each of the reference library's 20 industries or
+//! none), the spread of questions a site's visitors ask.
 
 use std::time::{Duration, Instant};
 
-const CASES: [(&str, &str); 5] = [
+const STAGES: [&str; 5] = [
+    "AWARENESS",
+    "INTEREST",
+    "CONSIDERATION",
+    "DECISION",
+    "PURCHASE",
+];
+const ROLES: [&str; 6] = [
+    "",
+    "DECISION_MAKER",
+    "TECHNICAL_INTEGRATOR",
+    "PROCUREMENT",
+    "FINANCE",
+    "BUSINESS_USER",
+];
+const INDUSTRIES: [&str; 21] = [
+    "",
+    "financial-services",
+    "financial-services/payments",
+    "financial-services/banking",
+    "financial-services/insurance",
+    "retail",
+    "retail/ecommerce",
+    "manufacturing",
+    "manufacturing/automotive",
+    "manufacturing/electronics",
+    "healthcare",
+    "healthcare/pharma",
+    "education",
+    "logistics",
+    "energy",
+    "public-sector",
+    "saas",
+    "telecom",
+    "media",
+    "real-estate",
+    "hospitality",
+];
+
+/// One request per audience of the reference library's vocabulary.
+fn mixed_audiences() -> Vec<String> {
+    let mut out = Vec::new();
+    for stage in STAGES {
+        for role in ROLES {
+            for industry in INDUSTRIES {
+                let mut audience = format!("stage: {stage}, language: \\\"en\\\"");
+                if !role.is_empty() {
+                    audience.push_str(&format!(", role: {role}"));
+                }
+                if !industry.is_empty() {
+                    audience.push_str(&format!(", industry: \\\"{industry}\\\""));
+                }
+                out.push(format!(
+                    r#"{{"query":"{{ recommendations(audience: {{ {audience} }}, first: 10) {{ items {{ score asset {{ id title }} reasons {{ factor contribution }} }} }} }}"}}"#
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn cases() -> Vec<(&'static str, Vec<String>)> {
+    let mut cases: Vec<(&str, Vec<String>)> = SINGLE_REQUEST_CASES
+        .iter()
+        .map(|(name, body)| (*name, vec![(*body).to_owned()]))
+        .collect();
+    cases.insert(2, ("recommend-mixed", mixed_audiences()));
+    cases
+}
+
+const SINGLE_REQUEST_CASES: [(&str, &str); 5] = [
     ("typename", r#"{"query":"{ __typename }"}"#),
     (
         "recommend-explicit",
@@ -71,26 +146,41 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-async fn run(args: &Args, body: &'static str) -> (Vec<u32>, u64) {
+struct Measured {
+    latencies: Vec<u32>,
+    errors: u64,
+    cached: u64,
+}
+
+async fn run(args: &Args, bodies: Vec<String>) -> Measured {
+    let bodies = std::sync::Arc::new(bodies);
     let start = Instant::now() + Duration::from_secs(args.warmup);
     let end = start + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
+    for connection in 0..args.connections {
         let url = args.url.clone();
+        let bodies = bodies.clone();
+        // Each connection starts at its own place in the rotation.
+        let mut next = connection * bodies.len() / args.connections;
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .tcp_nodelay(true)
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");
-            let mut latencies: Vec<u32> = Vec::new();
-            let mut errors = 0u64;
+            let mut measured = Measured {
+                latencies: Vec::new(),
+                errors: 0,
+                cached: 0,
+            };
             loop {
                 let sent = Instant::now();
                 if sent >= end {
                     break;
                 }
-                let ok = match client
+                let body = bodies[next % bodies.len()].clone();
+                next += 1;
+                let (ok, hit) = match client
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body)
@@ -99,36 +189,45 @@ async fn run(args: &Args, body: &'static str) -> (Vec<u32>, u64) {
                 {
                     Ok(res) => {
                         let status = res.status();
+                        let hit = res
+                            .headers()
+                            .get("x-cache")
+                            .is_some_and(|v| v.as_bytes() == b"hit");
                         let text = res.text().await.unwrap_or_default();
-                        status == 200 && !text.contains("\"errors\"")
+                        (status == 200 && !text.contains("\"errors\""), hit)
                     }
-                    Err(_) => false,
+                    Err(_) => (false, false),
                 };
                 let done = Instant::now();
                 if sent >= start {
                     if ok {
-                        latencies.push(
+                        measured.latencies.push(
                             done.duration_since(sent)
                                 .as_micros()
                                 .min(u128::from(u32::MAX)) as u32,
                         );
+                        measured.cached += u64::from(hit);
                     } else {
-                        errors += 1;
+                        measured.errors += 1;
                     }
                 }
             }
-            (latencies, errors)
+            measured
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut all = Measured {
+        latencies: Vec::new(),
+        errors: 0,
+        cached: 0,
+    };
     for t in tasks {
-        let (l, e) = t.await.expect("task");
-        all.extend(l);
-        errors += e;
+        let m = t.await.expect("task");
+        all.latencies.extend(m.latencies);
+        all.errors += m.errors;
+        all.cached += m.cached;
     }
-    all.sort_unstable();
-    (all, errors)
+    all.latencies.sort_unstable();
+    all
 }
 
 fn main() {
@@ -144,23 +243,25 @@ fn main() {
         args.connections, args.seconds, args.warmup, args.url
     );
     println!(
-        "{:<22} {:>9} {:>10} {:>8} {:>8} {:>9} {:>7}",
-        "case", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        "{:<22} {:>9} {:>10} {:>8} {:>8} {:>9} {:>7} {:>7}",
+        "case", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "cached", "errors"
     );
-    for (name, body) in CASES {
+    for (name, bodies) in cases() {
         if args.only.as_deref().is_some_and(|o| !name.contains(o)) && name != "typename" {
             continue;
         }
-        let (latencies, errors) = runtime.block_on(run(&args, body));
+        let m = runtime.block_on(run(&args, bodies));
+        let n = m.latencies.len();
         println!(
-            "{:<22} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>7}",
+            "{:<22} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>6.0}% {:>7}",
             name,
-            latencies.len(),
-            latencies.len() as f64 / args.seconds as f64,
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            percentile(&latencies, 0.999),
-            errors
+            n,
+            n as f64 / args.seconds as f64,
+            percentile(&m.latencies, 0.5),
+            percentile(&m.latencies, 0.99),
+            percentile(&m.latencies, 0.999),
+            100.0 * m.cached as f64 / (n.max(1) as f64),
+            m.errors
         );
     }
 }
