@@ -23,7 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 
 use tantivy::query::{
-    BooleanQuery, BoostQuery, EnableScoring, Occur, Query, Scorer, TermQuery, Weight,
+    Bm25Weight, BooleanQuery, BoostQuery, EnableScoring, Occur, Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term};
@@ -167,8 +167,8 @@ fn push_bounded(top: &mut BinaryHeap<Hit>, hit: Hit, limit: usize) {
 /// Scores one tier's documents exactly on the continuous factors.
 struct TierCollector {
     settings: TierCollectorSettings,
-    /// The text's boosted terms, when there is text.
-    text: Option<Arc<Vec<Box<dyn Weight>>>>,
+    /// The text's boosted terms with the most each can score, when there is text.
+    text: Option<Arc<Vec<(Box<dyn Weight>, f32)>>>,
 }
 
 struct TierSegmentCollector {
@@ -178,8 +178,11 @@ struct TierSegmentCollector {
     reviewed: Column<i64>,
     evergreen: Column<bool>,
     concerns: Column<u64>,
-    /// One scorer per text term, advanced only to documents that need a text score.
+    /// One scorer per text term that occurs in the segment, highest possible score
+    /// first, advanced only to documents that need a text score.
     text: Vec<Box<dyn Scorer>>,
+    /// `text_rest[i]`: the most the scorers from `i` on can add to a document's BM25.
+    text_rest: Vec<f32>,
     top: BinaryHeap<Hit>,
     scored: u64,
 }
@@ -209,6 +212,18 @@ impl Collector for TierCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<TierSegmentCollector> {
         let ff = reader.fast_fields();
+        let mut text: Vec<(Box<dyn Scorer>, f32)> = Vec::new();
+        for (weight, max) in self.text.iter().flat_map(|w| w.iter()) {
+            let scorer = weight.scorer(reader, 1.0)?;
+            if scorer.doc() != TERMINATED {
+                text.push((scorer, *max));
+            }
+        }
+        text.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut text_rest = vec![0.0f32; text.len() + 1];
+        for i in (0..text.len()).rev() {
+            text_rest[i] = text_rest[i + 1] + text[i].1;
+        }
         Ok(TierSegmentCollector {
             segment,
             settings: self.settings,
@@ -216,13 +231,8 @@ impl Collector for TierCollector {
             reviewed: ff.i64("reviewed_ts")?,
             evergreen: ff.bool("evergreen")?,
             concerns: ff.u64("concern_mask")?,
-            text: match &self.text {
-                Some(weights) => weights
-                    .iter()
-                    .map(|w| w.scorer(reader, 1.0))
-                    .collect::<tantivy::Result<_>>()?,
-                None => Vec::new(),
-            },
+            text: text.into_iter().map(|(scorer, _)| scorer).collect(),
+            text_rest,
             top: BinaryHeap::with_capacity(self.settings.limit + 1),
             scored: 0,
         })
@@ -265,8 +275,14 @@ impl SegmentCollector for TierSegmentCollector {
         if base + s.text_weight <= floor {
             return;
         }
+        // The terms that can add most are sought first; once even the rest at their best
+        // could not lift the document past the floor, it is dropped unsought.
         let mut bm25 = 0.0;
-        for scorer in &mut self.text {
+        for (scorer, rest) in self.text.iter_mut().zip(&self.text_rest) {
+            let reachable = text_value((bm25 + rest) * (1.0 + f32::EPSILON * 4.0), s.best_bm25);
+            if base + s.text_weight * reachable <= floor {
+                return;
+            }
             if scorer.doc() < doc {
                 scorer.seek(doc);
             }
@@ -323,16 +339,17 @@ impl SearchIndex {
         let window = request.window.max(1);
 
         // One boosted term query per field and word; their summed BM25 is the text score.
-        let text_queries: Vec<Box<dyn Query>> = request
+        let text_terms: Vec<(Term, f32)> = request
             .text
             .filter(|_| w.text > 0.0)
             .map(|t| self.text_terms(t))
-            .unwrap_or_default()
-            .into_iter()
+            .unwrap_or_default();
+        let text_queries: Vec<Box<dyn Query>> = text_terms
+            .iter()
             .map(|(term, boost)| {
                 Box::new(BoostQuery::new(
-                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
-                    boost,
+                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                    *boost,
                 )) as Box<dyn Query>
             })
             .collect();
@@ -352,14 +369,21 @@ impl SearchIndex {
                 .map(|(s, _)| *s)
                 .unwrap_or(0.0)
         };
-        let text_weights: Option<Arc<Vec<Box<dyn Weight>>>> = if best_bm25 > 0.0 {
+        let text_weights: Option<Arc<Vec<(Box<dyn Weight>, f32)>>> = if best_bm25 > 0.0 {
             let scoring = EnableScoring::enabled_from_searcher(&searcher);
-            Some(Arc::new(
-                text_queries
-                    .iter()
-                    .map(|q| q.weight(scoring))
-                    .collect::<tantivy::Result<_>>()?,
-            ))
+            let weights = text_queries
+                .iter()
+                .zip(&text_terms)
+                .map(|(query, (term, boost))| {
+                    // The most this term can score in any document: the bound that lets
+                    // the collector leave it unsought.
+                    let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(term))?
+                        .boost_by(*boost)
+                        .max_score();
+                    Ok((query.weight(scoring)?, max))
+                })
+                .collect::<tantivy::Result<_>>()?;
+            Some(Arc::new(weights))
         } else {
             None
         };
