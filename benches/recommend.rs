@@ -182,6 +182,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                 now,
                 half_life_days: 365.0,
                 window: 30,
+                slice_tiers_above: search::DEFAULT_SLICE_TIERS_ABOVE,
             })
             .expect("recommend");
         eprintln!(

@@ -31,7 +31,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use crate::domain::Asset;
 pub use facets::{FacetCount, FacetField};
 pub use query::{Highlight, SearchHit, SearchPage, SearchRequest, SortOrder};
-pub use recommend::{Candidate, Candidates, RecommendRequest};
+pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};
 

@@ -14,7 +14,7 @@ use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 use super::SearchIndex;
 use super::facets::{FacetCollector, FacetCount, FacetField};
 use super::schema::{ANY, Analyzer, Fields};
-use crate::domain::{Asset, AssetDraft, AssetFilter, TaxonomyValue};
+use crate::domain::{Asset, AssetDraft, AssetFilter, AssetStatus, TaxonomyValue};
 use crate::error::{AppError, AppResult};
 
 const SNIPPET_CHARS: usize = 180;
@@ -228,8 +228,20 @@ pub(super) fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Que
         .iter()
         .map(|t| t.trim().to_lowercase())
         .collect();
+    // Most of a library is published: excluding the few other statuses costs a seek in
+    // two short lists instead of one in a list as long as the library.
+    let excluded: Vec<Term> = AssetStatus::ALL
+        .iter()
+        .filter(|s| !statuses.contains(s))
+        .map(|s| Term::from_field_text(fields.status, s.name()))
+        .collect();
+    let status = if statuses.contains(&AssetStatus::Published) {
+        None
+    } else {
+        any_of(fields.status, statuses.iter().map(|s| s.name()), None)
+    };
     let clauses = [
-        any_of(fields.status, statuses.iter().map(|s| s.name()), None),
+        status,
         any_of(fields.stage, filter.stages.iter().map(|s| s.name()), None),
         any_of(
             fields.role,
@@ -255,6 +267,9 @@ pub(super) fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Que
     ];
     let mut subqueries: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
     subqueries.extend(clauses.into_iter().flatten().map(|q| (Occur::Must, q)));
+    if statuses.contains(&AssetStatus::Published) && !excluded.is_empty() {
+        subqueries.push((Occur::MustNot, any_term(&excluded)));
+    }
     Box::new(ConstScoreQuery::new(
         Box::new(BooleanQuery::new(subqueries)),
         0.0,

@@ -14,7 +14,7 @@ use crate::domain::{Asset, TaxonomyValue};
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -96,6 +96,8 @@ pub struct Fields {
     pub published_ts: Field,
     pub reviewed_ts: Field,
     pub evergreen: Field,
+    /// What freshness is computed from, in one column: see `freshness_ts`.
+    pub freshness_ts: Field,
 }
 
 impl TextFields {
@@ -152,6 +154,7 @@ pub fn build_schema() -> (Schema, Fields) {
         published_ts: b.add_i64_field("published_ts", FAST | INDEXED),
         reviewed_ts: b.add_i64_field("reviewed_ts", FAST | INDEXED),
         evergreen: b.add_bool_field("evergreen", FAST),
+        freshness_ts: b.add_i64_field("freshness_ts", FAST),
     };
     (b.build(), fields)
 }
@@ -245,7 +248,26 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
         doc.add_i64(fields.reviewed_ts, t.timestamp());
     }
     doc.add_bool(fields.evergreen, asset.evergreen);
+    doc.add_i64(fields.freshness_ts, freshness_ts(asset));
     doc
+}
+
+/// An evergreen asset never ages.
+pub const EVERGREEN_TS: i64 = i64::MAX;
+/// An asset with neither a review nor a publication date.
+pub const UNDATED_TS: i64 = i64::MIN;
+
+/// The date freshness counts from (the last review, else publication), with evergreen
+/// assets newest of all and undated ones oldest, so a range of this column bounds
+/// freshness.
+pub fn freshness_ts(asset: &Asset) -> i64 {
+    if asset.evergreen {
+        return EVERGREEN_TS;
+    }
+    asset
+        .reviewed_at
+        .or(asset.published_at)
+        .map_or(UNDATED_TS, |t| t.timestamp())
 }
 
 /// Drops the whitespace and punctuation tokens that jieba emits between words; left in, a

@@ -12,7 +12,7 @@ use crate::ranking::{
     Audience, DiversityItem, RankContext, Scored, WeightOverrides, diversify, explain,
     graded_dimensions,
 };
-use crate::search::RecommendRequest;
+use crate::search::{DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 
 /// Candidates retrieved per recommendation shown when diversifying: room to swap near-ties.
 const DIVERSITY_WINDOW_FACTOR: usize = 2;
@@ -231,6 +231,7 @@ impl Library {
                 now: now.timestamp(),
                 half_life_days,
                 window,
+                slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
             })
         })
         .await
