@@ -16,6 +16,8 @@
 
 use std::time::{Duration, Instant};
 
+use stagefit::generate::INDUSTRIES;
+
 const STAGES: [&str; 5] = [
     "AWARENESS",
     "INTEREST",
@@ -31,36 +33,13 @@ const ROLES: [&str; 6] = [
     "FINANCE",
     "BUSINESS_USER",
 ];
-const INDUSTRIES: [&str; 21] = [
-    "",
-    "financial-services",
-    "financial-services/payments",
-    "financial-services/banking",
-    "financial-services/insurance",
-    "retail",
-    "retail/ecommerce",
-    "manufacturing",
-    "manufacturing/automotive",
-    "manufacturing/electronics",
-    "healthcare",
-    "healthcare/pharma",
-    "education",
-    "logistics",
-    "energy",
-    "public-sector",
-    "saas",
-    "telecom",
-    "media",
-    "real-estate",
-    "hospitality",
-];
 
 /// One request per audience of the reference library's vocabulary.
 fn mixed_audiences() -> Vec<String> {
     let mut out = Vec::new();
     for stage in STAGES {
         for role in ROLES {
-            for industry in INDUSTRIES {
+            for industry in std::iter::once("").chain(INDUSTRIES) {
                 let mut audience = format!("stage: {stage}, language: \\\"en\\\"");
                 if !role.is_empty() {
                     audience.push_str(&format!(", role: {role}"));

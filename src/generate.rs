@@ -90,7 +90,8 @@ const TYPES: [&str; 20] = [
     "TRAINING",
     "NEWSLETTER",
 ];
-const INDUSTRIES: [&str; 20] = [
+/// The industries of the reference library (and of generated ones).
+pub const INDUSTRIES: [&str; 20] = [
     "financial-services",
     "financial-services/payments",
     "financial-services/banking",
