@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
@@ -265,19 +265,20 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let key = CacheKey::new(Method::Get, Bytes::from(raw.unwrap_or_default()));
+    let raw = uri.query().unwrap_or_default();
+    let key = CacheKey::new(Method::Get, Bytes::copy_from_slice(raw.as_bytes()));
     if let Some(response) = cached(&state, &key, media) {
         return response;
     }
+    // Decoded only on a miss: a hit needs nothing but the raw query string.
+    let query: HashMap<String, String> = match Query::try_from_uri(&uri) {
+        Ok(Query(query)) => query,
+        Err(err) => return malformed_request(media, &format!("the query string: {err}")),
+    };
     let params = match params_from_query_string(&query) {
         Ok(params) => params,
         Err(message) => return malformed_request(media, &message),

@@ -483,24 +483,33 @@ impl SearchIndex {
         let mut top: BinaryHeap<Hit> = BinaryHeap::with_capacity(window + 1);
         let mut tiers_searched = 0;
         let mut docs_scored = 0;
-        // How many documents each level's terms match, to estimate a tier's size.
+        // Freshness slices can only stop a walk without text (with text, the text bound
+        // dominates). Only then are tier sizes estimated, from how many documents each
+        // level's terms match.
         let total = searcher.num_docs().max(1) as f64;
-        let level_share: Vec<Vec<f64>> = graded
-            .iter()
-            .map(|(_, levels, _)| {
-                levels
+        let level_share: Option<Vec<Vec<f64>>> = if w.freshness > 0.0 && text_bound == 0.0 {
+            Some(
+                graded
                     .iter()
-                    .map(|l| {
-                        let matched: u64 = l
-                            .terms
+                    .map(|(_, levels, _)| {
+                        levels
                             .iter()
-                            .map(|t| searcher.doc_freq(t))
-                            .sum::<tantivy::Result<u64>>()?;
-                        Ok((matched as f64 / total).min(1.0))
+                            .map(|l| {
+                                let matched: u64 = l
+                                    .terms
+                                    .iter()
+                                    .map(|t| searcher.doc_freq(t))
+                                    .sum::<tantivy::Result<u64>>()?;
+                                Ok((matched as f64 / total).min(1.0))
+                            })
+                            .collect::<tantivy::Result<Vec<f64>>>()
                     })
-                    .collect::<tantivy::Result<Vec<f64>>>()
-            })
-            .collect::<tantivy::Result<_>>()?;
+                    .collect::<tantivy::Result<_>>()?,
+            )
+        } else {
+            None
+        };
+        let sliced = freshness_slices(request.now, request.half_life_days);
         let fresh_ts = fields.freshness_ts;
         for tier in tiers(&graded) {
             let floor = kth_score(&top, window);
@@ -509,15 +518,9 @@ impl SearchIndex {
             }
             let mut clauses: Vec<(Occur, Box<dyn Query>)> =
                 base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
-            // The tier's size if its factors were independent (an over-estimate for all
-            // but the best tier, which excludes nothing).
-            let mut estimate = total;
-            for (((_, levels, _), &choice), shares) in
-                graded.iter().zip(&tier.levels).zip(&level_share)
-            {
+            for ((_, levels, _), &choice) in graded.iter().zip(&tier.levels) {
                 if let Some(level) = levels.get(choice) {
                     clauses.push((Occur::Must, any_term(&level.terms)));
-                    estimate *= shares[choice];
                 }
                 let better: Vec<Term> = levels[..choice.min(levels.len())]
                     .iter()
@@ -527,20 +530,22 @@ impl SearchIndex {
                     clauses.push((Occur::MustNot, any_term(&better)));
                 }
             }
-            // With text, the text bound dominates and slices could not stop the walk.
-            let slice = w.freshness > 0.0
-                && text_bound == 0.0
-                && estimate >= request.slice_tiers_above as f64;
-            let slices = if slice {
-                freshness_slices(request.now, request.half_life_days)
-                    .into_iter()
-                    .map(|(from, to, fresh)| (Some((from, to)), fresh))
-                    .collect()
-            } else {
-                vec![(None, 1.0)]
-            };
+            // The tier's size if its factors were independent (an over-estimate for all
+            // but the best tier, which excludes nothing).
+            let slice = level_share.as_ref().is_some_and(|shares| {
+                let estimate: f64 = graded
+                    .iter()
+                    .zip(&tier.levels)
+                    .zip(shares)
+                    .filter_map(|((_, &choice), share)| share.get(choice).copied())
+                    .product::<f64>()
+                    * total;
+                estimate >= request.slice_tiers_above as f64
+            });
+            let whole = [(Bound::Unbounded, Bound::Unbounded, 1.0)];
+            let slices = if slice { &sliced[..] } else { &whole[..] };
             tiers_searched += 1;
-            for (range, freshest) in slices {
+            for &(from, to, freshest) in slices {
                 let floor = kth_score(&top, window);
                 if floor >= tier.graded + text_bound + concern_weight + w.freshness * freshest {
                     break;
@@ -549,7 +554,7 @@ impl SearchIndex {
                     .iter()
                     .map(|(o, q)| (*o, q.box_clone()))
                     .collect::<Vec<_>>();
-                if let Some((from, to)) = range {
+                if (from, to) != (Bound::Unbounded, Bound::Unbounded) {
                     let term = |ts: i64| Term::from_field_i64(fresh_ts, ts);
                     query.push((
                         Occur::Must,
