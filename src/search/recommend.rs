@@ -2,8 +2,11 @@
 //!
 //! The graded factors (stage, role, industry, language) give every asset one of a few
 //! levels per factor; a *tier* is one combination of levels, and every asset in it has the
-//! same graded score D. Tiers are visited in decreasing D, each as an intersection query
-//! (level terms required, better levels' terms excluded). The continuous factors (text,
+//! same graded score D. Tiers are visited in decreasing D. Each asset is indexed under one
+//! `tier_key` term per combination of its stage, role, language and industry, so a tier is
+//! a union of a few short posting lists (better levels' terms excluded) rather than an
+//! intersection of four long ones; the few tiers keys cannot express ("another stage",
+//! "another language", a factor weighted zero) fall back to that intersection. The continuous factors (text,
 //! concern, freshness, popularity) are scored exactly by a collector over fast fields and
 //! are bounded by their weights, so the walk stops as soon as the k-th best score found is
 //! at least the next tier's D plus that bound: no unvisited asset can enter the top k, and
@@ -27,12 +30,15 @@ use tantivy::query::{
     Bm25Weight, BooleanQuery, BoostQuery, EnableScoring, Occur, Query, RangeQuery, Scorer,
     TermQuery, Weight,
 };
+use tantivy::schema::Field;
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term};
+use tantivy::{
+    DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TERMINATED, Term,
+};
 
 use super::SearchIndex;
 use super::query::{any_term, filter_query, load_asset};
-use super::schema::{ANY, Analyzer, EVERGREEN_TS, Fields, UNDATED_TS};
+use super::schema::{ANY, Analyzer, EVERGREEN_TS, Fields, SPECIFIC, UNDATED_TS, tier_key};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
 use crate::ranking::{Criterion, Dimension, Weights, concern_value, freshness_value, text_value};
@@ -79,8 +85,16 @@ pub struct Candidates {
 
 /// One level of one factor, as terms.
 struct IndexLevel {
+    criteria: Vec<Criterion>,
     terms: Vec<Term>,
     value: f64,
+}
+
+/// One graded factor with a weight, as the tier walk sees it.
+struct GradedDim {
+    weight: f64,
+    levels: Vec<IndexLevel>,
+    rest_value: f64,
 }
 
 struct Tier {
@@ -102,23 +116,24 @@ fn criterion_term(fields: &Fields, c: &Criterion) -> Term {
 }
 
 /// Every combination of levels, best graded score first.
-fn tiers(levels: &[(f64, Vec<IndexLevel>, f64)]) -> Vec<Tier> {
+fn tiers(graded: &[GradedDim]) -> Vec<Tier> {
     let mut out = vec![Tier {
         graded: 0.0,
         levels: Vec::new(),
     }];
-    for (weight, dim_levels, rest_value) in levels {
-        let mut next = Vec::with_capacity(out.len() * (dim_levels.len() + 1));
+    for dim in graded {
+        let mut next = Vec::with_capacity(out.len() * (dim.levels.len() + 1));
         for tier in &out {
-            for choice in 0..=dim_levels.len() {
-                let value = dim_levels
+            for choice in 0..=dim.levels.len() {
+                let value = dim
+                    .levels
                     .get(choice)
                     .map(|l| l.value)
-                    .unwrap_or(*rest_value);
+                    .unwrap_or(dim.rest_value);
                 let mut chosen = tier.levels.clone();
                 chosen.push(choice);
                 next.push(Tier {
-                    graded: tier.graded + weight * value,
+                    graded: tier.graded + dim.weight * value,
                     levels: chosen,
                 });
             }
@@ -131,6 +146,149 @@ fn tiers(levels: &[(f64, Vec<IndexLevel>, f64)]) -> Vec<Tier> {
             .then_with(|| a.levels.cmp(&b.levels))
     });
     out
+}
+
+/// Where a criterion's value goes in a `tier_key`: stage, role, language, industry.
+const KEY_PARTS: usize = 4;
+
+/// A criterion as a `tier_key` part: its slot, its value, and whether the industries below
+/// it count too.
+fn key_part(c: &Criterion) -> (usize, &str, bool) {
+    match c {
+        Criterion::Stage(s) => (0, s.name(), false),
+        Criterion::Role(r) => (1, r.name(), false),
+        Criterion::AnyRole => (1, ANY, false),
+        Criterion::Language(l) => (2, l.as_str(), false),
+        Criterion::IndustryExact(i) => (3, i.as_str(), false),
+        Criterion::IndustryWithin(i) => (3, i.as_str(), true),
+        Criterion::AnyIndustry => (3, ANY, false),
+    }
+}
+
+/// The `tier_key` terms that hold every document of a tier (the better levels still have
+/// to be excluded), or `None` when the tier cannot be written as keys: a factor left out
+/// by a zero weight, or "another stage" or "another language".
+///
+/// A factor's "rest" level is `SPECIFIC` when one of its levels is the `ANY` of assets
+/// for every role or industry: an asset that is not for every role names some role.
+fn tier_key_terms(
+    searcher: &Searcher,
+    field: Field,
+    graded: &[GradedDim],
+    tier: &Tier,
+) -> tantivy::Result<Option<Vec<Term>>> {
+    // Per part: exact values, and values whose subtree counts too.
+    let mut parts: [Option<(Vec<&str>, Vec<&str>)>; KEY_PARTS] = Default::default();
+    for (dim, &choice) in graded.iter().zip(&tier.levels) {
+        let (slot, values, below) = match dim.levels.get(choice) {
+            Some(level) => {
+                let Some(first) = level.criteria.first() else {
+                    return Ok(None);
+                };
+                let slot = key_part(first).0;
+                let mut values = Vec::new();
+                let mut below = Vec::new();
+                for c in &level.criteria {
+                    let (s, value, subtree) = key_part(c);
+                    if s != slot {
+                        return Ok(None);
+                    }
+                    values.push(value);
+                    if subtree {
+                        below.push(value);
+                    }
+                }
+                (slot, values, below)
+            }
+            None => {
+                let any = dim
+                    .levels
+                    .iter()
+                    .flat_map(|l| &l.criteria)
+                    .find(|c| is_any(c));
+                match any {
+                    Some(c) => (key_part(c).0, vec![SPECIFIC], Vec::new()),
+                    None => return Ok(None),
+                }
+            }
+        };
+        if parts[slot].is_some() {
+            return Ok(None);
+        }
+        parts[slot] = Some((values, below));
+    }
+    let [Some(stages), Some(roles), Some(languages), Some(industries)] = parts else {
+        return Ok(None);
+    };
+    let mut terms: Vec<Term> = Vec::new();
+    let mut add = |key: &str| {
+        let term = Term::from_field_text(field, key);
+        if !terms.contains(&term) {
+            terms.push(term);
+        }
+    };
+    for stage in &stages.0 {
+        for role in &roles.0 {
+            for language in &languages.0 {
+                for industry in &industries.0 {
+                    add(&tier_key(stage, role, language, industry));
+                }
+                // The industries below one: every key that starts with it and a slash,
+                // as each segment's term dictionary lists them.
+                for industry in &industries.1 {
+                    let from = tier_key(stage, role, language, &format!("{industry}/"));
+                    let to = tier_key(stage, role, language, &format!("{industry}0"));
+                    for segment in searcher.segment_readers() {
+                        let index = segment.inverted_index(field)?;
+                        let mut stream = index.terms().range().ge(&from).lt(&to).into_stream()?;
+                        while stream.advance() {
+                            if let Ok(key) = std::str::from_utf8(stream.key()) {
+                                add(key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(terms))
+}
+
+/// For each level of each factor, the share of the index its terms match.
+fn level_shares(searcher: &Searcher, graded: &[GradedDim]) -> tantivy::Result<Vec<Vec<f64>>> {
+    let total = searcher.num_docs().max(1) as f64;
+    graded
+        .iter()
+        .map(|dim| {
+            dim.levels
+                .iter()
+                .map(|l| {
+                    let mut matched = 0;
+                    for term in &l.terms {
+                        matched += searcher.doc_freq(term)?;
+                    }
+                    Ok((matched as f64 / total).min(1.0))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn is_any(c: &Criterion) -> bool {
+    matches!(c, Criterion::AnyRole | Criterion::AnyIndustry)
+}
+
+/// Whether no document of a tier whose keys come from `chosen` (the rest level when
+/// `None`: `SPECIFIC`) can meet a better level's criterion, so excluding it is wasted
+/// work: an asset for every role names no role, and one that names roles is not for
+/// every role.
+fn disjoint(better: &Criterion, chosen: Option<&IndexLevel>) -> bool {
+    let chosen_any = chosen.map_or(Vec::new(), |l| l.criteria.iter().map(is_any).collect());
+    if is_any(better) {
+        !chosen_any.contains(&true)
+    } else {
+        !chosen_any.is_empty() && !chosen_any.contains(&false)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -449,16 +607,18 @@ impl SearchIndex {
         }
 
         // Graded factors with no weight cannot change the order: leave them out of tiers.
-        let graded: Vec<(f64, Vec<IndexLevel>, f64)> = request
+        let graded: Vec<GradedDim> = request
             .dimensions
             .iter()
             .map(|d| (w.get(d.factor), d))
             .filter(|(weight, _)| *weight > 0.0)
-            .map(|(weight, d)| {
-                let levels = d
+            .map(|(weight, d)| GradedDim {
+                weight,
+                levels: d
                     .levels
                     .iter()
                     .map(|l| IndexLevel {
+                        criteria: l.criteria.clone(),
                         terms: l
                             .criteria
                             .iter()
@@ -466,8 +626,8 @@ impl SearchIndex {
                             .collect(),
                         value: l.value,
                     })
-                    .collect();
-                (weight, levels, d.rest_value)
+                    .collect(),
+                rest_value: d.rest_value,
             })
             .collect();
 
@@ -484,31 +644,10 @@ impl SearchIndex {
         let mut tiers_searched = 0;
         let mut docs_scored = 0;
         // Freshness slices can only stop a walk without text (with text, the text bound
-        // dominates). Only then are tier sizes estimated, from how many documents each
-        // level's terms match.
+        // dominates). Only then are tier sizes needed.
+        let may_slice = w.freshness > 0.0 && text_bound == 0.0;
         let total = searcher.num_docs().max(1) as f64;
-        let level_share: Option<Vec<Vec<f64>>> = if w.freshness > 0.0 && text_bound == 0.0 {
-            Some(
-                graded
-                    .iter()
-                    .map(|(_, levels, _)| {
-                        levels
-                            .iter()
-                            .map(|l| {
-                                let matched: u64 = l
-                                    .terms
-                                    .iter()
-                                    .map(|t| searcher.doc_freq(t))
-                                    .sum::<tantivy::Result<u64>>()?;
-                                Ok((matched as f64 / total).min(1.0))
-                            })
-                            .collect::<tantivy::Result<Vec<f64>>>()
-                    })
-                    .collect::<tantivy::Result<_>>()?,
-            )
-        } else {
-            None
-        };
+        let mut level_share: Option<Vec<Vec<f64>>> = None;
         let sliced = freshness_slices(request.now, request.half_life_days);
         let fresh_ts = fields.freshness_ts;
         for tier in tiers(&graded) {
@@ -518,30 +657,54 @@ impl SearchIndex {
             }
             let mut clauses: Vec<(Occur, Box<dyn Query>)> =
                 base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
-            for ((_, levels, _), &choice) in graded.iter().zip(&tier.levels) {
-                if let Some(level) = levels.get(choice) {
+            let keys = tier_key_terms(&searcher, fields.tier_key, &graded, &tier)?;
+            if let Some(keys) = &keys {
+                clauses.push((Occur::Must, any_term(keys)));
+            }
+            for (dim, &choice) in graded.iter().zip(&tier.levels) {
+                let chosen = dim.levels.get(choice);
+                if keys.is_none()
+                    && let Some(level) = chosen
+                {
                     clauses.push((Occur::Must, any_term(&level.terms)));
                 }
-                let better: Vec<Term> = levels[..choice.min(levels.len())]
+                let better: Vec<Term> = dim.levels[..choice.min(dim.levels.len())]
                     .iter()
-                    .flat_map(|l| l.terms.iter().cloned())
+                    .flat_map(|l| l.criteria.iter().zip(&l.terms))
+                    .filter(|(c, _)| keys.is_none() || !disjoint(c, chosen))
+                    .map(|(_, t)| t.clone())
                     .collect();
                 if !better.is_empty() {
                     clauses.push((Occur::MustNot, any_term(&better)));
                 }
             }
-            // The tier's size if its factors were independent (an over-estimate for all
-            // but the best tier, which excludes nothing).
-            let slice = level_share.as_ref().is_some_and(|shares| {
-                let estimate: f64 = graded
-                    .iter()
-                    .zip(&tier.levels)
-                    .zip(shares)
-                    .filter_map(|((_, &choice), share)| share.get(choice).copied())
-                    .product::<f64>()
-                    * total;
-                estimate >= request.slice_tiers_above as f64
-            });
+            let slice = may_slice
+                && match &keys {
+                    // Every document of the tier has one of its keys.
+                    Some(keys) => {
+                        let mut size = 0;
+                        for key in keys {
+                            size += searcher.doc_freq(key)?;
+                        }
+                        size as f64 >= request.slice_tiers_above as f64
+                    }
+                    // The tier's size if its factors were independent (an over-estimate
+                    // for all but the best tier, which excludes nothing).
+                    None => {
+                        let shares = match &level_share {
+                            Some(shares) => shares,
+                            None => level_share.insert(level_shares(&searcher, &graded)?),
+                        };
+                        let estimate: f64 = graded
+                            .iter()
+                            .zip(&tier.levels)
+                            .zip(shares.iter())
+                            .filter_map(|((_, &choice), share)| share.get(choice).copied())
+                            .product::<f64>()
+                            * total;
+                        estimate >= request.slice_tiers_above as f64
+                    }
+                };
             let whole = [(Bound::Unbounded, Bound::Unbounded, 1.0)];
             let slices = if slice { &sliced[..] } else { &whole[..] };
             tiers_searched += 1;
@@ -612,7 +775,7 @@ mod tests {
     use crate::ranking::{Audience, WeightOverrides, graded_dimensions};
     use crate::search::{IndexLock, IndexOp, open};
 
-    fn demo_index() -> (tempfile::TempDir, SearchIndex, usize) {
+    fn demo_index() -> (tempfile::TempDir, SearchIndex, Vec<Asset>) {
         let dir = tempfile::tempdir().unwrap();
         let lock = IndexLock::acquire(dir.path()).unwrap();
         let (index, mut writer) = open(&lock, 32 * 1024 * 1024).unwrap();
@@ -637,7 +800,7 @@ mod tests {
             writer.commit(seq as i64 + 1).unwrap();
         }
         drop(lock);
-        (dir, index, n)
+        (dir, index, assets)
     }
 
     fn ids(c: &Candidates) -> Vec<(String, i64)> {
@@ -649,7 +812,8 @@ mod tests {
 
     #[test]
     fn tiers_give_exactly_the_exhaustive_top_k() {
-        let (_dir, index, n) = demo_index();
+        let (_dir, index, assets) = demo_index();
+        let n = assets.len();
         let now = chrono::Utc::now().timestamp();
         let industries = [
             None,
@@ -727,6 +891,26 @@ mod tests {
                     slice_tiers_above,
                 };
                 let everything = index.recommend(&request(n, usize::MAX)).unwrap();
+                // The reference holds every published asset the filter lets through,
+                // each once: no tier lost or repeated one.
+                let mut listed: Vec<&str> = everything
+                    .items
+                    .iter()
+                    .map(|c| c.asset.id.as_str())
+                    .collect();
+                listed.sort();
+                listed.dedup();
+                let eligible = assets
+                    .iter()
+                    .filter(|a| a.status == crate::domain::AssetStatus::Published)
+                    .filter(|a| a.id.as_str() != "pricing-sheet")
+                    .filter(|a| {
+                        filter.content_types.is_empty()
+                            || filter.content_types.contains(&a.content_type)
+                    })
+                    .count();
+                assert_eq!(listed.len(), eligible, "{audience:?} {text:?}");
+                assert_eq!(everything.items.len(), eligible, "{audience:?} {text:?}");
                 for k in [1, 5, 10] {
                     let pruned = index.recommend(&request(k, sliced)).unwrap();
                     let want: Vec<_> = ids(&everything).into_iter().take(k).collect();
@@ -761,7 +945,7 @@ mod tests {
 
     #[test]
     fn retrieval_scores_equal_the_explanations() {
-        let (_dir, index, _) = demo_index();
+        let (_dir, index, _assets) = demo_index();
         let now = chrono::Utc::now();
         let weights = Weights::default();
         for stage in Stage::ALL {

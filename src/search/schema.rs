@@ -14,10 +14,14 @@ use crate::domain::{Asset, TaxonomyValue};
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
+
+/// The token written for "some value": an asset for named roles, an industry-specific
+/// asset. It only appears in `tier_key`.
+pub const SPECIFIC: &str = "SPECIFIC";
 
 /// Text analysis per language family. Each asset's text goes into the fields of its own
 /// analyzer; queries search all of them.
@@ -98,6 +102,9 @@ pub struct Fields {
     pub evergreen: Field,
     /// What freshness is computed from, in one column: see `freshness_ts`.
     pub freshness_ts: Field,
+    /// One term per combination of the asset's stage, role, language and industry: see
+    /// `tier_keys`.
+    pub tier_key: Field,
 }
 
 impl TextFields {
@@ -155,6 +162,7 @@ pub fn build_schema() -> (Schema, Fields) {
         reviewed_ts: b.add_i64_field("reviewed_ts", FAST | INDEXED),
         evergreen: b.add_bool_field("evergreen", FAST),
         freshness_ts: b.add_i64_field("freshness_ts", FAST),
+        tier_key: b.add_text_field("tier_key", STRING),
     };
     (b.build(), fields)
 }
@@ -249,7 +257,44 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
     }
     doc.add_bool(fields.evergreen, asset.evergreen);
     doc.add_i64(fields.freshness_ts, freshness_ts(asset));
+    for key in tier_keys(asset) {
+        doc.add_text(fields.tier_key, &key);
+    }
     doc
+}
+
+/// The `tier_key` term for one stage, role, language subtag and industry.
+///
+/// The industry comes last so that every key of an industry's subtree shares a prefix.
+pub fn tier_key(stage: &str, role: &str, language: &str, industry: &str) -> String {
+    format!("{stage}|{role}|{language}|{industry}")
+}
+
+/// Every combination of the asset's stages, roles (`ANY` when it names none, else each
+/// role and `SPECIFIC`), language subtag and industries (`ANY`, else each industry and
+/// `SPECIFIC`). A recommendation tier (one level per graded factor) is then a handful of
+/// these terms instead of an intersection of four long posting lists; see
+/// `recommend::tier_key_terms`. Typically four to ten terms per asset.
+pub fn tier_keys(asset: &Asset) -> Vec<String> {
+    fn or_specific(values: Vec<&str>) -> Vec<&str> {
+        if values.is_empty() {
+            vec![ANY]
+        } else {
+            values.into_iter().chain([SPECIFIC]).collect()
+        }
+    }
+    let roles = or_specific(asset.roles.iter().map(|r| r.name()).collect());
+    let industries = or_specific(asset.industries.iter().map(|i| i.as_str()).collect());
+    let language = asset.language.primary();
+    let mut keys = Vec::with_capacity(asset.stages.len() * roles.len() * industries.len());
+    for stage in &asset.stages {
+        for role in &roles {
+            for industry in &industries {
+                keys.push(tier_key(stage.name(), role, language, industry));
+            }
+        }
+    }
+    keys
 }
 
 /// An evergreen asset never ages.
