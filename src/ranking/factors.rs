@@ -221,11 +221,13 @@ fn role_label(role: Role) -> &'static str {
     }
 }
 
-/// Text relevance scaled to [0, 1]: BM25 over the best BM25 any asset reached for the
-/// query.
-pub fn text_value(bm25: f32, best: f32) -> f64 {
-    if best > 0.0 && bm25 > 0.0 {
-        (f64::from(bm25) / f64::from(best)).min(1.0)
+/// Text relevance scaled to [0, 1]: the asset's BM25 over the query's scale, the sum of
+/// what each of its terms (per text field) scores at its best anywhere in the library. An
+/// asset that matched every word in every field as well as the library's best match for
+/// that word would score 1; a typical best match scores 0.5 to 0.9, less for long queries.
+pub fn text_value(bm25: f32, scale: f32) -> f64 {
+    if scale > 0.0 && bm25 > 0.0 {
+        (f64::from(bm25) / f64::from(scale)).min(1.0)
     } else {
         0.0
     }
@@ -291,7 +293,7 @@ pub struct RankContext<'a> {
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
-/// `bm25` and `best_bm25` come from the text search (0 without a query); `popularity` is
+/// `bm25` is the asset's BM25 and the text scale (see `text_value`), both 0 without a query; `popularity` is
 /// in [0, 1].
 pub fn explain(
     audience: &Audience,

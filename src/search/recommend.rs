@@ -76,8 +76,9 @@ pub struct Candidate {
 
 pub struct Candidates {
     pub items: Vec<Candidate>,
-    /// The best BM25 any asset reached for the text (the TEXT factor's scale).
-    pub best_bm25: f32,
+    /// The TEXT factor's scale: what each text term scores at its best in the index,
+    /// summed (see `ranking::text_value`).
+    pub text_scale: f32,
     /// How many tiers were searched and documents scored: the cost of the request.
     pub tiers_searched: usize,
     pub docs_scored: u64,
@@ -370,7 +371,7 @@ struct TierSegmentCollector {
 struct TierCollectorSettings {
     graded: f64,
     text_weight: f64,
-    best_bm25: f32,
+    text_scale: f32,
     concern_weight: f64,
     concerns: u64,
     freshness_weight: f64,
@@ -440,14 +441,7 @@ impl SegmentCollector for TierSegmentCollector {
             let concerns = self.concerns.first(doc).unwrap_or(0);
             base += s.concern_weight * concern_value(s.concerns, concerns);
         }
-        // The k-th best so far: the global one at the start of the tier, or this
-        // segment's own once it holds k hits (the global k-th can only be better).
-        let mut floor = s.floor;
-        if self.top.len() >= s.limit
-            && let Some(worst) = self.top.peek()
-        {
-            floor = floor.max(worst.score);
-        }
+        let floor = self.floor();
         if base + s.text_weight <= floor {
             return;
         }
@@ -455,7 +449,7 @@ impl SegmentCollector for TierSegmentCollector {
         // could not lift the document past the floor, it is dropped unsought.
         let mut bm25 = 0.0;
         for (scorer, rest) in self.text.iter_mut().zip(&self.text_rest) {
-            let reachable = text_value((bm25 + rest) * (1.0 + f32::EPSILON * 4.0), s.best_bm25);
+            let reachable = text_value((bm25 + rest) * (1.0 + f32::EPSILON * 4.0), s.text_scale);
             if base + s.text_weight * reachable <= floor {
                 return;
             }
@@ -466,7 +460,7 @@ impl SegmentCollector for TierSegmentCollector {
                 bm25 += scorer.score();
             }
         }
-        let score = base + s.text_weight * text_value(bm25, s.best_bm25);
+        let score = base + s.text_weight * text_value(bm25, s.text_scale);
         if score <= floor {
             return;
         }
@@ -481,6 +475,85 @@ impl SegmentCollector for TierSegmentCollector {
     fn harvest(self) -> (Vec<Hit>, u64) {
         (self.top.into_vec(), self.scored)
     }
+}
+
+impl TierSegmentCollector {
+    /// The score a document must beat to enter: the k-th best of the tier's start, or of
+    /// this segment once it holds k hits (the global k-th can only be better).
+    fn floor(&self) -> f64 {
+        let s = &self.settings;
+        match self.top.peek() {
+            Some(worst) if self.top.len() >= s.limit => s.floor.max(worst.score),
+            _ => s.floor,
+        }
+    }
+
+    /// How many of the text terms (most they can score first) a document must contain to
+    /// still enter, the rest being unable to lift it past the floor even at their best:
+    /// `None` while a document with no text at all could still enter.
+    fn essential_terms(&self) -> Option<usize> {
+        let s = &self.settings;
+        let floor = self.floor();
+        let base_max = s.graded + s.freshness_weight + s.concern_weight;
+        let reachable = |rest: f32| {
+            base_max + s.text_weight * text_value(rest * (1.0 + f32::EPSILON * 4.0), s.text_scale)
+        };
+        (0..=self.text.len()).find(|&e| reachable(self.text_rest[e]) <= floor)
+    }
+}
+
+/// One text tier, visited the way MaxScore visits a disjunction: once the floor is high
+/// enough that a document needs one of the highest-scoring text terms to enter, only the
+/// tier's documents that hold one of those terms are visited, found by leapfrogging
+/// between the tier's postings and theirs. Until then every document of the tier is. The
+/// result is the collector's over every document of the tier, with less visited.
+fn collect_text_tier(
+    searcher: &Searcher,
+    query: &dyn Query,
+    collector: &TierCollector,
+) -> tantivy::Result<(Vec<Hit>, u64)> {
+    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
+    for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
+        let mut segment = collector.for_segment(ordinal as SegmentOrdinal, reader)?;
+        let mut tier = weight.scorer(reader, 1.0)?;
+        let alive = reader.alive_bitset();
+        let mut doc = tier.doc();
+        while doc != TERMINATED {
+            match segment.essential_terms() {
+                // No document left in this segment can enter.
+                Some(0) => break,
+                None => {
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        segment.collect(doc, 0.0);
+                    }
+                    doc = tier.advance();
+                }
+                Some(essential) => {
+                    let mut next = TERMINATED;
+                    for term in &mut segment.text[..essential] {
+                        if term.doc() < doc {
+                            term.seek(doc);
+                        }
+                        next = next.min(term.doc());
+                    }
+                    if next == TERMINATED {
+                        break;
+                    }
+                    if next > doc {
+                        doc = tier.seek(next);
+                        continue;
+                    }
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        segment.collect(doc, 0.0);
+                    }
+                    doc = tier.advance();
+                }
+            }
+        }
+        fruits.push(segment.harvest());
+    }
+    collector.merge_fruits(fruits)
 }
 
 /// The FRESHNESS value of an asset from its `freshness_ts` column, as `ranking` defines it.
@@ -560,40 +633,35 @@ impl SearchIndex {
                 )) as Box<dyn Query>
             })
             .collect();
-        let best_bm25 = if text_queries.is_empty() {
-            0.0
-        } else {
-            let any: Vec<(Occur, Box<dyn Query>)> = text_queries
-                .iter()
-                .map(|q| (Occur::Should, q.box_clone()))
-                .collect();
-            searcher
-                .search(
-                    &BooleanQuery::new(any),
-                    &TopDocs::with_limit(1).order_by_score(),
-                )?
+        // The TEXT scale: what each term scores at its best anywhere in the index, summed.
+        // A term's best is a top-1 query over its own postings, which block-max pruning
+        // answers from a few blocks; the best of the whole bag of words would need a
+        // disjunction over every posting of every term (most of the index for common
+        // words), measured at more than half of a text recommendation.
+        let scoring = EnableScoring::enabled_from_searcher(&searcher);
+        let mut text_scale = 0.0f32;
+        let mut weights: TextTerms = Vec::with_capacity(text_queries.len());
+        for (query, (term, boost)) in text_queries.iter().zip(&text_terms) {
+            if searcher.doc_freq(term)? == 0 {
+                continue;
+            }
+            let unboosted = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+            let best = searcher
+                .search(&unboosted, &TopDocs::with_limit(1).order_by_score())?
                 .first()
-                .map(|(s, _)| *s)
-                .unwrap_or(0.0)
-        };
-        let text_weights: Option<Arc<TextTerms>> = if best_bm25 > 0.0 {
-            let scoring = EnableScoring::enabled_from_searcher(&searcher);
-            let weights = text_queries
-                .iter()
-                .zip(&text_terms)
-                .map(|(query, (term, boost))| {
-                    // The most this term can score in any document: the bound that lets
-                    // the collector leave it unsought.
-                    let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(term))?
-                        .boost_by(*boost)
-                        .max_score();
-                    Ok((query.weight(scoring)?, max))
-                })
-                .collect::<tantivy::Result<_>>()?;
-            Some(Arc::new(weights))
-        } else {
-            None
-        };
+                .map_or(0.0, |(s, _)| *s * boost);
+            if best <= 0.0 {
+                continue;
+            }
+            text_scale += best;
+            // The most this term can score in any document: the bound that lets the
+            // collector leave it unsought.
+            let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(term))?
+                .boost_by(*boost)
+                .max_score();
+            weights.push((query.weight(scoring)?, max));
+        }
+        let text_weights = (!weights.is_empty()).then(|| Arc::new(weights));
 
         let mut base: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, filter_query(fields, request.filter))];
@@ -728,7 +796,7 @@ impl SearchIndex {
                     settings: TierCollectorSettings {
                         graded: tier.graded,
                         text_weight: text_bound,
-                        best_bm25,
+                        text_scale,
                         concern_weight,
                         concerns: request.concerns,
                         freshness_weight: w.freshness,
@@ -739,7 +807,12 @@ impl SearchIndex {
                     },
                     text: text_weights.clone(),
                 };
-                let (hits, scored) = searcher.search(&BooleanQuery::new(query), &collector)?;
+                let query = BooleanQuery::new(query);
+                let (hits, scored) = if collector.text.is_some() {
+                    collect_text_tier(&searcher, &query, &collector)?
+                } else {
+                    searcher.search(&query, &collector)?
+                };
                 docs_scored += scored;
                 for hit in hits {
                     push_bounded(&mut top, hit, window);
@@ -761,7 +834,7 @@ impl SearchIndex {
             .collect::<AppResult<Vec<_>>>()?;
         Ok(Candidates {
             items,
-            best_bm25,
+            text_scale,
             tiers_searched,
             docs_scored,
         })
@@ -799,6 +872,16 @@ mod tests {
             writer.stage(ops).unwrap();
             writer.commit(seq as i64 + 1).unwrap();
         }
+        // A third commit retires every seventh asset, so the first segments hold deleted
+        // (published) versions that must never be found.
+        let mut assets = assets;
+        let mut retired = Vec::new();
+        for asset in assets.iter_mut().step_by(7) {
+            asset.status = crate::domain::AssetStatus::Retired;
+            retired.push(IndexOp::Upsert(Box::new(asset.clone())));
+        }
+        writer.stage(retired).unwrap();
+        writer.commit(3).unwrap();
         drop(lock);
         (dir, index, assets)
     }
@@ -984,7 +1067,7 @@ mod tests {
                     &dims,
                     &c.asset,
                     &ctx,
-                    (c.bm25, found.best_bm25),
+                    (c.bm25, found.text_scale),
                     0.0,
                 );
                 assert!(

@@ -253,7 +253,7 @@ impl Library {
                     &dimensions,
                     &c.asset,
                     &ctx,
-                    (c.bm25, candidates.best_bm25),
+                    (c.bm25, candidates.text_scale),
                     0.0,
                 ),
                 asset: c.asset,
