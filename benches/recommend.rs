@@ -130,6 +130,54 @@ fn peer_filter() -> AssetFilter {
     }
 }
 
+/// The audience of the text cases: CONSIDERATION, DECISION_MAKER, nothing else known.
+fn text_audience() -> AudienceRequest {
+    AudienceRequest {
+        stage: Some(Stage::Consideration),
+        role: Some(Role::DecisionMaker),
+        ..AudienceRequest::default()
+    }
+}
+
+/// 64 searches of one to three words, drawn like the library's text (`Generator::query`).
+fn text_mix() -> Vec<String> {
+    let mut generator = Generator::new(SEED + 1);
+    (0..64).map(|_| generator.query()).collect()
+}
+
+/// Per-request latency of recommendations over the text mix: each query 20 times, in
+/// rounds, so the distribution is over queries as a server would see them.
+fn report_latency(
+    size: u64,
+    runtime: &tokio::runtime::Runtime,
+    library: &Library,
+    queries: &[String],
+) {
+    let mut times: Vec<Duration> = Vec::with_capacity(queries.len() * 20);
+    for round in 0..21 {
+        for text in queries {
+            let started = std::time::Instant::now();
+            runtime
+                .block_on(library.recommend(query(text_audience(), Some(text))))
+                .expect("ok");
+            // The first round warms the caches and is not counted.
+            if round > 0 {
+                times.push(started.elapsed());
+            }
+        }
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "latency at {size}: recommend/text-mix ({} queries x 20): p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        queries.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 /// How much of the index each kind of request touches, to show how cost grows.
 fn report_work(size: u64, index: &search::SearchIndex) {
     let weights = Weights::default();
@@ -223,6 +271,17 @@ fn main() {
             b.iter(|| {
                 runtime
                     .block_on(library.recommend(query(AudienceRequest::default(), None)))
+                    .expect("ok")
+            })
+        });
+        let queries = text_mix();
+        report_latency(size, &runtime, library, &queries);
+        let mut next = queries.iter().cycle();
+        group.bench_function(BenchmarkId::new("text-mix", size), |b| {
+            b.iter(|| {
+                let text = next.next().map(String::as_str);
+                runtime
+                    .block_on(library.recommend(query(text_audience(), text)))
                     .expect("ok")
             })
         });

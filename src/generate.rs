@@ -169,6 +169,12 @@ impl Generator {
             .collect()
     }
 
+    /// A search a visitor might type: one to three English words drawn like the library's
+    /// own text, so the most frequent words come up most (benchmarks use a fixed series).
+    pub fn query(&mut self) -> String {
+        self.english(1, 3).join(" ")
+    }
+
     /// The `i`-th asset of the library.
     pub fn asset(&mut self, i: u64) -> AssetDraft {
         let r = &mut self.rng;

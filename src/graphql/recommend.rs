@@ -287,7 +287,8 @@ pub struct RecommendQuery;
 impl RecommendQuery {
     /// The assets most likely to move this audience forward, best first, each with the
     /// reasons for its score. Only published assets, never those in
-    /// `audience.excludeAssetIds`. `query` adds text relevance; `filter` restricts;
+    /// `audience.excludeAssetIds`. `query` adds text relevance; `filter` restricts (a
+    /// `statuses` other than `PUBLISHED` is refused with `BAD_USER_INPUT`);
     /// `weights` overrides the default weights for this request only; `diversify` mixes
     /// formats and topics among near-ties at the top.
     // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.

@@ -62,7 +62,11 @@ struct ReadSide {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    assets: query::AssetCache,
 }
+
+/// What the parsed assets of recent hits may hold, in bytes of text (some 16k assets).
+const ASSET_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The exclusive owner of an index directory. Dropping it releases the directory.
 pub struct IndexLock {
@@ -224,6 +228,7 @@ fn open_generation(
             index,
             reader: reader.clone(),
             fields: fields.clone(),
+            assets: query::AssetCache::new(ASSET_CACHE_BYTES),
         }),
     };
     let write = IndexWriterHandle {

@@ -37,7 +37,7 @@ use tantivy::{
 };
 
 use super::SearchIndex;
-use super::query::{any_term, filter_query, load_asset};
+use super::query::{any_term, filter_clauses, filter_query, load_asset};
 use super::schema::{ANY, Analyzer, EVERGREEN_TS, Fields, SPECIFIC, UNDATED_TS, tier_key};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
@@ -364,6 +364,8 @@ struct TierSegmentCollector {
     text_rest: Vec<f32>,
     top: BinaryHeap<Hit>,
     scored: u64,
+    /// `essential_terms` at the last floor it was computed for.
+    essential: Option<(f64, Option<usize>)>,
 }
 
 /// What every segment of one tier is scored with.
@@ -412,6 +414,7 @@ impl Collector for TierCollector {
             text_rest,
             top: BinaryHeap::with_capacity(self.settings.limit + 1),
             scored: 0,
+            essential: None,
         })
     }
 
@@ -491,22 +494,29 @@ impl TierSegmentCollector {
     /// How many of the text terms (most they can score first) a document must contain to
     /// still enter, the rest being unable to lift it past the floor even at their best:
     /// `None` while a document with no text at all could still enter.
-    fn essential_terms(&self) -> Option<usize> {
+    fn essential_terms(&mut self) -> Option<usize> {
         let s = &self.settings;
         let floor = self.floor();
+        if let Some((at, essential)) = self.essential
+            && at == floor
+        {
+            return essential;
+        }
         let base_max = s.graded + s.freshness_weight + s.concern_weight;
         let reachable = |rest: f32| {
             base_max + s.text_weight * text_value(rest * (1.0 + f32::EPSILON * 4.0), s.text_scale)
         };
-        (0..=self.text.len()).find(|&e| reachable(self.text_rest[e]) <= floor)
+        let essential = (0..=self.text.len()).find(|&e| reachable(self.text_rest[e]) <= floor);
+        self.essential = Some((floor, essential));
+        essential
     }
 }
 
-/// One text tier, visited the way MaxScore visits a disjunction: once the floor is high
-/// enough that a document needs one of the highest-scoring text terms to enter, only the
-/// tier's documents that hold one of those terms are visited, found by leapfrogging
-/// between the tier's postings and theirs. Until then every document of the tier is. The
-/// result is the collector's over every document of the tier, with less visited.
+/// The documents of a tier that hold at least one text term, visited the way MaxScore
+/// visits a disjunction: by leapfrogging between the tier's postings and the terms', and
+/// once the floor is high enough that a document needs one of the highest-bounded terms to
+/// enter, only through those terms' postings. The result is the collector's over every
+/// such document of the tier, with less visited.
 fn collect_text_tier(
     searcher: &Searcher,
     query: &dyn Query,
@@ -520,36 +530,31 @@ fn collect_text_tier(
         let alive = reader.alive_bitset();
         let mut doc = tier.doc();
         while doc != TERMINATED {
-            match segment.essential_terms() {
+            // Only documents with some text term are visited here; which terms a document
+            // needs narrows as the floor rises.
+            let essential = segment.essential_terms().unwrap_or(segment.text.len());
+            if essential == 0 {
                 // No document left in this segment can enter.
-                Some(0) => break,
-                None => {
-                    if alive.is_none_or(|a| a.is_alive(doc)) {
-                        segment.collect(doc, 0.0);
-                    }
-                    doc = tier.advance();
-                }
-                Some(essential) => {
-                    let mut next = TERMINATED;
-                    for term in &mut segment.text[..essential] {
-                        if term.doc() < doc {
-                            term.seek(doc);
-                        }
-                        next = next.min(term.doc());
-                    }
-                    if next == TERMINATED {
-                        break;
-                    }
-                    if next > doc {
-                        doc = tier.seek(next);
-                        continue;
-                    }
-                    if alive.is_none_or(|a| a.is_alive(doc)) {
-                        segment.collect(doc, 0.0);
-                    }
-                    doc = tier.advance();
-                }
+                break;
             }
+            let mut next = TERMINATED;
+            for term in &mut segment.text[..essential] {
+                if term.doc() < doc {
+                    term.seek(doc);
+                }
+                next = next.min(term.doc());
+            }
+            if next == TERMINATED {
+                break;
+            }
+            if next > doc {
+                doc = tier.seek(next);
+                continue;
+            }
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                segment.collect(doc, 0.0);
+            }
+            doc = tier.advance();
         }
         fruits.push(segment.harvest());
     }
@@ -640,6 +645,7 @@ impl SearchIndex {
         // words), measured at more than half of a text recommendation.
         let scoring = EnableScoring::enabled_from_searcher(&searcher);
         let mut text_scale = 0.0f32;
+        let mut text_present: Vec<Term> = Vec::new();
         let mut weights: TextTerms = Vec::with_capacity(text_queries.len());
         for (query, (term, boost)) in text_queries.iter().zip(&text_terms) {
             if searcher.doc_freq(term)? == 0 {
@@ -654,6 +660,7 @@ impl SearchIndex {
                 continue;
             }
             text_scale += best;
+            text_present.push(term.clone());
             // The most this term can score in any document: the bound that lets the
             // collector leave it unsought.
             let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(term))?
@@ -663,8 +670,11 @@ impl SearchIndex {
         }
         let text_weights = (!weights.is_empty()).then(|| Arc::new(weights));
 
+        // Every tier's filter: whole for tiers that intersect the levels' own terms,
+        // without the statuses for tiers reached through keys.
         let mut base: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, filter_query(fields, request.filter))];
+        let mut key_base = filter_clauses(fields, request.filter, false);
         if !request.exclude_ids.is_empty() {
             let ids: Vec<Term> = request
                 .exclude_ids
@@ -672,6 +682,7 @@ impl SearchIndex {
                 .map(|id| Term::from_field_text(fields.id, id))
                 .collect();
             base.push((Occur::MustNot, any_term(&ids)));
+            key_base.push((Occur::MustNot, any_term(&ids)));
         }
 
         // Graded factors with no weight cannot change the order: leave them out of tiers.
@@ -711,9 +722,9 @@ impl SearchIndex {
         let mut top: BinaryHeap<Hit> = BinaryHeap::with_capacity(window + 1);
         let mut tiers_searched = 0;
         let mut docs_scored = 0;
-        // Freshness slices can only stop a walk without text (with text, the text bound
-        // dominates). Only then are tier sizes needed.
-        let may_slice = w.freshness > 0.0 && text_bound == 0.0;
+        // Freshness slices can stop the walk of documents that score no text; only then
+        // are tier sizes needed.
+        let may_slice = w.freshness > 0.0;
         let total = searcher.num_docs().max(1) as f64;
         let mut level_share: Option<Vec<Vec<f64>>> = None;
         let sliced = freshness_slices(request.now, request.half_life_days);
@@ -723,9 +734,13 @@ impl SearchIndex {
             if floor >= tier.graded + text_bound + other_bound {
                 break;
             }
-            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-                base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
             let keys = tier_key_terms(&searcher, fields.tier_key, &graded, &tier)?;
+            // Only published assets carry keys, so key tiers need no status clause.
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+                (if keys.is_some() { &key_base } else { &base })
+                    .iter()
+                    .map(|(o, q)| (*o, q.box_clone()))
+                    .collect();
             if let Some(keys) = &keys {
                 clauses.push((Occur::Must, any_term(keys)));
             }
@@ -776,9 +791,39 @@ impl SearchIndex {
             let whole = [(Bound::Unbounded, Bound::Unbounded, 1.0)];
             let slices = if slice { &sliced[..] } else { &whole[..] };
             tiers_searched += 1;
+            let settings = |floor: f64, text_weight: f64| TierCollectorSettings {
+                graded: tier.graded,
+                text_weight,
+                text_scale,
+                concern_weight,
+                concerns: request.concerns,
+                freshness_weight: w.freshness,
+                now: request.now,
+                half_life_days: request.half_life_days,
+                limit: window,
+                floor,
+            };
+            // With text, the tier's documents that hold a text term come first, reached
+            // through those terms' postings. The others score no text and are walked
+            // next like a tier without text, often not at all once the first part has
+            // raised the floor.
+            if let Some(text) = &text_weights {
+                let collector = TierCollector {
+                    settings: settings(kth_score(&top, window), text_bound),
+                    text: Some(text.clone()),
+                };
+                let query =
+                    BooleanQuery::new(clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect());
+                let (hits, scored) = collect_text_tier(&searcher, &query, &collector)?;
+                docs_scored += scored;
+                for hit in hits {
+                    push_bounded(&mut top, hit, window);
+                }
+                clauses.push((Occur::MustNot, any_term(&text_present)));
+            }
             for &(from, to, freshest) in slices {
                 let floor = kth_score(&top, window);
-                if floor >= tier.graded + text_bound + concern_weight + w.freshness * freshest {
+                if floor >= tier.graded + concern_weight + w.freshness * freshest {
                     break;
                 }
                 let mut query = clauses
@@ -793,26 +838,10 @@ impl SearchIndex {
                     ));
                 }
                 let collector = TierCollector {
-                    settings: TierCollectorSettings {
-                        graded: tier.graded,
-                        text_weight: text_bound,
-                        text_scale,
-                        concern_weight,
-                        concerns: request.concerns,
-                        freshness_weight: w.freshness,
-                        now: request.now,
-                        half_life_days: request.half_life_days,
-                        limit: window,
-                        floor,
-                    },
-                    text: text_weights.clone(),
+                    settings: settings(floor, 0.0),
+                    text: None,
                 };
-                let query = BooleanQuery::new(query);
-                let (hits, scored) = if collector.text.is_some() {
-                    collect_text_tier(&searcher, &query, &collector)?
-                } else {
-                    searcher.search(&query, &collector)?
-                };
+                let (hits, scored) = searcher.search(&BooleanQuery::new(query), &collector)?;
                 docs_scored += scored;
                 for hit in hits {
                     push_bounded(&mut top, hit, window);
@@ -826,7 +855,7 @@ impl SearchIndex {
             .into_iter()
             .map(|h| {
                 Ok(Candidate {
-                    asset: load_asset(&searcher, fields, h.address)?,
+                    asset: load_asset(&searcher, fields, &self.inner.assets, h.address)?,
                     bm25: h.bm25,
                     score: h.score,
                 })

@@ -10,11 +10,11 @@ use tantivy::tokenizer::{
 use tantivy::{Index, TantivyDocument};
 use tantivy_jieba::JiebaTokenizer;
 
-use crate::domain::{Asset, TaxonomyValue};
+use crate::domain::{Asset, AssetStatus, TaxonomyValue};
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -102,8 +102,8 @@ pub struct Fields {
     pub evergreen: Field,
     /// What freshness is computed from, in one column: see `freshness_ts`.
     pub freshness_ts: Field,
-    /// One term per combination of the asset's stage, role, language and industry: see
-    /// `tier_keys`.
+    /// One term per combination of a published asset's stage, role, language and
+    /// industry: see `tier_keys`.
     pub tier_key: Field,
 }
 
@@ -257,8 +257,11 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
     }
     doc.add_bool(fields.evergreen, asset.evergreen);
     doc.add_i64(fields.freshness_ts, freshness_ts(asset));
-    for key in tier_keys(asset) {
-        doc.add_text(fields.tier_key, &key);
+    // Recommendations only ever show published assets: only they are reachable by key.
+    if asset.status == AssetStatus::Published {
+        for key in tier_keys(asset) {
+            doc.add_text(fields.tier_key, &key);
+        }
     }
     doc
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::Library;
 use crate::domain::{
-    Asset, AssetFilter, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+    Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{
@@ -110,6 +110,16 @@ impl Library {
 
     /// The best assets for an audience, each with the reasons for its score.
     pub async fn recommend(&self, query: RecommendationQuery) -> AppResult<RecommendationList> {
+        if query
+            .filter
+            .statuses
+            .iter()
+            .any(|s| *s != AssetStatus::Published)
+        {
+            return Err(AppError::bad_input(
+                "filter.statuses: recommendations only ever show published assets",
+            ));
+        }
         let resolved = self.resolve(&query.audience);
         let items = self
             .rank(

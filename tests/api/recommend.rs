@@ -115,6 +115,8 @@ async fn enum_literals_strings_and_aliases_are_all_accepted() {
         "{ recommendations(audience: {}, weights: { stage: -1 }) { items { score } } }",
         "{ recommendations(audience: {}, first: 101) { items { score } } }",
         "{ nextContent(afterAssetId: \"x\", first: -1) { items { score } } }",
+        "{ recommendations(audience: {}, filter: { statuses: [DRAFT] }) { items { score } } }",
+        "{ recommendations(audience: {}, filter: { statuses: [PUBLISHED, RETIRED] }) { items { score } } }",
     ] {
         let err = s.gql_error(bad, json!({})).await;
         assert_eq!(
