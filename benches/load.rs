@@ -12,11 +12,12 @@
 //!
 //! Most cases repeat one request. `recommend-mixed` rotates through 630 explicit audiences
 //! (every stage, every role or none, each of the reference library's 20 industries or
-//! none), the spread of questions a site's visitors ask.
+//! none), the spread of questions a site's visitors ask. `recommend-text-mix` rotates
+//! through 64 searches of one to three words drawn like the library's text.
 
 use std::time::{Duration, Instant};
 
-use stagefit::generate::INDUSTRIES;
+use stagefit::generate::{Generator, INDUSTRIES};
 
 const STAGES: [&str; 5] = [
     "AWARENESS",
@@ -56,12 +57,27 @@ fn mixed_audiences() -> Vec<String> {
     out
 }
 
+/// The 64 searches of the in-process `text-mix` case (`Generator::query`, seed 8), asked by
+/// the audience of `recommend-text`.
+fn text_mix() -> Vec<String> {
+    let mut generator = Generator::new(8);
+    (0..64)
+        .map(|_| {
+            format!(
+                r#"{{"query":"{{ recommendations(audience: {{ stage: CONSIDERATION, role: DECISION_MAKER }}, query: \"{}\", first: 10) {{ items {{ score asset {{ id title }} }} }} }}"}}"#,
+                generator.query()
+            )
+        })
+        .collect()
+}
+
 fn cases() -> Vec<(&'static str, Vec<String>)> {
     let mut cases: Vec<(&str, Vec<String>)> = SINGLE_REQUEST_CASES
         .iter()
         .map(|(name, body)| (*name, vec![(*body).to_owned()]))
         .collect();
     cases.insert(2, ("recommend-mixed", mixed_audiences()));
+    cases.insert(5, ("recommend-text-mix", text_mix()));
     cases
 }
 
