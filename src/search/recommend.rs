@@ -6,17 +6,20 @@
 //! `tier_key` term per combination of its stage, role, language and industry, so a tier is
 //! a union of a few short posting lists (better levels' terms excluded) rather than an
 //! intersection of four long ones; the few tiers keys cannot express ("another stage",
-//! "another language", a factor weighted zero) fall back to that intersection. The continuous factors (text,
-//! concern, freshness, popularity) are scored exactly by a collector over fast fields and
-//! are bounded by their weights, so the walk stops as soon as the k-th best score found is
-//! at least the next tier's D plus that bound: no unvisited asset can enter the top k, and
-//! the result equals scoring every document.
+//! "another language", a factor weighted zero) fall back to that intersection.
+//!
+//! The continuous factors (text, concern, freshness, popularity) are scored exactly by a
+//! collector over fast fields and are bounded by their weights, so the walk stops as soon
+//! as the k-th best score found is at least the next tier's D plus that bound: no unvisited
+//! asset can enter the top k, and the result equals scoring every document.
 //!
 //! Text is scored lazily. The text is analysed into one boosted term per field, as search
 //! boosts them, and the collector seeks each term's postings only for documents whose
-//! other factors could still beat the current k-th score. (An optional text clause in the
-//! tier query would make tantivy score every posting of every text term: most of the
-//! index for common words.)
+//! other factors could still beat the current k-th score. A tier's documents holding some
+//! term are reached through the terms' postings (`collect_text_tier`); the others score
+//! no text and are walked like a tier without text. (An optional text clause in the tier
+//! query would make tantivy score every posting of every text term: most of the index for
+//! common words.)
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
