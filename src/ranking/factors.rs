@@ -293,8 +293,8 @@ pub struct RankContext<'a> {
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
-/// `bm25` is the asset's BM25 and the text scale (see `text_value`), both 0 without a query; `popularity` is
-/// in [0, 1].
+/// `bm25` is the asset's BM25 and the text scale (see `text_value`), both 0 without a
+/// query; `popularity` is in [0, 1].
 pub fn explain(
     audience: &Audience,
     dimensions: &[Dimension],

@@ -139,7 +139,7 @@ impl SearchIndex {
         let mut snippets = Snippets::default();
         let mut hits = Vec::with_capacity(addresses.len());
         for (score, address) in addresses {
-            let asset = load_asset(&searcher, fields, &self.inner.assets, address)?;
+            let asset = self.load_asset(&searcher, address)?;
             let highlights = match (&text_query, request.highlights) {
                 (Some(q), true) => snippets.highlight(&searcher, fields, q.as_ref(), &asset)?,
                 _ => Vec::new(),
@@ -248,13 +248,6 @@ pub(super) fn filter_clauses(
         .iter()
         .map(|t| t.trim().to_lowercase())
         .collect();
-    // Most of a library is published: excluding the few other statuses costs a seek in
-    // two short lists instead of one in a list as long as the library.
-    let excluded: Vec<Term> = AssetStatus::ALL
-        .iter()
-        .filter(|s| !statuses.contains(s))
-        .map(|s| Term::from_field_text(fields.status, s.name()))
-        .collect();
     let status = if statuses.contains(&AssetStatus::Published) || !with_status {
         None
     } else {
@@ -290,8 +283,17 @@ pub(super) fn filter_clauses(
         .flatten()
         .map(|q| (Occur::Must, q))
         .collect();
-    if with_status && statuses.contains(&AssetStatus::Published) && !excluded.is_empty() {
-        subqueries.push((Occur::MustNot, any_term(&excluded)));
+    if with_status && statuses.contains(&AssetStatus::Published) {
+        // Most of a library is published: excluding the few other statuses costs a seek in
+        // two short lists instead of one in a list as long as the library.
+        let excluded: Vec<Term> = AssetStatus::ALL
+            .iter()
+            .filter(|s| !statuses.contains(s))
+            .map(|s| Term::from_field_text(fields.status, s.name()))
+            .collect();
+        if !excluded.is_empty() {
+            subqueries.push((Occur::MustNot, any_term(&excluded)));
+        }
     }
     subqueries
 }
@@ -319,22 +321,20 @@ impl AssetCache {
     }
 }
 
-pub(super) fn load_asset(
-    searcher: &Searcher,
-    fields: &Fields,
-    cache: &AssetCache,
-    address: DocAddress,
-) -> AppResult<Asset> {
-    let key = (
-        searcher.segment_reader(address.segment_ord).segment_id(),
-        address.doc_id,
-    );
-    if let Some(asset) = cache.0.get(&key) {
-        return Ok(Asset::clone(&asset));
+impl SearchIndex {
+    /// The asset at a hit's address, from the cache of parsed assets when it is there.
+    pub(super) fn load_asset(&self, searcher: &Searcher, address: DocAddress) -> AppResult<Asset> {
+        let key = (
+            searcher.segment_reader(address.segment_ord).segment_id(),
+            address.doc_id,
+        );
+        if let Some(asset) = self.inner.assets.0.get(&key) {
+            return Ok(Asset::clone(&asset));
+        }
+        let asset = read_asset(searcher, &self.inner.fields, address)?;
+        self.inner.assets.0.insert(key, Arc::new(asset.clone()));
+        Ok(asset)
     }
-    let asset = read_asset(searcher, fields, address)?;
-    cache.0.insert(key, Arc::new(asset.clone()));
-    Ok(asset)
 }
 
 fn read_asset(searcher: &Searcher, fields: &Fields, address: DocAddress) -> AppResult<Asset> {

@@ -40,7 +40,7 @@ use tantivy::{
 };
 
 use super::SearchIndex;
-use super::query::{any_term, filter_clauses, filter_query, load_asset};
+use super::query::{any_term, filter_clauses, filter_query};
 use super::schema::{ANY, Analyzer, EVERGREEN_TS, Fields, SPECIFIC, UNDATED_TS, tier_key};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
@@ -50,6 +50,7 @@ use crate::ranking::{Criterion, Dimension, Weights, concern_value, freshness_val
 pub struct RecommendRequest<'a> {
     pub dimensions: &'a [Dimension],
     pub weights: &'a Weights,
+    /// Its `statuses` are not consulted: only published assets are ever candidates.
     pub filter: &'a AssetFilter,
     pub exclude_ids: &'a [String],
     pub text: Option<&'a str>,
@@ -287,11 +288,13 @@ fn is_any(c: &Criterion) -> bool {
 /// work: an asset for every role names no role, and one that names roles is not for
 /// every role.
 fn disjoint(better: &Criterion, chosen: Option<&IndexLevel>) -> bool {
-    let chosen_any = chosen.map_or(Vec::new(), |l| l.criteria.iter().map(is_any).collect());
+    let Some(level) = chosen else {
+        return is_any(better);
+    };
     if is_any(better) {
-        !chosen_any.contains(&true)
+        !level.criteria.iter().any(is_any)
     } else {
-        !chosen_any.is_empty() && !chosen_any.contains(&false)
+        !level.criteria.is_empty() && level.criteria.iter().all(is_any)
     }
 }
 
@@ -368,7 +371,7 @@ struct TierSegmentCollector {
     top: BinaryHeap<Hit>,
     scored: u64,
     /// `essential_terms` at the last floor it was computed for.
-    essential: Option<(f64, Option<usize>)>,
+    essential: Option<(f64, usize)>,
 }
 
 /// What every segment of one tier is scored with.
@@ -455,8 +458,7 @@ impl SegmentCollector for TierSegmentCollector {
         // could not lift the document past the floor, it is dropped unsought.
         let mut bm25 = 0.0;
         for (scorer, rest) in self.text.iter_mut().zip(&self.text_rest) {
-            let reachable = text_value((bm25 + rest) * (1.0 + f32::EPSILON * 4.0), s.text_scale);
-            if base + s.text_weight * reachable <= floor {
+            if base + s.text_weight * reachable_text(bm25 + rest, s.text_scale) <= floor {
                 return;
             }
             if scorer.doc() < doc {
@@ -494,10 +496,10 @@ impl TierSegmentCollector {
         }
     }
 
-    /// How many of the text terms (most they can score first) a document must contain to
-    /// still enter, the rest being unable to lift it past the floor even at their best:
-    /// `None` while a document with no text at all could still enter.
-    fn essential_terms(&mut self) -> Option<usize> {
+    /// How many of the text terms (most they can score first) a document must contain one
+    /// of to still enter, the rest being unable to lift it past the floor even at their
+    /// best; all of them while the floor is that low, 0 once nothing can enter.
+    fn essential_terms(&mut self) -> usize {
         let s = &self.settings;
         let floor = self.floor();
         if let Some((at, essential)) = self.essential
@@ -506,10 +508,11 @@ impl TierSegmentCollector {
             return essential;
         }
         let base_max = s.graded + s.freshness_weight + s.concern_weight;
-        let reachable = |rest: f32| {
-            base_max + s.text_weight * text_value(rest * (1.0 + f32::EPSILON * 4.0), s.text_scale)
-        };
-        let essential = (0..=self.text.len()).find(|&e| reachable(self.text_rest[e]) <= floor);
+        let essential = (0..self.text.len())
+            .find(|&e| {
+                base_max + s.text_weight * reachable_text(self.text_rest[e], s.text_scale) <= floor
+            })
+            .unwrap_or(self.text.len());
         self.essential = Some((floor, essential));
         essential
     }
@@ -535,7 +538,7 @@ fn collect_text_tier(
         while doc != TERMINATED {
             // Only documents with some text term are visited here; which terms a document
             // needs narrows as the floor rises.
-            let essential = segment.essential_terms().unwrap_or(segment.text.len());
+            let essential = segment.essential_terms();
             if essential == 0 {
                 // No document left in this segment can enter.
                 break;
@@ -562,6 +565,12 @@ fn collect_text_tier(
         fruits.push(segment.harvest());
     }
     collector.merge_fruits(fruits)
+}
+
+/// The TEXT value a BM25 bound allows, widened by a few float steps so that summing the
+/// terms' scores in another order can never exceed it.
+fn reachable_text(bm25_bound: f32, scale: f32) -> f64 {
+    text_value(bm25_bound * (1.0 + f32::EPSILON * 4.0), scale)
 }
 
 /// The FRESHNESS value of an asset from its `freshness_ts` column, as `ranking` defines it.
@@ -632,15 +641,6 @@ impl SearchIndex {
             .filter(|_| w.text > 0.0)
             .map(|t| self.text_terms(t))
             .unwrap_or_default();
-        let text_queries: Vec<Box<dyn Query>> = text_terms
-            .iter()
-            .map(|(term, boost)| {
-                Box::new(BoostQuery::new(
-                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                    *boost,
-                )) as Box<dyn Query>
-            })
-            .collect();
         // The TEXT scale: what each term scores at its best anywhere in the index, summed.
         // A term's best is a top-1 query over its own postings, which block-max pruning
         // answers from a few blocks; the best of the whole bag of words would need a
@@ -649,35 +649,43 @@ impl SearchIndex {
         let scoring = EnableScoring::enabled_from_searcher(&searcher);
         let mut text_scale = 0.0f32;
         let mut text_present: Vec<Term> = Vec::new();
-        let mut weights: TextTerms = Vec::with_capacity(text_queries.len());
-        for (query, (term, boost)) in text_queries.iter().zip(&text_terms) {
-            if searcher.doc_freq(term)? == 0 {
+        let mut weights: TextTerms = Vec::new();
+        for (term, boost) in text_terms {
+            if searcher.doc_freq(&term)? == 0 {
                 continue;
             }
-            let unboosted = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+            let query = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+            // Unboosted: only a bare term query is answered with block-max pruning.
             let best = searcher
-                .search(&unboosted, &TopDocs::with_limit(1).order_by_score())?
+                .search(&query, &TopDocs::with_limit(1).order_by_score())?
                 .first()
                 .map_or(0.0, |(s, _)| *s * boost);
             if best <= 0.0 {
                 continue;
             }
             text_scale += best;
-            text_present.push(term.clone());
             // The most this term can score in any document: the bound that lets the
             // collector leave it unsought.
-            let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(term))?
-                .boost_by(*boost)
+            let max = Bm25Weight::for_terms(&searcher, std::slice::from_ref(&term))?
+                .boost_by(boost)
                 .max_score();
-            weights.push((query.weight(scoring)?, max));
+            weights.push((
+                BoostQuery::new(Box::new(query), boost).weight(scoring)?,
+                max,
+            ));
+            text_present.push(term);
         }
         let text_weights = (!weights.is_empty()).then(|| Arc::new(weights));
 
         // Every tier's filter: whole for tiers that intersect the levels' own terms,
         // without the statuses for tiers reached through keys.
+        let published = AssetFilter {
+            statuses: Vec::new(),
+            ..request.filter.clone()
+        };
         let mut base: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, filter_query(fields, request.filter))];
-        let mut key_base = filter_clauses(fields, request.filter, false);
+            vec![(Occur::Must, filter_query(fields, &published))];
+        let mut key_base = filter_clauses(fields, &published, false);
         if !request.exclude_ids.is_empty() {
             let ids: Vec<Term> = request
                 .exclude_ids
@@ -858,7 +866,7 @@ impl SearchIndex {
             .into_iter()
             .map(|h| {
                 Ok(Candidate {
-                    asset: load_asset(&searcher, fields, &self.inner.assets, h.address)?,
+                    asset: self.load_asset(&searcher, h.address)?,
                     bm25: h.bm25,
                     score: h.score,
                 })
