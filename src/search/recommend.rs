@@ -1066,6 +1066,64 @@ mod tests {
         assert!(pruned_tiers > 0, "the walk never stopped early");
     }
 
+    /// The text part of a tier skips documents that hold only terms that cannot lift them
+    /// past the k-th score; many queries and audiences check that it skips nothing that
+    /// could enter.
+    #[test]
+    fn text_tiers_give_exactly_the_exhaustive_top_k() {
+        let (_dir, index, assets) = demo_index();
+        let now = chrono::Utc::now().timestamp();
+        let weights = Weights::default();
+        let filter = AssetFilter::default();
+        let texts = [
+            "reconciliation",
+            "payment reconciliation",
+            "api integration security",
+            "pricing",
+            "roi cost",
+            "case study",
+            "结算",
+            "treasury forecasting cash",
+        ];
+        let mut checked = 0;
+        for stage in Stage::ALL {
+            for role in [None, Some(Role::TechnicalIntegrator)] {
+                for text in texts {
+                    let audience = Audience {
+                        stage: *stage,
+                        role,
+                        industry: None,
+                        language: Language::english(),
+                        concerns: vec![],
+                    };
+                    let dims = graded_dimensions(&audience);
+                    let request = |window| RecommendRequest {
+                        dimensions: &dims,
+                        weights: &weights,
+                        filter: &filter,
+                        exclude_ids: &[],
+                        text: Some(text),
+                        concerns: 0,
+                        now,
+                        half_life_days: 365.0,
+                        window,
+                        slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+                    };
+                    let everything = index.recommend(&request(assets.len())).unwrap();
+                    for k in [1, 5] {
+                        let pruned = index.recommend(&request(k)).unwrap();
+                        let want: Vec<i64> =
+                            ids(&everything).into_iter().take(k).map(|w| w.1).collect();
+                        let got: Vec<i64> = ids(&pruned).into_iter().map(|g| g.1).collect();
+                        assert_eq!(got, want, "{audience:?} {text:?} k={k}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, Stage::ALL.len() * 2 * texts.len() * 2);
+    }
+
     #[test]
     fn retrieval_scores_equal_the_explanations() {
         let (_dir, index, _assets) = demo_index();
