@@ -225,6 +225,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                 weights: &weights,
                 filter: &AssetFilter::default(),
                 exclude_ids: &[],
+                popular_ids: &[],
                 text,
                 concerns: TaxonomyValue::mask(&audience.concerns),
                 now,

@@ -12,6 +12,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://stagefit.db?mode=rwc";
 pub const DEFAULT_INDEX_DIR: &str = "index";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_RESPONSE_CACHE_MB: u64 = 64;
+pub const DEFAULT_POPULARITY_REFRESH_SECS: u64 = 300;
 
 /// Where the library lives; shared by every subcommand.
 #[derive(Args, Clone, Debug)]
@@ -88,6 +89,13 @@ pub struct Config {
     /// Bytes of GraphQL responses the server keeps to answer repeated queries; 0 turns the
     /// response cache off.
     pub response_cache_bytes: u64,
+    /// How often popularity is recomputed from new engagement; 0: only on request
+    /// (`refreshPopularity`) and after an erasure.
+    pub popularity_refresh_secs: u64,
+    /// How long an account's profile (record, contacts, what it read, inferred stage) is
+    /// reused before it is read again. Writes through this process drop it at once; the
+    /// age bounds how stale writes through another replica can look.
+    pub account_cache_secs: u64,
     pub ranking: RankingConfig,
 }
 
@@ -110,6 +118,8 @@ impl Config {
             index_batch_size: 10_000,
             index_writer_memory: 64 * 1024 * 1024,
             response_cache_bytes: DEFAULT_RESPONSE_CACHE_MB * 1024 * 1024,
+            popularity_refresh_secs: DEFAULT_POPULARITY_REFRESH_SECS,
+            account_cache_secs: 5,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

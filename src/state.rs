@@ -34,6 +34,7 @@ pub struct Instance {
     pub state: AppState,
     store: Store,
     follower: IndexFollower,
+    popularity: JoinHandle<()>,
     _lock: IndexLock,
 }
 
@@ -54,6 +55,10 @@ impl Instance {
         .await
         .context("cannot bring the index up to date")?;
         let library = Library::new(store.clone(), index, follower.handle(), config);
+        let popularity = library
+            .start_popularity(Duration::from_secs(config.popularity_refresh_secs))
+            .await
+            .context("cannot load popularity")?;
         let schema = build_schema(Some(library.clone()));
         Ok(Self {
             state: AppState {
@@ -63,11 +68,15 @@ impl Instance {
             },
             store,
             follower,
+            popularity,
             _lock: lock,
         })
     }
 
     pub async fn stop(self) {
+        // A refresh cut short leaves the last complete one: it writes in one transaction.
+        self.popularity.abort();
+        let _ = self.popularity.await;
         self.follower.stop().await;
         self.store.close().await;
     }

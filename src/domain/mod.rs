@@ -4,12 +4,18 @@
 //! `IndustrySlug` in hand is always canonical. No I/O, no async, no knowledge of GraphQL,
 //! SQL or tantivy.
 
+mod account;
 mod asset;
 mod filter;
 mod taxonomy;
 
+pub use account::{
+    Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,
+    EngagementDraft, MAX_CLOCK_SKEW,
+};
 pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
 pub use filter::AssetFilter;
 pub use taxonomy::{
-    AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+    AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
+    TaxonomyValue,
 };

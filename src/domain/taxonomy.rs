@@ -120,6 +120,29 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// What a reader did with an asset, from a glance to passing it on.
+    EngagementKind, "engagement kind" {
+        View => "VIEW" ["viewed", "open", "opened"],
+        Download => "DOWNLOAD" ["downloaded"],
+        Complete => "COMPLETE" ["completed", "finished", "read"],
+        Share => "SHARE" ["shared", "sent", "forward", "forwarded"],
+    }
+}
+
+impl EngagementKind {
+    /// How much an event says about where the account is: finishing an asset says more
+    /// than opening it; passing it on says the reader found it worth a colleague's time.
+    pub fn depth(self) -> f64 {
+        match self {
+            EngagementKind::View => 1.0,
+            EngagementKind::Download => 2.0,
+            EngagementKind::Share => 2.5,
+            EngagementKind::Complete => 3.0,
+        }
+    }
+}
+
 impl Stage {
     pub fn description(self) -> &'static str {
         match self {
@@ -278,6 +301,11 @@ impl IndustrySlug {
 
     pub fn parent(&self) -> Option<IndustrySlug> {
         self.0.rsplit_once('/').map(|(p, _)| Self(p.to_owned()))
+    }
+
+    /// The top of the branch: `financial-services` for `financial-services/payments`.
+    pub fn root(&self) -> &str {
+        self.0.split('/').next().unwrap_or(&self.0)
     }
 
     /// This slug and every ancestor, nearest first.

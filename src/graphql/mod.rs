@@ -6,6 +6,7 @@
 //! (freshness moves with the clock). Reads from the database and every mutation carry
 //! `no_cache`. A field without either leaves the decision to the others in the request.
 
+mod accounts;
 mod library;
 mod recommend;
 mod types;
@@ -18,10 +19,14 @@ use crate::services::Library;
 pub use types::{AssetFilterInput, AssetObject};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(library::LibraryQuery, recommend::RecommendQuery);
+pub struct QueryRoot(
+    library::LibraryQuery,
+    recommend::RecommendQuery,
+    accounts::AccountQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(library::LibraryMutation);
+pub struct MutationRoot(library::LibraryMutation, accounts::AccountMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

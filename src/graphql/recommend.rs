@@ -17,6 +17,9 @@ use crate::services::{AudienceRequest, AudienceSource, RecommendationList, Recom
 const DEFAULT_RECOMMENDATIONS: i32 = 10;
 const DEFAULT_NEXT_CONTENT: i32 = 5;
 const DEFAULT_DIVERSIFY: bool = true;
+/// The `Cache-Control` of responses built from an account's history; the HTTP layer never
+/// stores them either.
+pub const PRIVATE: &str = "private, no-store";
 
 macro_rules! lenient_name {
     ($(#[$doc:meta])* $name:ident as $gql:literal => $domain:ty) => {
@@ -64,6 +67,14 @@ lenient_name! {
 /// and reported in `RecommendationList.audience`.
 #[derive(InputObject, Default)]
 pub struct AudienceInput {
+    /// The account asking (or asked about): its stage (from the CRM, or inferred from its
+    /// reading), industry and language fill what the request leaves out, and what it
+    /// already read is left out of the list.
+    pub account_id: Option<ID>,
+    /// A contact of the account: their role fills a missing `role`. Implies the account.
+    pub contact_id: Option<ID>,
+    /// Also recommend assets the account already engaged with.
+    pub include_consumed: Option<bool>,
     pub stage: Option<StageName>,
     pub role: Option<RoleName>,
     /// Industry slug such as `financial-services/payments`.
@@ -99,6 +110,9 @@ impl AudienceInput {
         concerns.sort_by_key(|c| c.ordinal());
         concerns.dedup();
         Ok(AudienceRequest {
+            account_id: self.account_id.map(|id| id.0),
+            contact_id: self.contact_id.map(|id| id.0),
+            include_consumed: self.include_consumed.unwrap_or(false),
             stage: self.stage.map(|s| s.0),
             role: self.role.map(|r| r.0),
             industry,
@@ -252,19 +266,21 @@ pub struct RecommendationListObject {
     pub audience: ResolvedAudience,
 }
 
+impl From<crate::services::Recommendation> for Recommendation {
+    fn from(i: crate::services::Recommendation) -> Self {
+        Recommendation {
+            asset: AssetObject(i.asset),
+            score: i.scored.score,
+            reasons: i.scored.reasons.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 impl From<RecommendationList> for RecommendationListObject {
     fn from(list: RecommendationList) -> Self {
         let r = list.audience;
         RecommendationListObject {
-            items: list
-                .items
-                .into_iter()
-                .map(|i| Recommendation {
-                    asset: AssetObject(i.asset),
-                    score: i.scored.score,
-                    reasons: i.scored.reasons.into_iter().map(Into::into).collect(),
-                })
-                .collect(),
+            items: list.items.into_iter().map(Into::into).collect(),
             audience: ResolvedAudience {
                 stage: r.audience.stage.into(),
                 stage_source: r.stage_source.into(),
@@ -278,6 +294,33 @@ impl From<RecommendationList> for RecommendationListObject {
             },
         }
     }
+}
+
+/// `recommendations` for an audience already parsed: the root field and the fields of
+/// `Account` and `Contact` share it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn recommend_for(
+    ctx: &Context<'_>,
+    audience: AudienceRequest,
+    first: Option<i32>,
+    query: Option<String>,
+    filter: Option<AssetFilterInput>,
+    weights: Option<RankingWeightsInput>,
+    diversify: Option<bool>,
+) -> ApiResult<RecommendationListObject> {
+    let library = library(ctx)?;
+    let first = library.page_size(first.unwrap_or(DEFAULT_RECOMMENDATIONS))?;
+    let list = library
+        .recommend(RecommendationQuery {
+            audience,
+            first,
+            text: query,
+            filter: AssetFilterInput::parse(filter)?,
+            weights: weights.map(Into::into).unwrap_or_default(),
+            diversify: diversify.unwrap_or(DEFAULT_DIVERSIFY),
+        })
+        .await?;
+    Ok(list.into())
 }
 
 #[derive(Default)]
@@ -304,19 +347,12 @@ impl RecommendQuery {
         weights: Option<RankingWeightsInput>,
         #[graphql(default_with = "Some(DEFAULT_DIVERSIFY)")] diversify: Option<bool>,
     ) -> ApiResult<RecommendationListObject> {
-        let library = library(ctx)?;
-        let first = library.page_size(first.unwrap_or(DEFAULT_RECOMMENDATIONS))?;
-        let list = library
-            .recommend(RecommendationQuery {
-                audience: audience.parse()?,
-                first,
-                text: query,
-                filter: AssetFilterInput::parse(filter)?,
-                weights: weights.map(Into::into).unwrap_or_default(),
-                diversify: diversify.unwrap_or(DEFAULT_DIVERSIFY),
-            })
-            .await?;
-        Ok(list.into())
+        let audience = audience.parse()?;
+        if audience.account_id.is_some() || audience.contact_id.is_some() {
+            // Built from one account's history: never stored or shared by a cache.
+            ctx.insert_http_header("cache-control", PRIVATE);
+        }
+        recommend_for(ctx, audience, first, query, filter, weights, diversify).await
     }
 
     /// What to read after `afterAssetId`: the same subject, pulling the reader one stage

@@ -57,6 +57,8 @@ mirror_enum! {
     }
 }
 
+pub(crate) use mirror_enum;
+
 fn mirror<D: Copy, G: From<D>>(values: &[D]) -> Vec<G> {
     values.iter().copied().map(G::from).collect()
 }

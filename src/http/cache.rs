@@ -8,8 +8,11 @@
 //!   marks the index-backed queries with a `cache_control` max age, and `asset(id)` and
 //!   every mutation with `no_cache`. A response's max age is the smallest of its fields'.
 //! - An entry is valid while the index shows the same change-log position it was computed
-//!   at, and for at most its max age (freshness moves with the clock). Any write the index
-//!   applies (a mutation, an import by another process) makes every older entry a miss.
+//!   at and popularity has not been refreshed, and for at most its max age (freshness moves
+//!   with the clock). Any write the index applies (a mutation, an import by another process)
+//!   or a popularity refresh makes every older entry a miss.
+//! - A response whose resolvers marked it `Cache-Control: private, no-store` (one built
+//!   from an account's history) is never stored.
 //! - Memory is bounded by the bytes of the stored bodies; the least useful entries go first.
 
 use std::time::{Duration, Instant};
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+
+use crate::services::DataVersion;
 
 /// Bodies larger than this are not stored: long lists are rarely asked for twice.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -46,13 +51,14 @@ impl CacheKey {
 #[derive(Clone)]
 struct Entry {
     body: Bytes,
-    /// The index's change-log position when the response was computed.
-    seq: i64,
+    /// The index's change-log position and popularity version when the response was
+    /// computed.
+    seq: DataVersion,
     expires: Instant,
 }
 
 impl Entry {
-    fn is_valid(&self, seq: i64, now: Instant) -> bool {
+    fn is_valid(&self, seq: DataVersion, now: Instant) -> bool {
         self.seq == seq && now < self.expires
     }
 }
@@ -105,7 +111,7 @@ impl ResponseCache {
 
     /// The stored body for `key` if it was computed at change-log position `seq` and has
     /// not expired.
-    pub fn get(&self, key: &CacheKey, seq: i64) -> Option<Bytes> {
+    pub fn get(&self, key: &CacheKey, seq: DataVersion) -> Option<Bytes> {
         let entry = self.entries.get(key)?;
         if entry.is_valid(seq, Instant::now()) {
             Some(entry.body)
@@ -117,7 +123,7 @@ impl ResponseCache {
 
     /// Stores a response computed at `seq` for `max_age`; refuses bodies too large to be
     /// worth keeping.
-    pub fn put(&self, key: CacheKey, seq: i64, max_age: Duration, body: Bytes) -> bool {
+    pub fn put(&self, key: CacheKey, seq: DataVersion, max_age: Duration, body: Bytes) -> bool {
         if body.len() > MAX_BODY_BYTES || max_age.is_zero() {
             return false;
         }
@@ -137,6 +143,13 @@ impl ResponseCache {
 mod tests {
     use super::*;
 
+    fn v(index_seq: i64) -> DataVersion {
+        DataVersion {
+            index_seq,
+            popularity: 0,
+        }
+    }
+
     fn key(text: &str) -> CacheKey {
         CacheKey::new(Method::Post, Bytes::copy_from_slice(text.as_bytes()))
     }
@@ -145,32 +158,46 @@ mod tests {
     fn entries_live_until_the_index_moves_or_they_expire() {
         let cache = ResponseCache::new(1 << 20).unwrap();
         let body = Bytes::from_static(b"{\"data\":{}}");
-        assert!(cache.put(key("a"), 7, Duration::from_secs(60), body.clone()));
-        assert_eq!(cache.get(&key("a"), 7), Some(body.clone()));
+        assert!(cache.put(key("a"), v(7), Duration::from_secs(60), body.clone()));
+        assert_eq!(cache.get(&key("a"), v(7)), Some(body.clone()));
         assert_eq!(
-            cache.get(&CacheKey::new(Method::Get, Bytes::from_static(b"a")), 7),
+            cache.get(&CacheKey::new(Method::Get, Bytes::from_static(b"a")), v(7)),
             None,
             "a GET and a POST never share an entry"
         );
-        assert_eq!(cache.get(&key("a"), 8), None, "a newer index misses");
-        assert_eq!(cache.get(&key("a"), 7), None, "and the stale entry is gone");
+        assert_eq!(cache.get(&key("a"), v(8)), None, "a newer index misses");
+        assert_eq!(
+            cache.get(&key("a"), v(7)),
+            None,
+            "and the stale entry is gone"
+        );
+        assert!(cache.put(key("b"), v(7), Duration::from_secs(60), body.clone()));
+        let refreshed = DataVersion {
+            index_seq: 7,
+            popularity: 1,
+        };
+        assert_eq!(
+            cache.get(&key("b"), refreshed),
+            None,
+            "new popularity misses"
+        );
 
         let entry = Entry {
             body,
-            seq: 1,
+            seq: v(1),
             expires: Instant::now() + Duration::from_secs(5),
         };
-        assert!(entry.is_valid(1, Instant::now()));
-        assert!(!entry.is_valid(1, Instant::now() + Duration::from_secs(6)));
+        assert!(entry.is_valid(v(1), Instant::now()));
+        assert!(!entry.is_valid(v(1), Instant::now() + Duration::from_secs(6)));
     }
 
     #[test]
     fn large_bodies_and_zero_ages_are_not_stored_and_zero_capacity_is_off() {
         let cache = ResponseCache::new(1 << 20).unwrap();
         let big = Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]);
-        assert!(!cache.put(key("big"), 1, Duration::from_secs(60), big));
-        assert!(!cache.put(key("now"), 1, Duration::ZERO, Bytes::from_static(b"{}")));
-        assert_eq!(cache.get(&key("big"), 1), None);
+        assert!(!cache.put(key("big"), v(1), Duration::from_secs(60), big));
+        assert!(!cache.put(key("now"), v(1), Duration::ZERO, Bytes::from_static(b"{}")));
+        assert_eq!(cache.get(&key("big"), v(1)), None);
         assert!(ResponseCache::new(0).is_none());
     }
 
@@ -180,7 +207,7 @@ mod tests {
         let cache = ResponseCache::new(capacity).unwrap();
         for i in 0..1_000 {
             let body = Bytes::from(vec![b'x'; 1_000]);
-            cache.put(key(&format!("q{i}")), 1, Duration::from_secs(60), body);
+            cache.put(key(&format!("q{i}")), v(1), Duration::from_secs(60), body);
         }
         assert!(cache.entries.weight() <= capacity);
         assert!(cache.entries.len() > 10);

@@ -231,9 +231,23 @@ fn with_cache_outcome(mut response: Response, outcome: Outcome) -> Response {
     response
 }
 
+/// Passes on a `Cache-Control` a resolver set (responses built from an account's history
+/// are `private, no-store`).
+fn with_cache_control(mut response: Response, control: Option<HeaderValue>) -> Response {
+    if let Some(control) = control {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, control);
+    }
+    response
+}
+
 /// A stored response to exactly this request at the index's current position, if any.
 fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response> {
-    let body = state.cache.as_ref()?.get(key, state.library.index_seq())?;
+    let body = state
+        .cache
+        .as_ref()?
+        .get(key, state.library.data_version())?;
     Some(with_cache_outcome(
         respond(media, StatusCode::OK, body),
         Outcome::Hit,
@@ -327,7 +341,7 @@ async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheK
     }
     let started = std::time::Instant::now();
     // Read before executing: a write applied meanwhile makes the stored entry a miss.
-    let seq = state.library.index_seq();
+    let seq = state.library.data_version();
     let mut response = state.schema.execute(request).instrument(span).await;
     let request_failed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -347,11 +361,13 @@ async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheK
     match serde_json::to_vec(&response) {
         Ok(body) => {
             let body = Bytes::from(body);
+            let private = response.http_headers.get(header::CACHE_CONTROL).cloned();
             let Some(cache) = &state.cache else {
-                return respond(media, StatusCode::OK, body);
+                return with_cache_control(respond(media, StatusCode::OK, body), private);
             };
             let control = response.cache_control;
-            let stored = response.errors.is_empty()
+            let stored = private.is_none()
+                && response.errors.is_empty()
                 && control.public
                 && control.max_age > 0
                 && cache.put(
@@ -365,7 +381,10 @@ async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheK
             } else {
                 Outcome::Bypass
             };
-            with_cache_outcome(respond(media, StatusCode::OK, body), outcome)
+            with_cache_control(
+                with_cache_outcome(respond(media, StatusCode::OK, body), outcome),
+                private,
+            )
         }
         Err(err) => {
             tracing::error!(error = %err, "cannot serialise a GraphQL response");

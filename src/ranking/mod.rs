@@ -9,11 +9,16 @@
 
 mod diversity;
 mod factors;
+mod journey;
 mod weights;
 
 pub use diversity::{DiversityItem, diversify};
 pub use factors::{
     Audience, Criterion, Dimension, Level, RankContext, ScoreReason, Scored, concern_value,
     explain, freshness_value, graded_dimensions, text_value,
+};
+pub use journey::{
+    Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, decayed,
+    infer_stage, journey_stage, popularity_value,
 };
 pub use weights::{Factor, WeightOverrides, Weights};

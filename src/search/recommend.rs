@@ -26,7 +26,7 @@ use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 use std::sync::Arc;
-use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 
 use tantivy::query::{
@@ -53,6 +53,10 @@ pub struct RecommendRequest<'a> {
     /// Its `statuses` are not consulted: only published assets are ever candidates.
     pub filter: &'a AssetFilter,
     pub exclude_ids: &'a [String],
+    /// Assets with a popularity value for this audience. The tier walk bounds scores
+    /// without popularity, so these are looked up and returned as well, whatever their
+    /// tier, when they pass the filter; the caller's explanation scores them.
+    pub popular_ids: &'a [String],
     pub text: Option<&'a str>,
     /// Requested concerns as a mask.
     pub concerns: u64,
@@ -74,7 +78,8 @@ pub const DEFAULT_SLICE_TIERS_ABOVE: usize = 400;
 pub struct Candidate {
     pub asset: Asset,
     pub bm25: f32,
-    /// The score retrieval ranked it by; the explanation recomputes it from the asset.
+    /// The score retrieval ranked it by, without popularity (0 for a popular asset found
+    /// outside the walk); the explanation recomputes it from the asset.
     pub score: f64,
 }
 
@@ -604,6 +609,35 @@ fn freshness_slices(now: i64, half_life_days: f64) -> Vec<(Bound<i64>, Bound<i64
     ]
 }
 
+/// The summed BM25 of the text terms for each address (sorted by address).
+fn text_scores(
+    searcher: &Searcher,
+    text: &TextTerms,
+    sorted: &[DocAddress],
+) -> AppResult<Vec<f32>> {
+    let mut out = vec![0.0f32; sorted.len()];
+    let mut start = 0;
+    while start < sorted.len() {
+        let segment = sorted[start].segment_ord;
+        let end = start
+            + sorted[start..]
+                .iter()
+                .take_while(|a| a.segment_ord == segment)
+                .count();
+        let reader = searcher.segment_reader(segment);
+        for (weight, _) in text.iter() {
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            for (address, score) in sorted[start..end].iter().zip(&mut out[start..end]) {
+                if scorer.doc() <= address.doc_id && scorer.seek(address.doc_id) == address.doc_id {
+                    *score += scorer.score();
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
 impl SearchIndex {
     /// The text as one boosted term per field and word, for every analyzer, with the boosts
     /// search uses: a bag of words.
@@ -862,13 +896,43 @@ impl SearchIndex {
 
         let mut hits = top.into_vec();
         hits.sort();
+        // Popular assets the walk did not reach: the walk's bound leaves popularity out,
+        // so any of them might still beat its k-th score.
+        let mut popular = Vec::new();
+        if !request.popular_ids.is_empty() {
+            let ids: Vec<Term> = request
+                .popular_ids
+                .iter()
+                .map(|id| Term::from_field_text(fields.id, id))
+                .collect();
+            let mut query: Vec<(Occur, Box<dyn Query>)> =
+                base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
+            query.push((Occur::Must, any_term(&ids)));
+            let mut found: Vec<DocAddress> = searcher
+                .search(&BooleanQuery::new(query), &DocSetCollector)?
+                .into_iter()
+                .filter(|a| !hits.iter().any(|h| h.address == *a))
+                .collect();
+            found.sort();
+            let bm25 = match &text_weights {
+                Some(text) => text_scores(&searcher, text, &found)?,
+                None => vec![0.0; found.len()],
+            };
+            popular = found.into_iter().zip(bm25).collect();
+        }
         let items = hits
             .into_iter()
-            .map(|h| {
+            .map(|h| (h.address, h.bm25, h.score))
+            .chain(
+                popular
+                    .into_iter()
+                    .map(|(address, bm25)| (address, bm25, 0.0)),
+            )
+            .map(|(address, bm25, score)| {
                 Ok(Candidate {
-                    asset: self.load_asset(&searcher, h.address)?,
-                    bm25: h.bm25,
-                    score: h.score,
+                    asset: self.load_asset(&searcher, address)?,
+                    bm25,
+                    score,
                 })
             })
             .collect::<AppResult<Vec<_>>>()?;
@@ -1006,6 +1070,7 @@ mod tests {
                     weights: &weights,
                     filter,
                     exclude_ids: &exclude,
+                    popular_ids: &[],
                     text,
                     concerns: TaxonomyValue::mask(&audience.concerns),
                     now,
@@ -1102,6 +1167,7 @@ mod tests {
                         weights: &weights,
                         filter: &filter,
                         exclude_ids: &[],
+                        popular_ids: &[],
                         text: Some(text),
                         concerns: 0,
                         now,
@@ -1144,6 +1210,7 @@ mod tests {
                     weights: &weights,
                     filter: &AssetFilter::default(),
                     exclude_ids: &[],
+                    popular_ids: &[],
                     text: Some("treasury"),
                     concerns: TaxonomyValue::mask(&audience.concerns),
                     now: now.timestamp(),

@@ -1,9 +1,14 @@
 //! Use cases: the only room that calls both the store and the search index, and the owner of
 //! transactions. GraphQL, HTTP and the CLI call these functions and nothing below them.
 
+mod accounts;
 mod follower;
 mod import;
+mod popularity;
 mod recommend;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task;
 
@@ -15,8 +20,14 @@ use crate::error::{AppError, AppResult, InputProblem};
 use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
 use crate::store::{Store, WriteCounts};
 
+pub use crate::store::StoredEngagement;
+pub use accounts::{
+    AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
+    EngagementReceipt, MAX_ENGAGEMENT_BATCH,
+};
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{ImportProblem, ImportReport, ImportSource, export_library, import_sources};
+pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
@@ -32,6 +43,16 @@ pub struct Library {
     follower: FollowerHandle,
     max_page_size: usize,
     ranking: RankingConfig,
+    profiles: Arc<accounts::ProfileCache>,
+    popularity: Arc<popularity::PopularityBoard>,
+}
+
+/// What a response computed now depends on besides its request: the index's change-log
+/// position and the popularity values. A cached response is good while both stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataVersion {
+    pub index_seq: i64,
+    pub popularity: u64,
 }
 
 /// What an upsert did, with the assets as stored.
@@ -68,7 +89,42 @@ impl Library {
             follower,
             max_page_size: config.max_page_size,
             ranking: config.ranking.clone(),
+            profiles: Arc::new(accounts::ProfileCache::new(Duration::from_secs(
+                config.account_cache_secs,
+            ))),
+            popularity: Arc::new(popularity::PopularityBoard::default()),
         }
+    }
+
+    /// Loads the popularity table, then keeps it fresh every `every` (when events changed)
+    /// until the returned task is aborted. A refresh that fails is logged and retried at
+    /// the next tick.
+    pub async fn start_popularity(
+        &self,
+        every: Duration,
+    ) -> AppResult<tokio::task::JoinHandle<()>> {
+        self.popularity.load(&self.store).await?;
+        let library = self.clone();
+        Ok(tokio::spawn(async move {
+            if every.is_zero() {
+                return;
+            }
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match library.popularity.refresh(&library.store, false).await {
+                    Ok(stats) if stats.refreshed => tracing::info!(
+                        events = stats.events,
+                        cohorts = stats.cohorts,
+                        assets = stats.assets,
+                        "popularity refreshed"
+                    ),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = ?err, "popularity refresh failed"),
+                }
+            }
+        }))
     }
 
     /// Refuses page sizes outside 0..=max.
@@ -178,6 +234,13 @@ impl Library {
     /// The change-log position the index shows: every write the index applies moves it.
     pub fn index_seq(&self) -> i64 {
         self.follower.applied_seq()
+    }
+
+    pub fn data_version(&self) -> DataVersion {
+        DataVersion {
+            index_seq: self.follower.applied_seq(),
+            popularity: self.popularity.version(),
+        }
     }
 
     pub async fn health(&self) -> AppResult<Health> {

@@ -4,6 +4,7 @@
 use chrono::Utc;
 
 use super::Library;
+use super::popularity::cohort_key;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue,
 };
@@ -28,9 +29,14 @@ pub enum AudienceSource {
     Default,
 }
 
-/// Whom a request says it is for; every field optional.
+/// Whom a request says it is for; every field optional. Fields given explicitly override
+/// what the account and contact say.
 #[derive(Clone, Debug, Default)]
 pub struct AudienceRequest {
+    pub account_id: Option<String>,
+    pub contact_id: Option<String>,
+    /// Also recommend what the account already engaged with.
+    pub include_consumed: bool,
     pub stage: Option<Stage>,
     pub role: Option<Role>,
     pub industry: Option<IndustrySlug>,
@@ -58,6 +64,7 @@ pub struct RecommendationQuery {
     pub diversify: bool,
 }
 
+#[derive(Clone)]
 pub struct Recommendation {
     pub asset: Asset,
     pub scored: Scored,
@@ -68,12 +75,11 @@ pub struct RecommendationList {
     pub audience: ResolvedAudience,
 }
 
-fn source<T>(requested: &Option<T>, otherwise: AudienceSource) -> AudienceSource {
-    if requested.is_some() {
-        AudienceSource::Request
-    } else {
-        otherwise
-    }
+/// An audience resolved for ranking, with what else the account says.
+struct Resolution {
+    resolved: ResolvedAudience,
+    /// The request's exclusions plus, unless asked otherwise, what the account read.
+    exclude: Vec<String>,
 }
 
 /// What the ranking of one request needs besides the audience.
@@ -88,24 +94,82 @@ struct Ranking<'a> {
 }
 
 impl Library {
-    fn resolve(&self, request: &AudienceRequest) -> ResolvedAudience {
+    /// Request fields first, then the contact (role) and the account (stage from the CRM or
+    /// its reading, industry, language), then the configured defaults.
+    async fn resolve(&self, request: &AudienceRequest) -> AppResult<Resolution> {
         let defaults = &self.ranking;
-        ResolvedAudience {
-            stage_source: source(&request.stage, AudienceSource::Default),
-            role_source: source(&request.role, AudienceSource::Default),
-            industry_source: source(&request.industry, AudienceSource::Default),
-            language_source: source(&request.language, AudienceSource::Default),
-            audience: Audience {
-                stage: request.stage.unwrap_or(defaults.default_stage),
-                role: request.role,
-                industry: request.industry.clone(),
-                language: request
-                    .language
-                    .clone()
-                    .unwrap_or_else(|| defaults.default_language.clone()),
-                concerns: request.concerns.clone(),
-            },
+        let contact = match &request.contact_id {
+            Some(id) => Some(
+                self.store
+                    .get_contact(id)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(format!("no contact with id {id:?}")))?,
+            ),
+            None => None,
+        };
+        let account_id = match (&request.account_id, &contact) {
+            (Some(a), Some(c)) if c.account_id.as_str() != a => {
+                return Err(AppError::bad_input(format!(
+                    "audience.contactId: contact {:?} belongs to account {:?}, not {a:?}",
+                    c.id.as_str(),
+                    c.account_id.as_str()
+                )));
+            }
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(c)) => Some(c.account_id.to_string()),
+            (None, None) => None,
+        };
+        let profile = match &account_id {
+            Some(id) => Some(self.require_account(id).await?),
+            None => None,
+        };
+        let account = profile.as_ref().map(|p| &p.account);
+        let (stage, stage_source) = match (request.stage, profile.as_ref().and_then(|p| p.journey))
+        {
+            (Some(s), _) => (s, AudienceSource::Request),
+            (None, Some((s, true))) => (s, AudienceSource::Inferred),
+            (None, Some((s, false))) => (s, AudienceSource::Account),
+            (None, None) => (defaults.default_stage, AudienceSource::Default),
+        };
+        let (role, role_source) = match (request.role, contact.as_ref().and_then(|c| c.role)) {
+            (Some(r), _) => (Some(r), AudienceSource::Request),
+            (None, Some(r)) => (Some(r), AudienceSource::Contact),
+            (None, None) => (None, AudienceSource::Default),
+        };
+        let (industry, industry_source) =
+            match (&request.industry, account.and_then(|a| a.industry.as_ref())) {
+                (Some(i), _) => (Some(i.clone()), AudienceSource::Request),
+                (None, Some(i)) => (Some(i.clone()), AudienceSource::Account),
+                (None, None) => (None, AudienceSource::Default),
+            };
+        let (language, language_source) =
+            match (&request.language, account.and_then(|a| a.language.as_ref())) {
+                (Some(l), _) => (l.clone(), AudienceSource::Request),
+                (None, Some(l)) => (l.clone(), AudienceSource::Account),
+                (None, None) => (defaults.default_language.clone(), AudienceSource::Default),
+            };
+        let mut exclude = request.exclude_asset_ids.clone();
+        if let Some(p) = &profile
+            && !request.include_consumed
+        {
+            exclude.extend(p.consumed.iter().cloned());
         }
+        Ok(Resolution {
+            resolved: ResolvedAudience {
+                audience: Audience {
+                    stage,
+                    role,
+                    industry,
+                    language,
+                    concerns: request.concerns.clone(),
+                },
+                stage_source,
+                role_source,
+                industry_source,
+                language_source,
+            },
+            exclude,
+        })
     }
 
     /// The best assets for an audience, each with the reasons for its score.
@@ -120,7 +184,7 @@ impl Library {
                 "filter.statuses: recommendations only ever show published assets",
             ));
         }
-        let resolved = self.resolve(&query.audience);
+        let Resolution { resolved, exclude } = self.resolve(&query.audience).await?;
         let items = self
             .rank(
                 &resolved.audience,
@@ -128,7 +192,7 @@ impl Library {
                     text: query.text.as_deref(),
                     similar_to: None,
                     filter: &query.filter,
-                    exclude: &query.audience.exclude_asset_ids,
+                    exclude: &exclude,
                     weights: query.weights,
                     first: query.first,
                     diversify: query.diversify,
@@ -147,14 +211,17 @@ impl Library {
     pub async fn next_content(
         &self,
         after: &str,
-        mut request: AudienceRequest,
+        request: AudienceRequest,
         first: usize,
     ) -> AppResult<RecommendationList> {
         let asset = self
             .asset(after)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no asset with id {after:?}")))?;
-        let mut resolved = self.resolve(&request);
+        let Resolution {
+            mut resolved,
+            mut exclude,
+        } = self.resolve(&request).await?;
         if request.stage.is_none() {
             let furthest = asset
                 .stages
@@ -182,7 +249,7 @@ impl Library {
             resolved.audience.language = asset.language.clone();
             resolved.language_source = AudienceSource::Inferred;
         }
-        request.exclude_asset_ids.push(asset.id.to_string());
+        exclude.push(asset.id.to_string());
         let mut subject = asset.title.clone();
         for topic in &asset.topics {
             subject.push(' ');
@@ -195,7 +262,7 @@ impl Library {
                     text: Some(&subject),
                     similar_to: Some(&asset.title),
                     filter: &AssetFilter::default(),
-                    exclude: &request.exclude_asset_ids,
+                    exclude: &exclude,
                     weights: WeightOverrides::default(),
                     first,
                     diversify: true,
@@ -230,12 +297,32 @@ impl Library {
         let half_life_days = self.ranking.half_life_days;
         let concerns = TaxonomyValue::mask(&audience.concerns);
         let dims = dimensions.clone();
+        // Popularity among accounts like this audience; nothing to look up when it cannot
+        // count.
+        let popular = (weights.popularity > 0.0)
+            .then(|| {
+                self.popularity
+                    .snapshot()
+                    .cohort(&cohort_key(audience.industry.as_ref(), audience.stage))
+            })
+            .flatten();
+        let popular_ids: Vec<String> = popular
+            .as_ref()
+            .map(|p| {
+                p.ids
+                    .iter()
+                    .filter(|id| !exclude.contains(id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         let candidates = tokio::task::spawn_blocking(move || {
             index.recommend(&RecommendRequest {
                 dimensions: &dims,
                 weights: &weights,
                 filter: &filter,
                 exclude_ids: &exclude,
+                popular_ids: &popular_ids,
                 text: text.as_deref(),
                 concerns,
                 now: now.timestamp(),
@@ -264,7 +351,11 @@ impl Library {
                     &c.asset,
                     &ctx,
                     (c.bm25, candidates.text_scale),
-                    0.0,
+                    popular
+                        .as_ref()
+                        .and_then(|p| p.values.get(c.asset.id.as_str()))
+                        .copied()
+                        .unwrap_or(0.0),
                 ),
                 asset: c.asset,
             })

@@ -4,7 +4,10 @@
 //! Every write goes through a [`LibraryWrite`] transaction, which appends to the change log
 //! in the same transaction, so the index can never miss a committed write.
 
+mod accounts;
 mod entity;
+
+pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod cache;
 mod cli;
 mod http_protocol;

@@ -97,6 +97,12 @@ impl TestServer {
             .expect("request")
     }
 
+    /// The database URL of a server started on its own temporary directory.
+    pub fn database_url(&self) -> String {
+        let dir = self._tmp.as_ref().expect("a server with its own directory");
+        Config::in_dir(dir.path()).database_url
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

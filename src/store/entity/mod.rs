@@ -1,6 +1,10 @@
 //! sea-orm entities, one per table of `migrations/`.
 
+pub mod account;
 pub mod asset;
+pub mod asset_popularity;
 pub mod asset_tag;
 pub mod change_log;
+pub mod contact;
+pub mod engagement;
 pub mod industry;

@@ -1,0 +1,562 @@
+//! Accounts, contacts and engagement: writing them, reading an account's profile (what it
+//! read, the stage its reading points to), its buying committee, export and erasure.
+//!
+//! A profile is read from the database once and reused for a few seconds
+//! (`Config::account_cache_secs`); every write through this process drops the profiles
+//! it touches, so an event recorded here shows in the next recommendation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use super::Library;
+use super::popularity::{PopularityStats, cohort_key};
+use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
+use crate::domain::{
+    Account, AccountDraft, Contact, ContactDraft, ContactId, EngagementDraft, Role, Stage,
+    TaxonomyValue,
+};
+use crate::error::{AppError, AppResult, InputProblem};
+use crate::ranking::{HORIZON_DAYS, Reading, StageInference, infer_stage, journey_stage};
+use crate::store::StoredEngagement;
+
+/// Most events one `recordEngagements` call may carry.
+pub const MAX_ENGAGEMENT_BATCH: usize = 1_000;
+/// Most contacts or accounts one upsert may carry (imports take larger files).
+pub const MAX_ACCOUNT_BATCH: usize = 1_000;
+/// Events of the horizon read for stage inference, newest first.
+const INFERENCE_EVENTS: u64 = 500;
+/// Newest events kept in a profile for display.
+const RECENT_EVENTS: usize = 20;
+/// Bytes of profiles kept.
+const PROFILE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// An asset already picked for or read by another contact of the account stays a contact's
+/// top pick only when it leads the next candidate by more than this share of its score.
+pub const CLEARLY_BEST_MARGIN: f64 = 0.10;
+
+/// What the service knows about an account at one moment.
+#[derive(Debug)]
+pub struct AccountProfile {
+    pub account: Account,
+    pub contacts: Vec<Contact>,
+    /// Every asset the account engaged with, sorted.
+    pub consumed: Vec<String>,
+    /// For each asset, the contacts who engaged with it.
+    pub read_by: HashMap<String, Vec<ContactId>>,
+    /// The newest events, newest first.
+    pub recent: Vec<StoredEngagement>,
+    pub engagement_count: u64,
+    pub inference: Option<StageInference>,
+    /// The stage to rank for and whether reading (not the CRM) says so; `None` when
+    /// neither says anything.
+    pub journey: Option<(Stage, bool)>,
+    loaded: Instant,
+}
+
+impl AccountProfile {
+    /// The popularity cohort the account's events go to.
+    pub fn cohort(&self, default_stage: Stage) -> String {
+        cohort_key(
+            self.account.industry.as_ref(),
+            self.journey.map_or(default_stage, |(s, _)| s),
+        )
+    }
+
+    pub fn contact(&self, id: &str) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.id.as_str() == id)
+    }
+
+    /// Distinct assets each contact engaged with.
+    pub fn assets_read_by(&self, contact: &ContactId) -> usize {
+        self.read_by
+            .values()
+            .filter(|who| who.contains(contact))
+            .count()
+    }
+}
+
+#[derive(Clone)]
+struct ProfileBytes;
+
+impl Weighter<String, Arc<AccountProfile>> for ProfileBytes {
+    fn weight(&self, _: &String, p: &Arc<AccountProfile>) -> u64 {
+        (512 + 96 * (p.consumed.len() + p.contacts.len() + p.recent.len())) as u64
+    }
+}
+
+/// Profiles of recently asked-about accounts.
+pub struct ProfileCache {
+    entries: Cache<String, Arc<AccountProfile>, ProfileBytes>,
+    max_age: Duration,
+}
+
+impl ProfileCache {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            entries: Cache::with_weighter(8_192, PROFILE_CACHE_BYTES, ProfileBytes),
+            max_age,
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<AccountProfile>> {
+        self.entries
+            .get(id)
+            .filter(|p| p.loaded.elapsed() < self.max_age)
+    }
+
+    fn forget(&self, id: &str) {
+        self.entries.remove(id);
+    }
+}
+
+/// What recording a batch of events did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngagementReceipt {
+    pub recorded: u64,
+    /// Events whose client event id the account had already used: recorded before.
+    pub duplicates: u64,
+}
+
+/// One role of the buying committee as the account's contacts fill it.
+pub struct CommitteeRole {
+    pub role: Role,
+    pub contacts: Vec<Contact>,
+    /// Distinct assets the role's contacts engaged with.
+    pub assets_engaged: usize,
+}
+
+pub struct CommitteeMember {
+    pub contact: Contact,
+    pub assets_engaged: usize,
+    pub recommendations: Vec<Recommendation>,
+    /// Set when the list's first pick was moved down because another contact of the
+    /// account already has it: its id.
+    pub deferred: Option<String>,
+}
+
+pub struct Committee {
+    pub roles: Vec<CommitteeRole>,
+    pub members: Vec<CommitteeMember>,
+}
+
+/// Everything stored about an account.
+pub struct AccountExport {
+    pub account: Account,
+    pub contacts: Vec<Contact>,
+    pub engagements: Vec<StoredEngagement>,
+}
+
+fn problems<T, E: std::fmt::Display>(
+    items: &[T],
+    mut check: impl FnMut(&T) -> Result<(), Vec<(Option<String>, &'static str, E)>>,
+) -> Vec<InputProblem> {
+    let mut out = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        if let Err(errors) = check(item) {
+            out.extend(errors.into_iter().map(|(id, field, e)| InputProblem {
+                position: position as u64,
+                id,
+                field: Some(field.to_owned()),
+                message: e.to_string(),
+            }));
+        }
+    }
+    out
+}
+
+fn refuse(what: &str, problems: Vec<InputProblem>) -> AppError {
+    let first = &problems[0];
+    AppError::BadUserInput {
+        message: format!(
+            "{} invalid field(s); nothing was written; first: {what}[{}].{}",
+            problems.len(),
+            first.position,
+            first
+        ),
+        problems,
+    }
+}
+
+fn too_many(what: &str, max: usize, got: usize) -> AppResult<()> {
+    if got > max {
+        return Err(AppError::bad_input(format!(
+            "at most {max} {what} per call, got {got}; use `stagefit import` for larger batches"
+        )));
+    }
+    Ok(())
+}
+
+impl Library {
+    /// Validates every account first, writes all or none.
+    pub async fn upsert_accounts(&self, drafts: Vec<AccountDraft>) -> AppResult<Vec<Account>> {
+        too_many("accounts", MAX_ACCOUNT_BATCH, drafts.len())?;
+        let now = Utc::now();
+        let mut accounts = Vec::with_capacity(drafts.len());
+        let problems = problems(&drafts, |d| match d.validate(now) {
+            Ok(a) => {
+                accounts.push(a);
+                Ok(())
+            }
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| (d.id.clone(), e.field, e.message))
+                .collect()),
+        });
+        if !problems.is_empty() {
+            return Err(refuse("accounts", problems));
+        }
+        let stored = self.store.upsert_accounts(&accounts).await?;
+        for a in &stored {
+            self.profiles.forget(a.id.as_str());
+        }
+        Ok(stored)
+    }
+
+    /// Validates every contact first; their accounts must exist. Writes all or none.
+    pub async fn upsert_contacts(&self, drafts: Vec<ContactDraft>) -> AppResult<Vec<Contact>> {
+        too_many("contacts", MAX_ACCOUNT_BATCH, drafts.len())?;
+        let mut contacts = Vec::with_capacity(drafts.len());
+        let problems = problems(&drafts, |d| match d.validate() {
+            Ok(c) => {
+                contacts.push(c);
+                Ok(())
+            }
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| (d.id.clone(), e.field, e.message))
+                .collect()),
+        });
+        if !problems.is_empty() {
+            return Err(refuse("contacts", problems));
+        }
+        let wanted: Vec<String> = contacts
+            .iter()
+            .map(|c| c.account_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let found: HashSet<String> = self
+            .store
+            .existing_accounts(&wanted)
+            .await?
+            .into_iter()
+            .collect();
+        if let Some(missing) = contacts
+            .iter()
+            .find(|c| !found.contains(c.account_id.as_str()))
+        {
+            return Err(AppError::NotFound(format!(
+                "no account with id {:?} (contact {:?}); upsert the account first",
+                missing.account_id.as_str(),
+                missing.id.as_str()
+            )));
+        }
+        // A contact moving to another account changes both.
+        let mut touched: HashSet<String> = wanted.into_iter().collect();
+        for c in &contacts {
+            if let Some(old) = self.store.get_contact(c.id.as_str()).await? {
+                touched.insert(old.account_id.to_string());
+            }
+        }
+        self.store.upsert_contacts(&contacts).await?;
+        for id in touched {
+            self.profiles.forget(&id);
+        }
+        Ok(contacts)
+    }
+
+    /// An account's profile, from the cache when it is young enough.
+    pub async fn account_profile(&self, id: &str) -> AppResult<Option<Arc<AccountProfile>>> {
+        if let Some(p) = self.profiles.get(id) {
+            return Ok(Some(p));
+        }
+        let Some(account) = self.store.get_account(id).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let contacts = self.store.contacts_of(id).await?;
+        let since = (now - chrono::Duration::days(HORIZON_DAYS)).timestamp();
+        let recent = self
+            .store
+            .recent_engagements(id, since, INFERENCE_EVENTS)
+            .await?;
+        let mut read_by: HashMap<String, Vec<ContactId>> = HashMap::new();
+        for (asset, contact) in self.store.consumed_assets(id).await? {
+            let who = read_by.entry(asset).or_default();
+            if let Some(c) = contact.and_then(|c| ContactId::parse(&c).ok())
+                && !who.contains(&c)
+            {
+                who.push(c);
+            }
+        }
+        let mut consumed: Vec<String> = read_by.keys().cloned().collect();
+        consumed.sort();
+        let engagement_count = self.store.count_engagements(id).await?;
+        let asset_ids: Vec<String> = recent
+            .iter()
+            .map(|e| e.engagement.asset_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let stages = self.store.asset_stages(&asset_ids).await?;
+        let readings: Vec<Reading> = recent
+            .iter()
+            .map(|e| Reading {
+                asset_id: e.engagement.asset_id.to_string(),
+                stages: stages
+                    .get(e.engagement.asset_id.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
+                kind: e.engagement.kind,
+                occurred_at: e.engagement.occurred_at,
+            })
+            .collect();
+        let inference = infer_stage(&readings, now);
+        let journey = journey_stage(
+            account.stage.map(|s| (s, account.stage_updated_at)),
+            inference.as_ref(),
+        );
+        let mut recent = recent;
+        recent.truncate(RECENT_EVENTS);
+        let profile = Arc::new(AccountProfile {
+            account,
+            contacts,
+            consumed,
+            read_by,
+            recent,
+            engagement_count,
+            inference,
+            journey,
+            loaded: Instant::now(),
+        });
+        self.profiles.entries.insert(id.to_owned(), profile.clone());
+        Ok(Some(profile))
+    }
+
+    /// The profile or `NOT_FOUND`.
+    pub async fn require_account(&self, id: &str) -> AppResult<Arc<AccountProfile>> {
+        self.account_profile(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))
+    }
+
+    /// Validates every event, checks that their accounts, contacts and assets exist, and
+    /// records them durably before returning. All or nothing.
+    pub async fn record_engagements(
+        &self,
+        drafts: Vec<EngagementDraft>,
+    ) -> AppResult<EngagementReceipt> {
+        too_many("events", MAX_ENGAGEMENT_BATCH, drafts.len())?;
+        let now = Utc::now();
+        let mut events = Vec::with_capacity(drafts.len());
+        let problems = problems(&drafts, |d| match d.validate(now) {
+            Ok(e) => {
+                events.push(e);
+                Ok(())
+            }
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| (d.client_event_id.clone(), e.field, e.message))
+                .collect()),
+        });
+        if !problems.is_empty() {
+            return Err(refuse("events", problems));
+        }
+        let mut profiles: HashMap<String, Arc<AccountProfile>> = HashMap::new();
+        for e in &events {
+            let id = e.account_id.as_str();
+            if !profiles.contains_key(id) {
+                profiles.insert(id.to_owned(), self.require_account(id).await?);
+            }
+            if let Some(contact) = &e.contact_id
+                && profiles[id].contact(contact.as_str()).is_none()
+            {
+                return Err(AppError::NotFound(format!(
+                    "no contact with id {:?} at account {id:?}",
+                    contact.as_str()
+                )));
+            }
+        }
+        let asset_ids: Vec<String> = events
+            .iter()
+            .map(|e| e.asset_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let known = self.store.asset_stages(&asset_ids).await?;
+        if let Some(missing) = events
+            .iter()
+            .find(|e| !known.contains_key(e.asset_id.as_str()))
+        {
+            return Err(AppError::NotFound(format!(
+                "no asset with id {:?}",
+                missing.asset_id.as_str()
+            )));
+        }
+        let default_stage = self.ranking.default_stage;
+        let rows: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                let cohort = profiles[e.account_id.as_str()].cohort(default_stage);
+                (e, cohort)
+            })
+            .collect();
+        let total = rows.len() as u64;
+        let recorded = self.store.insert_engagements(&rows).await?;
+        for id in profiles.keys() {
+            self.profiles.forget(id);
+        }
+        Ok(EngagementReceipt {
+            recorded,
+            duplicates: total - recorded,
+        })
+    }
+
+    /// A page of an account's events in recording order, after the row id `after`, and
+    /// whether more follow.
+    pub async fn account_engagements(
+        &self,
+        id: &str,
+        after: i64,
+        first: usize,
+    ) -> AppResult<(Vec<StoredEngagement>, bool)> {
+        let mut page = self
+            .store
+            .engagements_page(id, after, first as u64 + 1)
+            .await?;
+        let more = page.len() > first;
+        page.truncate(first);
+        Ok((page, more))
+    }
+
+    /// Who sits on the account's buying committee, who has engaged, and what each contact
+    /// should read next. Contacts are served in role order (decision makers first); a
+    /// contact's first pick is moved down when another contact already has it (picked
+    /// earlier in this view, or read by them) unless it leads the next candidate by more
+    /// than [`CLEARLY_BEST_MARGIN`].
+    pub async fn committee(
+        &self,
+        profile: &AccountProfile,
+        first: usize,
+        include_consumed: bool,
+    ) -> AppResult<Committee> {
+        let roles = Role::ALL
+            .iter()
+            .map(|&role| {
+                let contacts: Vec<Contact> = profile
+                    .contacts
+                    .iter()
+                    .filter(|c| c.role == Some(role))
+                    .cloned()
+                    .collect();
+                let assets_engaged = profile
+                    .read_by
+                    .values()
+                    .filter(|who| who.iter().any(|w| contacts.iter().any(|c| c.id == *w)))
+                    .count();
+                CommitteeRole {
+                    role,
+                    contacts,
+                    assets_engaged,
+                }
+            })
+            .collect();
+        let mut ordered: Vec<&Contact> = profile.contacts.iter().collect();
+        ordered.sort_by_key(|c| (c.role.map_or(usize::MAX, |r| r.ordinal()), c.id.clone()));
+        let mut picked: HashSet<String> = HashSet::new();
+        let mut members = Vec::with_capacity(ordered.len());
+        for contact in ordered {
+            let list = self
+                .recommend(RecommendationQuery {
+                    audience: AudienceRequest {
+                        account_id: Some(profile.account.id.to_string()),
+                        contact_id: Some(contact.id.to_string()),
+                        include_consumed,
+                        ..Default::default()
+                    },
+                    first: first + 1,
+                    text: None,
+                    filter: Default::default(),
+                    weights: Default::default(),
+                    diversify: true,
+                })
+                .await?;
+            let mut items = list.items;
+            let others_have = |id: &str| {
+                picked.contains(id)
+                    || profile
+                        .read_by
+                        .get(id)
+                        .is_some_and(|who| who.iter().any(|w| *w != contact.id))
+            };
+            let mut deferred = None;
+            if let Some(top) = items.first()
+                && others_have(top.asset.id.as_str())
+                && let Some(alt) = items.iter().position(|i| !others_have(i.asset.id.as_str()))
+            {
+                let lead = top.scored.score - items[alt].scored.score;
+                if lead <= CLEARLY_BEST_MARGIN * top.scored.score {
+                    deferred = Some(top.asset.id.to_string());
+                    let alternative = items.remove(alt);
+                    items.insert(0, alternative);
+                }
+            }
+            items.truncate(first);
+            if let Some(top) = items.first() {
+                picked.insert(top.asset.id.to_string());
+            }
+            members.push(CommitteeMember {
+                assets_engaged: profile.assets_read_by(&contact.id),
+                contact: contact.clone(),
+                recommendations: items,
+                deferred,
+            });
+        }
+        Ok(Committee { roles, members })
+    }
+
+    /// Everything stored about an account, for a data-subject request.
+    pub async fn export_account(&self, id: &str) -> AppResult<AccountExport> {
+        let account = self
+            .store
+            .get_account(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))?;
+        let contacts = self.store.contacts_of(id).await?;
+        let mut engagements = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.engagements_page(id, after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            engagements.extend(page);
+        }
+        Ok(AccountExport {
+            account,
+            contacts,
+            engagements,
+        })
+    }
+
+    /// Deletes the account, its contacts and its events, then recomputes popularity so no
+    /// aggregate still counts them. Returns how many events were erased.
+    pub async fn erase_account(&self, id: &str) -> AppResult<u64> {
+        let erased = self
+            .store
+            .erase_account(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))?;
+        self.profiles.forget(id);
+        self.popularity.refresh(&self.store, true).await?;
+        Ok(erased)
+    }
+
+    /// Recomputes popularity now (when events changed, or always with `force`).
+    pub async fn refresh_popularity(&self, force: bool) -> AppResult<PopularityStats> {
+        self.popularity.refresh(&self.store, force).await
+    }
+}

@@ -1,0 +1,479 @@
+//! Accounts, contacts, engagement events and the popularity side table. None of this is
+//! in the search index, so these writes skip the change log.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use super::entity::{account, asset, asset_popularity, asset_tag, contact, engagement};
+use super::{ROWS_PER_STATEMENT, Store, corrupt};
+use crate::domain::{
+    Account, AccountId, AssetId, Contact, ContactId, Engagement, EngagementKind, IndustrySlug,
+    Language, Role, Stage, TaxonomyValue,
+};
+use crate::error::{AppError, AppResult};
+
+/// A stored event with its row id (the order events were recorded in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEngagement {
+    pub id: i64,
+    pub engagement: Engagement,
+}
+
+/// What the popularity refresh reads of an event.
+#[derive(Clone, Debug)]
+pub struct CohortEvent {
+    pub id: i64,
+    pub account_id: String,
+    pub asset_id: String,
+    pub kind: EngagementKind,
+    pub occurred_at: i64,
+    pub cohort: String,
+}
+
+/// One value of the popularity side table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopularityRow {
+    pub cohort: String,
+    pub asset_id: String,
+    pub value: f64,
+}
+
+fn account_from_row(row: account::Model) -> AppResult<Account> {
+    Ok(Account {
+        id: corrupt(AccountId::parse(&row.id), "account.id")?,
+        name: row.name,
+        industry: row
+            .industry
+            .map(|i| corrupt(IndustrySlug::parse(&i), "account.industry"))
+            .transpose()?,
+        stage: row
+            .stage
+            .map(|s| corrupt(Stage::parse(&s), "account.stage"))
+            .transpose()?,
+        stage_updated_at: row.stage_updated_at,
+        tier: row.tier,
+        language: row
+            .language
+            .map(|l| corrupt(Language::parse(&l), "account.language"))
+            .transpose()?,
+    })
+}
+
+fn contact_from_row(row: contact::Model) -> AppResult<Contact> {
+    Ok(Contact {
+        id: corrupt(ContactId::parse(&row.id), "contact.id")?,
+        account_id: corrupt(AccountId::parse(&row.account_id), "contact.account_id")?,
+        name: row.name,
+        role: row
+            .role
+            .map(|r| corrupt(Role::parse(&r), "contact.role"))
+            .transpose()?,
+    })
+}
+
+fn timestamp(seconds: i64) -> AppResult<DateTime<Utc>> {
+    Utc.timestamp_opt(seconds, 0)
+        .single()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored time {seconds} is invalid")))
+}
+
+fn engagement_from_row(row: engagement::Model) -> AppResult<StoredEngagement> {
+    Ok(StoredEngagement {
+        id: row.id,
+        engagement: Engagement {
+            account_id: corrupt(AccountId::parse(&row.account_id), "engagement.account_id")?,
+            contact_id: row
+                .contact_id
+                .map(|c| corrupt(ContactId::parse(&c), "engagement.contact_id"))
+                .transpose()?,
+            asset_id: corrupt(AssetId::parse(&row.asset_id), "engagement.asset_id")?,
+            kind: corrupt(EngagementKind::parse(&row.kind), "engagement.kind")?,
+            occurred_at: timestamp(row.occurred_at)?,
+            client_event_id: row.client_event_id,
+        },
+    })
+}
+
+impl Store {
+    pub async fn get_account(&self, id: &str) -> AppResult<Option<Account>> {
+        account::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(account_from_row)
+            .transpose()
+    }
+
+    /// Inserts or replaces accounts, all or none. A stage given without its time keeps the
+    /// stored time when it is the stored stage, and is dated now when it changed.
+    pub async fn upsert_accounts(&self, accounts: &[Account]) -> AppResult<Vec<Account>> {
+        let txn = self.db.begin().await?;
+        let now = Utc::now();
+        let mut stored_out = Vec::with_capacity(accounts.len());
+        for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<String> = chunk.iter().map(|a| a.id.to_string()).collect();
+            let stored: HashMap<String, (Option<String>, Option<DateTime<Utc>>)> =
+                account::Entity::find()
+                    .select_only()
+                    .column(account::Column::Id)
+                    .column(account::Column::Stage)
+                    .column(account::Column::StageUpdatedAt)
+                    .filter(account::Column::Id.is_in(ids))
+                    .into_tuple::<(String, Option<String>, Option<DateTime<Utc>>)>()
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .map(|(id, stage, at)| (id, (stage, at)))
+                    .collect();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                let mut a = a.clone();
+                if let Some(stage) = a.stage
+                    && a.stage_updated_at.is_none()
+                {
+                    a.stage_updated_at = match stored.get(a.id.as_str()) {
+                        Some((Some(old), at)) if old == stage.name() => at.or(Some(now)),
+                        _ => Some(now),
+                    };
+                }
+                rows.push(account::ActiveModel {
+                    id: Set(a.id.to_string()),
+                    name: Set(a.name.clone()),
+                    industry: Set(a.industry.as_ref().map(ToString::to_string)),
+                    stage: Set(a.stage.map(|s| s.name().to_owned())),
+                    stage_updated_at: Set(a.stage_updated_at),
+                    tier: Set(a.tier.clone()),
+                    language: Set(a.language.as_ref().map(ToString::to_string)),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                });
+                stored_out.push(a);
+            }
+            account::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(account::Column::Id)
+                        .update_columns([
+                            account::Column::Name,
+                            account::Column::Industry,
+                            account::Column::Stage,
+                            account::Column::StageUpdatedAt,
+                            account::Column::Tier,
+                            account::Column::Language,
+                            account::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(stored_out)
+    }
+
+    pub async fn get_contact(&self, id: &str) -> AppResult<Option<Contact>> {
+        contact::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(contact_from_row)
+            .transpose()
+    }
+
+    /// An account's contacts in id order.
+    pub async fn contacts_of(&self, account_id: &str) -> AppResult<Vec<Contact>> {
+        contact::Entity::find()
+            .filter(contact::Column::AccountId.eq(account_id))
+            .order_by_asc(contact::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(contact_from_row)
+            .collect()
+    }
+
+    /// Which of these account ids exist.
+    pub async fn existing_accounts(&self, ids: &[String]) -> AppResult<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let found: Vec<String> = account::Entity::find()
+                .select_only()
+                .column(account::Column::Id)
+                .filter(account::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces contacts, all or none; their accounts must exist (the caller
+    /// checks, the foreign key enforces).
+    pub async fn upsert_contacts(&self, contacts: &[Contact]) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        let now = Utc::now();
+        for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|c| contact::ActiveModel {
+                id: Set(c.id.to_string()),
+                account_id: Set(c.account_id.to_string()),
+                name: Set(c.name.clone()),
+                role: Set(c.role.map(|r| r.name().to_owned())),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+            contact::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(contact::Column::Id)
+                        .update_columns([
+                            contact::Column::AccountId,
+                            contact::Column::Name,
+                            contact::Column::Role,
+                            contact::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The stages of each asset that exists among `ids` (empty for an asset without
+    /// stages); ids of no asset are absent.
+    pub async fn asset_stages(&self, ids: &[String]) -> AppResult<HashMap<String, Vec<Stage>>> {
+        let mut out: HashMap<String, Vec<Stage>> = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let found: Vec<String> = asset::Entity::find()
+                .select_only()
+                .column(asset::Column::Id)
+                .filter(asset::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for id in found {
+                out.entry(id).or_default();
+            }
+            let tags: Vec<(String, String)> = asset_tag::Entity::find()
+                .select_only()
+                .column(asset_tag::Column::AssetId)
+                .column(asset_tag::Column::Value)
+                .filter(asset_tag::Column::AssetId.is_in(chunk.to_vec()))
+                .filter(asset_tag::Column::Kind.eq("stage"))
+                .order_by_asc(asset_tag::Column::Position)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for (id, stage) in tags {
+                let stage = corrupt(Stage::parse(&stage), "asset_tag stage")?;
+                out.entry(id).or_default().push(stage);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records events, each with the cohort of its account, in one transaction. An event
+    /// whose client id the account already used is skipped. Returns how many were new.
+    pub async fn insert_engagements(&self, events: &[(Engagement, String)]) -> AppResult<u64> {
+        let txn = self.db.begin().await?;
+        let recorded_at = Utc::now().timestamp();
+        let mut inserted = 0;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
+                account_id: Set(e.account_id.to_string()),
+                contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
+                asset_id: Set(e.asset_id.to_string()),
+                kind: Set(e.kind.name().to_owned()),
+                occurred_at: Set(e.occurred_at.timestamp()),
+                client_event_id: Set(e.client_event_id.clone()),
+                cohort: Set(cohort.clone()),
+                recorded_at: Set(recorded_at),
+                ..Default::default()
+            });
+            let result = engagement::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([
+                    engagement::Column::AccountId,
+                    engagement::Column::ClientEventId,
+                ])
+                .exec_without_returning(&txn)
+                .await?;
+            if let sea_orm::TryInsertResult::Inserted(n) = result {
+                inserted += n;
+            }
+        }
+        txn.commit().await?;
+        Ok(inserted)
+    }
+
+    /// An account's events since `since` (Unix seconds), newest first, at most `limit`.
+    pub async fn recent_engagements(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: u64,
+    ) -> AppResult<Vec<StoredEngagement>> {
+        engagement::Entity::find()
+            .filter(engagement::Column::AccountId.eq(account_id))
+            .filter(engagement::Column::OccurredAt.gte(since))
+            .order_by_desc(engagement::Column::OccurredAt)
+            .order_by_desc(engagement::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(engagement_from_row)
+            .collect()
+    }
+
+    /// Every asset the account engaged with, by id, with the contacts who did.
+    pub async fn consumed_assets(
+        &self,
+        account_id: &str,
+    ) -> AppResult<Vec<(String, Option<String>)>> {
+        Ok(engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::AssetId)
+            .column(engagement::Column::ContactId)
+            .distinct()
+            .filter(engagement::Column::AccountId.eq(account_id))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// A page of an account's events in the order they were recorded.
+    pub async fn engagements_page(
+        &self,
+        account_id: &str,
+        after_id: i64,
+        limit: u64,
+    ) -> AppResult<Vec<StoredEngagement>> {
+        engagement::Entity::find()
+            .filter(engagement::Column::AccountId.eq(account_id))
+            .filter(engagement::Column::Id.gt(after_id))
+            .order_by_asc(engagement::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(engagement_from_row)
+            .collect()
+    }
+
+    pub async fn count_engagements(&self, account_id: &str) -> AppResult<u64> {
+        Ok(engagement::Entity::find()
+            .filter(engagement::Column::AccountId.eq(account_id))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Deletes an account, its contacts and its events in one transaction. Returns the
+    /// number of events deleted, or `None` when there is no such account.
+    pub async fn erase_account(&self, id: &str) -> AppResult<Option<u64>> {
+        let txn = self.db.begin().await?;
+        let events = engagement::Entity::delete_many()
+            .filter(engagement::Column::AccountId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        contact::Entity::delete_many()
+            .filter(contact::Column::AccountId.eq(id))
+            .exec(&txn)
+            .await?;
+        let accounts = account::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if accounts == 0 && events == 0 {
+            return Ok(None);
+        }
+        txn.commit().await?;
+        Ok(Some(events))
+    }
+
+    /// The newest event row id and the number of rows: together they change whenever an
+    /// event is recorded or erased.
+    pub async fn engagement_watermark(&self) -> AppResult<(i64, u64)> {
+        let max: Option<Option<i64>> = engagement::Entity::find()
+            .select_only()
+            .column_as(engagement::Column::Id.max(), "max_id")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let count = engagement::Entity::find().count(&self.db).await?;
+        Ok((max.flatten().unwrap_or(0), count))
+    }
+
+    /// Events that occurred at or after `since`, in row order after `after_id`.
+    pub async fn cohort_events(
+        &self,
+        since: i64,
+        after_id: i64,
+        limit: u64,
+    ) -> AppResult<Vec<CohortEvent>> {
+        let rows: Vec<(i64, String, String, String, i64, String)> = engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::Id)
+            .column(engagement::Column::AccountId)
+            .column(engagement::Column::AssetId)
+            .column(engagement::Column::Kind)
+            .column(engagement::Column::OccurredAt)
+            .column(engagement::Column::Cohort)
+            .filter(engagement::Column::Id.gt(after_id))
+            .filter(engagement::Column::OccurredAt.gte(since))
+            .order_by_asc(engagement::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(id, account_id, asset_id, kind, occurred_at, cohort)| {
+                Ok(CohortEvent {
+                    id,
+                    account_id,
+                    asset_id,
+                    kind: corrupt(EngagementKind::parse(&kind), "engagement.kind")?,
+                    occurred_at,
+                    cohort,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the whole popularity table in one transaction.
+    pub async fn replace_popularity(&self, rows: &[PopularityRow]) -> AppResult<()> {
+        let txn = self.db.begin().await?;
+        asset_popularity::Entity::delete_many().exec(&txn).await?;
+        let now = Utc::now().timestamp();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let models = chunk.iter().map(|r| asset_popularity::ActiveModel {
+                cohort: Set(r.cohort.clone()),
+                asset_id: Set(r.asset_id.clone()),
+                value: Set(r.value),
+                refreshed_at: Set(now),
+            });
+            asset_popularity::Entity::insert_many(models)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub async fn popularity(&self) -> AppResult<Vec<PopularityRow>> {
+        Ok(asset_popularity::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| PopularityRow {
+                cohort: r.cohort,
+                asset_id: r.asset_id,
+                value: r.value,
+            })
+            .collect())
+    }
+}
