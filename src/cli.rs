@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, StorageArgs};
 use crate::search::{self, IndexLock};
-use crate::services::{self, ImportSource};
+use crate::services::{self, ImportSource, RecordKind};
 use crate::state::{Server, connect_store};
 use crate::store::Store;
 
@@ -44,13 +44,17 @@ pub enum Command {
     },
     /// Create or upgrade the database schema
     Migrate,
-    /// Import assets from .jsonl or .csv files (all files in one transaction)
+    /// Import assets (or accounts, contacts, engagement events) from .jsonl or .csv files,
+    /// all files in one transaction
     Import {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Import the valid rows and report the rest, instead of importing nothing
         #[arg(long)]
         best_effort: bool,
+        /// What the files hold
+        #[arg(long, value_enum, default_value_t = ImportKind::Assets)]
+        kind: ImportKind,
     },
     /// Export the whole library to a .jsonl or .csv file
     Export { file: PathBuf },
@@ -72,6 +76,15 @@ pub enum Command {
     },
 }
 
+/// What an import file holds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    Assets,
+    Accounts,
+    Contacts,
+    Engagements,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -80,9 +93,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             response_cache_mb,
         } => serve(&cli.storage, addr, demo, response_cache_mb).await,
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
-        Command::Import { files, best_effort } => {
-            import(&Config::new(&cli.storage), files, best_effort).await
-        }
+        Command::Import {
+            files,
+            best_effort,
+            kind,
+        } => match kind {
+            ImportKind::Assets => import(&Config::new(&cli.storage), files, best_effort).await,
+            ImportKind::Accounts => {
+                import_records(&cli.storage, RecordKind::Accounts, files, best_effort).await
+            }
+            ImportKind::Contacts => {
+                import_records(&cli.storage, RecordKind::Contacts, files, best_effort).await
+            }
+            ImportKind::Engagements => {
+                import_records(&cli.storage, RecordKind::Engagements, files, best_effort).await
+            }
+        },
         Command::Export { file } => export(&Config::new(&cli.storage), file).await,
         Command::Reindex => reindex(&Config::new(&cli.storage)).await,
         Command::Schema => {
@@ -229,6 +255,52 @@ async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyh
         report.failed,
         report.seconds,
         index_note
+    );
+    store.close().await;
+    if !report.committed {
+        bail!(
+            "{} row(s) failed; nothing was imported (use --best-effort to import the valid rows)",
+            report.failed
+        );
+    }
+    Ok(())
+}
+
+/// Imports accounts, contacts or events: nothing to index, the database is all.
+async fn import_records(
+    storage: &StorageArgs,
+    kind: RecordKind,
+    files: Vec<PathBuf>,
+    best_effort: bool,
+) -> anyhow::Result<()> {
+    let config = Config::new(storage);
+    let sources = files
+        .iter()
+        .map(|f| ImportSource::open(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = connect_store(&config).await?;
+    let report = services::import_records(
+        &store,
+        kind,
+        sources,
+        best_effort,
+        config.ranking.default_stage,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    if report.failed > report.problems.len() as u64 {
+        eprintln!(
+            "... and {} more problems",
+            report.failed - report.problems.len() as u64
+        );
+    }
+    println!(
+        "{} rows: {} written, {} failed in {:.2}s",
+        report.rows, report.counts.created, report.failed, report.seconds
     );
     store.close().await;
     if !report.committed {

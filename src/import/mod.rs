@@ -5,6 +5,7 @@
 
 mod csv_format;
 mod jsonl;
+mod records;
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -13,6 +14,7 @@ use crate::domain::{Asset, AssetDraft};
 
 pub use csv_format::{CsvReader, CsvWriter};
 pub use jsonl::{JsonlReader, JsonlWriter};
+pub use records::{Record, read_records};
 
 /// A row that could not even be read as a record.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -225,3 +225,266 @@ async fn write_export(store: &Store, tmp: &Path, format: Format) -> AppResult<u6
     file.sync_all().map_err(io_error)?;
     Ok(count)
 }
+
+/// What a file of records other than assets holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Accounts,
+    Contacts,
+    Engagements,
+}
+
+struct Located<T> {
+    file: String,
+    line: u64,
+    id: Option<String>,
+    value: T,
+}
+
+fn read_all<D: serde::de::DeserializeOwned, T>(
+    sources: Vec<ImportSource>,
+    fields: &'static [&'static str],
+    id_of: impl Fn(&D) -> Option<String>,
+    validate: impl Fn(&D) -> Result<T, Vec<crate::domain::FieldError>>,
+    report: &mut ImportReport,
+) -> Vec<Located<T>> {
+    let mut out = Vec::new();
+    for source in sources {
+        for record in crate::import::read_records::<D, _>(source.format, source.reader, fields) {
+            report.rows += 1;
+            match record {
+                Ok((line, draft)) => match validate(&draft) {
+                    Ok(value) => out.push(Located {
+                        file: source.name.clone(),
+                        line,
+                        id: id_of(&draft),
+                        value,
+                    }),
+                    Err(errors) => {
+                        for e in errors {
+                            push_problem(
+                                report,
+                                ImportProblem {
+                                    file: source.name.clone(),
+                                    line,
+                                    id: id_of(&draft),
+                                    field: Some(e.field.to_owned()),
+                                    message: e.message,
+                                },
+                            );
+                        }
+                    }
+                },
+                Err(e) => push_problem(
+                    report,
+                    ImportProblem {
+                        file: source.name.clone(),
+                        line: e.line,
+                        id: None,
+                        field: e.field,
+                        message: e.message,
+                    },
+                ),
+            }
+        }
+    }
+    out
+}
+
+fn push_problem(report: &mut ImportReport, problem: ImportProblem) {
+    report.failed += 1;
+    if report.problems.len() < MAX_REPORTED_PROBLEMS {
+        report.problems.push(problem);
+    }
+}
+
+/// Refuses the records whose reference `missing` says is absent; keeps the rest.
+fn check_references<T>(
+    report: &mut ImportReport,
+    records: Vec<Located<T>>,
+    field: &str,
+    missing: impl Fn(&T) -> Option<String>,
+) -> Vec<Located<T>> {
+    let mut kept = Vec::with_capacity(records.len());
+    for r in records {
+        match missing(&r.value) {
+            Some(message) => push_problem(
+                report,
+                ImportProblem {
+                    file: r.file,
+                    line: r.line,
+                    id: r.id,
+                    field: Some(field.to_owned()),
+                    message,
+                },
+            ),
+            None => kept.push(r),
+        }
+    }
+    kept
+}
+
+/// Imports accounts, contacts or engagement events. Every record is read and checked
+/// (fields, and that the accounts, contacts and assets they name exist) before anything is
+/// written; then all are written in one transaction, or nothing when a record failed and
+/// `best_effort` is off. Events are filed under their account's cohort as the CRM describes
+/// it (industry, and the CRM stage or else `default_stage`): an import does not replay
+/// stage inference.
+pub async fn import_records(
+    store: &Store,
+    kind: RecordKind,
+    sources: Vec<ImportSource>,
+    best_effort: bool,
+    default_stage: crate::domain::Stage,
+) -> AppResult<ImportReport> {
+    use crate::domain::{AccountDraft, ContactDraft, EngagementDraft};
+    use std::collections::{HashMap, HashSet};
+
+    let started = Instant::now();
+    let now = chrono::Utc::now();
+    let mut report = ImportReport::default();
+    let unique = |ids: Vec<String>| -> Vec<String> {
+        ids.into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let written = match kind {
+        RecordKind::Accounts => {
+            let (records, mut r) = tokio::task::spawn_blocking(move || {
+                let records = read_all(
+                    sources,
+                    AccountDraft::FIELDS,
+                    |d: &AccountDraft| d.id.clone(),
+                    |d| d.validate(now),
+                    &mut report,
+                );
+                (records, report)
+            })
+            .await
+            .map_err(AppError::internal)?;
+            report = std::mem::take(&mut r);
+            if report.failed > 0 && !best_effort {
+                0
+            } else {
+                let accounts: Vec<_> = records.into_iter().map(|r| r.value).collect();
+                store.upsert_accounts(&accounts).await?.len()
+            }
+        }
+        RecordKind::Contacts => {
+            let (records, mut r) = tokio::task::spawn_blocking(move || {
+                let records = read_all(
+                    sources,
+                    ContactDraft::FIELDS,
+                    |d: &ContactDraft| d.id.clone(),
+                    ContactDraft::validate,
+                    &mut report,
+                );
+                (records, report)
+            })
+            .await
+            .map_err(AppError::internal)?;
+            report = std::mem::take(&mut r);
+            let wanted = unique(
+                records
+                    .iter()
+                    .map(|r| r.value.account_id.to_string())
+                    .collect(),
+            );
+            let found: HashSet<String> = store
+                .existing_accounts(&wanted)
+                .await?
+                .into_iter()
+                .collect();
+            let records = check_references(&mut report, records, "account_id", |c| {
+                (!found.contains(c.account_id.as_str()))
+                    .then(|| format!("no account with id {:?}", c.account_id.as_str()))
+            });
+            if report.failed > 0 && !best_effort {
+                0
+            } else {
+                let contacts: Vec<_> = records.into_iter().map(|r| r.value).collect();
+                store.upsert_contacts(&contacts).await?;
+                contacts.len()
+            }
+        }
+        RecordKind::Engagements => {
+            let (records, mut r) = tokio::task::spawn_blocking(move || {
+                let records = read_all(
+                    sources,
+                    EngagementDraft::FIELDS,
+                    |d: &EngagementDraft| d.client_event_id.clone(),
+                    |d| d.validate(now),
+                    &mut report,
+                );
+                (records, report)
+            })
+            .await
+            .map_err(AppError::internal)?;
+            report = std::mem::take(&mut r);
+            let account_ids = unique(
+                records
+                    .iter()
+                    .map(|r| r.value.account_id.to_string())
+                    .collect(),
+            );
+            let mut accounts = HashMap::new();
+            let mut contacts: HashMap<String, String> = HashMap::new();
+            for id in &account_ids {
+                if let Some(a) = store.get_account(id).await? {
+                    for c in store.contacts_of(id).await? {
+                        contacts.insert(c.id.to_string(), id.clone());
+                    }
+                    accounts.insert(id.clone(), a);
+                }
+            }
+            let asset_ids = unique(
+                records
+                    .iter()
+                    .map(|r| r.value.asset_id.to_string())
+                    .collect(),
+            );
+            let assets = store.asset_stages(&asset_ids).await?;
+            let records = check_references(&mut report, records, "account_id", |e| {
+                (!accounts.contains_key(e.account_id.as_str()))
+                    .then(|| format!("no account with id {:?}", e.account_id.as_str()))
+            });
+            let records = check_references(&mut report, records, "contact_id", |e| {
+                e.contact_id.as_ref().and_then(|c| {
+                    (contacts.get(c.as_str()).map(String::as_str) != Some(e.account_id.as_str()))
+                        .then(|| {
+                            format!(
+                                "no contact with id {:?} at account {:?}",
+                                c.as_str(),
+                                e.account_id.as_str()
+                            )
+                        })
+                })
+            });
+            let records = check_references(&mut report, records, "asset_id", |e| {
+                (!assets.contains_key(e.asset_id.as_str()))
+                    .then(|| format!("no asset with id {:?}", e.asset_id.as_str()))
+            });
+            if report.failed > 0 && !best_effort {
+                0
+            } else {
+                let rows: Vec<_> = records
+                    .into_iter()
+                    .map(|r| {
+                        let a = &accounts[r.value.account_id.as_str()];
+                        let cohort = super::cohort_key(
+                            a.industry.as_ref(),
+                            a.stage.unwrap_or(default_stage),
+                        );
+                        (r.value, cohort)
+                    })
+                    .collect();
+                store.insert_engagements(&rows).await? as usize
+            }
+        }
+    };
+    report.committed = report.failed == 0 || best_effort;
+    report.counts.created = written as u64;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

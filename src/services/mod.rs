@@ -26,7 +26,10 @@ pub use accounts::{
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
 };
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
-pub use import::{ImportProblem, ImportReport, ImportSource, export_library, import_sources};
+pub use import::{
+    ImportProblem, ImportReport, ImportSource, RecordKind, export_library, import_records,
+    import_sources,
+};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,

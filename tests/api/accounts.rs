@@ -727,3 +727,102 @@ async fn an_erased_account_leaves_no_trace_in_the_database_or_popularity() {
     db.close().await.unwrap();
     s.stop().await;
 }
+
+#[tokio::test]
+async fn accounts_contacts_and_events_import_from_files_all_or_nothing() {
+    use crate::support::{stagefit, text};
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let demo = dir.path().join("demo.jsonl");
+    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
+    assert!(
+        stagefit(dir.path(), &["import", demo.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    std::fs::write(
+        path("accounts.csv"),
+        "id,name,industry,stage,tier,language\n\
+         acme,Acme,retail/ecommerce,consideration,enterprise,en\n\
+         bolt,Bolt,,,smb,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path("contacts.jsonl"),
+        "{\"id\": \"acme-cto\", \"account_id\": \"acme\", \"name\": \"Ada\", \"role\": \"TECHNICAL_INTEGRATOR\"}\n\
+         {\"id\": \"ghost\", \"account_id\": \"nobody\", \"name\": \"G\"}\n",
+    )
+    .unwrap();
+    let run = |kind: &str, file: &str, extra: &[&str]| {
+        let mut args = vec!["import", "--kind", kind, file];
+        args.extend_from_slice(extra);
+        stagefit(dir.path(), &args)
+    };
+    let out = run("accounts", &path("accounts.csv"), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("2 rows: 2 written, 0 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A contact of an unknown account fails the file, naming its line.
+    let out = run("contacts", &path("contacts.jsonl"), &[]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("contacts.jsonl:2: [ghost] account_id: no account"),
+        "{stderr}"
+    );
+    let out = run("contacts", &path("contacts.jsonl"), &["--best-effort"]);
+    assert!(
+        text(&out.stdout).starts_with("2 rows: 1 written, 1 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    std::fs::write(
+        path("events.jsonl"),
+        "{\"account_id\": \"acme\", \"contact_id\": \"acme-cto\", \"asset_id\": \"api-docs-reference\", \"kind\": \"COMPLETE\", \"occurred_at\": \"2026-01-05\", \"client_event_id\": \"e1\"}\n\
+         {\"account_id\": \"acme\", \"asset_id\": \"pricing-sheet\", \"kind\": \"glance\"}\n\
+         {\"account_id\": \"bolt\", \"asset_id\": \"no-such-asset\", \"kind\": \"VIEW\"}\n",
+    )
+    .unwrap();
+    let out = run("engagements", &path("events.jsonl"), &[]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("events.jsonl:2: kind: unknown engagement kind"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("events.jsonl:3: asset_id: no asset with id \"no-such-asset\""),
+        "{stderr}"
+    );
+
+    let mut s = TestServer::start_in(dir.path(), false).await;
+    let acme = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
+    assert_eq!(acme["stage"], "CONSIDERATION");
+    assert_eq!(acme["engagementCount"], 0, "the failed file wrote nothing");
+    assert_eq!(ids(&acme["contacts"], &["id"]), ["acme-cto"]);
+    s.stop().await;
+
+    let out = run("engagements", &path("events.jsonl"), &["--best-effort"]);
+    assert!(
+        text(&out.stdout).starts_with("3 rows: 1 written, 2 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Importing the same client event again records nothing new.
+    let out = run("engagements", &path("events.jsonl"), &["--best-effort"]);
+    assert!(
+        text(&out.stdout).starts_with("3 rows: 0 written, 2 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut s = TestServer::start_in(dir.path(), false).await;
+    let acme = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
+    assert_eq!(acme["consumedAssetIds"], json!(["api-docs-reference"]));
+    s.stop().await;
+}
