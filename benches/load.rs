@@ -14,6 +14,8 @@
 //! (every stage, every role or none, each of the reference library's 20 industries or
 //! none), the spread of questions a site's visitors ask. `recommend-text-mix` rotates
 //! through 64 searches of one to three words drawn like the library's text.
+//! `recommend-accounts` rotates through 1,000 accounts of `stagefit generate-engagement`
+//! (import them first, see BENCHMARKS.md); without them it reports errors.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,22 @@ fn mixed_audiences() -> Vec<String> {
     out
 }
 
+/// 1,000 accounts of `stagefit generate-engagement` (every tenth, so heavy and light
+/// readers alike), each asked about through one of its contacts: stage from the CRM or the
+/// account's reading, role from the contact, industry and language from the account, and
+/// what the account read left out.
+fn account_audiences() -> Vec<String> {
+    (0..1_000)
+        .map(|i| {
+            let account = format!("acct-{:05}", i * 10);
+            format!(
+                r#"{{"query":"{{ recommendations(audience: {{ accountId: \"{account}\", contactId: \"{account}-c{}\" }}, first: 10) {{ items {{ score asset {{ id title }} reasons {{ factor contribution }} }} }} }}"}}"#,
+                i % 3
+            )
+        })
+        .collect()
+}
+
 /// The 64 searches of the in-process `text-mix` case (`Generator::query`, seed 8), asked by
 /// the audience of `recommend-text`.
 fn text_mix() -> Vec<String> {
@@ -77,7 +95,8 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
         .map(|(name, body)| (*name, vec![(*body).to_owned()]))
         .collect();
     cases.insert(2, ("recommend-mixed", mixed_audiences()));
-    cases.insert(5, ("recommend-text-mix", text_mix()));
+    cases.insert(3, ("recommend-accounts", account_audiences()));
+    cases.insert(6, ("recommend-text-mix", text_mix()));
     cases
 }
 

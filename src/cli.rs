@@ -41,6 +41,9 @@ pub enum Command {
         /// Megabytes of responses kept to answer repeated queries (0: no response cache)
         #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = crate::config::DEFAULT_RESPONSE_CACHE_MB)]
         response_cache_mb: u64,
+        /// Seconds between popularity refreshes when events arrived (0: only on request)
+        #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = crate::config::DEFAULT_POPULARITY_REFRESH_SECS)]
+        popularity_refresh_secs: u64,
     },
     /// Create or upgrade the database schema
     Migrate,
@@ -74,6 +77,22 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Write deterministic synthetic accounts, contacts and engagement events over the
+    /// published assets of a library file, for benchmarks
+    GenerateEngagement {
+        /// The library (JSON lines) whose assets the events read
+        #[arg(long)]
+        library: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Directory for accounts.jsonl, contacts.jsonl and events.jsonl
+        #[arg(long)]
+        output_dir: PathBuf,
+    },
 }
 
 /// What an import file holds.
@@ -91,7 +110,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
             demo,
             response_cache_mb,
-        } => serve(&cli.storage, addr, demo, response_cache_mb).await,
+            popularity_refresh_secs,
+        } => {
+            serve(
+                &cli.storage,
+                addr,
+                demo,
+                response_cache_mb,
+                popularity_refresh_secs,
+            )
+            .await
+        }
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
         Command::Import {
             files,
@@ -120,6 +149,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             output,
         } => generate(assets, seed, output),
+        Command::GenerateEngagement {
+            library,
+            accounts,
+            events,
+            seed,
+            output_dir,
+        } => generate_engagement(&library, accounts, events, seed, &output_dir),
     }
 }
 
@@ -128,6 +164,7 @@ async fn serve(
     addr: SocketAddr,
     demo: bool,
     response_cache_mb: u64,
+    popularity_refresh_secs: u64,
 ) -> anyhow::Result<()> {
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -144,6 +181,7 @@ async fn serve(
     };
     config.addr = addr;
     config.response_cache_bytes = response_cache_mb.saturating_mul(1024 * 1024);
+    config.popularity_refresh_secs = popularity_refresh_secs;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,
@@ -195,6 +233,46 @@ fn generate(assets: u64, seed: u64, output: Option<PathBuf>) -> anyhow::Result<(
             )?;
         }
     }
+    Ok(())
+}
+
+fn generate_engagement(
+    library: &std::path::Path,
+    accounts: u64,
+    events: u64,
+    seed: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(library)
+        .with_context(|| format!("cannot open {}", library.display()))?;
+    let mut ids = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let draft: crate::domain::AssetDraft = serde_json::from_str(&line)
+            .with_context(|| format!("{}: not a library file", library.display()))?;
+        let published = draft
+            .status
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case("published"));
+        if let (Some(id), true) = (draft.id, published) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        bail!("{}: no published asset to read", library.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    crate::generate::write_engagement(&ids, accounts, events, seed, chrono::Utc::now(), dir)?;
+    println!(
+        "{accounts} accounts, {} contacts and {events} events over {} assets in {}",
+        accounts * 3,
+        ids.len(),
+        dir.display()
+    );
     Ok(())
 }
 

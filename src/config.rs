@@ -119,7 +119,7 @@ impl Config {
             index_writer_memory: 64 * 1024 * 1024,
             response_cache_bytes: DEFAULT_RESPONSE_CACHE_MB * 1024 * 1024,
             popularity_refresh_secs: DEFAULT_POPULARITY_REFRESH_SECS,
-            account_cache_secs: 5,
+            account_cache_secs: 30,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

@@ -273,6 +273,92 @@ pub fn write_library(count: u64, seed: u64, out: &mut impl Write) -> std::io::Re
     out.flush()
 }
 
+/// Accounts with three contacts each and `events` engagement events over `asset_ids`,
+/// spread over the last 180 days, as three JSON-lines files in `dir` (`accounts.jsonl`,
+/// `contacts.jsonl`, `events.jsonl`) for `stagefit import --kind ...`. Account `i` is
+/// `acct-0000i`; its contacts are `acct-0000i-c0` (decision maker), `-c1` (technical
+/// integrator) and `-c2` (finance). A few accounts read much more than most, as in life.
+pub fn write_engagement(
+    asset_ids: &[String],
+    accounts: u64,
+    events: u64,
+    seed: u64,
+    now: chrono::DateTime<chrono::Utc>,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use crate::domain::{AccountDraft, ContactDraft, EngagementDraft};
+    let mut rng = Rng(seed ^ 0x4143_434f_554e_5453);
+    let file = |name: &str| -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+        Ok(std::io::BufWriter::new(std::fs::File::create(
+            dir.join(name),
+        )?))
+    };
+    let mut accounts_out = file("accounts.jsonl")?;
+    let mut contacts_out = file("contacts.jsonl")?;
+    let stages = [
+        "AWARENESS",
+        "CONSIDERATION",
+        "DECISION",
+        "ADOPTION",
+        "ADVOCACY",
+    ];
+    let roles = ["DECISION_MAKER", "TECHNICAL_INTEGRATOR", "FINANCE"];
+    for i in 0..accounts {
+        let id = format!("acct-{i:05}");
+        let account = AccountDraft {
+            id: Some(id.clone()),
+            name: Some(format!("Account {i}")),
+            industry: (rng.unit() < 0.9)
+                .then(|| INDUSTRIES[rng.below(INDUSTRIES.len())].to_owned()),
+            stage: (rng.unit() < 0.7).then(|| stages[rng.below(stages.len())].to_owned()),
+            stage_updated_at: None,
+            tier: Some(["enterprise", "mid-market", "smb"][rng.below(3)].to_owned()),
+            language: Some("en".to_owned()),
+        };
+        serde_json::to_writer(&mut accounts_out, &account)?;
+        accounts_out.write_all(b"\n")?;
+        for (j, role) in roles.iter().enumerate() {
+            let contact = ContactDraft {
+                id: Some(format!("{id}-c{j}")),
+                account_id: Some(id.clone()),
+                name: Some(format!("Contact {j} of account {i}")),
+                role: Some((*role).to_owned()),
+            };
+            serde_json::to_writer(&mut contacts_out, &contact)?;
+            contacts_out.write_all(b"\n")?;
+        }
+    }
+    accounts_out.flush()?;
+    contacts_out.flush()?;
+    let mut events_out = file("events.jsonl")?;
+    let kinds = cumulative(&[0.6, 0.15, 0.2, 0.05]);
+    let kind_names = ["VIEW", "DOWNLOAD", "COMPLETE", "SHARE"];
+    let asset_weights = cumulative(
+        &(0..asset_ids.len())
+            .map(|i| 1.0 / (i as f64 + 10.0))
+            .collect::<Vec<_>>(),
+    );
+    for _ in 0..events {
+        // Squaring a uniform draw skews reading toward the low account numbers.
+        let a = ((rng.unit() * rng.unit()) * accounts as f64) as u64;
+        let account = format!("acct-{:05}", a.min(accounts.saturating_sub(1)));
+        let contact = (rng.unit() < 0.8).then(|| format!("{account}-c{}", rng.below(3)));
+        let asset = &asset_ids[rng.weighted(&asset_weights)];
+        let seconds_ago = (rng.unit() * 180.0 * 86_400.0) as i64;
+        let event = EngagementDraft {
+            account_id: Some(account),
+            contact_id: contact,
+            asset_id: Some(asset.clone()),
+            kind: Some(kind_names[rng.weighted(&kinds)].to_owned()),
+            occurred_at: Some((now - chrono::Duration::seconds(seconds_ago)).to_rfc3339()),
+            client_event_id: None,
+        };
+        serde_json::to_writer(&mut events_out, &event)?;
+        events_out.write_all(b"\n")?;
+    }
+    events_out.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

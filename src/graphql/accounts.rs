@@ -509,7 +509,7 @@ pub struct PopularityRefresh {
     /// Events of the last 180 days read.
     pub events: u64,
     pub cohorts: u64,
-    /// Asset values written (at most 64 per cohort).
+    /// Asset values written (at most 16 per cohort).
     pub assets: u64,
 }
 

@@ -27,7 +27,7 @@ use crate::ranking::{POPULARITY_HALF_LIFE_DAYS, decayed, popularity_value};
 use crate::store::{PopularityRow, Store};
 
 /// Assets per cohort with a popularity value.
-pub const POPULAR_PER_COHORT: usize = 64;
+pub const POPULAR_PER_COHORT: usize = 16;
 /// Events older than this no longer count (four half-lives: a sixteenth of their weight).
 pub const POPULARITY_HORIZON_DAYS: i64 = 180;
 /// Events read per query during a refresh.
