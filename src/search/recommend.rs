@@ -26,6 +26,7 @@ use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 use std::sync::Arc;
+use tantivy::DocSet;
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 
@@ -361,11 +362,44 @@ struct TierCollector {
     settings: TierCollectorSettings,
     /// The text's boosted terms with the most each can score, when there is text.
     text: Option<Arc<TextTerms>>,
+    excluded: Arc<Excluded>,
+}
+
+/// Documents never to collect, per segment ordinal, sorted: the request's excluded assets
+/// (an account's reading can be thousands), looked up once per request instead of as a
+/// clause of every tier's query.
+type Excluded = Vec<Vec<DocId>>;
+
+/// The documents of the assets with these ids, per segment.
+fn excluded_docs(searcher: &Searcher, id_field: Field, ids: &[String]) -> AppResult<Excluded> {
+    let mut out = Vec::with_capacity(searcher.segment_readers().len());
+    for reader in searcher.segment_readers() {
+        let inverted = reader.inverted_index(id_field)?;
+        let mut docs = Vec::new();
+        for id in ids {
+            let term = Term::from_field_text(id_field, id);
+            if let Some(mut postings) = inverted
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(tantivy::TantivyError::from)?
+            {
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    docs.push(doc);
+                    doc = postings.advance();
+                }
+            }
+        }
+        docs.sort_unstable();
+        docs.dedup();
+        out.push(docs);
+    }
+    Ok(out)
 }
 
 struct TierSegmentCollector {
     segment: SegmentOrdinal,
     settings: TierCollectorSettings,
+    excluded: Arc<Excluded>,
     freshness_ts: Column<i64>,
     concerns: Column<u64>,
     /// One scorer per text term that occurs in the segment, highest possible score
@@ -419,6 +453,7 @@ impl Collector for TierCollector {
         Ok(TierSegmentCollector {
             segment,
             settings: self.settings,
+            excluded: self.excluded.clone(),
             freshness_ts: ff.i64("freshness_ts")?,
             concerns: ff.u64("concern_mask")?,
             text: text.into_iter().map(|(scorer, _)| scorer).collect(),
@@ -443,6 +478,12 @@ impl SegmentCollector for TierSegmentCollector {
     type Fruit = (Vec<Hit>, u64);
 
     fn collect(&mut self, doc: DocId, _: Score) {
+        if self.excluded[self.segment as usize]
+            .binary_search(&doc)
+            .is_ok()
+        {
+            return;
+        }
         let s = &self.settings;
         self.scored += 1;
         let freshness = freshness_at(
@@ -717,18 +758,10 @@ impl SearchIndex {
             statuses: Vec::new(),
             ..request.filter.clone()
         };
-        let mut base: Vec<(Occur, Box<dyn Query>)> =
+        let base: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, filter_query(fields, &published))];
-        let mut key_base = filter_clauses(fields, &published, false);
-        if !request.exclude_ids.is_empty() {
-            let ids: Vec<Term> = request
-                .exclude_ids
-                .iter()
-                .map(|id| Term::from_field_text(fields.id, id))
-                .collect();
-            base.push((Occur::MustNot, any_term(&ids)));
-            key_base.push((Occur::MustNot, any_term(&ids)));
-        }
+        let key_base = filter_clauses(fields, &published, false);
+        let excluded = Arc::new(excluded_docs(&searcher, fields.id, request.exclude_ids)?);
 
         // Graded factors with no weight cannot change the order: leave them out of tiers.
         let graded: Vec<GradedDim> = request
@@ -856,6 +889,7 @@ impl SearchIndex {
                 let collector = TierCollector {
                     settings: settings(kth_score(&top, window), text_bound),
                     text: Some(text.clone()),
+                    excluded: excluded.clone(),
                 };
                 let query =
                     BooleanQuery::new(clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect());
@@ -885,6 +919,7 @@ impl SearchIndex {
                 let collector = TierCollector {
                     settings: settings(floor, 0.0),
                     text: None,
+                    excluded: excluded.clone(),
                 };
                 let (hits, scored) = searcher.search(&BooleanQuery::new(query), &collector)?;
                 docs_scored += scored;
@@ -911,7 +946,12 @@ impl SearchIndex {
             let mut found: Vec<DocAddress> = searcher
                 .search(&BooleanQuery::new(query), &DocSetCollector)?
                 .into_iter()
-                .filter(|a| !hits.iter().any(|h| h.address == *a))
+                .filter(|a| {
+                    !hits.iter().any(|h| h.address == *a)
+                        && excluded[a.segment_ord as usize]
+                            .binary_search(&a.doc_id)
+                            .is_err()
+                })
                 .collect();
             found.sort();
             let bm25 = match &text_weights {
@@ -1061,7 +1101,10 @@ mod tests {
                 };
                 let weights = Weights::default().with(overrides).unwrap();
                 let dims = graded_dimensions(&audience);
-                let exclude = vec!["pricing-sheet".to_owned()];
+                // The excluded: one named asset and every ninth of the library (some of
+                // them drafts or retired), skipped by the collector, not by the query.
+                let mut exclude = vec!["pricing-sheet".to_owned()];
+                exclude.extend(assets.iter().step_by(9).map(|a| a.id.to_string()));
                 // The reference scores every document in one pass per tier; half the
                 // pruned cases slice every tier by freshness.
                 let sliced = if (case + r) % 2 == 0 { 0 } else { usize::MAX };
@@ -1091,7 +1134,7 @@ mod tests {
                 let eligible = assets
                     .iter()
                     .filter(|a| a.status == crate::domain::AssetStatus::Published)
-                    .filter(|a| a.id.as_str() != "pricing-sheet")
+                    .filter(|a| !exclude.iter().any(|e| e == a.id.as_str()))
                     .filter(|a| {
                         filter.content_types.is_empty()
                             || filter.content_types.contains(&a.content_type)
@@ -1114,7 +1157,7 @@ mod tests {
                         pruned
                             .items
                             .iter()
-                            .all(|c| c.asset.id.as_str() != "pricing-sheet")
+                            .all(|c| !exclude.iter().any(|e| e == c.asset.id.as_str()))
                     );
                     assert!(
                         pruned
@@ -1129,6 +1172,65 @@ mod tests {
         }
         assert_eq!(checked, 60);
         assert!(pruned_tiers > 0, "the walk never stopped early");
+    }
+
+    #[test]
+    fn popular_assets_outside_the_walk_come_back_when_eligible() {
+        let (_dir, index, assets) = demo_index();
+        let audience = Audience {
+            stage: Stage::Adoption,
+            role: Some(Role::TechnicalIntegrator),
+            industry: None,
+            language: Language::english(),
+            concerns: vec![],
+        };
+        let weights = Weights::default();
+        let dims = graded_dimensions(&audience);
+        let published: Vec<&Asset> = assets
+            .iter()
+            .filter(|a| a.status == crate::domain::AssetStatus::Published)
+            .collect();
+        // Awareness assets in Chinese: far below the two best of an English adoption
+        // audience. One is excluded, and one draft is named too.
+        let far: Vec<String> = published
+            .iter()
+            .filter(|a| a.language.primary() == "zh" && a.stages == [Stage::Awareness])
+            .take(3)
+            .map(|a| a.id.to_string())
+            .collect();
+        assert_eq!(far.len(), 3);
+        let draft = assets
+            .iter()
+            .find(|a| a.status == crate::domain::AssetStatus::Draft)
+            .unwrap()
+            .id
+            .to_string();
+        let mut popular = far.clone();
+        popular.push(draft);
+        let exclude = vec![far[2].clone()];
+        let got = index
+            .recommend(&RecommendRequest {
+                dimensions: &dims,
+                weights: &weights,
+                filter: &AssetFilter::default(),
+                exclude_ids: &exclude,
+                popular_ids: &popular,
+                text: Some("api"),
+                concerns: 0,
+                now: chrono::Utc::now().timestamp(),
+                half_life_days: 365.0,
+                window: 2,
+                slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+            })
+            .unwrap();
+        let ids: Vec<&str> = got.items.iter().map(|c| c.asset.id.as_str()).collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(
+            &ids[2..],
+            &far[..2],
+            "the two eligible popular ones, after the walk's"
+        );
+        assert!(got.items[2..].iter().all(|c| c.score == 0.0));
     }
 
     /// The text part of a tier skips documents that hold only terms that cannot lift them

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -92,6 +93,8 @@ impl Weighter<String, Arc<AccountProfile>> for ProfileBytes {
 pub struct ProfileCache {
     entries: Cache<String, Arc<AccountProfile>, ProfileBytes>,
     max_age: Duration,
+    /// Moves with every `forget`: a profile loaded across a write is used once, not kept.
+    epoch: AtomicU64,
 }
 
 impl ProfileCache {
@@ -99,16 +102,12 @@ impl ProfileCache {
         Self {
             entries: Cache::with_weighter(8_192, PROFILE_CACHE_BYTES, ProfileBytes),
             max_age,
+            epoch: AtomicU64::new(0),
         }
     }
 
-    fn get(&self, id: &str) -> Option<Arc<AccountProfile>> {
-        self.entries
-            .get(id)
-            .filter(|p| p.loaded.elapsed() < self.max_age)
-    }
-
     fn forget(&self, id: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries.remove(id);
     }
 }
@@ -269,11 +268,33 @@ impl Library {
         Ok(contacts)
     }
 
-    /// An account's profile, from the cache when it is young enough.
+    /// An account's profile, from the cache when it is young enough. Concurrent requests
+    /// for an account that is not cached wait for one load instead of each loading it.
     pub async fn account_profile(&self, id: &str) -> AppResult<Option<Arc<AccountProfile>>> {
-        if let Some(p) = self.profiles.get(id) {
-            return Ok(Some(p));
+        let cache = &self.profiles;
+        loop {
+            match cache.entries.get_value_or_guard_async(id).await {
+                Ok(p) if p.loaded.elapsed() < cache.max_age => return Ok(Some(p)),
+                Ok(_) => {
+                    cache.entries.remove(id);
+                }
+                Err(guard) => {
+                    let epoch = cache.epoch.load(Ordering::Acquire);
+                    let Some(profile) = self.load_profile(id).await? else {
+                        return Ok(None);
+                    };
+                    let profile = Arc::new(profile);
+                    // A write meanwhile may not be in what was read: do not keep it.
+                    if cache.epoch.load(Ordering::Acquire) == epoch {
+                        let _ = guard.insert(profile.clone());
+                    }
+                    return Ok(Some(profile));
+                }
+            }
         }
+    }
+
+    async fn load_profile(&self, id: &str) -> AppResult<Option<AccountProfile>> {
         let Some(account) = self.store.get_account(id).await? else {
             return Ok(None);
         };
@@ -322,7 +343,7 @@ impl Library {
         );
         let mut recent = recent;
         recent.truncate(RECENT_EVENTS);
-        let profile = Arc::new(AccountProfile {
+        Ok(Some(AccountProfile {
             account,
             contacts,
             consumed,
@@ -332,9 +353,7 @@ impl Library {
             inference,
             journey,
             loaded: Instant::now(),
-        });
-        self.profiles.entries.insert(id.to_owned(), profile.clone());
-        Ok(Some(profile))
+        }))
     }
 
     /// The profile or `NOT_FOUND`.

@@ -98,30 +98,39 @@ impl Library {
     /// its reading, industry, language), then the configured defaults.
     async fn resolve(&self, request: &AudienceRequest) -> AppResult<Resolution> {
         let defaults = &self.ranking;
-        let contact = match &request.contact_id {
-            Some(id) => Some(
-                self.store
-                    .get_contact(id)
-                    .await?
-                    .ok_or_else(|| AppError::NotFound(format!("no contact with id {id:?}")))?,
-            ),
-            None => None,
-        };
-        let account_id = match (&request.account_id, &contact) {
-            (Some(a), Some(c)) if c.account_id.as_str() != a => {
-                return Err(AppError::bad_input(format!(
-                    "audience.contactId: contact {:?} belongs to account {:?}, not {a:?}",
-                    c.id.as_str(),
-                    c.account_id.as_str()
-                )));
-            }
-            (Some(a), _) => Some(a.clone()),
-            (None, Some(c)) => Some(c.account_id.to_string()),
-            (None, None) => None,
-        };
-        let profile = match &account_id {
+        // With the account given, its contacts are in its (cached) profile; a contact
+        // alone is looked up to find its account.
+        let mut profile = match &request.account_id {
             Some(id) => Some(self.require_account(id).await?),
             None => None,
+        };
+        let contact = match (&request.contact_id, &profile) {
+            (None, _) => None,
+            (Some(id), Some(p)) => match p.contact(id) {
+                Some(c) => Some(c.clone()),
+                None => match self.store.get_contact(id).await? {
+                    Some(c) => {
+                        return Err(AppError::bad_input(format!(
+                            "audience.contactId: contact {:?} belongs to account {:?}, not {:?}",
+                            c.id.as_str(),
+                            c.account_id.as_str(),
+                            p.account.id.as_str()
+                        )));
+                    }
+                    None => {
+                        return Err(AppError::NotFound(format!("no contact with id {id:?}")));
+                    }
+                },
+            },
+            (Some(id), None) => {
+                let c = self
+                    .store
+                    .get_contact(id)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(format!("no contact with id {id:?}")))?;
+                profile = Some(self.require_account(c.account_id.as_str()).await?);
+                Some(c)
+            }
         };
         let account = profile.as_ref().map(|p| &p.account);
         let (stage, stage_source) = match (request.stage, profile.as_ref().and_then(|p| p.journey))
