@@ -226,3 +226,188 @@ async fn ndcg_at_5_on_the_judged_set() {
     );
     s.stop().await;
 }
+
+/// An account-based judged case: the account as the CRM has it, one contact, and what the
+/// account read. The judge expects the stage the rubric's reader would: the CRM's, or the
+/// stage of recent completed reading when the CRM has none or set it before that reading.
+struct AccountCase {
+    id: &'static str,
+    industry: Option<&'static str>,
+    crm_stage: Option<&'static str>,
+    crm_days_ago: i64,
+    language: &'static str,
+    role: &'static str,
+    reads: &'static [&'static str],
+    expected_stage: &'static str,
+}
+
+const ACCOUNT_CASES: [AccountCase; 7] = [
+    AccountCase {
+        id: "payments-dm",
+        industry: Some("financial-services/payments"),
+        crm_stage: Some("CONSIDERATION"),
+        crm_days_ago: 0,
+        language: "en",
+        role: "DECISION_MAKER",
+        reads: &[
+            "guide-buyers-guide-payments-platforms",
+            "analyst-report-payments-wave",
+            "compare-build-vs-buy",
+        ],
+        expected_stage: "CONSIDERATION",
+    },
+    AccountCase {
+        id: "bank-cfo",
+        industry: Some("financial-services/banking"),
+        crm_stage: None,
+        crm_days_ago: 0,
+        language: "en",
+        role: "FINANCE",
+        reads: &[
+            "case-study-bank-treasury",
+            "pricing-sheet",
+            "roi-business-case-template",
+            "compare-pricing-models",
+        ],
+        expected_stage: "DECISION",
+    },
+    AccountCase {
+        id: "shop-dev",
+        industry: Some("retail/ecommerce"),
+        crm_stage: Some("ADOPTION"),
+        crm_days_ago: 0,
+        language: "en",
+        role: "TECHNICAL_INTEGRATOR",
+        reads: &["api-docs-reference", "api-docs-webhooks"],
+        expected_stage: "ADOPTION",
+    },
+    AccountCase {
+        id: "buyer-desk",
+        industry: None,
+        crm_stage: Some("DECISION"),
+        crm_days_ago: 0,
+        language: "en",
+        role: "PROCUREMENT",
+        reads: &["pricing-procurement-terms"],
+        expected_stage: "DECISION",
+    },
+    AccountCase {
+        id: "zh-exec",
+        industry: None,
+        crm_stage: Some("AWARENESS"),
+        crm_days_ago: 0,
+        language: "zh-CN",
+        role: "DECISION_MAKER",
+        reads: &["zh-ebook-shougong-duizhang-chengben"],
+        expected_stage: "AWARENESS",
+    },
+    AccountCase {
+        id: "insurer-new",
+        industry: Some("financial-services/insurance"),
+        crm_stage: None,
+        crm_days_ago: 0,
+        language: "en",
+        role: "DECISION_MAKER",
+        reads: &[],
+        expected_stage: "AWARENESS",
+    },
+    AccountCase {
+        id: "logistics-ops",
+        industry: Some("logistics"),
+        crm_stage: Some("CONSIDERATION"),
+        crm_days_ago: 60,
+        language: "en",
+        role: "BUSINESS_USER",
+        reads: &[
+            "case-study-logistics-cod",
+            "demo-live-demo",
+            "trial-free-trial",
+            "demo-product-tour-payments",
+        ],
+        expected_stage: "DECISION",
+    },
+];
+
+#[tokio::test]
+async fn ndcg_at_5_for_accounts_with_their_reading_left_out() {
+    let mut s = TestServer::demo().await;
+    let records = demo_records();
+    let mut total = 0.0;
+    let mut report = Vec::new();
+    for case in &ACCOUNT_CASES {
+        let stage_updated_at =
+            (chrono::Utc::now() - chrono::Duration::days(case.crm_days_ago)).to_rfc3339();
+        s.gql(
+            r#"mutation($a: AccountInput!, $c: ContactInput!) {
+                 upsertAccount(account: $a) { id } upsertContact(contact: $c) { id } }"#,
+            json!({ "a": { "id": case.id, "name": case.id, "industry": case.industry,
+                           "stage": case.crm_stage, "language": case.language,
+                           "stageUpdatedAt": case.crm_stage.map(|_| stage_updated_at) },
+                    "c": { "id": format!("{}-contact", case.id), "accountId": case.id,
+                           "name": "Judged", "role": case.role } }),
+        )
+        .await;
+        let events: Vec<Value> = case
+            .reads
+            .iter()
+            .enumerate()
+            .map(|(i, asset)| {
+                json!({ "accountId": case.id, "assetId": asset, "kind": "COMPLETE",
+                        "occurredAt": (chrono::Utc::now() - chrono::Duration::days(i as i64 + 1)).to_rfc3339() })
+            })
+            .collect();
+        if !events.is_empty() {
+            s.gql(
+                "mutation($e: [EngagementInput!]!) { recordEngagements(events: $e) { recorded } }",
+                json!({ "e": events }),
+            )
+            .await;
+        }
+        let j = Judged {
+            stage: case.expected_stage,
+            role: Some(case.role),
+            industry: case.industry,
+            language: case.language,
+        };
+        let unread: Vec<&Value> = records
+            .iter()
+            .filter(|a| !case.reads.contains(&a["id"].as_str().unwrap()))
+            .collect();
+        let mut ideal: Vec<f64> = unread.iter().map(|a| relevance(&j, a)).collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let r = recommend(
+            &s,
+            json!({ "audience": { "contactId": format!("{}-contact", case.id) }, "first": 5 }),
+        )
+        .await;
+        assert_eq!(r["audience"]["stage"], case.expected_stage, "{}", case.id);
+        let got: Vec<f64> = r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let id = item["asset"]["id"].as_str().unwrap();
+                assert!(!case.reads.contains(&id), "{} got back {id}", case.id);
+                let record = records.iter().find(|a| a["id"] == id).unwrap();
+                relevance(&j, record)
+            })
+            .collect();
+        let ndcg = dcg(&got) / dcg(&ideal[..5]);
+        total += ndcg;
+        report.push(format!(
+            "{ndcg:.3}  {} ({} {} {})  got {got:?}",
+            case.id,
+            case.expected_stage,
+            case.role,
+            case.industry.unwrap_or("-")
+        ));
+    }
+    let mean = total / ACCOUNT_CASES.len() as f64;
+    println!(
+        "account NDCG@5:\n{}\nmean = {mean:.3} over {} accounts",
+        report.join("\n"),
+        ACCOUNT_CASES.len()
+    );
+    assert!(mean >= 0.85, "mean NDCG@5 {mean:.3}\n{}", report.join("\n"));
+    s.stop().await;
+}
