@@ -826,3 +826,66 @@ async fn accounts_contacts_and_events_import_from_files_all_or_nothing() {
     assert_eq!(acme["consumedAssetIds"], json!(["api-docs-reference"]));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_answered_event_survives_kill_9() {
+    use stagefit::config::Config;
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::in_dir(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+        .env("STAGEFIT_DATABASE_URL", &config.database_url)
+        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+        .env("STAGEFIT_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let post = |query: &'static str, variables: Value| {
+        client
+            .post(format!("http://{addr}/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+    };
+    let answer: Value = post(
+        UPSERT_ACCOUNT,
+        json!({ "account": { "id": "kill", "name": "Kill Inc." } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let answer: Value = post(
+        RECORD,
+        json!({ "events": [{ "accountId": "kill", "assetId": "pricing-sheet", "kind": "VIEW" }] }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["data"]["recordEngagements"]["recorded"], 1,
+        "{answer}"
+    );
+    // Killed the moment it answered: no shutdown, no flush.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut s = TestServer::start_in(dir.path(), false).await;
+    let account = s.gql(ACCOUNT, json!({ "id": "kill" })).await["account"].clone();
+    assert_eq!(account["engagementCount"], 1);
+    assert_eq!(account["consumedAssetIds"], json!(["pricing-sheet"]));
+    s.stop().await;
+}
