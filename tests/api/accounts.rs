@@ -519,6 +519,45 @@ async fn popularity_among_similar_accounts_breaks_a_tie() {
     .await;
     assert_eq!(first_of_tie(&anonymous), last_of_tie);
     assert!(popularity_of(&anonymous, other) > 0.0);
+
+    // Cold start: a new asset for the same readers, read by nobody yet, is not buried:
+    // popularity lifts the popular one by at most its weight, and the new one stays near
+    // the top (behind the evergreen assets of the same fit).
+    s.gql(
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": [{ "id": "api-docs-graphql", "title": "GraphQL API reference",
+                        "contentType": "API_DOCS", "stages": ["ADOPTION"],
+                        "roles": ["TECHNICAL_INTEGRATOR"],
+                        "publishedAt": Utc::now().format("%Y-%m-%d").to_string() }] }),
+    )
+    .await;
+    let fresh = recommend(
+        &s,
+        json!({ "audience": { "accountId": "newco", "role": "TECHNICAL_INTEGRATOR" },
+                "diversify": false, "first": 20 }),
+    )
+    .await;
+    let order = item_ids(&fresh);
+    let new_at = order
+        .iter()
+        .position(|id| id == "api-docs-graphql")
+        .unwrap();
+    assert!(new_at < 8, "{order:?}");
+    let score = |id: &str| {
+        fresh["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["asset"]["id"] == id)
+            .unwrap()["score"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        // The popularity weight, plus the hours of freshness the new one has lost.
+        score(&last_of_tie) - score("api-docs-graphql") <= 0.5 + 0.01,
+        "{order:?}"
+    );
     s.stop().await;
 }
 
