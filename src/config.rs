@@ -96,6 +96,9 @@ pub struct Config {
     /// reused before it is read again. Writes through this process drop it at once; the
     /// age bounds how stale writes through another replica can look.
     pub account_cache_secs: u64,
+    /// Days after which an asset not reviewed (or published, if never reviewed) counts as
+    /// stale in the audit.
+    pub stale_after_days: u32,
     pub ranking: RankingConfig,
 }
 
@@ -120,6 +123,7 @@ impl Config {
             response_cache_bytes: DEFAULT_RESPONSE_CACHE_MB * 1024 * 1024,
             popularity_refresh_secs: DEFAULT_POPULARITY_REFRESH_SECS,
             account_cache_secs: 30,
+            stale_after_days: 365,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

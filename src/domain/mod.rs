@@ -6,6 +6,7 @@
 
 mod account;
 mod asset;
+mod coverage;
 mod filter;
 mod taxonomy;
 
@@ -14,6 +15,10 @@ pub use account::{
     EngagementDraft, MAX_CLOCK_SKEW,
 };
 pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
+pub use coverage::{
+    CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
+    coverage_matrix,
+};
 pub use filter::AssetFilter;
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,

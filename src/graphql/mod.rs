@@ -7,6 +7,7 @@
 //! `no_cache`. A field without either leaves the decision to the others in the request.
 
 mod accounts;
+mod audit;
 mod library;
 mod recommend;
 mod types;
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     library::LibraryQuery,
     recommend::RecommendQuery,
     accounts::AccountQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -13,6 +13,7 @@
 //! Exactly one [`IndexWriterHandle`] exists per index directory; readers ([`SearchIndex`])
 //! are cheap clones sharing one `IndexReader`, and take a fresh searcher per request.
 
+mod audit;
 mod facets;
 mod query;
 mod recommend;
@@ -29,6 +30,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use crate::domain::Asset;
+pub use audit::AuditRow;
 pub use facets::{FacetCount, FacetField};
 pub use query::{Highlight, SearchHit, SearchPage, SearchRequest, SortOrder};
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};

@@ -2,6 +2,7 @@
 //! transactions. GraphQL, HTTP and the CLI call these functions and nothing below them.
 
 mod accounts;
+mod audit;
 mod follower;
 mod import;
 mod popularity;
@@ -25,6 +26,7 @@ pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
 };
+pub use audit::{CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, StaleAsset};
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{
     ImportProblem, ImportReport, ImportSource, RecordKind, export_library, import_records,
@@ -48,6 +50,7 @@ pub struct Library {
     ranking: RankingConfig,
     profiles: Arc<accounts::ProfileCache>,
     popularity: Arc<popularity::PopularityBoard>,
+    stale_after_days: u32,
 }
 
 /// What a response computed now depends on besides its request: the index's change-log
@@ -96,6 +99,7 @@ impl Library {
                 config.account_cache_secs,
             ))),
             popularity: Arc::new(popularity::PopularityBoard::default()),
+            stale_after_days: config.stale_after_days,
         }
     }
 

@@ -477,3 +477,22 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Events per asset since `since` (Unix seconds).
+    pub async fn engagement_by_asset(&self, since: i64) -> AppResult<HashMap<String, u64>> {
+        let rows: Vec<(String, i64)> = engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::AssetId)
+            .column_as(engagement::Column::Id.count(), "events")
+            .filter(engagement::Column::OccurredAt.gte(since))
+            .group_by(engagement::Column::AssetId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, n)| (id, n.max(0) as u64))
+            .collect())
+    }
+}

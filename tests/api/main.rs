@@ -7,6 +7,7 @@
 mod support;
 
 mod accounts;
+mod audit;
 mod cache;
 mod cli;
 mod http_protocol;

@@ -1,0 +1,278 @@
+//! The coverage matrix: how many published assets serve each combination of stage, role,
+//! industry, content type and language, and which combinations have none (gaps).
+//!
+//! Counting rules: an asset counts once in every cell its tags reach. An asset with no
+//! roles serves every role, so it counts toward each; an asset with no industry counts
+//! toward every industry and toward the cross-industry cell. Industries count where they
+//! are named, not toward their parents.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CoverageDimension {
+    Stage,
+    Role,
+    Industry,
+    ContentType,
+    Language,
+}
+
+/// What the index says of one published asset, as coverage needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoverageRow {
+    pub id: String,
+    pub stages: Vec<Stage>,
+    pub roles: Vec<Role>,
+    pub industries: Vec<IndustrySlug>,
+    pub content_type: ContentType,
+    pub language: Language,
+    pub stale: bool,
+}
+
+/// An industry cell: a named industry, or the assets written for every industry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndustryCell {
+    Industry(IndustrySlug),
+    CrossIndustry,
+}
+
+/// One combination; a dimension not asked for is `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoverageKey {
+    pub stage: Option<Stage>,
+    pub role: Option<Role>,
+    pub industry: Option<IndustryCell>,
+    pub content_type: Option<ContentType>,
+    pub language: Option<Language>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoverageCell {
+    pub key: CoverageKey,
+    /// The cell's assets, sorted by id.
+    pub asset_ids: Vec<String>,
+    pub stale_count: u64,
+}
+
+/// The values each dimension ranges over: stages, roles and content types are fixed; the
+/// industries and languages are the library's.
+pub struct CoverageUniverse {
+    pub industries: Vec<IndustrySlug>,
+    pub languages: Vec<Language>,
+}
+
+/// Every cell of the cross product of `dimensions` (in the order given by
+/// [`CoverageDimension`]), in key order, empty ones included.
+pub fn coverage_matrix(
+    rows: &[CoverageRow],
+    dimensions: &[CoverageDimension],
+    universe: &CoverageUniverse,
+) -> Vec<CoverageCell> {
+    let dims: BTreeSet<CoverageDimension> = dimensions.iter().copied().collect();
+    let mut keys = vec![CoverageKey::default()];
+    for dim in &dims {
+        let mut next = Vec::new();
+        for key in &keys {
+            for value in universe_values(*dim, universe) {
+                let mut k = key.clone();
+                set(&mut k, value);
+                next.push(k);
+            }
+        }
+        keys = next;
+    }
+    let mut cells: BTreeMap<CoverageKey, (BTreeSet<String>, u64)> = keys
+        .into_iter()
+        .map(|k| (k, (BTreeSet::new(), 0)))
+        .collect();
+    for row in rows {
+        let mut reached = vec![CoverageKey::default()];
+        for dim in &dims {
+            let values = row_values(row, *dim, universe);
+            let mut next = Vec::with_capacity(reached.len() * values.len());
+            for key in &reached {
+                for value in &values {
+                    let mut k = key.clone();
+                    set(&mut k, value.clone());
+                    next.push(k);
+                }
+            }
+            reached = next;
+        }
+        for key in reached {
+            if let Some((ids, stale)) = cells.get_mut(&key)
+                && ids.insert(row.id.clone())
+                && row.stale
+            {
+                *stale += 1;
+            }
+        }
+    }
+    cells
+        .into_iter()
+        .map(|(key, (ids, stale_count))| CoverageCell {
+            key,
+            asset_ids: ids.into_iter().collect(),
+            stale_count,
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+enum Value {
+    Stage(Stage),
+    Role(Role),
+    Industry(IndustryCell),
+    ContentType(ContentType),
+    Language(Language),
+}
+
+fn set(key: &mut CoverageKey, value: Value) {
+    match value {
+        Value::Stage(s) => key.stage = Some(s),
+        Value::Role(r) => key.role = Some(r),
+        Value::Industry(i) => key.industry = Some(i),
+        Value::ContentType(c) => key.content_type = Some(c),
+        Value::Language(l) => key.language = Some(l),
+    }
+}
+
+fn universe_values(dim: CoverageDimension, universe: &CoverageUniverse) -> Vec<Value> {
+    match dim {
+        CoverageDimension::Stage => Stage::ALL.iter().map(|s| Value::Stage(*s)).collect(),
+        CoverageDimension::Role => Role::ALL.iter().map(|r| Value::Role(*r)).collect(),
+        CoverageDimension::Industry => universe
+            .industries
+            .iter()
+            .map(|i| Value::Industry(IndustryCell::Industry(i.clone())))
+            .chain([Value::Industry(IndustryCell::CrossIndustry)])
+            .collect(),
+        CoverageDimension::ContentType => ContentType::ALL
+            .iter()
+            .map(|c| Value::ContentType(*c))
+            .collect(),
+        CoverageDimension::Language => universe
+            .languages
+            .iter()
+            .map(|l| Value::Language(l.clone()))
+            .collect(),
+    }
+}
+
+fn row_values(
+    row: &CoverageRow,
+    dim: CoverageDimension,
+    universe: &CoverageUniverse,
+) -> Vec<Value> {
+    match dim {
+        CoverageDimension::Stage => row.stages.iter().map(|s| Value::Stage(*s)).collect(),
+        CoverageDimension::Role if row.roles.is_empty() => {
+            Role::ALL.iter().map(|r| Value::Role(*r)).collect()
+        }
+        CoverageDimension::Role => row.roles.iter().map(|r| Value::Role(*r)).collect(),
+        CoverageDimension::Industry if row.industries.is_empty() => {
+            universe_values(CoverageDimension::Industry, universe)
+        }
+        CoverageDimension::Industry => row
+            .industries
+            .iter()
+            .map(|i| Value::Industry(IndustryCell::Industry(i.clone())))
+            .collect(),
+        CoverageDimension::ContentType => vec![Value::ContentType(row.content_type)],
+        CoverageDimension::Language => vec![Value::Language(row.language.clone())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        id: &str,
+        stages: &[Stage],
+        roles: &[Role],
+        industries: &[&str],
+        stale: bool,
+    ) -> CoverageRow {
+        CoverageRow {
+            id: id.to_owned(),
+            stages: stages.to_vec(),
+            roles: roles.to_vec(),
+            industries: industries
+                .iter()
+                .map(|i| IndustrySlug::parse(i).unwrap())
+                .collect(),
+            content_type: ContentType::Ebook,
+            language: Language::english(),
+            stale,
+        }
+    }
+
+    #[test]
+    fn role_less_and_industry_less_assets_count_everywhere_they_serve() {
+        let rows = [
+            row("a", &[Stage::Awareness], &[], &[], true),
+            row(
+                "b",
+                &[Stage::Awareness, Stage::Decision],
+                &[Role::Finance],
+                &["retail"],
+                false,
+            ),
+        ];
+        let universe = CoverageUniverse {
+            industries: vec![
+                IndustrySlug::parse("retail").unwrap(),
+                IndustrySlug::parse("saas").unwrap(),
+            ],
+            languages: vec![Language::english()],
+        };
+        let cells = coverage_matrix(
+            &rows,
+            &[CoverageDimension::Role, CoverageDimension::Stage],
+            &universe,
+        );
+        assert_eq!(cells.len(), 25);
+        let cell = |stage, role| {
+            cells
+                .iter()
+                .find(|c| c.key.stage == Some(stage) && c.key.role == Some(role))
+                .unwrap()
+        };
+        assert_eq!(cell(Stage::Awareness, Role::Finance).asset_ids, ["a", "b"]);
+        assert_eq!(cell(Stage::Awareness, Role::Finance).stale_count, 1);
+        assert_eq!(cell(Stage::Awareness, Role::Procurement).asset_ids, ["a"]);
+        assert_eq!(cell(Stage::Decision, Role::Finance).asset_ids, ["b"]);
+        assert!(
+            cell(Stage::Decision, Role::Procurement)
+                .asset_ids
+                .is_empty()
+        );
+        let filled = cells.iter().filter(|c| !c.asset_ids.is_empty()).count();
+        assert_eq!(filled, 6);
+
+        let by_industry = coverage_matrix(&rows, &[CoverageDimension::Industry], &universe);
+        let ids: Vec<(Option<IndustryCell>, Vec<String>)> = by_industry
+            .into_iter()
+            .map(|c| (c.key.industry, c.asset_ids))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (
+                    Some(IndustryCell::Industry(
+                        IndustrySlug::parse("retail").unwrap()
+                    )),
+                    vec!["a".to_owned(), "b".to_owned()]
+                ),
+                (
+                    Some(IndustryCell::Industry(IndustrySlug::parse("saas").unwrap())),
+                    vec!["a".to_owned()]
+                ),
+                (Some(IndustryCell::CrossIndustry), vec!["a".to_owned()]),
+            ]
+        );
+    }
+}

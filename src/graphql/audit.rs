@@ -1,0 +1,192 @@
+//! The content team's audit: `coverage` and `staleAssets`.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::ApiResult;
+use super::library::library;
+use super::types::{AssetFilterInput, AssetObject, ContentTypeEnum, RoleEnum, StageEnum};
+use crate::domain::{CoverageDimension as Dimension, IndustryCell};
+use crate::error::AppError;
+use crate::services::{CoverageReport, CoverageReportCell};
+
+/// Most asset ids listed per cell unless asked otherwise (`count` is always whole).
+const DEFAULT_IDS_PER_CELL: i32 = 100;
+
+/// A dimension of the coverage matrix.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CoverageDimension {
+    Stage,
+    Role,
+    Industry,
+    ContentType,
+    Language,
+}
+
+impl From<CoverageDimension> for Dimension {
+    fn from(d: CoverageDimension) -> Self {
+        match d {
+            CoverageDimension::Stage => Dimension::Stage,
+            CoverageDimension::Role => Dimension::Role,
+            CoverageDimension::Industry => Dimension::Industry,
+            CoverageDimension::ContentType => Dimension::ContentType,
+            CoverageDimension::Language => Dimension::Language,
+        }
+    }
+}
+
+/// One combination of the requested dimensions; the others are null.
+#[derive(SimpleObject)]
+pub struct CoverageCell {
+    pub stage: Option<StageEnum>,
+    pub role: Option<RoleEnum>,
+    /// An industry slug; null for the cross-industry cell (and when not requested).
+    pub industry: Option<String>,
+    /// The cell of assets written for every industry.
+    pub cross_industry: bool,
+    pub content_type: Option<ContentTypeEnum>,
+    pub language: Option<String>,
+    /// Published assets in the cell.
+    pub count: u64,
+    /// Of them, those not reviewed (or published, if never reviewed) within the stale
+    /// threshold, or never dated. Evergreen assets are never stale.
+    pub stale_count: u64,
+    /// Engagement events with the cell's assets in the last 90 days.
+    pub engagement_count_90d: u64,
+    /// The cell's asset ids, sorted (at most `idsPerCell`).
+    pub asset_ids: Vec<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct CoverageReportObject {
+    /// Every combination, empty ones included, in dimension order.
+    pub cells: Vec<CoverageCell>,
+    /// The combinations without a published asset.
+    pub gaps: Vec<CoverageCell>,
+    /// Published assets the filter let through.
+    pub asset_count: u64,
+    pub stale_after_days: u32,
+}
+
+fn cell(c: &CoverageReportCell, ids_per_cell: usize) -> CoverageCell {
+    let key = &c.cell.key;
+    CoverageCell {
+        stage: key.stage.map(Into::into),
+        role: key.role.map(Into::into),
+        industry: match &key.industry {
+            Some(IndustryCell::Industry(i)) => Some(i.to_string()),
+            _ => None,
+        },
+        cross_industry: key.industry == Some(IndustryCell::CrossIndustry),
+        content_type: key.content_type.map(Into::into),
+        language: key.language.as_ref().map(ToString::to_string),
+        count: c.cell.asset_ids.len() as u64,
+        stale_count: c.cell.stale_count,
+        engagement_count_90d: c.engagements,
+        asset_ids: c
+            .cell
+            .asset_ids
+            .iter()
+            .take(ids_per_cell)
+            .cloned()
+            .map(ID)
+            .collect(),
+    }
+}
+
+/// A published asset overdue for review.
+#[derive(SimpleObject)]
+pub struct StaleAssetObject {
+    pub asset: AssetObject,
+    /// When it was last reviewed, else published; null when never dated.
+    pub last_dated_at: Option<DateTime<Utc>>,
+    pub age_days: Option<i64>,
+}
+
+fn days(value: Option<i32>, what: &str) -> Result<Option<u32>, AppError> {
+    value
+        .map(|d| {
+            u32::try_from(d)
+                .ok()
+                .filter(|d| *d <= 36_500)
+                .ok_or_else(|| {
+                    AppError::bad_input(format!("{what} must be between 0 and 36500, got {d}"))
+                })
+        })
+        .transpose()
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// How many published assets serve each combination of the dimensions in `by`, which
+    /// combinations have none (`gaps`), how many are stale and how much they were read in
+    /// the last 90 days. Assets with no roles count toward every role; assets with no
+    /// industry toward every industry and the cross-industry cell.
+    #[graphql(cache_control(no_cache))]
+    async fn coverage(
+        &self,
+        ctx: &Context<'_>,
+        by: Vec<CoverageDimension>,
+        filter: Option<AssetFilterInput>,
+        stale_after_days: Option<i32>,
+        #[graphql(default_with = "Some(DEFAULT_IDS_PER_CELL)")] ids_per_cell: Option<i32>,
+    ) -> ApiResult<CoverageReportObject> {
+        let library = library(ctx)?;
+        let stale = days(stale_after_days, "staleAfterDays")?;
+        let ids_per_cell = usize::try_from(ids_per_cell.unwrap_or(DEFAULT_IDS_PER_CELL))
+            .map_err(|_| AppError::bad_input("idsPerCell must not be negative"))?;
+        let report: CoverageReport = library
+            .coverage(
+                by.into_iter().map(Into::into).collect(),
+                AssetFilterInput::parse(filter)?,
+                stale,
+            )
+            .await?;
+        Ok(CoverageReportObject {
+            gaps: report
+                .cells
+                .iter()
+                .filter(|c| c.cell.asset_ids.is_empty())
+                .map(|c| cell(c, ids_per_cell))
+                .collect(),
+            cells: report.cells.iter().map(|c| cell(c, ids_per_cell)).collect(),
+            asset_count: report.assets,
+            stale_after_days: stale.unwrap_or(library.stale_after_days()),
+        })
+    }
+
+    /// Published assets last reviewed (else published) more than `olderThanDays` ago
+    /// (default: the server's stale threshold, 365) or never dated, oldest first.
+    /// Evergreen assets only with `includeEvergreen`.
+    #[graphql(cache_control(no_cache))]
+    async fn stale_assets(
+        &self,
+        ctx: &Context<'_>,
+        older_than_days: Option<i32>,
+        filter: Option<AssetFilterInput>,
+        #[graphql(default_with = "Some(false)")] include_evergreen: Option<bool>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+    ) -> ApiResult<Vec<StaleAssetObject>> {
+        let library = library(ctx)?;
+        let first = library.page_size(first.unwrap_or(50))?;
+        let list = library
+            .stale_assets(
+                days(older_than_days, "olderThanDays")?,
+                AssetFilterInput::parse(filter)?,
+                include_evergreen.unwrap_or(false),
+                first,
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|s| StaleAssetObject {
+                asset: AssetObject(s.asset),
+                last_dated_at: s.dated_at,
+                age_days: s.age_days,
+            })
+            .collect())
+    }
+}

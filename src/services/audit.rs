@@ -1,0 +1,166 @@
+//! The content team's audit: the coverage matrix with its gaps, and stale assets.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::task;
+
+use super::Library;
+use crate::domain::{
+    Asset, AssetFilter, AssetStatus, CoverageCell, CoverageDimension, CoverageUniverse, Language,
+    coverage_matrix,
+};
+use crate::error::{AppError, AppResult};
+use crate::search::FacetField;
+
+/// Engagement counted per cell looks this far back.
+pub const ENGAGEMENT_WINDOW_DAYS: i64 = 90;
+
+pub struct CoverageReport {
+    pub cells: Vec<CoverageReportCell>,
+    /// Published assets the filter let through.
+    pub assets: u64,
+}
+
+pub struct CoverageReportCell {
+    pub cell: CoverageCell,
+    /// Engagement events with the cell's assets in the last 90 days.
+    pub engagements: u64,
+}
+
+pub struct StaleAsset {
+    pub asset: Asset,
+    pub dated_at: Option<DateTime<Utc>>,
+    pub age_days: Option<i64>,
+}
+
+fn published_only(filter: &AssetFilter) -> AppResult<()> {
+    if filter.statuses.iter().any(|s| *s != AssetStatus::Published) {
+        return Err(AppError::bad_input(
+            "filter.statuses: the audit counts published assets only",
+        ));
+    }
+    Ok(())
+}
+
+impl Library {
+    /// Days after which an asset not reviewed is stale, unless a request says otherwise.
+    pub fn stale_after_days(&self) -> u32 {
+        self.stale_after_days
+    }
+
+    fn stale_before(&self, days: Option<u32>) -> i64 {
+        let days = days.unwrap_or(self.stale_after_days);
+        (Utc::now() - chrono::Duration::days(i64::from(days))).timestamp()
+    }
+
+    /// Every cell of the cross product of `dimensions` over the published assets the
+    /// filter lets through, computed from the index's columns.
+    pub async fn coverage(
+        &self,
+        dimensions: Vec<CoverageDimension>,
+        filter: AssetFilter,
+        stale_after_days: Option<u32>,
+    ) -> AppResult<CoverageReport> {
+        published_only(&filter)?;
+        if dimensions.is_empty() {
+            return Err(AppError::bad_input("by: name at least one dimension"));
+        }
+        let stale_before = self.stale_before(stale_after_days);
+        let index = self.index.clone();
+        let (rows, languages) = task::spawn_blocking(move || {
+            let rows = index.audit_rows(&filter, stale_before)?;
+            let languages =
+                index.facet_counts(&AssetFilter::default(), vec![FacetField::Language])?;
+            AppResult::Ok((rows, languages))
+        })
+        .await
+        .map_err(AppError::internal)??;
+        let mut languages: Vec<Language> = languages
+            .into_iter()
+            .flat_map(|f| f.values)
+            .filter_map(|(l, _)| Language::parse(&l).ok())
+            .collect();
+        languages.sort();
+        let universe = CoverageUniverse {
+            industries: self
+                .store
+                .industries()
+                .await?
+                .into_iter()
+                .map(|i| i.slug)
+                .collect(),
+            languages,
+        };
+        let coverage_rows: Vec<_> = rows.into_iter().map(|r| r.coverage).collect();
+        let assets = coverage_rows.len() as u64;
+        let cells = coverage_matrix(&coverage_rows, &dimensions, &universe);
+        let since = (Utc::now() - chrono::Duration::days(ENGAGEMENT_WINDOW_DAYS)).timestamp();
+        let engaged: HashMap<String, u64> = self.store.engagement_by_asset(since).await?;
+        Ok(CoverageReport {
+            cells: cells
+                .into_iter()
+                .map(|cell| CoverageReportCell {
+                    engagements: cell.asset_ids.iter().filter_map(|id| engaged.get(id)).sum(),
+                    cell,
+                })
+                .collect(),
+            assets,
+        })
+    }
+
+    /// Published assets last reviewed (else published) more than `older_than_days` ago,
+    /// or never dated, oldest first; evergreen ones only when asked.
+    pub async fn stale_assets(
+        &self,
+        older_than_days: Option<u32>,
+        filter: AssetFilter,
+        include_evergreen: bool,
+        first: usize,
+    ) -> AppResult<Vec<StaleAsset>> {
+        published_only(&filter)?;
+        let cutoff = self.stale_before(older_than_days);
+        let index = self.index.clone();
+        let rows = task::spawn_blocking(move || index.audit_rows(&filter, cutoff))
+            .await
+            .map_err(AppError::internal)??;
+        let mut stale: Vec<_> = rows
+            .into_iter()
+            .filter(|r| {
+                if r.evergreen {
+                    include_evergreen && r.dated_at.is_none_or(|t| t < cutoff)
+                } else {
+                    r.coverage.stale
+                }
+            })
+            .collect();
+        // Undated first (they have never been reviewed), then oldest.
+        stale.sort_by(|a, b| {
+            a.dated_at
+                .cmp(&b.dated_at)
+                .then_with(|| a.coverage.id.cmp(&b.coverage.id))
+        });
+        stale.truncate(first);
+        let ids: Vec<String> = stale.iter().map(|r| r.coverage.id.clone()).collect();
+        let mut assets: HashMap<String, Asset> = self
+            .store
+            .load_assets(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.to_string(), a))
+            .collect();
+        let now = Utc::now();
+        Ok(stale
+            .into_iter()
+            .filter_map(|r| {
+                let asset = assets.remove(&r.coverage.id)?;
+                let dated_at = r.dated_at.and_then(|t| Utc.timestamp_opt(t, 0).single());
+                Some(StaleAsset {
+                    asset,
+                    age_days: dated_at.map(|t| (now - t).num_days()),
+                    dated_at,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,247 @@
+//! The content team's audit over HTTP: the coverage matrix on a hand-made library against
+//! a hand count, gaps, stale counts and the stale list.
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, ids};
+
+fn date(days_ago: i64) -> String {
+    (Utc::now() - Duration::days(days_ago))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Six published assets, one draft, one retired.
+fn library() -> Value {
+    json!([
+        { "id": "a-ebook", "title": "A", "contentType": "EBOOK", "stages": ["AWARENESS"],
+          "roles": [], "industries": [], "publishedAt": date(30) },
+        { "id": "b-guide", "title": "B", "contentType": "BUYER_GUIDE", "stages": ["CONSIDERATION"],
+          "roles": ["DECISION_MAKER", "FINANCE"], "industries": ["retail"],
+          "publishedAt": date(800), "reviewedAt": date(400) },
+        { "id": "c-case", "title": "C", "contentType": "CASE_STUDY", "stages": ["DECISION"],
+          "roles": ["DECISION_MAKER"], "industries": ["retail/ecommerce"], "publishedAt": date(500) },
+        { "id": "d-api", "title": "D", "contentType": "API_DOCS", "stages": ["ADOPTION"],
+          "roles": ["TECHNICAL_INTEGRATOR"], "industries": [], "publishedAt": date(900),
+          "evergreen": true },
+        { "id": "e-demo", "title": "E", "contentType": "DEMO", "stages": ["DECISION", "CONSIDERATION"],
+          "roles": ["TECHNICAL_INTEGRATOR"], "industries": ["saas"], "language": "zh-CN",
+          "publishedAt": date(10) },
+        { "id": "f-undated", "title": "F", "contentType": "BLOG_POST", "stages": ["AWARENESS"],
+          "roles": ["FINANCE"], "industries": ["saas"] },
+        { "id": "g-draft", "title": "G", "contentType": "PRICING_SHEET", "stages": ["DECISION"],
+          "roles": ["PROCUREMENT"], "status": "draft" },
+        { "id": "h-retired", "title": "H", "contentType": "PRICING_SHEET", "stages": ["ADVOCACY"],
+          "roles": ["PROCUREMENT"], "status": "retired" },
+    ])
+}
+
+const COVERAGE: &str = r#"
+query($by: [CoverageDimension!]!, $filter: AssetFilter, $stale: Int) {
+  coverage(by: $by, filter: $filter, staleAfterDays: $stale) {
+    assetCount staleAfterDays
+    cells { stage role industry crossIndustry contentType language count staleCount assetIds }
+    gaps { stage role industry crossIndustry }
+  }
+}"#;
+
+async fn server() -> TestServer {
+    let s = TestServer::empty().await;
+    s.gql(
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": library() }),
+    )
+    .await;
+    s
+}
+
+#[tokio::test]
+async fn stage_by_role_coverage_matches_a_hand_count_and_lists_exactly_the_gaps() {
+    let mut s = server().await;
+    let r = s.gql(COVERAGE, json!({ "by": ["STAGE", "ROLE"] })).await["coverage"].clone();
+    assert_eq!(r["assetCount"], 6, "drafts and retired assets never count");
+    assert_eq!(r["staleAfterDays"], 365);
+    // Hand count. a-ebook has no roles: every role at AWARENESS. e-demo has two stages.
+    let expected: &[(&str, &str, &[&str])] = &[
+        ("AWARENESS", "DECISION_MAKER", &["a-ebook"]),
+        ("AWARENESS", "TECHNICAL_INTEGRATOR", &["a-ebook"]),
+        ("AWARENESS", "BUSINESS_USER", &["a-ebook"]),
+        ("AWARENESS", "PROCUREMENT", &["a-ebook"]),
+        ("AWARENESS", "FINANCE", &["a-ebook", "f-undated"]),
+        ("CONSIDERATION", "DECISION_MAKER", &["b-guide"]),
+        ("CONSIDERATION", "TECHNICAL_INTEGRATOR", &["e-demo"]),
+        ("CONSIDERATION", "FINANCE", &["b-guide"]),
+        ("DECISION", "DECISION_MAKER", &["c-case"]),
+        ("DECISION", "TECHNICAL_INTEGRATOR", &["e-demo"]),
+        ("ADOPTION", "TECHNICAL_INTEGRATOR", &["d-api"]),
+    ];
+    let cells = r["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 25);
+    for c in cells {
+        let want: Vec<String> = expected
+            .iter()
+            .find(|(stage, role, _)| c["stage"] == *stage && c["role"] == *role)
+            .map(|(_, _, ids)| ids.iter().map(|i| (*i).to_owned()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids(&c["assetIds"], &[]), want, "{c}");
+        assert_eq!(c["count"], want.len(), "{c}");
+        assert_eq!(c["industry"], Value::Null);
+        assert_eq!(c["crossIndustry"], false);
+    }
+    // Gaps: exactly the 14 empty cells.
+    let gaps = r["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 25 - expected.len());
+    for g in gaps {
+        assert!(
+            !expected
+                .iter()
+                .any(|(stage, role, _)| g["stage"] == *stage && g["role"] == *role)
+        );
+    }
+    // Stale at 365 days: b-guide (reviewed 400 days ago), c-case (published 500 days
+    // ago, never reviewed), f-undated (never dated). d-api is evergreen.
+    let stale = |stage: &str, role: &str| {
+        cells
+            .iter()
+            .find(|c| c["stage"] == stage && c["role"] == role)
+            .unwrap()["staleCount"]
+            .clone()
+    };
+    assert_eq!(stale("AWARENESS", "FINANCE"), 1);
+    assert_eq!(stale("CONSIDERATION", "FINANCE"), 1);
+    assert_eq!(stale("DECISION", "DECISION_MAKER"), 1);
+    assert_eq!(stale("ADOPTION", "TECHNICAL_INTEGRATOR"), 0);
+    // A longer threshold: only the undated one.
+    let lenient = s
+        .gql(COVERAGE, json!({ "by": ["STAGE", "ROLE"], "stale": 3650 }))
+        .await["coverage"]["cells"]
+        .clone();
+    let total: u64 = lenient
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["staleCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1, "f-undated, in its one cell");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn industry_coverage_counts_cross_industry_assets_everywhere_and_filters_apply() {
+    let mut s = server().await;
+    let r = s.gql(COVERAGE, json!({ "by": ["INDUSTRY"] })).await["coverage"].clone();
+    let rows: Vec<(Value, Value, Vec<String>)> = r["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["industry"].clone(),
+                c["crossIndustry"].clone(),
+                ids(&c["assetIds"], &[]),
+            )
+        })
+        .collect();
+    // The taxonomy holds every industry used and its ancestors.
+    assert_eq!(
+        rows,
+        [
+            (
+                json!("retail"),
+                json!(false),
+                vec![
+                    "a-ebook".to_owned(),
+                    "b-guide".to_owned(),
+                    "d-api".to_owned()
+                ]
+            ),
+            (
+                json!("retail/ecommerce"),
+                json!(false),
+                vec![
+                    "a-ebook".to_owned(),
+                    "c-case".to_owned(),
+                    "d-api".to_owned()
+                ]
+            ),
+            (
+                json!("saas"),
+                json!(false),
+                vec![
+                    "a-ebook".to_owned(),
+                    "d-api".to_owned(),
+                    "e-demo".to_owned(),
+                    "f-undated".to_owned()
+                ]
+            ),
+            (
+                Value::Null,
+                json!(true),
+                vec!["a-ebook".to_owned(), "d-api".to_owned()]
+            ),
+        ]
+    );
+    assert_eq!(r["gaps"], json!([]));
+
+    let by_language = s
+        .gql(
+            COVERAGE,
+            json!({ "by": ["LANGUAGE", "STAGE"], "filter": { "contentTypes": ["DEMO", "EBOOK"] } }),
+        )
+        .await["coverage"]
+        .clone();
+    assert_eq!(by_language["assetCount"], 2);
+    let filled: Vec<(Value, Value)> = by_language["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["count"] != 0)
+        .map(|c| (c["language"].clone(), c["stage"].clone()))
+        .collect();
+    assert_eq!(
+        filled,
+        [
+            (json!("en"), json!("AWARENESS")),
+            (json!("zh-CN"), json!("CONSIDERATION")),
+            (json!("zh-CN"), json!("DECISION")),
+        ]
+    );
+    assert_eq!(by_language["cells"].as_array().unwrap().len(), 10);
+
+    let bad = s
+        .gql_error(COVERAGE, json!({ "by": [], "filter": null }))
+        .await;
+    assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT");
+    let drafts = s
+        .gql_error(
+            COVERAGE,
+            json!({ "by": ["STAGE"], "filter": { "statuses": ["DRAFT"] } }),
+        )
+        .await;
+    assert_eq!(drafts["extensions"]["code"], "BAD_USER_INPUT");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn stale_assets_are_listed_oldest_first_with_evergreen_only_on_request() {
+    let mut s = server().await;
+    let q = r#"query($days: Int, $evergreen: Boolean) {
+      staleAssets(olderThanDays: $days, includeEvergreen: $evergreen) {
+        asset { id } lastDatedAt ageDays } }"#;
+    let list = |v: &Value| ids(&v["staleAssets"], &["asset", "id"]);
+    let default = s.gql(q, json!({})).await;
+    assert_eq!(list(&default), ["f-undated", "c-case", "b-guide"]);
+    assert_eq!(default["staleAssets"][0]["lastDatedAt"], Value::Null);
+    assert_eq!(default["staleAssets"][1]["ageDays"], 500);
+    let strict = s.gql(q, json!({ "days": 20 })).await;
+    assert_eq!(list(&strict), ["f-undated", "c-case", "b-guide", "a-ebook"]);
+    let with_evergreen = s.gql(q, json!({ "days": 20, "evergreen": true })).await;
+    assert_eq!(
+        list(&with_evergreen),
+        ["f-undated", "d-api", "c-case", "b-guide", "a-ebook"]
+    );
+    let bad = s.gql_error(q, json!({ "days": -1 })).await;
+    assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT");
+    s.stop().await;
+}
