@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests drive besides cargo (the graphql-http audit,
-# an npm package pinned in tests/audit/package-lock.json), then runs every Rust test.
+# an npm package pinned in tests/audit/package-lock.json; Debian's Chromium and
+# playwright-core, pinned in tests/browser/package-lock.json, for the coverage page), then
+# runs every Rust test.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +10,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "installing Node.js and npm (Debian packages)"
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium (Debian package) for the browser test"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 (cd tests/audit && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --all-targets "$@"

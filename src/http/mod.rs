@@ -1,4 +1,5 @@
-//! The HTTP surface: GraphiQL at `/`, GraphQL at `/graphql` (POST and GET), `/healthz`.
+//! The HTTP surface: GraphiQL at `/`, GraphQL at `/graphql` (POST and GET), the coverage
+//! page at `/coverage`, `/healthz`.
 //! Handlers only translate HTTP to calls on the schema or the services.
 
 mod cache;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(graphiql::page))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/coverage", get(coverage_page))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -43,6 +45,12 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The coverage heatmap: one self-contained page (no external script, style or font) that
+/// asks `/graphql` for `coverage` and draws it.
+async fn coverage_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("coverage.html"))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

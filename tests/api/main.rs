@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod audit;
+mod browser;
 mod cache;
 mod cli;
 mod http_protocol;

@@ -1,0 +1,117 @@
+//! The coverage page in a real browser: Debian's headless Chromium driven by
+//! `tests/browser/coverage.mjs` (playwright-core, installed by scripts/test.sh). What the
+//! page shows is checked against the API's own `coverage` answer.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, ids};
+
+#[tokio::test]
+async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/playwright-core")
+            .exists(),
+        "the browser test needs playwright-core: run scripts/test.sh (or npm ci in tests/browser)"
+    );
+    let mut s = TestServer::demo().await;
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = std::env::var("STAGEFIT_COVERAGE_SCREENSHOT")
+        .unwrap_or_else(|_| shots.path().join("coverage.png").display().to_string());
+    let out = tokio::process::Command::new("node")
+        .arg("coverage.mjs")
+        .arg(&s.url)
+        .arg(&screenshot)
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json from the page");
+    assert_eq!(
+        seen["external"],
+        json!([]),
+        "the page reached outside the server"
+    );
+    assert_eq!(seen["errors"], json!([]), "script errors on the page");
+
+    // Every cell the browser shows is the API's count for that stage and role.
+    let api = s
+        .gql(
+            r#"{ coverage(by: [STAGE, ROLE]) { assetCount gaps { stage }
+                 cells { stage role count assetIds } } }"#,
+            json!({}),
+        )
+        .await["coverage"]
+        .clone();
+    let shown = seen["roleCells"].as_array().unwrap();
+    assert_eq!(shown.len(), 25);
+    for cell in api["cells"].as_array().unwrap() {
+        let td = shown
+            .iter()
+            .find(|c| c["stage"] == cell["stage"] && c["column"] == cell["role"])
+            .unwrap_or_else(|| panic!("no cell for {cell}"));
+        assert_eq!(td["count"], cell["count"], "{cell}");
+        assert_eq!(td["gap"], cell["count"] == 0, "{cell}");
+    }
+    let legend = seen["legend"].as_str().unwrap();
+    assert!(
+        legend.starts_with(&format!("{} published assets", api["assetCount"])),
+        "{legend}"
+    );
+
+    // The clicked cell lists its assets.
+    let clicked = &seen["clicked"];
+    let cell = api["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["stage"] == clicked["stage"] && c["role"] == clicked["column"])
+        .unwrap();
+    let items: Vec<String> = ids(&clicked["items"], &[]);
+    assert_eq!(items.len(), cell["count"].as_u64().unwrap() as usize);
+    for id in ids(&cell["assetIds"], &[]) {
+        assert!(
+            items.iter().any(|i| i.contains(&format!("{id})"))),
+            "{id} not listed: {items:?}"
+        );
+    }
+
+    // By content type the demo library has gaps (no API docs for advocacy), and a
+    // clicked gap says so.
+    let type_gaps = seen["typeCells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["gap"] == true)
+        .count();
+    let api_gaps = s
+        .gql(
+            r#"{ coverage(by: [STAGE, CONTENT_TYPE]) { gaps { stage } } }"#,
+            json!({}),
+        )
+        .await["coverage"]["gaps"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(type_gaps > 0);
+    assert_eq!(type_gaps, api_gaps);
+    assert!(
+        seen["gapText"].as_str().unwrap().contains("A gap"),
+        "{}",
+        seen["gapText"]
+    );
+
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    s.stop().await;
+}
