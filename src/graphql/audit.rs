@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 
 use super::ApiResult;
 use super::library::library;
+use super::types::ConcernEnum;
 use super::types::{AssetFilterInput, AssetObject, ContentTypeEnum, RoleEnum, StageEnum};
+use crate::domain::Language;
 use crate::domain::{CoverageDimension as Dimension, IndustryCell};
 use crate::error::AppError;
-use crate::services::{CoverageReport, CoverageReportCell};
+use crate::services::{CoverageReport, CoverageReportCell, TagSubject};
 
 /// Most asset ids listed per cell unless asked otherwise (`count` is always whole).
 const DEFAULT_IDS_PER_CELL: i32 = 100;
@@ -116,6 +118,48 @@ fn days(value: Option<i32>, what: &str) -> Result<Option<u32>, AppError> {
         .transpose()
 }
 
+#[derive(SimpleObject)]
+pub struct StageSuggestion {
+    pub stage: StageEnum,
+    /// Share of the evidence, 0 to 1.
+    pub confidence: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct RoleSuggestion {
+    pub role: RoleEnum,
+    pub confidence: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct ConcernSuggestion {
+    pub concern: ConcernEnum,
+    pub confidence: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct ContentTypeSuggestion {
+    pub content_type: ContentTypeEnum,
+    pub confidence: f64,
+}
+
+/// A tagged asset that voted, with its similarity (BM25 of the text's telling terms).
+#[derive(SimpleObject)]
+pub struct Neighbour {
+    pub asset: AssetObject,
+    pub similarity: f64,
+}
+
+/// Suggested tags, best first per kind, each with its confidence (at least 0.05).
+#[derive(SimpleObject)]
+pub struct TagSuggestionsObject {
+    pub stages: Vec<StageSuggestion>,
+    pub roles: Vec<RoleSuggestion>,
+    pub concerns: Vec<ConcernSuggestion>,
+    pub content_types: Vec<ContentTypeSuggestion>,
+    pub neighbours: Vec<Neighbour>,
+}
+
 #[derive(Default)]
 pub struct AuditQuery;
 
@@ -155,6 +199,85 @@ impl AuditQuery {
             cells: report.cells.iter().map(|c| cell(c, ids_per_cell)).collect(),
             asset_count: report.assets,
             stale_after_days: stale.unwrap_or(library.stale_after_days()),
+        })
+    }
+
+    /// Stages, roles, concerns and content type for an untagged or new asset, from its ten
+    /// nearest tagged neighbours among published assets (each votes with its similarity;
+    /// a known content type adds its default stages). Give `assetId` (an asset of the
+    /// library, compared with the others) or `text` (with its `language`, default `en`,
+    /// and its `contentType` if known). `ignoreAssetIds` leaves assets out of the
+    /// neighbours, to evaluate on a held-back part of the library.
+    #[graphql(cache_control(no_cache))]
+    async fn suggest_tags(
+        &self,
+        ctx: &Context<'_>,
+        asset_id: Option<ID>,
+        text: Option<String>,
+        language: Option<String>,
+        content_type: Option<ContentTypeEnum>,
+        ignore_asset_ids: Option<Vec<ID>>,
+    ) -> ApiResult<TagSuggestionsObject> {
+        let subject = match (asset_id, text) {
+            (Some(id), None) => TagSubject::Asset(id.0),
+            (None, Some(text)) => TagSubject::Text {
+                text,
+                language: Language::parse(language.as_deref().unwrap_or("en"))
+                    .map_err(|e| AppError::bad_input(format!("language: {e}")))?,
+                content_type: content_type.map(Into::into),
+            },
+            _ => {
+                return Err(AppError::bad_input("give exactly one of assetId and text").into());
+            }
+        };
+        let ignore = ignore_asset_ids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.0)
+            .collect();
+        let report = library(ctx)?.suggest_tags(subject, ignore).await?;
+        let s = report.suggestions;
+        Ok(TagSuggestionsObject {
+            stages: s
+                .stages
+                .into_iter()
+                .map(|(v, confidence)| StageSuggestion {
+                    stage: v.into(),
+                    confidence,
+                })
+                .collect(),
+            roles: s
+                .roles
+                .into_iter()
+                .map(|(v, confidence)| RoleSuggestion {
+                    role: v.into(),
+                    confidence,
+                })
+                .collect(),
+            concerns: s
+                .concerns
+                .into_iter()
+                .map(|(v, confidence)| ConcernSuggestion {
+                    concern: v.into(),
+                    confidence,
+                })
+                .collect(),
+            content_types: s
+                .content_types
+                .into_iter()
+                .map(|(v, confidence)| ContentTypeSuggestion {
+                    content_type: v.into(),
+                    confidence,
+                })
+                .collect(),
+            neighbours: report
+                .neighbours
+                .into_iter()
+                .map(|(a, s)| Neighbour {
+                    asset: AssetObject(a),
+                    similarity: f64::from(s),
+                })
+                .collect(),
         })
     }
 

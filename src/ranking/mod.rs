@@ -10,6 +10,7 @@
 mod diversity;
 mod factors;
 mod journey;
+mod tagging;
 mod weights;
 
 pub use diversity::{DiversityItem, diversify};
@@ -21,4 +22,5 @@ pub use journey::{
     Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, decayed,
     infer_stage, journey_stage, popularity_value,
 };
+pub use tagging::{TagSuggestions, stage_naive_bayes, suggest_tags};
 pub use weights::{Factor, WeightOverrides, Weights};

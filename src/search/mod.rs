@@ -18,6 +18,7 @@ mod facets;
 mod query;
 mod recommend;
 mod schema;
+mod similar;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -36,6 +37,7 @@ pub use query::{Highlight, SearchHit, SearchPage, SearchRequest, SortOrder};
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};
+pub use similar::{SimilarTo, StageWordCounts};
 
 const LOCK_FILE: &str = "LOCK";
 const CURRENT_FILE: &str = "CURRENT";

@@ -164,3 +164,104 @@ impl Library {
             .collect())
     }
 }
+
+/// Neighbours that vote on a tag suggestion.
+pub const TAG_NEIGHBOURS: usize = 10;
+
+/// What tags are suggested for.
+pub enum TagSubject {
+    /// An asset of the library (any status), compared with the others.
+    Asset(String),
+    /// A new text, in a language, maybe with its format known.
+    Text {
+        text: String,
+        language: Language,
+        content_type: Option<crate::domain::ContentType>,
+    },
+}
+
+pub struct TagReport {
+    pub suggestions: crate::ranking::TagSuggestions,
+    /// The tagged assets that voted, most similar first.
+    pub neighbours: Vec<(Asset, f32)>,
+}
+
+impl Library {
+    /// Stages, roles, concerns and content types for an asset or a text, from its nearest
+    /// tagged neighbours among published assets (never itself, nor `ignore`).
+    pub async fn suggest_tags(
+        &self,
+        subject: TagSubject,
+        ignore: Vec<String>,
+    ) -> AppResult<TagReport> {
+        let (title, summary, body, language, content_type, concerns, topics, mut exclude) =
+            match subject {
+                TagSubject::Asset(id) => {
+                    let asset = self
+                        .asset(&id)
+                        .await?
+                        .ok_or_else(|| AppError::NotFound(format!("no asset with id {id:?}")))?;
+                    (
+                        asset.title,
+                        asset.summary,
+                        asset.body,
+                        asset.language,
+                        Some(asset.content_type),
+                        asset.concerns,
+                        asset.topics,
+                        vec![id],
+                    )
+                }
+                TagSubject::Text {
+                    text,
+                    language,
+                    content_type,
+                } => {
+                    if text.trim().is_empty() {
+                        return Err(AppError::bad_input("text: give some words to compare"));
+                    }
+                    (
+                        String::new(),
+                        String::new(),
+                        text,
+                        language,
+                        content_type,
+                        Vec::new(),
+                        Vec::new(),
+                        Vec::new(),
+                    )
+                }
+            };
+        exclude.extend(ignore);
+        let index = self.index.clone();
+        let (neighbours, by_stage) = task::spawn_blocking(move || {
+            let text = crate::search::SimilarTo {
+                title: &title,
+                summary: &summary,
+                body: &body,
+                language: &language,
+                concerns: &concerns,
+                topics: &topics,
+            };
+            let neighbours =
+                index.similar(&text, &AssetFilter::default(), TAG_NEIGHBOURS, &exclude)?;
+            let by_stage = index.stage_word_counts(&text, &exclude)?;
+            AppResult::Ok((neighbours, by_stage))
+        })
+        .await
+        .map_err(AppError::internal)??;
+        let votes: Vec<(&Asset, f64)> =
+            neighbours.iter().map(|(a, s)| (a, f64::from(*s))).collect();
+        let mut suggestions = crate::ranking::suggest_tags(&votes, content_type);
+        suggestions.stages = crate::ranking::stage_naive_bayes(
+            &by_stage.assets,
+            &by_stage.words,
+            &by_stage.tags,
+            content_type,
+        );
+        Ok(TagReport {
+            suggestions,
+            neighbours,
+        })
+    }
+}

@@ -26,7 +26,10 @@ pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
 };
-pub use audit::{CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, StaleAsset};
+pub use audit::{
+    CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, StaleAsset, TAG_NEIGHBOURS,
+    TagReport, TagSubject,
+};
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{
     ImportProblem, ImportReport, ImportSource, RecordKind, export_library, import_records,

@@ -1,0 +1,192 @@
+//! Assets like a given text, for tag suggestions: tantivy's more-like-this over the text
+//! fields of the text's language, among published assets.
+
+use tantivy::Term;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query};
+use tantivy::schema::OwnedValue;
+
+use super::SearchIndex;
+use super::query::{any_term, filter_query};
+use super::schema::Analyzer;
+use crate::domain::{Asset, AssetFilter, Language};
+use crate::error::AppResult;
+
+/// Most distinct terms of the text a similarity query uses.
+const MAX_QUERY_TERMS: usize = 40;
+
+/// The text to compare, field by field.
+pub struct SimilarTo<'a> {
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub body: &'a str,
+    pub language: &'a Language,
+    /// The subject's own concerns and topics, when it has some: tags say as much as words.
+    pub concerns: &'a [crate::domain::Concern],
+    pub topics: &'a [String],
+}
+
+impl SearchIndex {
+    /// The `k` published assets the filter lets through most like `text`, best first with
+    /// their similarity (BM25 of the text's most telling terms), leaving out `exclude`.
+    pub fn similar(
+        &self,
+        text: &SimilarTo<'_>,
+        filter: &AssetFilter,
+        k: usize,
+        exclude: &[String],
+    ) -> AppResult<Vec<(Asset, f32)>> {
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let analyzer = Analyzer::for_language(text.language.primary());
+        let tf = fields.text_for(analyzer);
+        let values = |s: &str| vec![OwnedValue::Str(s.to_owned())];
+        let mlt = MoreLikeThisQuery::builder()
+            .with_min_doc_frequency(1)
+            .with_min_term_frequency(1)
+            .with_min_word_length(2)
+            .with_max_query_terms(MAX_QUERY_TERMS)
+            .with_document_fields(vec![
+                (tf.title, values(text.title)),
+                (tf.summary, values(text.summary)),
+                (tf.body, values(text.body)),
+            ]);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, Box::new(mlt)),
+            (Occur::Must, filter_query(fields, filter)),
+        ];
+        if !exclude.is_empty() {
+            let ids: Vec<Term> = exclude
+                .iter()
+                .map(|id| Term::from_field_text(fields.id, id))
+                .collect();
+            clauses.push((Occur::MustNot, any_term(&ids)));
+        }
+        let hits = searcher.search(
+            &BooleanQuery::new(clauses),
+            &TopDocs::with_limit(k.max(1)).order_by_score(),
+        )?;
+        hits.into_iter()
+            .map(|(score, address)| Ok((self.load_asset(&searcher, address)?, score)))
+            .collect()
+    }
+}
+
+/// How often each of a text's words occurs in the assets of each stage: the statistics a
+/// naive Bayes classifier of stages needs, counted from the index.
+pub struct StageWordCounts {
+    /// Published assets per stage (the filter's, without `exclude`).
+    pub assets: Vec<u64>,
+    /// Per word of the text, per stage: assets of that stage holding the word.
+    pub words: Vec<Vec<u64>>,
+    /// The same for each of the subject's concerns and topics.
+    pub tags: Vec<Vec<u64>>,
+}
+
+/// Words of a text the stage counts use at most: the rarest in the library first, as they
+/// say most.
+const MAX_STAGE_WORDS: usize = 60;
+
+impl SearchIndex {
+    /// For the text's most telling words, how many published assets of each stage hold
+    /// them (in title, summary or body), leaving out `exclude`.
+    pub fn stage_word_counts(
+        &self,
+        text: &SimilarTo<'_>,
+        exclude: &[String],
+    ) -> AppResult<StageWordCounts> {
+        use tantivy::collector::Count;
+        use tantivy::query::TermQuery;
+        use tantivy::schema::IndexRecordOption;
+
+        use crate::domain::{Stage, TaxonomyValue};
+
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let analyzer = Analyzer::for_language(text.language.primary());
+        let tf = fields.text_for(analyzer);
+        let mut tokens: Vec<String> = Vec::new();
+        if let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(tf.body) {
+            for part in [text.title, text.summary, text.body] {
+                let mut stream = tokenizer.token_stream(part);
+                while let Some(token) = stream.next() {
+                    if !tokens.contains(&token.text) {
+                        tokens.push(token.text.clone());
+                    }
+                }
+            }
+        }
+        // Words in at least two assets, rarest first.
+        let mut scored = Vec::new();
+        for token in tokens {
+            let df = searcher.doc_freq(&Term::from_field_text(tf.body, &token))?
+                + searcher.doc_freq(&Term::from_field_text(tf.title, &token))?;
+            if df >= 2 {
+                scored.push((df, token));
+            }
+        }
+        scored.sort();
+        scored.truncate(MAX_STAGE_WORDS);
+        let base = || -> Vec<(Occur, Box<dyn Query>)> {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Must, filter_query(fields, &AssetFilter::default()))];
+            if !exclude.is_empty() {
+                let ids: Vec<Term> = exclude
+                    .iter()
+                    .map(|id| Term::from_field_text(fields.id, id))
+                    .collect();
+                clauses.push((Occur::MustNot, any_term(&ids)));
+            }
+            clauses
+        };
+        let stage_term = |s: Stage| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.stage, s.name()),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut assets = Vec::with_capacity(Stage::ALL.len());
+        for stage in Stage::ALL {
+            let mut q = base();
+            q.push((Occur::Must, stage_term(*stage)));
+            assets.push(searcher.search(&BooleanQuery::new(q), &Count)? as u64);
+        }
+        let mut features: Vec<Vec<Term>> = scored
+            .iter()
+            .map(|(_, token)| {
+                [tf.title, tf.summary, tf.body]
+                    .iter()
+                    .map(|f| Term::from_field_text(*f, token))
+                    .collect()
+            })
+            .collect();
+        let word_count = features.len();
+        features.extend(
+            text.concerns
+                .iter()
+                .map(|c| vec![Term::from_field_text(fields.concern, c.name())]),
+        );
+        features.extend(
+            text.topics
+                .iter()
+                .map(|t| vec![Term::from_field_text(fields.topic, t)]),
+        );
+        let mut words = Vec::with_capacity(features.len());
+        for word in &features {
+            let mut per_stage = Vec::with_capacity(Stage::ALL.len());
+            for stage in Stage::ALL {
+                let mut q = base();
+                q.push((Occur::Must, stage_term(*stage)));
+                q.push((Occur::Must, any_term(word)));
+                per_stage.push(searcher.search(&BooleanQuery::new(q), &Count)? as u64);
+            }
+            words.push(per_stage);
+        }
+        let tags = words.split_off(word_count);
+        Ok(StageWordCounts {
+            assets,
+            words,
+            tags,
+        })
+    }
+}
