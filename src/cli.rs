@@ -58,6 +58,10 @@ pub enum Command {
         /// What the files hold
         #[arg(long, value_enum, default_value_t = ImportKind::Assets)]
         kind: ImportKind,
+        /// Check the files and print what would change and which coverage gaps they would
+        /// close, without writing anything (assets only)
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Export the whole library to a .jsonl or .csv file
     Export { file: PathBuf },
@@ -77,6 +81,20 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Print the coverage matrix, its gaps, the stale count and assets without concerns or
+    /// topics, for content teams' scripts and CI (the server must not be running)
+    Audit {
+        /// Dimensions of the matrix, comma-separated: stage, role, industry, content-type,
+        /// language
+        #[arg(long, value_delimiter = ',', default_value = "stage,role")]
+        by: Vec<AuditDimension>,
+        /// Days without review after which an asset is stale (default: 365)
+        #[arg(long)]
+        stale_after_days: Option<u32>,
+        /// Exit with status 1 when the matrix has a gap
+        #[arg(long)]
+        fail_on_gaps: bool,
+    },
     /// Write deterministic synthetic accounts, contacts and engagement events over the
     /// published assets of a library file, for benchmarks
     GenerateEngagement {
@@ -93,6 +111,16 @@ pub enum Command {
         #[arg(long)]
         output_dir: PathBuf,
     },
+}
+
+/// A dimension of `stagefit audit`'s matrix.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditDimension {
+    Stage,
+    Role,
+    Industry,
+    ContentType,
+    Language,
 }
 
 /// What an import file holds.
@@ -126,8 +154,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             best_effort,
             kind,
+            dry_run,
         } => match kind {
-            ImportKind::Assets => import(&Config::new(&cli.storage), files, best_effort).await,
+            ImportKind::Assets => {
+                let mode = services::ImportMode {
+                    best_effort,
+                    dry_run,
+                };
+                import(&Config::new(&cli.storage), files, mode).await
+            }
+            _ if dry_run => bail!("--dry-run checks asset files only"),
             ImportKind::Accounts => {
                 import_records(&cli.storage, RecordKind::Accounts, files, best_effort).await
             }
@@ -149,6 +185,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             output,
         } => generate(assets, seed, output),
+        Command::Audit {
+            by,
+            stale_after_days,
+            fail_on_gaps,
+        } => {
+            audit(
+                &Config::new(&cli.storage),
+                by,
+                stale_after_days,
+                fail_on_gaps,
+            )
+            .await
+        }
         Command::GenerateEngagement {
             library,
             accounts,
@@ -283,7 +332,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyhow::Result<()> {
+async fn import(
+    config: &Config,
+    files: Vec<PathBuf>,
+    mode: services::ImportMode,
+) -> anyhow::Result<()> {
     let sources = files
         .iter()
         .map(|f| ImportSource::open(f))
@@ -293,7 +346,7 @@ async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyh
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let last_print = Mutex::new(std::time::Instant::now());
-    let report = services::import_sources(&store, sources, best_effort, |rows| {
+    let report = services::import_sources(&store, sources, mode, |rows| {
         let mut last = last_print.lock().unwrap_or_else(|p| p.into_inner());
         if last.elapsed().as_secs_f64() >= 1.0 {
             *last = std::time::Instant::now();
@@ -319,6 +372,9 @@ async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyh
             report.failed - report.problems.len() as u64
         );
     }
+    if mode.dry_run {
+        return report_dry_run(store, &report).await;
+    }
     let index_note = if report.committed && report.counts.created + report.counts.updated > 0 {
         update_index(config, &store).await?
     } else {
@@ -342,6 +398,145 @@ async fn import(config: &Config, files: Vec<PathBuf>, best_effort: bool) -> anyh
         );
     }
     Ok(())
+}
+
+async fn audit(
+    config: &Config,
+    by: Vec<AuditDimension>,
+    stale_after_days: Option<u32>,
+    fail_on_gaps: bool,
+) -> anyhow::Result<()> {
+    use crate::domain::CoverageDimension as D;
+    let dimensions: Vec<D> = by
+        .iter()
+        .map(|d| match d {
+            AuditDimension::Stage => D::Stage,
+            AuditDimension::Role => D::Role,
+            AuditDimension::Industry => D::Industry,
+            AuditDimension::ContentType => D::ContentType,
+            AuditDimension::Language => D::Language,
+        })
+        .collect();
+    let instance = crate::state::Instance::start(config, false).await?;
+    let library = instance.state.library.clone();
+    let outcome = async {
+        let report = library
+            .coverage(dimensions, Default::default(), stale_after_days)
+            .await?;
+        let stale = library
+            .stale_assets(stale_after_days, Default::default(), false, usize::MAX)
+            .await?;
+        crate::error::AppResult::Ok((report, stale))
+    }
+    .await;
+    instance.stop().await;
+    let (report, stale) = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let days = stale_after_days.unwrap_or(library.stale_after_days());
+    let view = by
+        .iter()
+        .map(|d| format!("{d:?}").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" x ");
+    println!(
+        "coverage by {view}: {} published assets, stale after {days} days",
+        report.assets
+    );
+    let gaps: Vec<&services::CoverageReportCell> = report
+        .cells
+        .iter()
+        .filter(|c| c.cell.asset_ids.is_empty())
+        .collect();
+    for c in &report.cells {
+        println!(
+            "  {:<60} {:>6} {:>6} stale",
+            describe_cell(&c.cell.key),
+            c.cell.asset_ids.len(),
+            c.cell.stale_count
+        );
+    }
+    println!("gaps: {}", gaps.len());
+    for g in &gaps {
+        println!("  {}", describe_cell(&g.cell.key));
+    }
+    println!("stale assets: {}", stale.len());
+    for s in stale.iter().take(10) {
+        let when = s.dated_at.map_or("never dated".to_owned(), |t| {
+            t.format("%Y-%m-%d").to_string()
+        });
+        println!("  {} ({when})", s.asset.id);
+    }
+    println!("without concerns or topics: {}", report.undescribed.len());
+    for id in report.undescribed.iter().take(20) {
+        println!("  {id}");
+    }
+    if fail_on_gaps && !gaps.is_empty() {
+        bail!("{} gap(s) in the coverage by {view}", gaps.len());
+    }
+    Ok(())
+}
+
+/// What a dry run found: the counts, then the coverage gaps the valid rows would close or
+/// open. Fails (exit 1) when a row failed, so scripts can gate on it.
+async fn report_dry_run(store: Store, report: &services::ImportReport) -> anyhow::Result<()> {
+    println!(
+        "dry run, nothing written: {} rows would give {} created, {} updated, {} unchanged; {} failed",
+        report.rows,
+        report.counts.created,
+        report.counts.updated,
+        report.counts.unchanged,
+        report.failed
+    );
+    let changes = services::gap_changes(&store, &report.dry_run_assets)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.close().await;
+    for change in &changes {
+        let view = change
+            .view
+            .iter()
+            .map(|d| format!("{d:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" x ");
+        println!(
+            "{view}: closes {} gap(s), opens {}",
+            change.closed.len(),
+            change.opened.len()
+        );
+        for key in &change.closed {
+            println!("  closes {}", describe_cell(key));
+        }
+        for key in &change.opened {
+            println!("  opens  {}", describe_cell(key));
+        }
+    }
+    if report.failed > 0 {
+        bail!("{} row(s) failed", report.failed);
+    }
+    Ok(())
+}
+
+/// `DECISION x PROCUREMENT`, `AWARENESS x (cross-industry)`.
+fn describe_cell(key: &crate::domain::CoverageKey) -> String {
+    use crate::domain::{IndustryCell, TaxonomyValue};
+    let mut parts = Vec::new();
+    if let Some(s) = key.stage {
+        parts.push(s.name().to_owned());
+    }
+    if let Some(r) = key.role {
+        parts.push(r.name().to_owned());
+    }
+    match &key.industry {
+        Some(IndustryCell::Industry(i)) => parts.push(i.to_string()),
+        Some(IndustryCell::CrossIndustry) => parts.push("(cross-industry)".to_owned()),
+        None => {}
+    }
+    if let Some(c) = key.content_type {
+        parts.push(c.name().to_owned());
+    }
+    if let Some(l) = &key.language {
+        parts.push(l.to_string());
+    }
+    parts.join(" x ")
 }
 
 /// Imports accounts, contacts or events: nothing to index, the database is all.

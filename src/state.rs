@@ -95,7 +95,7 @@ async fn load_demo(store: &Store) -> anyhow::Result<()> {
         format: Format::Jsonl,
         reader: Box::new(std::io::Cursor::new(DEMO_LIBRARY)),
     };
-    let report = import_sources(store, vec![source], false, |_| {}).await?;
+    let report = import_sources(store, vec![source], Default::default(), |_| {}).await?;
     if !report.committed {
         let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
         anyhow::bail!("the demo library does not import: {}", problems.join("; "));

@@ -31,6 +31,21 @@ pub struct CoverageRow {
     pub stale: bool,
 }
 
+impl CoverageRow {
+    /// An asset as coverage counts it (not stale: the caller knows the threshold).
+    pub fn from_asset(asset: &super::Asset) -> Self {
+        Self {
+            id: asset.id.to_string(),
+            stages: asset.stages.clone(),
+            roles: asset.roles.clone(),
+            industries: asset.industries.clone(),
+            content_type: asset.content_type,
+            language: asset.language.clone(),
+            stale: false,
+        }
+    }
+}
+
 /// An industry cell: a named industry, or the assets written for every industry.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IndustryCell {

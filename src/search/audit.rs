@@ -22,6 +22,8 @@ pub struct AuditRow {
     /// When it was last reviewed, else published (Unix seconds); `None` when undated.
     pub dated_at: Option<i64>,
     pub evergreen: bool,
+    /// Whether it names any concern or topic (its stages and roles may all be defaults).
+    pub described: bool,
 }
 
 struct AuditCollector {
@@ -40,6 +42,8 @@ struct AuditSegmentCollector {
     reviewed: Column<i64>,
     published: Column<i64>,
     evergreen: Column<bool>,
+    concerns: Column<u64>,
+    topic: Option<StrColumn>,
     rows: Vec<AuditRow>,
 }
 
@@ -86,6 +90,8 @@ impl Collector for AuditCollector {
             reviewed: ff.i64("reviewed_ts")?,
             published: ff.i64("published_ts")?,
             evergreen: ff.bool("evergreen")?,
+            concerns: ff.u64("concern_mask")?,
+            topic: ff.str("topic")?,
             rows: Vec::new(),
         })
     }
@@ -124,6 +130,11 @@ impl SegmentCollector for AuditSegmentCollector {
             .unwrap_or(ContentType::Ebook);
         let freshness = self.freshness.first(doc).unwrap_or(UNDATED_TS);
         let evergreen = self.evergreen.first(doc).unwrap_or(false);
+        let described = self.concerns.first(doc).unwrap_or(0) != 0
+            || self
+                .topic
+                .as_ref()
+                .is_some_and(|t| t.term_ords(doc).next().is_some());
         let dated_at = self
             .reviewed
             .first(doc)
@@ -141,6 +152,7 @@ impl SegmentCollector for AuditSegmentCollector {
             },
             dated_at,
             evergreen,
+            described,
         });
     }
 

@@ -20,6 +20,8 @@ pub struct CoverageReport {
     pub cells: Vec<CoverageReportCell>,
     /// Published assets the filter let through.
     pub assets: u64,
+    /// Of them, those naming no concern and no topic, by id.
+    pub undescribed: Vec<String>,
 }
 
 pub struct CoverageReportCell {
@@ -92,6 +94,11 @@ impl Library {
                 .collect(),
             languages,
         };
+        let undescribed = rows
+            .iter()
+            .filter(|r| !r.described)
+            .map(|r| r.coverage.id.clone())
+            .collect();
         let coverage_rows: Vec<_> = rows.into_iter().map(|r| r.coverage).collect();
         let assets = coverage_rows.len() as u64;
         let cells = coverage_matrix(&coverage_rows, &dimensions, &universe);
@@ -106,6 +113,7 @@ impl Library {
                 })
                 .collect(),
             assets,
+            undescribed,
         })
     }
 
@@ -264,4 +272,89 @@ impl Library {
             neighbours,
         })
     }
+}
+
+/// The coverage views whose gaps an import reports: those of the coverage page.
+pub const GAP_VIEWS: [[CoverageDimension; 2]; 3] = [
+    [CoverageDimension::Stage, CoverageDimension::Role],
+    [CoverageDimension::Stage, CoverageDimension::Industry],
+    [CoverageDimension::Stage, CoverageDimension::ContentType],
+];
+
+/// How one coverage view would change.
+pub struct GapChange {
+    pub view: [CoverageDimension; 2],
+    /// Cells empty now that the incoming assets would fill.
+    pub closed: Vec<crate::domain::CoverageKey>,
+    /// Cells filled now that would be empty (assets retired or retagged).
+    pub opened: Vec<crate::domain::CoverageKey>,
+}
+
+/// Which gaps of the published library would close or open if `incoming` replaced the
+/// stored assets with the same ids. Reads the library from the database (no index needed).
+pub async fn gap_changes(
+    store: &crate::store::Store,
+    incoming: &[Asset],
+) -> AppResult<Vec<GapChange>> {
+    use crate::domain::{CoverageRow, IndustrySlug};
+    let mut before: Vec<CoverageRow> = Vec::new();
+    let mut after_by_id: std::collections::BTreeMap<String, CoverageRow> = Default::default();
+    let mut after_id: Option<String> = None;
+    loop {
+        let page = store.assets_after(after_id.as_deref(), 1_000).await?;
+        let Some(last) = page.last() else { break };
+        after_id = Some(last.id.to_string());
+        for asset in page.iter().filter(|a| a.status == AssetStatus::Published) {
+            let row = CoverageRow::from_asset(asset);
+            after_by_id.insert(row.id.clone(), row.clone());
+            before.push(row);
+        }
+    }
+    for asset in incoming {
+        if asset.status == AssetStatus::Published {
+            after_by_id.insert(asset.id.to_string(), CoverageRow::from_asset(asset));
+        } else {
+            after_by_id.remove(asset.id.as_str());
+        }
+    }
+    let after: Vec<CoverageRow> = after_by_id.into_values().collect();
+    let mut industries: std::collections::BTreeSet<IndustrySlug> = store
+        .industries()
+        .await?
+        .into_iter()
+        .map(|i| i.slug)
+        .collect();
+    for asset in incoming {
+        industries.extend(
+            asset
+                .industries
+                .iter()
+                .flat_map(IndustrySlug::self_and_ancestors),
+        );
+    }
+    let universe = CoverageUniverse {
+        industries: industries.into_iter().collect(),
+        languages: Vec::new(),
+    };
+    Ok(GAP_VIEWS
+        .iter()
+        .map(|view| {
+            let now = coverage_matrix(&before, view, &universe);
+            let then = coverage_matrix(&after, view, &universe);
+            let mut closed = Vec::new();
+            let mut opened = Vec::new();
+            for (a, b) in now.iter().zip(&then) {
+                match (a.asset_ids.is_empty(), b.asset_ids.is_empty()) {
+                    (true, false) => closed.push(b.key.clone()),
+                    (false, true) => opened.push(b.key.clone()),
+                    _ => {}
+                }
+            }
+            GapChange {
+                view: *view,
+                closed,
+                opened,
+            }
+        })
+        .collect())
 }

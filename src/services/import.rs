@@ -72,6 +72,17 @@ pub struct ImportReport {
     pub committed: bool,
     pub last_seq: i64,
     pub seconds: f64,
+    /// In a dry run, the valid assets read (nothing is written).
+    pub dry_run_assets: Vec<Asset>,
+}
+
+/// How an import goes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportMode {
+    /// Import the valid rows and report the rest, instead of importing nothing.
+    pub best_effort: bool,
+    /// Validate and count what would change, inside a transaction that is rolled back.
+    pub dry_run: bool,
 }
 
 struct Batch {
@@ -85,9 +96,10 @@ struct Batch {
 pub async fn import_sources(
     store: &Store,
     sources: Vec<ImportSource>,
-    best_effort: bool,
+    mode: ImportMode,
     progress: impl Fn(u64),
 ) -> AppResult<ImportReport> {
+    let best_effort = mode.best_effort;
     let started = Instant::now();
     let (sender, mut batches) = mpsc::channel::<Batch>(4);
     let reader = tokio::task::spawn_blocking(move || read_batches(sources, &sender));
@@ -101,14 +113,21 @@ pub async fn import_sources(
         report
             .problems
             .extend(batch.problems.into_iter().take(room));
-        // Once a row failed in an all-or-nothing import, only validation goes on.
-        if best_effort || report.failed == 0 {
+        // Once a row failed in an all-or-nothing import, only validation goes on; a dry
+        // run counts the valid rows anyway.
+        if best_effort || mode.dry_run || report.failed == 0 {
             report.counts += write.upsert_assets(&batch.assets).await?;
+            if mode.dry_run {
+                report.dry_run_assets.extend(batch.assets);
+            }
         }
         progress(report.rows);
     }
     reader.await.map_err(AppError::internal)?;
-    if report.failed > 0 && !best_effort {
+    if mode.dry_run {
+        // Counted against the database as it is, then rolled back.
+        drop(write);
+    } else if report.failed > 0 && !best_effort {
         drop(write);
         report.counts = WriteCounts::default();
     } else {

@@ -27,13 +27,13 @@ pub use accounts::{
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
 };
 pub use audit::{
-    CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, StaleAsset, TAG_NEIGHBOURS,
-    TagReport, TagSubject,
+    CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS, GapChange, StaleAsset,
+    TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{
-    ImportProblem, ImportReport, ImportSource, RecordKind, export_library, import_records,
-    import_sources,
+    ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
+    import_records, import_sources,
 };
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{

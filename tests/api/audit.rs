@@ -341,3 +341,84 @@ async fn tag_suggestions_find_the_stage_of_held_back_assets() {
     assert_eq!(missing["extensions"]["code"], "NOT_FOUND");
     s.stop().await;
 }
+
+#[test]
+fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
+    use crate::support::{DEMO_LIBRARY, stagefit, text};
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.jsonl");
+    std::fs::write(&demo, DEMO_LIBRARY).unwrap();
+    assert!(
+        stagefit(dir.path(), &["import", demo.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let out = stagefit(dir.path(), &["audit"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("coverage by stage x role: 133 published assets, stale after 365 days"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\ngaps: "), "{stdout}");
+    assert!(stdout.contains("\nstale assets: "), "{stdout}");
+    assert!(
+        stdout.contains("\nwithout concerns or topics: "),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().filter(|l| l.ends_with(" stale")).count(), 25);
+
+    let out = stagefit(
+        dir.path(),
+        &["audit", "--by", "stage,content-type", "--fail-on-gaps"],
+    );
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("  ADVOCACY x API_DOCS\n"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("gap(s) in the coverage by stage x contenttype"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A file that fills one gap, updates one asset, and has a bad row.
+    let incoming = dir.path().join("incoming.jsonl");
+    let mut updated = crate::support::demo_records()[0].clone();
+    updated["title"] = json!("A new title");
+    std::fs::write(
+        &incoming,
+        format!(
+            "{}\n{}\n{}\n",
+            json!({ "id": "advocacy-api-showcase", "title": "Customer API showcase",
+                    "content_type": "API_DOCS", "stages": ["ADVOCACY"] }),
+            updated,
+            json!({ "id": "broken", "title": "x", "content_type": "BROCHURE" }),
+        ),
+    )
+    .unwrap();
+    let out = stagefit(
+        dir.path(),
+        &["import", "--dry-run", incoming.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "a failed row fails the dry run");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("dry run, nothing written: 3 rows would give 1 created, 1 updated, 0 unchanged; 1 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "stage x contenttype: closes 1 gap(s), opens 0\n  closes ADVOCACY x API_DOCS"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("incoming.jsonl:3"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing was written.
+    let out = stagefit(dir.path(), &["audit"]);
+    assert!(text(&out.stdout).starts_with("coverage by stage x role: 133 published assets"));
+}
