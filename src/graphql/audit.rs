@@ -54,7 +54,7 @@ pub struct CoverageCell {
     /// threshold, or never dated. Evergreen assets are never stale.
     pub stale_count: u64,
     /// Engagement events with the cell's assets in the last 90 days.
-    pub engagement_count_90d: u64,
+    pub recent_engagements: u64,
     /// The cell's asset ids, sorted (at most `idsPerCell`).
     pub asset_ids: Vec<ID>,
 }
@@ -84,7 +84,7 @@ fn cell(c: &CoverageReportCell, ids_per_cell: usize) -> CoverageCell {
         language: key.language.as_ref().map(ToString::to_string),
         count: c.cell.asset_ids.len() as u64,
         stale_count: c.cell.stale_count,
-        engagement_count_90d: c.engagements,
+        recent_engagements: c.engagements,
         asset_ids: c
             .cell
             .asset_ids

@@ -124,6 +124,46 @@ async fn stage_by_role_coverage_matches_a_hand_count_and_lists_exactly_the_gaps(
         .map(|c| c["staleCount"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 1, "f-undated, in its one cell");
+
+    // Engagement of the last 90 days, per cell.
+    s.gql(
+        r#"mutation($e: [EngagementInput!]!) {
+             upsertAccount(account: { id: "acme", name: "Acme" }) { id }
+             recordEngagements(events: $e) { recorded } }"#,
+        json!({ "e": [
+            { "accountId": "acme", "assetId": "b-guide", "kind": "VIEW", "occurredAt": (Utc::now() - Duration::days(3)).to_rfc3339() },
+            { "accountId": "acme", "assetId": "b-guide", "kind": "COMPLETE", "occurredAt": (Utc::now() - Duration::days(2)).to_rfc3339() },
+            { "accountId": "acme", "assetId": "c-case", "kind": "VIEW", "occurredAt": (Utc::now() - Duration::days(120)).to_rfc3339() },
+        ] }),
+    )
+    .await;
+    let engaged = s
+        .gql(
+            r#"{ coverage(by: [STAGE, ROLE]) { cells { stage role recentEngagements } } }"#,
+            json!({}),
+        )
+        .await["coverage"]["cells"]
+        .clone();
+    let busy: Vec<(Value, Value, Value)> = engaged
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["recentEngagements"] != 0)
+        .map(|c| {
+            (
+                c["stage"].clone(),
+                c["role"].clone(),
+                c["recentEngagements"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        busy,
+        [
+            (json!("CONSIDERATION"), json!("DECISION_MAKER"), json!(2)),
+            (json!("CONSIDERATION"), json!("FINANCE"), json!(2)),
+        ]
+    );
     s.stop().await;
 }
 
