@@ -421,7 +421,7 @@ async fn audit(
     let library = instance.state.library.clone();
     let outcome = async {
         let report = library
-            .coverage(dimensions, Default::default(), stale_after_days)
+            .coverage(dimensions, Default::default(), stale_after_days, false)
             .await?;
         let stale = library
             .stale_assets(stale_after_days, Default::default(), false, usize::MAX)
@@ -441,16 +441,13 @@ async fn audit(
         "coverage by {view}: {} published assets, stale after {days} days",
         report.assets
     );
-    let gaps: Vec<&services::CoverageReportCell> = report
-        .cells
-        .iter()
-        .filter(|c| c.cell.asset_ids.is_empty())
-        .collect();
+    let gaps: Vec<&services::CoverageReportCell> =
+        report.cells.iter().filter(|c| c.cell.is_gap()).collect();
     for c in &report.cells {
         println!(
             "  {:<60} {:>6} {:>6} stale",
             describe_cell(&c.cell.key),
-            c.cell.asset_ids.len(),
+            c.cell.count(),
             c.cell.stale_count
         );
     }

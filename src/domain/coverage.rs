@@ -66,9 +66,24 @@ pub struct CoverageKey {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoverageCell {
     pub key: CoverageKey,
-    /// The cell's assets, sorted by id.
-    pub asset_ids: Vec<String>,
+    /// The cell's assets, as indexes of the rows given to [`coverage_matrix`], in id order.
+    pub rows: Vec<u32>,
     pub stale_count: u64,
+}
+
+impl CoverageCell {
+    pub fn count(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_gap(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The ids of the cell's assets, in order.
+    pub fn ids<'a>(&'a self, rows: &'a [CoverageRow]) -> impl Iterator<Item = &'a str> + 'a {
+        self.rows.iter().map(|i| rows[*i as usize].id.as_str())
+    }
 }
 
 /// The values each dimension ranges over: stages, roles and content types are fixed; the
@@ -98,11 +113,10 @@ pub fn coverage_matrix(
         }
         keys = next;
     }
-    let mut cells: BTreeMap<CoverageKey, (BTreeSet<String>, u64)> = keys
-        .into_iter()
-        .map(|k| (k, (BTreeSet::new(), 0)))
-        .collect();
-    for row in rows {
+    // Rows by index: a cell holds 4 bytes per asset, not a copy of its id.
+    let mut cells: BTreeMap<CoverageKey, (Vec<u32>, u64)> =
+        keys.into_iter().map(|k| (k, (Vec::new(), 0))).collect();
+    for (index, row) in rows.iter().enumerate() {
         let mut reached = vec![CoverageKey::default()];
         for dim in &dims {
             let values = row_values(row, *dim, universe);
@@ -116,21 +130,24 @@ pub fn coverage_matrix(
             }
             reached = next;
         }
+        reached.sort();
+        reached.dedup();
         for key in reached {
-            if let Some((ids, stale)) = cells.get_mut(&key)
-                && ids.insert(row.id.clone())
-                && row.stale
-            {
-                *stale += 1;
+            if let Some((members, stale)) = cells.get_mut(&key) {
+                members.push(index as u32);
+                *stale += u64::from(row.stale);
             }
         }
     }
     cells
         .into_iter()
-        .map(|(key, (ids, stale_count))| CoverageCell {
-            key,
-            asset_ids: ids.into_iter().collect(),
-            stale_count,
+        .map(|(key, (mut members, stale_count))| {
+            members.sort_by(|a, b| rows[*a as usize].id.cmp(&rows[*b as usize].id));
+            CoverageCell {
+                key,
+                rows: members,
+                stale_count,
+            }
         })
         .collect()
 }
@@ -251,27 +268,28 @@ mod tests {
         );
         assert_eq!(cells.len(), 25);
         let cell = |stage, role| {
-            cells
+            let c = cells
                 .iter()
                 .find(|c| c.key.stage == Some(stage) && c.key.role == Some(role))
-                .unwrap()
+                .unwrap();
+            (c.ids(&rows).collect::<Vec<_>>(), c.stale_count)
         };
-        assert_eq!(cell(Stage::Awareness, Role::Finance).asset_ids, ["a", "b"]);
-        assert_eq!(cell(Stage::Awareness, Role::Finance).stale_count, 1);
-        assert_eq!(cell(Stage::Awareness, Role::Procurement).asset_ids, ["a"]);
-        assert_eq!(cell(Stage::Decision, Role::Finance).asset_ids, ["b"]);
-        assert!(
-            cell(Stage::Decision, Role::Procurement)
-                .asset_ids
-                .is_empty()
-        );
-        let filled = cells.iter().filter(|c| !c.asset_ids.is_empty()).count();
+        assert_eq!(cell(Stage::Awareness, Role::Finance), (vec!["a", "b"], 1));
+        assert_eq!(cell(Stage::Awareness, Role::Procurement), (vec!["a"], 1));
+        assert_eq!(cell(Stage::Decision, Role::Finance), (vec!["b"], 0));
+        assert!(cell(Stage::Decision, Role::Procurement).0.is_empty());
+        let filled = cells.iter().filter(|c| !c.is_gap()).count();
         assert_eq!(filled, 6);
 
         let by_industry = coverage_matrix(&rows, &[CoverageDimension::Industry], &universe);
         let ids: Vec<(Option<IndustryCell>, Vec<String>)> = by_industry
-            .into_iter()
-            .map(|c| (c.key.industry, c.asset_ids))
+            .iter()
+            .map(|c| {
+                (
+                    c.key.industry.clone(),
+                    c.ids(&rows).map(str::to_owned).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             ids,

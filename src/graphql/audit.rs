@@ -70,7 +70,11 @@ pub struct CoverageReportObject {
     pub stale_after_days: u32,
 }
 
-fn cell(c: &CoverageReportCell, ids_per_cell: usize) -> CoverageCell {
+fn cell(
+    c: &CoverageReportCell,
+    rows: &[crate::domain::CoverageRow],
+    ids_per_cell: usize,
+) -> CoverageCell {
     let key = &c.cell.key;
     CoverageCell {
         stage: key.stage.map(Into::into),
@@ -82,16 +86,14 @@ fn cell(c: &CoverageReportCell, ids_per_cell: usize) -> CoverageCell {
         cross_industry: key.industry == Some(IndustryCell::CrossIndustry),
         content_type: key.content_type.map(Into::into),
         language: key.language.as_ref().map(ToString::to_string),
-        count: c.cell.asset_ids.len() as u64,
+        count: c.cell.count() as u64,
         stale_count: c.cell.stale_count,
         recent_engagements: c.engagements,
         asset_ids: c
             .cell
-            .asset_ids
-            .iter()
+            .ids(rows)
             .take(ids_per_cell)
-            .cloned()
-            .map(ID)
+            .map(|id| ID(id.to_owned()))
             .collect(),
     }
 }
@@ -182,21 +184,29 @@ impl AuditQuery {
         let stale = days(stale_after_days, "staleAfterDays")?;
         let ids_per_cell = usize::try_from(ids_per_cell.unwrap_or(DEFAULT_IDS_PER_CELL))
             .map_err(|_| AppError::bad_input("idsPerCell must not be negative"))?;
+        let look = ctx.look_ahead();
+        let with_engagement = look.field("cells").field("recentEngagements").exists()
+            || look.field("gaps").field("recentEngagements").exists();
         let report: CoverageReport = library
             .coverage(
                 by.into_iter().map(Into::into).collect(),
                 AssetFilterInput::parse(filter)?,
                 stale,
+                with_engagement,
             )
             .await?;
         Ok(CoverageReportObject {
             gaps: report
                 .cells
                 .iter()
-                .filter(|c| c.cell.asset_ids.is_empty())
-                .map(|c| cell(c, ids_per_cell))
+                .filter(|c| c.cell.is_gap())
+                .map(|c| cell(c, &report.rows, ids_per_cell))
                 .collect(),
-            cells: report.cells.iter().map(|c| cell(c, ids_per_cell)).collect(),
+            cells: report
+                .cells
+                .iter()
+                .map(|c| cell(c, &report.rows, ids_per_cell))
+                .collect(),
             asset_count: report.assets,
             stale_after_days: stale.unwrap_or(library.stale_after_days()),
         })

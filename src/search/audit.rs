@@ -32,9 +32,9 @@ struct AuditCollector {
 
 struct AuditSegmentCollector {
     stale_before: i64,
-    id: Option<StrColumn>,
-    industry: Option<StrColumn>,
-    language: Option<StrColumn>,
+    id: Option<Decoded<String>>,
+    industry: Option<Decoded<IndustrySlug>>,
+    language: Option<Decoded<Language>>,
     stage_mask: Column<u64>,
     role_mask: Column<u64>,
     content_type: Column<u64>,
@@ -55,17 +55,48 @@ fn from_mask<T: TaxonomyValue>(mask: u64) -> Vec<T> {
         .collect()
 }
 
-fn strings(column: &Option<StrColumn>, doc: DocId) -> Vec<String> {
-    let Some(column) = column else {
-        return Vec::new();
-    };
-    column
-        .term_ords(doc)
-        .filter_map(|ord| {
-            let mut out = String::new();
-            column.ord_to_str(ord, &mut out).ok()?.then_some(out)
-        })
-        .collect()
+/// A string column with its dictionary decoded once for the segment: streaming the sorted
+/// dictionary is much cheaper than looking up one ordinal per document.
+struct Decoded<T> {
+    column: StrColumn,
+    values: Vec<Option<T>>,
+}
+
+impl<T> Decoded<T> {
+    fn new(
+        column: Option<StrColumn>,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> tantivy::Result<Option<Self>> {
+        let Some(column) = column else {
+            return Ok(None);
+        };
+        let mut values = Vec::with_capacity(column.num_terms());
+        let mut stream = column.dictionary().stream()?;
+        while stream.advance() {
+            let ord = stream.term_ord() as usize;
+            while values.len() < ord {
+                values.push(None);
+            }
+            values.push(std::str::from_utf8(stream.key()).ok().and_then(&parse));
+        }
+        Ok(Some(Self { column, values }))
+    }
+
+    fn of(&self, doc: DocId) -> impl Iterator<Item = &T> + '_ {
+        self.column
+            .term_ords(doc)
+            .filter_map(|ord| self.values.get(ord as usize).and_then(Option::as_ref))
+    }
+}
+
+fn all_of<'a, T: 'a>(
+    decoded: &'a Option<Decoded<T>>,
+    doc: DocId,
+) -> Box<dyn Iterator<Item = &'a T> + 'a> {
+    match decoded {
+        Some(d) => Box::new(d.of(doc)),
+        None => Box::new(std::iter::empty()),
+    }
 }
 
 impl Collector for AuditCollector {
@@ -80,9 +111,11 @@ impl Collector for AuditCollector {
         let ff = reader.fast_fields();
         Ok(AuditSegmentCollector {
             stale_before: self.stale_before,
-            id: ff.str("id")?,
-            industry: ff.str("industry")?,
-            language: ff.str("language")?,
+            id: Decoded::new(ff.str("id")?, |s| Some(s.to_owned()))?,
+            industry: Decoded::new(ff.str("industry")?, |s| {
+                (s != ANY).then(|| IndustrySlug::parse(s).ok()).flatten()
+            })?,
+            language: Decoded::new(ff.str("language")?, |s| Language::parse(s).ok())?,
             stage_mask: ff.u64("stage_mask")?,
             role_mask: ff.u64("role_mask")?,
             content_type: ff.u64("content_type_ord")?,
@@ -111,17 +144,13 @@ impl SegmentCollector for AuditSegmentCollector {
     type Fruit = Vec<AuditRow>;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        let Some(id) = strings(&self.id, doc).pop() else {
+        let Some(id) = all_of(&self.id, doc).next().cloned() else {
             return;
         };
-        let industries = strings(&self.industry, doc)
-            .iter()
-            .filter(|i| *i != ANY)
-            .filter_map(|i| IndustrySlug::parse(i).ok())
-            .collect();
-        let language = strings(&self.language, doc)
-            .pop()
-            .and_then(|l| Language::parse(&l).ok())
+        let industries = all_of(&self.industry, doc).cloned().collect();
+        let language = all_of(&self.language, doc)
+            .next()
+            .cloned()
             .unwrap_or_else(Language::english);
         let content_type = self
             .content_type

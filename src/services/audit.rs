@@ -18,6 +18,8 @@ pub const ENGAGEMENT_WINDOW_DAYS: i64 = 90;
 
 pub struct CoverageReport {
     pub cells: Vec<CoverageReportCell>,
+    /// The assets the cells index into.
+    pub rows: Vec<crate::domain::CoverageRow>,
     /// Published assets the filter let through.
     pub assets: u64,
     /// Of them, those naming no concern and no topic, by id.
@@ -57,12 +59,14 @@ impl Library {
     }
 
     /// Every cell of the cross product of `dimensions` over the published assets the
-    /// filter lets through, computed from the index's columns.
+    /// filter lets through, computed from the index's columns; with each cell's engagement
+    /// of the last 90 days when `with_engagement`.
     pub async fn coverage(
         &self,
         dimensions: Vec<CoverageDimension>,
         filter: AssetFilter,
         stale_after_days: Option<u32>,
+        with_engagement: bool,
     ) -> AppResult<CoverageReport> {
         published_only(&filter)?;
         if dimensions.is_empty() {
@@ -103,17 +107,26 @@ impl Library {
         let assets = coverage_rows.len() as u64;
         let cells = coverage_matrix(&coverage_rows, &dimensions, &universe);
         let since = (Utc::now() - chrono::Duration::days(ENGAGEMENT_WINDOW_DAYS)).timestamp();
-        let engaged: HashMap<String, u64> = self.store.engagement_by_asset(since).await?;
+        // One grouped query over the window's events: skipped when nobody asked.
+        let engaged: HashMap<String, u64> = if with_engagement {
+            self.store.engagement_by_asset(since).await?
+        } else {
+            HashMap::new()
+        };
         Ok(CoverageReport {
             cells: cells
                 .into_iter()
                 .map(|cell| CoverageReportCell {
-                    engagements: cell.asset_ids.iter().filter_map(|id| engaged.get(id)).sum(),
+                    engagements: cell
+                        .ids(&coverage_rows)
+                        .filter_map(|id| engaged.get(id))
+                        .sum(),
                     cell,
                 })
                 .collect(),
             assets,
             undescribed,
+            rows: coverage_rows,
         })
     }
 
@@ -344,7 +357,7 @@ pub async fn gap_changes(
             let mut closed = Vec::new();
             let mut opened = Vec::new();
             for (a, b) in now.iter().zip(&then) {
-                match (a.asset_ids.is_empty(), b.asset_ids.is_empty()) {
+                match (a.is_gap(), b.is_gap()) {
                     (true, false) => closed.push(b.key.clone()),
                     (false, true) => opened.push(b.key.clone()),
                     _ => {}
