@@ -337,11 +337,7 @@ async fn import(
     files: Vec<PathBuf>,
     mode: services::ImportMode,
 ) -> anyhow::Result<()> {
-    let sources = files
-        .iter()
-        .map(|f| ImportSource::open(f))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sources = open_sources(&files)?;
     let store = connect_store(config).await?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
@@ -363,15 +359,7 @@ async fn import(
     if tty {
         eprint!("\r");
     }
-    for problem in &report.problems {
-        eprintln!("{problem}");
-    }
-    if report.failed > report.problems.len() as u64 {
-        eprintln!(
-            "... and {} more problems",
-            report.failed - report.problems.len() as u64
-        );
-    }
+    print_problems(&report);
     if mode.dry_run {
         return report_dry_run(store, &report).await;
     }
@@ -391,13 +379,7 @@ async fn import(
         index_note
     );
     store.close().await;
-    if !report.committed {
-        bail!(
-            "{} row(s) failed; nothing was imported (use --best-effort to import the valid rows)",
-            report.failed
-        );
-    }
-    Ok(())
+    refuse_uncommitted(&report)
 }
 
 async fn audit(
@@ -417,6 +399,7 @@ async fn audit(
             AuditDimension::Language => D::Language,
         })
         .collect();
+    let view = view_name(&dimensions);
     let instance = crate::state::Instance::start(config, false).await?;
     let library = instance.state.library.clone();
     let outcome = async {
@@ -432,11 +415,6 @@ async fn audit(
     instance.stop().await;
     let (report, stale) = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
     let days = stale_after_days.unwrap_or(library.stale_after_days());
-    let view = by
-        .iter()
-        .map(|d| format!("{d:?}").to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" x ");
     println!(
         "coverage by {view}: {} published assets, stale after {days} days",
         report.assets
@@ -488,12 +466,7 @@ async fn report_dry_run(store: Store, report: &services::ImportReport) -> anyhow
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     store.close().await;
     for change in &changes {
-        let view = change
-            .view
-            .iter()
-            .map(|d| format!("{d:?}").to_lowercase())
-            .collect::<Vec<_>>()
-            .join(" x ");
+        let view = view_name(&change.view);
         println!(
             "{view}: closes {} gap(s), opens {}",
             change.closed.len(),
@@ -544,11 +517,7 @@ async fn import_records(
     best_effort: bool,
 ) -> anyhow::Result<()> {
     let config = Config::new(storage);
-    let sources = files
-        .iter()
-        .map(|f| ImportSource::open(f))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sources = open_sources(&files)?;
     let store = connect_store(&config).await?;
     let report = services::import_records(
         &store,
@@ -559,20 +528,35 @@ async fn import_records(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for problem in &report.problems {
-        eprintln!("{problem}");
-    }
-    if report.failed > report.problems.len() as u64 {
-        eprintln!(
-            "... and {} more problems",
-            report.failed - report.problems.len() as u64
-        );
-    }
+    print_problems(&report);
     println!(
         "{} rows: {} written, {} failed in {:.2}s",
         report.rows, report.counts.created, report.failed, report.seconds
     );
     store.close().await;
+    refuse_uncommitted(&report)
+}
+
+fn open_sources(files: &[PathBuf]) -> anyhow::Result<Vec<ImportSource>> {
+    files
+        .iter()
+        .map(|f| ImportSource::open(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The first problems of an import on standard error, and how many more there were.
+fn print_problems(report: &services::ImportReport) {
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    let more = report.failed.saturating_sub(report.problems.len() as u64);
+    if more > 0 {
+        eprintln!("... and {more} more problems");
+    }
+}
+
+fn refuse_uncommitted(report: &services::ImportReport) -> anyhow::Result<()> {
     if !report.committed {
         bail!(
             "{} row(s) failed; nothing was imported (use --best-effort to import the valid rows)",
@@ -580,6 +564,15 @@ async fn import_records(
         );
     }
     Ok(())
+}
+
+/// `stage x role`: a coverage view as messages name it.
+fn view_name(dimensions: &[crate::domain::CoverageDimension]) -> String {
+    dimensions
+        .iter()
+        .map(|d| format!("{d:?}").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" x ")
 }
 
 /// Brings the index up to date after a CLI write, unless a running server owns it (it

@@ -470,14 +470,8 @@ impl CommitteeObject {
         self.0
             .members
             .iter()
-            .map(|m| {
-                CommitteeMemberObject(CommitteeMember {
-                    contact: m.contact.clone(),
-                    assets_engaged: m.assets_engaged,
-                    recommendations: m.recommendations.clone(),
-                    deferred: m.deferred.clone(),
-                })
-            })
+            .cloned()
+            .map(CommitteeMemberObject)
             .collect()
     }
 }
@@ -529,11 +523,9 @@ impl AccountQuery {
     /// data-subject request. `NOT_FOUND` when there is no such account.
     #[graphql(cache_control(no_cache))]
     async fn account_export(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AccountExportObject> {
-        let library = library(ctx)?;
-        let export = library.export_account(&id).await?;
-        let profile = library.require_account(&id).await?;
+        let export = library(ctx)?.export_account(&id).await?;
         Ok(AccountExportObject {
-            account: AccountObject(profile),
+            account: AccountObject(export.profile),
             engagements: export
                 .engagements
                 .into_iter()

@@ -127,30 +127,44 @@ impl SearchIndex {
         }
         scored.sort();
         scored.truncate(MAX_STAGE_WORDS);
-        let base = || -> Vec<(Occur, Box<dyn Query>)> {
-            let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-                vec![(Occur::Must, filter_query(fields, &AssetFilter::default()))];
-            if !exclude.is_empty() {
-                let ids: Vec<Term> = exclude
-                    .iter()
-                    .map(|id| Term::from_field_text(fields.id, id))
-                    .collect();
-                clauses.push((Occur::MustNot, any_term(&ids)));
-            }
-            clauses
-        };
-        let stage_term = |s: Stage| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(fields.stage, s.name()),
-                IndexRecordOption::Basic,
-            ))
-        };
-        let mut assets = Vec::with_capacity(Stage::ALL.len());
-        for stage in Stage::ALL {
-            let mut q = base();
-            q.push((Occur::Must, stage_term(*stage)));
-            assets.push(searcher.search(&BooleanQuery::new(q), &Count)? as u64);
+        // Published, not excluded, of one stage: built once, cloned per count.
+        let mut base: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, filter_query(fields, &AssetFilter::default()))];
+        if !exclude.is_empty() {
+            let ids: Vec<Term> = exclude
+                .iter()
+                .map(|id| Term::from_field_text(fields.id, id))
+                .collect();
+            base.push((Occur::MustNot, any_term(&ids)));
         }
+        let of_stage: Vec<Vec<(Occur, Box<dyn Query>)>> = Stage::ALL
+            .iter()
+            .map(|stage| {
+                let mut q: Vec<(Occur, Box<dyn Query>)> =
+                    base.iter().map(|(o, q)| (*o, q.box_clone())).collect();
+                q.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(fields.stage, stage.name()),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+                q
+            })
+            .collect();
+        let count = |stage: usize, extra: Option<Box<dyn Query>>| -> AppResult<u64> {
+            let mut q: Vec<(Occur, Box<dyn Query>)> = of_stage[stage]
+                .iter()
+                .map(|(o, q)| (*o, q.box_clone()))
+                .collect();
+            if let Some(extra) = extra {
+                q.push((Occur::Must, extra));
+            }
+            Ok(searcher.search(&BooleanQuery::new(q), &Count)? as u64)
+        };
+        let assets = (0..Stage::ALL.len())
+            .map(|stage| count(stage, None))
+            .collect::<AppResult<Vec<u64>>>()?;
         let mut features: Vec<Vec<Term>> = scored
             .iter()
             .map(|(_, token)| {
@@ -173,14 +187,11 @@ impl SearchIndex {
         );
         let mut words = Vec::with_capacity(features.len());
         for word in &features {
-            let mut per_stage = Vec::with_capacity(Stage::ALL.len());
-            for stage in Stage::ALL {
-                let mut q = base();
-                q.push((Occur::Must, stage_term(*stage)));
-                q.push((Occur::Must, any_term(word)));
-                per_stage.push(searcher.search(&BooleanQuery::new(q), &Count)? as u64);
-            }
-            words.push(per_stage);
+            words.push(
+                (0..Stage::ALL.len())
+                    .map(|stage| count(stage, Some(any_term(word))))
+                    .collect::<AppResult<Vec<u64>>>()?,
+            );
         }
         let tags = words.split_off(word_count);
         Ok(StageWordCounts {

@@ -14,14 +14,14 @@ use chrono::Utc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::Library;
 use super::popularity::{PopularityStats, cohort_key};
 use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
+use super::{Library, distinct, validate_batch};
 use crate::domain::{
     Account, AccountDraft, Contact, ContactDraft, ContactId, EngagementDraft, Role, Stage,
     TaxonomyValue,
 };
-use crate::error::{AppError, AppResult, InputProblem};
+use crate::error::{AppError, AppResult};
 use crate::ranking::{HORIZON_DAYS, Reading, StageInference, infer_stage, journey_stage};
 use crate::store::StoredEngagement;
 
@@ -128,6 +128,7 @@ pub struct CommitteeRole {
     pub assets_engaged: usize,
 }
 
+#[derive(Clone)]
 pub struct CommitteeMember {
     pub contact: Contact,
     pub assets_engaged: usize,
@@ -144,70 +145,22 @@ pub struct Committee {
 
 /// Everything stored about an account.
 pub struct AccountExport {
-    pub account: Account,
-    pub contacts: Vec<Contact>,
+    /// Read now, not from the profile cache: the record and contacts as stored.
+    pub profile: Arc<AccountProfile>,
     pub engagements: Vec<StoredEngagement>,
-}
-
-fn problems<T, E: std::fmt::Display>(
-    items: &[T],
-    mut check: impl FnMut(&T) -> Result<(), Vec<(Option<String>, &'static str, E)>>,
-) -> Vec<InputProblem> {
-    let mut out = Vec::new();
-    for (position, item) in items.iter().enumerate() {
-        if let Err(errors) = check(item) {
-            out.extend(errors.into_iter().map(|(id, field, e)| InputProblem {
-                position: position as u64,
-                id,
-                field: Some(field.to_owned()),
-                message: e.to_string(),
-            }));
-        }
-    }
-    out
-}
-
-fn refuse(what: &str, problems: Vec<InputProblem>) -> AppError {
-    let first = &problems[0];
-    AppError::BadUserInput {
-        message: format!(
-            "{} invalid field(s); nothing was written; first: {what}[{}].{}",
-            problems.len(),
-            first.position,
-            first
-        ),
-        problems,
-    }
-}
-
-fn too_many(what: &str, max: usize, got: usize) -> AppResult<()> {
-    if got > max {
-        return Err(AppError::bad_input(format!(
-            "at most {max} {what} per call, got {got}; use `stagefit import` for larger batches"
-        )));
-    }
-    Ok(())
 }
 
 impl Library {
     /// Validates every account first, writes all or none.
     pub async fn upsert_accounts(&self, drafts: Vec<AccountDraft>) -> AppResult<Vec<Account>> {
-        too_many("accounts", MAX_ACCOUNT_BATCH, drafts.len())?;
         let now = Utc::now();
-        let mut accounts = Vec::with_capacity(drafts.len());
-        let problems = problems(&drafts, |d| match d.validate(now) {
-            Ok(a) => {
-                accounts.push(a);
-                Ok(())
-            }
-            Err(errors) => Err(errors
-                .into_iter()
-                .map(|e| (d.id.clone(), e.field, e.message))
-                .collect()),
-        });
-        if !problems.is_empty() {
-            return Err(refuse("accounts", problems));
-        }
+        let accounts = validate_batch(
+            "accounts",
+            MAX_ACCOUNT_BATCH,
+            &drafts,
+            |d| d.id.clone(),
+            |d| d.validate(now),
+        )?;
         let stored = self.store.upsert_accounts(&accounts).await?;
         for a in &stored {
             self.profiles.forget(a.id.as_str());
@@ -217,27 +170,14 @@ impl Library {
 
     /// Validates every contact first; their accounts must exist. Writes all or none.
     pub async fn upsert_contacts(&self, drafts: Vec<ContactDraft>) -> AppResult<Vec<Contact>> {
-        too_many("contacts", MAX_ACCOUNT_BATCH, drafts.len())?;
-        let mut contacts = Vec::with_capacity(drafts.len());
-        let problems = problems(&drafts, |d| match d.validate() {
-            Ok(c) => {
-                contacts.push(c);
-                Ok(())
-            }
-            Err(errors) => Err(errors
-                .into_iter()
-                .map(|e| (d.id.clone(), e.field, e.message))
-                .collect()),
-        });
-        if !problems.is_empty() {
-            return Err(refuse("contacts", problems));
-        }
-        let wanted: Vec<String> = contacts
-            .iter()
-            .map(|c| c.account_id.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let contacts = validate_batch(
+            "contacts",
+            MAX_ACCOUNT_BATCH,
+            &drafts,
+            |d| d.id.clone(),
+            ContactDraft::validate,
+        )?;
+        let wanted = distinct(contacts.iter().map(|c| c.account_id.to_string()));
         let found: HashSet<String> = self
             .store
             .existing_accounts(&wanted)
@@ -255,12 +195,9 @@ impl Library {
             )));
         }
         // A contact moving to another account changes both.
+        let ids: Vec<String> = contacts.iter().map(|c| c.id.to_string()).collect();
         let mut touched: HashSet<String> = wanted.into_iter().collect();
-        for c in &contacts {
-            if let Some(old) = self.store.get_contact(c.id.as_str()).await? {
-                touched.insert(old.account_id.to_string());
-            }
-        }
+        touched.extend(self.store.accounts_of_contacts(&ids).await?);
         self.store.upsert_contacts(&contacts).await?;
         for id in touched {
             self.profiles.forget(&id);
@@ -317,12 +254,7 @@ impl Library {
         let mut consumed: Vec<String> = read_by.keys().cloned().collect();
         consumed.sort();
         let engagement_count = self.store.count_engagements(id).await?;
-        let asset_ids: Vec<String> = recent
-            .iter()
-            .map(|e| e.engagement.asset_id.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let asset_ids = distinct(recent.iter().map(|e| e.engagement.asset_id.to_string()));
         let stages = self.store.asset_stages(&asset_ids).await?;
         let readings: Vec<Reading> = recent
             .iter()
@@ -369,22 +301,14 @@ impl Library {
         &self,
         drafts: Vec<EngagementDraft>,
     ) -> AppResult<EngagementReceipt> {
-        too_many("events", MAX_ENGAGEMENT_BATCH, drafts.len())?;
         let now = Utc::now();
-        let mut events = Vec::with_capacity(drafts.len());
-        let problems = problems(&drafts, |d| match d.validate(now) {
-            Ok(e) => {
-                events.push(e);
-                Ok(())
-            }
-            Err(errors) => Err(errors
-                .into_iter()
-                .map(|e| (d.client_event_id.clone(), e.field, e.message))
-                .collect()),
-        });
-        if !problems.is_empty() {
-            return Err(refuse("events", problems));
-        }
+        let events = validate_batch(
+            "events",
+            MAX_ENGAGEMENT_BATCH,
+            &drafts,
+            |d| d.client_event_id.clone(),
+            |d| d.validate(now),
+        )?;
         let mut profiles: HashMap<String, Arc<AccountProfile>> = HashMap::new();
         for e in &events {
             let id = e.account_id.as_str();
@@ -400,12 +324,7 @@ impl Library {
                 )));
             }
         }
-        let asset_ids: Vec<String> = events
-            .iter()
-            .map(|e| e.asset_id.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let asset_ids = distinct(events.iter().map(|e| e.asset_id.to_string()));
         let known = self.store.asset_stages(&asset_ids).await?;
         if let Some(missing) = events
             .iter()
@@ -540,12 +459,10 @@ impl Library {
 
     /// Everything stored about an account, for a data-subject request.
     pub async fn export_account(&self, id: &str) -> AppResult<AccountExport> {
-        let account = self
-            .store
-            .get_account(id)
+        let profile = self
+            .load_profile(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))?;
-        let contacts = self.store.contacts_of(id).await?;
         let mut engagements = Vec::new();
         let mut after = 0;
         loop {
@@ -555,8 +472,7 @@ impl Library {
             engagements.extend(page);
         }
         Ok(AccountExport {
-            account,
-            contacts,
+            profile: Arc::new(profile),
             engagements,
         })
     }

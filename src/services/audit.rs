@@ -73,11 +73,16 @@ impl Library {
             return Err(AppError::bad_input("by: name at least one dimension"));
         }
         let stale_before = self.stale_before(stale_after_days);
+        // The library's languages and industries only when the matrix ranges over them.
+        let by_language = dimensions.contains(&CoverageDimension::Language);
         let index = self.index.clone();
         let (rows, languages) = task::spawn_blocking(move || {
             let rows = index.audit_rows(&filter, stale_before)?;
-            let languages =
-                index.facet_counts(&AssetFilter::default(), vec![FacetField::Language])?;
+            let languages = if by_language {
+                index.facet_counts(&AssetFilter::default(), vec![FacetField::Language])?
+            } else {
+                Vec::new()
+            };
             AppResult::Ok((rows, languages))
         })
         .await
@@ -88,14 +93,18 @@ impl Library {
             .filter_map(|(l, _)| Language::parse(&l).ok())
             .collect();
         languages.sort();
-        let universe = CoverageUniverse {
-            industries: self
-                .store
+        let industries = if dimensions.contains(&CoverageDimension::Industry) {
+            self.store
                 .industries()
                 .await?
                 .into_iter()
                 .map(|i| i.slug)
-                .collect(),
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let universe = CoverageUniverse {
+            industries,
             languages,
         };
         let undescribed = rows
@@ -201,6 +210,42 @@ pub enum TagSubject {
     },
 }
 
+/// The words and tags a suggestion compares, owned.
+struct TagText {
+    title: String,
+    summary: String,
+    body: String,
+    language: Language,
+    content_type: Option<crate::domain::ContentType>,
+    concerns: Vec<crate::domain::Concern>,
+    topics: Vec<String>,
+}
+
+impl TagText {
+    fn of(asset: Asset) -> Self {
+        Self {
+            title: asset.title,
+            summary: asset.summary,
+            body: asset.body,
+            language: asset.language,
+            content_type: Some(asset.content_type),
+            concerns: asset.concerns,
+            topics: asset.topics,
+        }
+    }
+
+    fn similar_to(&self) -> crate::search::SimilarTo<'_> {
+        crate::search::SimilarTo {
+            title: &self.title,
+            summary: &self.summary,
+            body: &self.body,
+            language: &self.language,
+            concerns: &self.concerns,
+            topics: &self.topics,
+        }
+    }
+}
+
 pub struct TagReport {
     pub suggestions: crate::ranking::TagSuggestions,
     /// The tagged assets that voted, most similar first.
@@ -215,58 +260,46 @@ impl Library {
         subject: TagSubject,
         ignore: Vec<String>,
     ) -> AppResult<TagReport> {
-        let (title, summary, body, language, content_type, concerns, topics, mut exclude) =
-            match subject {
-                TagSubject::Asset(id) => {
-                    let asset = self
-                        .asset(&id)
-                        .await?
-                        .ok_or_else(|| AppError::NotFound(format!("no asset with id {id:?}")))?;
-                    (
-                        asset.title,
-                        asset.summary,
-                        asset.body,
-                        asset.language,
-                        Some(asset.content_type),
-                        asset.concerns,
-                        asset.topics,
-                        vec![id],
-                    )
+        let (text, mut exclude) = match subject {
+            TagSubject::Asset(id) => {
+                let asset = self
+                    .asset(&id)
+                    .await?
+                    .ok_or_else(|| AppError::NotFound(format!("no asset with id {id:?}")))?;
+                (TagText::of(asset), vec![id])
+            }
+            TagSubject::Text {
+                text,
+                language,
+                content_type,
+            } => {
+                if text.trim().is_empty() {
+                    return Err(AppError::bad_input("text: give some words to compare"));
                 }
-                TagSubject::Text {
-                    text,
+                let text = TagText {
+                    title: String::new(),
+                    summary: String::new(),
+                    body: text,
                     language,
                     content_type,
-                } => {
-                    if text.trim().is_empty() {
-                        return Err(AppError::bad_input("text: give some words to compare"));
-                    }
-                    (
-                        String::new(),
-                        String::new(),
-                        text,
-                        language,
-                        content_type,
-                        Vec::new(),
-                        Vec::new(),
-                        Vec::new(),
-                    )
-                }
-            };
+                    concerns: Vec::new(),
+                    topics: Vec::new(),
+                };
+                (text, Vec::new())
+            }
+        };
         exclude.extend(ignore);
+        let content_type = text.content_type;
         let index = self.index.clone();
         let (neighbours, by_stage) = task::spawn_blocking(move || {
-            let text = crate::search::SimilarTo {
-                title: &title,
-                summary: &summary,
-                body: &body,
-                language: &language,
-                concerns: &concerns,
-                topics: &topics,
-            };
-            let neighbours =
-                index.similar(&text, &AssetFilter::default(), TAG_NEIGHBOURS, &exclude)?;
-            let by_stage = index.stage_word_counts(&text, &exclude)?;
+            let similar_to = text.similar_to();
+            let neighbours = index.similar(
+                &similar_to,
+                &AssetFilter::default(),
+                TAG_NEIGHBOURS,
+                &exclude,
+            )?;
+            let by_stage = index.stage_word_counts(&similar_to, &exclude)?;
             AppResult::Ok((neighbours, by_stage))
         })
         .await

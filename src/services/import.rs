@@ -260,10 +260,31 @@ struct Located<T> {
     value: T,
 }
 
-fn read_all<D: serde::de::DeserializeOwned, T>(
+/// Reads and validates every record of the sources on the blocking pool: the valid ones
+/// with their lines, and a report counting rows and problems.
+async fn read_all<D, T>(
     sources: Vec<ImportSource>,
     fields: &'static [&'static str],
-    id_of: impl Fn(&D) -> Option<String>,
+    id_of: fn(&D) -> Option<String>,
+    validate: impl Fn(&D) -> Result<T, Vec<crate::domain::FieldError>> + Send + 'static,
+) -> AppResult<(Vec<Located<T>>, ImportReport)>
+where
+    D: serde::de::DeserializeOwned + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut report = ImportReport::default();
+        let records = read_all_blocking(sources, fields, id_of, validate, &mut report);
+        (records, report)
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+fn read_all_blocking<D: serde::de::DeserializeOwned, T>(
+    sources: Vec<ImportSource>,
+    fields: &'static [&'static str],
+    id_of: fn(&D) -> Option<String>,
     validate: impl Fn(&D) -> Result<T, Vec<crate::domain::FieldError>>,
     report: &mut ImportReport,
 ) -> Vec<Located<T>> {
@@ -361,55 +382,32 @@ pub async fn import_records(
 
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let mut report = ImportReport::default();
-    let unique = |ids: Vec<String>| -> Vec<String> {
-        ids.into_iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect()
-    };
-    let written = match kind {
+    let (mut report, written) = match kind {
         RecordKind::Accounts => {
-            let (records, mut r) = tokio::task::spawn_blocking(move || {
-                let records = read_all(
-                    sources,
-                    AccountDraft::FIELDS,
-                    |d: &AccountDraft| d.id.clone(),
-                    |d| d.validate(now),
-                    &mut report,
-                );
-                (records, report)
-            })
-            .await
-            .map_err(AppError::internal)?;
-            report = std::mem::take(&mut r);
-            if report.failed > 0 && !best_effort {
+            let (records, report) = read_all(
+                sources,
+                AccountDraft::FIELDS,
+                |d: &AccountDraft| d.id.clone(),
+                move |d| d.validate(now),
+            )
+            .await?;
+            let written = if report.failed > 0 && !best_effort {
                 0
             } else {
                 let accounts: Vec<_> = records.into_iter().map(|r| r.value).collect();
                 store.upsert_accounts(&accounts).await?.len()
-            }
+            };
+            (report, written)
         }
         RecordKind::Contacts => {
-            let (records, mut r) = tokio::task::spawn_blocking(move || {
-                let records = read_all(
-                    sources,
-                    ContactDraft::FIELDS,
-                    |d: &ContactDraft| d.id.clone(),
-                    ContactDraft::validate,
-                    &mut report,
-                );
-                (records, report)
-            })
-            .await
-            .map_err(AppError::internal)?;
-            report = std::mem::take(&mut r);
-            let wanted = unique(
-                records
-                    .iter()
-                    .map(|r| r.value.account_id.to_string())
-                    .collect(),
-            );
+            let (records, mut report) = read_all(
+                sources,
+                ContactDraft::FIELDS,
+                |d: &ContactDraft| d.id.clone(),
+                ContactDraft::validate,
+            )
+            .await?;
+            let wanted = super::distinct(records.iter().map(|r| r.value.account_id.to_string()));
             let found: HashSet<String> = store
                 .existing_accounts(&wanted)
                 .await?
@@ -419,50 +417,38 @@ pub async fn import_records(
                 (!found.contains(c.account_id.as_str()))
                     .then(|| format!("no account with id {:?}", c.account_id.as_str()))
             });
-            if report.failed > 0 && !best_effort {
+            let written = if report.failed > 0 && !best_effort {
                 0
             } else {
                 let contacts: Vec<_> = records.into_iter().map(|r| r.value).collect();
                 store.upsert_contacts(&contacts).await?;
                 contacts.len()
-            }
+            };
+            (report, written)
         }
         RecordKind::Engagements => {
-            let (records, mut r) = tokio::task::spawn_blocking(move || {
-                let records = read_all(
-                    sources,
-                    EngagementDraft::FIELDS,
-                    |d: &EngagementDraft| d.client_event_id.clone(),
-                    |d| d.validate(now),
-                    &mut report,
-                );
-                (records, report)
-            })
-            .await
-            .map_err(AppError::internal)?;
-            report = std::mem::take(&mut r);
-            let account_ids = unique(
-                records
-                    .iter()
-                    .map(|r| r.value.account_id.to_string())
-                    .collect(),
-            );
-            let mut accounts = HashMap::new();
-            let mut contacts: HashMap<String, String> = HashMap::new();
-            for id in &account_ids {
-                if let Some(a) = store.get_account(id).await? {
-                    for c in store.contacts_of(id).await? {
-                        contacts.insert(c.id.to_string(), id.clone());
-                    }
-                    accounts.insert(id.clone(), a);
-                }
-            }
-            let asset_ids = unique(
-                records
-                    .iter()
-                    .map(|r| r.value.asset_id.to_string())
-                    .collect(),
-            );
+            let (records, mut report) = read_all(
+                sources,
+                EngagementDraft::FIELDS,
+                |d: &EngagementDraft| d.client_event_id.clone(),
+                move |d| d.validate(now),
+            )
+            .await?;
+            let account_ids =
+                super::distinct(records.iter().map(|r| r.value.account_id.to_string()));
+            let accounts: HashMap<String, crate::domain::Account> = store
+                .load_accounts(&account_ids)
+                .await?
+                .into_iter()
+                .map(|a| (a.id.to_string(), a))
+                .collect();
+            let contacts: HashMap<String, String> = store
+                .contacts_of_accounts(&account_ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id.to_string(), c.account_id.to_string()))
+                .collect();
+            let asset_ids = super::distinct(records.iter().map(|r| r.value.asset_id.to_string()));
             let assets = store.asset_stages(&asset_ids).await?;
             let records = check_references(&mut report, records, "account_id", |e| {
                 (!accounts.contains_key(e.account_id.as_str()))
@@ -484,7 +470,7 @@ pub async fn import_records(
                 (!assets.contains_key(e.asset_id.as_str()))
                     .then(|| format!("no asset with id {:?}", e.asset_id.as_str()))
             });
-            if report.failed > 0 && !best_effort {
+            let written = if report.failed > 0 && !best_effort {
                 0
             } else {
                 let rows: Vec<_> = records
@@ -499,7 +485,8 @@ pub async fn import_records(
                     })
                     .collect();
                 store.insert_engagements(&rows).await? as usize
-            }
+            };
+            (report, written)
         }
     };
     report.committed = report.failed == 0 || best_effort;

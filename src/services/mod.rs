@@ -16,7 +16,7 @@ use tokio::task;
 use crate::config::{Config, RankingConfig};
 
 use crate::domain::AssetFilter;
-use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, IndustrySlug};
+use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, FieldError, IndustrySlug};
 use crate::error::{AppError, AppResult, InputProblem};
 use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
 use crate::store::{Store, WriteCounts};
@@ -62,6 +62,54 @@ pub struct Library {
 pub struct DataVersion {
     pub index_seq: i64,
     pub popularity: u64,
+}
+
+/// Validates every draft of a GraphQL batch (at most `max`), reporting every problem at
+/// once with its position; `what` names the list in messages (`assets[3].stages`).
+fn validate_batch<D, T>(
+    what: &str,
+    max: usize,
+    drafts: &[D],
+    id_of: impl Fn(&D) -> Option<String>,
+    validate: impl Fn(&D) -> Result<T, Vec<FieldError>>,
+) -> AppResult<Vec<T>> {
+    if drafts.len() > max {
+        return Err(AppError::bad_input(format!(
+            "at most {max} {what} per call, got {}; use `stagefit import` for larger batches",
+            drafts.len()
+        )));
+    }
+    let mut valid = Vec::with_capacity(drafts.len());
+    let mut problems = Vec::new();
+    for (position, draft) in drafts.iter().enumerate() {
+        match validate(draft) {
+            Ok(value) => valid.push(value),
+            Err(errors) => problems.extend(errors.into_iter().map(|e| InputProblem {
+                position: position as u64,
+                id: id_of(draft),
+                field: Some(e.field.to_owned()),
+                message: e.message,
+            })),
+        }
+    }
+    if let Some(first) = problems.first() {
+        return Err(AppError::BadUserInput {
+            message: format!(
+                "{} invalid field(s); nothing was written; first: {what}[{}].{}",
+                problems.len(),
+                first.position,
+                first
+            ),
+            problems,
+        });
+    }
+    Ok(valid)
+}
+
+/// Each id once, in no particular order.
+fn distinct(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let set: std::collections::HashSet<String> = ids.into_iter().collect();
+    set.into_iter().collect()
 }
 
 /// What an upsert did, with the assets as stored.
@@ -161,37 +209,13 @@ impl Library {
     /// Validates every draft first; writes all or nothing; returns once the index shows
     /// the change.
     pub async fn upsert_assets(&self, drafts: Vec<AssetDraft>) -> AppResult<UpsertOutcome> {
-        if drafts.len() > MAX_UPSERT_BATCH {
-            return Err(AppError::bad_input(format!(
-                "at most {MAX_UPSERT_BATCH} assets per call, got {}; use `stagefit import` for larger batches",
-                drafts.len()
-            )));
-        }
-        let mut assets = Vec::with_capacity(drafts.len());
-        let mut problems = Vec::new();
-        for (position, draft) in drafts.iter().enumerate() {
-            match draft.validate() {
-                Ok(asset) => assets.push(asset),
-                Err(errors) => problems.extend(errors.into_iter().map(|e| InputProblem {
-                    position: position as u64,
-                    id: draft.id.clone(),
-                    field: Some(e.field.to_owned()),
-                    message: e.message,
-                })),
-            }
-        }
-        if !problems.is_empty() {
-            let first = &problems[0];
-            return Err(AppError::BadUserInput {
-                message: format!(
-                    "{} invalid field(s); nothing was written; first: assets[{}].{}",
-                    problems.len(),
-                    first.position,
-                    first
-                ),
-                problems,
-            });
-        }
+        let assets = validate_batch(
+            "assets",
+            MAX_UPSERT_BATCH,
+            &drafts,
+            |d| d.id.clone(),
+            AssetDraft::validate,
+        )?;
         let mut write = self.store.begin_write().await?;
         let counts = write.upsert_assets(&assets).await?;
         let seq = write.commit().await?;

@@ -183,6 +183,8 @@ impl PopularityBoard {
 struct Tally {
     cohorts: Vec<String>,
     cohort_ids: HashMap<String, u32>,
+    /// Cohort of an event -> (its id, the id of its stage's all-industries cohort).
+    cohort_pairs: HashMap<String, (u32, Option<u32>)>,
     assets: Vec<String>,
     asset_ids: HashMap<String, u32>,
     accounts: HashMap<String, u32>,
@@ -205,19 +207,38 @@ impl Tally {
     fn add(&mut self, cohort: &str, account: &str, asset: &str, weight: f64) {
         self.events += 1;
         let asset = intern(&mut self.assets, &mut self.asset_ids, asset);
-        let next = self.accounts.len() as u32;
-        let account = *self.accounts.entry(account.to_owned()).or_insert(next);
-        let mut cohorts = vec![cohort.to_owned()];
-        if let Some((industry, stage)) = cohort.split_once('|')
-            && industry != ANY_INDUSTRY
-        {
-            cohorts.push(format!("{ANY_INDUSTRY}|{stage}"));
-        }
-        for c in cohorts {
-            let c = intern(&mut self.cohorts, &mut self.cohort_ids, &c);
+        let account = match self.accounts.get(account) {
+            Some(id) => *id,
+            None => {
+                let id = self.accounts.len() as u32;
+                self.accounts.insert(account.to_owned(), id);
+                id
+            }
+        };
+        let (own, every_industry) = self.cohort_ids(cohort);
+        for c in std::iter::once(own).chain(every_industry) {
             let best = self.best.entry((c, asset, account)).or_insert(0.0);
             *best = best.max(weight);
         }
+    }
+
+    /// The cohort's id and, for a cohort of one industry, that of its stage across every
+    /// industry; computed once per cohort, not per event.
+    fn cohort_ids(&mut self, cohort: &str) -> (u32, Option<u32>) {
+        if let Some(ids) = self.cohort_pairs.get(cohort) {
+            return *ids;
+        }
+        let own = intern(&mut self.cohorts, &mut self.cohort_ids, cohort);
+        let every_industry = cohort
+            .split_once('|')
+            .filter(|(industry, _)| *industry != ANY_INDUSTRY)
+            .map(|(_, stage)| {
+                let key = format!("{ANY_INDUSTRY}|{stage}");
+                intern(&mut self.cohorts, &mut self.cohort_ids, &key)
+            });
+        self.cohort_pairs
+            .insert(cohort.to_owned(), (own, every_industry));
+        (own, every_industry)
     }
 
     fn rows(&self) -> Vec<PopularityRow> {

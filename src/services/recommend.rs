@@ -315,16 +315,8 @@ impl Library {
                     .cohort(&cohort_key(audience.industry.as_ref(), audience.stage))
             })
             .flatten();
-        let popular_ids: Vec<String> = popular
-            .as_ref()
-            .map(|p| {
-                p.ids
-                    .iter()
-                    .filter(|id| !exclude.contains(id))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Excluded ones among them are skipped by retrieval, with the rest of the exclusions.
+        let popular_ids: Vec<String> = popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
         let candidates = tokio::task::spawn_blocking(move || {
             index.recommend(&RecommendRequest {
                 dimensions: &dims,

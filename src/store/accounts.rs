@@ -496,3 +496,52 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// The accounts that the contacts with these ids belong to now (for contacts that
+    /// exist).
+    pub async fn accounts_of_contacts(&self, ids: &[String]) -> AppResult<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let found: Vec<String> = contact::Entity::find()
+                .select_only()
+                .column(contact::Column::AccountId)
+                .filter(contact::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// The accounts with these ids that exist.
+    pub async fn load_accounts(&self, ids: &[String]) -> AppResult<Vec<Account>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let rows = account::Entity::find()
+                .filter(account::Column::Id.is_in(chunk.to_vec()))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                out.push(account_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The contacts of these accounts.
+    pub async fn contacts_of_accounts(&self, ids: &[String]) -> AppResult<Vec<Contact>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let rows = contact::Entity::find()
+                .filter(contact::Column::AccountId.is_in(chunk.to_vec()))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                out.push(contact_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+}
