@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::entity::{account, asset, asset_popularity, asset_tag, contact, engagement};
@@ -112,7 +112,7 @@ impl Store {
     /// Inserts or replaces accounts, all or none. A stage given without its time keeps the
     /// stored time when it is the stored stage, and is dated now when it changed.
     pub async fn upsert_accounts(&self, accounts: &[Account]) -> AppResult<Vec<Account>> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_txn().await?;
         let now = Utc::now();
         let mut stored_out = Vec::with_capacity(accounts.len());
         for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
@@ -125,7 +125,7 @@ impl Store {
                     .column(account::Column::StageUpdatedAt)
                     .filter(account::Column::Id.is_in(ids))
                     .into_tuple::<(String, Option<String>, Option<DateTime<Utc>>)>()
-                    .all(&txn)
+                    .all(txn.conn())
                     .await?
                     .into_iter()
                     .map(|(id, stage, at)| (id, (stage, at)))
@@ -168,7 +168,7 @@ impl Store {
                         ])
                         .to_owned(),
                 )
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn.conn())
                 .await?;
         }
         txn.commit().await?;
@@ -214,7 +214,7 @@ impl Store {
     /// Inserts or replaces contacts, all or none; their accounts must exist (the caller
     /// checks, the foreign key enforces).
     pub async fn upsert_contacts(&self, contacts: &[Contact]) -> AppResult<()> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_txn().await?;
         let now = Utc::now();
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
             let rows = chunk.iter().map(|c| contact::ActiveModel {
@@ -236,7 +236,7 @@ impl Store {
                         ])
                         .to_owned(),
                 )
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn.conn())
                 .await?;
         }
         txn.commit().await?;
@@ -279,7 +279,7 @@ impl Store {
     /// Records events, each with the cohort of its account, in one transaction. An event
     /// whose client id the account already used is skipped. Returns how many were new.
     pub async fn insert_engagements(&self, events: &[(Engagement, String)]) -> AppResult<u64> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_txn().await?;
         let recorded_at = Utc::now().timestamp();
         let mut inserted = 0;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
@@ -299,7 +299,7 @@ impl Store {
                     engagement::Column::AccountId,
                     engagement::Column::ClientEventId,
                 ])
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn.conn())
                 .await?;
             if let sea_orm::TryInsertResult::Inserted(n) = result {
                 inserted += n;
@@ -374,18 +374,18 @@ impl Store {
     /// Deletes an account, its contacts and its events in one transaction. Returns the
     /// number of events deleted, or `None` when there is no such account.
     pub async fn erase_account(&self, id: &str) -> AppResult<Option<u64>> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_txn().await?;
         let events = engagement::Entity::delete_many()
             .filter(engagement::Column::AccountId.eq(id))
-            .exec(&txn)
+            .exec(txn.conn())
             .await?
             .rows_affected;
         contact::Entity::delete_many()
             .filter(contact::Column::AccountId.eq(id))
-            .exec(&txn)
+            .exec(txn.conn())
             .await?;
         let accounts = account::Entity::delete_by_id(id.to_owned())
-            .exec(&txn)
+            .exec(txn.conn())
             .await?
             .rows_affected;
         if accounts == 0 && events == 0 {
@@ -446,8 +446,10 @@ impl Store {
 
     /// Replaces the whole popularity table in one transaction.
     pub async fn replace_popularity(&self, rows: &[PopularityRow]) -> AppResult<()> {
-        let txn = self.db.begin().await?;
-        asset_popularity::Entity::delete_many().exec(&txn).await?;
+        let txn = self.begin_txn().await?;
+        asset_popularity::Entity::delete_many()
+            .exec(txn.conn())
+            .await?;
         let now = Utc::now().timestamp();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let models = chunk.iter().map(|r| asset_popularity::ActiveModel {
@@ -457,7 +459,7 @@ impl Store {
                 refreshed_at: Set(now),
             });
             asset_popularity::Entity::insert_many(models)
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn.conn())
                 .await?;
         }
         txn.commit().await?;

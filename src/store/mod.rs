@@ -20,7 +20,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -73,9 +73,31 @@ impl std::ops::AddAssign for WriteCounts {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// Serialises writers of this process: SQLite allows one writer, and a deferred
-    /// transaction that upgrades to a write can fail instead of waiting.
+    /// Serialises writers of this process. SQLite allows one writer at a time; writers of
+    /// one process queue here instead of contending for the file lock.
     write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction under the one writer discipline every write of the database takes
+/// (library, accounts, contacts, events, popularity): the process writer lock, then on
+/// SQLite `BEGIN IMMEDIATE`. A deferred SQLite transaction that reads and then writes
+/// fails with "database is locked" when another writer got in between, without waiting;
+/// an immediate one takes the write lock up front and waits (busy timeout) for writers of
+/// other processes, such as an import. Dropping it without `commit` rolls back.
+pub(crate) struct WriteTxn {
+    txn: DatabaseTransaction,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl WriteTxn {
+    pub(crate) fn conn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    pub(crate) async fn commit(self) -> AppResult<()> {
+        self.txn.commit().await?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -115,22 +137,35 @@ impl Store {
         }
     }
 
-    /// Starts a write transaction; dropping it without `commit` rolls everything back.
-    pub async fn begin_write(&self) -> AppResult<LibraryWrite> {
+    /// Starts a write transaction under the writer discipline (see [`WriteTxn`]).
+    pub(crate) async fn begin_txn(&self) -> AppResult<WriteTxn> {
         let guard = self.write_lock.clone().lock_owned().await;
-        let txn = self.db.begin().await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    /// Starts a write transaction over the library; dropping it without `commit` rolls
+    /// everything back.
+    pub async fn begin_write(&self) -> AppResult<LibraryWrite> {
+        let txn = self.begin_txn().await?;
+        if txn.conn().get_database_backend() == DbBackend::Postgres {
             // Writers of every replica take turns, so change-log positions commit in order
             // and a follower reading "after N" can never pass over a slower transaction's
             // smaller N. The lock ends with the transaction.
-            txn.execute_unprepared(&format!(
-                "SELECT pg_advisory_xact_lock({CHANGE_LOG_LOCK_KEY})"
-            ))
-            .await?;
+            txn.conn()
+                .execute_unprepared(&format!(
+                    "SELECT pg_advisory_xact_lock({CHANGE_LOG_LOCK_KEY})"
+                ))
+                .await?;
         }
         Ok(LibraryWrite {
             txn,
-            _guard: guard,
             known_industries: HashSet::new(),
         })
     }
@@ -205,10 +240,43 @@ impl Store {
     }
 }
 
+/// What [`LibraryWrite::upsert_assets`] would count for `assets`, without writing, against
+/// the stored library or none at all (a dry run before the database exists). `earlier`
+/// holds the ids and hashes that earlier batches of the same import would have written,
+/// and gains this batch's.
+pub async fn preview_upserts(
+    store: Option<&Store>,
+    assets: &[Asset],
+    earlier: &mut HashMap<String, String>,
+) -> AppResult<WriteCounts> {
+    let mut counts = WriteCounts::default();
+    for chunk in assets.chunks(ROWS_PER_STATEMENT) {
+        let unseen: Vec<String> = chunk
+            .iter()
+            .map(|a| a.id.to_string())
+            .filter(|id| !earlier.contains_key(id))
+            .collect();
+        let mut stored = match store {
+            Some(store) => content_hashes(&store.db, unseen).await?,
+            None => HashMap::new(),
+        };
+        for asset in chunk {
+            if let Some(hash) = earlier.get(asset.id.as_str()) {
+                stored.insert(asset.id.to_string(), hash.clone());
+            }
+        }
+        let (chunk_counts, changed) = plan_upserts(chunk, &stored);
+        counts += chunk_counts;
+        for (asset, hash) in changed {
+            earlier.insert(asset.id.to_string(), hash);
+        }
+    }
+    Ok(counts)
+}
+
 /// One write transaction over the library.
 pub struct LibraryWrite {
-    txn: DatabaseTransaction,
-    _guard: OwnedMutexGuard<()>,
+    txn: WriteTxn,
     known_industries: HashSet<String>,
 }
 
@@ -225,41 +293,14 @@ impl LibraryWrite {
 
     async fn upsert_chunk(&mut self, assets: &[Asset]) -> AppResult<WriteCounts> {
         let ids: Vec<String> = assets.iter().map(|a| a.id.to_string()).collect();
-        let stored: HashMap<String, String> = asset::Entity::find()
-            .select_only()
-            .column(asset::Column::Id)
-            .column(asset::Column::ContentHash)
-            .filter(asset::Column::Id.is_in(ids))
-            .into_tuple::<(String, String)>()
-            .all(&self.txn)
-            .await?
-            .into_iter()
-            .collect();
-
+        let stored = content_hashes(self.txn.conn(), ids).await?;
+        let (counts, changed) = plan_upserts(assets, &stored);
         let now = Utc::now();
-        let mut counts = WriteCounts::default();
-        // A later row for the same id within one batch wins, as a re-import would.
-        let mut latest: HashMap<&str, &Asset> = HashMap::new();
-        for asset in assets {
-            latest.insert(asset.id.as_str(), asset);
-        }
         let mut rows = Vec::new();
         let mut tags = Vec::new();
         let mut changed_ids = Vec::new();
         let mut industries = Vec::new();
-        for asset in assets {
-            if !std::ptr::eq(latest[asset.id.as_str()], asset) {
-                continue;
-            }
-            let hash = asset.fingerprint();
-            match stored.get(asset.id.as_str()) {
-                Some(old) if *old == hash => {
-                    counts.unchanged += 1;
-                    continue;
-                }
-                Some(_) => counts.updated += 1,
-                None => counts.created += 1,
-            }
+        for (asset, hash) in changed {
             rows.push(asset_row(asset, hash, now));
             tags.extend(tag_rows(asset));
             changed_ids.push(asset.id.to_string());
@@ -297,15 +338,15 @@ impl LibraryWrite {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&self.txn)
+            .exec_without_returning(self.txn.conn())
             .await?;
         asset_tag::Entity::delete_many()
             .filter(asset_tag::Column::AssetId.is_in(changed_ids.clone()))
-            .exec(&self.txn)
+            .exec(self.txn.conn())
             .await?;
         for chunk in tags.chunks(ROWS_PER_STATEMENT * 4) {
             asset_tag::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&self.txn)
+                .exec_without_returning(self.txn.conn())
                 .await?;
         }
         if !industries.is_empty() {
@@ -316,7 +357,7 @@ impl LibraryWrite {
             });
             industry::Entity::insert_many(rows)
                 .on_conflict_do_nothing_on([industry::Column::Slug])
-                .exec_without_returning(&self.txn)
+                .exec_without_returning(self.txn.conn())
                 .await?;
         }
         self.log_changes("asset", &changed_ids).await?;
@@ -329,7 +370,7 @@ impl LibraryWrite {
         id: &AssetId,
         status: AssetStatus,
     ) -> AppResult<Option<Asset>> {
-        let Some(mut current) = load_assets(&self.txn, &[id.to_string()]).await?.pop() else {
+        let Some(mut current) = load_assets(self.txn.conn(), &[id.to_string()]).await?.pop() else {
             return Ok(None);
         };
         if current.status == status {
@@ -347,7 +388,7 @@ impl LibraryWrite {
             )
             .col_expr(asset::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(asset::Column::Id.eq(id.as_str()))
-            .exec(&self.txn)
+            .exec(self.txn.conn())
             .await?;
         self.log_changes("asset", &[id.to_string()]).await?;
         Ok(Some(current))
@@ -364,7 +405,7 @@ impl LibraryWrite {
                 ..Default::default()
             });
             change_log::Entity::insert_many(rows)
-                .exec_without_returning(&self.txn)
+                .exec_without_returning(self.txn.conn())
                 .await?;
         }
         Ok(())
@@ -372,10 +413,57 @@ impl LibraryWrite {
 
     /// Commits and returns the newest change-log position, for read-your-writes.
     pub async fn commit(self) -> AppResult<i64> {
-        let seq = last_seq(&self.txn).await?;
+        let seq = last_seq(self.txn.conn()).await?;
         self.txn.commit().await?;
         Ok(seq)
     }
+}
+
+/// What upserting one chunk does, given the stored content hashes of its ids: the counts,
+/// and the assets to write with their new hashes. A later row for the same id within the
+/// chunk wins, as a re-import would; an asset identical to what is stored is left alone.
+pub fn plan_upserts<'a>(
+    assets: &'a [Asset],
+    stored: &HashMap<String, String>,
+) -> (WriteCounts, Vec<(&'a Asset, String)>) {
+    let mut latest: HashMap<&str, &Asset> = HashMap::new();
+    for asset in assets {
+        latest.insert(asset.id.as_str(), asset);
+    }
+    let mut counts = WriteCounts::default();
+    let mut changed = Vec::new();
+    for asset in assets {
+        if !std::ptr::eq(latest[asset.id.as_str()], asset) {
+            continue;
+        }
+        let hash = asset.fingerprint();
+        match stored.get(asset.id.as_str()) {
+            Some(old) if *old == hash => {
+                counts.unchanged += 1;
+                continue;
+            }
+            Some(_) => counts.updated += 1,
+            None => counts.created += 1,
+        }
+        changed.push((asset, hash));
+    }
+    (counts, changed)
+}
+
+async fn content_hashes(
+    db: &impl ConnectionTrait,
+    ids: Vec<String>,
+) -> AppResult<HashMap<String, String>> {
+    Ok(asset::Entity::find()
+        .select_only()
+        .column(asset::Column::Id)
+        .column(asset::Column::ContentHash)
+        .filter(asset::Column::Id.is_in(ids))
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 async fn last_seq(db: &impl ConnectionTrait) -> AppResult<i64> {

@@ -11,6 +11,7 @@ mod audit;
 mod browser;
 mod cache;
 mod cli;
+mod concurrency;
 mod http_protocol;
 mod judged;
 mod library;
