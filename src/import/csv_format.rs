@@ -1,14 +1,154 @@
 //! CSV with a header row; list cells hold values separated by `|`.
 
-use std::io::{BufRead, Write};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read, Write};
+use std::rc::Rc;
 
 use super::{Row, RowError, unknown_field_message};
 use crate::domain::{AssetDraft, parse_bool};
 
+/// The records of a CSV stream (header row first), each with the line it starts on as an
+/// editor shows it, for `\n` and `\r\n` endings, quoted cells spanning lines and a UTF-8
+/// byte-order mark alike. Shared by assets and the account, contact and event records.
+pub struct CsvRows<R: BufRead> {
+    records: csv::StringRecordsIntoIter<LineTracking<R>>,
+    lines: Rc<RefCell<LineBreaks>>,
+    /// The header row, or why it cannot be read (line 1).
+    pub header: Result<csv::StringRecord, RowError>,
+    done: bool,
+}
+
+impl<R: BufRead> CsvRows<R> {
+    pub fn new(input: R) -> Self {
+        let lines = Rc::new(RefCell::new(LineBreaks::default()));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(LineTracking {
+                input,
+                lines: lines.clone(),
+                at_start: true,
+            });
+        let header = reader.headers().cloned().map_err(|err| RowError {
+            line: 1,
+            field: None,
+            message: format!("cannot read the header row: {err}"),
+        });
+        Self {
+            records: reader.into_records(),
+            lines,
+            header,
+            done: false,
+        }
+    }
+
+    fn line_at(&self, byte: u64) -> u64 {
+        self.lines.borrow_mut().line_at(byte)
+    }
+}
+
+impl<R: BufRead> Iterator for CsvRows<R> {
+    type Item = Result<(u64, csv::StringRecord), RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.header.is_err() {
+            return None;
+        }
+        match self.records.next()? {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| self.line_at(p.byte()));
+                Some(Ok((line, record)))
+            }
+            Err(err) => {
+                let line = err.position().map_or(0, |p| self.line_at(p.byte()));
+                // A malformed CSV stream cannot be resynchronised reliably: stop here.
+                if !matches!(err.kind(), csv::ErrorKind::UnequalLengths { .. }) {
+                    self.done = true;
+                }
+                Some(Err(RowError {
+                    line,
+                    field: None,
+                    message: csv_error_message(&err),
+                }))
+            }
+        }
+    }
+}
+
+/// The assets of a CSV file.
 pub struct CsvReader<R: BufRead> {
-    records: csv::StringRecordsIntoIter<R>,
+    rows: CsvRows<R>,
     columns: Result<Vec<Column>, RowError>,
     done: bool,
+}
+
+/// Where the line breaks of the stream are, so a record's byte offset becomes the line an
+/// editor shows. The csv crate's own line count runs one behind after `\r\n` endings (it
+/// counts the `\n` only once the next record has begun), so it is not used.
+#[derive(Default)]
+struct LineBreaks {
+    /// Offsets of the `\r` and `\n` bytes read but not yet passed by a record start.
+    pending: VecDeque<(u64, u8)>,
+    /// `\n` bytes before the first pending one.
+    newlines_before: u64,
+    /// Bytes handed to the CSV parser so far.
+    offset: u64,
+}
+
+impl LineBreaks {
+    /// The 1-based line of the first byte of a record that the parser says starts at
+    /// `byte`. The parser may place the start on the line break that precedes the record,
+    /// so line breaks right at `byte` are stepped over. Offsets only grow.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        while let Some(&(at, b)) = self.pending.front() {
+            if at >= byte {
+                break;
+            }
+            self.newlines_before += u64::from(b == b'\n');
+            self.pending.pop_front();
+        }
+        let mut next = byte;
+        while let Some(&(at, b)) = self.pending.front() {
+            if at != next {
+                break;
+            }
+            self.newlines_before += u64::from(b == b'\n');
+            self.pending.pop_front();
+            next += 1;
+        }
+        self.newlines_before + 1
+    }
+}
+
+/// The input as the CSV parser reads it: without a UTF-8 byte-order mark, with every
+/// line break noted in [`LineBreaks`].
+struct LineTracking<R> {
+    input: R,
+    lines: Rc<RefCell<LineBreaks>>,
+    at_start: bool,
+}
+
+impl<R: BufRead> Read for LineTracking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at_start {
+            self.at_start = false;
+            let head = self.input.fill_buf()?;
+            if head.starts_with(b"\xEF\xBB\xBF") {
+                self.input.consume(3);
+            }
+        }
+        let n = self.input.read(buf)?;
+        let mut lines = self.lines.borrow_mut();
+        let start = lines.offset;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' || *b == b'\r' {
+                lines.pending.push_back((start + i as u64, *b));
+            }
+        }
+        lines.offset += n as u64;
+        Ok(n)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -18,20 +158,10 @@ enum Column {
 
 impl<R: BufRead> CsvReader<R> {
     pub fn new(input: R) -> Self {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
-            .from_reader(input);
-        let columns = match reader.headers() {
-            Ok(headers) => parse_header(headers),
-            Err(err) => Err(RowError {
-                line: 1,
-                field: None,
-                message: format!("cannot read the header row: {err}"),
-            }),
-        };
+        let rows = CsvRows::new(input);
+        let columns = rows.header.clone().and_then(|h| parse_header(&h));
         Self {
-            records: reader.into_records(),
+            rows,
             columns,
             done: false,
         }
@@ -41,10 +171,7 @@ impl<R: BufRead> CsvReader<R> {
 fn parse_header(headers: &csv::StringRecord) -> Result<Vec<Column>, RowError> {
     let mut columns = Vec::new();
     for name in headers {
-        let key = name
-            .trim()
-            .trim_start_matches('\u{feff}')
-            .to_ascii_lowercase();
+        let key = name.trim().to_ascii_lowercase();
         match AssetDraft::FIELDS.iter().find(|f| **f == key) {
             Some(field) => {
                 if columns.iter().any(|Column::Field(f)| f == field) {
@@ -91,22 +218,10 @@ impl<R: BufRead> Iterator for CsvReader<R> {
                 return Some(Err(err.clone()));
             }
         };
-        let record = match self.records.next()? {
-            Ok(record) => record,
-            Err(err) => {
-                let line = err.position().map(|p| p.line()).unwrap_or(0);
-                // A malformed CSV stream cannot be resynchronised reliably: stop here.
-                if !matches!(err.kind(), csv::ErrorKind::UnequalLengths { .. }) {
-                    self.done = true;
-                }
-                return Some(Err(RowError {
-                    line,
-                    field: None,
-                    message: csv_error_message(&err),
-                }));
-            }
+        let (line, record) = match self.rows.next()? {
+            Ok(found) => found,
+            Err(err) => return Some(Err(err)),
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
         let mut draft = AssetDraft::default();
         for (Column::Field(field), cell) in columns.iter().zip(record.iter()) {
             if let Err(message) = set_cell(&mut draft, field, cell) {
@@ -234,6 +349,42 @@ mod tests {
         assert_eq!(a.gated, Some(true));
         assert_eq!(rows[1].clone().unwrap().0, 3);
         assert_eq!(rows[2].clone().unwrap().0, 5);
+    }
+
+    /// The line of each row's error as an editor shows it: `bad` marks the bad rows.
+    fn bad_lines(text: &str) -> Vec<u64> {
+        CsvReader::new(text.as_bytes())
+            .filter_map(|row| row.err())
+            .map(|e| e.line)
+            .collect()
+    }
+
+    #[test]
+    fn bad_rows_are_reported_at_the_line_an_editor_shows() {
+        let lf =
+            "id,title,content_type,gated\na,A,ebook,\nb,B,demo,maybe\nc,C,demo,\nd,D,demo,often\n";
+        assert_eq!(bad_lines(lf), [3, 5]);
+        let crlf = lf.replace('\n', "\r\n");
+        assert_eq!(bad_lines(&crlf), [3, 5], "CRLF");
+        let bom = format!("\u{feff}{crlf}");
+        assert_eq!(bad_lines(&bom), [3, 5], "BOM and CRLF");
+        let bom_lf = format!("\u{feff}{lf}");
+        assert_eq!(bad_lines(&bom_lf), [3, 5], "BOM and LF");
+        // Quoted cells spanning lines push the next rows down, in both endings.
+        let multi = "id,title,content_type,gated\na,\"A\nspans\nthree\",ebook,\nb,B,demo,maybe\n\
+                     c,\"C\nspans two\",demo,\nd,D,demo,often\n";
+        assert_eq!(bad_lines(multi), [5, 8]);
+        assert_eq!(
+            bad_lines(&multi.replace('\n', "\r\n")),
+            [5, 8],
+            "CRLF multi-line"
+        );
+        // Blank lines between rows count too; a row of the wrong width is named as well.
+        let blanks = "id,title,content_type,gated\r\n\r\na,A,ebook,\r\n\r\n\r\nb,B\r\nc,C,demo,no\r\nd,D,demo,x";
+        assert_eq!(bad_lines(blanks), [6, 8]);
+        let rows: Vec<Row> = CsvReader::new(bom.as_bytes()).collect();
+        let (line, first) = rows[0].clone().unwrap();
+        assert_eq!((line, first.id.as_deref()), (2, Some("a")));
     }
 
     #[test]

@@ -7,14 +7,17 @@ use serde_json::{Map, Value};
 use super::{Row, RowError, unknown_field_message};
 use crate::domain::AssetDraft;
 
-pub struct JsonlReader<R> {
+/// The objects of a JSON Lines stream with the line each is on. Blank lines are skipped,
+/// a UTF-8 byte-order mark before the first line is ignored, and a line that is not a
+/// JSON object is an error naming the line (and, for bad JSON, the column).
+pub struct JsonObjects<R> {
     input: R,
     line: u64,
     buffer: String,
     failed: bool,
 }
 
-impl<R: BufRead> JsonlReader<R> {
+impl<R: BufRead> JsonObjects<R> {
     pub fn new(input: R) -> Self {
         Self {
             input,
@@ -25,10 +28,10 @@ impl<R: BufRead> JsonlReader<R> {
     }
 }
 
-impl<R: BufRead> Iterator for JsonlReader<R> {
-    type Item = Row;
+impl<R: BufRead> Iterator for JsonObjects<R> {
+    type Item = Result<(u64, Map<String, Value>), RowError>;
 
-    fn next(&mut self) -> Option<Row> {
+    fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
@@ -48,17 +51,21 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
                     }));
                 }
             }
-            let text = self.buffer.trim();
+            let mut text = self.buffer.as_str();
+            if self.line == 1 {
+                text = text.trim_start_matches('\u{feff}');
+            }
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
             let line = self.line;
             return Some(
-                parse_line(text)
-                    .map(|d| (line, d))
-                    .map_err(|(field, message)| RowError {
+                parse_object(text)
+                    .map(|o| (line, o))
+                    .map_err(|message| RowError {
                         line,
-                        field,
+                        field: None,
                         message,
                     }),
             );
@@ -66,13 +73,55 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
     }
 }
 
-fn parse_line(text: &str) -> Result<AssetDraft, (Option<String>, String)> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| (None, format!("not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err((None, "expected a JSON object".to_owned()));
-    };
-    draft_from_object(object)
+/// One line as a JSON object. A syntax error names its column only: the line is the
+/// file's, which the caller reports (serde_json would say "line 1" of the one line).
+fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err("expected a JSON object".to_owned()),
+        Err(err) => {
+            let full = err.to_string();
+            let position = format!(" at line {} column {}", err.line(), err.column());
+            let reason = full.strip_suffix(&position).unwrap_or(&full);
+            Err(format!(
+                "not valid JSON at column {}: {reason}",
+                err.column()
+            ))
+        }
+    }
+}
+
+/// The assets of a JSON Lines file.
+pub struct JsonlReader<R> {
+    objects: JsonObjects<R>,
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            objects: JsonObjects::new(input),
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for JsonlReader<R> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let (line, object) = match self.objects.next()? {
+            Ok(found) => found,
+            Err(err) => return Some(Err(err)),
+        };
+        Some(
+            draft_from_object(object)
+                .map(|d| (line, d))
+                .map_err(|(field, message)| RowError {
+                    line,
+                    field,
+                    message,
+                }),
+        )
+    }
 }
 
 fn draft_from_object(object: Map<String, Value>) -> Result<AssetDraft, (Option<String>, String)> {
@@ -188,6 +237,16 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let rows = rows(
+            "\u{feff}{\"id\":\"a\",\"title\":\"A\",\"content_type\":\"ebook\"}\r\n{\"id\":\"b\"}\r\n",
+        );
+        let (line, a) = rows[0].clone().unwrap();
+        assert_eq!((line, a.id.as_deref()), (1, Some("a")));
+        assert_eq!(rows[1].clone().unwrap().0, 2);
+    }
+
+    #[test]
     fn bad_lines_name_their_line_and_field() {
         let rows = rows(
             "{\"id\":\"a\"}\n{not json\n{\"id\":\"b\",\"stages\":5}\n{\"id\":\"c\",\"stage\":\"x\"}\n[1]\n",
@@ -195,7 +254,12 @@ mod tests {
         assert!(rows[0].is_ok());
         let e = rows[1].clone().unwrap_err();
         assert_eq!((e.line, e.field), (2, None));
-        assert!(e.message.starts_with("not valid JSON"), "{}", e.message);
+        assert!(
+            e.message.starts_with("not valid JSON at column 2: "),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("line"), "{}", e.message);
         let e = rows[2].clone().unwrap_err();
         assert_eq!((e.line, e.field.as_deref()), (3, Some("stages")));
         let e = rows[3].clone().unwrap_err();

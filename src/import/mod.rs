@@ -12,8 +12,8 @@ use std::path::Path;
 
 use crate::domain::{Asset, AssetDraft};
 
-pub use csv_format::{CsvReader, CsvWriter};
-pub use jsonl::{JsonlReader, JsonlWriter};
+pub use csv_format::{CsvReader, CsvRows, CsvWriter};
+pub use jsonl::{JsonObjects, JsonlReader, JsonlWriter};
 pub use records::{Record, read_records};
 
 /// A row that could not even be read as a record.

@@ -8,7 +8,7 @@ use std::io::BufRead;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{Format, RowError};
+use super::{CsvRows, Format, JsonObjects, RowError};
 
 /// One record read from a file, with the line it started on.
 pub type Record<T> = Result<(u64, T), RowError>;
@@ -21,35 +21,19 @@ pub fn read_records<'a, T: DeserializeOwned + 'a, R: BufRead + 'a>(
     fields: &'static [&'static str],
 ) -> Box<dyn Iterator<Item = Record<T>> + 'a> {
     match format {
-        Format::Jsonl => Box::new(input.lines().enumerate().filter_map(move |(i, line)| {
-            let line_no = i as u64 + 1;
-            let text = match line {
-                Ok(text) => text,
-                Err(e) => return Some(Err(row_error(line_no, None, format!("cannot read: {e}")))),
-            };
-            if text.trim().is_empty() {
-                return None;
-            }
-            Some(
-                parse_json(&text, fields)
-                    .map(|d| (line_no, d))
-                    .map_err(|(field, message)| row_error(line_no, field, message)),
-            )
+        Format::Jsonl => Box::new(JsonObjects::new(input).map(move |object| {
+            let (line, object) = object?;
+            clean_object(object, fields)
+                .and_then(|clean| {
+                    serde_json::from_value(Value::Object(clean)).map_err(|e| (None, e.to_string()))
+                })
+                .map(|d| (line, d))
+                .map_err(|(field, message)| row_error(line, field, message))
         })),
         Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(false)
-                .from_reader(input);
-            let header = reader
-                .headers()
-                .cloned()
-                .map_err(|e| row_error(1, None, format!("cannot read the header row: {e}")));
-            let header = header.and_then(|h| {
-                let names: Vec<String> = h
-                    .iter()
-                    .map(|n| n.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-                    .collect();
+            let mut rows = CsvRows::new(input);
+            let header = rows.header.clone().and_then(|h| {
+                let names: Vec<String> = h.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
                 match names.iter().find(|n| !fields.contains(&n.as_str())) {
                     Some(unknown) => Err(row_error(
                         1,
@@ -61,21 +45,22 @@ pub fn read_records<'a, T: DeserializeOwned + 'a, R: BufRead + 'a>(
             });
             match header {
                 Err(e) => Box::new(std::iter::once(Err(e))),
-                Ok(names) => Box::new(reader.into_records().map(move |record| {
-                    let record = record.map_err(|e| {
-                        let line = e.position().map_or(0, |p| p.line());
-                        row_error(line, None, format!("not a valid CSV row: {e}"))
-                    })?;
-                    let line = record.position().map_or(0, |p| p.line());
+                Ok(names) => Box::new(std::iter::from_fn(move || {
+                    let (line, record) = match rows.next()? {
+                        Ok(found) => found,
+                        Err(err) => return Some(Err(err)),
+                    };
                     let object: Map<String, Value> = names
                         .iter()
                         .zip(record.iter())
                         .filter(|(_, v)| !v.trim().is_empty())
                         .map(|(k, v)| (k.clone(), Value::String(v.to_owned())))
                         .collect();
-                    serde_json::from_value(Value::Object(object))
-                        .map(|d| (line, d))
-                        .map_err(|e| row_error(line, None, e.to_string()))
+                    Some(
+                        serde_json::from_value(Value::Object(object))
+                            .map(|d| (line, d))
+                            .map_err(|e| row_error(line, None, e.to_string())),
+                    )
                 })),
             }
         }
@@ -90,15 +75,12 @@ fn row_error(line: u64, field: Option<String>, message: String) -> RowError {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(
-    text: &str,
+/// The record's fields as strings (JSON numbers and booleans as their text; nulls left
+/// out), refusing fields the record does not have.
+fn clean_object(
+    object: Map<String, Value>,
     fields: &[&str],
-) -> Result<T, (Option<String>, String)> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| (None, format!("not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err((None, "expected a JSON object".to_owned()));
-    };
+) -> Result<Map<String, Value>, (Option<String>, String)> {
     let mut clean = Map::new();
     for (key, value) in object {
         if !fields.contains(&key.as_str()) {
@@ -116,7 +98,7 @@ fn parse_json<T: DeserializeOwned>(
         };
         clean.insert(key, value);
     }
-    serde_json::from_value(Value::Object(clean)).map_err(|e| (None, e.to_string()))
+    Ok(clean)
 }
 
 #[cfg(test)]
@@ -141,6 +123,23 @@ mod tests {
         assert_eq!(*line, 3);
         assert_eq!(second.occurred_at.as_deref(), Some("2026-01-02"));
         assert_eq!(rows[0].as_ref().unwrap().1.occurred_at, None);
+        // Lines as an editor shows them, for CRLF files with a byte-order mark too.
+        let crlf = format!("\u{feff}{}", csv.replace('\n', "\r\n"));
+        let rows: Vec<Record<EngagementDraft>> =
+            read_records(Format::Csv, crlf.as_bytes(), EngagementDraft::FIELDS).collect();
+        let lines: Vec<u64> = rows.iter().map(|r| r.as_ref().unwrap().0).collect();
+        assert_eq!(lines, [2, 3]);
+        let jsonl = "\u{feff}{\"id\": \"a\"}\r\n{\"id\": \"b\",}\r\n";
+        let rows: Vec<Record<AccountDraft>> =
+            read_records(Format::Jsonl, jsonl.as_bytes(), AccountDraft::FIELDS).collect();
+        assert_eq!(rows[0].as_ref().unwrap().1.id.as_deref(), Some("a"));
+        let err = rows[1].as_ref().unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(
+            err.message.starts_with("not valid JSON at column 12"),
+            "{}",
+            err.message
+        );
         let bad = "account_id,mood\nx,y\n";
         let rows: Vec<Record<EngagementDraft>> =
             read_records(Format::Csv, bad.as_bytes(), EngagementDraft::FIELDS).collect();
