@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, StorageArgs};
+use crate::error::AppError;
 use crate::search::{self, IndexLock};
 use crate::services::{self, ImportSource, RecordKind};
 use crate::state::{Server, connect_store};
@@ -355,7 +356,7 @@ async fn import(
         }
     })
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(AppError::unmasked)?;
     if tty {
         eprint!("\r");
     }
@@ -413,7 +414,7 @@ async fn audit(
     }
     .await;
     instance.stop().await;
-    let (report, stale) = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (report, stale) = outcome.map_err(AppError::unmasked)?;
     let days = stale_after_days.unwrap_or(library.stale_after_days());
     println!(
         "coverage by {view}: {} published assets, stale after {days} days",
@@ -463,7 +464,7 @@ async fn report_dry_run(store: Store, report: &services::ImportReport) -> anyhow
     );
     let changes = services::gap_changes(&store, &report.dry_run_assets)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(AppError::unmasked)?;
     store.close().await;
     for change in &changes {
         let view = view_name(&change.view);
@@ -527,7 +528,7 @@ async fn import_records(
         config.ranking.default_stage,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(AppError::unmasked)?;
     print_problems(&report);
     println!(
         "{} rows: {} written, {} failed in {:.2}s",
@@ -542,7 +543,7 @@ fn open_sources(files: &[PathBuf]) -> anyhow::Result<Vec<ImportSource>> {
         .iter()
         .map(|f| ImportSource::open(f))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(AppError::unmasked)
 }
 
 /// The first problems of an import on standard error, and how many more there were.
@@ -606,7 +607,7 @@ async fn export(config: &Config, file: PathBuf) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
     let count = services::export_library(&store, &file)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(AppError::unmasked)?;
     store.close().await;
     println!("exported {count} assets to {}", file.display());
     Ok(())

@@ -73,6 +73,16 @@ impl AppError {
         AppError::Internal(err.into())
     }
 
+    /// The error as the command line shows it to its trusted local user: an internal
+    /// error with its whole chain of causes instead of the masked "internal error" that
+    /// GraphQL clients get.
+    pub fn unmasked(self) -> anyhow::Error {
+        match self {
+            AppError::Internal(err) => err,
+            other => anyhow::Error::new(other),
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             AppError::BadUserInput { .. } => ErrorCode::BadUserInput,

@@ -13,7 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
 use chrono::Utc;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -101,34 +104,64 @@ impl WriteTxn {
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
+    /// Connects and brings the schema up to date. A SQLite file is created when missing
+    /// (unless the URL sets its own `mode`); a folder that does not exist, or a PostgreSQL
+    /// server that refuses, is said at once.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
-        if url.starts_with("sqlite:") {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-        } else {
-            options.max_connections(16);
-        }
-        let db = Database::connect(options)
-            .await
-            .context("cannot open the database")?;
+        let db = open(url, false).await?;
         Migrator::up(&db, None)
             .await
             .context("cannot bring the database schema up to date")?;
-        Ok(Self {
+        Ok(Self::over(db))
+    }
+
+    /// Opens an existing database for reading only, without creating or migrating
+    /// anything: what a dry run needs. `None` when there is no database yet (a SQLite file
+    /// that does not exist, or a database without stagefit's tables); an error when its
+    /// schema is older than this build's.
+    pub async fn open_read_only(url: &str) -> anyhow::Result<Option<Self>> {
+        if let Some(path) = sqlite_file(url)?
+            && !path.exists()
+        {
+            return Ok(None);
+        }
+        let db = open(url, true).await?;
+        let applied: Vec<String> = match db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r.try_get::<String>("", "version").ok())
+                .collect(),
+            Err(_) => {
+                let _ = db.close().await;
+                return Ok(None);
+            }
+        };
+        let missing: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|name| !applied.contains(name))
+            .collect();
+        if !missing.is_empty() {
+            let _ = db.close().await;
+            bail!(
+                "the database schema is older than this stagefit (missing {}); run `stagefit migrate` first",
+                missing.join(", ")
+            );
+        }
+        Ok(Some(Self::over(db)))
+    }
+
+    fn over(db: DatabaseConnection) -> Self {
+        Self {
             db,
             write_lock: Arc::new(Mutex::new(())),
-        })
+        }
     }
 
     pub async fn close(self) {
@@ -237,6 +270,100 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// The database file of a SQLite URL (`None` for other databases and in-memory ones).
+/// Refuses a file in a folder that does not exist, naming the folder: SQLite itself only
+/// says "unable to open database file".
+fn sqlite_file(url: &str) -> anyhow::Result<Option<PathBuf>> {
+    use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| "not a valid SQLite URL (sqlite://PATH)".to_owned())?;
+    let path = options.get_filename().to_owned();
+    if url.contains("mode=memory") || path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(None);
+    }
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        bail!(
+            "the folder {} for the database file {} does not exist; create it or choose another path",
+            folder.display(),
+            path.display()
+        );
+    }
+    Ok(Some(path))
+}
+
+/// Connects without migrating. SQLite: WAL, the file created when missing unless the URL
+/// names a `mode`, read-only when asked. PostgreSQL: one connection is tried first, so a
+/// server that is down or refuses is reported at once with its address and cause instead
+/// of after the pool's wait.
+async fn open(url: &str, read_only: bool) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        sqlite_file(url)?;
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        let explicit_mode = url.contains("mode=");
+        options.max_connections(8).map_sqlx_sqlite_opts(move |o| {
+            let o = o
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if read_only {
+                o.read_only(true).create_if_missing(false)
+            } else if explicit_mode {
+                o
+            } else {
+                o.create_if_missing(true)
+            }
+        });
+    } else {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            probe_postgres(url).await?;
+        }
+        options.max_connections(16);
+    }
+    Database::connect(options)
+        .await
+        .context("cannot open the database")
+}
+
+async fn probe_postgres(url: &str) -> anyhow::Result<()> {
+    use sea_orm::sqlx::postgres::PgConnectOptions;
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    let options =
+        PgConnectOptions::from_str(url).context("not a valid PostgreSQL URL (postgres://...)")?;
+    let place = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let attempt = tokio::time::timeout(Duration::from_secs(10), options.connect()).await;
+    match attempt {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            // An I/O failure (refused, unreachable) reads best on its own; sqlx repeats it.
+            let cause = match err {
+                sea_orm::sqlx::Error::Io(io) => anyhow::Error::new(io),
+                other => anyhow::Error::new(other),
+            };
+            Err(cause.context(format!("cannot connect to PostgreSQL at {place}")))
+        }
+        Err(_) => bail!("cannot connect to PostgreSQL at {place}: no answer within 10 s"),
     }
 }
 

@@ -11,6 +11,7 @@ mod audit;
 mod browser;
 mod cache;
 mod cli;
+mod cli_errors;
 mod concurrency;
 mod http_protocol;
 mod judged;

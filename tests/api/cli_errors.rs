@@ -1,0 +1,186 @@
+//! What the command line says when something goes wrong, and the files real teams write:
+//! every failure names its cause; bad rows are named at the line an editor shows.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+
+use crate::support::{stagefit, text};
+
+/// Runs the real binary on an explicit database URL.
+fn stagefit_on(url: &str, index: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+        .args(args)
+        .env("STAGEFIT_DATABASE_URL", url)
+        .env("STAGEFIT_INDEX_DIR", index)
+        .env_remove("STAGEFIT_LOG")
+        .output()
+        .expect("run stagefit")
+}
+
+const ONE_ASSET: &str = "{\"id\":\"a\",\"title\":\"A\",\"content_type\":\"EBOOK\"}\n";
+
+#[test]
+fn a_database_in_a_missing_folder_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, ONE_ASSET).unwrap();
+    let missing = dir.path().join("no-such-folder");
+    let url = format!("sqlite://{}/lib.db?mode=rwc", missing.display());
+    let out = stagefit_on(
+        &url,
+        &dir.path().join("index"),
+        &["import", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the folder {} ", missing.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_sqlite_url_without_a_mode_creates_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, ONE_ASSET).unwrap();
+    let db = dir.path().join("plain.db");
+    let url = format!("sqlite://{}", db.display());
+    let out = stagefit_on(
+        &url,
+        &dir.path().join("index"),
+        &["import", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(db.exists());
+}
+
+#[test]
+fn a_postgres_server_that_is_not_running_is_reported_at_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://stagefit:secret@127.0.0.1:{port}/stagefit");
+    let started = Instant::now();
+    let out = stagefit_on(&url, &dir.path().join("index"), &["migrate"]);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_internal_failure_prints_its_chain_of_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, ONE_ASSET).unwrap();
+    let d = dir.path().to_owned();
+    let f = file.clone();
+    let out = tokio::task::spawn_blocking(move || stagefit(&d, &["import", f.to_str().unwrap()]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A hand-edited database: the stored status no longer parses.
+    let url = stagefit::config::Config::in_dir(dir.path()).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    db.execute_unprepared("UPDATE asset SET status = 'bogus' WHERE id = 'a'")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let d = dir.path().to_owned();
+    let export = dir.path().join("out.jsonl");
+    let out =
+        tokio::task::spawn_blocking(move || stagefit(&d, &["export", export.to_str().unwrap()]))
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stored asset.status is invalid"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bogus"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+}
+
+/// A bad row on file line 5 (after a quoted cell spanning lines) and one on line 7.
+const SPREADSHEET: &str = "id,title,content_type,stages\n\
+    ok-1,\"A title\nover two lines\",ebook,awareness\n\
+    ok-2,Two,demo,decision\n\
+    bad-1,Bad,ebook,closing\n\
+    ok-3,Three,demo,\n\
+    bad-2,Worse,radio,\n";
+
+#[test]
+fn csv_rows_are_named_at_the_line_an_editor_shows_in_every_ending() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants = [
+        ("lf.csv", SPREADSHEET.to_owned()),
+        ("crlf.csv", SPREADSHEET.replace('\n', "\r\n")),
+        (
+            "bom.csv",
+            format!("\u{feff}{}", SPREADSHEET.replace('\n', "\r\n")),
+        ),
+    ];
+    for (name, content) in variants {
+        let file = dir.path().join(name);
+        std::fs::write(&file, content).unwrap();
+        let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{name}:5: [bad-1] stages: unknown stage \"closing\""
+            )),
+            "{name}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{name}:7: [bad-2] content_type")),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn jsonl_with_a_byte_order_mark_imports_and_bad_json_names_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.jsonl");
+    std::fs::write(&file, format!("\u{feff}{ONE_ASSET}")).unwrap();
+    let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("1 rows: 1 created"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{ONE_ASSET}{{\"id\":\"b\",\"title\":\"B\" \"content_type\":\"EBOOK\"}}\n"),
+    )
+    .unwrap();
+    let out = stagefit(dir.path(), &["import", bad.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.jsonl:2: not valid JSON at column 23: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("line 1"), "{stderr}");
+}
