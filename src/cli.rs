@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, StorageArgs};
 use crate::error::AppError;
+use crate::import::CsvStyle;
 use crate::search::{self, IndexLock};
 use crate::services::{self, ImportSource, RecordKind};
 use crate::state::{Server, connect_store};
@@ -65,7 +66,13 @@ pub enum Command {
         dry_run: bool,
     },
     /// Export the whole library to a .jsonl or .csv file
-    Export { file: PathBuf },
+    Export {
+        file: PathBuf,
+        /// Write CSV for Excel: a UTF-8 byte-order mark (so Chinese titles show) and CRLF
+        /// line endings. Without it, CSV is plain UTF-8 with LF endings.
+        #[arg(long)]
+        excel: bool,
+    },
     /// Rebuild the search index from the database into a fresh directory and switch to it
     Reindex,
     /// Print the GraphQL schema (SDL)
@@ -175,7 +182,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 import_records(&cli.storage, RecordKind::Engagements, files, best_effort).await
             }
         },
-        Command::Export { file } => export(&Config::new(&cli.storage), file).await,
+        Command::Export { file, excel } => {
+            let style = if excel {
+                CsvStyle::Excel
+            } else {
+                CsvStyle::Plain
+            };
+            export(&Config::new(&cli.storage), file, style).await
+        }
         Command::Reindex => reindex(&Config::new(&cli.storage)).await,
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
@@ -339,31 +353,16 @@ async fn import(
     mode: services::ImportMode,
 ) -> anyhow::Result<()> {
     let sources = open_sources(&files)?;
-    let store = connect_store(config).await?;
-    let tty = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
-    let last_print = Mutex::new(std::time::Instant::now());
-    let report = services::import_sources(&store, sources, mode, |rows| {
-        let mut last = last_print.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed().as_secs_f64() >= 1.0 {
-            *last = std::time::Instant::now();
-            let rate = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            if tty {
-                eprint!("\rread {rows} rows ({rate:.0}/s)   ");
-            } else {
-                eprintln!("read {rows} rows ({rate:.0}/s)");
-            }
-        }
-    })
-    .await
-    .map_err(AppError::unmasked)?;
-    if tty {
-        eprint!("\r");
-    }
-    print_problems(&report);
     if mode.dry_run {
-        return report_dry_run(store, &report).await;
+        return dry_run(config, sources).await;
     }
+    let store = connect_store(config).await?;
+    let progress = Progress::new();
+    let report = services::import_sources(&store, sources, mode, |rows| progress.show(rows))
+        .await
+        .map_err(AppError::unmasked)?;
+    progress.finish();
+    print_problems(&report);
     let index_note = if report.committed && report.counts.created + report.counts.updated > 0 {
         update_index(config, &store).await?
     } else {
@@ -451,9 +450,61 @@ async fn audit(
     Ok(())
 }
 
-/// What a dry run found: the counts, then the coverage gaps the valid rows would close or
-/// open. Fails (exit 1) when a row failed, so scripts can gate on it.
-async fn report_dry_run(store: Store, report: &services::ImportReport) -> anyhow::Result<()> {
+/// Rows read so far and their rate on standard error, about once a second.
+struct Progress {
+    tty: bool,
+    started: std::time::Instant,
+    last_print: Mutex<std::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            last_print: Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    fn show(&self, rows: u64) {
+        let mut last = self.last_print.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed().as_secs_f64() >= 1.0 {
+            *last = std::time::Instant::now();
+            let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            if self.tty {
+                eprint!("\rread {rows} rows ({rate:.0}/s)   ");
+            } else {
+                eprintln!("read {rows} rows ({rate:.0}/s)");
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r");
+        }
+    }
+}
+
+/// Checks the files against the database as it is, if there is one, without creating,
+/// migrating or writing it; prints the counts, then the coverage gaps the valid rows would
+/// close or open. Fails (exit 1) when a row failed, so scripts can gate on it.
+async fn dry_run(config: &Config, sources: Vec<ImportSource>) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&config.database_url)
+        .await
+        .with_context(|| format!("database {}", config.redacted_database_url()))?;
+    let progress = Progress::new();
+    let report = services::preview_import(store.as_ref(), sources, |rows| progress.show(rows))
+        .await
+        .map_err(AppError::unmasked)?;
+    progress.finish();
+    print_problems(&report);
+    if store.is_none() {
+        println!(
+            "no database yet at {}: every valid row would be created",
+            config.redacted_database_url()
+        );
+    }
     println!(
         "dry run, nothing written: {} rows would give {} created, {} updated, {} unchanged; {} failed",
         report.rows,
@@ -462,10 +513,12 @@ async fn report_dry_run(store: Store, report: &services::ImportReport) -> anyhow
         report.counts.unchanged,
         report.failed
     );
-    let changes = services::gap_changes(&store, &report.dry_run_assets)
+    let changes = services::gap_changes(store.as_ref(), &report.dry_run_assets)
         .await
         .map_err(AppError::unmasked)?;
-    store.close().await;
+    if let Some(store) = store {
+        store.close().await;
+    }
     for change in &changes {
         let view = view_name(&change.view);
         println!(
@@ -603,9 +656,9 @@ async fn finish_writer(writer: Arc<Mutex<search::IndexWriterHandle>>) -> anyhow:
     Ok(())
 }
 
-async fn export(config: &Config, file: PathBuf) -> anyhow::Result<()> {
+async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let count = services::export_library(&store, &file)
+    let count = services::export_library(&store, &file, style)
         .await
         .map_err(AppError::unmasked)?;
     store.close().await;

@@ -291,6 +291,19 @@ impl<W: Write> CsvWriter<W> {
         }
     }
 
+    /// CSV as Excel opens it correctly: a UTF-8 byte-order mark first (without it, Excel
+    /// reads the file in the system's code page and garbles Chinese titles) and `\r\n`
+    /// line endings.
+    pub fn excel(mut output: W) -> std::io::Result<Self> {
+        output.write_all("\u{feff}".as_bytes())?;
+        Ok(Self {
+            writer: csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(output),
+            wrote_header: false,
+        })
+    }
+
     pub fn write(&mut self, d: &AssetDraft) -> std::io::Result<()> {
         if !self.wrote_header {
             self.writer.write_record(AssetDraft::FIELDS)?;

@@ -69,12 +69,25 @@ pub enum LibraryWriter<W: Write> {
     Csv(Box<CsvWriter<W>>),
 }
 
+/// How an export writes CSV.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CsvStyle {
+    /// Plain UTF-8 with `\n` endings, for scripts and other tools.
+    #[default]
+    Plain,
+    /// A byte-order mark and `\r\n` endings, for Excel.
+    Excel,
+}
+
 impl<W: Write> LibraryWriter<W> {
-    pub fn new(format: Format, output: W) -> Self {
-        match format {
-            Format::Jsonl => LibraryWriter::Jsonl(JsonlWriter::new(output)),
-            Format::Csv => LibraryWriter::Csv(Box::new(CsvWriter::new(output))),
-        }
+    pub fn new(format: Format, style: CsvStyle, output: W) -> std::io::Result<Self> {
+        Ok(match (format, style) {
+            (Format::Jsonl, _) => LibraryWriter::Jsonl(JsonlWriter::new(output)),
+            (Format::Csv, CsvStyle::Plain) => LibraryWriter::Csv(Box::new(CsvWriter::new(output))),
+            (Format::Csv, CsvStyle::Excel) => {
+                LibraryWriter::Csv(Box::new(CsvWriter::excel(output)?))
+            }
+        })
     }
 
     pub fn write(&mut self, asset: &Asset) -> std::io::Result<()> {

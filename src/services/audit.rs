@@ -337,16 +337,17 @@ pub struct GapChange {
 }
 
 /// Which gaps of the published library would close or open if `incoming` replaced the
-/// stored assets with the same ids. Reads the library from the database (no index needed).
+/// stored assets with the same ids. Reads the library from the database (no index needed),
+/// or starts from an empty library when there is no database yet.
 pub async fn gap_changes(
-    store: &crate::store::Store,
+    store: Option<&crate::store::Store>,
     incoming: &[Asset],
 ) -> AppResult<Vec<GapChange>> {
     use crate::domain::{CoverageRow, IndustrySlug};
     let mut before: Vec<CoverageRow> = Vec::new();
     let mut after_by_id: std::collections::BTreeMap<String, CoverageRow> = Default::default();
     let mut after_id: Option<String> = None;
-    loop {
+    while let Some(store) = store {
         let page = store.assets_after(after_id.as_deref(), 1_000).await?;
         let Some(last) = page.last() else { break };
         after_id = Some(last.id.to_string());
@@ -364,12 +365,15 @@ pub async fn gap_changes(
         }
     }
     let after: Vec<CoverageRow> = after_by_id.into_values().collect();
-    let mut industries: std::collections::BTreeSet<IndustrySlug> = store
-        .industries()
-        .await?
-        .into_iter()
-        .map(|i| i.slug)
-        .collect();
+    let mut industries: std::collections::BTreeSet<IndustrySlug> = match store {
+        Some(store) => store
+            .industries()
+            .await?
+            .into_iter()
+            .map(|i| i.slug)
+            .collect(),
+        None => Default::default(),
+    };
     for asset in incoming {
         industries.extend(
             asset

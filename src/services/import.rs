@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::domain::Asset;
 use crate::error::{AppError, AppResult};
-use crate::import::{Format, LibraryWriter, read_rows};
-use crate::store::{Store, WriteCounts};
+use crate::import::{CsvStyle, Format, LibraryWriter, read_rows};
+use crate::store::{Store, WriteCounts, preview_upserts};
 
 const BATCH: usize = 1_000;
 /// Problems kept for the report; the rest are only counted.
@@ -81,7 +81,7 @@ pub struct ImportReport {
 pub struct ImportMode {
     /// Import the valid rows and report the rest, instead of importing nothing.
     pub best_effort: bool,
-    /// Validate and count what would change, inside a transaction that is rolled back.
+    /// Validate and count what would change, without writing (see [`preview_import`]).
     pub dry_run: bool,
 }
 
@@ -92,42 +92,29 @@ struct Batch {
 }
 
 /// Imports every source as one transaction. `progress` is called with the number of rows
-/// read so far, about once per batch.
+/// read so far, about once per batch. A dry run is [`preview_import`] on this store.
 pub async fn import_sources(
     store: &Store,
     sources: Vec<ImportSource>,
     mode: ImportMode,
     progress: impl Fn(u64),
 ) -> AppResult<ImportReport> {
+    if mode.dry_run {
+        return preview_import(Some(store), sources, progress).await;
+    }
     let best_effort = mode.best_effort;
     let started = Instant::now();
-    let (sender, mut batches) = mpsc::channel::<Batch>(4);
-    let reader = tokio::task::spawn_blocking(move || read_batches(sources, &sender));
-
-    let mut report = ImportReport::default();
     let mut write = store.begin_write().await?;
-    while let Some(batch) = batches.recv().await {
-        report.rows += batch.rows;
-        report.failed += batch.problems.len() as u64;
-        let room = MAX_REPORTED_PROBLEMS.saturating_sub(report.problems.len());
-        report
-            .problems
-            .extend(batch.problems.into_iter().take(room));
-        // Once a row failed in an all-or-nothing import, only validation goes on; a dry
-        // run counts the valid rows anyway.
-        if best_effort || mode.dry_run || report.failed == 0 {
-            report.counts += write.upsert_assets(&batch.assets).await?;
-            if mode.dry_run {
-                report.dry_run_assets.extend(batch.assets);
-            }
+    let mut report = read_in_batches(sources, progress, async |assets, report| {
+        // Once a row failed in an all-or-nothing import, only validation goes on.
+        if best_effort || report.failed == 0 {
+            write.upsert_assets(assets).await
+        } else {
+            Ok(WriteCounts::default())
         }
-        progress(report.rows);
-    }
-    reader.await.map_err(AppError::internal)?;
-    if mode.dry_run {
-        // Counted against the database as it is, then rolled back.
-        drop(write);
-    } else if report.failed > 0 && !best_effort {
+    })
+    .await?;
+    if report.failed > 0 && !best_effort {
         drop(write);
         report.counts = WriteCounts::default();
     } else {
@@ -135,6 +122,54 @@ pub async fn import_sources(
         report.committed = true;
     }
     report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A dry run: reads and validates every source and counts what the import would create,
+/// update or leave unchanged against the stored library (by content hash), or against
+/// none when there is no database yet. Writes nothing, and never opens a transaction.
+/// The valid assets are kept in `dry_run_assets` for [`super::gap_changes`].
+pub async fn preview_import(
+    store: Option<&Store>,
+    sources: Vec<ImportSource>,
+    progress: impl Fn(u64),
+) -> AppResult<ImportReport> {
+    let started = Instant::now();
+    let mut earlier = std::collections::HashMap::new();
+    let mut valid = Vec::new();
+    let mut report = read_in_batches(sources, progress, async |assets, _| {
+        valid.extend_from_slice(assets);
+        preview_upserts(store, assets, &mut earlier).await
+    })
+    .await?;
+    report.dry_run_assets = valid;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads the sources on a blocking thread in batches and hands each batch's valid assets
+/// to `apply` (with the report so far, this batch's problems counted), adding up rows,
+/// problems and what `apply` counted.
+async fn read_in_batches(
+    sources: Vec<ImportSource>,
+    progress: impl Fn(u64),
+    mut apply: impl AsyncFnMut(&[Asset], &ImportReport) -> AppResult<WriteCounts>,
+) -> AppResult<ImportReport> {
+    let (sender, mut batches) = mpsc::channel::<Batch>(4);
+    let reader = tokio::task::spawn_blocking(move || read_batches(sources, &sender));
+    let mut report = ImportReport::default();
+    while let Some(batch) = batches.recv().await {
+        report.rows += batch.rows;
+        report.failed += batch.problems.len() as u64;
+        let room = MAX_REPORTED_PROBLEMS.saturating_sub(report.problems.len());
+        report
+            .problems
+            .extend(batch.problems.into_iter().take(room));
+        let counts = apply(&batch.assets, &report).await?;
+        report.counts += counts;
+        progress(report.rows);
+    }
+    reader.await.map_err(AppError::internal)?;
     Ok(report)
 }
 
@@ -190,8 +225,14 @@ fn read_batches(sources: Vec<ImportSource>, sender: &mpsc::Sender<Batch>) {
 
 /// Writes the whole library to `path` (format by extension) through a temporary file, so
 /// a failed export never leaves a half-written file behind. Returns the number of assets.
-pub async fn export_library(store: &Store, path: &Path) -> AppResult<u64> {
+pub async fn export_library(store: &Store, path: &Path, style: CsvStyle) -> AppResult<u64> {
     let format = Format::from_path(path).map_err(AppError::bad_input)?;
+    if style == CsvStyle::Excel && format != Format::Csv {
+        return Err(AppError::bad_input(format!(
+            "{}: --excel applies to .csv exports",
+            path.display()
+        )));
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -201,7 +242,7 @@ pub async fn export_library(store: &Store, path: &Path) -> AppResult<u64> {
         std::process::id(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
     ));
-    let written = write_export(store, &tmp, format).await;
+    let written = write_export(store, &tmp, format, style).await;
     let result = written.and_then(|count| {
         std::fs::rename(&tmp, path)
             .map(|()| count)
@@ -213,12 +254,18 @@ pub async fn export_library(store: &Store, path: &Path) -> AppResult<u64> {
     result
 }
 
-async fn write_export(store: &Store, tmp: &Path, format: Format) -> AppResult<u64> {
+async fn write_export(
+    store: &Store,
+    tmp: &Path,
+    format: Format,
+    style: CsvStyle,
+) -> AppResult<u64> {
     let io_error =
         |e: std::io::Error| AppError::internal(anyhow::Error::new(e).context("writing the export"));
     let file = std::fs::File::create(tmp)
         .map_err(|e| AppError::bad_input(format!("{}: cannot create: {e}", tmp.display())))?;
-    let mut writer = LibraryWriter::new(format, std::io::BufWriter::new(file));
+    let mut writer =
+        LibraryWriter::new(format, style, std::io::BufWriter::new(file)).map_err(io_error)?;
     let mut after: Option<String> = None;
     let mut count = 0u64;
     loop {

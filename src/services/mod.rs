@@ -33,7 +33,7 @@ pub use audit::{
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{
     ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
-    import_records, import_sources,
+    import_records, import_sources, preview_import,
 };
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{

@@ -184,3 +184,81 @@ fn jsonl_with_a_byte_order_mark_imports_and_bad_json_names_its_column() {
     );
     assert!(!stderr.contains("line 1"), "{stderr}");
 }
+
+#[test]
+fn a_dry_run_creates_no_database_and_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.jsonl");
+    std::fs::write(&file, format!("{ONE_ASSET}{ONE_ASSET}")).unwrap();
+    // The default settings: ./stagefit.db and ./index in the current directory.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+        .args(["import", "--dry-run", "new.jsonl"])
+        .current_dir(dir.path())
+        .env_remove("STAGEFIT_DATABASE_URL")
+        .env_remove("STAGEFIT_INDEX_DIR")
+        .env_remove("STAGEFIT_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("no database yet"), "{stdout}");
+    assert!(
+        stdout.contains("2 rows would give 1 created, 0 updated, 0 unchanged; 0 failed"),
+        "{stdout}"
+    );
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["new.jsonl"]);
+}
+
+#[test]
+fn an_excel_export_has_a_byte_order_mark_and_crlf_and_reimports_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.jsonl");
+    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
+    assert!(
+        stagefit(dir.path(), &["import", demo.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let csv = dir.path().join("for-excel.csv");
+    let out = stagefit(dir.path(), &["export", "--excel", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&csv).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFid,title,"));
+    let content = String::from_utf8(bytes).unwrap();
+    assert!(content.ends_with("\r\n"));
+    let records = content.matches("\r\n").count();
+    assert!(records > 138, "{records}");
+    assert!(
+        content.contains("结算"),
+        "Chinese titles are written as UTF-8"
+    );
+
+    let plain = dir.path().join("plain.csv");
+    assert!(
+        stagefit(dir.path(), &["export", plain.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let plain = std::fs::read(&plain).unwrap();
+    assert!(
+        plain.starts_with(b"id,title,"),
+        "plain CSV has no byte-order mark"
+    );
+
+    let out = stagefit(dir.path(), &["import", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("138 rows: 0 created, 0 updated, 138 unchanged"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = stagefit(dir.path(), &["export", "--excel", "x.jsonl"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--excel applies to .csv exports"));
+}
