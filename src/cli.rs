@@ -102,6 +102,10 @@ pub enum Command {
         /// Exit with status 1 when the matrix has a gap
         #[arg(long)]
         fail_on_gaps: bool,
+        /// Exit with status 1 when a cell has nothing written for its role or industry
+        /// (general assets left out)
+        #[arg(long)]
+        fail_on_specific_gaps: bool,
     },
     /// Write deterministic synthetic accounts, contacts and engagement events over the
     /// published assets of a library file, for benchmarks
@@ -204,14 +208,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             by,
             stale_after_days,
             fail_on_gaps,
+            fail_on_specific_gaps,
         } => {
-            audit(
-                &Config::new(&cli.storage),
-                by,
-                stale_after_days,
-                fail_on_gaps,
-            )
-            .await
+            let fail_on = GapKinds {
+                general: fail_on_gaps,
+                specific: fail_on_specific_gaps,
+            };
+            audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
         Command::GenerateEngagement {
             library,
@@ -382,11 +385,17 @@ async fn import(
     refuse_uncommitted(&report)
 }
 
+/// Which gaps fail `stagefit audit`.
+struct GapKinds {
+    general: bool,
+    specific: bool,
+}
+
 async fn audit(
     config: &Config,
     by: Vec<AuditDimension>,
     stale_after_days: Option<u32>,
-    fail_on_gaps: bool,
+    fail_on: GapKinds,
 ) -> anyhow::Result<()> {
     use crate::domain::CoverageDimension as D;
     let dimensions: Vec<D> = by
@@ -404,7 +413,12 @@ async fn audit(
     let library = instance.state.library.clone();
     let outcome = async {
         let report = library
-            .coverage(dimensions, Default::default(), stale_after_days, false)
+            .coverage(
+                dimensions.clone(),
+                Default::default(),
+                stale_after_days,
+                false,
+            )
             .await?;
         let stale = library
             .stale_assets(stale_after_days, Default::default(), false, usize::MAX)
@@ -421,17 +435,37 @@ async fn audit(
     );
     let gaps: Vec<&services::CoverageReportCell> =
         report.cells.iter().filter(|c| c.cell.is_gap()).collect();
+    let specific_gaps: Vec<&services::CoverageReportCell> = report
+        .cells
+        .iter()
+        .filter(|c| c.cell.is_specific_gap())
+        .collect();
+    // "served" counts general assets (for every role, cross-industry) in every cell they
+    // serve; "written" only the assets naming the cell's role or industry.
+    let general_assets_differ = dimensions.contains(&crate::domain::CoverageDimension::Role)
+        || dimensions.contains(&crate::domain::CoverageDimension::Industry);
     for c in &report.cells {
         println!(
-            "  {:<60} {:>6} {:>6} stale",
+            "  {:<60} {:>6} served {:>6} written {:>6} stale",
             describe_cell(&c.cell.key),
             c.cell.count(),
+            c.cell.specific_count(),
             c.cell.stale_count
         );
     }
     println!("gaps: {}", gaps.len());
     for g in &gaps {
         println!("  {}", describe_cell(&g.cell.key));
+    }
+    if general_assets_differ {
+        println!(
+            "gaps in content written for the {}: {}",
+            specific_dimension_names(&dimensions),
+            specific_gaps.len()
+        );
+        for g in &specific_gaps {
+            println!("  {}", describe_cell(&g.cell.key));
+        }
     }
     println!("stale assets: {}", stale.len());
     for s in stale.iter().take(10) {
@@ -444,10 +478,30 @@ async fn audit(
     for id in report.undescribed.iter().take(20) {
         println!("  {id}");
     }
-    if fail_on_gaps && !gaps.is_empty() {
+    if fail_on.general && !gaps.is_empty() {
         bail!("{} gap(s) in the coverage by {view}", gaps.len());
     }
+    if fail_on.specific && !specific_gaps.is_empty() {
+        bail!(
+            "{} cell(s) of the coverage by {view} have nothing written for their {}",
+            specific_gaps.len(),
+            specific_dimension_names(&dimensions)
+        );
+    }
     Ok(())
+}
+
+/// `role`, `industry` or `role or industry`: what "written for" refers to in a view.
+fn specific_dimension_names(dimensions: &[crate::domain::CoverageDimension]) -> &'static str {
+    use crate::domain::CoverageDimension as D;
+    match (
+        dimensions.contains(&D::Role),
+        dimensions.contains(&D::Industry),
+    ) {
+        (true, true) => "role or industry",
+        (true, false) => "role",
+        _ => "industry",
+    }
 }
 
 /// Rows read so far and their rate on standard error, about once a second.

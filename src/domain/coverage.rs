@@ -5,6 +5,12 @@
 //! roles serves every role, so it counts toward each; an asset with no industry counts
 //! toward every industry and toward the cross-industry cell. Industries count where they
 //! are named, not toward their parents.
+//!
+//! Each cell also lists the assets *written for* it, which answers "do we have decision
+//! content for healthcare?" when cross-industry assets fill every industry's cell: an
+//! asset naming the cell's role (role-less assets left out) and naming the cell's
+//! industry or one of its sub-industries (cross-industry assets count only in the
+//! cross-industry cell). Views over neither roles nor industries have no such difference.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +74,8 @@ pub struct CoverageCell {
     pub key: CoverageKey,
     /// The cell's assets, as indexes of the rows given to [`coverage_matrix`], in id order.
     pub rows: Vec<u32>,
+    /// The assets written for the cell (see the module doc), the same way.
+    pub specific_rows: Vec<u32>,
     pub stale_count: u64,
 }
 
@@ -80,9 +88,28 @@ impl CoverageCell {
         self.rows.is_empty()
     }
 
+    pub fn specific_count(&self) -> usize {
+        self.specific_rows.len()
+    }
+
+    /// No asset is written for the cell, though general ones may serve it.
+    pub fn is_specific_gap(&self) -> bool {
+        self.specific_rows.is_empty()
+    }
+
     /// The ids of the cell's assets, in order.
     pub fn ids<'a>(&'a self, rows: &'a [CoverageRow]) -> impl Iterator<Item = &'a str> + 'a {
         self.rows.iter().map(|i| rows[*i as usize].id.as_str())
+    }
+
+    /// The ids of the assets written for the cell, in order.
+    pub fn specific_ids<'a>(
+        &'a self,
+        rows: &'a [CoverageRow],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.specific_rows
+            .iter()
+            .map(|i| rows[*i as usize].id.as_str())
     }
 }
 
@@ -114,42 +141,65 @@ pub fn coverage_matrix(
         keys = next;
     }
     // Rows by index: a cell holds 4 bytes per asset, not a copy of its id.
-    let mut cells: BTreeMap<CoverageKey, (Vec<u32>, u64)> =
-        keys.into_iter().map(|k| (k, (Vec::new(), 0))).collect();
+    let mut cells: BTreeMap<CoverageKey, Members> =
+        keys.into_iter().map(|k| (k, Members::default())).collect();
     for (index, row) in rows.iter().enumerate() {
-        let mut reached = vec![CoverageKey::default()];
-        for dim in &dims {
-            let values = row_values(row, *dim, universe);
-            let mut next = Vec::with_capacity(reached.len() * values.len());
-            for key in &reached {
-                for value in &values {
-                    let mut k = key.clone();
-                    set(&mut k, value.clone());
-                    next.push(k);
-                }
+        for key in reached_keys(&dims, |dim| row_values(row, dim, universe)) {
+            if let Some(members) = cells.get_mut(&key) {
+                members.all.push(index as u32);
+                members.stale += u64::from(row.stale);
             }
-            reached = next;
         }
-        reached.sort();
-        reached.dedup();
-        for key in reached {
-            if let Some((members, stale)) = cells.get_mut(&key) {
-                members.push(index as u32);
-                *stale += u64::from(row.stale);
+        for key in reached_keys(&dims, |dim| specific_values(row, dim)) {
+            if let Some(members) = cells.get_mut(&key) {
+                members.specific.push(index as u32);
             }
         }
     }
+    let by_id = |a: &u32, b: &u32| rows[*a as usize].id.cmp(&rows[*b as usize].id);
     cells
         .into_iter()
-        .map(|(key, (mut members, stale_count))| {
-            members.sort_by(|a, b| rows[*a as usize].id.cmp(&rows[*b as usize].id));
+        .map(|(key, mut members)| {
+            members.all.sort_by(by_id);
+            members.specific.sort_by(by_id);
             CoverageCell {
                 key,
-                rows: members,
-                stale_count,
+                rows: members.all,
+                specific_rows: members.specific,
+                stale_count: members.stale,
             }
         })
         .collect()
+}
+
+#[derive(Default)]
+struct Members {
+    all: Vec<u32>,
+    specific: Vec<u32>,
+    stale: u64,
+}
+
+/// Every key of the cross product of one row's values per dimension, each once.
+fn reached_keys(
+    dims: &BTreeSet<CoverageDimension>,
+    values_of: impl Fn(CoverageDimension) -> Vec<Value>,
+) -> Vec<CoverageKey> {
+    let mut reached = vec![CoverageKey::default()];
+    for dim in dims {
+        let values = values_of(*dim);
+        let mut next = Vec::with_capacity(reached.len() * values.len());
+        for key in &reached {
+            for value in &values {
+                let mut k = key.clone();
+                set(&mut k, value.clone());
+                next.push(k);
+            }
+        }
+        reached = next;
+    }
+    reached.sort();
+    reached.dedup();
+    reached
 }
 
 #[derive(Clone)]
@@ -193,17 +243,18 @@ fn universe_values(dim: CoverageDimension, universe: &CoverageUniverse) -> Vec<V
     }
 }
 
+/// The values of the cells a row counts in: those it is written for, plus every role for
+/// a role-less row, and every industry for a cross-industry one. A named industry counts
+/// where it is named only.
 fn row_values(
     row: &CoverageRow,
     dim: CoverageDimension,
     universe: &CoverageUniverse,
 ) -> Vec<Value> {
     match dim {
-        CoverageDimension::Stage => row.stages.iter().map(|s| Value::Stage(*s)).collect(),
         CoverageDimension::Role if row.roles.is_empty() => {
             Role::ALL.iter().map(|r| Value::Role(*r)).collect()
         }
-        CoverageDimension::Role => row.roles.iter().map(|r| Value::Role(*r)).collect(),
         CoverageDimension::Industry if row.industries.is_empty() => {
             universe_values(CoverageDimension::Industry, universe)
         }
@@ -212,6 +263,26 @@ fn row_values(
             .iter()
             .map(|i| Value::Industry(IndustryCell::Industry(i.clone())))
             .collect(),
+        other => specific_values(row, other),
+    }
+}
+
+/// The values of the cells a row is written for: the roles it names (none when it names
+/// none), the industries it names and their ancestors (the cross-industry cell when it
+/// names none); stages, content type and language as they are.
+fn specific_values(row: &CoverageRow, dim: CoverageDimension) -> Vec<Value> {
+    match dim {
+        CoverageDimension::Role => row.roles.iter().map(|r| Value::Role(*r)).collect(),
+        CoverageDimension::Industry if row.industries.is_empty() => {
+            vec![Value::Industry(IndustryCell::CrossIndustry)]
+        }
+        CoverageDimension::Industry => row
+            .industries
+            .iter()
+            .flat_map(IndustrySlug::self_and_ancestors)
+            .map(|i| Value::Industry(IndustryCell::Industry(i)))
+            .collect(),
+        CoverageDimension::Stage => row.stages.iter().map(|s| Value::Stage(*s)).collect(),
         CoverageDimension::ContentType => vec![Value::ContentType(row.content_type)],
         CoverageDimension::Language => vec![Value::Language(row.language.clone())],
     }
@@ -307,5 +378,82 @@ mod tests {
                 (Some(IndustryCell::CrossIndustry), vec!["a".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn cells_tell_assets_written_for_them_from_general_ones() {
+        let rows = [
+            // For every role and industry: serves every cell, written for none but the
+            // cross-industry one.
+            row("general", &[Stage::Decision], &[], &[], false),
+            row(
+                "payments-cfo",
+                &[Stage::Decision],
+                &[Role::Finance],
+                &["financial-services/payments"],
+                false,
+            ),
+            row("retail-any", &[Stage::Decision], &[], &["retail"], false),
+        ];
+        let slug = |s: &str| IndustrySlug::parse(s).unwrap();
+        let universe = CoverageUniverse {
+            industries: vec![
+                slug("financial-services"),
+                slug("financial-services/payments"),
+                slug("healthcare"),
+                slug("retail"),
+            ],
+            languages: vec![Language::english()],
+        };
+        let cells = coverage_matrix(
+            &rows,
+            &[CoverageDimension::Stage, CoverageDimension::Industry],
+            &universe,
+        );
+        let decision = |industry: Option<&str>| {
+            let key = industry.map_or(IndustryCell::CrossIndustry, |i| {
+                IndustryCell::Industry(slug(i))
+            });
+            let c = cells
+                .iter()
+                .find(|c| {
+                    c.key.stage == Some(Stage::Decision) && c.key.industry == Some(key.clone())
+                })
+                .unwrap();
+            (
+                c.ids(&rows).collect::<Vec<_>>(),
+                c.specific_ids(&rows).collect::<Vec<_>>(),
+            )
+        };
+        // Healthcare is served, but nothing is written for it: a specific gap.
+        assert_eq!(decision(Some("healthcare")), (vec!["general"], vec![]));
+        // A sub-industry's asset is written for its parent too.
+        assert_eq!(
+            decision(Some("financial-services")),
+            (vec!["general"], vec!["payments-cfo"])
+        );
+        assert_eq!(
+            decision(Some("financial-services/payments")),
+            (vec!["general", "payments-cfo"], vec!["payments-cfo"])
+        );
+        assert_eq!(decision(None), (vec!["general"], vec!["general"]));
+
+        let by_role = coverage_matrix(
+            &rows,
+            &[CoverageDimension::Stage, CoverageDimension::Role],
+            &universe,
+        );
+        let role = |r: Role| {
+            let c = by_role
+                .iter()
+                .find(|c| c.key.stage == Some(Stage::Decision) && c.key.role == Some(r))
+                .unwrap();
+            (c.count(), c.specific_count(), c.is_specific_gap())
+        };
+        assert_eq!(role(Role::Finance), (3, 1, false));
+        assert_eq!(role(Role::Procurement), (2, 0, true));
+        // Without roles or industries in the view, every asset is written for its cell.
+        let by_stage = coverage_matrix(&rows, &[CoverageDimension::Stage], &universe);
+        assert!(by_stage.iter().all(|c| c.rows == c.specific_rows));
     }
 }

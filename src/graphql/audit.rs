@@ -48,8 +48,15 @@ pub struct CoverageCell {
     pub cross_industry: bool,
     pub content_type: Option<ContentTypeEnum>,
     pub language: Option<String>,
-    /// Published assets in the cell.
+    /// Published assets that serve the cell: with no roles, an asset serves every role;
+    /// with no industry, every industry.
     pub count: u64,
+    /// Of the published assets, those written for the cell: naming its role (assets for
+    /// every role left out) and naming its industry or one of its sub-industries
+    /// (cross-industry assets count only in the cross-industry cell). Since a parent
+    /// industry's `count` holds only assets naming it, `specificCount` can exceed it there.
+    /// Equal to `count` in views over neither roles nor industries.
+    pub specific_count: u64,
     /// Of them, those not reviewed (or published, if never reviewed) within the stale
     /// threshold, or never dated. Evergreen assets are never stale.
     pub stale_count: u64,
@@ -57,6 +64,8 @@ pub struct CoverageCell {
     pub recent_engagements: u64,
     /// The cell's asset ids, sorted (at most `idsPerCell`).
     pub asset_ids: Vec<ID>,
+    /// The ids of the assets written for the cell, sorted (at most `idsPerCell`).
+    pub specific_asset_ids: Vec<ID>,
 }
 
 #[derive(SimpleObject)]
@@ -65,6 +74,9 @@ pub struct CoverageReportObject {
     pub cells: Vec<CoverageCell>,
     /// The combinations without a published asset.
     pub gaps: Vec<CoverageCell>,
+    /// The combinations without a published asset written for them (`specificCount` 0),
+    /// though general assets may serve them: content to write for that role or industry.
+    pub specific_gaps: Vec<CoverageCell>,
     /// Published assets the filter let through.
     pub asset_count: u64,
     pub stale_after_days: u32,
@@ -87,11 +99,18 @@ fn cell(
         content_type: key.content_type.map(Into::into),
         language: key.language.as_ref().map(ToString::to_string),
         count: c.cell.count() as u64,
+        specific_count: c.cell.specific_count() as u64,
         stale_count: c.cell.stale_count,
         recent_engagements: c.engagements,
         asset_ids: c
             .cell
             .ids(rows)
+            .take(ids_per_cell)
+            .map(|id| ID(id.to_owned()))
+            .collect(),
+        specific_asset_ids: c
+            .cell
+            .specific_ids(rows)
             .take(ids_per_cell)
             .map(|id| ID(id.to_owned()))
             .collect(),
@@ -170,7 +189,9 @@ impl AuditQuery {
     /// How many published assets serve each combination of the dimensions in `by`, which
     /// combinations have none (`gaps`), how many are stale and how much they were read in
     /// the last 90 days. Assets with no roles count toward every role; assets with no
-    /// industry toward every industry and the cross-industry cell.
+    /// industry toward every industry and the cross-industry cell. `specificCount` and
+    /// `specificGaps` leave those general assets out: what was written for the role or
+    /// industry itself.
     #[graphql(cache_control(no_cache))]
     async fn coverage(
         &self,
@@ -196,6 +217,12 @@ impl AuditQuery {
             )
             .await?;
         Ok(CoverageReportObject {
+            specific_gaps: report
+                .cells
+                .iter()
+                .filter(|c| c.cell.is_specific_gap())
+                .map(|c| cell(c, &report.rows, ids_per_cell))
+                .collect(),
             gaps: report
                 .cells
                 .iter()

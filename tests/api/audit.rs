@@ -462,3 +462,141 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
     let out = stagefit(dir.path(), &["audit"]);
     assert!(text(&out.stdout).starts_with("coverage by stage x role: 133 published assets"));
 }
+
+const SPECIFIC: &str = r#"
+query($by: [CoverageDimension!]!) {
+  coverage(by: $by) {
+    cells { stage role industry crossIndustry count specificCount assetIds specificAssetIds }
+    gaps { stage role industry crossIndustry }
+    specificGaps { stage role industry crossIndustry count specificCount }
+  }
+}"#;
+
+#[tokio::test]
+async fn cells_tell_what_was_written_for_them_from_what_serves_everyone() {
+    let mut s = server().await;
+    let r = s.gql(SPECIFIC, json!({ "by": ["INDUSTRY"] })).await["coverage"].clone();
+    let rows: Vec<(Value, Vec<String>, Vec<String>)> = r["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["specificCount"], ids(&c["specificAssetIds"], &[]).len());
+            (
+                c["industry"].clone(),
+                ids(&c["assetIds"], &[]),
+                ids(&c["specificAssetIds"], &[]),
+            )
+        })
+        .collect();
+    let v = |ids: &[&str]| ids.iter().map(|i| (*i).to_owned()).collect::<Vec<_>>();
+    // Hand count: a-ebook and d-api are cross-industry, written for no named industry;
+    // c-case (retail/ecommerce) is written for retail too.
+    assert_eq!(
+        rows,
+        [
+            (
+                json!("retail"),
+                v(&["a-ebook", "b-guide", "d-api"]),
+                v(&["b-guide", "c-case"])
+            ),
+            (
+                json!("retail/ecommerce"),
+                v(&["a-ebook", "c-case", "d-api"]),
+                v(&["c-case"])
+            ),
+            (
+                json!("saas"),
+                v(&["a-ebook", "d-api", "e-demo", "f-undated"]),
+                v(&["e-demo", "f-undated"])
+            ),
+            (
+                Value::Null,
+                v(&["a-ebook", "d-api"]),
+                v(&["a-ebook", "d-api"])
+            ),
+        ]
+    );
+    assert_eq!(r["gaps"], json!([]));
+    assert_eq!(r["specificGaps"], json!([]));
+
+    // By stage and role: a-ebook (for every role) serves all of AWARENESS but is written
+    // for none of it.
+    let r = s.gql(SPECIFIC, json!({ "by": ["STAGE", "ROLE"] })).await["coverage"].clone();
+    let cell = |stage: &str, role: &str| {
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["stage"] == stage && c["role"] == role)
+            .map(|c| (c["count"].clone(), ids(&c["specificAssetIds"], &[])))
+            .unwrap()
+    };
+    assert_eq!(cell("AWARENESS", "FINANCE"), (json!(2), v(&["f-undated"])));
+    assert_eq!(cell("AWARENESS", "PROCUREMENT"), (json!(1), v(&[])));
+    let specific_gaps = r["specificGaps"].as_array().unwrap();
+    // The 14 gaps, plus the four AWARENESS cells only a-ebook serves.
+    assert_eq!(specific_gaps.len(), 14 + 4);
+    assert!(
+        specific_gaps
+            .iter()
+            .any(|g| g["stage"] == "AWARENESS" && g["role"] == "PROCUREMENT" && g["count"] == 1)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_library_shows_its_healthcare_decision_gap() {
+    let mut s = TestServer::demo().await;
+    let r = s
+        .gql(SPECIFIC, json!({ "by": ["STAGE", "INDUSTRY"] }))
+        .await["coverage"]
+        .clone();
+    let healthcare = |list: &str| {
+        r[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["stage"] == "DECISION" && c["industry"] == "healthcare")
+            .cloned()
+    };
+    let cell = healthcare("cells").unwrap();
+    assert!(
+        cell["count"].as_u64().unwrap() > 0,
+        "served by cross-industry assets"
+    );
+    assert_eq!(cell["specificCount"], 0);
+    assert!(healthcare("gaps").is_none());
+    assert!(healthcare("specificGaps").is_some());
+    s.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.jsonl");
+    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
+    let out = crate::support::stagefit(dir.path(), &["import", demo.to_str().unwrap()]);
+    assert!(out.status.success());
+    let out = crate::support::stagefit(
+        dir.path(),
+        &["audit", "--by", "stage,industry", "--fail-on-specific-gaps"],
+    );
+    assert!(!out.status.success());
+    let stdout = crate::support::text(&out.stdout);
+    let written = stdout
+        .split("gaps in content written for the industry: ")
+        .nth(1)
+        .expect(&stdout);
+    assert!(written.contains("\n  DECISION x healthcare\n"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("DECISION x healthcare "))
+        .unwrap();
+    assert!(line.contains(" served      0 written "), "{line}");
+    let stderr = crate::support::text(&out.stderr);
+    assert!(
+        stderr.contains("have nothing written for their industry"),
+        "{stderr}"
+    );
+    // Without the flag, general gaps alone decide: there are none by stage and industry.
+    let out = crate::support::stagefit(dir.path(), &["audit", "--by", "stage,industry"]);
+    assert!(out.status.success());
+}

@@ -107,6 +107,64 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
         seen["gapText"]
     );
 
+    // By industry, every cell tells what was written for it; DECISION x healthcare is
+    // served only by cross-industry assets, so it is framed, and a gap when counting only
+    // assets written for it.
+    let api = s
+        .gql(
+            r#"{ coverage(by: [STAGE, INDUSTRY]) { specificGaps { stage }
+                 cells { stage industry crossIndustry count specificCount } } }"#,
+            json!({}),
+        )
+        .await["coverage"]
+        .clone();
+    let column = |c: &Value| {
+        if c["crossIndustry"] == true {
+            json!("(cross-industry)")
+        } else {
+            c["industry"].clone()
+        }
+    };
+    let by_industry = seen["industryCells"].as_array().unwrap();
+    let written = seen["writtenCells"].as_array().unwrap();
+    let api_cells = api["cells"].as_array().unwrap();
+    assert_eq!(by_industry.len(), api_cells.len());
+    for cell in api_cells {
+        let find = |cells: &[Value]| {
+            cells
+                .iter()
+                .find(|c| c["stage"] == cell["stage"] && c["column"] == column(cell))
+                .cloned()
+                .unwrap_or_else(|| panic!("no cell for {cell}"))
+        };
+        let all = find(by_industry);
+        assert_eq!(all["count"], cell["count"], "{cell}");
+        assert_eq!(all["specific"], cell["specificCount"], "{cell}");
+        let unwritten = cell["specificCount"] == 0 && cell["count"] != 0;
+        assert_eq!(all["unwritten"], unwritten, "{cell}");
+        let only_written = find(written);
+        assert_eq!(only_written["shown"], cell["specificCount"], "{cell}");
+        assert_eq!(only_written["gap"], cell["specificCount"] == 0, "{cell}");
+    }
+    let healthcare = by_industry
+        .iter()
+        .find(|c| c["stage"] == "DECISION" && c["column"] == "healthcare")
+        .unwrap();
+    assert_eq!(healthcare["unwritten"], true, "{healthcare}");
+    let legend = seen["industryLegend"].as_str().unwrap();
+    let unwritten_count = api["specificGaps"].as_array().unwrap().len();
+    assert!(
+        legend.contains(&format!(
+            "{unwritten_count} with nothing written for their industry"
+        )),
+        "{legend}"
+    );
+    let text = seen["healthcareText"].as_str().unwrap();
+    assert!(
+        text.contains("Nothing is written for this industry") && text.contains("general"),
+        "{text}"
+    );
+
     let png = std::fs::read(&screenshot).expect("a screenshot");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,

@@ -2,8 +2,10 @@
 // for tests/api/browser.rs to check against the API:
 //   node coverage.mjs BASE_URL SCREENSHOT.png
 // It loads the page, reads every heatmap cell, clicks the first filled cell, switches the
-// columns to content types, clicks the first gap there, and takes a screenshot. Every request the page
-// makes outside BASE_URL is refused and reported (the page must work with no internet).
+// columns to content types and clicks the first gap there, then to industries, where it
+// clicks DECISION x healthcare and takes a screenshot, and last counts only assets
+// written for each industry. Every request the page makes outside BASE_URL is refused and
+// reported (the page must work with no internet).
 import { chromium } from "playwright-core";
 
 const [base, screenshot] = process.argv.slice(2);
@@ -30,7 +32,10 @@ try {
         stage: td.dataset.stage,
         column: td.dataset.column,
         count: Number(td.dataset.count),
+        specific: Number(td.dataset.specific),
+        shown: Number(td.childNodes[0].textContent),
         gap: td.classList.contains("gap"),
+        unwritten: td.classList.contains("unwritten"),
       })),
     );
   result.roleCells = await cells();
@@ -50,7 +55,20 @@ try {
     await page.click(`#heatmap td[data-stage="${gap.stage}"][data-column="${gap.column}"]`);
     result.gapText = await page.textContent("#assets");
   }
+
+  await page.selectOption("#by", "INDUSTRY");
+  await page.waitForFunction(() => document.querySelector("#heatmap td[data-column='healthcare']"));
+  result.industryCells = await cells();
+  result.industryLegend = await page.textContent("#legend");
+  const healthcare = '#heatmap td[data-stage="DECISION"][data-column="healthcare"]';
+  await page.click(healthcare);
+  await page.waitForSelector("#asset-list li");
+  result.healthcareText = await page.textContent("#assets");
   await page.screenshot({ path: screenshot, fullPage: true });
+
+  await page.selectOption("#count", "SPECIFIC");
+  await page.waitForFunction((sel) => document.querySelector(sel)?.classList.contains("gap"), healthcare);
+  result.writtenCells = await cells();
 } finally {
   await browser.close();
 }
