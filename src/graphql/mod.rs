@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod label;
 mod library;
 mod recommend;
 mod types;
@@ -17,6 +18,7 @@ use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 use crate::error::AppError;
 use crate::services::Library;
 
+pub use label::OperationLabel;
 pub use types::{AssetFilterInput, AssetObject};
 
 #[derive(MergedObject, Default)]
@@ -44,7 +46,8 @@ pub fn build_schema(library: Option<Library>) -> AppSchema {
         EmptySubscription,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY);
+    .limit_complexity(MAX_COMPLEXITY)
+    .extension(label::LabelOperations);
     if let Some(library) = library {
         builder = builder.data(library);
     }

@@ -73,7 +73,8 @@ pub struct AudienceInput {
     pub account_id: Option<ID>,
     /// A contact of the account: their role fills a missing `role`. Implies the account.
     pub contact_id: Option<ID>,
-    /// Also recommend assets the account already engaged with.
+    /// Also recommend assets the account already engaged with (the same as the
+    /// `includeConsumed` argument of `recommendations`).
     pub include_consumed: Option<bool>,
     pub stage: Option<StageName>,
     pub role: Option<RoleName>,
@@ -333,7 +334,9 @@ impl RecommendQuery {
     /// `audience.excludeAssetIds`. `query` adds text relevance; `filter` restricts (a
     /// `statuses` other than `PUBLISHED` is refused with `BAD_USER_INPUT`);
     /// `weights` overrides the default weights for this request only; `diversify` mixes
-    /// formats and topics among near-ties at the top.
+    /// formats and topics among near-ties at the top. `includeConsumed` brings back what
+    /// the account already engaged with, as on `Account.recommendations`
+    /// (`audience.includeConsumed` says the same; given both, they must agree).
     // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.
     #[allow(clippy::too_many_arguments)]
     #[graphql(cache_control(max_age = 60))]
@@ -346,8 +349,19 @@ impl RecommendQuery {
         filter: Option<AssetFilterInput>,
         weights: Option<RankingWeightsInput>,
         #[graphql(default_with = "Some(DEFAULT_DIVERSIFY)")] diversify: Option<bool>,
+        include_consumed: Option<bool>,
     ) -> ApiResult<RecommendationListObject> {
-        let audience = audience.parse()?;
+        let in_audience = audience.include_consumed;
+        let mut audience = audience.parse()?;
+        audience.include_consumed = match (include_consumed, in_audience) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(AppError::bad_input(
+                    "includeConsumed and audience.includeConsumed disagree; give one",
+                )
+                .into());
+            }
+            (a, b) => a.or(b).unwrap_or(false),
+        };
         if audience.account_id.is_some() || audience.contact_id.is_some() {
             // Built from one account's history: never stored or shared by a cache.
             ctx.insert_http_header("cache-control", PRIVATE);

@@ -32,7 +32,42 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The GraphQL operation a response answered, for the request log.
+#[derive(Clone)]
+struct RequestOperation(String);
+
+/// One line per request at `info`: method, path, status, milliseconds, and for GraphQL
+/// the operation and whether the response cache answered. `STAGEFIT_LOG=warn` silences it.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if tracing::enabled!(tracing::Level::INFO) {
+        let operation = response
+            .extensions()
+            .get::<RequestOperation>()
+            .map_or("", |o| o.0.as_str());
+        let cache = response
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+            operation,
+            cache,
+            "request"
+        );
+    }
+    response
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

@@ -174,6 +174,24 @@ async fn an_account_never_gets_back_what_it_read_and_its_roles_get_different_lis
     )
     .await;
     assert!(item_ids(&again).contains(&CONSIDERATION_READS[0].to_owned()));
+    // The same as an argument, as on Account.recommendations; both given must agree.
+    let as_argument = s
+        .gql(
+            r#"query($a: AudienceInput!) { recommendations(audience: $a, first: 20, includeConsumed: true) {
+                 items { asset { id } } } }"#,
+            json!({ "a": { "contactId": "nw-ceo" } }),
+        )
+        .await["recommendations"]
+        .clone();
+    assert_eq!(item_ids(&as_argument), item_ids(&again));
+    let err = s
+        .gql_error(
+            r#"{ recommendations(audience: { contactId: "nw-ceo", includeConsumed: false },
+                                 includeConsumed: true) { items { score } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
 
     // Built from the account's history: never stored by the response cache.
     let response = s

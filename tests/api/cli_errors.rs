@@ -262,3 +262,70 @@ fn an_excel_export_has_a_byte_order_mark_and_crlf_and_reimports_unchanged() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--excel applies to .csv exports"));
 }
+
+/// At its default level the server logs one line per request: the operation (its name, or
+/// its type and root fields), the status and the time it took.
+#[tokio::test]
+async fn the_server_logs_one_line_per_request_by_default() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = stagefit::config::Config::in_dir(dir.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+        .env("STAGEFIT_DATABASE_URL", &config.database_url)
+        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+        .env_remove("STAGEFIT_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    for body in [
+        serde_json::json!({ "query": "{ taxonomy { stages { name } } search(query: \"x\") { totalCount } }" }),
+        serde_json::json!({ "query": "query Stages { taxonomy { stages { name } } }", "operationName": "Stages" }),
+        serde_json::json!({ "query": "{ asset(id: 5 }" }),
+    ] {
+        client
+            .post(format!("http://{addr}/graphql"))
+            .header("accept", "application/graphql-response+json")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let mut logged = Vec::new();
+    while logged.len() < 4 {
+        let line = lines.next().expect("a request line").unwrap();
+        if line.contains(" request ") {
+            logged.push(line);
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(logged[0].contains("INFO"), "{}", logged[0]);
+    assert!(
+        logged[0].contains("path=\"/graphql\" status=200")
+            && logged[0].contains("operation=\"query taxonomy,search\""),
+        "{}",
+        logged[0]
+    );
+    assert!(logged[0].contains(" ms="), "{}", logged[0]);
+    assert!(logged[1].contains("operation=\"Stages\""), "{}", logged[1]);
+    assert!(logged[2].contains("status=400"), "{}", logged[2]);
+    assert!(
+        logged[3].contains("path=\"/healthz\" status=200"),
+        "{}",
+        logged[3]
+    );
+}

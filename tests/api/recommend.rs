@@ -124,6 +124,18 @@ async fn enum_literals_strings_and_aliases_are_all_accepted() {
             "{bad}: {err:#}"
         );
     }
+    // An unknown stage is refused, not defaulted, and the message lists what is accepted.
+    let err = s
+        .gql_error(
+            "{ recommendations(audience: { stage: \"closing\" }) { items { score } } }",
+            json!({}),
+        )
+        .await;
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("closing") && message.contains("AWARENESS"),
+        "{message}"
+    );
     let err = s
         .gql_error(
             "{ nextContent(afterAssetId: \"no-such\") { items { score } } }",
