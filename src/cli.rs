@@ -442,8 +442,7 @@ async fn audit(
         .collect();
     // "served" counts general assets (for every role, cross-industry) in every cell they
     // serve; "written" only the assets naming the cell's role or industry.
-    let general_assets_differ = dimensions.contains(&crate::domain::CoverageDimension::Role)
-        || dimensions.contains(&crate::domain::CoverageDimension::Industry);
+    let written_for = written_for(&dimensions);
     for c in &report.cells {
         println!(
             "  {:<60} {:>6} served {:>6} written {:>6} stale",
@@ -457,10 +456,9 @@ async fn audit(
     for g in &gaps {
         println!("  {}", describe_cell(&g.cell.key));
     }
-    if general_assets_differ {
+    if let Some(what) = written_for {
         println!(
-            "gaps in content written for the {}: {}",
-            specific_dimension_names(&dimensions),
+            "gaps in content written for the {what}: {}",
             specific_gaps.len()
         );
         for g in &specific_gaps {
@@ -482,25 +480,27 @@ async fn audit(
         bail!("{} gap(s) in the coverage by {view}", gaps.len());
     }
     if fail_on.specific && !specific_gaps.is_empty() {
+        let whom = written_for.map_or("them".to_owned(), |what| format!("their {what}"));
         bail!(
-            "{} cell(s) of the coverage by {view} have nothing written for their {}",
-            specific_gaps.len(),
-            specific_dimension_names(&dimensions)
+            "{} cell(s) of the coverage by {view} have nothing written for {whom}",
+            specific_gaps.len()
         );
     }
     Ok(())
 }
 
-/// `role`, `industry` or `role or industry`: what "written for" refers to in a view.
-fn specific_dimension_names(dimensions: &[crate::domain::CoverageDimension]) -> &'static str {
+/// What "written for" a cell refers to in a view: its role, industry or both. `None` for
+/// views over neither, where every asset is written for the cells it counts in.
+fn written_for(dimensions: &[crate::domain::CoverageDimension]) -> Option<&'static str> {
     use crate::domain::CoverageDimension as D;
     match (
         dimensions.contains(&D::Role),
         dimensions.contains(&D::Industry),
     ) {
-        (true, true) => "role or industry",
-        (true, false) => "role",
-        _ => "industry",
+        (true, true) => Some("role or industry"),
+        (true, false) => Some("role"),
+        (false, true) => Some("industry"),
+        (false, false) => None,
     }
 }
 

@@ -137,9 +137,14 @@ impl Store {
                 .iter()
                 .filter_map(|r| r.try_get::<String>("", "version").ok())
                 .collect(),
-            Err(_) => {
+            Err(err) => {
                 let _ = db.close().await;
-                return Ok(None);
+                // SQLite: "no such table"; PostgreSQL: "relation ... does not exist".
+                let text = err.to_string();
+                if text.contains("no such table") || text.contains("does not exist") {
+                    return Ok(None);
+                }
+                return Err(anyhow::Error::new(err).context("cannot read the database"));
             }
         };
         let missing: Vec<String> = Migrator::migrations()
