@@ -278,9 +278,19 @@ async fn the_server_logs_one_line_per_request_by_default() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Lines arrive through a channel, so a missing line fails the test instead of hanging it.
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || lines.recv_timeout(Duration::from_secs(20)).ok();
     let addr = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
+        let line = next_line().expect("the server logs its address");
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
@@ -306,13 +316,14 @@ async fn the_server_logs_one_line_per_request_by_default() {
         .unwrap();
     let mut logged = Vec::new();
     while logged.len() < 4 {
-        let line = lines.next().expect("a request line").unwrap();
+        let Some(line) = next_line() else { break };
         if line.contains(" request ") {
             logged.push(line);
         }
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(logged.len(), 4, "one line per request: {logged:#?}");
     assert!(logged[0].contains("INFO"), "{}", logged[0]);
     assert!(
         logged[0].contains("path=\"/graphql\" status=200")
