@@ -417,7 +417,10 @@ async fn audit(
                 dimensions.clone(),
                 Default::default(),
                 stale_after_days,
-                false,
+                services::CoverageExtras {
+                    engagement: false,
+                    written: true,
+                },
             )
             .await?;
         let stale = library
@@ -448,7 +451,7 @@ async fn audit(
             "  {:<60} {:>6} served {:>6} written {:>6} stale",
             describe_cell(&c.cell.key),
             c.cell.count(),
-            c.cell.specific_count(),
+            c.cell.specific_count().unwrap_or_default(),
             c.cell.stale_count
         );
     }

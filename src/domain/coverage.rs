@@ -74,8 +74,9 @@ pub struct CoverageCell {
     pub key: CoverageKey,
     /// The cell's assets, as indexes of the rows given to [`coverage_matrix`], in id order.
     pub rows: Vec<u32>,
-    /// The assets written for the cell (see the module doc), the same way.
-    pub specific_rows: Vec<u32>,
+    /// The assets written for the cell (see the module doc), the same way; `None` unless
+    /// the matrix was asked for them (they cost a second pass over the rows).
+    pub specific_rows: Option<Vec<u32>>,
     pub stale_count: u64,
 }
 
@@ -88,13 +89,14 @@ impl CoverageCell {
         self.rows.is_empty()
     }
 
-    pub fn specific_count(&self) -> usize {
-        self.specific_rows.len()
+    pub fn specific_count(&self) -> Option<usize> {
+        self.specific_rows.as_ref().map(Vec::len)
     }
 
-    /// No asset is written for the cell, though general ones may serve it.
+    /// No asset is written for the cell, though general ones may serve it (`false` when
+    /// the matrix was not asked for written assets).
     pub fn is_specific_gap(&self) -> bool {
-        self.specific_rows.is_empty()
+        self.specific_rows.as_ref().is_some_and(Vec::is_empty)
     }
 
     /// The ids of the cell's assets, in order.
@@ -102,13 +104,14 @@ impl CoverageCell {
         self.rows.iter().map(|i| rows[*i as usize].id.as_str())
     }
 
-    /// The ids of the assets written for the cell, in order.
+    /// The ids of the assets written for the cell, in order (none when not asked for).
     pub fn specific_ids<'a>(
         &'a self,
         rows: &'a [CoverageRow],
     ) -> impl Iterator<Item = &'a str> + 'a {
         self.specific_rows
             .iter()
+            .flatten()
             .map(|i| rows[*i as usize].id.as_str())
     }
 }
@@ -121,11 +124,13 @@ pub struct CoverageUniverse {
 }
 
 /// Every cell of the cross product of `dimensions` (in the order given by
-/// [`CoverageDimension`]), in key order, empty ones included.
+/// [`CoverageDimension`]), in key order, empty ones included; with the assets written for
+/// each cell when `with_written`.
 pub fn coverage_matrix(
     rows: &[CoverageRow],
     dimensions: &[CoverageDimension],
     universe: &CoverageUniverse,
+    with_written: bool,
 ) -> Vec<CoverageCell> {
     let dims: BTreeSet<CoverageDimension> = dimensions.iter().copied().collect();
     let mut keys = vec![CoverageKey::default()];
@@ -150,6 +155,9 @@ pub fn coverage_matrix(
                 members.stale += u64::from(row.stale);
             }
         }
+        if !with_written {
+            continue;
+        }
         for key in reached_keys(&dims, |dim| specific_values(row, dim)) {
             if let Some(members) = cells.get_mut(&key) {
                 members.specific.push(index as u32);
@@ -165,7 +173,7 @@ pub fn coverage_matrix(
             CoverageCell {
                 key,
                 rows: members.all,
-                specific_rows: members.specific,
+                specific_rows: with_written.then_some(members.specific),
                 stale_count: members.stale,
             }
         })
@@ -336,6 +344,7 @@ mod tests {
             &rows,
             &[CoverageDimension::Role, CoverageDimension::Stage],
             &universe,
+            false,
         );
         assert_eq!(cells.len(), 25);
         let cell = |stage, role| {
@@ -352,7 +361,7 @@ mod tests {
         let filled = cells.iter().filter(|c| !c.is_gap()).count();
         assert_eq!(filled, 6);
 
-        let by_industry = coverage_matrix(&rows, &[CoverageDimension::Industry], &universe);
+        let by_industry = coverage_matrix(&rows, &[CoverageDimension::Industry], &universe, false);
         let ids: Vec<(Option<IndustryCell>, Vec<String>)> = by_industry
             .iter()
             .map(|c| {
@@ -409,6 +418,7 @@ mod tests {
             &rows,
             &[CoverageDimension::Stage, CoverageDimension::Industry],
             &universe,
+            true,
         );
         let decision = |industry: Option<&str>| {
             let key = industry.map_or(IndustryCell::CrossIndustry, |i| {
@@ -442,18 +452,30 @@ mod tests {
             &rows,
             &[CoverageDimension::Stage, CoverageDimension::Role],
             &universe,
+            true,
         );
         let role = |r: Role| {
             let c = by_role
                 .iter()
                 .find(|c| c.key.stage == Some(Stage::Decision) && c.key.role == Some(r))
                 .unwrap();
-            (c.count(), c.specific_count(), c.is_specific_gap())
+            (c.count(), c.specific_count().unwrap(), c.is_specific_gap())
         };
         assert_eq!(role(Role::Finance), (3, 1, false));
         assert_eq!(role(Role::Procurement), (2, 0, true));
         // Without roles or industries in the view, every asset is written for its cell.
-        let by_stage = coverage_matrix(&rows, &[CoverageDimension::Stage], &universe);
-        assert!(by_stage.iter().all(|c| c.rows == c.specific_rows));
+        let by_stage = coverage_matrix(&rows, &[CoverageDimension::Stage], &universe, true);
+        assert!(
+            by_stage
+                .iter()
+                .all(|c| Some(&c.rows) == c.specific_rows.as_ref())
+        );
+        // Not asked for, they are not computed, and no cell claims a written gap.
+        let plain = coverage_matrix(&rows, &[CoverageDimension::Role], &universe, false);
+        assert!(
+            plain
+                .iter()
+                .all(|c| c.specific_rows.is_none() && !c.is_specific_gap())
+        );
     }
 }

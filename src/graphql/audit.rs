@@ -10,7 +10,7 @@ use super::types::{AssetFilterInput, AssetObject, ContentTypeEnum, RoleEnum, Sta
 use crate::domain::Language;
 use crate::domain::{CoverageDimension as Dimension, IndustryCell};
 use crate::error::AppError;
-use crate::services::{CoverageReport, CoverageReportCell, TagSubject};
+use crate::services::{CoverageExtras, CoverageReport, CoverageReportCell, TagSubject};
 
 /// Most asset ids listed per cell unless asked otherwise (`count` is always whole).
 const DEFAULT_IDS_PER_CELL: i32 = 100;
@@ -99,7 +99,7 @@ fn cell(
         content_type: key.content_type.map(Into::into),
         language: key.language.as_ref().map(ToString::to_string),
         count: c.cell.count() as u64,
-        specific_count: c.cell.specific_count() as u64,
+        specific_count: c.cell.specific_count().unwrap_or_default() as u64,
         stale_count: c.cell.stale_count,
         recent_engagements: c.engagements,
         asset_ids: c
@@ -206,14 +206,25 @@ impl AuditQuery {
         let ids_per_cell = usize::try_from(ids_per_cell.unwrap_or(DEFAULT_IDS_PER_CELL))
             .map_err(|_| AppError::bad_input("idsPerCell must not be negative"))?;
         let look = ctx.look_ahead();
-        let with_engagement = look.field("cells").field("recentEngagements").exists()
-            || look.field("gaps").field("recentEngagements").exists();
+        let lists = [
+            look.field("cells"),
+            look.field("gaps"),
+            look.field("specificGaps"),
+        ];
+        let extras = CoverageExtras {
+            engagement: lists.iter().any(|l| l.field("recentEngagements").exists()),
+            // Written assets only when some written figure is asked for.
+            written: look.field("specificGaps").exists()
+                || lists.iter().any(|l| {
+                    l.field("specificCount").exists() || l.field("specificAssetIds").exists()
+                }),
+        };
         let report: CoverageReport = library
             .coverage(
                 by.into_iter().map(Into::into).collect(),
                 AssetFilterInput::parse(filter)?,
                 stale,
-                with_engagement,
+                extras,
             )
             .await?;
         Ok(CoverageReportObject {

@@ -18,7 +18,7 @@ use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 use crate::error::AppError;
 use crate::services::Library;
 
-pub use label::OperationLabel;
+pub use label::operation_label;
 pub use types::{AssetFilterInput, AssetObject};
 
 #[derive(MergedObject, Default)]
@@ -46,8 +46,7 @@ pub fn build_schema(library: Option<Library>) -> AppSchema {
         EmptySubscription,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
-    .extension(label::LabelOperations);
+    .limit_complexity(MAX_COMPLEXITY);
     if let Some(library) = library {
         builder = builder.data(library);
     }

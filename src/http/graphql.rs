@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use super::cache::{CacheKey, Method, Outcome};
 use crate::error::ErrorCode;
-use crate::graphql::OperationLabel;
+use crate::graphql::operation_label;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -333,27 +333,21 @@ fn is_mutation(params: &Params) -> bool {
 /// Executes, and tells the request log which operation ran: its name, else its type and
 /// root fields.
 async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheKey) -> Response {
-    let label = OperationLabel::default();
-    let name = params.operation_name.clone();
-    let mut response = run(state, params, &label, media, key).await;
-    if let Some(operation) = name.or_else(|| label.get().map(str::to_owned)) {
-        response
-            .extensions_mut()
-            .insert(super::RequestOperation(operation));
-    }
+    let operation = match &params.operation_name {
+        Some(name) => name.clone(),
+        None => operation_label(&params.query),
+    };
+    let mut response = run(state, params, media, key).await;
+    response
+        .extensions_mut()
+        .insert(super::RequestOperation(operation));
     response
 }
 
-async fn run(
-    state: &AppState,
-    params: Params,
-    label: &OperationLabel,
-    media: MediaType,
-    key: CacheKey,
-) -> Response {
+async fn run(state: &AppState, params: Params, media: MediaType, key: CacheKey) -> Response {
     let operation = params.operation_name.clone().unwrap_or_default();
     let span = tracing::info_span!("graphql", operation = %operation);
-    let mut request = async_graphql::Request::new(params.query).data(label.clone());
+    let mut request = async_graphql::Request::new(params.query);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }

@@ -26,6 +26,15 @@ pub struct CoverageReport {
     pub undescribed: Vec<String>,
 }
 
+/// What a coverage report computes beyond counts, each only when asked: both cost time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoverageExtras {
+    /// Engagement events per cell in the last 90 days (a grouped query over the events).
+    pub engagement: bool,
+    /// The assets written for each cell, and so its written gaps (a second pass).
+    pub written: bool,
+}
+
 pub struct CoverageReportCell {
     pub cell: CoverageCell,
     /// Engagement events with the cell's assets in the last 90 days.
@@ -60,13 +69,13 @@ impl Library {
 
     /// Every cell of the cross product of `dimensions` over the published assets the
     /// filter lets through, computed from the index's columns; with each cell's engagement
-    /// of the last 90 days when `with_engagement`.
+    /// of the last 90 days and the assets written for it when `extras` asks.
     pub async fn coverage(
         &self,
         dimensions: Vec<CoverageDimension>,
         filter: AssetFilter,
         stale_after_days: Option<u32>,
-        with_engagement: bool,
+        extras: CoverageExtras,
     ) -> AppResult<CoverageReport> {
         published_only(&filter)?;
         if dimensions.is_empty() {
@@ -114,10 +123,10 @@ impl Library {
             .collect();
         let coverage_rows: Vec<_> = rows.into_iter().map(|r| r.coverage).collect();
         let assets = coverage_rows.len() as u64;
-        let cells = coverage_matrix(&coverage_rows, &dimensions, &universe);
+        let cells = coverage_matrix(&coverage_rows, &dimensions, &universe, extras.written);
         let since = (Utc::now() - chrono::Duration::days(ENGAGEMENT_WINDOW_DAYS)).timestamp();
         // One grouped query over the window's events: skipped when nobody asked.
-        let engaged: HashMap<String, u64> = if with_engagement {
+        let engaged: HashMap<String, u64> = if extras.engagement {
             self.store.engagement_by_asset(since).await?
         } else {
             HashMap::new()
@@ -389,8 +398,8 @@ pub async fn gap_changes(
     Ok(GAP_VIEWS
         .iter()
         .map(|view| {
-            let now = coverage_matrix(&before, view, &universe);
-            let then = coverage_matrix(&after, view, &universe);
+            let now = coverage_matrix(&before, view, &universe, false);
+            let then = coverage_matrix(&after, view, &universe, false);
             let mut closed = Vec::new();
             let mut opened = Vec::new();
             for (a, b) in now.iter().zip(&then) {

@@ -27,8 +27,8 @@ pub use accounts::{
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
 };
 pub use audit::{
-    CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS, GapChange, StaleAsset,
-    TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
+    CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,
+    GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
 pub use import::{

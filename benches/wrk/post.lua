@@ -1,0 +1,6 @@
+-- POSTs the GraphQL body in BODY_FILE (env) to /graphql.
+local f = io.open(os.getenv("BODY_FILE"), "r")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
