@@ -46,6 +46,18 @@ pub enum Command {
         /// Seconds between popularity refreshes when events arrived (0: only on request)
         #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = crate::config::DEFAULT_POPULARITY_REFRESH_SECS)]
         popularity_refresh_secs: u64,
+        /// Serve with no API key on an address other than loopback, open to anyone who can
+        /// reach it
+        #[arg(long)]
+        insecure_open: bool,
+        /// An origin browsers may call /graphql from, such as https://www.example.com
+        /// (repeat, or comma-separate in STAGEFIT_CORS_ORIGINS); exact matches only
+        #[arg(
+            long = "cors-origin",
+            env = "STAGEFIT_CORS_ORIGINS",
+            value_delimiter = ','
+        )]
+        cors_origins: Vec<String>,
     },
     /// Create or upgrade the database schema
     Migrate,
@@ -107,6 +119,11 @@ pub enum Command {
         #[arg(long)]
         fail_on_specific_gaps: bool,
     },
+    /// Manage API keys
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Write deterministic synthetic accounts, contacts and engagement events over the
     /// published assets of a library file, for benchmarks
     GenerateEngagement {
@@ -123,6 +140,29 @@ pub enum Command {
         #[arg(long)]
         output_dir: PathBuf,
     },
+}
+
+/// `stagefit keys ...`
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key and print it, alone on one line: the only time it is shown
+    Create {
+        /// publishable, server, editor or admin
+        #[arg(long, value_parser = parse_scope)]
+        scope: crate::domain::Scope,
+        /// What the key is for ("website", "CRM sync")
+        #[arg(long)]
+        name: String,
+    },
+    /// List every key: id, name, scope, created, last used, revoked
+    List,
+    /// Revoke a key by its id (k_...) or its whole string; it stops working within 5 s on
+    /// every server
+    Revoke { id_or_key: String },
+}
+
+fn parse_scope(raw: &str) -> Result<crate::domain::Scope, String> {
+    crate::domain::Scope::parse(raw)
 }
 
 /// A dimension of `stagefit audit`'s matrix.
@@ -151,15 +191,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo,
             response_cache_mb,
             popularity_refresh_secs,
+            insecure_open,
+            cors_origins,
         } => {
-            serve(
-                &cli.storage,
+            let settings = ServeSettings {
                 addr,
                 demo,
                 response_cache_mb,
                 popularity_refresh_secs,
-            )
-            .await
+                insecure_open,
+                cors_origins,
+            };
+            serve(&cli.storage, settings).await
         }
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
         Command::Import {
@@ -216,6 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
+        Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
         Command::GenerateEngagement {
             library,
             accounts,
@@ -226,13 +270,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
-    storage: &StorageArgs,
+/// What `serve` was asked for besides storage.
+struct ServeSettings {
     addr: SocketAddr,
     demo: bool,
     response_cache_mb: u64,
     popularity_refresh_secs: u64,
-) -> anyhow::Result<()> {
+    insecure_open: bool,
+    cors_origins: Vec<String>,
+}
+
+async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result<()> {
+    let ServeSettings {
+        addr,
+        demo,
+        response_cache_mb,
+        popularity_refresh_secs,
+        insecure_open,
+        cors_origins,
+    } = settings;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
             tempfile::Builder::new()
@@ -249,6 +305,8 @@ async fn serve(
     config.addr = addr;
     config.response_cache_bytes = response_cache_mb.saturating_mul(1024 * 1024);
     config.popularity_refresh_secs = popularity_refresh_secs;
+    config.insecure_open = insecure_open;
+    config.cors_origins = cors_origins;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,
@@ -341,6 +399,54 @@ fn generate_engagement(
         dir.display()
     );
     Ok(())
+}
+
+async fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
+    let store = connect_store(config).await?;
+    let access = services::Access::new(store.clone());
+    let outcome = match action {
+        KeysCommand::Create { scope, name } => {
+            let (key, secret) = access
+                .create_key(&name, scope)
+                .await
+                .map_err(AppError::unmasked)?;
+            eprintln!(
+                "created {} key {} ({}); this is the only time it is shown:",
+                key.scope, key.id, key.name
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        KeysCommand::List => {
+            let keys = access.keys().await.map_err(AppError::unmasked)?;
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            };
+            println!(
+                "{:<16} {:<12} {:<17} {:<17} {:<17} name",
+                "id", "scope", "created", "last used", "revoked"
+            );
+            for k in keys {
+                println!(
+                    "{:<16} {:<12} {:<17} {:<17} {:<17} {}",
+                    k.id,
+                    k.scope.name(),
+                    when(Some(k.created_at)),
+                    when(k.last_used_at),
+                    when(k.revoked_at),
+                    k.name
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id_or_key } => access
+            .revoke(&id_or_key)
+            .await
+            .map(|k| println!("revoked {} ({}, {})", k.id, k.scope, k.name))
+            .map_err(AppError::unmasked),
+    };
+    store.close().await;
+    outcome
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

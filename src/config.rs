@@ -99,6 +99,10 @@ pub struct Config {
     /// Days after which an asset not reviewed (or published, if never reviewed) counts as
     /// stale in the audit.
     pub stale_after_days: u32,
+    /// Serve with no API key on an address other than loopback (open to all).
+    pub insecure_open: bool,
+    /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
+    pub cors_origins: Vec<String>,
     pub ranking: RankingConfig,
 }
 
@@ -124,6 +128,8 @@ impl Config {
             popularity_refresh_secs: DEFAULT_POPULARITY_REFRESH_SECS,
             account_cache_secs: 30,
             stale_after_days: 365,
+            insecure_open: false,
+            cors_origins: Vec::new(),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

@@ -11,6 +11,7 @@ pub enum ErrorCode {
     NotFound,
     Unauthenticated,
     Forbidden,
+    PayloadTooLarge,
     Internal,
 }
 
@@ -21,6 +22,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -56,6 +58,8 @@ pub enum AppError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
     Forbidden(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -87,6 +91,7 @@ impl AppError {
         match self {
             AppError::BadUserInput { .. } => ErrorCode::BadUserInput,
             AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::Internal(_) => ErrorCode::Internal,
         }

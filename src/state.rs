@@ -15,7 +15,7 @@ use crate::graphql::{AppSchema, build_schema};
 use crate::http::ResponseCache;
 use crate::import::Format;
 use crate::search::{self, IndexLock};
-use crate::services::{ImportSource, IndexFollower, Library, import_sources};
+use crate::services::{Access, ImportSource, IndexFollower, Library, import_sources};
 use crate::store::Store;
 
 /// The built-in demo library (interchange format), loaded by `serve --demo`.
@@ -24,6 +24,10 @@ pub const DEMO_LIBRARY: &[u8] = include_bytes!("../demo/library.jsonl");
 #[derive(Clone)]
 pub struct AppState {
     pub library: Library,
+    /// Who is calling: API keys and the credentials requests present.
+    pub access: Arc<Access>,
+    /// Origins browsers may call `/graphql` from (validated at start).
+    pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     pub schema: AppSchema,
     /// Responses to repeated queries; `None` when turned off.
     pub cache: Option<Arc<ResponseCache>>,
@@ -40,6 +44,7 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(config: &Config, demo: bool) -> anyhow::Result<Self> {
+        let cors_origins = cors_origins(&config.cors_origins)?;
         let store = connect_store(config).await?;
         if demo {
             load_demo(&store).await?;
@@ -59,10 +64,13 @@ impl Instance {
             .start_popularity(Duration::from_secs(config.popularity_refresh_secs))
             .await
             .context("cannot load popularity")?;
-        let schema = build_schema(Some(library.clone()));
+        let access = Arc::new(Access::new(store.clone()));
+        let schema = build_schema(Some(library.clone()), Some(access.clone()));
         Ok(Self {
             state: AppState {
                 library,
+                access,
+                cors_origins: Arc::new(cors_origins),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),
             },
@@ -80,6 +88,31 @@ impl Instance {
         self.follower.stop().await;
         self.store.close().await;
     }
+}
+
+/// Origins as browsers send them: `https://host[:port]`, no path, no wildcard.
+fn cors_origins(origins: &[String]) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+    origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let shaped = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && !origin
+                    .trim_end_matches('/')
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.contains('/'));
+            if !shaped {
+                anyhow::bail!(
+                    "CORS origin {origin:?}: give an exact origin such as https://www.example.com \
+                     (scheme and host, no path, no wildcard)"
+                );
+            }
+            axum::http::HeaderValue::from_str(origin.trim_end_matches('/'))
+                .with_context(|| format!("CORS origin {origin:?}"))
+        })
+        .collect()
 }
 
 /// Opens (and migrates) the configured database, naming it without its password on error.
@@ -124,6 +157,23 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
+        let keys_exist = instance.state.access.keys_exist().await?;
+        if !keys_exist {
+            if !addr.ip().is_loopback() && !config.insecure_open {
+                instance.stop().await;
+                anyhow::bail!(
+                    "refusing to serve on {} with no API key: anyone who can reach it could read \
+                     and erase every account. Create a key first (`stagefit keys create --scope \
+                     admin --name ops`), listen on 127.0.0.1, or pass --insecure-open",
+                    addr
+                );
+            }
+            tracing::warn!(
+                %addr,
+                "no API key exists: the server is OPEN, every request may read and write \
+                 everything; create a key with `stagefit keys create` to require keys"
+            );
+        }
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::http::serve(
             instance.state.clone(),

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_library;
 mod m20261123_000002_accounts;
+mod m20261201_000003_access;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_library::Migration),
             Box::new(m20261123_000002_accounts::Migration),
+            Box::new(m20261201_000003_access::Migration),
         ]
     }
 }

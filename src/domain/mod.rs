@@ -4,12 +4,14 @@
 //! `IndustrySlug` in hand is always canonical. No I/O, no async, no knowledge of GraphQL,
 //! SQL or tantivy.
 
+mod access;
 mod account;
 mod asset;
 mod coverage;
 mod filter;
 mod taxonomy;
 
+pub use access::{ApiKey, KEY_LEN, KeyClaim, Scope, key_hash, key_id, new_key, parse_key};
 pub use account::{
     Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,
     EngagementDraft, MAX_CLOCK_SKEW,

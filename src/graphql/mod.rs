@@ -6,8 +6,10 @@
 //! (freshness moves with the clock). Reads from the database and every mutation carry
 //! `no_cache`. A field without either leaves the decision to the others in the request.
 
+mod access;
 mod accounts;
 mod audit;
+mod keys;
 mod label;
 mod library;
 mod recommend;
@@ -16,8 +18,11 @@ mod types;
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
 use crate::error::AppError;
-use crate::services::Library;
+use std::sync::Arc;
 
+use crate::services::{Access, Library};
+
+pub use access::{RULES, Rule, check as check_access};
 pub use label::operation_label;
 pub use types::{AssetFilterInput, AssetObject};
 
@@ -27,10 +32,15 @@ pub struct QueryRoot(
     recommend::RecommendQuery,
     accounts::AccountQuery,
     audit::AuditQuery,
+    keys::KeysQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(library::LibraryMutation, accounts::AccountMutation);
+pub struct MutationRoot(
+    library::LibraryMutation,
+    accounts::AccountMutation,
+    keys::KeysMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -39,7 +49,7 @@ pub const MAX_DEPTH: usize = 16;
 /// Upper bound on a request's field count, so no single request can ask for the world.
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-pub fn build_schema(library: Option<Library>) -> AppSchema {
+pub fn build_schema(library: Option<Library>, access: Option<Arc<Access>>) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -50,12 +60,15 @@ pub fn build_schema(library: Option<Library>) -> AppSchema {
     if let Some(library) = library {
         builder = builder.data(library);
     }
+    if let Some(access) = access {
+        builder = builder.data(access);
+    }
     builder.finish()
 }
 
 /// The SDL that `schema.graphql` holds.
 pub fn sdl() -> String {
-    build_schema(None).sdl()
+    build_schema(None, None).sdl()
 }
 
 /// The error type of every resolver. It deliberately has no `Display`, so async-graphql's

@@ -39,12 +39,18 @@ pub enum Method {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     method: Method,
+    /// Answers are never shared between credentials the rule table treats differently.
+    scope: crate::domain::Scope,
     request: Bytes,
 }
 
 impl CacheKey {
-    pub fn new(method: Method, request: Bytes) -> Self {
-        Self { method, request }
+    pub fn new(method: Method, scope: crate::domain::Scope, request: Bytes) -> Self {
+        Self {
+            method,
+            scope,
+            request,
+        }
     }
 }
 
@@ -142,6 +148,7 @@ impl ResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Scope;
 
     fn v(index_seq: i64) -> DataVersion {
         DataVersion {
@@ -151,7 +158,11 @@ mod tests {
     }
 
     fn key(text: &str) -> CacheKey {
-        CacheKey::new(Method::Post, Bytes::copy_from_slice(text.as_bytes()))
+        CacheKey::new(
+            Method::Post,
+            Scope::Publishable,
+            Bytes::copy_from_slice(text.as_bytes()),
+        )
     }
 
     #[test]
@@ -161,9 +172,18 @@ mod tests {
         assert!(cache.put(key("a"), v(7), Duration::from_secs(60), body.clone()));
         assert_eq!(cache.get(&key("a"), v(7)), Some(body.clone()));
         assert_eq!(
-            cache.get(&CacheKey::new(Method::Get, Bytes::from_static(b"a")), v(7)),
+            cache.get(
+                &CacheKey::new(Method::Get, Scope::Publishable, Bytes::from_static(b"a")),
+                v(7)
+            ),
             None,
             "a GET and a POST never share an entry"
+        );
+        let as_editor = CacheKey::new(Method::Post, Scope::Editor, Bytes::from_static(b"a"));
+        assert_eq!(
+            cache.get(&as_editor, v(7)),
+            None,
+            "credentials of different scopes never share an entry"
         );
         assert_eq!(cache.get(&key("a"), v(8)), None, "a newer index misses");
         assert_eq!(

@@ -26,8 +26,10 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use super::cache::{CacheKey, Method, Outcome};
-use crate::error::ErrorCode;
-use crate::graphql::operation_label;
+use crate::domain::Scope;
+use crate::error::{AppError, ErrorCode};
+use crate::graphql::{check_access, operation_label};
+use crate::services::Credential;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -255,9 +257,92 @@ fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response
     ))
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Largest body a request may send: publishable and server credentials send queries and
+/// small batches; editors and admins may upsert a thousand assets at once.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MAX_BODY_BYTES_FOR_WRITERS: usize = 32 * 1024 * 1024;
+
+/// Who is calling, from `Authorization: Bearer KEY`; a 401 when the credential is
+/// missing (while keys exist), malformed, unknown or revoked.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+) -> Result<Credential, Response> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().unwrap_or_default().trim();
+            match text.split_once(' ') {
+                Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Some(key.trim()),
+                _ => {
+                    return Err(unauthenticated(
+                        media,
+                        "send the API key as Authorization: Bearer KEY",
+                    ));
+                }
+            }
+        }
+    };
+    match state.access.authenticate(bearer).await {
+        Ok(credential) => Ok(credential),
+        Err(AppError::Unauthenticated(message)) => Err(unauthenticated(media, &message)),
+        Err(err) => {
+            tracing::error!(error = %format!("{:#}", err.unmasked()), "cannot check a credential");
+            Err(error_response(
+                media,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            ))
+        }
+    }
+}
+
+fn unauthenticated(media: MediaType, message: &str) -> Response {
+    let mut response = error_response(
+        media,
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        message,
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
+    };
+    let credential = match authenticate(&state, &headers, media).await {
+        Ok(credential) => credential,
+        Err(response) => return response,
+    };
+    let limit = if credential.scope() >= Scope::Editor {
+        MAX_BODY_BYTES_FOR_WRITERS
+    } else {
+        MAX_BODY_BYTES
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            return error_response(
+                media,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                &format!(
+                    "the request body is larger than {} MiB, the most a {} credential may send",
+                    limit / (1024 * 1024),
+                    credential.scope()
+                ),
+            );
+        }
     };
     match is_json_content_type(&headers) {
         Some(true) => {}
@@ -270,12 +355,12 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             );
         }
     }
-    let key = CacheKey::new(Method::Post, body.clone());
+    let key = CacheKey::new(Method::Post, credential.scope(), body.clone());
     if let Some(response) = cached(&state, &key, media) {
         return response;
     }
     match params_from_json(&body) {
-        Ok(params) => execute(&state, params, media, key).await,
+        Ok(params) => execute(&state, params, media, key, &credential).await,
         Err(message) => malformed_request(media, &message),
     }
 }
@@ -284,8 +369,16 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
+    let credential = match authenticate(&state, &headers, media).await {
+        Ok(credential) => credential,
+        Err(response) => return response,
+    };
     let raw = uri.query().unwrap_or_default();
-    let key = CacheKey::new(Method::Get, Bytes::copy_from_slice(raw.as_bytes()));
+    let key = CacheKey::new(
+        Method::Get,
+        credential.scope(),
+        Bytes::copy_from_slice(raw.as_bytes()),
+    );
     if let Some(response) = cached(&state, &key, media) {
         return response;
     }
@@ -310,7 +403,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, params, media, key).await
+    execute(&state, params, media, key, &credential).await
 }
 
 /// Whether the operation a GET would run is a mutation. A document that does not parse is
@@ -332,19 +425,31 @@ fn is_mutation(params: &Params) -> bool {
 
 /// Executes, and tells the request log which operation ran: its name, else its type and
 /// root fields.
-async fn execute(state: &AppState, params: Params, media: MediaType, key: CacheKey) -> Response {
+async fn execute(
+    state: &AppState,
+    params: Params,
+    media: MediaType,
+    key: CacheKey,
+    credential: &Credential,
+) -> Response {
     let operation = match &params.operation_name {
         Some(name) => name.clone(),
         None => operation_label(&params.query),
     };
-    let mut response = run(state, params, media, key).await;
+    let mut response = run(state, params, media, key, credential).await;
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
     response
 }
 
-async fn run(state: &AppState, params: Params, media: MediaType, key: CacheKey) -> Response {
+async fn run(
+    state: &AppState,
+    params: Params,
+    media: MediaType,
+    key: CacheKey,
+    credential: &Credential,
+) -> Response {
     let operation = params.operation_name.clone().unwrap_or_default();
     let span = tracing::info_span!("graphql", operation = %operation);
     let mut request = async_graphql::Request::new(params.query);
@@ -353,6 +458,22 @@ async fn run(state: &AppState, params: Params, media: MediaType, key: CacheKey) 
     }
     if let Some(variables) = params.variables {
         request = request.variables(Variables::from_json(Value::Object(variables)));
+    }
+    // The rule table decides on the parsed document before anything runs; the engine
+    // reuses the parse. A document that does not parse is left for the engine to report.
+    if credential.scope() < Scope::Admin {
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        if let Ok(document) = request.parsed_query()
+            && let Err(AppError::Forbidden(message)) = check_access(
+                document,
+                operation_name.as_deref(),
+                &variables,
+                credential.scope(),
+            )
+        {
+            return error_response(media, StatusCode::FORBIDDEN, ErrorCode::Forbidden, &message);
+        }
     }
     let started = std::time::Instant::now();
     // Read before executing: a write applied meanwhile makes the stored entry a miss.

@@ -1,6 +1,7 @@
 //! Use cases: the only room that calls both the store and the search index, and the owner of
 //! transactions. GraphQL, HTTP and the CLI call these functions and nothing below them.
 
+mod access;
 mod accounts;
 mod audit;
 mod follower;
@@ -22,6 +23,7 @@ use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
 use crate::store::{Store, WriteCounts};
 
 pub use crate::store::StoredEngagement;
+pub use access::{Access, Credential, KEY_CACHE};
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod entity;
+mod keys;
 
 pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 

@@ -890,15 +890,17 @@ async fn an_answered_event_survives_kill_9() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let config = Config::in_dir(dir.path());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
-        .env("STAGEFIT_DATABASE_URL", &config.database_url)
-        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-        .env("STAGEFIT_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+            .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+            .env("STAGEFIT_DATABASE_URL", &config.database_url)
+            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+            .env("STAGEFIT_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
         let line = lines.next().expect("the server logs its address").unwrap();
@@ -937,8 +939,8 @@ async fn an_answered_event_survives_kill_9() {
         "{answer}"
     );
     // Killed the moment it answered: no shutdown, no flush.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 
     let mut s = TestServer::start_in(dir.path(), false).await;
     let account = s.gql(ACCOUNT, json!({ "id": "kill" })).await["account"].clone();

@@ -270,17 +270,19 @@ async fn the_server_logs_one_line_per_request_by_default() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let config = stagefit::config::Config::in_dir(dir.path());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-        .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
-        .env("STAGEFIT_DATABASE_URL", &config.database_url)
-        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-        .env_remove("STAGEFIT_LOG")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+            .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
+            .env("STAGEFIT_DATABASE_URL", &config.database_url)
+            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+            .env_remove("STAGEFIT_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Lines arrive through a channel, so a missing line fails the test instead of hanging it.
     let (sender, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if sender.send(line).is_err() {
@@ -321,8 +323,8 @@ async fn the_server_logs_one_line_per_request_by_default() {
             logged.push(line);
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert_eq!(logged.len(), 4, "one line per request: {logged:#?}");
     assert!(logged[0].contains("INFO"), "{}", logged[0]);
     assert!(

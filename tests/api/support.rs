@@ -156,3 +156,14 @@ pub fn demo_records() -> Vec<Value> {
         .map(|l| serde_json::from_str(l).expect("demo line"))
         .collect()
 }
+
+/// A child process that is killed when the guard goes, so a test that fails midway leaves
+/// no server running (and holding the test runner's output open).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

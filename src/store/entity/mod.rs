@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table of `migrations/`.
 
 pub mod account;
+pub mod api_key;
 pub mod asset;
 pub mod asset_popularity;
 pub mod asset_tag;
