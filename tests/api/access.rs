@@ -1,0 +1,442 @@
+//! Access control over HTTP: every root field against every kind of credential, nothing
+//! run or written when a field is refused, revocation, the open mode's start-up rule,
+//! CORS and the body limit.
+
+use serde_json::{Value, json};
+use stagefit::domain::Scope;
+
+use crate::support::{TestServer, stagefit, text};
+
+/// One document per root field (and per argument shape that changes the rule), with the
+/// least scope that may run it. The table is written out here, apart from the server's
+/// own rule table, so a change to either shows.
+const FIELDS: &[(&str, &str, Option<Scope>)] = &[
+    (
+        "asset",
+        r#"{ asset(id: "pricing-sheet") { id } }"#,
+        Some(Scope::Publishable),
+    ),
+    (
+        "assets",
+        "{ assets(first: 1) { totalCount } }",
+        Some(Scope::Publishable),
+    ),
+    (
+        "search",
+        r#"{ search(query: "reconciliation", first: 1) { totalCount } }"#,
+        Some(Scope::Publishable),
+    ),
+    (
+        "taxonomy",
+        "{ taxonomy { stages { name } } }",
+        Some(Scope::Publishable),
+    ),
+    ("__typename", "{ __typename }", Some(Scope::Publishable)),
+    (
+        "recommendations",
+        "{ recommendations(audience: { stage: DECISION }, first: 1) { items { score } } }",
+        Some(Scope::Publishable),
+    ),
+    (
+        "recommendations for an account",
+        r#"{ recommendations(audience: { accountId: "acme" }, first: 1) { items { score } } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "nextContent",
+        r#"{ nextContent(afterAssetId: "pricing-sheet", first: 1) { items { score } } }"#,
+        Some(Scope::Publishable),
+    ),
+    (
+        "nextContent for a contact",
+        r#"{ nextContent(afterAssetId: "pricing-sheet", audience: { contactId: "acme-cfo" }, first: 1) { items { score } } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "account",
+        r#"{ account(id: "acme") { id engagements(first: 5) { items { assetId } } } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "coverage",
+        "{ coverage(by: [STAGE]) { assetCount } }",
+        Some(Scope::Editor),
+    ),
+    (
+        "staleAssets",
+        "{ staleAssets(first: 1) { ageDays } }",
+        Some(Scope::Editor),
+    ),
+    (
+        "suggestTags",
+        r#"{ suggestTags(text: "reconciliation") { stages { stage } } }"#,
+        Some(Scope::Editor),
+    ),
+    (
+        "__schema",
+        "{ __schema { queryType { name } } }",
+        Some(Scope::Editor),
+    ),
+    (
+        "accountExport",
+        r#"{ accountExport(id: "acme") { engagements { assetId } } }"#,
+        Some(Scope::Admin),
+    ),
+    ("apiKeys", "{ apiKeys { id } }", Some(Scope::Admin)),
+    (
+        "upsertAccount",
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "upsertContact",
+        r#"mutation { upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "recordEngagement",
+        r#"mutation { recordEngagement(event: { accountId: "acme", assetId: "pricing-sheet", kind: VIEW }) { recorded } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "recordEngagements",
+        r#"mutation { recordEngagements(events: [{ accountId: "acme", assetId: "pricing-sheet", kind: VIEW }]) { recorded } }"#,
+        Some(Scope::Server),
+    ),
+    (
+        "upsertAssets",
+        r#"mutation { upsertAssets(assets: [{ id: "access-test", title: "T", contentType: "ebook" }]) { created } }"#,
+        Some(Scope::Editor),
+    ),
+    (
+        "retireAsset",
+        r#"mutation { retireAsset(id: "access-test") { id } }"#,
+        Some(Scope::Editor),
+    ),
+    (
+        "refreshPopularity",
+        "mutation { refreshPopularity { events } }",
+        Some(Scope::Admin),
+    ),
+    (
+        "eraseAccount",
+        r#"mutation { eraseAccount(id: "nobody") { accountId } }"#,
+        Some(Scope::Admin),
+    ),
+    (
+        "createApiKey",
+        r#"mutation { createApiKey(name: "made in a test", scope: PUBLISHABLE) { key } }"#,
+        Some(Scope::Admin),
+    ),
+    (
+        "revokeApiKey",
+        r#"mutation { revokeApiKey(id: "k_000000000000") { id } }"#,
+        Some(Scope::Admin),
+    ),
+];
+
+/// Posts `query` with `key` as its bearer credential: the status and the body.
+async fn call(s: &TestServer, key: Option<&str>, query: &str) -> (u16, Value) {
+    let mut request = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({ "query": query }));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+async fn key(s: &TestServer, scope: Scope, name: &str) -> String {
+    let access = &s.server.as_ref().unwrap().state().access;
+    access.create_key(name, scope).await.unwrap().1
+}
+
+#[tokio::test]
+async fn every_root_field_answers_each_credential_by_its_scope() {
+    let mut s = TestServer::demo().await;
+    let mut keys = Vec::new();
+    for scope in Scope::ALL {
+        keys.push((scope, key(&s, scope, scope.name()).await));
+    }
+    let revoked = key(&s, Scope::Admin, "revoked").await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    access.revoke(&revoked).await.unwrap();
+    let forged = keys[3].1.replace("sf_adm_", "sf_pub_");
+
+    for (name, query, least) in FIELDS {
+        let least = least.expect("every field has a least scope");
+        for (scope, key) in &keys {
+            let (status, body) = call(&s, Some(key), query).await;
+            if *scope >= least {
+                assert!(
+                    !matches!(code(&body), Some("FORBIDDEN" | "UNAUTHENTICATED")) && status != 403,
+                    "{name} with a {scope} key: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    (status, code(&body)),
+                    (403, Some("FORBIDDEN")),
+                    "{name} with a {scope} key: {body}"
+                );
+                assert!(
+                    body.get("data").is_none_or(Value::is_null),
+                    "{name}: {body}"
+                );
+            }
+        }
+        for (what, credential) in [
+            ("no", None),
+            ("a revoked", Some(revoked.as_str())),
+            ("a forged", Some(forged.as_str())),
+            ("a malformed", Some("sf_adm_nope")),
+        ] {
+            let (status, body) = call(&s, credential, query).await;
+            assert_eq!(
+                (status, code(&body)),
+                (401, Some("UNAUTHENTICATED")),
+                "{name} with {what} key: {body}"
+            );
+        }
+    }
+    // The health check stays open for load balancers.
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_field_runs_nothing_of_its_document() {
+    let mut s = TestServer::demo().await;
+    let server = key(&s, Scope::Server, "crm").await;
+    let admin = key(&s, Scope::Admin, "ops").await;
+    // The account upsert is allowed, the asset upsert is not: neither happens.
+    let (status, body) = call(
+        &s,
+        Some(&server),
+        r#"mutation { upsertAccount(account: { id: "sneaky", name: "S" }) { id }
+                      upsertAssets(assets: [{ id: "sneaky-asset", title: "S", contentType: "ebook" }]) { created } }"#,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upsertAssets"),
+        "{body}"
+    );
+    let (_, body) = call(
+        &s,
+        Some(&admin),
+        r#"{ account(id: "sneaky") { id } asset(id: "sneaky-asset") { id } }"#,
+    )
+    .await;
+    assert_eq!(body["data"]["asset"], Value::Null, "no asset was written: {body}");
+    assert_eq!(
+        body["data"]["account"],
+        Value::Null,
+        "no account was written: {body}"
+    );
+    // A publishable key never reads an account through variables either.
+    let publishable = key(&s, Scope::Publishable, "site").await;
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&publishable)
+        .json(&json!({ "query": "query($a: AudienceInput!) { recommendations(audience: $a) { items { score } } }",
+                       "variables": { "a": { "accountId": "acme" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_revoked_from_the_command_line_stops_working_within_five_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), true).await;
+    let dir = tmp.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        stagefit(
+            &dir,
+            &["keys", "create", "--scope", "server", "--name", "crm"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the key alone on stdout: {stdout}"
+    );
+    let server_key = stdout.trim().to_owned();
+    assert!(server_key.starts_with("sf_srv_"));
+    let query = r#"{ account(id: "nobody") { id } }"#;
+    // Keys exist now (seen within the cache's age): no credential is refused.
+    let mut refused = false;
+    for _ in 0..60 {
+        if call(&s, None, query).await.0 == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused,
+        "requests without a key are refused once a key exists"
+    );
+    let (status, body) = call(&s, Some(&server_key), query).await;
+    assert_eq!((status, &body["data"]["account"]), (200, &Value::Null), "{body}");
+
+    let dir = tmp.path().to_owned();
+    let key_string = server_key.clone();
+    let out = tokio::task::spawn_blocking(move || stagefit(&dir, &["keys", "revoke", &key_string]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (status, _) = call(&s, Some(&server_key), query).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(5),
+            "still accepted after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dir = tmp.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || stagefit(&dir, &["keys", "list"]))
+        .await
+        .unwrap();
+    let list = text(&out.stdout);
+    assert!(list.contains("server") && list.contains("crm"), "{list}");
+    assert!(
+        !list.contains(&server_key),
+        "the list never shows a key's string"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn with_no_key_the_server_serves_only_on_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = stagefit::config::Config::in_dir(tmp.path());
+    config.addr = "0.0.0.0:0".parse().unwrap();
+    let refused = stagefit::state::Server::start(&config, false).await;
+    let message = format!("{:#}", refused.err().expect("refused"));
+    assert!(
+        message.contains("refusing to serve") && message.contains("--insecure-open"),
+        "{message}"
+    );
+    config.insecure_open = true;
+    let open = stagefit::state::Server::start(&config, false)
+        .await
+        .unwrap();
+    open.stop().await.unwrap();
+    // Once a key exists, any address will do.
+    config.insecure_open = false;
+    let store = stagefit::store::Store::connect(&config.database_url)
+        .await
+        .unwrap();
+    stagefit::services::Access::new(store.clone())
+        .create_key("ops", Scope::Admin)
+        .await
+        .unwrap();
+    store.close().await;
+    let guarded = stagefit::state::Server::start(&config, false)
+        .await
+        .unwrap();
+    guarded.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn browsers_on_listed_origins_may_call_and_others_may_not() {
+    let mut s =
+        TestServer::demo_with(|c| c.cors_origins = vec!["http://shop.example:3000".to_owned()])
+            .await;
+    let preflight = |origin: &'static str| {
+        s.client()
+            .request(reqwest::Method::OPTIONS, format!("{}/graphql", s.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("http://shop.example:3000").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://shop.example:3000"
+    );
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    assert!(
+        headers.get_all("vary").iter().any(|v| v
+            .to_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("origin"))
+    );
+    let other = preflight("http://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let get = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .header("origin", "http://shop.example:3000")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "http://shop.example:3000"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn large_bodies_are_refused_below_editor() {
+    let mut s = TestServer::demo().await;
+    let publishable = key(&s, Scope::Publishable, "site").await;
+    let editor = key(&s, Scope::Editor, "content").await;
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let body = json!({ "query": format!("{{ search(query: \"{padding}\", first: 1) {{ totalCount }} }}") });
+    for (key, expected) in [(&publishable, Some(413)), (&editor, None)] {
+        let response = s
+            .client()
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match expected {
+            Some(status_wanted) => {
+                assert_eq!(status, status_wanted, "{body}");
+                assert_eq!(code(&body), Some("PAYLOAD_TOO_LARGE"), "{body}");
+            }
+            None => assert_ne!(status, 413, "an editor may send large bodies: {body}"),
+        }
+    }
+    s.stop().await;
+}
