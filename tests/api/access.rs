@@ -237,7 +237,11 @@ async fn a_refused_field_runs_nothing_of_its_document() {
         r#"{ account(id: "sneaky") { id } asset(id: "sneaky-asset") { id } }"#,
     )
     .await;
-    assert_eq!(body["data"]["asset"], Value::Null, "no asset was written: {body}");
+    assert_eq!(
+        body["data"]["asset"],
+        Value::Null,
+        "no asset was written: {body}"
+    );
     assert_eq!(
         body["data"]["account"],
         Value::Null,
@@ -295,7 +299,11 @@ async fn a_key_revoked_from_the_command_line_stops_working_within_five_seconds()
         "requests without a key are refused once a key exists"
     );
     let (status, body) = call(&s, Some(&server_key), query).await;
-    assert_eq!((status, &body["data"]["account"]), (200, &Value::Null), "{body}");
+    assert_eq!(
+        (status, &body["data"]["account"]),
+        (200, &Value::Null),
+        "{body}"
+    );
 
     let dir = tmp.path().to_owned();
     let key_string = server_key.clone();

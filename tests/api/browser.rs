@@ -173,3 +173,38 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn with_keys_the_pages_ask_for_one_and_then_work() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    let mut s = TestServer::demo().await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    let (_, editor) = access
+        .create_key("content team", stagefit::domain::Scope::Editor)
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg("keyed.mjs")
+        .arg(&s.url)
+        .arg(&editor)
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json from the pages");
+    assert_eq!(seen["errors"], json!([]), "script errors on the pages");
+    assert_eq!(
+        seen["cells"], 25,
+        "the heatmap rendered with the key: {seen}"
+    );
+    assert_eq!(seen["stored"], true);
+    assert_eq!(seen["graphiqlRan"], true);
+    // One prompt per page, none after the key was given.
+    assert_eq!(seen["prompts"].as_array().unwrap().len(), 2, "{seen}");
+    s.stop().await;
+}
