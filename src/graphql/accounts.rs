@@ -516,6 +516,8 @@ impl AccountQuery {
     /// An account, or null when there is none with this id.
     #[graphql(cache_control(no_cache))]
     async fn account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AccountObject>> {
+        // Everything below carries the account's data: never stored by a shared cache.
+        ctx.insert_http_header("cache-control", super::recommend::PRIVATE);
         Ok(library(ctx)?.account_profile(&id).await?.map(AccountObject))
     }
 
@@ -523,6 +525,7 @@ impl AccountQuery {
     /// data-subject request. `NOT_FOUND` when there is no such account.
     #[graphql(cache_control(no_cache))]
     async fn account_export(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AccountExportObject> {
+        ctx.insert_http_header("cache-control", super::recommend::PRIVATE);
         let export = library(ctx)?.export_account(&id).await?;
         Ok(AccountExportObject {
             account: AccountObject(export.profile),

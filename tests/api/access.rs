@@ -448,3 +448,38 @@ async fn large_bodies_are_refused_below_editor() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn responses_with_account_data_are_private() {
+    let mut s = TestServer::demo().await;
+    s.gql(
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    for query in [
+        r#"{ account(id: "acme") { id engagements(first: 1) { items { assetId } } } }"#,
+        r#"{ account(id: "acme") { recommendations(first: 1) { items { score } } } }"#,
+        r#"{ accountExport(id: "acme") { engagements { assetId } } }"#,
+        r#"{ recommendations(audience: { accountId: "acme" }, first: 1) { items { score } } }"#,
+    ] {
+        let response = s
+            .client()
+            .post(format!("{}/graphql", s.url))
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["cache-control"],
+            "private, no-store",
+            "{query}"
+        );
+        assert_ne!(
+            response.headers()["x-cache"],
+            "miss",
+            "{query}: never stored"
+        );
+    }
+    s.stop().await;
+}
