@@ -58,6 +58,15 @@ pub enum Command {
             value_delimiter = ','
         )]
         cors_origins: Vec<String>,
+        /// Requests a second one key may make, all its callers together
+        #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
+        rate_per_key: u32,
+        /// Requests a second one client address may make with one publishable key
+        #[arg(long, env = "STAGEFIT_RATE_PER_CLIENT", default_value_t = 20)]
+        rate_per_client: u32,
+        /// Burst one client address may make with one publishable key
+        #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
+        burst_per_client: u32,
     },
     /// Create or upgrade the database schema
     Migrate,
@@ -193,8 +202,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             popularity_refresh_secs,
             insecure_open,
             cors_origins,
+            rate_per_key,
+            rate_per_client,
+            burst_per_client,
         } => {
             let settings = ServeSettings {
+                rate_limits: crate::config::RateLimitConfig {
+                    per_key_per_second: rate_per_key,
+                    per_client_per_second: rate_per_client,
+                    per_client_burst: burst_per_client,
+                },
                 addr,
                 demo,
                 response_cache_mb,
@@ -278,6 +295,7 @@ struct ServeSettings {
     popularity_refresh_secs: u64,
     insecure_open: bool,
     cors_origins: Vec<String>,
+    rate_limits: crate::config::RateLimitConfig,
 }
 
 async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result<()> {
@@ -288,6 +306,7 @@ async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result
         popularity_refresh_secs,
         insecure_open,
         cors_origins,
+        rate_limits,
     } = settings;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -307,6 +326,7 @@ async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result
     config.popularity_refresh_secs = popularity_refresh_secs;
     config.insecure_open = insecure_open;
     config.cors_origins = cors_origins;
+    config.rate_limits = rate_limits;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

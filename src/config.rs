@@ -60,6 +60,27 @@ pub fn parse_weights(raw: &str) -> Result<Weights, String> {
     Weights::default().with(&o)
 }
 
+/// Token buckets per credential (see `http::limits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Requests a second for one key, all its callers together (bursts of as many).
+    pub per_key_per_second: u32,
+    /// Requests a second for one client address on one publishable key.
+    pub per_client_per_second: u32,
+    /// Burst for one client address on one publishable key.
+    pub per_client_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_key_per_second: 1_000,
+            per_client_per_second: 20,
+            per_client_burst: 40,
+        }
+    }
+}
+
 /// How recommendations are ranked when a request does not say.
 #[derive(Clone, Debug)]
 pub struct RankingConfig {
@@ -103,6 +124,7 @@ pub struct Config {
     pub insecure_open: bool,
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
+    pub rate_limits: RateLimitConfig,
     pub ranking: RankingConfig,
 }
 
@@ -130,6 +152,7 @@ impl Config {
             stale_after_days: 365,
             insecure_open: false,
             cors_origins: Vec::new(),
+            rate_limits: RateLimitConfig::default(),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

@@ -12,6 +12,7 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     PayloadTooLarge,
+    RateLimited,
     Internal,
 }
 
@@ -23,6 +24,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

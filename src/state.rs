@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::graphql::{AppSchema, build_schema};
-use crate::http::ResponseCache;
+use crate::http::{RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{Access, ImportSource, IndexFollower, Library, import_sources};
@@ -26,6 +26,8 @@ pub struct AppState {
     pub library: Library,
     /// Who is calling: API keys and the credentials requests present.
     pub access: Arc<Access>,
+    /// Requests per key and per visitor, checked before anything runs.
+    pub limits: Arc<RateLimits>,
     /// Origins browsers may call `/graphql` from (validated at start).
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     pub schema: AppSchema,
@@ -70,6 +72,7 @@ impl Instance {
             state: AppState {
                 library,
                 access,
+                limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 cors_origins: Arc::new(cors_origins),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),

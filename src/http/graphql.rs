@@ -312,15 +312,45 @@ fn unauthenticated(media: MediaType, message: &str) -> Response {
     response
 }
 
+/// The client's address, when the server was started with connection info.
+type Client = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// Authenticates, then spends from the caller's rate limits: the credential, or the
+/// response that refuses the request (401, 429).
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+    client: Client,
+) -> Result<Credential, Response> {
+    let credential = authenticate(state, headers, media).await?;
+    let address = client.map(|c| c.0.0.ip());
+    if let Some(wait) = state.limits.check(&credential, address) {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = error_response(
+            media,
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            &format!("too many requests for this key; retry in {seconds} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        return Err(response);
+    }
+    Ok(credential)
+}
+
 pub async fn post(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let credential = match authenticate(&state, &headers, media).await {
+    let credential = match admit(&state, &headers, media, client).await {
         Ok(credential) => credential,
         Err(response) => return response,
     };
@@ -365,11 +395,16 @@ pub async fn post(
     }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let credential = match authenticate(&state, &headers, media).await {
+    let credential = match admit(&state, &headers, media, client).await {
         Ok(credential) => credential,
         Err(response) => return response,
     };

@@ -5,8 +5,10 @@
 mod cache;
 mod graphiql;
 mod graphql;
+mod limits;
 
 pub use cache::ResponseCache;
+pub use limits::RateLimits;
 
 use std::future::Future;
 use std::net::SocketAddr;

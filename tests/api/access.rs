@@ -483,3 +483,45 @@ async fn responses_with_account_data_are_private() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_on_one_publishable_key_is_limited_and_another_key_is_not() {
+    let mut s = TestServer::demo_with(|c| {
+        c.rate_limits = stagefit::config::RateLimitConfig {
+            per_key_per_second: 1_000,
+            per_client_per_second: 2,
+            per_client_burst: 5,
+        }
+    })
+    .await;
+    let busy = key(&s, Scope::Publishable, "busy site").await;
+    let other = key(&s, Scope::Publishable, "other site").await;
+    let mut limited = None;
+    for _ in 0..20 {
+        let response = s
+            .client()
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(&busy)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let response = limited.expect("a burst past 5 is refused");
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), Some("RATE_LIMITED"), "{body}");
+    // Another key, from the same address, is unaffected.
+    let (status, body) = call(&s, Some(&other), "{ __typename }").await;
+    assert_eq!(status, 200, "{body}");
+    s.stop().await;
+}
