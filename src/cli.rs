@@ -67,6 +67,9 @@ pub enum Command {
         /// Burst one client address may make with one publishable key
         #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
         burst_per_client: u32,
+        /// Seconds one request may run before it gets 503 TIMEOUT
+        #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT_SECS)]
+        request_timeout_secs: u64,
     },
     /// Create or upgrade the database schema
     Migrate,
@@ -205,8 +208,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rate_per_key,
             rate_per_client,
             burst_per_client,
+            request_timeout_secs,
         } => {
             let settings = ServeSettings {
+                request_timeout: std::time::Duration::from_secs(request_timeout_secs.max(1)),
                 rate_limits: crate::config::RateLimitConfig {
                     per_key_per_second: rate_per_key,
                     per_client_per_second: rate_per_client,
@@ -296,6 +301,7 @@ struct ServeSettings {
     insecure_open: bool,
     cors_origins: Vec<String>,
     rate_limits: crate::config::RateLimitConfig,
+    request_timeout: std::time::Duration,
 }
 
 async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result<()> {
@@ -307,6 +313,7 @@ async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result
         insecure_open,
         cors_origins,
         rate_limits,
+        request_timeout,
     } = settings;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -327,6 +334,7 @@ async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result
     config.insecure_open = insecure_open;
     config.cors_origins = cors_origins;
     config.rate_limits = rate_limits;
+    config.request_timeout = request_timeout;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

@@ -13,6 +13,7 @@ pub const DEFAULT_INDEX_DIR: &str = "index";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_RESPONSE_CACHE_MB: u64 = 64;
 pub const DEFAULT_POPULARITY_REFRESH_SECS: u64 = 300;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 
 /// Where the library lives; shared by every subcommand.
 #[derive(Args, Clone, Debug)]
@@ -125,6 +126,8 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// How long one GraphQL request may run.
+    pub request_timeout: std::time::Duration,
     pub ranking: RankingConfig,
 }
 
@@ -153,6 +156,7 @@ impl Config {
             insecure_open: false,
             cors_origins: Vec::new(),
             rate_limits: RateLimitConfig::default(),
+            request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     Forbidden,
     PayloadTooLarge,
     RateLimited,
+    Timeout,
+    QueryTooComplex,
     Internal,
 }
 
@@ -25,6 +27,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::Internal => "INTERNAL",
         }
     }

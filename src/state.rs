@@ -28,6 +28,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Requests per key and per visitor, checked before anything runs.
     pub limits: Arc<RateLimits>,
+    /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
+    pub request_timeout: Duration,
     /// Origins browsers may call `/graphql` from (validated at start).
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     pub schema: AppSchema,
@@ -73,6 +75,7 @@ impl Instance {
                 library,
                 access,
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
+                request_timeout: config.request_timeout,
                 cors_origins: Arc::new(cors_origins),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),

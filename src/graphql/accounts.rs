@@ -198,6 +198,7 @@ impl AccountObject {
             .collect()
     }
     /// Every event in the order it was recorded, a page at a time.
+    #[graphql(complexity = "super::cost::page(first, 20, child_complexity)")]
     async fn engagements(
         &self,
         ctx: &Context<'_>,
@@ -221,6 +222,7 @@ impl AccountObject {
     /// Recommendations for the account as a whole (no contact's role); the arguments are
     /// those of `Query.recommendations`.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::cost::page(first, 10, child_complexity)")]
     async fn recommendations(
         &self,
         ctx: &Context<'_>,
@@ -242,6 +244,7 @@ impl AccountObject {
     /// with, and for each contact their next best assets. An asset another contact of the
     /// account already has (picked for them above, or read by them) is not a contact's
     /// first pick unless it leads the next candidate by more than 10% of its score.
+    #[graphql(complexity = "super::cost::page(first, 3, child_complexity.saturating_mul(5))")]
     async fn committee(
         &self,
         ctx: &Context<'_>,
@@ -278,6 +281,7 @@ impl ContactObject {
     /// Recommendations for this contact: the account's stage, industry and language,
     /// their role, leaving out what the account read.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::cost::page(first, 10, child_complexity)")]
     async fn recommendations(
         &self,
         ctx: &Context<'_>,

@@ -192,7 +192,10 @@ impl AuditQuery {
     /// industry toward every industry and the cross-industry cell. `specificCount` and
     /// `specificGaps` leave those general assets out: what was written for the role or
     /// industry itself.
-    #[graphql(cache_control(no_cache))]
+    #[graphql(
+        cache_control(no_cache),
+        complexity = "super::cost::RANKING * 10 + child_complexity"
+    )]
     async fn coverage(
         &self,
         ctx: &Context<'_>,
@@ -256,7 +259,10 @@ impl AuditQuery {
     /// library, compared with the others) or `text` (with its `language`, default `en`,
     /// and its `contentType` if known). `ignoreAssetIds` leaves assets out of the
     /// neighbours, to evaluate on a held-back part of the library.
-    #[graphql(cache_control(no_cache))]
+    #[graphql(
+        cache_control(no_cache),
+        complexity = "super::cost::RANKING * 4 + child_complexity"
+    )]
     async fn suggest_tags(
         &self,
         ctx: &Context<'_>,

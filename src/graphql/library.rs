@@ -229,7 +229,10 @@ impl LibraryQuery {
 
     /// The library in id order, filtered; published only unless `filter.statuses` says
     /// otherwise.
-    #[graphql(cache_control(max_age = 60))]
+    #[graphql(
+        cache_control(max_age = 60),
+        complexity = "super::cost::page(first, 20, child_complexity)"
+    )]
     async fn assets(
         &self,
         ctx: &Context<'_>,
@@ -268,7 +271,10 @@ impl LibraryQuery {
     /// (segmented into words) and other languages. An empty query lists the filtered
     /// library, newest first. Drafts and retired assets appear only when
     /// `filter.statuses` names them.
-    #[graphql(cache_control(max_age = 60))]
+    #[graphql(
+        cache_control(max_age = 60),
+        complexity = "super::cost::page(first, 20, child_complexity)"
+    )]
     async fn search(
         &self,
         ctx: &Context<'_>,

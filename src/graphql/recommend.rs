@@ -339,7 +339,10 @@ impl RecommendQuery {
     /// (`audience.includeConsumed` says the same; given both, they must agree).
     // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(cache_control(max_age = 60))]
+    #[graphql(
+        cache_control(max_age = 60),
+        complexity = "super::cost::page(first, DEFAULT_RECOMMENDATIONS, child_complexity)"
+    )]
     async fn recommendations(
         &self,
         ctx: &Context<'_>,
@@ -372,7 +375,10 @@ impl RecommendQuery {
     /// What to read after `afterAssetId`: the same subject, pulling the reader one stage
     /// forward, never the asset itself. Audience fields left out are taken from the asset
     /// (source `INFERRED`).
-    #[graphql(cache_control(max_age = 60))]
+    #[graphql(
+        cache_control(max_age = 60),
+        complexity = "super::cost::page(first, DEFAULT_NEXT_CONTENT, child_complexity)"
+    )]
     async fn next_content(
         &self,
         ctx: &Context<'_>,

@@ -513,7 +513,23 @@ async fn run(
     let started = std::time::Instant::now();
     // Read before executing: a write applied meanwhile makes the stored entry a miss.
     let seq = state.library.data_version();
-    let mut response = state.schema.execute(request).instrument(span).await;
+    let execution = state.schema.execute(request).instrument(span);
+    let mut response = match tokio::time::timeout(state.request_timeout, execution).await {
+        Ok(response) => response,
+        Err(_) => {
+            // A search already handed to the blocking pool finishes there; its answer is
+            // dropped. Mutations commit or roll back as a whole, so none is half-written.
+            return error_response(
+                media,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Timeout,
+                &format!(
+                    "the request took longer than {} ms and was stopped",
+                    state.request_timeout.as_millis()
+                ),
+            );
+        }
+    };
     let request_failed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
@@ -576,7 +592,15 @@ fn ensure_code(error: &mut ServerError) {
         .extensions
         .get_or_insert_with(ErrorExtensionValues::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", ErrorCode::BadUserInput.as_str());
+        // The cost and depth limits are the engine's own validation errors.
+        let code = if error.message.starts_with("Query is too complex")
+            || error.message.starts_with("Query is nested too deep")
+        {
+            ErrorCode::QueryTooComplex
+        } else {
+            ErrorCode::BadUserInput
+        };
+        extensions.set("code", code.as_str());
     }
 }
 

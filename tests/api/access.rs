@@ -525,3 +525,42 @@ async fn a_burst_on_one_publishable_key_is_limited_and_another_key_is_not() {
     assert_eq!(status, 200, "{body}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_that_would_cost_too_much_is_refused_before_it_runs() {
+    let mut s = TestServer::demo().await;
+    let one = r#"recommendations(audience: { stage: DECISION }, query: "reconciliation", first: 100) {
+                   items { score asset { id title summary url contentType } reasons { factor contribution } } }"#;
+    // One such list is fine.
+    let (status, body) = call(&s, None, &format!("{{ {one} }}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    // Three hundred aliases of it are refused, before any of them runs.
+    let aliased: String = (0..300).map(|i| format!("r{i}: {one}\n")).collect();
+    let started = std::time::Instant::now();
+    let (_, body) = call(&s, None, &format!("{{ {aliased} }}")).await;
+    let took = started.elapsed();
+    assert_eq!(code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
+    assert!(
+        body.get("data").is_none_or(Value::is_null),
+        "nothing ran: {body}"
+    );
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_that_runs_too_long_gets_a_timeout() {
+    let mut s = TestServer::demo_with(|c| c.request_timeout = std::time::Duration::ZERO).await;
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({ "query": r#"{ search(query: "reconciliation") { totalCount } }"# }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), Some("TIMEOUT"), "{body}");
+    s.stop().await;
+}
