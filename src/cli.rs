@@ -32,45 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphiQL at /, the API at /graphql and /healthz
-    Serve {
-        /// Address to listen on
-        #[arg(long, env = "STAGEFIT_ADDR", default_value = crate::config::DEFAULT_ADDR)]
-        addr: SocketAddr,
-        /// Start on the built-in demo library. Without an explicit database or index
-        /// directory, it runs on a fresh temporary one that is deleted on exit.
-        #[arg(long)]
-        demo: bool,
-        /// Megabytes of responses kept to answer repeated queries (0: no response cache)
-        #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = crate::config::DEFAULT_RESPONSE_CACHE_MB)]
-        response_cache_mb: u64,
-        /// Seconds between popularity refreshes when events arrived (0: only on request)
-        #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = crate::config::DEFAULT_POPULARITY_REFRESH_SECS)]
-        popularity_refresh_secs: u64,
-        /// Serve with no API key on an address other than loopback, open to anyone who can
-        /// reach it
-        #[arg(long)]
-        insecure_open: bool,
-        /// An origin browsers may call /graphql from, such as https://www.example.com
-        /// (repeat, or comma-separate in STAGEFIT_CORS_ORIGINS); exact matches only
-        #[arg(
-            long = "cors-origin",
-            env = "STAGEFIT_CORS_ORIGINS",
-            value_delimiter = ','
-        )]
-        cors_origins: Vec<String>,
-        /// Requests a second one key may make, all its callers together
-        #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
-        rate_per_key: u32,
-        /// Requests a second one client address may make with one publishable key
-        #[arg(long, env = "STAGEFIT_RATE_PER_CLIENT", default_value_t = 20)]
-        rate_per_client: u32,
-        /// Burst one client address may make with one publishable key
-        #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
-        burst_per_client: u32,
-        /// Seconds one request may run before it gets 503 TIMEOUT
-        #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT_SECS)]
-        request_timeout_secs: u64,
-    },
+    Serve(ServeArgs),
     /// Create or upgrade the database schema
     Migrate,
     /// Import assets (or accounts, contacts, engagement events) from .jsonl or .csv files,
@@ -154,6 +116,48 @@ pub enum Command {
     },
 }
 
+/// `stagefit serve`'s settings besides storage.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "STAGEFIT_ADDR", default_value = crate::config::DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Start on the built-in demo library. Without an explicit database or index
+    /// directory, it runs on a fresh temporary one that is deleted on exit.
+    #[arg(long)]
+    demo: bool,
+    /// Megabytes of responses kept to answer repeated queries (0: no response cache)
+    #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = crate::config::DEFAULT_RESPONSE_CACHE_MB)]
+    response_cache_mb: u64,
+    /// Seconds between popularity refreshes when events arrived (0: only on request)
+    #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = crate::config::DEFAULT_POPULARITY_REFRESH_SECS)]
+    popularity_refresh_secs: u64,
+    /// Serve with no API key on an address other than loopback, open to anyone who can
+    /// reach it
+    #[arg(long)]
+    insecure_open: bool,
+    /// An origin browsers may call /graphql from, such as https://www.example.com
+    /// (repeat, or comma-separate in STAGEFIT_CORS_ORIGINS); exact matches only
+    #[arg(
+        long = "cors-origin",
+        env = "STAGEFIT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Requests a second one key may make, all its callers together
+    #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
+    rate_per_key: u32,
+    /// Requests a second one client address may make with one publishable key
+    #[arg(long, env = "STAGEFIT_RATE_PER_CLIENT", default_value_t = 20)]
+    rate_per_client: u32,
+    /// Burst one client address may make with one publishable key
+    #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
+    burst_per_client: u32,
+    /// Seconds one request may run before it gets 503 TIMEOUT
+    #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT_SECS)]
+    request_timeout_secs: u64,
+}
+
 /// `stagefit keys ...`
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -198,34 +202,7 @@ pub enum ImportKind {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            addr,
-            demo,
-            response_cache_mb,
-            popularity_refresh_secs,
-            insecure_open,
-            cors_origins,
-            rate_per_key,
-            rate_per_client,
-            burst_per_client,
-            request_timeout_secs,
-        } => {
-            let settings = ServeSettings {
-                request_timeout: std::time::Duration::from_secs(request_timeout_secs.max(1)),
-                rate_limits: crate::config::RateLimitConfig {
-                    per_key_per_second: rate_per_key,
-                    per_client_per_second: rate_per_client,
-                    per_client_burst: burst_per_client,
-                },
-                addr,
-                demo,
-                response_cache_mb,
-                popularity_refresh_secs,
-                insecure_open,
-                cors_origins,
-            };
-            serve(&cli.storage, settings).await
-        }
+        Command::Serve(args) => serve(&cli.storage, args).await,
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
         Command::Import {
             files,
@@ -292,29 +269,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// What `serve` was asked for besides storage.
-struct ServeSettings {
-    addr: SocketAddr,
-    demo: bool,
-    response_cache_mb: u64,
-    popularity_refresh_secs: u64,
-    insecure_open: bool,
-    cors_origins: Vec<String>,
-    rate_limits: crate::config::RateLimitConfig,
-    request_timeout: std::time::Duration,
-}
-
-async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result<()> {
-    let ServeSettings {
+async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
         addr,
         demo,
         response_cache_mb,
         popularity_refresh_secs,
         insecure_open,
         cors_origins,
-        rate_limits,
-        request_timeout,
-    } = settings;
+        rate_per_key,
+        rate_per_client,
+        burst_per_client,
+        request_timeout_secs,
+    } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
             tempfile::Builder::new()
@@ -333,8 +300,12 @@ async fn serve(storage: &StorageArgs, settings: ServeSettings) -> anyhow::Result
     config.popularity_refresh_secs = popularity_refresh_secs;
     config.insecure_open = insecure_open;
     config.cors_origins = cors_origins;
-    config.rate_limits = rate_limits;
-    config.request_timeout = request_timeout;
+    config.rate_limits = crate::config::RateLimitConfig {
+        per_key_per_second: rate_per_key,
+        per_client_per_second: rate_per_client,
+        per_client_burst: burst_per_client,
+    };
+    config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let cli = stagefit::cli::Cli::parse();
     let default_level = match cli.command {
-        stagefit::cli::Command::Serve { .. } => "info,sqlx=warn,tantivy=warn,sea_orm=warn",
+        stagefit::cli::Command::Serve(_) => "info,sqlx=warn,tantivy=warn,sea_orm=warn",
         _ => "warn",
     };
     let filter = std::env::var("STAGEFIT_LOG")
