@@ -390,7 +390,13 @@ pub async fn post(
         return response;
     }
     match params_from_json(&body) {
-        Ok(params) => execute(&state, params, media, key, &credential).await,
+        Ok(params) => {
+            let caller = Caller {
+                credential: &credential,
+                request_id: super::request_id(&headers),
+            };
+            execute(&state, params, media, key, caller).await
+        }
         Err(message) => malformed_request(media, &message),
     }
 }
@@ -438,7 +444,11 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, params, media, key, &credential).await
+    let caller = Caller {
+        credential: &credential,
+        request_id: super::request_id(&headers),
+    };
+    execute(&state, params, media, key, caller).await
 }
 
 /// Whether the operation a GET would run is a mutation. A document that does not parse is
@@ -458,6 +468,13 @@ fn is_mutation(params: &Params) -> bool {
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
+/// Who is asking, for execution: the credential and the request's id.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    credential: &'a Credential,
+    request_id: &'a str,
+}
+
 /// Executes, and tells the request log which operation ran: its name, else its type and
 /// root fields.
 async fn execute(
@@ -465,13 +482,13 @@ async fn execute(
     params: Params,
     media: MediaType,
     key: CacheKey,
-    credential: &Credential,
+    caller: Caller<'_>,
 ) -> Response {
     let operation = match &params.operation_name {
         Some(name) => name.clone(),
         None => operation_label(&params.query),
     };
-    let mut response = run(state, params, media, key, credential).await;
+    let mut response = run(state, params, media, key, caller).await;
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
@@ -483,10 +500,14 @@ async fn run(
     params: Params,
     media: MediaType,
     key: CacheKey,
-    credential: &Credential,
+    caller: Caller<'_>,
 ) -> Response {
+    let Caller {
+        credential,
+        request_id,
+    } = caller;
     let operation = params.operation_name.clone().unwrap_or_default();
-    let span = tracing::info_span!("graphql", operation = %operation);
+    let span = tracing::info_span!("graphql", operation = %operation, request_id = %request_id);
     let mut request = async_graphql::Request::new(params.query);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
@@ -535,6 +556,15 @@ async fn run(
         && response.errors.iter().all(|e| e.path.is_empty());
     for error in &mut response.errors {
         ensure_code(error);
+        // An internal error says nothing of its cause to the client; its request id finds
+        // the cause in the log.
+        let extensions = error
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default);
+        if extensions.get("code") == Some(&async_graphql::Value::from(ErrorCode::Internal.as_str()))
+        {
+            extensions.set("requestId", request_id);
+        }
     }
     tracing::debug!(operation = %operation, micros = started.elapsed().as_micros() as u64, errors = response.errors.len(), "graphql request");
     if request_failed {

@@ -20,6 +20,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
 use crate::state::AppState;
 
 /// Largest request body: enough for a 1,000-asset `upsertAssets` with long bodies.
@@ -36,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(log_request))
+        // Every request gets an id (or keeps the x-request-id it came with), answered in
+        // x-request-id, logged, and carried by INTERNAL errors.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
@@ -60,6 +66,14 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
     )
 }
 
+/// The request's id, as `SetRequestIdLayer` set it (or the client sent it).
+fn request_id(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The GraphQL operation a response answered, for the request log.
 #[derive(Clone)]
 struct RequestOperation(String);
@@ -70,6 +84,7 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let request_id = request_id(request.headers()).to_owned();
     let response = next.run(request).await;
     if tracing::enabled!(tracing::Level::INFO) {
         let operation = response
@@ -88,6 +103,7 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
             ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
             operation,
             cache,
+            request_id,
             "request"
         );
     }

@@ -571,3 +571,53 @@ async fn a_request_that_runs_too_long_gets_a_timeout() {
     assert_eq!(code(&body), Some("TIMEOUT"), "{body}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_internal_error_carries_its_request_id_and_nothing_of_its_cause() {
+    use sea_orm::ConnectionTrait;
+    let mut s = TestServer::demo().await;
+    // A hand-edited database: the stored status no longer parses.
+    let db = sea_orm::Database::connect(s.database_url().as_str())
+        .await
+        .unwrap();
+    db.execute_unprepared("UPDATE asset SET status = 'bogus' WHERE id = 'pricing-sheet'")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({ "query": r#"{ asset(id: "pricing-sheet") { id } }"# }))
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(request_id.len() >= 32, "{request_id}");
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{body}");
+    assert_eq!(
+        error["extensions"]["requestId"],
+        request_id.as_str(),
+        "{body}"
+    );
+    assert_eq!(error["message"], "internal error");
+    for leak in ["bogus", "stored", "sqlite", "SELECT", "/tmp", "panicked"] {
+        assert!(!text.contains(leak), "{leak}: {text}");
+    }
+    // A request that sends its own id keeps it.
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .header("x-request-id", "from-the-client-1")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "from-the-client-1");
+    s.stop().await;
+}

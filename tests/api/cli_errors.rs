@@ -334,6 +334,7 @@ async fn the_server_logs_one_line_per_request_by_default() {
         logged[0]
     );
     assert!(logged[0].contains(" ms="), "{}", logged[0]);
+    assert!(logged[0].contains(" request_id="), "{}", logged[0]);
     assert!(logged[1].contains("operation=\"Stages\""), "{}", logged[1]);
     assert!(logged[2].contains("status=400"), "{}", logged[2]);
     assert!(
