@@ -15,7 +15,7 @@ use crate::graphql::{AppSchema, build_schema};
 use crate::http::{RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
-use crate::services::{Access, ImportSource, IndexFollower, Library, import_sources};
+use crate::services::{Access, AuditTrail, ImportSource, IndexFollower, Library, import_sources};
 use crate::store::Store;
 
 /// The built-in demo library (interchange format), loaded by `serve --demo`.
@@ -26,6 +26,8 @@ pub struct AppState {
     pub library: Library,
     /// Who is calling: API keys and the credentials requests present.
     pub access: Arc<Access>,
+    /// Mutations and refused requests, recorded off the request path.
+    pub audit: AuditTrail,
     /// Requests per key and per visitor, checked before anything runs.
     pub limits: Arc<RateLimits>,
     /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
@@ -43,6 +45,7 @@ pub struct Instance {
     store: Store,
     follower: IndexFollower,
     popularity: JoinHandle<()>,
+    audit_task: JoinHandle<()>,
     _lock: IndexLock,
 }
 
@@ -69,11 +72,13 @@ impl Instance {
             .await
             .context("cannot load popularity")?;
         let access = Arc::new(Access::new(store.clone()));
+        let (audit, audit_task) = AuditTrail::start(store.clone());
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
         Ok(Self {
             state: AppState {
                 library,
                 access,
+                audit,
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 request_timeout: config.request_timeout,
                 cors_origins: Arc::new(cors_origins),
@@ -83,6 +88,7 @@ impl Instance {
             store,
             follower,
             popularity,
+            audit_task,
             _lock: lock,
         })
     }
@@ -91,6 +97,10 @@ impl Instance {
         // A refresh cut short leaves the last complete one: it writes in one transaction.
         self.popularity.abort();
         let _ = self.popularity.await;
+        // Let the queue's last events reach the database, briefly.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.audit_task.abort();
+        let _ = self.audit_task.await;
         self.follower.stop().await;
         self.store.close().await;
     }

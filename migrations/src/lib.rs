@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_library;
 mod m20261123_000002_accounts;
 mod m20261201_000003_access;
+mod m20261201_000004_audit;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_library::Migration),
             Box::new(m20261123_000002_accounts::Migration),
             Box::new(m20261201_000003_access::Migration),
+            Box::new(m20261201_000004_audit::Migration),
         ]
     }
 }

@@ -97,6 +97,21 @@ pub struct ApiKey {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// One entry of the audit trail: a mutation, or a request refused before it ran.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The key that made it, by id; `None` without a (valid) key.
+    pub key_id: Option<String>,
+    /// The GraphQL operation (its name, or its type and root fields), or the path.
+    pub operation: String,
+    /// The client's address.
+    pub client: Option<String>,
+    pub status: u16,
+    /// `ok`, or the first error code (`FORBIDDEN`, `RATE_LIMITED`, `NOT_FOUND`, ...).
+    pub outcome: String,
+}
+
 /// A new key string of `scope` from 16 random bytes.
 pub fn new_key(scope: Scope, random: [u8; 16]) -> String {
     let head = format!(

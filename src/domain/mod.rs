@@ -11,7 +11,9 @@ mod coverage;
 mod filter;
 mod taxonomy;
 
-pub use access::{ApiKey, KEY_LEN, KeyClaim, Scope, key_hash, key_id, new_key, parse_key};
+pub use access::{
+    ApiKey, AuditEvent, KEY_LEN, KeyClaim, Scope, key_hash, key_id, new_key, parse_key,
+};
 pub use account::{
     Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,
     EngagementDraft, MAX_CLOCK_SKEW,

@@ -49,6 +49,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.suggestTags", AtLeast(Editor)),
     ("Query.accountExport", AtLeast(Admin)),
     ("Query.apiKeys", AtLeast(Admin)),
+    ("Query.auditLog", AtLeast(Admin)),
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),

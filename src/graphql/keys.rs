@@ -85,6 +85,22 @@ fn access<'a>(ctx: &Context<'a>) -> AppResult<&'a Arc<Access>> {
         .map_err(|_| AppError::internal(anyhow::anyhow!("schema built without access")))
 }
 
+/// A mutation, or a request refused before it ran.
+#[derive(SimpleObject)]
+pub struct AuditEventObject {
+    /// Opaque; pass it as `before` for the next page.
+    pub cursor: String,
+    pub at: DateTime<Utc>,
+    /// The key that made it, by id (never its secret); null without a valid key.
+    pub key_id: Option<ID>,
+    /// The GraphQL operation's name, or its type and root fields.
+    pub operation: String,
+    pub client_address: Option<String>,
+    pub status: i32,
+    /// `ok`, or the first error's code (`FORBIDDEN`, `RATE_LIMITED`, ...).
+    pub outcome: String,
+}
+
 #[derive(Default)]
 pub struct KeysQuery;
 
@@ -98,6 +114,41 @@ impl KeysQuery {
             .await?
             .into_iter()
             .map(Into::into)
+            .collect())
+    }
+
+    /// The audit trail, newest first: every mutation and every request refused before it
+    /// ran (401, 403, 413, 429). `before` is a `cursor` of the previous page.
+    #[graphql(cache_control(no_cache))]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Vec<AuditEventObject>> {
+        let first = u64::try_from(first.unwrap_or(50))
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| AppError::bad_input("first must be between 1 and 500"))?;
+        let before = before
+            .map(|b| {
+                b.parse::<i64>()
+                    .map_err(|_| AppError::bad_input("before: not a cursor of auditLog"))
+            })
+            .transpose()?;
+        Ok(access(ctx)?
+            .audit_events(before, first)
+            .await?
+            .into_iter()
+            .map(|(id, e)| AuditEventObject {
+                cursor: id.to_string(),
+                at: e.at,
+                key_id: e.key_id.map(ID),
+                operation: e.operation,
+                client_address: e.client,
+                status: i32::from(e.status),
+                outcome: e.outcome,
+            })
             .collect())
     }
 }

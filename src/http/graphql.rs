@@ -454,10 +454,16 @@ pub async fn get(
 /// Whether the operation a GET would run is a mutation. A document that does not parse is
 /// left for execution to report.
 fn is_mutation(params: &Params) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&params.query) else {
-        return false;
-    };
-    let operation = match &params.operation_name {
+    async_graphql::parser::parse_query(&params.query)
+        .is_ok_and(|document| runs_mutation(&document, params.operation_name.as_deref()))
+}
+
+/// Whether the operation `name` (or the only one) of a document is a mutation.
+fn runs_mutation(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> bool {
+    let operation = match name {
         Some(name) => document
             .operations
             .iter()
@@ -466,6 +472,15 @@ fn is_mutation(params: &Params) -> bool {
         None => document.operations.iter().next().map(|(_, op)| op),
     };
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
+}
+
+/// What the audit trail needs of an executed request.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Audited {
+    pub key_id: Option<String>,
+    pub mutation: bool,
+    /// `ok`, or the first error's code.
+    pub outcome: String,
 }
 
 /// Who is asking, for execution: the credential and the request's id.
@@ -488,10 +503,15 @@ async fn execute(
         Some(name) => name.clone(),
         None => operation_label(&params.query),
     };
-    let mut response = run(state, params, media, key, caller).await;
+    let mut audited = Audited {
+        key_id: caller.credential.key_id().map(str::to_owned),
+        ..Default::default()
+    };
+    let mut response = run(state, params, media, key, caller, &mut audited).await;
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
+    response.extensions_mut().insert(audited);
     response
 }
 
@@ -501,6 +521,7 @@ async fn run(
     media: MediaType,
     key: CacheKey,
     caller: Caller<'_>,
+    audited: &mut Audited,
 ) -> Response {
     let Caller {
         credential,
@@ -517,10 +538,11 @@ async fn run(
     }
     // The rule table decides on the parsed document before anything runs; the engine
     // reuses the parse. A document that does not parse is left for the engine to report.
-    if credential.scope() < Scope::Admin {
-        let operation_name = request.operation_name.clone();
-        let variables = request.variables.clone();
-        if let Ok(document) = request.parsed_query()
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
+    if let Ok(document) = request.parsed_query() {
+        audited.mutation = runs_mutation(document, operation_name.as_deref());
+        if credential.scope() < Scope::Admin
             && let Err(AppError::Forbidden(message)) = check_access(
                 document,
                 operation_name.as_deref(),
@@ -528,6 +550,7 @@ async fn run(
                 credential.scope(),
             )
         {
+            audited.outcome = ErrorCode::Forbidden.as_str().to_owned();
             return error_response(media, StatusCode::FORBIDDEN, ErrorCode::Forbidden, &message);
         }
     }
@@ -538,6 +561,7 @@ async fn run(
     let mut response = match tokio::time::timeout(state.request_timeout, execution).await {
         Ok(response) => response,
         Err(_) => {
+            audited.outcome = ErrorCode::Timeout.as_str().to_owned();
             // A search already handed to the blocking pool finishes there; its answer is
             // dropped. Mutations commit or roll back as a whole, so none is half-written.
             return error_response(
@@ -566,6 +590,15 @@ async fn run(
             extensions.set("requestId", request_id);
         }
     }
+    audited.outcome = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|x| match x.get("code") {
+            Some(async_graphql::Value::String(code)) => Some(code.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "ok".to_owned());
     tracing::debug!(operation = %operation, micros = started.elapsed().as_micros() as u64, errors = response.errors.len(), "graphql request");
     if request_failed {
         let body = json!({ "errors": response.errors });

@@ -37,7 +37,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
         // Every request gets an id (or keeps the x-request-id it came with), answered in
         // x-request-id, logged, and carried by INTERNAL errors.
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -66,6 +69,39 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
     )
 }
 
+/// Records a mutation or a refused request in the audit trail: who (key id, address),
+/// what (operation), and how it ended.
+fn audit(state: &AppState, path: &str, client: Option<String>, response: &Response) {
+    let status = response.status();
+    let refused = match status {
+        StatusCode::UNAUTHORIZED => Some("UNAUTHENTICATED"),
+        StatusCode::FORBIDDEN => Some("FORBIDDEN"),
+        StatusCode::PAYLOAD_TOO_LARGE => Some("PAYLOAD_TOO_LARGE"),
+        StatusCode::TOO_MANY_REQUESTS => Some("RATE_LIMITED"),
+        _ => None,
+    };
+    let audited = response.extensions().get::<graphql::Audited>();
+    if refused.is_none() && !audited.is_some_and(|a| a.mutation) {
+        return;
+    }
+    let operation = response
+        .extensions()
+        .get::<RequestOperation>()
+        .map_or_else(|| path.to_owned(), |o| o.0.clone());
+    state.audit.record(crate::domain::AuditEvent {
+        at: chrono::Utc::now(),
+        key_id: audited.and_then(|a| a.key_id.clone()),
+        operation,
+        client,
+        status: status.as_u16(),
+        outcome: match (refused, audited) {
+            (Some(code), _) => code.to_owned(),
+            (None, Some(a)) => a.outcome.clone(),
+            (None, None) => "ok".to_owned(),
+        },
+    });
+}
+
 /// The request's id, as `SetRequestIdLayer` set it (or the client sent it).
 fn request_id(headers: &axum::http::HeaderMap) -> &str {
     headers
@@ -80,12 +116,21 @@ struct RequestOperation(String);
 
 /// One line per request at `info`: method, path, status, milliseconds, and for GraphQL
 /// the operation and whether the response cache answered. `STAGEFIT_LOG=warn` silences it.
-async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn log_request(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let request_id = request_id(request.headers()).to_owned();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let response = next.run(request).await;
+    audit(&state, &path, client, &response);
     if tracing::enabled!(tracing::Level::INFO) {
         let operation = response
             .extensions()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
-use crate::domain::{ApiKey, Scope, key_hash, key_id, new_key, parse_key};
+use crate::domain::{ApiKey, AuditEvent, Scope, key_hash, key_id, new_key, parse_key};
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
 
@@ -223,4 +223,54 @@ impl Access {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Events waiting to be written; past this, new ones are dropped (and counted in the log)
+/// rather than let a flood of refused requests grow memory.
+const AUDIT_QUEUE: usize = 10_000;
+
+/// The audit trail's writer. A request queues its event without waiting; one task writes
+/// them in batches, so recording adds no database write to a request's time. Events still
+/// queued when the server stops are lost.
+#[derive(Clone)]
+pub struct AuditTrail {
+    sender: tokio::sync::mpsc::Sender<AuditEvent>,
+}
+
+impl AuditTrail {
+    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<AuditEvent>(AUDIT_QUEUE);
+        let task = tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 500 {
+                    match receiver.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(err) = store.insert_audit_events(&batch).await {
+                    tracing::error!(events = batch.len(), error = %format!("{:#}", err.unmasked()), "cannot write the audit trail");
+                }
+            }
+        });
+        (Self { sender }, task)
+    }
+
+    pub fn record(&self, event: AuditEvent) {
+        if self.sender.try_send(event).is_err() {
+            tracing::warn!("audit trail queue full: an event was dropped");
+        }
+    }
+}
+
+impl Access {
+    /// A page of the audit trail, newest first, before row `before`.
+    pub async fn audit_events(
+        &self,
+        before: Option<i64>,
+        limit: u64,
+    ) -> AppResult<Vec<(i64, AuditEvent)>> {
+        self.store.audit_events(before, limit).await
+    }
 }

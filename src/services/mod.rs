@@ -23,7 +23,7 @@ use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
 use crate::store::{Store, WriteCounts};
 
 pub use crate::store::StoredEngagement;
-pub use access::{Access, Credential, KEY_CACHE};
+pub use access::{Access, AuditTrail, Credential, KEY_CACHE};
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,

@@ -6,9 +6,9 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::entity::api_key;
+use super::entity::{api_key, audit_event};
 use super::{Store, corrupt};
-use crate::domain::{ApiKey, Scope};
+use crate::domain::{ApiKey, AuditEvent, Scope};
 use crate::error::AppResult;
 
 fn key_from_row(row: api_key::Model) -> AppResult<ApiKey> {
@@ -98,5 +98,71 @@ impl Store {
             .exec(txn.conn())
             .await?;
         txn.commit().await
+    }
+}
+
+impl Store {
+    /// Appends audit events, all in one transaction.
+    pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> AppResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_txn().await?;
+        for chunk in events.chunks(super::ROWS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|e| audit_event::ActiveModel {
+                at: Set(e.at.timestamp()),
+                key_id: Set(e.key_id.clone()),
+                operation: Set(e.operation.clone()),
+                client: Set(e.client.clone()),
+                status: Set(i32::from(e.status)),
+                outcome: Set(e.outcome.clone()),
+                ..Default::default()
+            });
+            audit_event::Entity::insert_many(rows)
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        txn.commit().await
+    }
+
+    /// A page of the audit trail, newest first, before row `before` (all when `None`).
+    pub async fn audit_events(
+        &self,
+        before: Option<i64>,
+        limit: u64,
+    ) -> AppResult<Vec<(i64, AuditEvent)>> {
+        use sea_orm::QuerySelect;
+        let mut query = audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Id)
+            .limit(limit);
+        if let Some(before) = before {
+            query = query.filter(audit_event::Column::Id.lt(before));
+        }
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let at = chrono::TimeZone::timestamp_opt(&Utc, row.at, 0)
+                    .single()
+                    .ok_or_else(|| {
+                        crate::error::AppError::internal(anyhow::anyhow!(
+                            "stored audit time {} is invalid",
+                            row.at
+                        ))
+                    })?;
+                Ok((
+                    row.id,
+                    AuditEvent {
+                        at,
+                        key_id: row.key_id,
+                        operation: row.operation,
+                        client: row.client,
+                        status: u16::try_from(row.status).unwrap_or_default(),
+                        outcome: row.outcome,
+                    },
+                ))
+            })
+            .collect()
     }
 }

@@ -84,6 +84,11 @@ const FIELDS: &[(&str, &str, Option<Scope>)] = &[
     ),
     ("apiKeys", "{ apiKeys { id } }", Some(Scope::Admin)),
     (
+        "auditLog",
+        "{ auditLog(first: 1) { outcome } }",
+        Some(Scope::Admin),
+    ),
+    (
         "upsertAccount",
         r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
         Some(Scope::Server),
@@ -619,5 +624,103 @@ async fn an_internal_error_carries_its_request_id_and_nothing_of_its_cause() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "from-the-client-1");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn mutations_and_refusals_are_in_the_audit_trail_and_reads_are_not() {
+    let mut s = TestServer::demo().await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    let (server_key, server) = access.create_key("crm", Scope::Server).await.unwrap();
+    let (site_key, site) = access.create_key("site", Scope::Publishable).await.unwrap();
+    let (_, admin) = access.create_key("ops", Scope::Admin).await.unwrap();
+
+    let (status, _) = call(
+        &s,
+        Some(&server),
+        r#"mutation Sync { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    call(
+        &s,
+        Some(&server),
+        r#"{ search(query: "reconciliation") { totalCount } }"#,
+    )
+    .await;
+    assert_eq!(
+        call(&s, Some(&site), r#"{ account(id: "acme") { id } }"#)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(call(&s, None, "{ __typename }").await.0, 401);
+
+    let mut entries = Vec::new();
+    for _ in 0..40 {
+        let (_, body) = call(
+            &s,
+            Some(&admin),
+            "{ auditLog(first: 10) { cursor keyId operation clientAddress status outcome } }",
+        )
+        .await;
+        entries = body["data"]["auditLog"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if entries.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Newest first: the unauthenticated call, the forbidden read, the mutation. The search
+    // and the auditLog reads themselves are not recorded.
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    assert_eq!(entries[0]["keyId"], Value::Null);
+    assert_eq!(
+        (
+            entries[0]["status"].as_u64(),
+            entries[0]["outcome"].as_str()
+        ),
+        (Some(401), Some("UNAUTHENTICATED"))
+    );
+    assert_eq!(entries[1]["keyId"], site_key.id.as_str());
+    assert_eq!(
+        (
+            entries[1]["status"].as_u64(),
+            entries[1]["outcome"].as_str()
+        ),
+        (Some(403), Some("FORBIDDEN"))
+    );
+    assert_eq!(entries[1]["operation"], "query account");
+    assert_eq!(entries[2]["keyId"], server_key.id.as_str());
+    assert_eq!(
+        (
+            entries[2]["operation"].as_str(),
+            entries[2]["outcome"].as_str()
+        ),
+        (Some("mutation upsertAccount"), Some("ok"))
+    );
+    assert_eq!(entries[2]["clientAddress"], "127.0.0.1");
+    let text = serde_json::to_string(&entries).unwrap();
+    for secret in [&server, &site, &admin] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a key's secret is never recorded"
+        );
+    }
+    // Pages go back in time.
+    let cursor = entries[0]["cursor"].as_str().unwrap();
+    let (_, body) = call(
+        &s,
+        Some(&admin),
+        &format!(r#"{{ auditLog(first: 5, before: "{cursor}") {{ outcome }} }}"#),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["auditLog"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
     s.stop().await;
 }

@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod asset;
 pub mod asset_popularity;
 pub mod asset_tag;
+pub mod audit_event;
 pub mod change_log;
 pub mod contact;
 pub mod engagement;
