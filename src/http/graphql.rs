@@ -336,6 +336,12 @@ async fn admit(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        // The audit trail names the key that was limited.
+        response.extensions_mut().insert(Audited {
+            key_id: credential.key_id().map(str::to_owned),
+            mutation: false,
+            outcome: ErrorCode::RateLimited.as_str().to_owned(),
+        });
         return Err(response);
     }
     Ok(credential)

@@ -528,6 +528,30 @@ async fn a_burst_on_one_publishable_key_is_limited_and_another_key_is_not() {
     // Another key, from the same address, is unaffected.
     let (status, body) = call(&s, Some(&other), "{ __typename }").await;
     assert_eq!(status, 200, "{body}");
+    // The audit trail names the limited key.
+    let admin = key(&s, Scope::Admin, "ops").await;
+    let busy_id = stagefit::domain::parse_key(&busy).unwrap().id;
+    let mut limited_entry = None;
+    for _ in 0..40 {
+        let (_, body) = call(
+            &s,
+            Some(&admin),
+            "{ auditLog(first: 5) { keyId outcome status } }",
+        )
+        .await;
+        limited_entry = body["data"]["auditLog"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["outcome"] == "RATE_LIMITED").cloned());
+        if limited_entry.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let entry = limited_entry.expect("the 429 is in the audit trail");
+    assert_eq!(
+        (entry["keyId"].as_str(), entry["status"].as_u64()),
+        (Some(busy_id.as_str()), Some(429))
+    );
     s.stop().await;
 }
 
