@@ -71,7 +71,7 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
 
 /// Records a mutation or a refused request in the audit trail: who (key id, address),
 /// what (operation), and how it ended.
-fn audit(state: &AppState, path: &str, client: Option<String>, response: &Response) {
+fn audit(state: &AppState, path: &str, client: Option<std::net::IpAddr>, response: &Response) {
     let status = response.status();
     let refused = match status {
         StatusCode::UNAUTHORIZED => Some("UNAUTHENTICATED"),
@@ -92,7 +92,8 @@ fn audit(state: &AppState, path: &str, client: Option<String>, response: &Respon
         at: chrono::Utc::now(),
         key_id: audited.and_then(|a| a.key_id.clone()),
         operation,
-        client,
+        // Written out only for the requests that are recorded.
+        client: client.map(|ip| ip.to_string()),
         status: status.as_u16(),
         outcome: match (refused, audited) {
             (Some(code), _) => code.to_owned(),
@@ -128,7 +129,7 @@ async fn log_request(
     let client = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| c.0.ip());
     let response = next.run(request).await;
     audit(&state, &path, client, &response);
     if tracing::enabled!(tracing::Level::INFO) {

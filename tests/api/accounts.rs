@@ -788,15 +788,8 @@ async fn an_erased_account_leaves_no_trace_in_the_database_or_popularity() {
 #[tokio::test]
 async fn accounts_contacts_and_events_import_from_files_all_or_nothing() {
     use crate::support::{stagefit, text};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::imported_demo();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    let demo = dir.path().join("demo.jsonl");
-    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
-    assert!(
-        stagefit(dir.path(), &["import", demo.to_str().unwrap()])
-            .status
-            .success()
-    );
 
     std::fs::write(
         path("accounts.csv"),

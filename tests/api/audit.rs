@@ -570,11 +570,7 @@ async fn the_demo_library_shows_its_healthcare_decision_gap() {
     assert!(healthcare("specificGaps").is_some());
     s.stop().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo.jsonl");
-    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
-    let out = crate::support::stagefit(dir.path(), &["import", demo.to_str().unwrap()]);
-    assert!(out.status.success());
+    let dir = crate::support::imported_demo();
     let out = crate::support::stagefit(
         dir.path(),
         &["audit", "--by", "stage,industry", "--fail-on-specific-gaps"],

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, ids};
 
-#[tokio::test]
-async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
+/// Runs a script of `tests/browser` with node and returns the JSON it prints: what the
+/// pages showed.
+async fn browse(script: &str, args: &[&str]) -> Value {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     assert!(
         std::path::Path::new(dir)
@@ -15,14 +16,9 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
             .exists(),
         "the browser test needs playwright-core: run scripts/test.sh (or npm ci in tests/browser)"
     );
-    let mut s = TestServer::demo().await;
-    let shots = tempfile::tempdir().unwrap();
-    let screenshot = std::env::var("STAGEFIT_COVERAGE_SCREENSHOT")
-        .unwrap_or_else(|_| shots.path().join("coverage.png").display().to_string());
     let out = tokio::process::Command::new("node")
-        .arg("coverage.mjs")
-        .arg(&s.url)
-        .arg(&screenshot)
+        .arg(script)
+        .args(args)
         .current_dir(dir)
         .output()
         .await
@@ -32,7 +28,16 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("json from the page");
+    serde_json::from_slice(&out.stdout).expect("json from the pages")
+}
+
+#[tokio::test]
+async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
+    let mut s = TestServer::demo().await;
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = std::env::var("STAGEFIT_COVERAGE_SCREENSHOT")
+        .unwrap_or_else(|_| shots.path().join("coverage.png").display().to_string());
+    let seen = browse("coverage.mjs", &[&s.url, &screenshot]).await;
     assert_eq!(
         seen["external"],
         json!([]),
@@ -176,27 +181,13 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
 
 #[tokio::test]
 async fn with_keys_the_pages_ask_for_one_and_then_work() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     let mut s = TestServer::demo().await;
     let access = &s.server.as_ref().unwrap().state().access;
     let (_, editor) = access
         .create_key("content team", stagefit::domain::Scope::Editor)
         .await
         .unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg("keyed.mjs")
-        .arg(&s.url)
-        .arg(&editor)
-        .current_dir(dir)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("json from the pages");
+    let seen = browse("keyed.mjs", &[&s.url, &editor]).await;
     assert_eq!(seen["errors"], json!([]), "script errors on the pages");
     assert_eq!(
         seen["cells"], 25,

@@ -215,14 +215,7 @@ fn a_dry_run_creates_no_database_and_no_index() {
 
 #[test]
 fn an_excel_export_has_a_byte_order_mark_and_crlf_and_reimports_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo.jsonl");
-    std::fs::write(&demo, crate::support::DEMO_LIBRARY).unwrap();
-    assert!(
-        stagefit(dir.path(), &["import", demo.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let dir = crate::support::imported_demo();
 
     let csv = dir.path().join("for-excel.csv");
     let out = stagefit(dir.path(), &["export", "--excel", csv.to_str().unwrap()]);

@@ -150,6 +150,17 @@ pub fn ids(items: &Value, path: &[&str]) -> Vec<String> {
 
 pub const DEMO_LIBRARY: &str = include_str!("../../demo/library.jsonl");
 
+/// A temporary directory whose database and index hold the demo library, imported by the
+/// real binary.
+pub fn imported_demo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo.jsonl");
+    std::fs::write(&demo, DEMO_LIBRARY).expect("write the demo library");
+    let out = stagefit(dir.path(), &["import", demo.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir
+}
+
 pub fn demo_records() -> Vec<Value> {
     DEMO_LIBRARY
         .lines()
