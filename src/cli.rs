@@ -98,6 +98,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Manage the safelist of GraphQL operations web pages may run (serve
+    /// --publishable-safelist)
+    Operations {
+        #[command(subcommand)]
+        action: OperationsCommand,
+    },
     /// Write deterministic synthetic accounts, contacts and engagement events over the
     /// published assets of a library file, for benchmarks
     GenerateEngagement {
@@ -156,6 +162,10 @@ pub struct ServeArgs {
     /// Seconds one request may run before it gets 503 TIMEOUT
     #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT_SECS)]
     request_timeout_secs: u64,
+    /// Let publishable keys and visitor tokens run only operations registered with
+    /// `stagefit operations add`
+    #[arg(long, env = "STAGEFIT_PUBLISHABLE_SAFELIST")]
+    publishable_safelist: bool,
 }
 
 /// `stagefit keys ...`
@@ -169,12 +179,58 @@ pub enum KeysCommand {
         /// What the key is for ("website", "CRM sync")
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        limits: KeyLimitArgs,
     },
-    /// List every key: id, name, scope, created, last used, revoked
+    /// List every key: id, name, scope, created, last used, revoked, own rate limits
     List,
     /// Revoke a key by its id (k_...) or its whole string; it stops working within 5 s on
     /// every server
     Revoke { id_or_key: String },
+    /// Set a key's own rate limits (by id or key string); a rate left out returns to the
+    /// server's default. Effective within 5 s on every server
+    Limit {
+        id_or_key: String,
+        #[command(flatten)]
+        limits: KeyLimitArgs,
+    },
+}
+
+/// `stagefit operations ...`
+#[derive(Subcommand, Debug)]
+pub enum OperationsCommand {
+    /// Register each file's whole text as one document and print its SHA-256 (what
+    /// extensions.persistedQuery.sha256Hash names) and file name
+    Add {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the registered documents: hash, registered, name
+    List,
+    /// Remove a document by its hash
+    Remove { hash: String },
+}
+
+/// A key's own rate limits, instead of the server's defaults.
+#[derive(clap::Args, Debug)]
+pub struct KeyLimitArgs {
+    /// Requests a second for this key, all its callers together (default: serve
+    /// --rate-per-key)
+    #[arg(long)]
+    rate_per_second: Option<u32>,
+    /// Requests a second per client address, for a publishable key or the visitor tokens
+    /// a server key signs; bursts of twice as many (default: serve --rate-per-client)
+    #[arg(long)]
+    client_rate_per_second: Option<u32>,
+}
+
+impl From<KeyLimitArgs> for services::KeyLimits {
+    fn from(a: KeyLimitArgs) -> Self {
+        Self {
+            rate_per_second: a.rate_per_second,
+            client_rate_per_second: a.client_rate_per_second,
+        }
+    }
 }
 
 fn parse_scope(raw: &str) -> Result<crate::domain::Scope, String> {
@@ -259,6 +315,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
         Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
+        Command::Operations { action } => operations(&Config::new(&cli.storage), action).await,
         Command::GenerateEngagement {
             library,
             accounts,
@@ -281,6 +338,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         rate_per_client,
         burst_per_client,
         request_timeout_secs,
+        publishable_safelist,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -306,6 +364,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         per_client_burst: burst_per_client,
     };
     config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
+    config.publishable_safelist = publishable_safelist;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,
@@ -400,13 +459,27 @@ fn generate_engagement(
     Ok(())
 }
 
+/// A key's own rates for `keys list`: per key/per client, `-` for the server's default.
+fn rates(key: &crate::domain::ApiKey) -> String {
+    let rate = |r: Option<u32>| r.map_or("-".to_owned(), |r| r.to_string());
+    format!(
+        "{}/{}",
+        rate(key.rate_per_second),
+        rate(key.client_rate_per_second)
+    )
+}
+
 async fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
     let access = services::Access::new(store.clone());
     let outcome = match action {
-        KeysCommand::Create { scope, name } => {
+        KeysCommand::Create {
+            scope,
+            name,
+            limits,
+        } => {
             let (key, secret) = access
-                .create_key(&name, scope)
+                .create_key(&name, scope, limits.into())
                 .await
                 .map_err(AppError::unmasked)?;
             eprintln!(
@@ -422,28 +495,87 @@ async fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
                 t.map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
             };
             println!(
-                "{:<16} {:<12} {:<17} {:<17} {:<17} name",
-                "id", "scope", "created", "last used", "revoked"
+                "{:<16} {:<12} {:<17} {:<17} {:<17} {:<13} name",
+                "id", "scope", "created", "last used", "revoked", "rate/s"
             );
             for k in keys {
                 println!(
-                    "{:<16} {:<12} {:<17} {:<17} {:<17} {}",
+                    "{:<16} {:<12} {:<17} {:<17} {:<17} {:<13} {}",
                     k.id,
                     k.scope.name(),
                     when(Some(k.created_at)),
                     when(k.last_used_at),
                     when(k.revoked_at),
+                    rates(&k),
                     k.name
                 );
             }
             Ok(())
         }
+        KeysCommand::Limit { id_or_key, limits } => access
+            .set_limits(&id_or_key, limits.into())
+            .await
+            .map(|k| println!("{} ({}): rate/s {}", k.id, k.name, rates(&k)))
+            .map_err(AppError::unmasked),
         KeysCommand::Revoke { id_or_key } => access
             .revoke(&id_or_key)
             .await
             .map(|k| println!("revoked {} ({}, {})", k.id, k.scope, k.name))
             .map_err(AppError::unmasked),
     };
+    store.close().await;
+    outcome
+}
+
+async fn operations(config: &Config, action: OperationsCommand) -> anyhow::Result<()> {
+    let store = connect_store(config).await?;
+    let safelist = services::Safelist::new(store.clone());
+    let outcome = async {
+        match action {
+            OperationsCommand::Add { files } => {
+                // Every file is read and parsed before any is registered.
+                let mut documents = Vec::new();
+                for file in &files {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    if let Err(err) = async_graphql::parser::parse_query(&text) {
+                        bail!("{}: not a GraphQL document: {err}", file.display());
+                    }
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    documents.push((file, text, name));
+                }
+                for (file, text, name) in documents {
+                    let (new, operation) = safelist
+                        .add(&text, &name)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}: {:#}", file.display(), e.unmasked()))?;
+                    let note = if new { "" } else { " (already registered)" };
+                    println!("{} {}{note}", operation.hash, name);
+                }
+                Ok(())
+            }
+            OperationsCommand::List => {
+                for o in safelist.list().await.map_err(AppError::unmasked)? {
+                    println!(
+                        "{} {} {}",
+                        o.hash,
+                        o.created_at.format("%Y-%m-%d %H:%M"),
+                        o.name
+                    );
+                }
+                Ok(())
+            }
+            OperationsCommand::Remove { hash } => safelist
+                .remove(&hash)
+                .await
+                .map(|()| println!("removed {}", hash.trim()))
+                .map_err(AppError::unmasked),
+        }
+    }
+    .await;
     store.close().await;
     outcome
 }

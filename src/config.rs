@@ -126,6 +126,8 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// Publishable keys and visitor tokens run only safelisted operations.
+    pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
     pub request_timeout: std::time::Duration,
     pub ranking: RankingConfig,
@@ -156,6 +158,7 @@ impl Config {
             insecure_open: false,
             cors_origins: Vec::new(),
             rate_limits: RateLimitConfig::default(),
+            publishable_safelist: false,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),

@@ -15,7 +15,9 @@ use crate::graphql::{AppSchema, build_schema};
 use crate::http::{RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
-use crate::services::{Access, AuditTrail, ImportSource, IndexFollower, Library, import_sources};
+use crate::services::{
+    Access, AuditTrail, ImportSource, IndexFollower, Library, Safelist, import_sources,
+};
 use crate::store::Store;
 
 /// The built-in demo library (interchange format), loaded by `serve --demo`.
@@ -28,6 +30,10 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Mutations and refused requests, recorded off the request path.
     pub audit: AuditTrail,
+    /// Documents web pages may run, by hash.
+    pub safelist: Arc<Safelist>,
+    /// Publishable keys and visitor tokens run only safelisted documents.
+    pub publishable_safelist: bool,
     /// Requests per key and per visitor, checked before anything runs.
     pub limits: Arc<RateLimits>,
     /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
@@ -79,6 +85,8 @@ impl Instance {
                 library,
                 access,
                 audit,
+                safelist: Arc::new(Safelist::new(store.clone())),
+                publishable_safelist: config.publishable_safelist,
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 request_timeout: config.request_timeout,
                 cors_origins: Arc::new(cors_origins),

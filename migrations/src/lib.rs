@@ -10,6 +10,8 @@ mod m20261122_000001_library;
 mod m20261123_000002_accounts;
 mod m20261201_000003_access;
 mod m20261201_000004_audit;
+mod m20261201_000005_key_limits;
+mod m20261201_000006_operations;
 
 pub struct Migrator;
 
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_accounts::Migration),
             Box::new(m20261201_000003_access::Migration),
             Box::new(m20261201_000004_audit::Migration),
+            Box::new(m20261201_000005_key_limits::Migration),
+            Box::new(m20261201_000006_operations::Migration),
         ]
     }
 }

@@ -1,9 +1,14 @@
 //! Who may call what: scopes and API keys. Pure: a key's randomness is given, not drawn.
 //!
-//! A key reads `sf_pub_` (its scope) + 22 base62 characters (128 random bits) + 6 base62
-//! characters of CRC-32 over everything before them. The checksum refuses a typo without
-//! a database lookup, and the fixed shape lets leaked-secret scanners match keys. A key is
-//! stored only as the SHA-256 of its string; its public id is derived from that hash.
+//! A key reads `sf_pub_` (its scope) + 52 base62 characters (over 300 random bits) + 6
+//! base62 characters of CRC-32 over everything before them. The checksum refuses a typo
+//! without a database lookup, and the fixed shape lets leaked-secret scanners match keys. A
+//! key is stored only as the SHA-256 of its string; its public id is derived from that hash.
+//!
+//! A key is 65 bytes long on purpose: HMAC hashes a secret longer than its 64-byte block
+//! before use, so an HS256 signature made with the whole key string (a visitor token signed
+//! by the customer's backend) equals one made with the key's SHA-256, which is all the server
+//! keeps. The server checks visitor tokens without ever holding the key.
 
 use std::fmt;
 
@@ -68,10 +73,13 @@ impl fmt::Display for Scope {
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const PREFIX_LEN: usize = 7;
-const SECRET_LEN: usize = 22;
+const SECRET_LEN: usize = 52;
+/// Random bytes a key is made from: 320 bits, of which the 52 characters keep over 309.
+pub const KEY_RANDOM_BYTES: usize = 40;
 const CHECK_LEN: usize = 6;
-/// `sf_pub_` + secret + checksum.
+/// `sf_pub_` + secret + checksum: longer than SHA-256's 64-byte block (see above).
 pub const KEY_LEN: usize = PREFIX_LEN + SECRET_LEN + CHECK_LEN;
+const _: () = assert!(KEY_LEN > 64);
 
 fn base62(mut value: u128, width: usize) -> String {
     let mut out = vec![b'0'; width];
@@ -95,7 +103,38 @@ pub struct ApiKey {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Requests a second for the key, all its callers together; the server's default
+    /// when `None`.
+    pub rate_per_second: Option<u32>,
+    /// Requests a second per client address, for a publishable key (and the visitor tokens
+    /// of a server key); the server's default when `None`.
+    pub client_rate_per_second: Option<u32>,
 }
+
+/// A safelisted GraphQL document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    /// Hex SHA-256 of the document's exact text: what `persistedQuery.sha256Hash` names.
+    pub hash: String,
+    pub name: String,
+    pub document: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The claims of a visitor token: whom a web page asks for.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VisitorClaims {
+    /// The account id.
+    pub sub: String,
+    /// The contact id, when the visitor is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Expiry, seconds since 1970.
+    pub exp: i64,
+}
+
+/// The longest a visitor token may live.
+pub const MAX_VISITOR_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(24);
 
 /// One entry of the audit trail: a mutation, or a request refused before it ran.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,13 +151,26 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
-/// A new key string of `scope` from 16 random bytes.
-pub fn new_key(scope: Scope, random: [u8; 16]) -> String {
-    let head = format!(
-        "{}{}",
-        scope.prefix(),
-        base62(u128::from_be_bytes(random), SECRET_LEN)
-    );
+/// `width` base62 digits of the big-endian number `bytes` (its low digits when it has more).
+fn base62_wide(bytes: &[u8], width: usize) -> String {
+    let mut number = bytes.to_vec();
+    let mut digits = vec![b'0'; width];
+    for slot in digits.iter_mut().rev() {
+        // Long division of the whole number by 62; the remainder is the next digit.
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = (value / 62) as u8;
+            remainder = value % 62;
+        }
+        *slot = BASE62[remainder as usize];
+    }
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// A new key string of `scope` from [`KEY_RANDOM_BYTES`] random bytes.
+pub fn new_key(scope: Scope, random: [u8; KEY_RANDOM_BYTES]) -> String {
+    let head = format!("{}{}", scope.prefix(), base62_wide(&random, SECRET_LEN));
     let check = checksum(&head);
     head + &check
 }
@@ -159,6 +211,18 @@ pub fn parse_key(raw: &str) -> Result<KeyClaim, String> {
     })
 }
 
+/// The bytes of a stored (hex) key hash: the HMAC secret visitor tokens are checked with.
+pub fn hash_bytes(hash: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hash.len() != 64 {
+        return None;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(hash.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 pub fn key_hash(raw: &str) -> String {
     Sha256::digest(raw.as_bytes())
         .iter()
@@ -177,7 +241,7 @@ mod tests {
 
     #[test]
     fn keys_carry_their_scope_and_refuse_typos_without_a_lookup() {
-        let key = new_key(Scope::Server, [7; 16]);
+        let key = new_key(Scope::Server, [7; KEY_RANDOM_BYTES]);
         assert_eq!(key.len(), KEY_LEN);
         assert!(key.starts_with("sf_srv_"));
         let claim = parse_key(&key).unwrap();
@@ -196,10 +260,34 @@ mod tests {
         assert!(parse_key(&format!("{key}x")).is_err());
         // Different randomness, different keys of every scope.
         for scope in Scope::ALL {
-            let k = new_key(scope, [1; 16]);
+            let k = new_key(scope, [1; KEY_RANDOM_BYTES]);
             assert_eq!(parse_key(&k).unwrap().scope, scope);
-            assert_ne!(k, new_key(scope, [2; 16]));
+            assert_ne!(k, new_key(scope, [2; KEY_RANDOM_BYTES]));
         }
         assert!(Scope::Publishable < Scope::Server && Scope::Editor < Scope::Admin);
+        assert_eq!(
+            hash_bytes(&claim.hash).map(|b| b.to_vec()),
+            Some(Sha256::digest(key.as_bytes()).to_vec())
+        );
+        assert_eq!(hash_bytes("zz"), None);
+    }
+
+    #[test]
+    fn keys_spread_their_randomness_over_every_character() {
+        // The lowest and highest numbers give the extreme digits; a one-bit change at
+        // either end of the bytes changes the key.
+        let zero = new_key(Scope::Publishable, [0; KEY_RANDOM_BYTES]);
+        assert_eq!(
+            &zero[PREFIX_LEN..PREFIX_LEN + SECRET_LEN],
+            "0".repeat(SECRET_LEN)
+        );
+        let mut low = [0; KEY_RANDOM_BYTES];
+        low[KEY_RANDOM_BYTES - 1] = 61;
+        assert!(new_key(Scope::Publishable, low)[..PREFIX_LEN + SECRET_LEN].ends_with('z'));
+        let mut high = [0; KEY_RANDOM_BYTES];
+        high[0] = 1;
+        assert_ne!(new_key(Scope::Publishable, high), zero);
+        assert_eq!(base62_wide(&[0, 0, 62], 3), "010");
+        assert_eq!(base62_wide(&[1, 0], 2), "48"); // 256 = 4 * 62 + 8
     }
 }

@@ -12,7 +12,8 @@ mod filter;
 mod taxonomy;
 
 pub use access::{
-    ApiKey, AuditEvent, KEY_LEN, KeyClaim, Scope, key_hash, key_id, new_key, parse_key,
+    ApiKey, AuditEvent, KEY_LEN, KEY_RANDOM_BYTES, KeyClaim, MAX_VISITOR_TOKEN_TTL, Operation,
+    Scope, VisitorClaims, hash_bytes, key_hash, key_id, new_key, parse_key,
 };
 pub use account::{
     Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,

@@ -4,17 +4,22 @@
 //! document asks. Every field below a root field is reachable only through it, so the root
 //! field's rule covers them (`account { engagements }` needs what `account` needs).
 //!
+//! A visitor token is a publishable credential bound to one account (and maybe contact): where
+//! a rule lets a server key name any account, it lets the token name its own, and nothing
+//! else. Arguments are read with the request's variables and the operation's variable
+//! defaults, as execution will read them.
+//!
 //! `every_root_field_has_a_rule` fails when the schema gains a root field without a row
 //! here: no capability is public by accident.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::Variables;
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql_value::{ConstValue, Name, Value};
+use async_graphql_value::{ConstValue, Name};
 
 use crate::domain::Scope;
 use crate::error::AppError;
@@ -25,11 +30,23 @@ pub enum Rule {
     /// Credentials of this scope or above.
     AtLeast(Scope),
     /// Publishable for an explicit audience; an `audience` naming an account or contact
-    /// reads that account's history, which needs a server key.
+    /// reads that account's history, which needs a server key, or a visitor token of that
+    /// account (and contact).
     AudienceNamesAccount,
+    /// Engagement events: a server key for any account, a visitor token for events of its
+    /// own account (and contact) only.
+    OwnEvents,
 }
 
-use Rule::{AtLeast, AudienceNamesAccount};
+use Rule::{AtLeast, AudienceNamesAccount, OwnEvents};
+
+/// Who is asking, as the rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Who<'a> {
+    pub scope: Scope,
+    /// For a visitor token: the account and contact it is bound to.
+    pub visitor: Option<(&'a str, Option<&'a str>)>,
+}
 use Scope::{Admin, Editor, Publishable, Server};
 
 /// `Type.field` -> rule, for every root field of the schema.
@@ -53,14 +70,16 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),
-    ("Mutation.recordEngagement", AtLeast(Server)),
-    ("Mutation.recordEngagements", AtLeast(Server)),
+    ("Mutation.recordEngagement", OwnEvents),
+    ("Mutation.recordEngagements", OwnEvents),
+    ("Mutation.createVisitorToken", AtLeast(Server)),
     ("Mutation.upsertAssets", AtLeast(Editor)),
     ("Mutation.retireAsset", AtLeast(Editor)),
     ("Mutation.eraseAccount", AtLeast(Admin)),
     ("Mutation.refreshPopularity", AtLeast(Admin)),
     ("Mutation.createApiKey", AtLeast(Admin)),
     ("Mutation.revokeApiKey", AtLeast(Admin)),
+    ("Mutation.setApiKeyLimits", AtLeast(Admin)),
 ];
 
 pub fn rule(root: &str, field: &str) -> Option<Rule> {
@@ -73,15 +92,15 @@ pub fn rule(root: &str, field: &str) -> Option<Rule> {
         .map(|(_, rule)| *rule)
 }
 
-/// Whether `scope` may run the operation of `document` named `operation` (or its only
-/// one). Fields the schema does not have are left to validation to report.
+/// Whether `who` may run the operation of `document` named `operation` (or its only one).
+/// Fields the schema does not have are left to validation to report.
 pub fn check(
     document: &ExecutableDocument,
     operation: Option<&str>,
     variables: &Variables,
-    scope: Scope,
+    who: Who<'_>,
 ) -> Result<(), AppError> {
-    if scope == Admin {
+    if who.scope == Admin {
         return Ok(());
     }
     let op = match (&document.operations, operation) {
@@ -100,6 +119,31 @@ pub fn check(
         OperationType::Mutation => "Mutation",
         OperationType::Subscription => "Subscription",
     };
+    // A variable the request leaves out takes the operation's default, as in execution.
+    let defaults: HashMap<&Name, &ConstValue> = op
+        .node
+        .variable_definitions
+        .iter()
+        .filter_map(|d| Some((&d.node.name.node, &d.node.default_value.as_ref()?.node)))
+        .collect();
+    let argument = |field: &async_graphql::parser::types::Field, name: &str| -> ConstValue {
+        let Some((_, value)) = field.arguments.iter().find(|(n, _)| n.node == name) else {
+            return ConstValue::Null;
+        };
+        value
+            .node
+            .clone()
+            .into_const_with(|var| {
+                Ok::<_, std::convert::Infallible>(
+                    variables
+                        .get(&var)
+                        .or_else(|| defaults.get(&var).copied())
+                        .cloned()
+                        .unwrap_or(ConstValue::Null),
+                )
+            })
+            .unwrap_or(ConstValue::Null)
+    };
     let mut fields = Vec::new();
     root_fields(
         document,
@@ -112,27 +156,86 @@ pub fn check(
         let Some(rule) = rule(root, name) else {
             continue;
         };
-        let needed = match rule {
-            AtLeast(needed) => needed,
-            AudienceNamesAccount => {
-                if names_account(&field.node.arguments, variables) {
-                    Server
-                } else {
-                    Publishable
+        let refused = |needed: Scope, why: &str| {
+            AppError::Forbidden(format!(
+                "`{name}`{why} needs a {needed} key or above; this credential is {}",
+                match who.visitor {
+                    Some((account, _)) => format!("a visitor token for account {account:?}"),
+                    None => who.scope.to_string(),
+                }
+            ))
+        };
+        match rule {
+            AtLeast(needed) => {
+                if who.scope < needed {
+                    return Err(refused(needed, ""));
                 }
             }
-        };
-        if scope < needed {
-            let why = match rule {
-                AudienceNamesAccount => " for an audience naming an account or contact",
-                AtLeast(_) => "",
-            };
-            return Err(AppError::Forbidden(format!(
-                "`{name}`{why} needs a {needed} key or above; this credential is {scope}"
-            )));
+            AudienceNamesAccount => {
+                let audience = argument(&field.node, "audience");
+                if who.scope < Server && !names_only(&audience, who.visitor) {
+                    let why = if who.visitor.is_some() {
+                        " for an audience naming another account or contact than the token's"
+                    } else {
+                        " for an audience naming an account or contact"
+                    };
+                    return Err(refused(Server, why));
+                }
+            }
+            OwnEvents => {
+                if who.scope >= Server {
+                    continue;
+                }
+                let events = match argument(&field.node, "events") {
+                    ConstValue::List(events) => events,
+                    ConstValue::Null => vec![argument(&field.node, "event")],
+                    other => vec![other],
+                };
+                let own = who.visitor.is_some()
+                    && events.iter().all(|event| {
+                        matches!(event, ConstValue::Object(_))
+                            && names_only(event, who.visitor)
+                            && named(event, "accountId").is_some()
+                    });
+                if !own {
+                    let why = if who.visitor.is_some() {
+                        " for another account or contact than the token's"
+                    } else {
+                        ""
+                    };
+                    return Err(refused(Server, why));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The string an object names under `key`, or `Some(None)` when it names something that
+/// is not a string; `None` when absent or null.
+fn named<'v>(object: &'v ConstValue, key: &str) -> Option<Option<&'v str>> {
+    let ConstValue::Object(fields) = object else {
+        return None;
+    };
+    match fields.get(key)? {
+        ConstValue::Null => None,
+        ConstValue::String(s) => Some(Some(s.as_str())),
+        _ => Some(None),
+    }
+}
+
+/// Whether an audience or event names no account or contact but `visitor`'s own: nothing
+/// at all without a visitor token.
+fn names_only(object: &ConstValue, visitor: Option<(&str, Option<&str>)>) -> bool {
+    let account = named(object, "accountId");
+    let contact = named(object, "contactId");
+    match visitor {
+        None => account.is_none() && contact.is_none(),
+        Some((own_account, own_contact)) => {
+            account.is_none_or(|a| a == Some(own_account))
+                && contact.is_none_or(|c| c.is_some() && c == own_contact)
+        }
+    }
 }
 
 /// The fields selected at the root, through fragments too.
@@ -160,42 +263,25 @@ fn root_fields<'a>(
     }
 }
 
-/// Whether the `audience` argument names an account or contact, literally or through
-/// variables.
-fn names_account(
-    arguments: &[(Positioned<Name>, Positioned<Value>)],
-    variables: &Variables,
-) -> bool {
-    let Some((_, audience)) = arguments.iter().find(|(n, _)| n.node == "audience") else {
-        return false;
-    };
-    let present = |value: &Value| match value {
-        Value::Null => false,
-        Value::Variable(v) => variables.get(v).is_some_and(|c| *c != ConstValue::Null),
-        _ => true,
-    };
-    match &audience.node {
-        Value::Object(fields) => ["accountId", "contactId"]
-            .iter()
-            .any(|k| fields.get(*k).is_some_and(present)),
-        Value::Variable(v) => match variables.get(v) {
-            Some(ConstValue::Object(fields)) => ["accountId", "contactId"]
-                .iter()
-                .any(|k| fields.get(*k).is_some_and(|c| *c != ConstValue::Null)),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn allowed(query: &str, variables: serde_json::Value, scope: Scope) -> bool {
+        allowed_for(
+            query,
+            variables,
+            Who {
+                scope,
+                visitor: None,
+            },
+        )
+    }
+
+    fn allowed_for(query: &str, variables: serde_json::Value, who: Who<'_>) -> bool {
         let document = async_graphql::parser::parse_query(query).unwrap();
         let variables = Variables::from_json(variables);
-        check(&document, None, &variables, scope).is_ok()
+        check(&document, None, &variables, who).is_ok()
     }
 
     #[test]
@@ -281,6 +367,76 @@ mod tests {
             "mutation { eraseAccount(id: \"a\") { accountId } }",
             serde_json::json!({}),
             Admin
+        ));
+    }
+
+    #[test]
+    fn variable_defaults_count_as_what_execution_will_see() {
+        let defaulted = "query($a: AudienceInput = { accountId: \"b\" }) { recommendations(audience: $a) { items { score } } }";
+        assert!(!allowed(defaulted, serde_json::json!({}), Publishable));
+        assert!(allowed(
+            defaulted,
+            serde_json::json!({ "a": { "stage": "DECISION" } }),
+            Publishable
+        ));
+        let inner = "query($c: ID = \"c1\") { nextContent(afterAssetId: \"x\", audience: { contactId: $c }) { items { score } } }";
+        assert!(!allowed(inner, serde_json::json!({}), Publishable));
+    }
+
+    #[test]
+    fn a_visitor_token_names_its_own_account_and_contact_only() {
+        let visitor = |contact| Who {
+            scope: Publishable,
+            visitor: Some(("acme", contact)),
+        };
+        let recs =
+            "query($a: AudienceInput!) { recommendations(audience: $a) { items { score } } }";
+        for (audience, with_contact, ok) in [
+            (serde_json::json!({}), None, true),
+            (serde_json::json!({ "accountId": "acme" }), None, true),
+            (serde_json::json!({ "accountId": "globex" }), None, false),
+            (serde_json::json!({ "accountId": 5 }), None, false),
+            (serde_json::json!({ "contactId": "c1" }), None, false),
+            (serde_json::json!({ "contactId": "c1" }), Some("c1"), true),
+            (
+                serde_json::json!({ "accountId": "acme", "contactId": "c2" }),
+                Some("c1"),
+                false,
+            ),
+        ] {
+            assert_eq!(
+                allowed_for(
+                    recs,
+                    serde_json::json!({ "a": audience }),
+                    visitor(with_contact)
+                ),
+                ok,
+                "{audience} with contact {with_contact:?}"
+            );
+        }
+        let one = "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }";
+        let event = |account: &str| serde_json::json!({ "e": { "accountId": account, "assetId": "x", "kind": "VIEW" } });
+        assert!(allowed_for(one, event("acme"), visitor(None)));
+        assert!(!allowed_for(one, event("globex"), visitor(None)));
+        assert!(!allowed(one, event("acme"), Publishable));
+        assert!(allowed(one, event("globex"), Server));
+        let many = "mutation { recordEngagements(events: [{ accountId: \"acme\", assetId: \"x\", kind: VIEW }, { accountId: \"globex\", assetId: \"x\", kind: VIEW }]) { recorded } }";
+        assert!(!allowed_for(many, serde_json::json!({}), visitor(None)));
+        assert!(allowed_for(
+            &many.replace("globex", "acme"),
+            serde_json::json!({}),
+            visitor(None)
+        ));
+        // Nothing else grows: a token is publishable everywhere else.
+        assert!(!allowed_for(
+            "{ account(id: \"acme\") { id } }",
+            serde_json::json!({}),
+            visitor(None)
+        ));
+        assert!(!allowed_for(
+            "mutation { createVisitorToken(accountId: \"acme\") { token } }",
+            serde_json::json!({}),
+            visitor(None)
         ));
     }
 }

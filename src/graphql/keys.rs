@@ -1,5 +1,6 @@
-//! API keys over GraphQL, for admins: `apiKeys`, `createApiKey`, `revokeApiKey`. Who may
-//! call them is the rule table's business (`access.rs`), like every other field.
+//! API keys over GraphQL, for admins: `apiKeys`, `createApiKey`, `revokeApiKey`,
+//! `setApiKeyLimits`, `auditLog`; and `createVisitorToken` for server keys. Who may call
+//! them is the rule table's business (`access.rs`), like every other field.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::ApiResult;
 use crate::domain::{ApiKey, Scope};
 use crate::error::{AppError, AppResult};
-use crate::services::Access;
+use crate::services::{Access, Credential, KeyLimits};
 
 /// What a key may call; each scope includes the ones before it.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,37 @@ pub struct ApiKeyObject {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Requests a second for the key, all its callers together; null: the server's
+    /// default (`--rate-per-key`).
+    pub rate_per_second: Option<i32>,
+    /// Requests a second per client address of a publishable key or of the visitor tokens
+    /// a server key signs; null: the server's default (`--rate-per-client`).
+    pub client_rate_per_second: Option<i32>,
+}
+
+fn rate_out(rate: Option<u32>) -> Option<i32> {
+    rate.map(|r| i32::try_from(r).unwrap_or(i32::MAX))
+}
+
+fn rate_in(name: &str, rate: Option<i32>) -> AppResult<Option<u32>> {
+    rate.map(|r| {
+        u32::try_from(r).map_err(|_| {
+            AppError::bad_input(format!(
+                "{name}: a rate is 1 to 1000000 requests a second (leave it out for the default)"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn limits(
+    rate_per_second: Option<i32>,
+    client_rate_per_second: Option<i32>,
+) -> AppResult<KeyLimits> {
+    Ok(KeyLimits {
+        rate_per_second: rate_in("ratePerSecond", rate_per_second)?,
+        client_rate_per_second: rate_in("clientRatePerSecond", client_rate_per_second)?,
+    })
 }
 
 impl From<ApiKey> for ApiKeyObject {
@@ -69,8 +101,17 @@ impl From<ApiKey> for ApiKeyObject {
             created_at: k.created_at,
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
+            rate_per_second: rate_out(k.rate_per_second),
+            client_rate_per_second: rate_out(k.client_rate_per_second),
         }
     }
+}
+
+/// A signed visitor token for a web page: the browser's Bearer credential.
+#[derive(SimpleObject)]
+pub struct VisitorToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A new key: `key` is shown this once and never again.
@@ -88,7 +129,7 @@ fn access<'a>(ctx: &Context<'a>) -> AppResult<&'a Arc<Access>> {
 /// A mutation, or a request refused before it ran.
 #[derive(SimpleObject)]
 pub struct AuditEventObject {
-    /// Opaque; pass it as `before` for the next page.
+    /// Opaque; pass it as `after` for the next (older) page.
     pub cursor: String,
     pub at: DateTime<Utc>,
     /// The key that made it, by id (never its secret); null without a valid key.
@@ -118,22 +159,22 @@ impl KeysQuery {
     }
 
     /// The audit trail, newest first: every mutation and every request refused before it
-    /// ran (401, 403, 413, 429). `before` is a `cursor` of the previous page.
+    /// ran (401, 403, 413, 429). `after` is the last `cursor` of the previous page.
     #[graphql(cache_control(no_cache))]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(50)")] first: Option<i32>,
-        before: Option<String>,
+        after: Option<String>,
     ) -> ApiResult<Vec<AuditEventObject>> {
         let first = u64::try_from(first.unwrap_or(50))
             .ok()
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| AppError::bad_input("first must be between 1 and 500"))?;
-        let before = before
+        let before = after
             .map(|b| {
                 b.parse::<i64>()
-                    .map_err(|_| AppError::bad_input("before: not a cursor of auditLog"))
+                    .map_err(|_| AppError::bad_input("after: not a cursor of auditLog"))
             })
             .transpose()?;
         Ok(access(ctx)?
@@ -158,14 +199,18 @@ pub struct KeysMutation;
 
 #[Object(cache_control(no_cache))]
 impl KeysMutation {
-    /// Creates a key of `scope`. The answer's `key` is the only copy there will be.
+    /// Creates a key of `scope`. The answer's `key` is the only copy there will be. The
+    /// rates, when given, replace the server's defaults for this key.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         name: String,
         scope: KeyScope,
+        rate_per_second: Option<i32>,
+        client_rate_per_second: Option<i32>,
     ) -> ApiResult<CreatedApiKey> {
-        let (key, secret) = access(ctx)?.create_key(&name, scope.into()).await?;
+        let limits = limits(rate_per_second, client_rate_per_second)?;
+        let (key, secret) = access(ctx)?.create_key(&name, scope.into(), limits).await?;
         Ok(CreatedApiKey {
             key: secret,
             api_key: key.into(),
@@ -176,5 +221,65 @@ impl KeysMutation {
     /// server and within 5 s on every other.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKeyObject> {
         Ok(access(ctx)?.revoke(&id).await?.into())
+    }
+
+    /// Sets a key's own rate limits (by id or key string); a rate left out or null returns
+    /// to the server's default. Effective at once here, within 5 s on every other server.
+    async fn set_api_key_limits(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        rate_per_second: Option<i32>,
+        client_rate_per_second: Option<i32>,
+    ) -> ApiResult<ApiKeyObject> {
+        let limits = limits(rate_per_second, client_rate_per_second)?;
+        Ok(access(ctx)?.set_limits(&id, limits).await?.into())
+    }
+
+    /// A visitor token for a web page showing `accountId`'s visitor (and `contactId`'s,
+    /// when known), signed with the calling server key and living `ttlSeconds` (at most
+    /// 86400). The same token any JWT library makes with the key string as HS256 secret
+    /// (see SECURITY.md); revoking the key ends its tokens. `NOT_FOUND` for an unknown
+    /// account, or a contact that is not the account's.
+    async fn create_visitor_token(
+        &self,
+        ctx: &Context<'_>,
+        account_id: ID,
+        contact_id: Option<ID>,
+        #[graphql(default = 3600)] ttl_seconds: i32,
+    ) -> ApiResult<VisitorToken> {
+        let signer = match ctx.data_opt::<Credential>().and_then(|c| c.key()) {
+            Some(key) if key.scope >= crate::domain::Scope::Server => key.id.clone(),
+            _ => {
+                return Err(AppError::bad_input(
+                    "a visitor token is signed with the server key that asks for it; call with a server key",
+                )
+                .into());
+            }
+        };
+        let profile = super::library::library(ctx)?
+            .require_account(&account_id)
+            .await?;
+        if let Some(contact) = &contact_id
+            && profile.contact(contact).is_none()
+        {
+            return Err(AppError::NotFound(format!(
+                "account {:?} has no contact {:?}",
+                account_id.as_str(),
+                contact.as_str()
+            ))
+            .into());
+        }
+        let token = access(ctx)?
+            .visitor_token(
+                &signer,
+                (&account_id, contact_id.as_ref().map(|c| c.as_str())),
+                chrono::Duration::seconds(i64::from(ttl_seconds)),
+            )
+            .await?;
+        Ok(VisitorToken {
+            token: token.token,
+            expires_at: token.expires_at,
+        })
     }
 }

@@ -324,6 +324,25 @@ pub(super) async fn recommend_for(
     Ok(list.into())
 }
 
+impl AudienceInput {
+    /// For a visitor token: the token's account and contact, where the audience names
+    /// none. (The rule table already refused any other account or contact.)
+    fn for_visitor(&mut self, ctx: &Context<'_>) {
+        let Some(visitor) = ctx
+            .data_opt::<crate::services::Credential>()
+            .and_then(|c| c.visitor())
+        else {
+            return;
+        };
+        if self.account_id.is_none() {
+            self.account_id = Some(ID(visitor.account_id.clone()));
+        }
+        if self.contact_id.is_none() {
+            self.contact_id = visitor.contact_id.clone().map(ID);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct RecommendQuery;
 
@@ -354,6 +373,8 @@ impl RecommendQuery {
         #[graphql(default_with = "Some(DEFAULT_DIVERSIFY)")] diversify: Option<bool>,
         include_consumed: Option<bool>,
     ) -> ApiResult<RecommendationListObject> {
+        let mut audience = audience;
+        audience.for_visitor(ctx);
         let in_audience = audience.include_consumed;
         let mut audience = audience.parse()?;
         audience.include_consumed = match (include_consumed, in_audience) {
@@ -388,7 +409,12 @@ impl RecommendQuery {
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
-        let request = audience.unwrap_or_default().parse()?;
+        let mut audience = audience.unwrap_or_default();
+        audience.for_visitor(ctx);
+        if audience.account_id.is_some() || audience.contact_id.is_some() {
+            ctx.insert_http_header("cache-control", PRIVATE);
+        }
+        let request = audience.parse()?;
         Ok(library
             .next_content(&after_asset_id, request, first)
             .await?

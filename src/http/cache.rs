@@ -41,14 +41,20 @@ pub struct CacheKey {
     method: Method,
     /// Answers are never shared between credentials the rule table treats differently.
     scope: crate::domain::Scope,
+    /// A visitor token's account and contact: the same request means another audience for
+    /// another visitor.
+    visitor: Option<(String, Option<String>)>,
     request: Bytes,
 }
 
 impl CacheKey {
-    pub fn new(method: Method, scope: crate::domain::Scope, request: Bytes) -> Self {
+    pub fn new(method: Method, credential: &crate::services::Credential, request: Bytes) -> Self {
         Self {
             method,
-            scope,
+            scope: credential.scope(),
+            visitor: credential
+                .visitor()
+                .map(|v| (v.account_id.clone(), v.contact_id.clone())),
             request,
         }
     }
@@ -149,6 +155,7 @@ impl ResponseCache {
 mod tests {
     use super::*;
     use crate::domain::Scope;
+    use crate::services::Credential;
 
     fn v(index_seq: i64) -> DataVersion {
         DataVersion {
@@ -157,10 +164,36 @@ mod tests {
         }
     }
 
+    fn api_key(scope: Scope) -> crate::domain::ApiKey {
+        crate::domain::ApiKey {
+            id: format!("k_{scope}"),
+            name: "test".to_owned(),
+            scope,
+            created_at: chrono::Utc::now(),
+            last_used_at: None,
+            revoked_at: None,
+            rate_per_second: None,
+            client_rate_per_second: None,
+        }
+    }
+
+    fn credential(scope: Scope) -> Credential {
+        Credential::Key(api_key(scope))
+    }
+
+    fn visitor(account: &str) -> Credential {
+        Credential::Visitor(crate::services::Visitor {
+            key: api_key(Scope::Server),
+            account_id: account.to_owned(),
+            contact_id: None,
+            expires_at: chrono::Utc::now(),
+        })
+    }
+
     fn key(text: &str) -> CacheKey {
         CacheKey::new(
             Method::Post,
-            Scope::Publishable,
+            &credential(Scope::Publishable),
             Bytes::copy_from_slice(text.as_bytes()),
         )
     }
@@ -173,17 +206,41 @@ mod tests {
         assert_eq!(cache.get(&key("a"), v(7)), Some(body.clone()));
         assert_eq!(
             cache.get(
-                &CacheKey::new(Method::Get, Scope::Publishable, Bytes::from_static(b"a")),
+                &CacheKey::new(
+                    Method::Get,
+                    &credential(Scope::Publishable),
+                    Bytes::from_static(b"a")
+                ),
                 v(7)
             ),
             None,
             "a GET and a POST never share an entry"
         );
-        let as_editor = CacheKey::new(Method::Post, Scope::Editor, Bytes::from_static(b"a"));
+        let as_editor = CacheKey::new(
+            Method::Post,
+            &credential(Scope::Editor),
+            Bytes::from_static(b"a"),
+        );
         assert_eq!(
             cache.get(&as_editor, v(7)),
             None,
             "credentials of different scopes never share an entry"
+        );
+        let for_acme = CacheKey::new(Method::Post, &visitor("acme"), Bytes::from_static(b"a"));
+        assert!(cache.put(
+            for_acme.clone(),
+            v(7),
+            Duration::from_secs(60),
+            body.clone()
+        ));
+        assert_eq!(cache.get(&for_acme, v(7)), Some(body.clone()));
+        assert_eq!(
+            cache.get(
+                &CacheKey::new(Method::Post, &visitor("globex"), Bytes::from_static(b"a")),
+                v(7)
+            ),
+            None,
+            "visitors of two accounts never share an entry"
         );
         assert_eq!(cache.get(&key("a"), v(8)), None, "a newer index misses");
         assert_eq!(

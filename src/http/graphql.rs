@@ -28,7 +28,7 @@ use tracing::Instrument;
 use super::cache::{CacheKey, Method, Outcome};
 use crate::domain::Scope;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::{check_access, operation_label};
+use crate::graphql::{Who, check_access, operation_label};
 use crate::services::Credential;
 use crate::state::AppState;
 
@@ -143,9 +143,24 @@ fn not_acceptable() -> Response {
 
 /// The parameters of one GraphQL request, checked for shape.
 struct Params {
-    query: String,
+    /// The document's text; `None` when only a safelisted document's hash was sent.
+    query: Option<String>,
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
+    /// `extensions.persistedQuery.sha256Hash`: a safelisted document, by hash.
+    persisted: Option<String>,
+}
+
+/// `persistedQuery.sha256Hash` of an `extensions` object.
+fn persisted_hash(extensions: &Map<String, Value>) -> Result<Option<String>, String> {
+    match extensions.get("persistedQuery") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(persisted)) => match persisted.get("sha256Hash") {
+            Some(Value::String(hash)) => Ok(Some(hash.trim().to_ascii_lowercase())),
+            _ => Err("extensions.persistedQuery needs a sha256Hash string".to_owned()),
+        },
+        Some(_) => Err("extensions.persistedQuery must be an object".to_owned()),
+    }
 }
 
 fn params_from_json(body: &[u8]) -> Result<Params, String> {
@@ -160,8 +175,8 @@ fn params_from_json(body: &[u8]) -> Result<Params, String> {
         );
     };
     let query = match object.remove("query") {
-        Some(Value::String(q)) => q,
-        None | Some(Value::Null) => return Err("the request has no \"query\" parameter".to_owned()),
+        Some(Value::String(q)) => Some(q),
+        None | Some(Value::Null) => None,
         Some(_) => return Err("the \"query\" parameter must be a string".to_owned()),
     };
     let operation_name = match object.remove("operationName") {
@@ -174,22 +189,24 @@ fn params_from_json(body: &[u8]) -> Result<Params, String> {
         Some(Value::Object(v)) => Some(v),
         Some(_) => return Err("the \"variables\" parameter must be an object".to_owned()),
     };
-    match object.remove("extensions") {
-        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+    let persisted = match object.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(extensions)) => persisted_hash(&extensions)?,
         Some(_) => return Err("the \"extensions\" parameter must be an object".to_owned()),
+    };
+    if query.is_none() && persisted.is_none() {
+        return Err("the request has no \"query\" parameter".to_owned());
     }
     Ok(Params {
         query,
         operation_name,
         variables,
+        persisted,
     })
 }
 
 fn params_from_query_string(params: &HashMap<String, String>) -> Result<Params, String> {
-    let query = params
-        .get("query")
-        .cloned()
-        .ok_or_else(|| "the request has no \"query\" parameter".to_owned())?;
+    let query = params.get("query").cloned();
     let variables = match params.get("variables").map(String::as_str) {
         None | Some("") | Some("null") => None,
         Some(text) => match serde_json::from_str(text) {
@@ -197,15 +214,22 @@ fn params_from_query_string(params: &HashMap<String, String>) -> Result<Params, 
             _ => return Err("the \"variables\" parameter must be a JSON object".to_owned()),
         },
     };
-    if let Some(text) = params
+    let persisted = match params
         .get("extensions")
         .filter(|t| !t.is_empty() && *t != "null")
-        && !matches!(serde_json::from_str(text), Ok(Value::Object(_)))
     {
-        return Err("the \"extensions\" parameter must be a JSON object".to_owned());
+        None => None,
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(extensions)) => persisted_hash(&extensions)?,
+            _ => return Err("the \"extensions\" parameter must be a JSON object".to_owned()),
+        },
+    };
+    if query.is_none() && persisted.is_none() {
+        return Err("the request has no \"query\" parameter".to_owned());
     }
     Ok(Params {
         query,
+        persisted,
         operation_name: params
             .get("operationName")
             .cloned()
@@ -391,7 +415,7 @@ pub async fn post(
             );
         }
     }
-    let key = CacheKey::new(Method::Post, credential.scope(), body.clone());
+    let key = CacheKey::new(Method::Post, &credential, body.clone());
     if let Some(response) = cached(&state, &key, media) {
         return response;
     }
@@ -400,6 +424,7 @@ pub async fn post(
             let caller = Caller {
                 credential: &credential,
                 request_id: super::request_id(&headers),
+                get: false,
             };
             execute(&state, params, media, key, caller).await
         }
@@ -423,7 +448,7 @@ pub async fn get(
     let raw = uri.query().unwrap_or_default();
     let key = CacheKey::new(
         Method::Get,
-        credential.scope(),
+        &credential,
         Bytes::copy_from_slice(raw.as_bytes()),
     );
     if let Some(response) = cached(&state, &key, media) {
@@ -453,15 +478,18 @@ pub async fn get(
     let caller = Caller {
         credential: &credential,
         request_id: super::request_id(&headers),
+        get: true,
     };
     execute(&state, params, media, key, caller).await
 }
 
 /// Whether the operation a GET would run is a mutation. A document that does not parse is
-/// left for execution to report.
+/// left for execution to report; one sent by hash is checked once it is looked up.
 fn is_mutation(params: &Params) -> bool {
-    async_graphql::parser::parse_query(&params.query)
-        .is_ok_and(|document| runs_mutation(&document, params.operation_name.as_deref()))
+    params.query.as_deref().is_some_and(|query| {
+        async_graphql::parser::parse_query(query)
+            .is_ok_and(|document| runs_mutation(&document, params.operation_name.as_deref()))
+    })
 }
 
 /// Whether the operation `name` (or the only one) of a document is a mutation.
@@ -494,6 +522,95 @@ pub(super) struct Audited {
 struct Caller<'a> {
     credential: &'a Credential,
     request_id: &'a str,
+    /// Whether the request came as a GET (which runs no mutation).
+    get: bool,
+}
+
+/// The document to run: the text sent, or the safelisted one its hash names. With
+/// `--publishable-safelist`, a publishable key or visitor token runs safelisted documents
+/// only.
+async fn document_text(
+    state: &AppState,
+    params: &Params,
+    credential: &Credential,
+    media: MediaType,
+    get: bool,
+) -> Result<String, Box<(ErrorCode, Response)>> {
+    let refuse = |status, code: ErrorCode, message: &str| {
+        Err(Box::new((
+            code,
+            error_response(media, status, code, message),
+        )))
+    };
+    let internal = |err: AppError| {
+        tracing::error!(error = %format!("{:#}", err.unmasked()), "cannot read the safelist");
+        Box::new((
+            ErrorCode::Internal,
+            error_response(
+                media,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+            ),
+        ))
+    };
+    let text = match (&params.query, &params.persisted) {
+        (Some(query), Some(hash)) => {
+            if crate::services::document_hash(query) != *hash {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query sent",
+                );
+            }
+            query.clone()
+        }
+        (Some(query), None) => query.clone(),
+        (None, Some(hash)) => match state.safelist.document(hash).await {
+            Ok(Some(document)) => document.to_string(),
+            Ok(None) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadUserInput,
+                    &format!(
+                        "no safelisted operation has sha256Hash {hash:?}; register it with `stagefit operations add`"
+                    ),
+                );
+            }
+            Err(err) => return Err(internal(err)),
+        },
+        (None, None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the request has no \"query\" parameter",
+            );
+        }
+    };
+    if get && params.query.is_none() {
+        let document = async_graphql::parser::parse_query(&text);
+        if document.is_ok_and(|d| runs_mutation(&d, params.operation_name.as_deref())) {
+            return refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::BadUserInput,
+                "mutations must be sent with POST",
+            );
+        }
+    }
+    if state.publishable_safelist && credential.scope() == Scope::Publishable {
+        let listed = match &params.persisted {
+            Some(_) => true,
+            None => state.safelist.contains(&text).await.map_err(internal)?,
+        };
+        if !listed {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "this server runs only safelisted operations for publishable keys and visitor tokens; send a registered document or its extensions.persistedQuery.sha256Hash",
+            );
+        }
+    }
+    Ok(text)
 }
 
 /// Executes, and tells the request log which operation ran: its name, else its type and
@@ -505,9 +622,10 @@ async fn execute(
     key: CacheKey,
     caller: Caller<'_>,
 ) -> Response {
-    let operation = match &params.operation_name {
-        Some(name) => name.clone(),
-        None => operation_label(&params.query),
+    let operation = match (&params.operation_name, &params.query) {
+        (Some(name), _) => name.clone(),
+        (None, Some(query)) => operation_label(query),
+        (None, None) => "persisted query".to_owned(),
     };
     let mut audited = Audited {
         key_id: caller.credential.key_id().map(str::to_owned),
@@ -532,10 +650,19 @@ async fn run(
     let Caller {
         credential,
         request_id,
+        ..
     } = caller;
     let operation = params.operation_name.clone().unwrap_or_default();
     let span = tracing::info_span!("graphql", operation = %operation, request_id = %request_id);
-    let mut request = async_graphql::Request::new(params.query);
+    let query = match document_text(state, &params, credential, media, caller.get).await {
+        Ok(query) => query,
+        Err(refused) => {
+            let (code, response) = *refused;
+            audited.outcome = code.as_str().to_owned();
+            return response;
+        }
+    };
+    let mut request = async_graphql::Request::new(query);
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -548,18 +675,23 @@ async fn run(
     let variables = request.variables.clone();
     if let Ok(document) = request.parsed_query() {
         audited.mutation = runs_mutation(document, operation_name.as_deref());
+        let who = Who {
+            scope: credential.scope(),
+            visitor: credential
+                .visitor()
+                .map(|v| (v.account_id.as_str(), v.contact_id.as_deref())),
+        };
         if credential.scope() < Scope::Admin
-            && let Err(AppError::Forbidden(message)) = check_access(
-                document,
-                operation_name.as_deref(),
-                &variables,
-                credential.scope(),
-            )
+            && let Err(AppError::Forbidden(message)) =
+                check_access(document, operation_name.as_deref(), &variables, who)
         {
             audited.outcome = ErrorCode::Forbidden.as_str().to_owned();
             return error_response(media, StatusCode::FORBIDDEN, ErrorCode::Forbidden, &message);
         }
     }
+    // Resolvers that act for the caller (a visitor token's account, the key that signs a
+    // token) find it here.
+    let request = request.data(credential.clone());
     let started = std::time::Instant::now();
     // Read before executing: a write applied meanwhile makes the stored entry a miss.
     let seq = state.library.data_version();

@@ -1,15 +1,21 @@
 //! Rate limits, checked after authentication and before anything is parsed or run: a
-//! token bucket per key, and for publishable keys one per (key, client address) as well,
-//! so one abusive visitor cannot use up a site's quota and one key never eats another's.
-//! governor's GCRA buckets; the open mode (loopback only) is not limited.
+//! token bucket per key, and for publishable keys and visitor tokens one per (key, client
+//! address) as well, so one abusive visitor cannot use up a site's quota and one key never
+//! eats another's. A visitor token spends from the server key that signed it. governor's
+//! GCRA buckets; the open mode (loopback only) is not limited.
+//!
+//! A key may carry its own rates (`keys limit`); it then gets buckets of its own, rebuilt
+//! when its rates change.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use crate::config::RateLimitConfig;
 use crate::domain::Scope;
@@ -18,9 +24,15 @@ use crate::services::Credential;
 /// Buckets unused for a while are dropped every this many checks.
 const PRUNE_EVERY: u64 = 10_000;
 
+/// A key's own bucket, with the rate it was built for.
+type Own<T> = Mutex<HashMap<String, (u32, Arc<T>)>>;
+
 pub struct RateLimits {
     per_key: DefaultKeyedRateLimiter<String>,
     per_client: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    /// Keys with their own rate, by key id.
+    own_per_key: Own<DefaultDirectRateLimiter>,
+    own_per_client: Own<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
     checks: AtomicU64,
 }
@@ -29,6 +41,19 @@ fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
     Quota::per_second(rate).allow_burst(burst)
+}
+
+/// The bucket of `id` for `rate`, made (or remade, when the rate changed) on first use.
+fn own<T>(map: &Own<T>, id: &str, rate: u32, make: impl FnOnce() -> T) -> Arc<T> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    match map.get(id) {
+        Some((built_for, bucket)) if *built_for == rate => bucket.clone(),
+        _ => {
+            let bucket = Arc::new(make());
+            map.insert(id.to_owned(), (rate, bucket.clone()));
+            bucket
+        }
+    }
 }
 
 impl RateLimits {
@@ -42,6 +67,8 @@ impl RateLimits {
                 config.per_client_per_second,
                 config.per_client_burst,
             )),
+            own_per_key: Mutex::new(HashMap::new()),
+            own_per_client: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
         }
@@ -49,23 +76,42 @@ impl RateLimits {
 
     /// `None` when the request may go on; else how long until it could.
     pub fn check(&self, credential: &Credential, client: Option<IpAddr>) -> Option<Duration> {
-        let Credential::Key(key) = credential else {
-            return None;
-        };
+        let key = credential.key()?;
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.per_key.retain_recent();
             self.per_client.retain_recent();
+            for (_, bucket) in self
+                .own_per_client
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+            {
+                bucket.retain_recent();
+            }
         }
+        let now = self.clock.now();
         // The visitor's own bucket first: a refused visitor does not spend the key's.
-        if key.scope == Scope::Publishable
+        if credential.scope() == Scope::Publishable
             && let Some(client) = client
-            && let Err(not_until) = self.per_client.check_key(&(key.id.clone(), client))
         {
-            return Some(not_until.wait_time_from(self.clock.now()));
+            let checked = match key.client_rate_per_second {
+                None => self.per_client.check_key(&(key.id.clone(), client)),
+                Some(rate) => own(&self.own_per_client, &key.id, rate, || {
+                    DefaultKeyedRateLimiter::keyed(quota(rate, rate.saturating_mul(2)))
+                })
+                .check_key(&client),
+            };
+            if let Err(not_until) = checked {
+                return Some(not_until.wait_time_from(now));
+            }
         }
-        self.per_key
-            .check_key(&key.id)
-            .err()
-            .map(|not_until| not_until.wait_time_from(self.clock.now()))
+        let checked = match key.rate_per_second {
+            None => self.per_key.check_key(&key.id),
+            Some(rate) => own(&self.own_per_key, &key.id, rate, || {
+                DefaultDirectRateLimiter::direct(quota(rate, rate))
+            })
+            .check(),
+        };
+        checked.err().map(|not_until| not_until.wait_time_from(now))
     }
 }

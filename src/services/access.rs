@@ -10,10 +10,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
-use crate::domain::{ApiKey, AuditEvent, Scope, key_hash, key_id, new_key, parse_key};
+use crate::domain::{
+    ApiKey, AuditEvent, KEY_RANDOM_BYTES, MAX_VISITOR_TOKEN_TTL, Scope, VisitorClaims, hash_bytes,
+    key_hash, key_id, new_key, parse_key,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
 
@@ -30,6 +33,17 @@ pub enum Credential {
     /// loopback address).
     Open,
     Key(ApiKey),
+    /// A visitor token: publishable, bound to one account.
+    Visitor(Visitor),
+}
+
+/// What a valid visitor token says, with the key that signed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visitor {
+    pub key: ApiKey,
+    pub account_id: String,
+    pub contact_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl Credential {
@@ -38,16 +52,41 @@ impl Credential {
         match self {
             Credential::Open => Scope::Admin,
             Credential::Key(key) => key.scope,
+            Credential::Visitor(_) => Scope::Publishable,
+        }
+    }
+
+    /// The key that made the request, or signed its visitor token.
+    pub fn key(&self) -> Option<&ApiKey> {
+        match self {
+            Credential::Open => None,
+            Credential::Key(key) => Some(key),
+            Credential::Visitor(visitor) => Some(&visitor.key),
         }
     }
 
     pub fn key_id(&self) -> Option<&str> {
+        self.key().map(|k| k.id.as_str())
+    }
+
+    /// The account (and contact) a visitor token is bound to.
+    pub fn visitor(&self) -> Option<&Visitor> {
         match self {
-            Credential::Open => None,
-            Credential::Key(key) => Some(&key.id),
+            Credential::Visitor(visitor) => Some(visitor),
+            _ => None,
         }
     }
 }
+
+/// A visitor token minted by the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisitorToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Clock skew allowed on a visitor token's expiry, both ways.
+const TOKEN_LEEWAY_SECS: i64 = 30;
 
 struct Cached<T> {
     value: T,
@@ -62,6 +101,8 @@ pub struct Access {
     store: Store,
     /// By key hash.
     keys: Mutex<HashMap<String, Cached<Lookup>>>,
+    /// By key id, for visitor tokens (`kid`).
+    by_id: Mutex<HashMap<String, Cached<Lookup>>>,
     any_key: Mutex<Option<Cached<bool>>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
@@ -71,20 +112,27 @@ impl Access {
         Self {
             store,
             keys: Mutex::new(HashMap::new()),
+            by_id: Mutex::new(HashMap::new()),
             any_key: Mutex::new(None),
             touched: Mutex::new(HashMap::new()),
         }
     }
 
     /// Creates a key; the returned string is the only copy there will ever be.
-    pub async fn create_key(&self, name: &str, scope: Scope) -> AppResult<(ApiKey, String)> {
+    pub async fn create_key(
+        &self,
+        name: &str,
+        scope: Scope,
+        limits: KeyLimits,
+    ) -> AppResult<(ApiKey, String)> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AppError::bad_input(
                 "name: give the key a name of 1 to 200 characters",
             ));
         }
-        let mut random = [0u8; 16];
+        limits.check()?;
+        let mut random = [0u8; KEY_RANDOM_BYTES];
         getrandom::fill(&mut random)
             .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a key: {e}")))?;
         let secret = new_key(scope, random);
@@ -96,6 +144,8 @@ impl Access {
             created_at: Utc::now(),
             last_used_at: None,
             revoked_at: None,
+            rate_per_second: limits.rate_per_second,
+            client_rate_per_second: limits.client_rate_per_second,
         };
         self.store.insert_key(&key, &hash).await?;
         self.forget();
@@ -108,12 +158,7 @@ impl Access {
 
     /// Revokes by id (`k_...`) or by the whole key string.
     pub async fn revoke(&self, id_or_key: &str) -> AppResult<ApiKey> {
-        let raw = id_or_key.trim();
-        let id = if raw.starts_with("sf_") {
-            parse_key(raw).map_err(AppError::bad_input)?.id
-        } else {
-            raw.to_owned()
-        };
+        let id = id_of(id_or_key)?;
         let key = self
             .store
             .revoke_key(&id, Utc::now())
@@ -123,9 +168,25 @@ impl Access {
         Ok(key)
     }
 
+    /// Sets a key's own rate limits, by id or key string; `None` returns a limit to the
+    /// server's default. Takes effect on this process at once, on others within
+    /// [`KEY_CACHE`].
+    pub async fn set_limits(&self, id_or_key: &str, limits: KeyLimits) -> AppResult<ApiKey> {
+        limits.check()?;
+        let id = id_of(id_or_key)?;
+        let key = self
+            .store
+            .set_key_limits(&id, limits.rate_per_second, limits.client_rate_per_second)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no API key with id {id:?}")))?;
+        self.forget();
+        Ok(key)
+    }
+
     /// Drops every cached lookup: after a key is created or revoked through this process.
     fn forget(&self) {
         lock(&self.keys).clear();
+        lock(&self.by_id).clear();
         *lock(&self.any_key) = None;
     }
 
@@ -156,6 +217,9 @@ impl Access {
                 Ok(Credential::Open)
             };
         };
+        if !raw.starts_with("sf_") && raw.split('.').count() == 3 {
+            return self.visitor(raw).await.map(Credential::Visitor);
+        }
         let claim = parse_key(raw).map_err(AppError::Unauthenticated)?;
         let found = self.lookup(&claim.hash).await?;
         let Some((key, stored_hash)) = found else {
@@ -174,6 +238,141 @@ impl Access {
         }
         self.touch(&key.id);
         Ok(Credential::Key(key))
+    }
+
+    /// Checks a visitor token: its `kid` names a server key that is not revoked, its
+    /// HS256 signature was made with that key, it has not expired and lives at most
+    /// [`MAX_VISITOR_TOKEN_TTL`].
+    async fn visitor(&self, token: &str) -> AppResult<Visitor> {
+        use jsonwebtoken::errors::ErrorKind;
+        let refuse = |why: String| AppError::Unauthenticated(format!("visitor token: {why}"));
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| refuse(format!("not a JWT ({e})")))?;
+        if header.alg != jsonwebtoken::Algorithm::HS256 {
+            return Err(refuse(format!(
+                "signed with {:?}; stagefit accepts HS256 only",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| refuse("no kid: name the server key that signed it".to_owned()))?;
+        let Some((key, hash)) = self.lookup_id(&kid).await? else {
+            return Err(refuse(format!("no server key with id {kid:?}")));
+        };
+        if key.scope < Scope::Server {
+            return Err(refuse(format!(
+                "key {kid} is {}; only server keys (or above) sign visitor tokens",
+                key.scope
+            )));
+        }
+        if key.revoked_at.is_some() {
+            return Err(refuse(format!("key {kid} was revoked")));
+        }
+        let secret = hash_bytes(&hash).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("stored hash of key {kid} is not hex"))
+        })?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = TOKEN_LEEWAY_SECS.unsigned_abs();
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<VisitorClaims>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(&secret),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => refuse("expired".to_owned()),
+            ErrorKind::InvalidSignature => {
+                refuse(format!("the signature was not made with key {kid}"))
+            }
+            _ => refuse(format!("invalid ({e})")),
+        })?
+        .claims;
+        let now = Utc::now();
+        let expires_at = DateTime::from_timestamp(claims.exp, 0)
+            .ok_or_else(|| refuse("exp is out of range".to_owned()))?;
+        if expires_at > now + MAX_VISITOR_TOKEN_TTL + chrono::Duration::seconds(TOKEN_LEEWAY_SECS) {
+            return Err(refuse(
+                "exp is more than 24 h ahead; sign tokens that live a day at most".to_owned(),
+            ));
+        }
+        if claims.sub.trim().is_empty() {
+            return Err(refuse("sub (the account id) is empty".to_owned()));
+        }
+        self.touch(&key.id);
+        Ok(Visitor {
+            key,
+            account_id: claims.sub,
+            contact_id: claims.contact.filter(|c| !c.is_empty()),
+            expires_at,
+        })
+    }
+
+    /// A visitor token for an account (and contact), signed with `signer`'s key, living
+    /// `ttl`: what a customer's backend would sign itself.
+    pub async fn visitor_token(
+        &self,
+        signer: &str,
+        claims_for: (&str, Option<&str>),
+        ttl: chrono::Duration,
+    ) -> AppResult<VisitorToken> {
+        let (account_id, contact_id) = claims_for;
+        if ttl < chrono::Duration::seconds(1) || ttl > MAX_VISITOR_TOKEN_TTL {
+            return Err(AppError::bad_input(
+                "ttlSeconds: a visitor token lives 1 to 86400 seconds",
+            ));
+        }
+        let Some((key, hash)) = self.lookup_id(signer).await? else {
+            return Err(AppError::NotFound(format!("no API key with id {signer:?}")));
+        };
+        let secret = hash_bytes(&hash).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("stored hash of key {} is not hex", key.id))
+        })?;
+        let expires_at = Utc::now() + ttl;
+        let claims = VisitorClaims {
+            sub: account_id.to_owned(),
+            contact: contact_id.map(str::to_owned),
+            exp: expires_at.timestamp(),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key.id.clone());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+        )
+        .map_err(|e| AppError::internal(anyhow::anyhow!("cannot sign a visitor token: {e}")))?;
+        Ok(VisitorToken {
+            token,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at),
+        })
+    }
+
+    async fn lookup_id(&self, id: &str) -> AppResult<Lookup> {
+        if let Some(cached) = lock(&self.by_id).get(id)
+            && cached.at.elapsed() < KEY_CACHE
+        {
+            return Ok(cached.value.clone());
+        }
+        // Ids are `k_` and 12 hex digits; anything else is nobody's, without a query.
+        let found = if id.len() == 14 && id.starts_with("k_") {
+            self.store.key_by_id(id).await?
+        } else {
+            None
+        };
+        let mut by_id = lock(&self.by_id);
+        if by_id.len() > 10_000 {
+            by_id.retain(|_, c| c.at.elapsed() < KEY_CACHE);
+        }
+        by_id.insert(
+            id.to_owned(),
+            Cached {
+                value: found.clone(),
+                at: Instant::now(),
+            },
+        );
+        Ok(found)
     }
 
     async fn lookup(&self, hash: &str) -> AppResult<Lookup> {
@@ -218,6 +417,41 @@ impl Access {
                 tracing::warn!(key = %id, error = %format!("{:#}", err.unmasked()), "cannot note a key's last use");
             }
         });
+    }
+}
+
+/// A key's own rate limits; `None` keeps the server's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub rate_per_second: Option<u32>,
+    pub client_rate_per_second: Option<u32>,
+}
+
+impl KeyLimits {
+    fn check(self) -> AppResult<()> {
+        for (name, rate) in [
+            ("ratePerSecond", self.rate_per_second),
+            ("clientRatePerSecond", self.client_rate_per_second),
+        ] {
+            if let Some(rate) = rate
+                && !(1..=1_000_000).contains(&rate)
+            {
+                return Err(AppError::bad_input(format!(
+                    "{name}: a rate is 1 to 1000000 requests a second (leave it out for the default)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The id a revocation or limit change names: a `k_...` id, or the key string itself.
+fn id_of(id_or_key: &str) -> AppResult<String> {
+    let raw = id_or_key.trim();
+    if raw.starts_with("sf_") {
+        Ok(parse_key(raw).map_err(AppError::bad_input)?.id)
+    } else {
+        Ok(raw.to_owned())
     }
 }
 

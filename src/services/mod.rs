@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod follower;
 mod import;
+mod operations;
 mod popularity;
 mod recommend;
 
@@ -23,7 +24,7 @@ use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
 use crate::store::{Store, WriteCounts};
 
 pub use crate::store::StoredEngagement;
-pub use access::{Access, AuditTrail, Credential, KEY_CACHE};
+pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, VisitorToken};
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
@@ -37,6 +38,7 @@ pub use import::{
     ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
     import_records, import_sources, preview_import,
 };
+pub use operations::{Safelist, document_hash};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,

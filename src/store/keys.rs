@@ -6,9 +6,9 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::entity::{api_key, audit_event};
+use super::entity::{api_key, audit_event, safelisted_operation};
 use super::{Store, corrupt};
-use crate::domain::{ApiKey, AuditEvent, Scope};
+use crate::domain::{ApiKey, AuditEvent, Operation, Scope};
 use crate::error::AppResult;
 
 fn key_from_row(row: api_key::Model) -> AppResult<ApiKey> {
@@ -19,7 +19,19 @@ fn key_from_row(row: api_key::Model) -> AppResult<ApiKey> {
         created_at: row.created_at,
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
+        rate_per_second: rate(row.rate_per_second, "api_key.rate_per_second")?,
+        client_rate_per_second: rate(row.client_rate_per_second, "api_key.client_rate_per_second")?,
     })
+}
+
+fn rate(stored: Option<i32>, what: &'static str) -> AppResult<Option<u32>> {
+    stored
+        .map(|r| corrupt(u32::try_from(r).map_err(|e| e.to_string()), what))
+        .transpose()
+}
+
+fn stored_rate(rate: Option<u32>) -> Option<i32> {
+    rate.map(|r| i32::try_from(r).unwrap_or(i32::MAX))
 }
 
 impl Store {
@@ -34,6 +46,8 @@ impl Store {
             created_at: Set(key.created_at),
             last_used_at: Set(None),
             revoked_at: Set(None),
+            rate_per_second: Set(stored_rate(key.rate_per_second)),
+            client_rate_per_second: Set(stored_rate(key.client_rate_per_second)),
         })
         .exec_without_returning(txn.conn())
         .await?;
@@ -60,6 +74,48 @@ impl Store {
             .await?
             .map(key_from_row)
             .transpose()
+    }
+
+    /// The key with this id, revoked or not, and its stored hash.
+    pub async fn key_by_id(&self, id: &str) -> AppResult<Option<(ApiKey, String)>> {
+        let Some(row) = api_key::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let hash = row.hash.clone();
+        Ok(Some((key_from_row(row)?, hash)))
+    }
+
+    /// Sets a key's own rate limits (`None`: the server's default). `None` when there is no
+    /// such key.
+    pub async fn set_key_limits(
+        &self,
+        id: &str,
+        rate_per_second: Option<u32>,
+        client_rate_per_second: Option<u32>,
+    ) -> AppResult<Option<ApiKey>> {
+        let txn = self.begin_txn().await?;
+        api_key::Entity::update_many()
+            .col_expr(
+                api_key::Column::RatePerSecond,
+                Expr::value(stored_rate(rate_per_second)),
+            )
+            .col_expr(
+                api_key::Column::ClientRatePerSecond,
+                Expr::value(stored_rate(client_rate_per_second)),
+            )
+            .filter(api_key::Column::Id.eq(id))
+            .exec(txn.conn())
+            .await?;
+        let key = api_key::Entity::find_by_id(id.to_owned())
+            .one(txn.conn())
+            .await?
+            .map(key_from_row)
+            .transpose()?;
+        txn.commit().await?;
+        Ok(key)
     }
 
     /// How many keys are not revoked.
@@ -164,5 +220,57 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Registers a document (again: keeps the first registration). Whether it was new.
+    pub async fn insert_operation(&self, operation: &Operation) -> AppResult<bool> {
+        let txn = self.begin_txn().await?;
+        let exists = safelisted_operation::Entity::find_by_id(operation.hash.clone())
+            .one(txn.conn())
+            .await?
+            .is_some();
+        if !exists {
+            safelisted_operation::Entity::insert(safelisted_operation::ActiveModel {
+                hash: Set(operation.hash.clone()),
+                document: Set(operation.document.clone()),
+                name: Set(operation.name.clone()),
+                created_at: Set(operation.created_at),
+            })
+            .exec_without_returning(txn.conn())
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(!exists)
+    }
+
+    /// Every safelisted document, oldest first.
+    pub async fn operations(&self) -> AppResult<Vec<Operation>> {
+        Ok(safelisted_operation::Entity::find()
+            .order_by_asc(safelisted_operation::Column::CreatedAt)
+            .order_by_asc(safelisted_operation::Column::Hash)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| Operation {
+                hash: row.hash,
+                name: row.name,
+                document: row.document,
+                created_at: row.created_at,
+            })
+            .collect())
+    }
+
+    /// Removes a document from the safelist; whether it was there.
+    pub async fn delete_operation(&self, hash: &str) -> AppResult<bool> {
+        let txn = self.begin_txn().await?;
+        let removed = safelisted_operation::Entity::delete_by_id(hash.to_owned())
+            .exec(txn.conn())
+            .await?
+            .rows_affected
+            > 0;
+        txn.commit().await?;
+        Ok(removed)
     }
 }

@@ -8,135 +8,190 @@ use stagefit::domain::Scope;
 use crate::support::{TestServer, stagefit, text};
 
 /// One document per root field (and per argument shape that changes the rule), with the
-/// least scope that may run it. The table is written out here, apart from the server's
-/// own rule table, so a change to either shows.
-const FIELDS: &[(&str, &str, Option<Scope>)] = &[
+/// least scope that may run it and whether a visitor token for account `acme` (no contact)
+/// may. The table is written out here, apart from the server's own rule table, so a change
+/// to either shows.
+const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
     (
         "asset",
         r#"{ asset(id: "pricing-sheet") { id } }"#,
         Some(Scope::Publishable),
+        true,
     ),
     (
         "assets",
         "{ assets(first: 1) { totalCount } }",
         Some(Scope::Publishable),
+        true,
     ),
     (
         "search",
         r#"{ search(query: "reconciliation", first: 1) { totalCount } }"#,
         Some(Scope::Publishable),
+        true,
     ),
     (
         "taxonomy",
         "{ taxonomy { stages { name } } }",
         Some(Scope::Publishable),
+        true,
     ),
-    ("__typename", "{ __typename }", Some(Scope::Publishable)),
+    (
+        "__typename",
+        "{ __typename }",
+        Some(Scope::Publishable),
+        true,
+    ),
     (
         "recommendations",
         "{ recommendations(audience: { stage: DECISION }, first: 1) { items { score } } }",
         Some(Scope::Publishable),
+        true,
     ),
     (
         "recommendations for an account",
         r#"{ recommendations(audience: { accountId: "acme" }, first: 1) { items { score } } }"#,
         Some(Scope::Server),
+        true,
     ),
     (
         "nextContent",
         r#"{ nextContent(afterAssetId: "pricing-sheet", first: 1) { items { score } } }"#,
         Some(Scope::Publishable),
+        true,
     ),
     (
         "nextContent for a contact",
         r#"{ nextContent(afterAssetId: "pricing-sheet", audience: { contactId: "acme-cfo" }, first: 1) { items { score } } }"#,
         Some(Scope::Server),
+        false,
     ),
     (
         "account",
         r#"{ account(id: "acme") { id engagements(first: 5) { items { assetId } } } }"#,
         Some(Scope::Server),
+        false,
     ),
     (
         "coverage",
         "{ coverage(by: [STAGE]) { assetCount } }",
         Some(Scope::Editor),
+        false,
     ),
     (
         "staleAssets",
         "{ staleAssets(first: 1) { ageDays } }",
         Some(Scope::Editor),
+        false,
     ),
     (
         "suggestTags",
         r#"{ suggestTags(text: "reconciliation") { stages { stage } } }"#,
         Some(Scope::Editor),
+        false,
     ),
     (
         "__schema",
         "{ __schema { queryType { name } } }",
         Some(Scope::Editor),
+        false,
     ),
     (
         "accountExport",
         r#"{ accountExport(id: "acme") { engagements { assetId } } }"#,
         Some(Scope::Admin),
+        false,
     ),
-    ("apiKeys", "{ apiKeys { id } }", Some(Scope::Admin)),
+    ("apiKeys", "{ apiKeys { id } }", Some(Scope::Admin), false),
     (
         "auditLog",
         "{ auditLog(first: 1) { outcome } }",
         Some(Scope::Admin),
+        false,
     ),
     (
         "upsertAccount",
         r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
         Some(Scope::Server),
+        false,
     ),
     (
         "upsertContact",
         r#"mutation { upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id } }"#,
         Some(Scope::Server),
+        false,
     ),
     (
         "recordEngagement",
         r#"mutation { recordEngagement(event: { accountId: "acme", assetId: "pricing-sheet", kind: VIEW }) { recorded } }"#,
         Some(Scope::Server),
+        true,
     ),
     (
         "recordEngagements",
         r#"mutation { recordEngagements(events: [{ accountId: "acme", assetId: "pricing-sheet", kind: VIEW }]) { recorded } }"#,
         Some(Scope::Server),
+        true,
     ),
     (
         "upsertAssets",
         r#"mutation { upsertAssets(assets: [{ id: "access-test", title: "T", contentType: "ebook" }]) { created } }"#,
         Some(Scope::Editor),
+        false,
     ),
     (
         "retireAsset",
         r#"mutation { retireAsset(id: "access-test") { id } }"#,
         Some(Scope::Editor),
+        false,
     ),
     (
         "refreshPopularity",
         "mutation { refreshPopularity { events } }",
         Some(Scope::Admin),
+        false,
     ),
     (
         "eraseAccount",
         r#"mutation { eraseAccount(id: "nobody") { accountId } }"#,
         Some(Scope::Admin),
+        false,
     ),
     (
         "createApiKey",
         r#"mutation { createApiKey(name: "made in a test", scope: PUBLISHABLE) { key } }"#,
         Some(Scope::Admin),
+        false,
     ),
     (
         "revokeApiKey",
         r#"mutation { revokeApiKey(id: "k_000000000000") { id } }"#,
         Some(Scope::Admin),
+        false,
+    ),
+    (
+        "recommendations for another account",
+        r#"{ recommendations(audience: { accountId: "globex" }, first: 1) { items { score } } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
+        "recordEngagement for another account",
+        r#"mutation { recordEngagement(event: { accountId: "globex", assetId: "pricing-sheet", kind: VIEW }) { recorded } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
+        "createVisitorToken",
+        r#"mutation { createVisitorToken(accountId: "acme", ttlSeconds: 60) { token } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
+        "setApiKeyLimits",
+        r#"mutation { setApiKeyLimits(id: "k_000000000000", ratePerSecond: 5) { id } }"#,
+        Some(Scope::Admin),
+        false,
     ),
 ];
 
@@ -160,7 +215,32 @@ fn code(body: &Value) -> Option<&str> {
 
 async fn key(s: &TestServer, scope: Scope, name: &str) -> String {
     let access = &s.server.as_ref().unwrap().state().access;
-    access.create_key(name, scope).await.unwrap().1
+    access
+        .create_key(name, scope, Default::default())
+        .await
+        .unwrap()
+        .1
+}
+
+/// A visitor token as any JWT library signs one: HS256 with `secret`, `kid` in the header.
+fn sign(secret: &[u8], kid: &str, claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The public id of a key string.
+fn id_of(key: &str) -> String {
+    stagefit::domain::parse_key(key).unwrap().id
 }
 
 #[tokio::test]
@@ -174,21 +254,63 @@ async fn every_root_field_answers_each_credential_by_its_scope() {
     let access = &s.server.as_ref().unwrap().state().access;
     access.revoke(&revoked).await.unwrap();
     let forged = keys[3].1.replace("sf_adm_", "sf_pub_");
+    let server = &keys[1].1;
+    let publishable = &keys[0].1;
+    // Signed by the customer's backend with the whole server key string.
+    let visitor = sign(
+        server.as_bytes(),
+        &id_of(server),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    let expired = sign(
+        server.as_bytes(),
+        &id_of(server),
+        json!({ "sub": "acme", "exp": now() - 120 }),
+    );
+    let too_long = sign(
+        server.as_bytes(),
+        &id_of(server),
+        json!({ "sub": "acme", "exp": now() + 25 * 3600 }),
+    );
+    let forged_signature = sign(
+        b"not the key",
+        &id_of(server),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    let publishable_kid = sign(
+        publishable.as_bytes(),
+        &id_of(publishable),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    let unknown_kid = sign(
+        server.as_bytes(),
+        "k_000000000000",
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    let revoked_kid = sign(
+        revoked.as_bytes(),
+        &id_of(&revoked),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
 
-    for (name, query, least) in FIELDS {
+    for (name, query, least, visitor_may) in FIELDS {
         let least = least.expect("every field has a least scope");
-        for (scope, key) in &keys {
-            let (status, body) = call(&s, Some(key), query).await;
-            if *scope >= least {
+        let credentials = keys
+            .iter()
+            .map(|(scope, key)| (scope.name().to_owned(), key.as_str(), *scope >= least))
+            .chain([("visitor token".to_owned(), visitor.as_str(), *visitor_may)]);
+        for (who, credential, may) in credentials {
+            let (status, body) = call(&s, Some(credential), query).await;
+            if may {
                 assert!(
                     !matches!(code(&body), Some("FORBIDDEN" | "UNAUTHENTICATED")) && status != 403,
-                    "{name} with a {scope} key: {status} {body}"
+                    "{name} with a {who} credential: {status} {body}"
                 );
             } else {
                 assert_eq!(
                     (status, code(&body)),
                     (403, Some("FORBIDDEN")),
-                    "{name} with a {scope} key: {body}"
+                    "{name} with a {who} credential: {body}"
                 );
                 assert!(
                     body.get("data").is_none_or(Value::is_null),
@@ -201,12 +323,25 @@ async fn every_root_field_answers_each_credential_by_its_scope() {
             ("a revoked", Some(revoked.as_str())),
             ("a forged", Some(forged.as_str())),
             ("a malformed", Some("sf_adm_nope")),
+            ("an expired token", Some(expired.as_str())),
+            ("a 25-hour token", Some(too_long.as_str())),
+            (
+                "a token with a forged signature",
+                Some(forged_signature.as_str()),
+            ),
+            (
+                "a token of a publishable key",
+                Some(publishable_kid.as_str()),
+            ),
+            ("a token of an unknown kid", Some(unknown_kid.as_str())),
+            ("a token of a revoked key", Some(revoked_kid.as_str())),
+            ("a token cut short", Some(&visitor[..visitor.len() - 3])),
         ] {
             let (status, body) = call(&s, credential, query).await;
             assert_eq!(
                 (status, code(&body)),
                 (401, Some("UNAUTHENTICATED")),
-                "{name} with {what} key: {body}"
+                "{name} with {what} credential: {body}"
             );
         }
     }
@@ -363,7 +498,7 @@ async fn with_no_key_the_server_serves_only_on_loopback() {
         .await
         .unwrap();
     stagefit::services::Access::new(store.clone())
-        .create_key("ops", Scope::Admin)
+        .create_key("ops", Scope::Admin, Default::default())
         .await
         .unwrap();
     store.close().await;
@@ -655,9 +790,18 @@ async fn an_internal_error_carries_its_request_id_and_nothing_of_its_cause() {
 async fn mutations_and_refusals_are_in_the_audit_trail_and_reads_are_not() {
     let mut s = TestServer::demo().await;
     let access = &s.server.as_ref().unwrap().state().access;
-    let (server_key, server) = access.create_key("crm", Scope::Server).await.unwrap();
-    let (site_key, site) = access.create_key("site", Scope::Publishable).await.unwrap();
-    let (_, admin) = access.create_key("ops", Scope::Admin).await.unwrap();
+    let (server_key, server) = access
+        .create_key("crm", Scope::Server, Default::default())
+        .await
+        .unwrap();
+    let (site_key, site) = access
+        .create_key("site", Scope::Publishable, Default::default())
+        .await
+        .unwrap();
+    let (_, admin) = access
+        .create_key("ops", Scope::Admin, Default::default())
+        .await
+        .unwrap();
 
     let (status, _) = call(
         &s,
@@ -738,12 +882,287 @@ async fn mutations_and_refusals_are_in_the_audit_trail_and_reads_are_not() {
     let (_, body) = call(
         &s,
         Some(&admin),
-        &format!(r#"{{ auditLog(first: 5, before: "{cursor}") {{ outcome }} }}"#),
+        &format!(r#"{{ auditLog(first: 5, after: "{cursor}") {{ outcome }} }}"#),
     )
     .await;
     assert_eq!(
         body["data"]["auditLog"].as_array().unwrap().len(),
         2,
+        "{body}"
+    );
+    s.stop().await;
+}
+
+/// Posts `query` with `variables`: the status, the body and the Cache-Control header.
+async fn call_with(
+    s: &TestServer,
+    credential: &str,
+    query: &str,
+    variables: Value,
+) -> (u16, Value, String) {
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(credential)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let control = response
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, response.json().await.unwrap(), control)
+}
+
+/// Two accounts with a contact each, and one event of acme's: what cross-account probes
+/// would reach.
+async fn two_accounts(s: &TestServer, server: &str) {
+    let (status, body, _) = call_with(
+        s,
+        server,
+        r#"mutation {
+            a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
+            g: upsertAccount(account: { id: "globex", name: "Globex", industry: "healthcare" }) { id }
+            c: upsertContact(contact: { id: "acme-cto", accountId: "acme", name: "A", role: TECHNICAL_INTEGRATOR }) { id }
+            d: upsertContact(contact: { id: "globex-cfo", accountId: "globex", name: "G", role: FINANCE }) { id }
+            e: recordEngagement(event: { accountId: "acme", contactId: "acme-cto", assetId: "pricing-sheet", kind: VIEW }) { recorded }
+        }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+async fn engagement_count(s: &TestServer, server: &str, account: &str) -> i64 {
+    let (_, body, _) = call_with(
+        s,
+        server,
+        "query($id: ID!) { account(id: $id) { engagementCount } }",
+        json!({ "id": account }),
+    )
+    .await;
+    body["data"]["account"]["engagementCount"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{body}"))
+}
+
+const RECOMMEND: &str = "query($a: AudienceInput!) { recommendations(audience: $a, first: 5) {
+    items { asset { id } reasons { factor detail } }
+    audience { role roleSource industry industrySource } } }";
+
+#[tokio::test]
+async fn a_visitor_token_gets_its_own_accounts_recommendations_and_nothing_else() {
+    let mut s = TestServer::demo().await;
+    let server = key(&s, Scope::Server, "site backend").await;
+    two_accounts(&s, &server).await;
+
+    let (status, body, _) = call_with(
+        &s,
+        &server,
+        "mutation { createVisitorToken(accountId: \"acme\", contactId: \"acme-cto\", ttlSeconds: 600) { token expiresAt } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["data"]["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expires: chrono::DateTime<chrono::Utc> = body["data"]["createVisitorToken"]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ahead = expires - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::seconds(590) && ahead <= chrono::Duration::seconds(600),
+        "{ahead}"
+    );
+    // The server's signature is the one any JWT library makes with the key string.
+    let checked = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(server.as_bytes()),
+        &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+    )
+    .unwrap();
+    assert_eq!(checked.header.kid, Some(id_of(&server)));
+    assert_eq!(checked.claims["sub"], "acme");
+    assert_eq!(checked.claims["contact"], "acme-cto");
+
+    // `audience: {}` is the token's account and contact.
+    let (status, mine, control) = call_with(&s, &token, RECOMMEND, json!({ "a": {} })).await;
+    assert_eq!(status, 200, "{mine}");
+    let list = &mine["data"]["recommendations"];
+    assert_eq!(list["audience"]["role"], "TECHNICAL_INTEGRATOR", "{mine}");
+    assert_eq!(list["audience"]["roleSource"], "CONTACT");
+    assert_eq!(list["audience"]["industry"], "retail");
+    assert_eq!(control, "private, no-store");
+    let ids: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["asset"]["id"])
+        .collect();
+    assert!(
+        !ids.contains(&&json!("pricing-sheet")),
+        "read already: {ids:?}"
+    );
+    // The same list a server key gets for that account and contact.
+    let (_, theirs, _) = call_with(
+        &s,
+        &server,
+        RECOMMEND,
+        json!({ "a": { "accountId": "acme", "contactId": "acme-cto" } }),
+    )
+    .await;
+    assert_eq!(mine["data"], theirs["data"]);
+    // Naming its own account is fine too.
+    let (status, _, _) = call_with(
+        &s,
+        &token,
+        RECOMMEND,
+        json!({ "a": { "accountId": "acme" } }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Cross-account probes: refused, nothing read, nothing written.
+    let before = engagement_count(&s, &server, "globex").await;
+    let acme_before = engagement_count(&s, &server, "acme").await;
+    for (what, query, variables) in [
+        (
+            "another account",
+            RECOMMEND,
+            json!({ "a": { "accountId": "globex" } }),
+        ),
+        (
+            "another contact",
+            RECOMMEND,
+            json!({ "a": { "contactId": "globex-cfo" } }),
+        ),
+        (
+            "its account with another contact",
+            RECOMMEND,
+            json!({ "a": { "accountId": "acme", "contactId": "globex-cfo" } }),
+        ),
+        (
+            "nextContent for another account",
+            "query($a: AudienceInput) { nextContent(afterAssetId: \"pricing-sheet\", audience: $a) { items { score } } }",
+            json!({ "a": { "accountId": "globex" } }),
+        ),
+        (
+            "an event for another account",
+            "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+            json!({ "e": { "accountId": "globex", "assetId": "pricing-sheet", "kind": "VIEW" } }),
+        ),
+        (
+            "an event for another contact",
+            "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+            json!({ "e": { "accountId": "acme", "contactId": "globex-cfo", "assetId": "pricing-sheet", "kind": "VIEW" } }),
+        ),
+        (
+            "a batch with one event of another account",
+            "mutation($e: [EngagementInput!]!) { recordEngagements(events: $e) { recorded } }",
+            json!({ "e": [
+                { "accountId": "acme", "contactId": "acme-cto", "assetId": "pricing-sheet", "kind": "VIEW" },
+                { "accountId": "globex", "assetId": "pricing-sheet", "kind": "VIEW" }
+            ] }),
+        ),
+        (
+            "its account's history",
+            "{ account(id: \"acme\") { engagements { items { assetId } } } }",
+            json!({}),
+        ),
+        (
+            "a defaulted variable naming another account",
+            "query($a: AudienceInput! = { accountId: \"globex\" }) { recommendations(audience: $a) { items { score } } }",
+            json!({}),
+        ),
+        (
+            "a token of its own",
+            "mutation { createVisitorToken(accountId: \"globex\") { token } }",
+            json!({}),
+        ),
+    ] {
+        let (status, body, _) = call_with(&s, &token, query, variables).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, Some("FORBIDDEN")),
+            "{what}: {body}"
+        );
+        assert!(
+            body.get("data").is_none_or(Value::is_null),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(engagement_count(&s, &server, "globex").await, before);
+    assert_eq!(engagement_count(&s, &server, "acme").await, acme_before);
+
+    // Its own account's events are written.
+    let (status, body, _) = call_with(
+        &s,
+        &token,
+        "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+        json!({ "e": { "accountId": "acme", "contactId": "acme-cto", "assetId": "pricing-sheet", "kind": "DOWNLOAD" } }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["recordEngagement"]["recorded"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    assert_eq!(engagement_count(&s, &server, "acme").await, acme_before + 1);
+
+    // A token for another account answers for that account, never from the first's cache.
+    let other = sign(
+        server.as_bytes(),
+        &id_of(&server),
+        json!({ "sub": "globex", "exp": now() + 600 }),
+    );
+    let (_, theirs, _) = call_with(&s, &other, RECOMMEND, json!({ "a": {} })).await;
+    assert_eq!(
+        theirs["data"]["recommendations"]["audience"]["industry"], "healthcare",
+        "{theirs}"
+    );
+
+    // Creating tokens: checked.
+    for (what, query, expected) in [
+        (
+            "an unknown account",
+            "mutation { createVisitorToken(accountId: \"nobody\") { token } }",
+            "NOT_FOUND",
+        ),
+        (
+            "another account's contact",
+            "mutation { createVisitorToken(accountId: \"acme\", contactId: \"globex-cfo\") { token } }",
+            "NOT_FOUND",
+        ),
+        (
+            "a token living longer than a day",
+            "mutation { createVisitorToken(accountId: \"acme\", ttlSeconds: 86401) { token } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "no life at all",
+            "mutation { createVisitorToken(accountId: \"acme\", ttlSeconds: 0) { token } }",
+            "BAD_USER_INPUT",
+        ),
+    ] {
+        let (_, body, _) = call_with(&s, &server, query, json!({})).await;
+        assert_eq!(code(&body), Some(expected), "{what}: {body}");
+    }
+
+    // Revoking the signing key ends its tokens within 5 s.
+    let access = &s.server.as_ref().unwrap().state().access;
+    access.revoke(&id_of(&server)).await.unwrap();
+    let (status, body, _) = call_with(&s, &token, RECOMMEND, json!({ "a": {} })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (401, Some("UNAUTHENTICATED")),
         "{body}"
     );
     s.stop().await;

@@ -184,7 +184,11 @@ async fn with_keys_the_pages_ask_for_one_and_then_work() {
     let mut s = TestServer::demo().await;
     let access = &s.server.as_ref().unwrap().state().access;
     let (_, editor) = access
-        .create_key("content team", stagefit::domain::Scope::Editor)
+        .create_key(
+            "content team",
+            stagefit::domain::Scope::Editor,
+            Default::default(),
+        )
         .await
         .unwrap();
     let seen = browse("keyed.mjs", &[&s.url, &editor]).await;

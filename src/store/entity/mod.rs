@@ -10,3 +10,4 @@ pub mod change_log;
 pub mod contact;
 pub mod engagement;
 pub mod industry;
+pub mod safelisted_operation;

@@ -1,0 +1,117 @@
+//! Safelisted operations: GraphQL documents an operator registered, known by the SHA-256
+//! of their exact text. With `serve --publishable-safelist`, web pages (publishable keys
+//! and visitor tokens) may run only these; anyone may run one by its hash
+//! (`extensions.persistedQuery.sha256Hash`) instead of sending its text.
+//!
+//! The list is read from the database and reused for [`KEY_CACHE`], so a document
+//! registered through another process is known here within that time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use super::KEY_CACHE;
+use crate::domain::Operation;
+use crate::error::{AppError, AppResult};
+use crate::store::Store;
+
+/// Hex SHA-256 of a document's exact text.
+pub fn document_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Hash -> document text.
+type Documents = Arc<HashMap<String, Arc<str>>>;
+
+pub struct Safelist {
+    store: Store,
+    /// The documents, and when they were read.
+    loaded: Mutex<Option<(Instant, Documents)>>,
+}
+
+impl Safelist {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// Registers a document (its whole text: one operation or several, picked by
+    /// `operationName`). It must parse as an executable GraphQL document. Whether it was
+    /// new, and its entry.
+    pub async fn add(&self, document: &str, name: &str) -> AppResult<(bool, Operation)> {
+        let parsed = async_graphql::parser::parse_query(document)
+            .map_err(|e| AppError::bad_input(format!("not a GraphQL document: {e}")))?;
+        if parsed.operations.iter().next().is_none() {
+            return Err(AppError::bad_input("the document holds no operation"));
+        }
+        let operation = Operation {
+            hash: document_hash(document),
+            name: name.to_owned(),
+            document: document.to_owned(),
+            created_at: Utc::now(),
+        };
+        let new = self.store.insert_operation(&operation).await?;
+        self.forget();
+        Ok((new, operation))
+    }
+
+    pub async fn list(&self) -> AppResult<Vec<Operation>> {
+        self.store.operations().await
+    }
+
+    /// Removes a document by its hash; `NOT_FOUND` when it is not listed.
+    pub async fn remove(&self, hash: &str) -> AppResult<()> {
+        if !self.store.delete_operation(hash.trim()).await? {
+            return Err(AppError::NotFound(format!(
+                "no safelisted operation with hash {hash:?}"
+            )));
+        }
+        self.forget();
+        Ok(())
+    }
+
+    fn forget(&self) {
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    async fn documents(&self) -> AppResult<Documents> {
+        if let Some((at, documents)) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && at.elapsed() < KEY_CACHE
+        {
+            return Ok(documents.clone());
+        }
+        let documents: Documents = Arc::new(
+            self.store
+                .operations()
+                .await?
+                .into_iter()
+                .map(|o| (o.hash, Arc::from(o.document)))
+                .collect(),
+        );
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), documents.clone()));
+        Ok(documents)
+    }
+
+    /// The registered document with this hash.
+    pub async fn document(&self, hash: &str) -> AppResult<Option<Arc<str>>> {
+        Ok(self.documents().await?.get(hash).cloned())
+    }
+
+    /// Whether this exact text is registered.
+    pub async fn contains(&self, text: &str) -> AppResult<bool> {
+        Ok(self.documents().await?.contains_key(&document_hash(text)))
+    }
+}
