@@ -1167,3 +1167,247 @@ async fn a_visitor_token_gets_its_own_accounts_recommendations_and_nothing_else(
     );
     s.stop().await;
 }
+
+/// Posts a raw JSON body with `credential`: the status and the body.
+async fn post_json(s: &TestServer, credential: &str, body: Value) -> (u16, Value) {
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(credential)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn with_a_safelist_web_pages_run_registered_operations_only() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let document = "query Picks($stage: StageName!) {\n  recommendations(audience: { stage: $stage }, first: 3) { items { asset { id } } }\n}\n";
+    std::fs::write(tmp.path().join("picks.graphql"), document).unwrap();
+    std::fs::write(tmp.path().join("broken.graphql"), "query {").unwrap();
+    let hash: String = sha2::Sha256::digest(document.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = tmp.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        let picks = dir.join("picks.graphql");
+        let broken = dir.join("broken.graphql");
+        let refused = stagefit(
+            &dir,
+            &[
+                "operations",
+                "add",
+                picks.to_str().unwrap(),
+                broken.to_str().unwrap(),
+            ],
+        );
+        (
+            refused,
+            stagefit(&dir, &["operations", "add", picks.to_str().unwrap()]),
+        )
+    })
+    .await
+    .unwrap();
+    let (refused, added) = out;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("broken.graphql: not a GraphQL document"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert_eq!(text(&added.stdout).trim(), format!("{hash} picks.graphql"));
+
+    let mut s =
+        TestServer::start_in_with(tmp.path(), true, |c| c.publishable_safelist = true).await;
+    let site = key(&s, Scope::Publishable, "site").await;
+    let server = key(&s, Scope::Server, "crm").await;
+    let variables = json!({ "stage": "DECISION" });
+    // The registered text, or its hash alone.
+    let (status, by_text) = post_json(
+        &s,
+        &site,
+        json!({ "query": document, "variables": variables }),
+    )
+    .await;
+    assert_eq!(status, 200, "{by_text}");
+    assert_eq!(
+        by_text["data"]["recommendations"]["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{by_text}"
+    );
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let (status, by_hash) = post_json(
+        &s,
+        &site,
+        json!({ "extensions": persisted, "variables": variables }),
+    )
+    .await;
+    assert_eq!((status, &by_hash["data"]), (200, &by_text["data"]));
+    // Over GET too.
+    let response = s
+        .client()
+        .get(format!("{}/graphql", s.url))
+        .bearer_auth(&site)
+        .query(&[
+            ("extensions", persisted.to_string()),
+            ("variables", variables.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let by_get: Value = response.json().await.unwrap();
+    assert_eq!(by_get["data"], by_text["data"]);
+
+    // Anything else is refused for a publishable key and a visitor token, not for a server
+    // key.
+    let token = sign(
+        server.as_bytes(),
+        &id_of(&server),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    let other = "{ search(query: \"reconciliation\") { totalCount } }";
+    for credential in [&site, &token] {
+        for query in [other, &document.replace("first: 3", "first:  3")] {
+            let (status, body) = post_json(&s, credential, json!({ "query": query })).await;
+            assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+        }
+    }
+    let (status, _) = post_json(&s, &server, json!({ "query": other })).await;
+    assert_eq!(status, 200);
+    // A hash nobody registered, and a hash that is not the text's.
+    let (status, body) = post_json(
+        &s,
+        &site,
+        json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "00".repeat(32) } } }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    let (status, body) = post_json(
+        &s,
+        &site,
+        json!({ "query": other, "extensions": persisted }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+
+    // Listed, then removed: gone within 5 s.
+    let dir = tmp.path().to_owned();
+    let removed_hash = hash.clone();
+    let (list, remove) = tokio::task::spawn_blocking(move || {
+        (
+            stagefit(&dir, &["operations", "list"]),
+            stagefit(&dir, &["operations", "remove", &removed_hash]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(text(&list.stdout).contains(&hash), "{}", text(&list.stdout));
+    assert!(remove.status.success(), "{}", text(&remove.stderr));
+    let removed = std::time::Instant::now();
+    loop {
+        let (status, _) = post_json(&s, &site, json!({ "extensions": persisted })).await;
+        if status == 400 {
+            break;
+        }
+        assert!(removed.elapsed() < std::time::Duration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_may_have_rates_of_its_own() {
+    let mut s = TestServer::demo_with(|c| {
+        c.rate_limits = stagefit::config::RateLimitConfig {
+            per_key_per_second: 1_000,
+            per_client_per_second: 1,
+            per_client_burst: 3,
+        }
+    })
+    .await;
+    let admin = key(&s, Scope::Admin, "ops").await;
+    let (_, body) = call(
+        &s,
+        Some(&admin),
+        r#"mutation { createApiKey(name: "busy site", scope: PUBLISHABLE, clientRatePerSecond: 50) { key apiKey { clientRatePerSecond ratePerSecond } } }"#,
+    )
+    .await;
+    assert_eq!(
+        body["data"]["createApiKey"]["apiKey"],
+        json!({ "clientRatePerSecond": 50, "ratePerSecond": null }),
+        "{body}"
+    );
+    let generous = body["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain = key(&s, Scope::Publishable, "plain site").await;
+    let server = key(&s, Scope::Server, "crm").await;
+    let statuses = |credential: String, n: usize| {
+        let s = &s;
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(call(s, Some(&credential), "{ __typename }").await.0);
+            }
+            out
+        }
+    };
+    // The default: a burst of 3 per client address.
+    assert!(statuses(plain.clone(), 8).await.contains(&429));
+    // Its own rate: a burst of twice 50.
+    assert!(
+        statuses(generous.clone(), 30)
+            .await
+            .iter()
+            .all(|s| *s == 200)
+    );
+    // Visitor tokens spend from their server key's per-client bucket.
+    let token = sign(
+        server.as_bytes(),
+        &id_of(&server),
+        json!({ "sub": "acme", "exp": now() + 600 }),
+    );
+    assert!(statuses(token, 8).await.contains(&429));
+    // A per-key rate, set afterwards by id, applies to all its callers.
+    let (_, body) = call(
+        &s,
+        Some(&admin),
+        &format!(
+            r#"mutation {{ setApiKeyLimits(id: "{}", ratePerSecond: 1) {{ ratePerSecond }} }}"#,
+            id_of(&server)
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["setApiKeyLimits"]["ratePerSecond"], 1,
+        "{body}"
+    );
+    assert!(statuses(server.clone(), 4).await.contains(&429));
+    // Bad rates are refused with a code.
+    let (_, body) = call(
+        &s,
+        Some(&admin),
+        r#"mutation { setApiKeyLimits(id: "k_000000000000", ratePerSecond: -1) { id } }"#,
+    )
+    .await;
+    assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{body}");
+    s.stop().await;
+}

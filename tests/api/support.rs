@@ -44,6 +44,13 @@ impl TestServer {
         Self::start(Config::in_dir(dir), demo).await
     }
 
+    /// A server on `dir`'s storage with settings of its own.
+    pub async fn start_in_with(dir: &Path, demo: bool, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::in_dir(dir);
+        adjust(&mut config);
+        Self::start(config, demo).await
+    }
+
     async fn start(mut config: Config, demo: bool) -> Self {
         config.addr = "127.0.0.1:0".parse().expect("addr");
         let server = Server::start(&config, demo).await.expect("server starts");
