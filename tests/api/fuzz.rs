@@ -40,6 +40,9 @@ const ACCOUNT_FIELDS: &[&str] = &[
 /// Names stored with the test's account and contact, never sent by the fuzzer.
 const SECRETS: &[&str] = &["Quietly Secret Holdings", "Ursula Undisclosed"];
 
+/// A status and body, or why there was none.
+type Answer = Result<(u16, Vec<u8>), String>;
+
 static FUZZING: AtomicBool = AtomicBool::new(false);
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
@@ -486,32 +489,31 @@ async fn ten_thousand_generated_requests_with_a_publishable_key() {
     let client = s.client().clone();
     let url = format!("{}/graphql", s.url);
     FUZZING.store(true, Ordering::SeqCst);
-    let answers: Vec<(usize, Result<(u16, Vec<u8>), String>)> =
-        futures::stream::iter(bodies.iter().enumerate())
-            .map(|(i, body)| {
-                let request = client
-                    .post(&url)
-                    .bearer_auth(&site)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send();
-                async move {
-                    let answer = match request.await {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            match response.bytes().await {
-                                Ok(bytes) => Ok((status, bytes.to_vec())),
-                                Err(e) => Err(e.to_string()),
-                            }
+    let answers: Vec<(usize, Answer)> = futures::stream::iter(bodies.iter().enumerate())
+        .map(|(i, body)| {
+            let request = client
+                .post(&url)
+                .bearer_auth(&site)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send();
+            async move {
+                let answer = match request.await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        match response.bytes().await {
+                            Ok(bytes) => Ok((status, bytes.to_vec())),
+                            Err(e) => Err(e.to_string()),
                         }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    (i, answer)
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, answer)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
     FUZZING.store(false, Ordering::SeqCst);
 
     let mut statuses: HashMap<u16, usize> = HashMap::new();
