@@ -203,3 +203,132 @@ async fn with_keys_the_pages_ask_for_one_and_then_work() {
     assert_eq!(seen["prompts"].as_array().unwrap().len(), 2, "{seen}");
     s.stop().await;
 }
+
+/// A customer's page: asks `api` for its visitor's recommendations with the visitor token in
+/// its address, and lists them (or says it could not).
+const CUSTOMER_PAGE: &str = r##"<!doctype html>
+<html><head><meta charset="utf-8"><title>Customer site</title></head>
+<body data-state="loading"><p id="role"></p><ul id="recs"></ul>
+<script>
+const params = new URLSearchParams(location.search);
+fetch(params.get("api") + "/graphql", {
+  method: "POST",
+  headers: {
+    "authorization": "Bearer " + params.get("token"),
+    "content-type": "application/json",
+  },
+  body: JSON.stringify({
+    query: "{ recommendations(audience: {}, first: 5) { items { asset { id title } } audience { role } } }",
+  }),
+})
+  .then((r) => r.json())
+  .then((answer) => {
+    const list = answer.data.recommendations;
+    document.querySelector("#role").textContent = list.audience.role;
+    for (const item of list.items) {
+      const li = document.createElement("li");
+      li.dataset.id = item.asset.id;
+      li.textContent = item.asset.title;
+      document.querySelector("#recs").append(li);
+    }
+    document.body.dataset.state = "shown";
+  })
+  .catch(() => { document.body.dataset.state = "blocked"; });
+</script></body></html>"##;
+
+/// Serves [`CUSTOMER_PAGE`] on a port of its own: another origin than the API's.
+async fn customer_site() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html(CUSTOMER_PAGE) }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (origin, task)
+}
+
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_shows_its_visitors_recommendations_and_another_is_blocked() {
+    let (allowed, allowed_site) = customer_site().await;
+    let (other, other_site) = customer_site().await;
+    let listed = allowed.clone();
+    let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    let (_, server) = access
+        .create_key(
+            "site backend",
+            stagefit::domain::Scope::Server,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let post = |query: String| {
+        s.client()
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(&server)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let setup: Value = post(
+        r#"mutation {
+            a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
+            c: upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id }
+        }"#
+        .to_owned(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(setup.get("errors").is_none(), "{setup}");
+    let minted: Value = post(
+        r#"mutation { createVisitorToken(accountId: "acme", contactId: "acme-cfo", ttlSeconds: 300) { token } }"#
+            .to_owned(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = minted["data"]["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // What the API ranks for that visitor, asked by the backend.
+    let expected: Value = post(
+        r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 5) { items { asset { id } } } }"#
+            .to_owned(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let expected = ids(
+        &expected["data"]["recommendations"]["items"],
+        &["asset", "id"],
+    );
+    assert_eq!(expected.len(), 5);
+
+    let page = |origin: &str| format!("{origin}/?api={}&token={token}", s.url);
+    let seen = browse("visitor.mjs", &[&page(&allowed), &page(&other)]).await;
+    assert_eq!(seen["errors"], json!([]), "script errors on the pages");
+    assert_eq!(seen["allowed"]["state"], "shown", "{seen}");
+    assert_eq!(seen["allowed"]["role"], "FINANCE", "{seen}");
+    let shown: Vec<String> = seen["allowed"]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, expected);
+    assert_eq!(seen["blocked"]["state"], "blocked", "{seen}");
+    assert_eq!(seen["blocked"]["ids"], json!([]));
+    allowed_site.abort();
+    other_site.abort();
+    s.stop().await;
+}
