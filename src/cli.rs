@@ -166,6 +166,17 @@ pub struct ServeArgs {
     /// `stagefit operations add`
     #[arg(long, env = "STAGEFIT_PUBLISHABLE_SAFELIST")]
     publishable_safelist: bool,
+    /// A reverse proxy (address or network, repeat or comma-separate) whose
+    /// X-Forwarded-For names the client, for rate limits and the audit trail
+    #[arg(
+        long = "trusted-proxy",
+        env = "STAGEFIT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// Days the audit trail keeps events (0: forever)
+    #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_AUDIT_RETENTION_DAYS)]
+    audit_retention_days: u32,
 }
 
 /// `stagefit keys ...`
@@ -339,6 +350,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         burst_per_client,
         request_timeout_secs,
         publishable_safelist,
+        trusted_proxies,
+        audit_retention_days,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -365,6 +378,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     };
     config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
     config.publishable_safelist = publishable_safelist;
+    config.trusted_proxies = trusted_proxies;
+    config.audit_retention_days = audit_retention_days;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

@@ -61,6 +61,9 @@ pub fn parse_weights(raw: &str) -> Result<Weights, String> {
     Weights::default().with(&o)
 }
 
+/// How long the audit trail keeps events unless told otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+
 /// Token buckets per credential (see `http::limits`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimitConfig {
@@ -126,6 +129,10 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Days the audit trail keeps events (0: forever).
+    pub audit_retention_days: u32,
     /// Publishable keys and visitor tokens run only safelisted operations.
     pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
@@ -159,6 +166,8 @@ impl Config {
             cors_origins: Vec::new(),
             rate_limits: RateLimitConfig::default(),
             publishable_safelist: false,
+            trusted_proxies: Vec::new(),
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),

@@ -38,6 +38,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Origins browsers may call `/graphql` from (validated at start).
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     pub schema: AppSchema,
@@ -78,7 +80,7 @@ impl Instance {
             .await
             .context("cannot load popularity")?;
         let access = Arc::new(Access::new(store.clone()));
-        let (audit, audit_task) = AuditTrail::start(store.clone());
+        let (audit, audit_task) = AuditTrail::start(store.clone(), config.audit_retention_days);
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
         Ok(Self {
             state: AppState {
@@ -90,6 +92,7 @@ impl Instance {
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 request_timeout: config.request_timeout,
                 cors_origins: Arc::new(cors_origins),
+                trusted_proxies: Arc::new(trusted_proxies(&config.trusted_proxies)?),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),
             },
@@ -112,6 +115,23 @@ impl Instance {
         self.follower.stop().await;
         self.store.close().await;
     }
+}
+
+/// Addresses (`10.0.0.7`) or networks (`10.0.0.0/8`) of the proxies in front.
+fn trusted_proxies(proxies: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    proxies
+        .iter()
+        .map(|raw| {
+            let raw = raw.trim();
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--trusted-proxy {raw:?}: give an address (10.0.0.7) or a network (10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Origins as browsers send them: `https://host[:port]`, no path, no wildcard.

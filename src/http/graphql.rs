@@ -348,7 +348,7 @@ async fn admit(
     client: Client,
 ) -> Result<Credential, Response> {
     let credential = authenticate(state, headers, media).await?;
-    let address = client.map(|c| c.0.0.ip());
+    let address = super::client_address(state, headers, client.map(|c| c.0.0.ip()));
     if let Some(wait) = state.limits.check(&credential, address) {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut response = error_response(

@@ -69,6 +69,40 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
     )
 }
 
+/// The client's address: the connection's peer, or, when the peer is a trusted proxy
+/// (`--trusted-proxy`), the last address of `X-Forwarded-For` that is not one of the
+/// trusted proxies (earlier entries are whatever the client chose to send).
+pub(crate) fn client_address(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let trusted = |ip: &std::net::IpAddr| state.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return Some(client);
+        };
+        for hop in text.split(',').rev() {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        return Some(client);
+                    }
+                }
+                // An entry that is not an address ends what can be believed.
+                Err(_) => return Some(client),
+            }
+        }
+    }
+    Some(client)
+}
+
 /// Records a mutation or a refused request in the audit trail: who (key id, address),
 /// what (operation), and how it ended.
 fn audit(state: &AppState, path: &str, client: Option<std::net::IpAddr>, response: &Response) {
@@ -126,10 +160,11 @@ async fn log_request(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let request_id = request_id(request.headers()).to_owned();
-    let client = request
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let client = client_address(&state, request.headers(), peer);
     let response = next.run(request).await;
     audit(&state, &path, client, &response);
     if tracing::enabled!(tracing::Level::INFO) {

@@ -471,20 +471,40 @@ pub struct AuditTrail {
     sender: tokio::sync::mpsc::Sender<AuditEvent>,
 }
 
+/// How often events past the retention are deleted.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 impl AuditTrail {
-    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer; it also deletes events older than `retention_days` (0: keeps
+    /// them all) at start and every hour.
+    pub fn start(store: Store, retention_days: u32) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<AuditEvent>(AUDIT_QUEUE);
         let task = tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < 500 {
-                    match receiver.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
+            let mut prune = tokio::time::interval(AUDIT_PRUNE_EVERY);
+            prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    first = receiver.recv() => {
+                        let Some(first) = first else { break };
+                        let mut batch = vec![first];
+                        while batch.len() < 500 {
+                            match receiver.try_recv() {
+                                Ok(event) => batch.push(event),
+                                Err(_) => break,
+                            }
+                        }
+                        if let Err(err) = store.insert_audit_events(&batch).await {
+                            tracing::error!(events = batch.len(), error = %format!("{:#}", err.unmasked()), "cannot write the audit trail");
+                        }
                     }
-                }
-                if let Err(err) = store.insert_audit_events(&batch).await {
-                    tracing::error!(events = batch.len(), error = %format!("{:#}", err.unmasked()), "cannot write the audit trail");
+                    _ = prune.tick(), if retention_days > 0 => {
+                        let before = (Utc::now() - chrono::Duration::days(i64::from(retention_days))).timestamp();
+                        match store.prune_audit_events(before).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(events = n, retention_days, "audit trail pruned"),
+                            Err(err) => tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune the audit trail"),
+                        }
+                    }
                 }
             }
         });

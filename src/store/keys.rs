@@ -181,6 +181,18 @@ impl Store {
         txn.commit().await
     }
 
+    /// Deletes audit events older than `before` (Unix seconds); how many.
+    pub async fn prune_audit_events(&self, before: i64) -> AppResult<u64> {
+        let txn = self.begin_txn().await?;
+        let deleted = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::At.lt(before))
+            .exec(txn.conn())
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+
     /// A page of the audit trail, newest first, before row `before` (all when `None`).
     pub async fn audit_events(
         &self,

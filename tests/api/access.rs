@@ -1411,3 +1411,114 @@ async fn a_key_may_have_rates_of_its_own() {
     assert_eq!(code(&body), Some("BAD_USER_INPUT"), "{body}");
     s.stop().await;
 }
+
+/// Posts `{ __typename }` with `key`, as forwarded by a proxy for `forwarded_for`.
+async fn forwarded(s: &TestServer, key: &str, forwarded_for: &str) -> u16 {
+    s.client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(key)
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_visitor_has_a_bucket_of_their_own() {
+    let limits = stagefit::config::RateLimitConfig {
+        per_key_per_second: 1_000,
+        per_client_per_second: 1,
+        per_client_burst: 3,
+    };
+    let proxied = limits.clone();
+    let mut s = TestServer::demo_with(move |c| {
+        c.rate_limits = proxied;
+        c.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await;
+    let site = key(&s, Scope::Publishable, "site").await;
+    let admin = key(&s, Scope::Admin, "ops").await;
+    let mut first = Vec::new();
+    for _ in 0..6 {
+        // A client may send its own X-Forwarded-For; the proxy appends the real address.
+        first.push(forwarded(&s, &site, "198.51.100.9, 203.0.113.5").await);
+    }
+    assert!(first.contains(&429), "{first:?}");
+    assert_eq!(forwarded(&s, &site, "198.51.100.9, 203.0.113.6").await, 200);
+    let mut entry = None;
+    for _ in 0..40 {
+        let (_, body) = call(
+            &s,
+            Some(&admin),
+            "{ auditLog(first: 5) { clientAddress outcome } }",
+        )
+        .await;
+        entry = body["data"]["auditLog"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["outcome"] == "RATE_LIMITED").cloned());
+        if entry.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(entry.unwrap()["clientAddress"], "203.0.113.5");
+    s.stop().await;
+
+    // Without a trusted proxy the header is the client's say-so, and ignored.
+    let mut s = TestServer::demo_with(move |c| c.rate_limits = limits).await;
+    let site = key(&s, Scope::Publishable, "site").await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(forwarded(&s, &site, &format!("203.0.113.{i}")).await);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    s.stop().await;
+}
+
+async fn audit_count(s: &TestServer, admin: &str) -> usize {
+    let (_, body) = call(s, Some(admin), "{ auditLog(first: 50) { outcome } }").await;
+    body["data"]["auditLog"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_audit_trail_forgets_events_past_its_retention() {
+    use sea_orm::ConnectionTrait;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::start_in(tmp.path(), true).await;
+    let admin = key(&s, Scope::Admin, "ops").await;
+    for _ in 0..3 {
+        call(&s, Some("sf_adm_nope"), "{ __typename }").await;
+    }
+    for _ in 0..40 {
+        if audit_count(&s, &admin).await >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(audit_count(&s, &admin).await, 3);
+    let url = stagefit::config::Config::in_dir(tmp.path()).database_url;
+    s.stop().await;
+    // Two of them 100 days old.
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    db.execute_unprepared(
+        "UPDATE audit_event SET at = at - 100 * 86400 WHERE id IN (SELECT id FROM audit_event ORDER BY id LIMIT 2)",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let mut s = TestServer::start_in_with(tmp.path(), false, |c| c.audit_retention_days = 90).await;
+    let mut left = 0;
+    for _ in 0..40 {
+        left = audit_count(&s, &admin).await;
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 1, "the two old events are gone, the recent one kept");
+    s.stop().await;
+}
