@@ -36,9 +36,18 @@ pub enum Rule {
     /// Engagement events: a server key for any account, a visitor token for events of its
     /// own account (and contact) only.
     OwnEvents,
+    /// Publishable for published and retired assets; a `filter.statuses` naming drafts
+    /// (unreleased content) needs an editor key.
+    LibraryRead,
 }
 
-use Rule::{AtLeast, AudienceNamesAccount, OwnEvents};
+use Rule::{AtLeast, AudienceNamesAccount, LibraryRead, OwnEvents};
+
+/// Whether `scope` sees draft assets: unreleased content is the content team's. `asset(id)`
+/// answers null for a draft below this, as if there were none.
+pub fn sees_drafts(scope: Scope) -> bool {
+    scope >= Editor
+}
 
 /// Who is asking, as the rules see it.
 #[derive(Clone, Copy, Debug)]
@@ -55,8 +64,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.__schema", AtLeast(Editor)),
     ("Query.__type", AtLeast(Editor)),
     ("Query.asset", AtLeast(Publishable)),
-    ("Query.assets", AtLeast(Publishable)),
-    ("Query.search", AtLeast(Publishable)),
+    ("Query.assets", LibraryRead),
+    ("Query.search", LibraryRead),
     ("Query.taxonomy", AtLeast(Publishable)),
     ("Query.recommendations", AudienceNamesAccount),
     ("Query.nextContent", AudienceNamesAccount),
@@ -171,6 +180,12 @@ pub fn check(
                     return Err(refused(needed, ""));
                 }
             }
+            LibraryRead => {
+                let filter = argument(&field.node, "filter");
+                if !sees_drafts(who.scope) && names_drafts(&filter) {
+                    return Err(refused(Editor, " for draft assets"));
+                }
+            }
             AudienceNamesAccount => {
                 let audience = argument(&field.node, "audience");
                 if who.scope < Server && !names_only(&audience, who.visitor) {
@@ -209,6 +224,24 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// Whether an asset filter's `statuses` names drafts (as an enum literal, or a string from
+/// variables).
+fn names_drafts(filter: &ConstValue) -> bool {
+    let ConstValue::Object(fields) = filter else {
+        return false;
+    };
+    let is_draft = |v: &ConstValue| match v {
+        ConstValue::Enum(name) => name.as_str() == "DRAFT",
+        ConstValue::String(s) => s == "DRAFT",
+        _ => false,
+    };
+    match fields.get("statuses") {
+        Some(ConstValue::List(items)) => items.iter().any(is_draft),
+        Some(other) => is_draft(other),
+        None => false,
+    }
 }
 
 /// The string an object names under `key`, or `Some(None)` when it names something that
@@ -367,6 +400,25 @@ mod tests {
             "mutation { eraseAccount(id: \"a\") { accountId } }",
             serde_json::json!({}),
             Admin
+        ));
+    }
+
+    #[test]
+    fn drafts_are_the_content_teams() {
+        let drafts =
+            "{ search(query: \"x\", filter: { statuses: [PUBLISHED, DRAFT] }) { totalCount } }";
+        assert!(!allowed(drafts, serde_json::json!({}), Server));
+        assert!(allowed(drafts, serde_json::json!({}), Editor));
+        let retired = "query($f: AssetFilter) { assets(filter: $f) { totalCount } }";
+        assert!(allowed(
+            retired,
+            serde_json::json!({ "f": { "statuses": ["RETIRED"] } }),
+            Publishable
+        ));
+        assert!(!allowed(
+            retired,
+            serde_json::json!({ "f": { "statuses": "DRAFT" } }),
+            Publishable
         ));
     }
 

@@ -220,11 +220,20 @@ fn hits(page: SearchPage) -> Vec<SearchHit> {
 
 #[Object]
 impl LibraryQuery {
-    /// One asset by id, whatever its status; null when there is none.
+    /// One asset by id, published, retired or (for editor keys and above) draft; null when
+    /// there is none.
     // Read from the database, which may be ahead of the index: never cached.
     #[graphql(cache_control(no_cache))]
     async fn asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AssetObject>> {
-        Ok(library(ctx)?.asset(&id).await?.map(AssetObject))
+        // Drafts are unreleased: below an editor key, as if there were none.
+        let sees_drafts = ctx
+            .data_opt::<crate::services::Credential>()
+            .is_none_or(|c| super::sees_drafts(c.scope()));
+        Ok(library(ctx)?
+            .asset(&id)
+            .await?
+            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
+            .map(AssetObject))
     }
 
     /// The library in id order, filtered; published only unless `filter.statuses` says
@@ -270,7 +279,7 @@ impl LibraryQuery {
     /// Full-text search over titles, summaries and bodies in English (stemmed), Chinese
     /// (segmented into words) and other languages. An empty query lists the filtered
     /// library, newest first. Drafts and retired assets appear only when
-    /// `filter.statuses` names them.
+    /// `filter.statuses` names them (drafts for editor keys and above).
     #[graphql(
         cache_control(max_age = 60),
         complexity = "super::cost::page(first, 20, child_complexity)"

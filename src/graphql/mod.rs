@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::services::{Access, Library};
 
-pub use access::{RULES, Rule, Who, check as check_access};
+pub use access::{RULES, Rule, Who, check as check_access, sees_drafts};
 pub use label::operation_label;
 pub use types::{AssetFilterInput, AssetObject};
 

@@ -170,6 +170,12 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         false,
     ),
     (
+        "search for drafts",
+        r#"{ search(query: "", filter: { statuses: [DRAFT] }) { totalCount } }"#,
+        Some(Scope::Editor),
+        false,
+    ),
+    (
         "recommendations for another account",
         r#"{ recommendations(audience: { accountId: "globex" }, first: 1) { items { score } } }"#,
         Some(Scope::Server),
@@ -1520,5 +1526,23 @@ async fn the_audit_trail_forgets_events_past_its_retention() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(left, 1, "the two old events are gone, the recent one kept");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn drafts_are_shown_to_the_content_team_only() {
+    let mut s = TestServer::demo().await;
+    let site = key(&s, Scope::Publishable, "site").await;
+    let server = key(&s, Scope::Server, "crm").await;
+    let editor = key(&s, Scope::Editor, "content").await;
+    let query = r#"{ draft: asset(id: "draft-pricing-2027") { id status } published: asset(id: "pricing-sheet") { id } }"#;
+    for credential in [&site, &server] {
+        let (status, body) = call(&s, Some(credential), query).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["draft"], Value::Null, "{body}");
+        assert_eq!(body["data"]["published"]["id"], "pricing-sheet");
+    }
+    let (_, body) = call(&s, Some(&editor), query).await;
+    assert_eq!(body["data"]["draft"]["status"], "DRAFT", "{body}");
     s.stop().await;
 }
