@@ -409,6 +409,22 @@ impl RecommendQuery {
     ) -> ApiResult<RecommendationListObject> {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
+        // A draft is unreleased: below an editor key it is not there to read after.
+        let sees_drafts = ctx
+            .data_opt::<crate::services::Credential>()
+            .is_none_or(|c| super::sees_drafts(c.scope()));
+        if !sees_drafts
+            && library
+                .asset(&after_asset_id)
+                .await?
+                .is_some_and(|a| a.status == crate::domain::AssetStatus::Draft)
+        {
+            return Err(AppError::NotFound(format!(
+                "no asset with id {:?}",
+                after_asset_id.as_str()
+            ))
+            .into());
+        }
         let mut audience = audience.unwrap_or_default();
         audience.for_visitor(ctx);
         if audience.account_id.is_some() || audience.contact_id.is_some() {

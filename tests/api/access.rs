@@ -1544,5 +1544,72 @@ async fn drafts_are_shown_to_the_content_team_only() {
     }
     let (_, body) = call(&s, Some(&editor), query).await;
     assert_eq!(body["data"]["draft"]["status"], "DRAFT", "{body}");
+    // Nor is there a draft to read after: the same answer as for no asset at all.
+    let after =
+        |id: &str| format!(r#"{{ nextContent(afterAssetId: "{id}") {{ items {{ score }} }} }}"#);
+    let (_, none) = call(&s, Some(&site), &after("no-such-asset")).await;
+    let (_, draft) = call(&s, Some(&site), &after("draft-pricing-2027")).await;
+    assert_eq!(code(&draft), Some("NOT_FOUND"), "{draft}");
+    assert_eq!(
+        draft["errors"][0]["message"]
+            .as_str()
+            .map(|m| m.replace("draft-pricing-2027", "X")),
+        none["errors"][0]["message"]
+            .as_str()
+            .map(|m| m.replace("no-such-asset", "X"))
+    );
+    let (_, body) = call(&s, Some(&editor), &after("draft-pricing-2027")).await;
+    assert!(body.get("errors").is_none(), "{body}");
     s.stop().await;
+}
+
+#[tokio::test]
+async fn keys_get_rates_of_their_own_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let (created, listed, limited, relisted, refused) = tokio::task::spawn_blocking(move || {
+        let created = stagefit(
+            &dir,
+            &[
+                "keys",
+                "create",
+                "--scope",
+                "publishable",
+                "--name",
+                "website",
+                "--client-rate-per-second",
+                "7",
+            ],
+        );
+        let key = text(&created.stdout).trim().to_owned();
+        let listed = stagefit(&dir, &["keys", "list"]);
+        let limited = stagefit(&dir, &["keys", "limit", &key, "--rate-per-second", "9"]);
+        let relisted = stagefit(&dir, &["keys", "list"]);
+        let refused = stagefit(&dir, &["keys", "limit", &key, "--rate-per-second", "0"]);
+        (created, listed, limited, relisted, refused)
+    })
+    .await
+    .unwrap();
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let row = |out: &std::process::Output| {
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.ends_with("website"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row(&listed).contains(" -/7 "), "{}", text(&listed.stdout));
+    assert!(limited.status.success(), "{}", text(&limited.stderr));
+    // A rate left out returns to the default.
+    assert!(
+        row(&relisted).contains(" 9/- "),
+        "{}",
+        text(&relisted.stdout)
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("ratePerSecond: a rate is 1 to 1000000"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
