@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests drive besides cargo (the graphql-http audit,
 # an npm package pinned in tests/audit/package-lock.json; Debian's Chromium and
-# playwright-core, pinned in tests/browser/package-lock.json, for the coverage page), then
-# runs every Rust test.
+# playwright-core, pinned in tests/browser/package-lock.json, for the browser tests;
+# Debian's PostgreSQL), then runs every Rust test on SQLite, and the integration suite
+# (tests/api) once more on a throwaway PostgreSQL cluster it starts and stops.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,9 @@ fi
 (cd tests/audit && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --all-targets "$@"
+
+source scripts/postgres.sh
+trap pg_stop EXIT
+pg_start
+echo "the integration suite on PostgreSQL ($STAGEFIT_TEST_DATABASE_URL)"
+cargo test --test api "$@"

@@ -485,7 +485,7 @@ async fn a_key_revoked_from_the_command_line_stops_working_within_five_seconds()
 #[tokio::test]
 async fn with_no_key_the_server_serves_only_on_loopback() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = stagefit::config::Config::in_dir(tmp.path());
+    let mut config = crate::support::config_in(tmp.path());
     config.addr = "0.0.0.0:0".parse().unwrap();
     let refused = stagefit::state::Server::start(&config, false).await;
     let message = format!("{:#}", refused.err().expect("refused"));
@@ -1505,7 +1505,7 @@ async fn the_audit_trail_forgets_events_past_its_retention() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(audit_count(&s, &admin).await, 3);
-    let url = stagefit::config::Config::in_dir(tmp.path()).database_url;
+    let url = crate::support::config_in(tmp.path()).database_url;
     s.stop().await;
     // Two of them 100 days old.
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();

@@ -879,10 +879,9 @@ async fn accounts_contacts_and_events_import_from_files_all_or_nothing() {
 
 #[tokio::test]
 async fn an_answered_event_survives_kill_9() {
-    use stagefit::config::Config;
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::in_dir(dir.path());
+    let config = crate::support::config_in(dir.path());
     let mut child = crate::support::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
             .args(["serve", "--demo", "--addr", "127.0.0.1:0"])

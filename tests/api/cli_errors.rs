@@ -97,7 +97,7 @@ async fn an_internal_failure_prints_its_chain_of_causes() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A hand-edited database: the stored status no longer parses.
-    let url = stagefit::config::Config::in_dir(dir.path()).database_url;
+    let url = crate::support::config_in(dir.path()).database_url;
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
     db.execute_unprepared("UPDATE asset SET status = 'bogus' WHERE id = 'a'")
         .await
@@ -262,7 +262,7 @@ fn an_excel_export_has_a_byte_order_mark_and_crlf_and_reimports_unchanged() {
 async fn the_server_logs_one_line_per_request_by_default() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = stagefit::config::Config::in_dir(dir.path());
+    let config = crate::support::config_in(dir.path());
     let mut child = crate::support::KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
             .args(["serve", "--demo", "--addr", "127.0.0.1:0"])

@@ -7,6 +7,64 @@ use serde_json::{Value, json};
 use stagefit::config::Config;
 use stagefit::state::Server;
 
+/// Set to a PostgreSQL URL (of a throwaway cluster: scripts/test.sh starts one), the suite
+/// runs on PostgreSQL: each test directory gets a database of its own there.
+pub const POSTGRES_ENV: &str = "STAGEFIT_TEST_DATABASE_URL";
+
+/// The settings of a server or CLI on `dir`: the index below it, and the database below it
+/// (SQLite), or, when [`POSTGRES_ENV`] is set, a PostgreSQL database named after it.
+pub fn config_in(dir: &Path) -> Config {
+    let mut config = Config::in_dir(dir);
+    if let Ok(admin) = std::env::var(POSTGRES_ENV) {
+        config.database_url = postgres_database(&admin, dir);
+    }
+    config
+}
+
+/// The URL of the database for `dir` on the cluster of `admin`, created on first use.
+fn postgres_database(admin: &str, dir: &Path) -> String {
+    use std::collections::BTreeSet;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    static CREATED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let name = format!("t_{:016x}", hasher.finish());
+    let base = admin
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .expect("a URL ending in /DATABASE");
+    let url = format!("{base}/{name}");
+    let mut created = CREATED.lock().unwrap_or_else(|p| p.into_inner());
+    if created.insert(name.clone()) {
+        let admin = admin.to_owned();
+        // A runtime of its own on a thread of its own: callers are sync or async alike.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async {
+                    use sea_orm::ConnectionTrait;
+                    let db = sea_orm::Database::connect(admin.as_str())
+                        .await
+                        .expect("the test cluster answers");
+                    if let Err(err) = db
+                        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                        .await
+                        && !err.to_string().contains("already exists")
+                    {
+                        panic!("cannot create test database {name}: {err}");
+                    }
+                    let _ = db.close().await;
+                })
+        })
+        .join()
+        .expect("database created");
+    }
+    url
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub url: String,
@@ -23,7 +81,7 @@ impl TestServer {
     /// A fresh server on the demo library with settings changed by `adjust`.
     pub async fn demo_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::in_dir(tmp.path());
+        let mut config = config_in(tmp.path());
         adjust(&mut config);
         let mut s = Self::start(config, true).await;
         s._tmp = Some(tmp);
@@ -41,12 +99,12 @@ impl TestServer {
 
     /// A server on the database and index below `dir`, which outlive it.
     pub async fn start_in(dir: &Path, demo: bool) -> Self {
-        Self::start(Config::in_dir(dir), demo).await
+        Self::start(config_in(dir), demo).await
     }
 
     /// A server on `dir`'s storage with settings of its own.
     pub async fn start_in_with(dir: &Path, demo: bool, adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::in_dir(dir);
+        let mut config = config_in(dir);
         adjust(&mut config);
         Self::start(config, demo).await
     }
@@ -107,7 +165,7 @@ impl TestServer {
     /// The database URL of a server started on its own temporary directory.
     pub fn database_url(&self) -> String {
         let dir = self._tmp.as_ref().expect("a server with its own directory");
-        Config::in_dir(dir.path()).database_url
+        config_in(dir.path()).database_url
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -126,7 +184,7 @@ impl Drop for TestServer {
 
 /// Runs the real `stagefit` binary on the database and index below `dir`.
 pub fn stagefit(dir: &Path, args: &[&str]) -> Output {
-    let config = Config::in_dir(dir);
+    let config = config_in(dir);
     std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
         .args(args)
         .env("STAGEFIT_DATABASE_URL", &config.database_url)
