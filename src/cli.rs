@@ -174,6 +174,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// Also serve /metrics, without a key, on this address (for a Prometheus on a private
+    /// network)
+    #[arg(long, env = "STAGEFIT_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Days the audit trail keeps events (0: forever)
     #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_AUDIT_RETENTION_DAYS)]
     audit_retention_days: u32,
@@ -351,6 +355,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         request_timeout_secs,
         publishable_safelist,
         trusted_proxies,
+        metrics_addr,
         audit_retention_days,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
@@ -379,6 +384,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
     config.publishable_safelist = publishable_safelist;
     config.trusted_proxies = trusted_proxies;
+    config.metrics_addr = metrics_addr;
     config.audit_retention_days = audit_retention_days;
     let server = Server::start(&config, demo).await?;
     tracing::info!(

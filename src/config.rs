@@ -129,6 +129,8 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// A second address serving `/metrics` alone, without a key.
+    pub metrics_addr: Option<SocketAddr>,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
     /// Days the audit trail keeps events (0: forever).
@@ -167,6 +169,7 @@ impl Config {
             rate_limits: RateLimitConfig::default(),
             publishable_safelist: false,
             trusted_proxies: Vec::new(),
+            metrics_addr: None,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {

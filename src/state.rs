@@ -54,6 +54,7 @@ pub struct Instance {
     follower: IndexFollower,
     popularity: JoinHandle<()>,
     audit_task: JoinHandle<()>,
+    metrics_upkeep: JoinHandle<()>,
     _lock: IndexLock,
 }
 
@@ -100,6 +101,7 @@ impl Instance {
             follower,
             popularity,
             audit_task,
+            metrics_upkeep: crate::metrics::spawn_upkeep(),
             _lock: lock,
         })
     }
@@ -112,6 +114,7 @@ impl Instance {
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.audit_task.abort();
         let _ = self.audit_task.await;
+        self.metrics_upkeep.abort();
         self.follower.stop().await;
         self.store.close().await;
     }
@@ -189,6 +192,9 @@ async fn load_demo(store: &Store) -> anyhow::Result<()> {
 /// A server running in the background of this process: the CLI's `serve` and the tests.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served without a key, when asked for.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     instance: Instance,
@@ -218,6 +224,22 @@ impl Server {
                  everything; create a key with `stagefit keys create` to require keys"
             );
         }
+        let (metrics_addr, metrics_task) = match config.metrics_addr {
+            None => (None, None),
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {at}"))?;
+                let bound = listener.local_addr()?;
+                let app = crate::http::metrics_router(instance.state.clone());
+                (
+                    Some(bound),
+                    Some(tokio::spawn(
+                        async move { axum::serve(listener, app).await },
+                    )),
+                )
+            }
+        };
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(crate::http::serve(
             instance.state.clone(),
@@ -228,6 +250,8 @@ impl Server {
         ));
         Ok(Self {
             addr,
+            metrics_addr,
+            metrics_task,
             shutdown,
             task,
             instance,
@@ -241,6 +265,9 @@ impl Server {
     /// Stops accepting, finishes in-flight requests, then stops the indexer and database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        if let Some(task) = self.metrics_task {
+            task.abort();
+        }
         let served = self.task.await;
         self.instance.stop().await;
         served.context("the HTTP server task failed")??;

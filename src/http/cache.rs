@@ -63,6 +63,8 @@ impl CacheKey {
 #[derive(Clone)]
 struct Entry {
     body: Bytes,
+    /// The operation it answered, for the request log and metrics of a hit.
+    operation: std::sync::Arc<str>,
     /// The index's change-log position and popularity version when the response was
     /// computed.
     seq: DataVersion,
@@ -80,7 +82,7 @@ struct ByBytes;
 
 impl Weighter<CacheKey, Entry> for ByBytes {
     fn weight(&self, key: &CacheKey, entry: &Entry) -> u64 {
-        (key.request.len() + entry.body.len()) as u64 + ENTRY_OVERHEAD_BYTES
+        (key.request.len() + entry.body.len() + entry.operation.len()) as u64 + ENTRY_OVERHEAD_BYTES
     }
 }
 
@@ -124,9 +126,18 @@ impl ResponseCache {
     /// The stored body for `key` if it was computed at change-log position `seq` and has
     /// not expired.
     pub fn get(&self, key: &CacheKey, seq: DataVersion) -> Option<Bytes> {
+        self.get_with_operation(key, seq).map(|(body, _)| body)
+    }
+
+    /// The stored body and the operation it answered.
+    pub fn get_with_operation(
+        &self,
+        key: &CacheKey,
+        seq: DataVersion,
+    ) -> Option<(Bytes, std::sync::Arc<str>)> {
         let entry = self.entries.get(key)?;
         if entry.is_valid(seq, Instant::now()) {
-            Some(entry.body)
+            Some((entry.body, entry.operation))
         } else {
             self.entries.remove(key);
             None
@@ -135,7 +146,14 @@ impl ResponseCache {
 
     /// Stores a response computed at `seq` for `max_age`; refuses bodies too large to be
     /// worth keeping.
-    pub fn put(&self, key: CacheKey, seq: DataVersion, max_age: Duration, body: Bytes) -> bool {
+    pub fn put(
+        &self,
+        key: CacheKey,
+        seq: DataVersion,
+        max_age: Duration,
+        body: Bytes,
+        operation: &str,
+    ) -> bool {
         if body.len() > MAX_BODY_BYTES || max_age.is_zero() {
             return false;
         }
@@ -143,6 +161,7 @@ impl ResponseCache {
             key,
             Entry {
                 body,
+                operation: std::sync::Arc::from(operation),
                 seq,
                 expires: Instant::now() + max_age,
             },
@@ -202,7 +221,7 @@ mod tests {
     fn entries_live_until_the_index_moves_or_they_expire() {
         let cache = ResponseCache::new(1 << 20).unwrap();
         let body = Bytes::from_static(b"{\"data\":{}}");
-        assert!(cache.put(key("a"), v(7), Duration::from_secs(60), body.clone()));
+        assert!(cache.put(key("a"), v(7), Duration::from_secs(60), body.clone(), "op"));
         assert_eq!(cache.get(&key("a"), v(7)), Some(body.clone()));
         assert_eq!(
             cache.get(
@@ -231,7 +250,8 @@ mod tests {
             for_acme.clone(),
             v(7),
             Duration::from_secs(60),
-            body.clone()
+            body.clone(),
+            "op"
         ));
         assert_eq!(cache.get(&for_acme, v(7)), Some(body.clone()));
         assert_eq!(
@@ -248,7 +268,7 @@ mod tests {
             None,
             "and the stale entry is gone"
         );
-        assert!(cache.put(key("b"), v(7), Duration::from_secs(60), body.clone()));
+        assert!(cache.put(key("b"), v(7), Duration::from_secs(60), body.clone(), "op"));
         let refreshed = DataVersion {
             index_seq: 7,
             popularity: 1,
@@ -261,6 +281,7 @@ mod tests {
 
         let entry = Entry {
             body,
+            operation: std::sync::Arc::from("op"),
             seq: v(1),
             expires: Instant::now() + Duration::from_secs(5),
         };
@@ -272,8 +293,14 @@ mod tests {
     fn large_bodies_and_zero_ages_are_not_stored_and_zero_capacity_is_off() {
         let cache = ResponseCache::new(1 << 20).unwrap();
         let big = Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]);
-        assert!(!cache.put(key("big"), v(1), Duration::from_secs(60), big));
-        assert!(!cache.put(key("now"), v(1), Duration::ZERO, Bytes::from_static(b"{}")));
+        assert!(!cache.put(key("big"), v(1), Duration::from_secs(60), big, "op"));
+        assert!(!cache.put(
+            key("now"),
+            v(1),
+            Duration::ZERO,
+            Bytes::from_static(b"{}"),
+            "op"
+        ));
         assert_eq!(cache.get(&key("big"), v(1)), None);
         assert!(ResponseCache::new(0).is_none());
     }
@@ -284,7 +311,13 @@ mod tests {
         let cache = ResponseCache::new(capacity).unwrap();
         for i in 0..1_000 {
             let body = Bytes::from(vec![b'x'; 1_000]);
-            cache.put(key(&format!("q{i}")), v(1), Duration::from_secs(60), body);
+            cache.put(
+                key(&format!("q{i}")),
+                v(1),
+                Duration::from_secs(60),
+                body,
+                "op",
+            );
         }
         assert!(cache.entries.weight() <= capacity);
         assert!(cache.entries.len() > 10);

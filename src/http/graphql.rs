@@ -271,14 +271,20 @@ fn with_cache_control(mut response: Response, control: Option<HeaderValue>) -> R
 
 /// A stored response to exactly this request at the index's current position, if any.
 fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response> {
-    let body = state
+    let Some((body, operation)) = state
         .cache
         .as_ref()?
-        .get(key, state.library.data_version())?;
-    Some(with_cache_outcome(
-        respond(media, StatusCode::OK, body),
-        Outcome::Hit,
-    ))
+        .get_with_operation(key, state.library.data_version())
+    else {
+        metrics::counter!(crate::metrics::CACHE_MISSES).increment(1);
+        return None;
+    };
+    metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
+    let mut response = with_cache_outcome(respond(media, StatusCode::OK, body), Outcome::Hit);
+    response
+        .extensions_mut()
+        .insert(super::RequestOperation(operation.to_string()));
+    Some(response)
 }
 
 /// Largest body a request may send: publishable and server credentials send queries and
@@ -363,8 +369,8 @@ async fn admit(
         // The audit trail names the key that was limited.
         response.extensions_mut().insert(Audited {
             key_id: credential.key_id().map(str::to_owned),
-            mutation: false,
             outcome: ErrorCode::RateLimited.as_str().to_owned(),
+            ..Default::default()
         });
         return Err(response);
     }
@@ -511,6 +517,8 @@ fn runs_mutation(
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Audited {
+    /// The operation's name, or its type and root fields.
+    pub operation: String,
     pub key_id: Option<String>,
     pub mutation: bool,
     /// `ok`, or the first error's code.
@@ -628,6 +636,7 @@ async fn execute(
         (None, None) => "persisted query".to_owned(),
     };
     let mut audited = Audited {
+        operation: operation.clone(),
         key_id: caller.credential.key_id().map(str::to_owned),
         ..Default::default()
     };
@@ -763,6 +772,7 @@ async fn run(
                     seq,
                     Duration::from_secs(control.max_age.unsigned_abs().into()),
                     body.clone(),
+                    &audited.operation,
                 );
             let outcome = if stored {
                 Outcome::Miss

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/coverage", get(coverage_page))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -167,6 +168,19 @@ async fn log_request(
     let client = client_address(&state, request.headers(), peer);
     let response = next.run(request).await;
     audit(&state, &path, client, &response);
+    let operation_label = response
+        .extensions()
+        .get::<RequestOperation>()
+        .map_or_else(|| path.clone(), |o| o.0.clone());
+    let label = crate::metrics::operation_label(&operation_label);
+    metrics::counter!(
+        crate::metrics::HTTP_REQUESTS,
+        "operation" => label.clone(),
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!(crate::metrics::HTTP_DURATION, "operation" => label)
+        .record(started.elapsed().as_secs_f64());
     if tracing::enabled!(tracing::Level::INFO) {
         let operation = response
             .extensions()
@@ -228,6 +242,66 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus text. Without a key only from a loopback address (or on `--metrics-addr`);
+/// from elsewhere it needs an admin key.
+async fn metrics(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let loopback = peer.is_some_and(|p| p.0.0.ip().is_loopback());
+    if !loopback {
+        let bearer = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim());
+        match state.access.authenticate(bearer).await {
+            Ok(credential) if credential.scope() >= crate::domain::Scope::Admin => {}
+            _ => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    "metrics need an admin key from outside this machine (or --metrics-addr)\n",
+                )
+                    .into_response();
+            }
+        }
+    }
+    render_metrics(&state).await
+}
+
+/// Sets this server's gauges, then renders every metric of the process.
+pub(crate) async fn render_metrics(state: &AppState) -> Response {
+    if let Ok(health) = state.library.health().await {
+        metrics::gauge!(crate::metrics::INDEX_LAG)
+            .set((health.database_seq - health.index_seq).max(0) as f64);
+        metrics::gauge!(crate::metrics::INDEX_DOCUMENTS).set(health.indexed_docs as f64);
+    }
+    let (in_use, open) = state.library.pool_connections();
+    metrics::gauge!(crate::metrics::DB_CONNECTIONS_IN_USE).set(in_use as f64);
+    metrics::gauge!(crate::metrics::DB_CONNECTIONS).set(open as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
+}
+
+/// The router of `--metrics-addr`: `/metrics` alone, without a key.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { render_metrics(&state).await }),
+        )
+        .with_state(state)
 }
 
 async fn not_found() -> Response {

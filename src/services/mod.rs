@@ -281,6 +281,11 @@ impl Library {
         }
     }
 
+    /// Database pool connections: (in use, open).
+    pub fn pool_connections(&self) -> (u64, u64) {
+        self.store.pool_connections()
+    }
+
     pub async fn health(&self) -> AppResult<Health> {
         Ok(Health {
             database_seq: self.store.last_seq().await?,

@@ -139,6 +139,16 @@ impl PopularityBoard {
     /// Recomputes popularity from the events, unless none was recorded or erased since the
     /// last refresh and `force` is false.
     pub async fn refresh(&self, store: &Store, force: bool) -> AppResult<PopularityStats> {
+        let started = std::time::Instant::now();
+        let stats = self.refresh_timed(store, force).await;
+        if stats.as_ref().is_ok_and(|s| s.refreshed) {
+            metrics::histogram!(crate::metrics::POPULARITY_REFRESH)
+                .record(started.elapsed().as_secs_f64());
+        }
+        stats
+    }
+
+    async fn refresh_timed(&self, store: &Store, force: bool) -> AppResult<PopularityStats> {
         let mut last = self.last_refresh.lock().await;
         let watermark = store.engagement_watermark().await?;
         if !force && *last == Some(watermark) {

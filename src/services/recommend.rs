@@ -334,6 +334,7 @@ impl Library {
         })
         .await
         .map_err(AppError::internal)??;
+        metrics::histogram!(crate::metrics::DOCUMENTS_SCORED).record(candidates.docs_scored as f64);
 
         let ctx = RankContext {
             weights: &weights,

@@ -170,6 +170,23 @@ impl Store {
         }
     }
 
+    /// Connections of the pool: (in use, open).
+    pub fn pool_connections(&self) -> (u64, u64) {
+        let (size, idle) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        let size = u64::from(size);
+        (size.saturating_sub(idle as u64), size)
+    }
+
     pub async fn close(self) {
         if let Err(err) = self.db.close().await {
             tracing::warn!(error = %err, "closing the database");

@@ -18,6 +18,7 @@ mod fuzz;
 mod http_protocol;
 mod judged;
 mod library;
+mod observability;
 mod recommend;
 mod restart;
 mod schema;

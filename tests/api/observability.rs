@@ -1,0 +1,197 @@
+//! What an operator watches: `/metrics` in Prometheus text, who may read it, and
+//! `--metrics-addr`.
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+/// Every line is a comment, or `name{labels} value`: what a Prometheus server accepts.
+fn assert_prometheus_text(text: &str) -> prometheus_parse::Scrape {
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "labels in {line:?}");
+        }
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "value in {line:?}"
+        );
+    }
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+fn value_of(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+            }
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+async fn scrape(s: &TestServer) -> prometheus_parse::Scrape {
+    let response = s.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert_prometheus_text(&response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_cache_answers_scoring_and_the_index() {
+    let mut s = TestServer::demo().await;
+    let before = scrape(&s).await;
+    let query = json!({ "query": "query MetricsProbe { recommendations(audience: { stage: DECISION }, first: 3) { items { score } } }", "operationName": "MetricsProbe" });
+    for _ in 0..3 {
+        let response = s
+            .client()
+            .post(format!("{}/graphql", s.url))
+            .json(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let body: Value = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({ "query": "mutation { refreshPopularity { events } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    let after = scrape(&s).await;
+    let picks = Some(("operation", "MetricsProbe"));
+    let grew = |name: &str, label| value_of(&after, name, label) - value_of(&before, name, label);
+    assert_eq!(
+        grew("stagefit_http_requests_total", picks),
+        3.0,
+        "three requests named MetricsProbe"
+    );
+    assert!(grew("stagefit_http_request_duration_seconds", picks) >= 3.0);
+    // The first was computed (a miss), the next two answered from the cache.
+    assert!(grew("stagefit_response_cache_misses_total", None) >= 1.0);
+    assert!(grew("stagefit_response_cache_hits_total", None) >= 2.0);
+    assert!(grew("stagefit_recommendation_documents_scored", None) >= 1.0);
+    assert!(grew("stagefit_popularity_refresh_duration_seconds", None) >= 1.0);
+    // This server's gauges: set when it renders.
+    assert!(value_of(&after, "stagefit_index_documents", None) >= 100.0);
+    assert_eq!(value_of(&after, "stagefit_index_lag", None), 0.0);
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "stagefit_db_pool_connections_in_use")
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_open_on_loopback_and_on_the_metrics_address_only() {
+    let mut s =
+        TestServer::demo_with(|c| c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    access
+        .create_key("ops", stagefit::domain::Scope::Admin, Default::default())
+        .await
+        .unwrap();
+    // Keys exist; loopback still reads them without one.
+    assert_eq!(s.get("/metrics").await.status(), 200);
+    let side = s.server.as_ref().unwrap().metrics_addr.unwrap();
+    let response = s
+        .client()
+        .get(format!("http://{side}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_prometheus_text(&response.text().await.unwrap());
+    // The metrics address serves nothing else.
+    let response = s
+        .client()
+        .post(format!("http://{side}/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    s.stop().await;
+}
+
+/// This machine's address on its network, if it has one (no packet is sent).
+fn outward_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.255.255.255:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn from_another_address_metrics_need_an_admin_key() {
+    let Some(outward) = outward_address() else {
+        eprintln!("no address but loopback here: nothing to reach from elsewhere");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = crate::support::config_in(tmp.path());
+    config.addr = "0.0.0.0:0".parse().unwrap();
+    config.insecure_open = true;
+    let server = stagefit::state::Server::start(&config, true).await.unwrap();
+    let (_, admin) = server
+        .state()
+        .access
+        .create_key("ops", stagefit::domain::Scope::Admin, Default::default())
+        .await
+        .unwrap();
+    let (_, editor) = server
+        .state()
+        .access
+        .create_key(
+            "content",
+            stagefit::domain::Scope::Editor,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let url = format!("http://{outward}:{}/metrics", server.addr.port());
+    let client = reqwest::Client::new();
+    let status = |key: Option<String>| {
+        let mut request = client.get(&url);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(editor)).await, 401);
+    assert_eq!(status(Some(admin)).await, 200);
+    server.stop().await.unwrap();
+}
