@@ -178,6 +178,10 @@ pub struct ServeArgs {
     /// network)
     #[arg(long, env = "STAGEFIT_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// /readyz answers 503 while this server's index is more changes than this behind the
+    /// database
+    #[arg(long, env = "STAGEFIT_READY_MAX_LAG", default_value_t = crate::config::DEFAULT_READY_MAX_LAG)]
+    ready_max_lag: u64,
     /// Days the audit trail keeps events (0: forever)
     #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_AUDIT_RETENTION_DAYS)]
     audit_retention_days: u32,
@@ -356,6 +360,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         publishable_safelist,
         trusted_proxies,
         metrics_addr,
+        ready_max_lag,
         audit_retention_days,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
@@ -385,6 +390,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.publishable_safelist = publishable_safelist;
     config.trusted_proxies = trusted_proxies;
     config.metrics_addr = metrics_addr;
+    config.ready_max_lag = ready_max_lag;
     config.audit_retention_days = audit_retention_days;
     let server = Server::start(&config, demo).await?;
     tracing::info!(

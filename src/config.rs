@@ -61,6 +61,10 @@ pub fn parse_weights(raw: &str) -> Result<Weights, String> {
     Weights::default().with(&o)
 }
 
+/// Changes the index may be behind the database while `/readyz` still says ready: large
+/// enough that a bulk import does not take every replica out of a load balancer at once.
+pub const DEFAULT_READY_MAX_LAG: u64 = 10_000;
+
 /// How long the audit trail keeps events unless told otherwise.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 
@@ -129,6 +133,8 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// `/readyz` says not ready while the index is more changes than this behind.
+    pub ready_max_lag: u64,
     /// A second address serving `/metrics` alone, without a key.
     pub metrics_addr: Option<SocketAddr>,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` names the client.
@@ -170,6 +176,7 @@ impl Config {
             publishable_safelist: false,
             trusted_proxies: Vec::new(),
             metrics_addr: None,
+            ready_max_lag: DEFAULT_READY_MAX_LAG,
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {

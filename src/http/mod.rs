@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/coverage", get(coverage_page))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -223,23 +224,38 @@ async fn coverage_page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("coverage.html"))
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.library.health().await {
-        Ok(h) => Json(serde_json::json!({
-            "status": "ok",
-            "databaseSeq": h.database_seq,
-            "indexSeq": h.index_seq,
-            "indexLag": (h.database_seq - h.index_seq).max(0),
-            "indexedDocuments": h.indexed_docs,
-        }))
-        .into_response(),
-        Err(err) => {
-            tracing::error!(error = %format!("{:#}", anyhow::Error::new(err)), "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable" })),
-            )
-                .into_response()
+/// Liveness: the process answers. Nothing about the data or the database; that is
+/// `/readyz`'s and `/metrics`' business.
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// How long `/readyz` waits for the database.
+const READY_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: 200 when the database answers (within 2 s) and this server's index is at most
+/// `--ready-max-lag` changes behind it; else 503, with the reason.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let not_ready = |reason: &str, lag: Option<i64>| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "not ready", "reason": reason, "indexLag": lag })),
+        )
+            .into_response()
+    };
+    match tokio::time::timeout(READY_DATABASE_TIMEOUT, state.library.health()).await {
+        Err(_) => not_ready("the database does not answer", None),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %format!("{:#}", err.unmasked()), "readiness: the database fails");
+            not_ready("the database fails", None)
+        }
+        Ok(Ok(h)) => {
+            let lag = (h.database_seq - h.index_seq).max(0);
+            if lag > state.ready_max_lag {
+                not_ready("the index is catching up", Some(lag))
+            } else {
+                Json(serde_json::json!({ "status": "ready", "indexLag": lag })).into_response()
+            }
         }
     }
 }
