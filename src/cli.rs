@@ -178,6 +178,10 @@ pub struct ServeArgs {
     /// network)
     #[arg(long, env = "STAGEFIT_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// Log a `slow request` line (at warn) for requests taking at least this many
+    /// milliseconds
+    #[arg(long, env = "STAGEFIT_SLOW_REQUEST_MS", default_value_t = crate::config::DEFAULT_SLOW_REQUEST_MS)]
+    slow_request_ms: u64,
     /// /readyz answers 503 while this server's index is more changes than this behind the
     /// database
     #[arg(long, env = "STAGEFIT_READY_MAX_LAG", default_value_t = crate::config::DEFAULT_READY_MAX_LAG)]
@@ -361,6 +365,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies,
         metrics_addr,
         ready_max_lag,
+        slow_request_ms,
         audit_retention_days,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
@@ -391,6 +396,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.trusted_proxies = trusted_proxies;
     config.metrics_addr = metrics_addr;
     config.ready_max_lag = ready_max_lag;
+    config.slow_request = std::time::Duration::from_millis(slow_request_ms);
     config.audit_retention_days = audit_retention_days;
     let server = Server::start(&config, demo).await?;
     tracing::info!(

@@ -65,6 +65,9 @@ pub fn parse_weights(raw: &str) -> Result<Weights, String> {
 /// enough that a bulk import does not take every replica out of a load balancer at once.
 pub const DEFAULT_READY_MAX_LAG: u64 = 10_000;
 
+/// Requests at least this long (milliseconds) get a `slow request` log line.
+pub const DEFAULT_SLOW_REQUEST_MS: u64 = 1_000;
+
 /// How long the audit trail keeps events unless told otherwise.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 
@@ -133,6 +136,8 @@ pub struct Config {
     /// Origins a browser may call `/graphql` from (exact matches; no wildcard).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimitConfig,
+    /// Requests taking at least this long are logged as slow.
+    pub slow_request: std::time::Duration,
     /// `/readyz` says not ready while the index is more changes than this behind.
     pub ready_max_lag: u64,
     /// A second address serving `/metrics` alone, without a key.
@@ -177,6 +182,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             metrics_addr: None,
             ready_max_lag: DEFAULT_READY_MAX_LAG,
+            slow_request: std::time::Duration::from_millis(DEFAULT_SLOW_REQUEST_MS),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {

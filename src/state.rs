@@ -38,6 +38,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
     pub request_timeout: Duration,
+    /// Requests taking at least this long get a `slow request` line at `warn`.
+    pub slow_request: Duration,
     /// `/readyz` answers 503 while the index is more changes than this behind.
     pub ready_max_lag: i64,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -96,6 +98,7 @@ impl Instance {
                 request_timeout: config.request_timeout,
                 cors_origins: Arc::new(cors_origins),
                 trusted_proxies: Arc::new(trusted_proxies(&config.trusted_proxies)?),
+                slow_request: config.slow_request,
                 ready_max_lag: i64::try_from(config.ready_max_lag).unwrap_or(i64::MAX),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),

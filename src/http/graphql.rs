@@ -514,11 +514,19 @@ fn runs_mutation(
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
+/// How long the engine ran a request, for the slow-request line.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timing {
+    pub execute: Duration,
+}
+
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Audited {
     /// The operation's name, or its type and root fields.
     pub operation: String,
+    /// How long the engine ran it.
+    pub execute: Duration,
     pub key_id: Option<String>,
     pub mutation: bool,
     /// `ok`, or the first error's code.
@@ -644,6 +652,9 @@ async fn execute(
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
+    response.extensions_mut().insert(Timing {
+        execute: audited.execute,
+    });
     response.extensions_mut().insert(audited);
     response
 }
@@ -705,7 +716,9 @@ async fn run(
     // Read before executing: a write applied meanwhile makes the stored entry a miss.
     let seq = state.library.data_version();
     let execution = state.schema.execute(request).instrument(span);
-    let mut response = match tokio::time::timeout(state.request_timeout, execution).await {
+    let executed = tokio::time::timeout(state.request_timeout, execution).await;
+    audited.execute = started.elapsed();
+    let mut response = match executed {
         Ok(response) => response,
         Err(_) => {
             audited.outcome = ErrorCode::Timeout.as_str().to_owned();

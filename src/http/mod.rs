@@ -158,6 +158,7 @@ async fn log_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    use tracing::Instrument;
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -167,7 +168,10 @@ async fn log_request(
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let client = client_address(&state, request.headers(), peer);
-    let response = next.run(request).await;
+    // Every line logged while the request runs carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = next.run(request).instrument(span.clone()).await;
+    let _entered = span.enter();
     audit(&state, &path, client, &response);
     let operation_label = response
         .extensions()
@@ -201,6 +205,20 @@ async fn log_request(
             cache,
             request_id,
             "request"
+        );
+    }
+    let elapsed = started.elapsed();
+    if elapsed >= state.slow_request {
+        let timing = response.extensions().get::<graphql::Timing>();
+        tracing::warn!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            operation = operation_label,
+            ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+            execute_ms = %format_args!("{:.3}", timing.map_or(0.0, |t| t.execute.as_secs_f64() * 1000.0)),
+            threshold_ms = state.slow_request.as_millis() as u64,
+            "slow request"
         );
     }
     response

@@ -195,3 +195,101 @@ async fn from_another_address_metrics_need_an_admin_key() {
     assert_eq!(status(Some(admin)).await, 200);
     server.stop().await.unwrap();
 }
+
+/// With `STAGEFIT_LOG_FORMAT=json` every line is a JSON object, and every line of a request
+/// names its request id; requests over the threshold get a `slow request` line.
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_slow_requests_are_named() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config_in(dir.path());
+    let mut child = crate::support::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+            .args([
+                "serve",
+                "--demo",
+                "--addr",
+                "127.0.0.1:0",
+                "--slow-request-ms",
+                "0",
+            ])
+            .env("STAGEFIT_DATABASE_URL", &config.database_url)
+            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+            .env("STAGEFIT_LOG_FORMAT", "json")
+            .env_remove("STAGEFIT_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .map(|line| {
+                serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"))
+            })
+    };
+    let addr = loop {
+        let line = next().expect("the server logs its address");
+        if let Some(addr) = line["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .header("x-request-id", "probe-4711")
+        .json(&json!({ "query": "query Stages { taxonomy { stages { name } } }", "operationName": "Stages" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "probe-4711");
+    let mut request_line = None;
+    let mut slow_line = None;
+    while request_line.is_none() || slow_line.is_none() {
+        let Some(line) = next() else { break };
+        let in_request = line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == "probe-4711"));
+        match line["message"].as_str() {
+            Some("request") => {
+                assert!(in_request, "{line}");
+                request_line = Some(line);
+            }
+            Some("slow request") => {
+                assert!(in_request, "{line}");
+                slow_line = Some(line);
+            }
+            _ => {}
+        }
+    }
+    let request_line = request_line.expect("a request line");
+    assert_eq!(request_line["request_id"], "probe-4711");
+    assert_eq!(request_line["operation"], "Stages");
+    let slow_line = slow_line.expect("a slow-request line at a 0 ms threshold");
+    assert_eq!(slow_line["level"], "WARN");
+    assert_eq!(slow_line["operation"], "Stages");
+    assert!(
+        slow_line["ms"].as_str().unwrap().parse::<f64>().is_ok(),
+        "{slow_line}"
+    );
+    assert!(
+        slow_line["execute_ms"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .is_ok()
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
