@@ -15,6 +15,8 @@ pub enum ErrorCode {
     RateLimited,
     Timeout,
     QueryTooComplex,
+    /// The database cannot be reached right now; retrying later may succeed.
+    Unavailable,
     Internal,
 }
 
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -67,6 +70,9 @@ pub enum AppError {
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The database cannot be reached (down, restarting, unreachable, out of connections).
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -88,7 +94,7 @@ impl AppError {
     /// GraphQL clients get.
     pub fn unmasked(self) -> anyhow::Error {
         match self {
-            AppError::Internal(err) => err,
+            AppError::Internal(err) | AppError::Unavailable(err) => err,
             other => anyhow::Error::new(other),
         }
     }
@@ -99,6 +105,7 @@ impl AppError {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::Unavailable(_) => ErrorCode::Unavailable,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -106,7 +113,35 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        AppError::Internal(anyhow::Error::new(err).context("database"))
+        if unreachable(&err) {
+            AppError::Unavailable(anyhow::Error::new(err).context("database"))
+        } else {
+            AppError::Internal(anyhow::Error::new(err).context("database"))
+        }
+    }
+}
+
+/// Whether a database error says the database cannot be reached, rather than that a
+/// statement failed: no connection to be had, a connection that broke, or a server
+/// shutting down or starting up (SQLSTATE class 08, 57P01-57P03).
+fn unreachable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return matches!(err, DbErr::Conn(_));
+    };
+    use sea_orm::sqlx::Error;
+    match sqlx.as_ref() {
+        Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+        Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        Error::Protocol(_) | Error::Tls(_) => true,
+        _ => matches!(err, DbErr::Conn(_)),
     }
 }
 

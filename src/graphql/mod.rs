@@ -117,6 +117,11 @@ fn to_graphql_error(err: AppError) -> async_graphql::Error {
             tracing::error!(error = %format!("{source:#}"), "internal error");
             async_graphql::Error::new("internal error").extend_with(|_, e| e.set("code", code))
         }
+        AppError::Unavailable(source) => {
+            tracing::warn!(error = %format!("{source:#}"), "the database is unavailable");
+            async_graphql::Error::new("the database is unavailable; retry shortly")
+                .extend_with(|_, e| e.set("code", code))
+        }
         AppError::BadUserInput { message, problems } => async_graphql::Error::new(message)
             .extend_with(|_, e| {
                 e.set("code", code);

@@ -317,6 +317,10 @@ async fn authenticate(
     match state.access.authenticate(bearer).await {
         Ok(credential) => Ok(credential),
         Err(AppError::Unauthenticated(message)) => Err(unauthenticated(media, &message)),
+        Err(AppError::Unavailable(err)) => {
+            tracing::warn!(error = %format!("{err:#}"), "cannot check a credential: the database is unavailable");
+            Err(unavailable(media))
+        }
         Err(err) => {
             tracing::error!(error = %format!("{:#}", err.unmasked()), "cannot check a credential");
             Err(error_response(
@@ -327,6 +331,20 @@ async fn authenticate(
             ))
         }
     }
+}
+
+/// 503 `UNAVAILABLE`: the database cannot be reached; try again in a second.
+fn unavailable(media: MediaType) -> Response {
+    let mut response = error_response(
+        media,
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable,
+        "the database is unavailable; retry shortly",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn unauthenticated(media: MediaType, message: &str) -> Response {
@@ -760,6 +778,24 @@ async fn run(
         })
         .unwrap_or_else(|| "ok".to_owned());
     tracing::debug!(operation = %operation, micros = started.elapsed().as_micros() as u64, errors = response.errors.len(), "graphql request");
+    // The database could not be reached for some field: the whole answer is a 503, so
+    // clients and load balancers retry instead of taking partial data for an answer.
+    let database_down = response.errors.iter().any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code"))
+            == Some(&async_graphql::Value::from(ErrorCode::Unavailable.as_str()))
+    });
+    if database_down {
+        let body = json!({ "data": response.data, "errors": response.errors });
+        let mut answer = respond(
+            media,
+            StatusCode::SERVICE_UNAVAILABLE,
+            body.to_string().into_bytes(),
+        );
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return answer;
+    }
     if request_failed {
         let body = json!({ "errors": response.errors });
         return respond(

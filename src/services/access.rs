@@ -192,12 +192,17 @@ impl Access {
 
     /// Whether any key that is not revoked exists.
     pub async fn keys_exist(&self) -> AppResult<bool> {
-        if let Some(cached) = lock(&self.any_key).as_ref()
-            && cached.at.elapsed() < KEY_CACHE
-        {
-            return Ok(cached.value);
-        }
-        let exists = self.store.active_key_count().await? > 0;
+        let stale = match lock(&self.any_key).as_ref() {
+            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value),
+            Some(cached) => Some(cached.value),
+            None => None,
+        };
+        let exists = match self.store.active_key_count().await {
+            Ok(count) => count > 0,
+            // While the database cannot be reached, what was last known stands.
+            Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.unwrap_or(true)),
+            Err(err) => return Err(err),
+        };
         *lock(&self.any_key) = Some(Cached {
             value: exists,
             at: Instant::now(),
@@ -350,14 +355,19 @@ impl Access {
     }
 
     async fn lookup_id(&self, id: &str) -> AppResult<Lookup> {
-        if let Some(cached) = lock(&self.by_id).get(id)
-            && cached.at.elapsed() < KEY_CACHE
-        {
-            return Ok(cached.value.clone());
-        }
+        let stale = match lock(&self.by_id).get(id) {
+            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value.clone()),
+            Some(cached) => Some(cached.value.clone()),
+            None => None,
+        };
         // Ids are `k_` and 12 hex digits; anything else is nobody's, without a query.
         let found = if id.len() == 14 && id.starts_with("k_") {
-            self.store.key_by_id(id).await?
+            match self.store.key_by_id(id).await {
+                Ok(found) => found,
+                // While the database cannot be reached, what was last known stands.
+                Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.flatten()),
+                Err(err) => return Err(err),
+            }
         } else {
             None
         };
@@ -376,16 +386,18 @@ impl Access {
     }
 
     async fn lookup(&self, hash: &str) -> AppResult<Lookup> {
-        if let Some(cached) = lock(&self.keys).get(hash)
-            && cached.at.elapsed() < KEY_CACHE
-        {
-            return Ok(cached.value.clone());
-        }
-        let found = self
-            .store
-            .key_by_hash(hash)
-            .await?
-            .map(|k| (k, hash.to_owned()));
+        let stale = match lock(&self.keys).get(hash) {
+            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value.clone()),
+            Some(cached) => Some(cached.value.clone()),
+            None => None,
+        };
+        let found = match self.store.key_by_hash(hash).await {
+            Ok(found) => found.map(|k| (k, hash.to_owned())),
+            // While the database cannot be reached, what was last known stands: reads go on
+            // from the local index. (No revocation can be written meanwhile either.)
+            Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.flatten()),
+            Err(err) => return Err(err),
+        };
         let mut keys = lock(&self.keys);
         // Unknown hashes are cached too, but a flood of them must not grow the map forever.
         if keys.len() > 10_000 {

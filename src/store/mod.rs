@@ -334,6 +334,13 @@ async fn open(url: &str, read_only: bool) -> anyhow::Result<DatabaseConnection> 
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30));
+    if !url.starts_with("sqlite:") {
+        // A server that is down should fail a request fast (503 UNAVAILABLE), well within
+        // the request timeout, rather than hold it for the pool's default 30 s.
+        options
+            .connect_timeout(Duration::from_secs(3))
+            .acquire_timeout(Duration::from_secs(3));
+    }
     if url.starts_with("sqlite:") {
         sqlite_file(url)?;
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

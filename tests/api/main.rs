@@ -19,6 +19,7 @@ mod http_protocol;
 mod judged;
 mod library;
 mod observability;
+mod outage;
 mod recommend;
 mod restart;
 mod schema;
