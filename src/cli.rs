@@ -93,6 +93,9 @@ pub enum Command {
         #[arg(long)]
         fail_on_specific_gaps: bool,
     },
+    /// Compare the index with the database, asset by asset (id and content); exit 1 on a
+    /// difference. Safe beside a running server on the same index, whose lag it waits out
+    VerifyIndex,
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -316,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export(&Config::new(&cli.storage), file, style).await
         }
         Command::Reindex => reindex(&Config::new(&cli.storage)).await,
+        Command::VerifyIndex => verify_index(&Config::new(&cli.storage)).await,
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
             Ok(())
@@ -991,6 +995,54 @@ async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Resu
     store.close().await;
     println!("exported {count} assets to {}", file.display());
     Ok(())
+}
+
+/// How long `verify-index` waits for an index that is behind the database to catch up.
+const VERIFY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn verify_index(config: &Config) -> anyhow::Result<()> {
+    let store = connect_store(config).await?;
+    let started = std::time::Instant::now();
+    let difference = loop {
+        // Reopened each round: a running server commits meanwhile.
+        let (index, index_seq) = search::open_read_only(&config.index_dir)?;
+        let difference = services::compare_index(&store, &index, index_seq)
+            .await
+            .map_err(AppError::unmasked)?;
+        let behind = difference.index_seq < difference.database_seq;
+        if difference.is_equal() || !behind || started.elapsed() > VERIFY_PATIENCE {
+            break difference;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    store.close().await;
+    println!(
+        "database: {} assets at change {}; index: {} documents at change {}",
+        difference.database_assets,
+        difference.database_seq,
+        difference.index_documents,
+        difference.index_seq
+    );
+    if difference.is_equal() {
+        println!("the index equals the database");
+        return Ok(());
+    }
+    let show = |what: &str, ids: &[String]| {
+        if !ids.is_empty() {
+            let shown: Vec<&str> = ids.iter().take(20).map(String::as_str).collect();
+            let more = ids.len().saturating_sub(20);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            println!("{what} ({}): {}{tail}", ids.len(), shown.join(", "));
+        }
+    };
+    show("missing from the index", &difference.missing);
+    show("in the index only", &difference.extra);
+    show("different in the index", &difference.differing);
+    bail!("the index differs from the database; `stagefit reindex` (server stopped) rebuilds it")
 }
 
 async fn reindex(config: &Config) -> anyhow::Result<()> {

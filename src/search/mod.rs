@@ -140,6 +140,50 @@ pub fn open(
     Ok(opened)
 }
 
+/// Opens the live generation of an index directory to read it only, without taking its
+/// lock: beside a running server (whose writer keeps going), for `verify-index`. The
+/// position it has applied, too.
+pub fn open_read_only(dir: &Path) -> anyhow::Result<(SearchIndex, i64)> {
+    let name = fs::read_to_string(dir.join(CURRENT_FILE))
+        .with_context(|| format!("no index in {}", dir.display()))?;
+    let path = dir.join(name.trim());
+    let directory = MmapDirectory::open(&path)
+        .with_context(|| format!("cannot open the index at {}", path.display()))?;
+    let index = Index::open(directory)
+        .with_context(|| format!("cannot open the index at {}", path.display()))?;
+    register_analyzers(&index);
+    let applied_seq = match index
+        .load_metas()?
+        .payload
+        .as_deref()
+        .map(serde_json::from_str::<CommitPayload>)
+    {
+        None => 0,
+        Some(Ok(p)) if p.schema == SCHEMA_VERSION => p.seq,
+        Some(_) => bail!(
+            "the index at {} was built by another version",
+            path.display()
+        ),
+    };
+    let (_, fields) = build_schema();
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .context("cannot open the index reader")?;
+    Ok((
+        SearchIndex {
+            inner: Arc::new(ReadSide {
+                index,
+                reader,
+                fields,
+                assets: query::AssetCache::new(ASSET_CACHE_BYTES),
+            }),
+        },
+        applied_seq,
+    ))
+}
+
 /// Builds a brand-new generation beside the live one; `finish_rebuild` makes it live.
 pub fn start_rebuild(
     lock: &IndexLock,

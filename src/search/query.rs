@@ -337,6 +337,23 @@ impl SearchIndex {
     }
 }
 
+impl SearchIndex {
+    /// Every document of the index as (id, fingerprint of the asset it holds), in no
+    /// particular order: what `verify-index` compares with the database. Blocking.
+    pub fn fingerprints(&self) -> AppResult<Vec<(String, String)>> {
+        let searcher = self.inner.reader.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            for doc_id in segment.doc_ids_alive() {
+                let address = DocAddress::new(segment_ord as u32, doc_id);
+                let asset = read_asset(&searcher, &self.inner.fields, address)?;
+                out.push((asset.id.to_string(), asset.fingerprint()));
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn read_asset(searcher: &Searcher, fields: &Fields, address: DocAddress) -> AppResult<Asset> {
     let doc: TantivyDocument = searcher.doc(address)?;
     let source = doc

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::search::{IndexOp, IndexWriterHandle};
+use crate::error::{AppError, AppResult};
+use crate::search::{IndexOp, IndexWriterHandle, SearchIndex};
 use crate::store::Store;
 
 /// How long a writer waits for the index to show its change before answering anyway (the
@@ -224,4 +225,64 @@ fn lock(
     writer
         .lock()
         .map_err(|_| anyhow::anyhow!("the index writer was poisoned by an earlier failure"))
+}
+
+/// How an index differs from the database, asset by asset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexDifference {
+    /// Assets in the database and in the index.
+    pub database_assets: usize,
+    pub index_documents: usize,
+    /// Change-log positions: the database's and the one the index has applied.
+    pub database_seq: i64,
+    pub index_seq: i64,
+    /// In the database, not in the index.
+    pub missing: Vec<String>,
+    /// In the index, not in the database.
+    pub extra: Vec<String>,
+    /// In both, with other content.
+    pub differing: Vec<String>,
+}
+
+impl IndexDifference {
+    pub fn is_equal(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.differing.is_empty()
+    }
+}
+
+/// Compares an index with the database by asset id and content fingerprint.
+pub async fn compare_index(
+    store: &Store,
+    index: &SearchIndex,
+    index_seq: i64,
+) -> AppResult<IndexDifference> {
+    let (database, database_seq) = store.asset_fingerprints().await?;
+    let reader = index.clone();
+    let indexed = tokio::task::spawn_blocking(move || reader.fingerprints())
+        .await
+        .map_err(AppError::internal)??;
+    let mut difference = IndexDifference {
+        database_assets: database.len(),
+        index_documents: indexed.len(),
+        database_seq,
+        index_seq,
+        ..Default::default()
+    };
+    let mut in_index: std::collections::HashMap<String, String> = indexed.into_iter().collect();
+    for (id, hash) in database {
+        match in_index.remove(&id) {
+            None => difference.missing.push(id),
+            Some(indexed) if indexed != hash => difference.differing.push(id),
+            Some(_) => {}
+        }
+    }
+    difference.extra = in_index.into_keys().collect();
+    for list in [
+        &mut difference.missing,
+        &mut difference.extra,
+        &mut difference.differing,
+    ] {
+        list.sort();
+    }
+    Ok(difference)
 }

@@ -33,7 +33,9 @@ pub use audit::{
     CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
-pub use follower::{FollowerHandle, IndexFollower, catch_up, rebuild};
+pub use follower::{
+    FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,
+};
 pub use import::{
     ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
     import_records, import_sources, preview_import,

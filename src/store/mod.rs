@@ -170,6 +170,22 @@ impl Store {
         }
     }
 
+    /// Every asset as (id, content hash), and the change-log position read in the same
+    /// transaction: what `verify-index` compares an index with.
+    pub async fn asset_fingerprints(&self) -> AppResult<(Vec<(String, String)>, i64)> {
+        let txn = self.db.begin().await?;
+        let rows = asset::Entity::find()
+            .select_only()
+            .column(asset::Column::Id)
+            .column(asset::Column::ContentHash)
+            .into_tuple::<(String, String)>()
+            .all(&txn)
+            .await?;
+        let seq = last_seq(&txn).await?;
+        txn.commit().await?;
+        Ok((rows, seq))
+    }
+
     /// Connections of the pool: (in use, open).
     pub fn pool_connections(&self) -> (u64, u64) {
         let (size, idle) = match self.db.get_database_backend() {

@@ -216,3 +216,55 @@ async fn a_running_server_picks_up_a_cli_import() {
     assert_eq!(found, 1, "the server follows the change log");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn verify_index_compares_the_index_with_the_database_beside_a_running_server() {
+    use sea_orm::ConnectionTrait;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = crate::support::TestServer::start_in(tmp.path(), true).await;
+    let dir = tmp.path().to_owned();
+    let out =
+        tokio::task::spawn_blocking(move || crate::support::stagefit(&dir, &["verify-index"]))
+            .await
+            .unwrap();
+    let stdout = crate::support::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        crate::support::text(&out.stderr)
+    );
+    assert!(stdout.contains("the index equals the database"), "{stdout}");
+    s.stop().await;
+
+    // Behind the index's back: one asset changed, one gone.
+    let url = crate::support::config_in(tmp.path()).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    for sql in [
+        "UPDATE asset SET content_hash = 'tampered' WHERE id = 'pricing-sheet'",
+        "DELETE FROM asset_tag WHERE asset_id = 'draft-pricing-2027'",
+        "DELETE FROM asset WHERE id = 'draft-pricing-2027'",
+    ] {
+        db.execute_unprepared(sql).await.unwrap();
+    }
+    db.close().await.unwrap();
+    let dir = tmp.path().to_owned();
+    let out =
+        tokio::task::spawn_blocking(move || crate::support::stagefit(&dir, &["verify-index"]))
+            .await
+            .unwrap();
+    let stdout = crate::support::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("different in the index (1): pricing-sheet"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("in the index only (1): draft-pricing-2027"),
+        "{stdout}"
+    );
+    assert!(
+        crate::support::text(&out.stderr).contains("the index differs from the database"),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+}
