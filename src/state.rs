@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::error::AppError;
 use crate::graphql::{AppSchema, build_schema};
 use crate::http::{RateLimits, ResponseCache};
 use crate::import::Format;
@@ -59,6 +60,8 @@ pub struct Instance {
     popularity: JoinHandle<()>,
     audit_task: JoinHandle<()>,
     metrics_upkeep: JoinHandle<()>,
+    /// Hears other replicas' writes (PostgreSQL only).
+    replicas: Option<JoinHandle<()>>,
     _lock: IndexLock,
 }
 
@@ -84,6 +87,11 @@ impl Instance {
             .start_popularity(Duration::from_secs(config.popularity_refresh_secs))
             .await
             .context("cannot load popularity")?;
+        let replicas = library
+            .listen_to_replicas()
+            .await
+            .map_err(AppError::unmasked)
+            .context("cannot listen to other replicas")?;
         let access = Arc::new(Access::new(store.clone()));
         let (audit, audit_task) = AuditTrail::start(store.clone(), config.audit_retention_days);
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
@@ -108,6 +116,7 @@ impl Instance {
             popularity,
             audit_task,
             metrics_upkeep: crate::metrics::spawn_upkeep(),
+            replicas,
             _lock: lock,
         })
     }
@@ -121,6 +130,9 @@ impl Instance {
         self.audit_task.abort();
         let _ = self.audit_task.await;
         self.metrics_upkeep.abort();
+        if let Some(replicas) = self.replicas {
+            replicas.abort();
+        }
         self.follower.stop().await;
         self.store.close().await;
     }

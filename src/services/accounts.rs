@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{HORIZON_DAYS, Reading, StageInference, infer_stage, journey_stage};
+use crate::store::ReplicaChange;
 use crate::store::StoredEngagement;
 
 /// Most events one `recordEngagements` call may carry.
@@ -110,6 +111,11 @@ impl ProfileCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries.remove(id);
     }
+
+    fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+    }
 }
 
 /// What recording a batch of events did.
@@ -163,7 +169,7 @@ impl Library {
         )?;
         let stored = self.store.upsert_accounts(&accounts).await?;
         for a in &stored {
-            self.profiles.forget(a.id.as_str());
+            self.account_changed(a.id.as_str()).await;
         }
         Ok(stored)
     }
@@ -200,7 +206,7 @@ impl Library {
         touched.extend(self.store.accounts_of_contacts(&ids).await?);
         self.store.upsert_contacts(&contacts).await?;
         for id in touched {
-            self.profiles.forget(&id);
+            self.account_changed(&id).await;
         }
         Ok(contacts)
     }
@@ -346,7 +352,7 @@ impl Library {
         let total = rows.len() as u64;
         let recorded = self.store.insert_engagements(&rows).await?;
         for id in profiles.keys() {
-            self.profiles.forget(id);
+            self.account_changed(id).await;
         }
         Ok(EngagementReceipt {
             recorded,
@@ -479,13 +485,45 @@ impl Library {
 
     /// Deletes the account, its contacts and its events, then recomputes popularity so no
     /// aggregate still counts them. Returns how many events were erased.
+    /// An account's record, contacts or events changed: its cached profile goes here, and
+    /// on the other replicas when they hear of it.
+    async fn account_changed(&self, id: &str) {
+        self.profiles.forget(id);
+        self.store
+            .announce(ReplicaChange::Account(id.to_owned()))
+            .await;
+    }
+
+    /// Acts on a change another replica announced.
+    pub(super) async fn replica_changed(&self, change: ReplicaChange) {
+        match change {
+            ReplicaChange::Library => self.follower.nudge(),
+            ReplicaChange::Account(id) => self.profiles.forget(&id),
+            ReplicaChange::Popularity => {
+                if let Err(err) = self.popularity.load(&self.store).await {
+                    tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot load popularity another replica computed");
+                }
+            }
+        }
+    }
+
+    /// After missing announcements (the listening connection broke): forget every cached
+    /// profile and catch up.
+    pub(super) async fn replicas_unheard(&self) {
+        self.profiles.forget_all();
+        self.follower.nudge();
+        if let Err(err) = self.popularity.load(&self.store).await {
+            tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot load popularity");
+        }
+    }
+
     pub async fn erase_account(&self, id: &str) -> AppResult<u64> {
         let erased = self
             .store
             .erase_account(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))?;
-        self.profiles.forget(id);
+        self.account_changed(id).await;
         self.popularity.refresh(&self.store, true).await?;
         Ok(erased)
     }

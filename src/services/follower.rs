@@ -45,6 +45,11 @@ impl FollowerHandle {
     pub fn applied_seq(&self) -> i64 {
         *self.applied.borrow()
     }
+
+    /// Reads the change log now rather than at the next poll.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
 }
 
 pub struct IndexFollower {

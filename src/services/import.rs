@@ -120,6 +120,7 @@ pub async fn import_sources(
     } else {
         report.last_seq = write.commit().await?;
         report.committed = true;
+        store.announce(crate::store::ReplicaChange::Library).await;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -21,7 +21,7 @@ use crate::domain::AssetFilter;
 use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, FieldError, IndustrySlug};
 use crate::error::{AppError, AppResult, InputProblem};
 use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
-use crate::store::{Store, WriteCounts};
+use crate::store::{ReplicaChange, Store, WriteCounts};
 
 pub use crate::store::StoredEngagement;
 pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, VisitorToken};
@@ -225,6 +225,7 @@ impl Library {
         let mut write = self.store.begin_write().await?;
         let counts = write.upsert_assets(&assets).await?;
         let seq = write.commit().await?;
+        self.store.announce(ReplicaChange::Library).await;
         self.follower.wait_for(seq).await;
         Ok(UpsertOutcome { counts, assets })
     }
@@ -238,6 +239,7 @@ impl Library {
             .await?
             .ok_or_else(not_found)?;
         let seq = write.commit().await?;
+        self.store.announce(ReplicaChange::Library).await;
         self.follower.wait_for(seq).await;
         Ok(asset)
     }
@@ -281,6 +283,38 @@ impl Library {
             index_seq: self.follower.applied_seq(),
             popularity: self.popularity.version(),
         }
+    }
+
+    /// On PostgreSQL, acts on the changes other replicas announce (a library write wakes
+    /// the follower, an account's change drops its cached profile, new popularity is
+    /// loaded), so they show here within moments instead of at the next poll. `None` on
+    /// SQLite, where one server owns the database.
+    pub async fn listen_to_replicas(&self) -> AppResult<Option<tokio::task::JoinHandle<()>>> {
+        let Some(mut listener) = self.store.listen().await? else {
+            return Ok(None);
+        };
+        let library = self.clone();
+        Ok(Some(tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        if let Some(change) = ReplicaChange::parse(notification.payload()) {
+                            library.replica_changed(change).await;
+                        }
+                    }
+                    // The connection broke; the next call reconnects. What was announced
+                    // meanwhile is lost, so act as if everything changed.
+                    Ok(None) => {
+                        tracing::warn!("lost the replicas' announcements; reconnecting");
+                        library.replicas_unheard().await;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot hear other replicas; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })))
     }
 
     /// Database pool connections: (in use, open).

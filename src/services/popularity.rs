@@ -144,6 +144,9 @@ impl PopularityBoard {
         if stats.as_ref().is_ok_and(|s| s.refreshed) {
             metrics::histogram!(crate::metrics::POPULARITY_REFRESH)
                 .record(started.elapsed().as_secs_f64());
+            store
+                .announce(crate::store::ReplicaChange::Popularity)
+                .await;
         }
         stats
     }

@@ -80,6 +80,43 @@ pub struct Store {
     /// Serialises writers of this process. SQLite allows one writer at a time; writers of
     /// one process queue here instead of contending for the file lock.
     write_lock: Arc<Mutex<()>>,
+    /// A PostgreSQL URL, for listening to other replicas' changes; `None` on SQLite.
+    postgres_url: Option<Arc<str>>,
+}
+
+/// The channel replicas announce their writes on (PostgreSQL `NOTIFY`).
+pub const CHANGES_CHANNEL: &str = "stagefit_changes";
+
+/// A write another replica should know of at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaChange {
+    /// The library changed: followers should read the change log now.
+    Library,
+    /// An account's record, contacts or events changed: drop its cached profile.
+    Account(String),
+    /// Popularity was recomputed: load it.
+    Popularity,
+}
+
+impl ReplicaChange {
+    fn payload(&self) -> String {
+        match self {
+            ReplicaChange::Library => "library".to_owned(),
+            ReplicaChange::Account(id) => format!("account:{id}"),
+            ReplicaChange::Popularity => "popularity".to_owned(),
+        }
+    }
+
+    /// The change a notification's payload announces.
+    pub fn parse(payload: &str) -> Option<Self> {
+        match payload {
+            "library" => Some(ReplicaChange::Library),
+            "popularity" => Some(ReplicaChange::Popularity),
+            other => other
+                .strip_prefix("account:")
+                .map(|id| ReplicaChange::Account(id.to_owned())),
+        }
+    }
 }
 
 /// A write transaction under the one writer discipline every write of the database takes
@@ -113,7 +150,11 @@ impl Store {
         Migrator::up(&db, None)
             .await
             .context("cannot bring the database schema up to date")?;
-        Ok(Self::over(db))
+        let mut store = Self::over(db);
+        if store.db.get_database_backend() == DbBackend::Postgres {
+            store.postgres_url = Some(Arc::from(url));
+        }
+        Ok(store)
     }
 
     /// Opens an existing database for reading only, without creating or migrating
@@ -167,7 +208,41 @@ impl Store {
         Self {
             db,
             write_lock: Arc::new(Mutex::new(())),
+            postgres_url: None,
         }
+    }
+
+    /// Tells the other replicas on this PostgreSQL database of a committed write, so that
+    /// they act on it at once instead of at their next poll. Nothing on SQLite. A failure
+    /// only delays them until that poll, so it is logged, not returned.
+    pub async fn announce(&self, change: ReplicaChange) {
+        if self.postgres_url.is_none() {
+            return;
+        }
+        let statement = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANGES_CHANNEL.into(), change.payload().into()],
+        );
+        if let Err(err) = self.db.execute_raw(statement).await {
+            tracing::warn!(error = %err, ?change, "cannot announce a change to other replicas");
+        }
+    }
+
+    /// A listener on [`CHANGES_CHANNEL`], on PostgreSQL.
+    pub async fn listen(&self) -> AppResult<Option<sea_orm::sqlx::postgres::PgListener>> {
+        let Some(url) = &self.postgres_url else {
+            return Ok(None);
+        };
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect(url)
+            .await
+            .map_err(|e| {
+                AppError::Unavailable(anyhow::Error::new(e).context("listening for changes"))
+            })?;
+        listener.listen(CHANGES_CHANNEL).await.map_err(|e| {
+            AppError::Unavailable(anyhow::Error::new(e).context("listening for changes"))
+        })?;
+        Ok(Some(listener))
     }
 
     /// Every asset as (id, content hash), and the change-log position read in the same

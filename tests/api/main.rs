@@ -21,5 +21,6 @@ mod library;
 mod observability;
 mod outage;
 mod recommend;
+mod replicas;
 mod restart;
 mod schema;
