@@ -93,6 +93,20 @@ pub enum Command {
         #[arg(long)]
         fail_on_specific_gaps: bool,
     },
+    /// Copy a whole database (library, accounts, contacts, events, popularity, keys, audit
+    /// trail, safelist) into another, in one transaction on the target: moving a SQLite
+    /// install to PostgreSQL. Servers on the target build their indexes at start
+    CopyData {
+        /// The database to read (URL, as --database-url)
+        #[arg(long)]
+        from: String,
+        /// The database to write; created or migrated as needed
+        #[arg(long)]
+        to: String,
+        /// Delete what the target holds first (otherwise a target with data is refused)
+        #[arg(long)]
+        replace: bool,
+    },
     /// Compare the index with the database, asset by asset (id and content); exit 1 on a
     /// difference. Safe beside a running server on the same index, whose lag it waits out
     VerifyIndex,
@@ -320,6 +334,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reindex => reindex(&Config::new(&cli.storage)).await,
         Command::VerifyIndex => verify_index(&Config::new(&cli.storage)).await,
+        Command::CopyData { from, to, replace } => copy_data(&from, &to, replace).await,
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
             Ok(())
@@ -994,6 +1009,41 @@ async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Resu
         .map_err(AppError::unmasked)?;
     store.close().await;
     println!("exported {count} assets to {}", file.display());
+    Ok(())
+}
+
+async fn copy_data(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
+    let name = |url: &str| {
+        Config::new(&StorageArgs {
+            database_url: Some(url.to_owned()),
+            index_dir: None,
+            weights: None,
+        })
+        .redacted_database_url()
+    };
+    if from == to {
+        bail!("--from and --to are the same database");
+    }
+    let source = crate::store::Store::connect(from)
+        .await
+        .with_context(|| format!("database {}", name(from)))?;
+    let target = crate::store::Store::connect(to)
+        .await
+        .with_context(|| format!("database {}", name(to)))?;
+    let started = std::time::Instant::now();
+    let copied = target.copy_from(&source, replace).await;
+    source.close().await;
+    target.close().await;
+    let counts = copied.map_err(AppError::unmasked)?;
+    for (table, rows) in &counts {
+        println!("{table:<22} {rows:>10}");
+    }
+    println!(
+        "copied {} into {} in {:.1} s; start the servers on it to build their indexes",
+        name(from),
+        name(to),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

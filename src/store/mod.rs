@@ -5,8 +5,11 @@
 //! in the same transaction, so the index can never miss a committed write.
 
 mod accounts;
+mod copy;
 mod entity;
 mod keys;
+
+pub use copy::CopyCounts;
 
 pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 
