@@ -1018,6 +1018,7 @@ async fn copy_data(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
             database_url: Some(url.to_owned()),
             index_dir: None,
             weights: None,
+            durability: None,
         })
         .redacted_database_url()
     };

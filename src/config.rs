@@ -32,6 +32,19 @@ pub struct StorageArgs {
     /// Default ranking weights, e.g. "stage=3,text=2.5" (unnamed factors keep their default)
     #[arg(long, env = "STAGEFIT_WEIGHTS", global = true, value_parser = parse_weights)]
     pub weights: Option<Weights>,
+    /// SQLite's durability: `normal` (WAL, synchronous=NORMAL: survives a crash of the
+    /// process, may lose the last commits on power loss) or `full` (synchronous=FULL:
+    /// every commit reaches the disk first, slower writes)
+    #[arg(long, env = "STAGEFIT_DURABILITY", global = true, value_enum)]
+    pub durability: Option<Durability>,
+}
+
+/// How hard SQLite works to keep a commit on power loss (PostgreSQL: its own settings).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
 }
 
 /// Parses `factor=weight` pairs over the default weights.
@@ -108,6 +121,8 @@ pub struct RankingConfig {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
+    /// SQLite's synchronous setting.
+    pub durability: Durability,
     pub index_dir: PathBuf,
     pub addr: SocketAddr,
     /// Largest `first` a list query accepts.
@@ -160,6 +175,7 @@ impl Config {
                 .database_url
                 .clone()
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            durability: storage.durability.unwrap_or_default(),
             index_dir: storage
                 .index_dir
                 .clone()
@@ -201,6 +217,7 @@ impl Config {
             database_url: Some(format!("sqlite://{}?mode=rwc", db.display())),
             index_dir: Some(dir.join("index")),
             weights: None,
+            durability: None,
         })
     }
 
@@ -232,6 +249,7 @@ mod tests {
             database_url: Some("postgres://app:s3cret@db/stagefit".into()),
             index_dir: None,
             weights: None,
+            durability: None,
         });
         assert_eq!(c.redacted_database_url(), "postgres://app:***@db/stagefit");
         c.database_url = DEFAULT_DATABASE_URL.into();

@@ -182,7 +182,7 @@ fn cors_origins(origins: &[String]) -> anyhow::Result<Vec<axum::http::HeaderValu
 
 /// Opens (and migrates) the configured database, naming it without its password on error.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
-    Store::connect(&config.database_url)
+    Store::connect_durable(&config.database_url, config.durability)
         .await
         .with_context(|| format!("database {}", config.redacted_database_url()))
 }

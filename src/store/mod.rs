@@ -149,7 +149,15 @@ impl Store {
     /// (unless the URL sets its own `mode`); a folder that does not exist, or a PostgreSQL
     /// server that refuses, is said at once.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let db = open(url, false).await?;
+        Self::connect_durable(url, crate::config::Durability::Normal).await
+    }
+
+    /// [`Store::connect`] with SQLite's durability chosen.
+    pub async fn connect_durable(
+        url: &str,
+        durability: crate::config::Durability,
+    ) -> anyhow::Result<Self> {
+        let db = open(url, false, durability).await?;
         Migrator::up(&db, None)
             .await
             .context("cannot bring the database schema up to date")?;
@@ -170,7 +178,7 @@ impl Store {
         {
             return Ok(None);
         }
-        let db = open(url, true).await?;
+        let db = open(url, true, crate::config::Durability::Normal).await?;
         let applied: Vec<String> = match db
             .query_all_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
@@ -422,7 +430,11 @@ fn sqlite_file(url: &str) -> anyhow::Result<Option<PathBuf>> {
 /// names a `mode`, read-only when asked. PostgreSQL: one connection is tried first, so a
 /// server that is down or refuses is reported at once with its address and cause instead
 /// of after the pool's wait.
-async fn open(url: &str, read_only: bool) -> anyhow::Result<DatabaseConnection> {
+async fn open(
+    url: &str,
+    read_only: bool,
+    durability: crate::config::Durability,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -442,7 +454,12 @@ async fn open(url: &str, read_only: bool) -> anyhow::Result<DatabaseConnection> 
         options.max_connections(8).map_sqlx_sqlite_opts(move |o| {
             let o = o
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                // NORMAL in WAL mode: a commit survives a crash of the process, and may be
+                // lost with the last few on power loss; FULL syncs every commit.
+                .synchronous(match durability {
+                    crate::config::Durability::Normal => SqliteSynchronous::Normal,
+                    crate::config::Durability::Full => SqliteSynchronous::Full,
+                })
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             if read_only {
@@ -838,4 +855,37 @@ fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<A
 /// A stored value that no longer parses is a bug or a hand-edited database, not user input.
 fn corrupt<T>(result: Result<T, String>, what: &str) -> AppResult<T> {
     result.map_err(|err| AppError::internal(anyhow::anyhow!("stored {what} is invalid: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(store: &Store) -> i64 {
+        store
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA synchronous",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn durability_chooses_sqlites_synchronous_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        for (durability, expected) in [
+            (crate::config::Durability::Normal, 1),
+            (crate::config::Durability::Full, 2),
+        ] {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+            let store = Store::connect_durable(&url, durability).await.unwrap();
+            assert_eq!(synchronous(&store).await, expected, "{durability:?}");
+            store.close().await;
+        }
+    }
 }
