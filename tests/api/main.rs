@@ -14,6 +14,7 @@ mod cache;
 mod cli;
 mod cli_errors;
 mod concurrency;
+mod crash;
 mod fuzz;
 mod http_protocol;
 mod judged;

@@ -1,0 +1,282 @@
+//! The server killed with SIGKILL at random moments, again and again: during a stream of
+//! mutations and events, and during a 20,000-asset import by another process. After each
+//! restart the index equals the database (readiness with no lag allowed, then
+//! `verify-index`), and every write the server acknowledged is stored. How long a restart
+//! takes to catch up is printed; BENCHMARKS.md records it for a release build (the 5 s
+//! bar), since a test's timing on a debug build says little.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{KillOnDrop, config_in, text};
+
+/// A `stagefit serve` process on `dir`'s storage (loading the demo library the first time),
+/// and its address.
+fn serve(dir: &Path) -> (KillOnDrop, String) {
+    let config = config_in(dir);
+    let first = !config.index_dir.exists();
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--ready-max-lag", "0"];
+    if first {
+        args.push("--demo");
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+            .args(&args)
+            .env("STAGEFIT_DATABASE_URL", &config.database_url)
+            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+            .env("STAGEFIT_RATE_PER_KEY", "1000000")
+            .env_remove("STAGEFIT_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (sender, lines) = mpsc::channel::<String>();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs its address");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            // Keep draining its log so it never blocks on a full pipe.
+            std::thread::spawn(move || while lines.recv().is_ok() {});
+            return (child, addr);
+        }
+    }
+}
+
+/// Waits until the restarted server's index has everything the database committed; how
+/// long that took.
+async fn caught_up(http: &reqwest::Client, addr: &str, since: Instant) -> Duration {
+    loop {
+        if let Ok(response) = http.get(format!("http://{addr}/readyz")).send().await
+            && response.status() == 200
+        {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(60), "never caught up");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn verify_index(dir: &Path) {
+    let out = crate::support::stagefit(dir, &["verify-index"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+async fn post(http: &reqwest::Client, addr: &str, body: Value) -> Option<Value> {
+    let response = http
+        .post(format!("http://{addr}/graphql"))
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    body.get("errors").is_none().then_some(body)
+}
+
+/// A pseudo-random number in `0..n` from a counter (no dependency needed).
+fn spread(i: u64, n: u64) -> u64 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let http = reqwest::Client::new();
+    let mut acknowledged_assets = BTreeSet::new();
+    let mut acknowledged_events = BTreeSet::new();
+    let mut slowest = Duration::ZERO;
+    let mut n = 0u64;
+
+    // Ten kills during a stream of mutations and events.
+    for round in 0..10u64 {
+        // Timed from the start of the process: it indexes what it missed before it listens.
+        let since = Instant::now();
+        let (mut child, addr) = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || serve(&dir)
+        })
+        .await
+        .unwrap();
+        let took = caught_up(&http, &addr, since).await;
+        eprintln!("stream round {round}: ready after {took:?}");
+        if round > 0 {
+            // The first start loads the demo library into an empty database: no restart.
+            slowest = slowest.max(took);
+        }
+        tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || verify_index(&dir)
+        })
+        .await
+        .unwrap();
+        if round == 0 {
+            post(&http, &addr, json!({ "query": r#"mutation { upsertAccount(account: { id: "crash", name: "Crash" }) { id } }"# }))
+                .await
+                .expect("the account");
+        }
+        let kill_after = Duration::from_millis(150 + spread(round, 600));
+        let started = Instant::now();
+        while started.elapsed() < kill_after {
+            n += 1;
+            let id = format!("crash-{n}");
+            let body = if n.is_multiple_of(2) {
+                json!({ "query": "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+                        "variables": { "a": [{ "id": id, "title": format!("Crash {n}"), "contentType": "ebook" }] } })
+            } else {
+                json!({ "query": "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+                        "variables": { "e": { "accountId": "crash", "assetId": "pricing-sheet", "kind": "VIEW", "clientEventId": id } } })
+            };
+            if post(&http, &addr, body).await.is_some() {
+                if n.is_multiple_of(2) {
+                    acknowledged_assets.insert(id);
+                } else {
+                    acknowledged_events.insert(id);
+                }
+            }
+        }
+        // SIGKILL, mid-stream: the next request may be half-way through.
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+    }
+
+    // Ten kills while another process imports 20,000 assets (one transaction), and after.
+    let library = dir.join("big.jsonl");
+    let out = crate::support::stagefit(
+        &dir,
+        &[
+            "generate",
+            "--assets",
+            "20000",
+            "--seed",
+            "3",
+            "--output",
+            library.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = config_in(&dir);
+    let mut import: Option<KillOnDrop> = None;
+    for round in 0..10u64 {
+        let since = Instant::now();
+        let (mut child, addr) = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || serve(&dir)
+        })
+        .await
+        .unwrap();
+        // Readiness waits for the index to reach the database's position, which moves
+        // when the import commits; then the index must equal the database.
+        let took = caught_up(&http, &addr, since).await;
+        let running = match &mut import {
+            None => true,
+            Some(import) => import.0.try_wait().unwrap().is_none(),
+        };
+        eprintln!("import round {round}: ready after {took:?} (import running: {running})");
+        slowest = slowest.max(took);
+        if !running {
+            tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || verify_index(&dir)
+            })
+            .await
+            .unwrap();
+        }
+        if import.is_none() {
+            import = Some(KillOnDrop(
+                std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+                    .args(["import", library.to_str().unwrap()])
+                    .env("STAGEFIT_DATABASE_URL", &config.database_url)
+                    .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+                    .env_remove("STAGEFIT_LOG")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50 + spread(round + 100, 400))).await;
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+    }
+    let mut import = import.unwrap();
+    let imported = tokio::task::spawn_blocking(move || import.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(imported.success(), "the import itself never was killed");
+
+    // A last start: everything is there.
+    let since = Instant::now();
+    let (mut child, addr) = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || serve(&dir)
+    })
+    .await
+    .unwrap();
+    let last = caught_up(&http, &addr, since).await;
+    eprintln!(
+        "{} assets and {} events acknowledged; slowest catch-up {slowest:?}, after the import {last:?}",
+        acknowledged_assets.len(),
+        acknowledged_events.len()
+    );
+    assert!(acknowledged_assets.len() > 20 && acknowledged_events.len() > 20);
+    let export = post(
+        &http,
+        &addr,
+        json!({ "query": r#"{ accountExport(id: "crash") { engagements { clientEventId } } }"# }),
+    )
+    .await
+    .expect("the export");
+    let stored: BTreeSet<String> = export["data"]["accountExport"]["engagements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["clientEventId"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<_> = acknowledged_events.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
+    for id in &acknowledged_assets {
+        let body = post(
+            &http,
+            &addr,
+            json!({ "query": "query($id: ID!) { asset(id: $id) { id } }", "variables": { "id": id } }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            body["data"]["asset"]["id"],
+            id.as_str(),
+            "acknowledged asset lost"
+        );
+    }
+    let count = post(&http, &addr, json!({ "query": "{ assets(first: 1, filter: { statuses: [PUBLISHED, DRAFT, RETIRED] }) { totalCount } }" }))
+        .await
+        .unwrap();
+    assert!(count["data"]["assets"]["totalCount"].as_u64().unwrap() >= 20_000);
+    tokio::task::spawn_blocking(move || verify_index(&dir))
+        .await
+        .unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
