@@ -2,7 +2,9 @@
 # A throwaway PostgreSQL cluster for the tests: Debian's postgresql (installed when missing)
 # in a temporary directory, on a free port of 127.0.0.1, trusting local connections.
 # Source it, then: pg_start (exports STAGEFIT_TEST_DATABASE_URL and PG_DIR), pg_stop.
-# initdb refuses root, so as root the cluster runs as the postgres user.
+# initdb refuses root, so as root the cluster runs as the postgres user. The tests run it
+# without fsync; PG_OPTIONS adds server options (benchmarks: "-c fsync=on -c
+# full_page_writes=on").
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
@@ -23,7 +25,7 @@ pg_start() {
   for _ in $(seq 1 20); do
     port=$((20000 + RANDOM % 20000))
     if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -s -o \
-      "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c full_page_writes=off" \
+      "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c full_page_writes=off ${PG_OPTIONS:-}" \
       start; then
       export PG_PORT=$port
       export STAGEFIT_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"

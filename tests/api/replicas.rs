@@ -145,6 +145,50 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    // Popularity recomputed on one replica is used by the others, and no cached answer
+    // outlives it.
+    let popular = "api-docs-webhooks";
+    post(
+        &servers[0],
+        r#"mutation {
+            upsertAccount(account: { id: "reader", name: "R", industry: "retail", stage: ADOPTION }) { id }
+        }"#,
+        json!({}),
+    )
+    .await;
+    post(
+        &servers[0],
+        "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+        json!({ "e": { "accountId": "reader", "assetId": popular, "kind": "COMPLETE" } }),
+    )
+    .await;
+    let ranked = r#"{ recommendations(audience: { stage: ADOPTION, industry: "retail", role: TECHNICAL_INTEGRATOR },
+                       weights: { freshness: 0 }, diversify: false, first: 30) {
+                       items { asset { id } reasons { factor value } } } }"#;
+    let popularity = |body: Value| -> f64 {
+        body["data"]["recommendations"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["asset"]["id"] == popular)
+            .and_then(|i| {
+                i["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["factor"] == "POPULARITY")
+                    .map(|r| r["value"].as_f64().unwrap())
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(popularity(post(&servers[2], ranked, json!({})).await), 0.0);
+    post(&servers[0], "mutation { refreshPopularity { events } }", json!({})).await;
+    let since = Instant::now();
+    while popularity(post(&servers[2], ranked, json!({})).await) == 0.0 {
+        assert!(since.elapsed() < Duration::from_secs(1), "stale popularity");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
     for s in &mut servers {
         s.stop().await;
     }
