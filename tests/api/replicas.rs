@@ -182,7 +182,12 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
             .unwrap_or(0.0)
     };
     assert_eq!(popularity(post(&servers[2], ranked, json!({})).await), 0.0);
-    post(&servers[0], "mutation { refreshPopularity { events } }", json!({})).await;
+    post(
+        &servers[0],
+        "mutation { refreshPopularity { events } }",
+        json!({}),
+    )
+    .await;
     let since = Instant::now();
     while popularity(post(&servers[2], ranked, json!({})).await) == 0.0 {
         assert!(since.elapsed() < Duration::from_secs(1), "stale popularity");
