@@ -124,3 +124,27 @@ pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_labels_are_plain_and_bounded() {
+        assert_eq!(
+            operation_label("query search,taxonomy"),
+            "query search,taxonomy"
+        );
+        assert_eq!(operation_label("weird\"name{}"), "other");
+        assert_eq!(operation_label(&"x".repeat(101)), "other");
+        for i in 0..MAX_OPERATIONS + 10 {
+            operation_label(&format!("Op{i}"));
+        }
+        assert_eq!(operation_label("OneMoreAfterTheCap"), "other");
+        // Names seen before the cap keep their label.
+        assert_eq!(
+            operation_label("query search,taxonomy"),
+            "query search,taxonomy"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Several `serve` replicas on one PostgreSQL database, each with its own index: a write
 //! through one shows on the others within a second (they are told with LISTEN/NOTIFY; their
 //! polling is set to 30 s here, so nothing else could make it), caches follow, and
-//! concurrent writers through every replica leave every index equal to the database.
+//! concurrent writers through every replica leave every index equal to the database and
+//! lose no account, contact or event.
 
 use std::time::{Duration, Instant};
 
@@ -206,7 +207,7 @@ async fn concurrent_writers_on_every_replica_leave_every_index_equal_to_the_data
         return;
     }
     const CLIENTS: usize = 4;
-    const WRITES: usize = 60;
+    const WRITES: usize = 80;
     let shared = tempfile::tempdir().unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut servers = replicas(shared.path(), &dirs).await;
@@ -227,11 +228,13 @@ async fn concurrent_writers_on_every_replica_leave_every_index_equal_to_the_data
                     // Upserts over a shared set of ids (so replicas overwrite each other),
                     // retirements of them, and events.
                     let id = format!("shared-{}", (r * 7 + c * 3 + i) % 40);
-                    let query = match i % 3 {
+                    let query = match i % 4 {
                         0 => json!({ "query": "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
                                      "variables": { "a": [{ "id": id, "title": format!("Version {r}-{c}-{i}"), "contentType": "ebook" }] } }),
                         1 => json!({ "query": "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
                                      "variables": { "e": { "accountId": "busy", "assetId": "pricing-sheet", "kind": "VIEW", "clientEventId": format!("{r}-{c}-{i}") } } }),
+                        2 => json!({ "query": "mutation($c: ContactInput!) { upsertContact(contact: $c) { id } }",
+                                     "variables": { "c": { "id": format!("busy-{r}-{c}-{i}"), "accountId": "busy", "name": "N", "role": "FINANCE" } } }),
                         _ => json!({ "query": "mutation($id: ID!) { retireAsset(id: $id) { id } }", "variables": { "id": id } }),
                     };
                     let response = http.post(format!("{url}/graphql")).json(&query).send().await.unwrap();
@@ -259,14 +262,23 @@ async fn concurrent_writers_on_every_replica_leave_every_index_equal_to_the_data
     );
     let body = post(
         &servers[1],
-        r#"{ account(id: "busy") { engagementCount } }"#,
+        r#"{ account(id: "busy") { engagementCount contacts { id } } }"#,
         json!({}),
     )
     .await;
+    let per_client = WRITES / 4;
     assert_eq!(
         body["data"]["account"]["engagementCount"],
-        3 * CLIENTS * WRITES.div_ceil(3),
+        3 * CLIENTS * per_client,
         "every acknowledged event is stored"
+    );
+    assert_eq!(
+        body["data"]["account"]["contacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3 * CLIENTS * per_client,
+        "every acknowledged contact is stored"
     );
     let url = config_in(shared.path()).database_url;
     for dir in &dirs {
