@@ -85,6 +85,16 @@ pub struct Store {
     write_lock: Arc<Mutex<()>>,
     /// A PostgreSQL URL, for listening to other replicas' changes; `None` on SQLite.
     postgres_url: Option<Arc<str>>,
+    /// Until when (Unix milliseconds) writes fail at once: the database was just found
+    /// unreachable.
+    unreachable_until: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How long writes fail at once after one found the database unreachable.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
+
+fn now_millis() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 /// The channel replicas announce their writes on (PostgreSQL `NOTIFY`).
@@ -220,6 +230,7 @@ impl Store {
             db,
             write_lock: Arc::new(Mutex::new(())),
             postgres_url: None,
+            unreachable_until: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -296,16 +307,46 @@ impl Store {
     }
 
     /// Starts a write transaction under the writer discipline (see [`WriteTxn`]).
+    ///
+    /// While the database is unreachable, writers queued behind the writer lock would each
+    /// wait out the pool's timeout in turn; after one finds it unreachable, the others
+    /// (for [`UNREACHABLE_FOR`]) fail at once with `UNAVAILABLE` instead.
     pub(crate) async fn begin_txn(&self) -> AppResult<WriteTxn> {
+        self.reachable()?;
         let guard = self.write_lock.clone().lock_owned().await;
-        let txn = self
+        self.reachable()?;
+        let begun = self
             .db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
             })
-            .await?;
-        Ok(WriteTxn { txn, _guard: guard })
+            .await;
+        match begun {
+            Ok(txn) => Ok(WriteTxn { txn, _guard: guard }),
+            Err(err) => {
+                let err = AppError::from(err);
+                if matches!(err, AppError::Unavailable(_)) {
+                    let until = now_millis() + UNREACHABLE_FOR.as_millis() as u64;
+                    self.unreachable_until
+                        .store(until, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn reachable(&self) -> AppResult<()> {
+        if now_millis()
+            < self
+                .unreachable_until
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(AppError::Unavailable(anyhow::anyhow!(
+                "the database was unreachable moments ago"
+            )));
+        }
+        Ok(())
     }
 
     /// Starts a write transaction over the library; dropping it without `commit` rolls

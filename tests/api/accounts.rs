@@ -879,27 +879,9 @@ async fn accounts_contacts_and_events_import_from_files_all_or_nothing() {
 
 #[tokio::test]
 async fn an_answered_event_survives_kill_9() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::config_in(dir.path());
-    let mut child = crate::support::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-            .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
-            .env("STAGEFIT_DATABASE_URL", &config.database_url)
-            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-            .env("STAGEFIT_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let served = crate::support::serve_binary(dir.path(), &["--demo"], &[("STAGEFIT_LOG", "info")]);
+    let addr = served.addr.clone();
     let client = reqwest::Client::new();
     let post = |query: &'static str, variables: Value| {
         client
@@ -931,8 +913,7 @@ async fn an_answered_event_survives_kill_9() {
         "{answer}"
     );
     // Killed the moment it answered: no shutdown, no flush.
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    served.kill();
 
     let mut s = TestServer::start_in(dir.path(), false).await;
     let account = s.gql(ACCOUNT, json!({ "id": "kill" })).await["account"].clone();

@@ -260,36 +260,10 @@ fn an_excel_export_has_a_byte_order_mark_and_crlf_and_reimports_unchanged() {
 /// its type and root fields), the status and the time it took.
 #[tokio::test]
 async fn the_server_logs_one_line_per_request_by_default() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::config_in(dir.path());
-    let mut child = crate::support::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-            .args(["serve", "--demo", "--addr", "127.0.0.1:0"])
-            .env("STAGEFIT_DATABASE_URL", &config.database_url)
-            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-            .env_remove("STAGEFIT_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // Lines arrive through a channel, so a missing line fails the test instead of hanging it.
-    let (sender, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next_line = || lines.recv_timeout(Duration::from_secs(20)).ok();
-    let addr = loop {
-        let line = next_line().expect("the server logs its address");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let served = crate::support::serve_binary(dir.path(), &["--demo"], &[]);
+    let addr = served.addr.clone();
+    let next_line = || served.next_line();
     let client = reqwest::Client::new();
     for body in [
         serde_json::json!({ "query": "{ taxonomy { stages { name } } search(query: \"x\") { totalCount } }" }),
@@ -316,8 +290,7 @@ async fn the_server_logs_one_line_per_request_by_default() {
             logged.push(line);
         }
     }
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    served.kill();
     assert_eq!(logged.len(), 4, "one line per request: {logged:#?}");
     assert!(logged[0].contains("INFO"), "{}", logged[0]);
     assert!(

@@ -6,9 +6,7 @@
 //! bar), since a test's timing on a debug build says little.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,41 +16,14 @@ use crate::support::{KillOnDrop, config_in, text};
 /// A `stagefit serve` process on `dir`'s storage (loading the demo library the first time),
 /// and its address.
 fn serve(dir: &Path) -> (KillOnDrop, String) {
-    let config = config_in(dir);
-    let first = !config.index_dir.exists();
-    let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--ready-max-lag", "0"];
+    let first = !config_in(dir).index_dir.exists();
+    let mut args = vec!["--ready-max-lag", "0"];
     if first {
         args.push("--demo");
     }
-    let mut child = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-            .args(&args)
-            .env("STAGEFIT_DATABASE_URL", &config.database_url)
-            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-            .env("STAGEFIT_RATE_PER_KEY", "1000000")
-            .env_remove("STAGEFIT_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (sender, lines) = mpsc::channel::<String>();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
-            // Keep draining its log so it never blocks on a full pipe.
-            std::thread::spawn(move || while lines.recv().is_ok() {});
-            return (child, addr);
-        }
-    }
+    let served = crate::support::serve_binary(dir, &args, &[("STAGEFIT_RATE_PER_KEY", "1000000")]);
+    // Its log is drained by the helper's reader; the receiver may go.
+    (served.child, served.addr)
 }
 
 /// Waits until the restarted server's index has everything the database committed; how

@@ -203,51 +203,18 @@ async fn from_another_address_metrics_need_an_admin_key() {
 /// names its request id; requests over the threshold get a `slow request` line.
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_slow_requests_are_named() {
-    use std::io::{BufRead, BufReader};
-    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::config_in(dir.path());
-    let mut child = crate::support::KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
-            .args([
-                "serve",
-                "--demo",
-                "--addr",
-                "127.0.0.1:0",
-                "--slow-request-ms",
-                "0",
-            ])
-            .env("STAGEFIT_DATABASE_URL", &config.database_url)
-            .env("STAGEFIT_INDEX_DIR", &config.index_dir)
-            .env("STAGEFIT_LOG_FORMAT", "json")
-            .env_remove("STAGEFIT_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let served = crate::support::serve_binary(
+        dir.path(),
+        &["--demo", "--slow-request-ms", "0"],
+        &[("STAGEFIT_LOG_FORMAT", "json")],
     );
-    let (sender, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let addr = served.addr.clone();
     let next = || {
-        lines
-            .recv_timeout(Duration::from_secs(20))
-            .ok()
-            .map(|line| {
-                serde_json::from_str::<Value>(&line)
-                    .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"))
-            })
-    };
-    let addr = loop {
-        let line = next().expect("the server logs its address");
-        if let Some(addr) = line["addr"].as_str() {
-            break addr.to_owned();
-        }
+        served.next_line().map(|line| {
+            serde_json::from_str::<Value>(&line)
+                .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"))
+        })
     };
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
@@ -293,6 +260,5 @@ async fn json_logs_carry_the_request_id_and_slow_requests_are_named() {
             .parse::<f64>()
             .is_ok()
     );
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    served.kill();
 }

@@ -156,7 +156,7 @@ fn write(i: usize) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_reads_go_on_writes_get_503_and_the_server_recovers() {
     if std::env::var(POSTGRES_ENV).is_err() {
         eprintln!("runs with the PostgreSQL suite (scripts/test.sh)");
@@ -204,7 +204,11 @@ async fn with_the_database_down_reads_go_on_writes_get_503_and_the_server_recove
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    cluster.down();
+    let cluster = std::sync::Arc::new(cluster);
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.down())
+        .await
+        .unwrap();
     // Reads are answered from the local index.
     let (status, body) = post(&s, READ).await;
     assert_eq!(status, 200, "{body}");
@@ -222,9 +226,13 @@ async fn with_the_database_down_reads_go_on_writes_get_503_and_the_server_recove
         "{:?}",
         started.elapsed()
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Long enough for every client of the load to meet the outage.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
-    cluster.up();
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.up())
+        .await
+        .unwrap();
     // Back without restarting stagefit: a write succeeds again and its change is indexed.
     let back = Instant::now();
     loop {

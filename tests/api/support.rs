@@ -243,3 +243,76 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A `stagefit serve` process on the storage below `dir`, on a free port of 127.0.0.1: its
+/// address, and its log lines as they come. Lines are read off the pipe all the time, so
+/// the server never blocks on a full one; a line that does not come fails the test after
+/// 20 s instead of hanging it.
+pub struct ServedBinary {
+    pub child: KillOnDrop,
+    pub addr: String,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServedBinary {
+    /// The next log line, if one comes within 20 s.
+    pub fn next_line(&self) -> Option<String> {
+        self.lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .ok()
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+}
+
+/// Starts `stagefit serve ARGS` with `env` (besides the storage of `dir`; `STAGEFIT_LOG`
+/// is unset unless given) and waits for the line that names its address.
+pub fn serve_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServedBinary {
+    use std::io::{BufRead, BufReader};
+    let config = config_in(dir);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"));
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("STAGEFIT_DATABASE_URL", &config.database_url)
+        .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+        .env_remove("STAGEFIT_LOG")
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = KillOnDrop(command.spawn().expect("run stagefit serve"));
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.0.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more, so the pipe never fills.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut served = ServedBinary {
+        child,
+        addr: String::new(),
+        lines,
+    };
+    served.addr = loop {
+        let line = served.next_line().expect("the server logs its address");
+        // Text logs say `addr=...`; JSON logs have an "addr" field.
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&line)
+            && let Some(Value::String(addr)) = object.get("addr")
+        {
+            break addr.clone();
+        }
+    };
+    served
+}
