@@ -590,8 +590,8 @@ async fn operations(config: &Config, action: OperationsCommand) -> anyhow::Resul
                 for file in &files {
                     let text = std::fs::read_to_string(file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
-                    if let Err(err) = async_graphql::parser::parse_query(&text) {
-                        bail!("{}: not a GraphQL document: {err}", file.display());
+                    if let Err(err) = crate::graphql::check_document(&text) {
+                        bail!("{}: {err}", file.display());
                     }
                     let name = file
                         .file_name()

@@ -268,3 +268,22 @@ mod tests {
         assert!(parse_weights("stage=-2").is_err());
     }
 }
+
+/// How the process logs, from `STAGEFIT_LOG` (a tracing filter) and `STAGEFIT_LOG_FORMAT`
+/// (`json` for one JSON object per line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The filter directive, when one is set.
+    pub filter: Option<String>,
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Self {
+        Self {
+            filter: std::env::var("STAGEFIT_LOG").ok(),
+            json: std::env::var("STAGEFIT_LOG_FORMAT")
+                .is_ok_and(|f| f.eq_ignore_ascii_case("json")),
+        }
+    }
+}

@@ -10,13 +10,14 @@ async fn main() -> std::process::ExitCode {
         stagefit::cli::Command::Serve(_) => "info,sqlx=warn,tantivy=warn,sea_orm=warn",
         _ => "warn",
     };
-    let filter = std::env::var("STAGEFIT_LOG")
-        .ok()
+    let settings = stagefit::config::LogSettings::from_env();
+    let filter = settings
+        .filter
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(default_level));
-    // STAGEFIT_LOG_FORMAT=json: one JSON object per line, with the fields of the spans it
-    // happened in (a request's `request_id` among them), for log collectors.
-    let json = std::env::var("STAGEFIT_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // JSON: one object per line, with the fields of the spans it happened in (a request's
+    // `request_id` among them), for log collectors.
+    let json = settings.json;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -86,6 +86,17 @@ pub fn build_schema(library: Option<Library>, access: Option<Arc<Access>>) -> Ap
 }
 
 /// The SDL that `schema.graphql` holds.
+/// Whether `text` is an executable GraphQL document with at least one operation: what the
+/// safelist accepts.
+pub fn check_document(text: &str) -> Result<(), String> {
+    let parsed = async_graphql::parser::parse_query(text)
+        .map_err(|e| format!("not a GraphQL document: {e}"))?;
+    if parsed.operations.iter().next().is_none() {
+        return Err("the document holds no operation".to_owned());
+    }
+    Ok(())
+}
+
 pub fn sdl() -> String {
     build_schema(None, None).sdl()
 }

@@ -1,0 +1,267 @@
+//! The map of the house, held by a test: which room of `src/` may use what, as
+//! ARCHITECTURE.md says. It reads the sources (comments and string literals left out) and
+//! fails on a crossing the map forbids. Crossings that exist today and are still to be
+//! moved are listed in `KNOWN`, each with its reason; the test also fails when one of them
+//! is gone, so the list only shrinks and the map stays true.
+
+use std::path::{Path, PathBuf};
+
+/// Room (a folder or file under `src/`), and what its code must not name.
+const RULES: &[(&str, &[&str])] = &[
+    // Pure: no I/O, no framework.
+    (
+        "domain",
+        &[
+            "sea_orm",
+            "tantivy",
+            "tokio",
+            "axum",
+            "reqwest",
+            "async_graphql",
+            "std::fs",
+            "std::net",
+            "std::env",
+            "crate::store",
+            "crate::search",
+            "crate::services",
+            "crate::graphql",
+            "crate::http",
+            "crate::ranking",
+            "crate::config",
+        ],
+    ),
+    // Pure scoring over domain types only.
+    (
+        "ranking",
+        &[
+            "sea_orm",
+            "tantivy",
+            "tokio",
+            "axum",
+            "reqwest",
+            "async_graphql",
+            "std::fs",
+            "std::net",
+            "std::env",
+            "crate::store",
+            "crate::search",
+            "crate::services",
+            "crate::graphql",
+            "crate::http",
+            "crate::config",
+        ],
+    ),
+    // The API calls services; it never reaches the database or the index.
+    (
+        "graphql",
+        &[
+            "sea_orm",
+            "tantivy",
+            "crate::store",
+            "crate::search",
+            "crate::ranking",
+            "std::env",
+        ],
+    ),
+    (
+        "http",
+        &[
+            "sea_orm",
+            "tantivy",
+            "crate::store",
+            "crate::search",
+            "std::env",
+        ],
+    ),
+    (
+        "store",
+        &[
+            "tantivy",
+            "crate::search",
+            "crate::services",
+            "crate::graphql",
+            "crate::http",
+            "std::env",
+        ],
+    ),
+    (
+        "search",
+        &[
+            "sea_orm",
+            "crate::store",
+            "crate::services",
+            "crate::graphql",
+            "crate::http",
+            "std::env",
+        ],
+    ),
+    (
+        "services",
+        &[
+            "axum",
+            "async_graphql",
+            "crate::graphql",
+            "crate::http",
+            "std::env",
+        ],
+    ),
+    ("main.rs", &["std::env"]),
+    ("cli.rs", &["std::env"]),
+    ("state.rs", &["std::env"]),
+    ("metrics.rs", &["std::env", "crate::store", "crate::search"]),
+];
+
+/// Rooms besides `services` that may use both the store and the index: the composition
+/// root, which wires them together once at start.
+const WIRING: &[&str] = &["state.rs", "services"];
+
+/// Crossings that exist today, still to be moved (issue 14): (file, what it names, why).
+const KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "graphql/library.rs",
+        "crate::search",
+        "builds the search layer's SearchRequest; services should take its own request type",
+    ),
+    (
+        "graphql/recommend.rs",
+        "crate::ranking",
+        "maps ranking's Factor, ScoreReason and WeightOverrides; services should hand them over",
+    ),
+    (
+        "graphql/accounts.rs",
+        "crate::ranking",
+        "names ranking's StageInference for Account.stageInference; services should hand it over",
+    ),
+    (
+        "cli.rs",
+        "the environment",
+        "clap's env attributes on serve's flags (ServeArgs); they belong in config.rs",
+    ),
+    (
+        "cli.rs",
+        "store+search",
+        "reindex and verify-index orchestrate the index and the database themselves; belongs in services",
+    ),
+];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a Rust file without comments and string literals (raw ones included), so a
+/// word in a doc comment or a log filter is not an import.
+fn code(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if rest.starts_with("/*") {
+            i += rest.find("*/").map_or(rest.len(), |e| e + 2);
+        } else if rest.starts_with("r#\"") || rest.starts_with("r##\"") {
+            let hashes = rest[1..].chars().take_while(|c| *c == '#').count();
+            let close = format!("\"{}", "#".repeat(hashes));
+            let body = 2 + hashes;
+            i += body
+                + rest[body..]
+                    .find(&close)
+                    .map_or(rest.len() - body, |e| e + close.len());
+            out.push_str("\"\"");
+        } else if bytes[i] == b'"' {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            i = j + 1;
+            out.push_str("\"\"");
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Whether `code` names `what` as a path (not as part of a longer name).
+fn names(code: &str, what: &str) -> bool {
+    code.match_indices(what).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + what.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+#[test]
+fn every_room_uses_only_what_the_map_allows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    assert!(files.len() > 40, "{} sources", files.len());
+    let mut found: Vec<(String, String)> = Vec::new();
+    for file in &files {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let room = relative.split('/').next().unwrap().to_owned();
+        let code = code(&std::fs::read_to_string(file).unwrap());
+        for (rule_room, forbidden) in RULES {
+            if *rule_room != room {
+                continue;
+            }
+            for what in *forbidden {
+                if names(&code, what) {
+                    found.push((relative.clone(), (*what).to_owned()));
+                }
+            }
+        }
+        // Only config.rs reads the environment, through clap attributes or std::env.
+        if relative != "config.rs" && (names(&code, "env::var") || code.contains("env = \"\"")) {
+            found.push((relative.clone(), "the environment".to_owned()));
+        }
+        if !WIRING.contains(&room.as_str())
+            && names(&code, "crate::store")
+            && names(&code, "crate::search")
+        {
+            found.push((relative.clone(), "store+search".to_owned()));
+        }
+    }
+    let known = |file: &str, what: &str| KNOWN.iter().any(|(f, w, _)| *f == file && *w == what);
+    let new: Vec<String> = found
+        .iter()
+        .filter(|(file, what)| !known(file, what))
+        .map(|(file, what)| format!("src/{file} uses {what}"))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "crossings ARCHITECTURE.md does not allow:\n{}",
+        new.join("\n")
+    );
+    let fixed: Vec<String> = KNOWN
+        .iter()
+        .filter(|(file, what, _)| !found.iter().any(|(f, w)| f == file && w == what))
+        .map(|(file, what, _)| format!("src/{file} no longer uses {what}: take it off KNOWN"))
+        .collect();
+    assert!(fixed.is_empty(), "{}", fixed.join("\n"));
+}
+
+#[test]
+fn the_reader_sees_code_not_comments_or_strings() {
+    let text = "// crate::store in a comment\nlet s = \"tantivy=warn\"; let r = r#\"sea_orm\"#;\nuse crate::search::X; /* crate::http */";
+    let code = code(text);
+    assert!(!names(&code, "crate::store") && !names(&code, "tantivy") && !names(&code, "sea_orm"));
+    assert!(names(&code, "crate::search") && !names(&code, "crate::http"));
+    assert!(!names("crate::searcher", "crate::search"));
+}
