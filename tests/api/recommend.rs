@@ -231,7 +231,10 @@ async fn never_drafts_retired_or_excluded_assets() {
                                           "excludeAssetIds": exclude }, "first": 30, "query": query }),
                 )
                 .await;
-                for id in ids(&r["items"], &["asset", "id"]) {
+                let listed = ids(&r["items"], &["asset", "id"]);
+                // An empty list would pass the check below without checking anything.
+                assert!(!listed.is_empty(), "nothing for {stage} {role} {query}");
+                for id in listed {
                     assert!(
                         !hidden.contains(&id) && !exclude.contains(&id.as_str()),
                         "{id} for {stage} {role} {query}"
@@ -240,6 +243,30 @@ async fn never_drafts_retired_or_excluded_assets() {
             }
         }
     }
+    // The controls: without the exclusion the excluded pricing sheet is recommended for
+    // "pricing", and a draft matches that text too, so leaving them out above was the work
+    // of the exclusion and the status, not of the ranking.
+    let control = recommend(
+        &s,
+        json!({ "audience": { "stage": "DECISION", "industry": "financial-services/payments" },
+                "first": 30, "query": "pricing" }),
+    )
+    .await;
+    assert!(
+        ids(&control["items"], &["asset", "id"]).contains(&"pricing-sheet".to_owned()),
+        "{control}"
+    );
+    let drafts = s
+        .gql(
+            r#"{ search(query: "pricing", filter: { statuses: [DRAFT] }) { items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    let matching: Vec<String> = ids(&drafts["search"]["items"], &["asset", "id"]);
+    assert!(
+        matching.iter().any(|id| hidden.contains(id)),
+        "a hidden asset matches the text: {drafts}"
+    );
     s.stop().await;
 }
 
