@@ -159,7 +159,7 @@ async fn a_server_without_a_cache_executes_every_request() {
         first["data"]["recommendations"]["items"]
             .as_array()
             .map(Vec::len),
-        Some(5)
+        Some(20)
     );
     assert_ne!(first, second, "computed again, a second later");
     s.stop().await;
