@@ -1,14 +1,13 @@
 //! The command line: each subcommand parses its arguments and calls one function.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, StorageArgs};
+use crate::config::{Config, ServeArgs, StorageArgs};
 use crate::error::AppError;
 use crate::import::CsvStyle;
 use crate::search::{self, IndexLock};
@@ -137,75 +136,6 @@ pub enum Command {
         #[arg(long)]
         output_dir: PathBuf,
     },
-}
-
-/// `stagefit serve`'s settings besides storage.
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, env = "STAGEFIT_ADDR", default_value = crate::config::DEFAULT_ADDR)]
-    addr: SocketAddr,
-    /// Start on the built-in demo library. Without an explicit database or index
-    /// directory, it runs on a fresh temporary one that is deleted on exit.
-    #[arg(long)]
-    demo: bool,
-    /// Megabytes of responses kept to answer repeated queries (0: no response cache)
-    #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = crate::config::DEFAULT_RESPONSE_CACHE_MB)]
-    response_cache_mb: u64,
-    /// Seconds between popularity refreshes when events arrived (0: only on request)
-    #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = crate::config::DEFAULT_POPULARITY_REFRESH_SECS)]
-    popularity_refresh_secs: u64,
-    /// Serve with no API key on an address other than loopback, open to anyone who can
-    /// reach it
-    #[arg(long)]
-    insecure_open: bool,
-    /// An origin browsers may call /graphql from, such as https://www.example.com
-    /// (repeat, or comma-separate in STAGEFIT_CORS_ORIGINS); exact matches only
-    #[arg(
-        long = "cors-origin",
-        env = "STAGEFIT_CORS_ORIGINS",
-        value_delimiter = ','
-    )]
-    cors_origins: Vec<String>,
-    /// Requests a second one key may make, all its callers together
-    #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
-    rate_per_key: u32,
-    /// Requests a second one client address may make with one publishable key
-    #[arg(long, env = "STAGEFIT_RATE_PER_CLIENT", default_value_t = 20)]
-    rate_per_client: u32,
-    /// Burst one client address may make with one publishable key
-    #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
-    burst_per_client: u32,
-    /// Seconds one request may run before it gets 503 TIMEOUT
-    #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = crate::config::DEFAULT_REQUEST_TIMEOUT_SECS)]
-    request_timeout_secs: u64,
-    /// Let publishable keys and visitor tokens run only operations registered with
-    /// `stagefit operations add`
-    #[arg(long, env = "STAGEFIT_PUBLISHABLE_SAFELIST")]
-    publishable_safelist: bool,
-    /// A reverse proxy (address or network, repeat or comma-separate) whose
-    /// X-Forwarded-For names the client, for rate limits and the audit trail
-    #[arg(
-        long = "trusted-proxy",
-        env = "STAGEFIT_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    trusted_proxies: Vec<String>,
-    /// Also serve /metrics, without a key, on this address (for a Prometheus on a private
-    /// network)
-    #[arg(long, env = "STAGEFIT_METRICS_ADDR")]
-    metrics_addr: Option<SocketAddr>,
-    /// Log a `slow request` line (at warn) for requests taking at least this many
-    /// milliseconds
-    #[arg(long, env = "STAGEFIT_SLOW_REQUEST_MS", default_value_t = crate::config::DEFAULT_SLOW_REQUEST_MS)]
-    slow_request_ms: u64,
-    /// /readyz answers 503 while this server's index is more changes than this behind the
-    /// database
-    #[arg(long, env = "STAGEFIT_READY_MAX_LAG", default_value_t = crate::config::DEFAULT_READY_MAX_LAG)]
-    ready_max_lag: u64,
-    /// Days the audit trail keeps events (0: forever)
-    #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = crate::config::DEFAULT_AUDIT_RETENTION_DAYS)]
-    audit_retention_days: u32,
 }
 
 /// `stagefit keys ...`

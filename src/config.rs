@@ -287,3 +287,72 @@ impl LogSettings {
         }
     }
 }
+
+/// `stagefit serve`'s settings besides storage.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "STAGEFIT_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Start on the built-in demo library. Without an explicit database or index
+    /// directory, it runs on a fresh temporary one that is deleted on exit.
+    #[arg(long)]
+    pub demo: bool,
+    /// Megabytes of responses kept to answer repeated queries (0: no response cache)
+    #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = DEFAULT_RESPONSE_CACHE_MB)]
+    pub response_cache_mb: u64,
+    /// Seconds between popularity refreshes when events arrived (0: only on request)
+    #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = DEFAULT_POPULARITY_REFRESH_SECS)]
+    pub popularity_refresh_secs: u64,
+    /// Serve with no API key on an address other than loopback, open to anyone who can
+    /// reach it
+    #[arg(long)]
+    pub insecure_open: bool,
+    /// An origin browsers may call /graphql from, such as https://www.example.com
+    /// (repeat, or comma-separate in STAGEFIT_CORS_ORIGINS); exact matches only
+    #[arg(
+        long = "cors-origin",
+        env = "STAGEFIT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Requests a second one key may make, all its callers together
+    #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
+    pub rate_per_key: u32,
+    /// Requests a second one client address may make with one publishable key
+    #[arg(long, env = "STAGEFIT_RATE_PER_CLIENT", default_value_t = 20)]
+    pub rate_per_client: u32,
+    /// Burst one client address may make with one publishable key
+    #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
+    pub burst_per_client: u32,
+    /// Seconds one request may run before it gets 503 TIMEOUT
+    #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
+    /// Let publishable keys and visitor tokens run only operations registered with
+    /// `stagefit operations add`
+    #[arg(long, env = "STAGEFIT_PUBLISHABLE_SAFELIST")]
+    pub publishable_safelist: bool,
+    /// A reverse proxy (address or network, repeat or comma-separate) whose
+    /// X-Forwarded-For names the client, for rate limits and the audit trail
+    #[arg(
+        long = "trusted-proxy",
+        env = "STAGEFIT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Also serve /metrics, without a key, on this address (for a Prometheus on a private
+    /// network)
+    #[arg(long, env = "STAGEFIT_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Log a `slow request` line (at warn) for requests taking at least this many
+    /// milliseconds
+    #[arg(long, env = "STAGEFIT_SLOW_REQUEST_MS", default_value_t = DEFAULT_SLOW_REQUEST_MS)]
+    pub slow_request_ms: u64,
+    /// /readyz answers 503 while this server's index is more changes than this behind the
+    /// database
+    #[arg(long, env = "STAGEFIT_READY_MAX_LAG", default_value_t = DEFAULT_READY_MAX_LAG)]
+    pub ready_max_lag: u64,
+    /// Days the audit trail keeps events (0: forever)
+    #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
+    pub audit_retention_days: u32,
+}

@@ -134,11 +134,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ),
     (
         "cli.rs",
-        "the environment",
-        "clap's env attributes on serve's flags (ServeArgs); they belong in config.rs",
-    ),
-    (
-        "cli.rs",
         "store+search",
         "reindex and verify-index orchestrate the index and the database themselves; belongs in services",
     ),
