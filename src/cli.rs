@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ServeArgs, StorageArgs};
 use crate::error::AppError;
 use crate::import::CsvStyle;
-use crate::search::{self, IndexLock};
 use crate::services::{self, ImportSource, RecordKind};
 use crate::state::{Server, connect_store};
 use crate::store::Store;
@@ -905,31 +904,12 @@ fn view_name(dimensions: &[crate::domain::CoverageDimension]) -> String {
         .join(" x ")
 }
 
-/// Brings the index up to date after a CLI write, unless a running server owns it (it
-/// follows the change log and picks the change up itself).
+/// Brings the index up to date after a CLI write: what to add to the command's report.
 async fn update_index(config: &Config, store: &Store) -> anyhow::Result<String> {
-    let lock = match IndexLock::acquire(&config.index_dir) {
-        Ok(lock) => lock,
-        Err(_) => return Ok("; a running server is indexing the changes".to_owned()),
-    };
-    let started = std::time::Instant::now();
-    let (_index, writer) = search::open(&lock, config.index_writer_memory)?;
-    let writer = Arc::new(Mutex::new(writer));
-    services::catch_up(store, &writer, config.index_batch_size).await?;
-    finish_writer(writer).await?;
-    Ok(format!(
-        "; indexed in {:.2}s",
-        started.elapsed().as_secs_f64()
-    ))
-}
-
-async fn finish_writer(writer: Arc<Mutex<search::IndexWriterHandle>>) -> anyhow::Result<()> {
-    let writer = Arc::try_unwrap(writer)
-        .map_err(|_| anyhow::anyhow!("index writer still shared"))?
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("index writer poisoned"))?;
-    tokio::task::spawn_blocking(move || writer.finish()).await??;
-    Ok(())
+    Ok(match services::update_index(config, store).await? {
+        None => "; a running server is indexing the changes".to_owned(),
+        Some(took) => format!("; indexed in {:.2}s", took.as_secs_f64()),
+    })
 }
 
 async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Result<()> {
@@ -983,20 +963,9 @@ const VERIFY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn verify_index(config: &Config) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let started = std::time::Instant::now();
-    let difference = loop {
-        // Reopened each round: a running server commits meanwhile.
-        let (index, index_seq) = search::open_read_only(&config.index_dir)?;
-        let difference = services::compare_index(&store, &index, index_seq)
-            .await
-            .map_err(AppError::unmasked)?;
-        let behind = difference.index_seq < difference.database_seq;
-        if difference.is_equal() || !behind || started.elapsed() > VERIFY_PATIENCE {
-            break difference;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    };
+    let difference = services::verify_index(config, &store, VERIFY_PATIENCE).await;
     store.close().await;
+    let difference = difference?;
     println!(
         "database: {} assets at change {}; index: {} documents at change {}",
         difference.database_assets,
@@ -1027,19 +996,15 @@ async fn verify_index(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn reindex(config: &Config) -> anyhow::Result<()> {
-    let lock = IndexLock::acquire(&config.index_dir).context("cannot reindex")?;
     let store = connect_store(config).await?;
     let started = std::time::Instant::now();
-    let (index, writer, generation) = search::start_rebuild(&lock, config.index_writer_memory)?;
-    let writer = Arc::new(Mutex::new(writer));
-    services::rebuild(&store, &writer).await?;
-    let seq = services::catch_up(&store, &writer, config.index_batch_size).await?;
-    finish_writer(writer).await?;
-    let docs = index.num_docs();
-    search::finish_rebuild(&lock, &generation)?;
+    let rebuilt = services::reindex(config, &store).await;
     store.close().await;
+    let rebuilt = rebuilt?;
     println!(
-        "rebuilt the index ({docs} assets, change-log position {seq}) in {:.2}s",
+        "rebuilt the index ({} assets, change-log position {}) in {:.2}s",
+        rebuilt.documents,
+        rebuilt.seq,
         started.elapsed().as_secs_f64()
     );
     Ok(())

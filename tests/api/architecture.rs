@@ -132,11 +132,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "crate::ranking",
         "names ranking's StageInference for Account.stageInference; services should hand it over",
     ),
-    (
-        "cli.rs",
-        "store+search",
-        "reindex and verify-index orchestrate the index and the database themselves; belongs in services",
-    ),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
