@@ -923,15 +923,7 @@ async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Resu
 }
 
 async fn copy_data(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
-    let name = |url: &str| {
-        Config::new(&StorageArgs {
-            database_url: Some(url.to_owned()),
-            index_dir: None,
-            weights: None,
-            durability: None,
-        })
-        .redacted_database_url()
-    };
+    let name = crate::config::redacted_url;
     if from == to {
         bail!("--from and --to are the same database");
     }

@@ -223,19 +223,19 @@ impl Config {
 
     /// The URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
-        match (self.database_url.find("://"), self.database_url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &self.database_url[scheme + 3..at];
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!(
-                    "{}{}:***{}",
-                    &self.database_url[..scheme + 3],
-                    user,
-                    &self.database_url[at..]
-                )
-            }
-            _ => self.database_url.clone(),
+        redacted_url(&self.database_url)
+    }
+}
+
+/// A database URL with any password replaced, for logs and messages.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
         }
+        _ => url.to_owned(),
     }
 }
 

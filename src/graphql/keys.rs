@@ -71,25 +71,14 @@ fn rate_out(rate: Option<u32>) -> Option<i32> {
     rate.map(|r| i32::try_from(r).unwrap_or(i32::MAX))
 }
 
-fn rate_in(name: &str, rate: Option<i32>) -> AppResult<Option<u32>> {
-    rate.map(|r| {
-        u32::try_from(r).map_err(|_| {
-            AppError::bad_input(format!(
-                "{name}: a rate is 1 to 1000000 requests a second (leave it out for the default)"
-            ))
-        })
-    })
-    .transpose()
-}
-
-fn limits(
-    rate_per_second: Option<i32>,
-    client_rate_per_second: Option<i32>,
-) -> AppResult<KeyLimits> {
-    Ok(KeyLimits {
-        rate_per_second: rate_in("ratePerSecond", rate_per_second)?,
-        client_rate_per_second: rate_in("clientRatePerSecond", client_rate_per_second)?,
-    })
+/// A key's own rates as GraphQL gives them; the service checks their range (a negative
+/// rate reaches it as 0, which it refuses with the same message).
+fn limits(rate_per_second: Option<i32>, client_rate_per_second: Option<i32>) -> KeyLimits {
+    let rate = |r: Option<i32>| r.map(|r| u32::try_from(r).unwrap_or(0));
+    KeyLimits {
+        rate_per_second: rate(rate_per_second),
+        client_rate_per_second: rate(client_rate_per_second),
+    }
 }
 
 impl From<ApiKey> for ApiKeyObject {
@@ -209,7 +198,7 @@ impl KeysMutation {
         rate_per_second: Option<i32>,
         client_rate_per_second: Option<i32>,
     ) -> ApiResult<CreatedApiKey> {
-        let limits = limits(rate_per_second, client_rate_per_second)?;
+        let limits = limits(rate_per_second, client_rate_per_second);
         let (key, secret) = access(ctx)?.create_key(&name, scope.into(), limits).await?;
         Ok(CreatedApiKey {
             key: secret,
@@ -232,7 +221,7 @@ impl KeysMutation {
         rate_per_second: Option<i32>,
         client_rate_per_second: Option<i32>,
     ) -> ApiResult<ApiKeyObject> {
-        let limits = limits(rate_per_second, client_rate_per_second)?;
+        let limits = limits(rate_per_second, client_rate_per_second);
         Ok(access(ctx)?.set_limits(&id, limits).await?.into())
     }
 

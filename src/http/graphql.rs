@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -299,20 +299,11 @@ async fn authenticate(
     headers: &HeaderMap,
     media: MediaType,
 ) -> Result<Credential, Response> {
-    let bearer = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().unwrap_or_default().trim();
-            match text.split_once(' ') {
-                Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Some(key.trim()),
-                _ => {
-                    return Err(unauthenticated(
-                        media,
-                        "send the API key as Authorization: Bearer KEY",
-                    ));
-                }
-            }
-        }
+    let Ok(bearer) = super::bearer(headers) else {
+        return Err(unauthenticated(
+            media,
+            "send the API key as Authorization: Bearer KEY",
+        ));
     };
     match state.access.authenticate(bearer).await {
         Ok(credential) => Ok(credential),
@@ -487,33 +478,12 @@ pub async fn get(
         Ok(params) => params,
         Err(message) => return malformed_request(media, &message),
     };
-    if is_mutation(&params) {
-        let mut response = error_response(
-            media,
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::BadUserInput,
-            "mutations must be sent with POST",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
     let caller = Caller {
         credential: &credential,
         request_id: super::request_id(&headers),
         get: true,
     };
     execute(&state, params, media, key, caller).await
-}
-
-/// Whether the operation a GET would run is a mutation. A document that does not parse is
-/// left for execution to report; one sent by hash is checked once it is looked up.
-fn is_mutation(params: &Params) -> bool {
-    params.query.as_deref().is_some_and(|query| {
-        async_graphql::parser::parse_query(query)
-            .is_ok_and(|document| runs_mutation(&document, params.operation_name.as_deref()))
-    })
 }
 
 /// Whether the operation `name` (or the only one) of a document is a mutation.
@@ -532,18 +502,12 @@ fn runs_mutation(
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
-/// How long the engine ran a request, for the slow-request line.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Timing {
-    pub execute: Duration,
-}
-
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Audited {
     /// The operation's name, or its type and root fields.
     pub operation: String,
-    /// How long the engine ran it.
+    /// How long the engine ran it (for the slow-request line).
     pub execute: Duration,
     pub key_id: Option<String>,
     pub mutation: bool,
@@ -560,16 +524,16 @@ struct Caller<'a> {
     get: bool,
 }
 
-/// The document to run: the text sent, or the safelisted one its hash names. With
-/// `--publishable-safelist`, a publishable key or visitor token runs safelisted documents
-/// only.
+/// The document to run: the text sent, or the safelisted one its hash names, and for a GET
+/// its parse (done here to refuse a mutation). With `--publishable-safelist`, a publishable
+/// key or visitor token runs safelisted documents only.
 async fn document_text(
     state: &AppState,
     params: &Params,
     credential: &Credential,
     media: MediaType,
     get: bool,
-) -> Result<String, Box<(ErrorCode, Response)>> {
+) -> Result<(String, Option<ExecutableDocument>), Box<(ErrorCode, Response)>> {
     let refuse = |status, code: ErrorCode, message: &str| {
         Err(Box::new((
             code,
@@ -621,15 +585,23 @@ async fn document_text(
             );
         }
     };
-    if get && params.query.is_none() {
-        let document = async_graphql::parser::parse_query(&text);
-        if document.is_ok_and(|d| runs_mutation(&d, params.operation_name.as_deref())) {
-            return refuse(
+    // GET runs queries only. The parse is kept for execution; a document that does not
+    // parse is left for execution to report.
+    let mut parsed = None;
+    if get && let Ok(document) = async_graphql::parser::parse_query(&text) {
+        if runs_mutation(&document, params.operation_name.as_deref()) {
+            let mut response = error_response(
+                media,
                 StatusCode::METHOD_NOT_ALLOWED,
                 ErrorCode::BadUserInput,
                 "mutations must be sent with POST",
             );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Err(Box::new((ErrorCode::BadUserInput, response)));
         }
+        parsed = Some(document);
     }
     if state.publishable_safelist && credential.scope() == Scope::Publishable {
         let listed = match &params.persisted {
@@ -644,7 +616,7 @@ async fn document_text(
             );
         }
     }
-    Ok(text)
+    Ok((text, parsed))
 }
 
 /// Executes, and tells the request log which operation ran: its name, else its type and
@@ -670,9 +642,6 @@ async fn execute(
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
-    response.extensions_mut().insert(Timing {
-        execute: audited.execute,
-    });
     response.extensions_mut().insert(audited);
     response
 }
@@ -692,8 +661,8 @@ async fn run(
     } = caller;
     let operation = params.operation_name.clone().unwrap_or_default();
     let span = tracing::info_span!("graphql", operation = %operation, request_id = %request_id);
-    let query = match document_text(state, &params, credential, media, caller.get).await {
-        Ok(query) => query,
+    let (query, parsed) = match document_text(state, &params, credential, media, caller.get).await {
+        Ok(resolved) => resolved,
         Err(refused) => {
             let (code, response) = *refused;
             audited.outcome = code.as_str().to_owned();
@@ -701,6 +670,9 @@ async fn run(
         }
     };
     let mut request = async_graphql::Request::new(query);
+    if let Some(document) = parsed {
+        request.set_parsed_query(document);
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -719,9 +691,8 @@ async fn run(
                 .visitor()
                 .map(|v| (v.account_id.as_str(), v.contact_id.as_deref())),
         };
-        if credential.scope() < Scope::Admin
-            && let Err(AppError::Forbidden(message)) =
-                check_access(document, operation_name.as_deref(), &variables, who)
+        if let Err(AppError::Forbidden(message)) =
+            check_access(document, operation_name.as_deref(), &variables, who)
         {
             audited.outcome = ErrorCode::Forbidden.as_str().to_owned();
             return error_response(media, StatusCode::FORBIDDEN, ErrorCode::Forbidden, &message);

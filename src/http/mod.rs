@@ -71,6 +71,20 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLay
     )
 }
 
+/// The credential of `Authorization: Bearer CREDENTIAL`: `None` without the header, `Err`
+/// for a header of another shape.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    match value.to_str().unwrap_or_default().trim().split_once(' ') {
+        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Some(credential.trim()))
+        }
+        _ => Err(()),
+    }
+}
+
 /// The client's address: the connection's peer, or, when the peer is a trusted proxy
 /// (`--trusted-proxy`), the last address of `X-Forwarded-For` that is not one of the
 /// trusted proxies (earlier entries are whatever the client chose to send).
@@ -173,24 +187,24 @@ async fn log_request(
     let response = next.run(request).instrument(span.clone()).await;
     let _entered = span.enter();
     audit(&state, &path, client, &response);
-    let operation_label = response
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    // The GraphQL operation, if one ran; metrics and the slow line fall back to the path.
+    let operation = response
         .extensions()
         .get::<RequestOperation>()
-        .map_or_else(|| path.clone(), |o| o.0.clone());
-    let label = crate::metrics::operation_label(&operation_label);
+        .map(|o| o.0.as_str());
+    let label = crate::metrics::operation_label(operation.unwrap_or(&path));
     metrics::counter!(
         crate::metrics::HTTP_REQUESTS,
         "operation" => label.clone(),
-        "status" => response.status().as_u16().to_string()
+        "status" => status.to_string()
     )
     .increment(1);
     metrics::histogram!(crate::metrics::HTTP_DURATION, "operation" => label)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    let ms = elapsed.as_secs_f64() * 1000.0;
     if tracing::enabled!(tracing::Level::INFO) {
-        let operation = response
-            .extensions()
-            .get::<RequestOperation>()
-            .map_or("", |o| o.0.as_str());
         let cache = response
             .headers()
             .get("x-cache")
@@ -199,24 +213,26 @@ async fn log_request(
         tracing::info!(
             %method,
             path,
-            status = response.status().as_u16(),
-            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
-            operation,
+            status,
+            ms = %format_args!("{ms:.3}"),
+            operation = operation.unwrap_or(""),
             cache,
             request_id,
             "request"
         );
     }
-    let elapsed = started.elapsed();
     if elapsed >= state.slow_request {
-        let timing = response.extensions().get::<graphql::Timing>();
+        let execute = response
+            .extensions()
+            .get::<graphql::Audited>()
+            .map_or(0.0, |a| a.execute.as_secs_f64() * 1000.0);
         tracing::warn!(
             %method,
             path,
-            status = response.status().as_u16(),
-            operation = operation_label,
-            ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
-            execute_ms = %format_args!("{:.3}", timing.map_or(0.0, |t| t.execute.as_secs_f64() * 1000.0)),
+            status,
+            operation = operation.unwrap_or(&path),
+            ms = %format_args!("{ms:.3}"),
+            execute_ms = %format_args!("{execute:.3}"),
             threshold_ms = state.slow_request.as_millis() as u64,
             "slow request"
         );
@@ -287,14 +303,12 @@ async fn metrics(
 ) -> Response {
     let loopback = peer.is_some_and(|p| p.0.0.ip().is_loopback());
     if !loopback {
-        let bearer = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim());
-        match state.access.authenticate(bearer).await {
-            Ok(credential) if credential.scope() >= crate::domain::Scope::Admin => {}
+        let credential = match bearer(&headers) {
+            Ok(bearer) => state.access.authenticate(bearer).await.ok(),
+            Err(()) => None,
+        };
+        match credential {
+            Some(credential) if credential.scope() >= crate::domain::Scope::Admin => {}
             _ => {
                 return (
                     StatusCode::UNAUTHORIZED,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
+use super::ttl::TtlCache;
 use crate::domain::{
     ApiKey, AuditEvent, KEY_RANDOM_BYTES, MAX_VISITOR_TOKEN_TTL, Scope, VisitorClaims, hash_bytes,
     key_hash, key_id, new_key, parse_key,
@@ -88,11 +89,6 @@ pub struct VisitorToken {
 /// Clock skew allowed on a visitor token's expiry, both ways.
 const TOKEN_LEEWAY_SECS: i64 = 30;
 
-struct Cached<T> {
-    value: T,
-    at: Instant,
-}
-
 /// A key looked up by its hash, with the stored hash; `None` for a well-formed key nobody
 /// created.
 type Lookup = Option<(ApiKey, String)>;
@@ -100,10 +96,10 @@ type Lookup = Option<(ApiKey, String)>;
 pub struct Access {
     store: Store,
     /// By key hash.
-    keys: Mutex<HashMap<String, Cached<Lookup>>>,
+    keys: TtlCache<String, Lookup>,
     /// By key id, for visitor tokens (`kid`).
-    by_id: Mutex<HashMap<String, Cached<Lookup>>>,
-    any_key: Mutex<Option<Cached<bool>>>,
+    by_id: TtlCache<String, Lookup>,
+    any_key: TtlCache<(), bool>,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
@@ -111,9 +107,9 @@ impl Access {
     pub fn new(store: Store) -> Self {
         Self {
             store,
-            keys: Mutex::new(HashMap::new()),
-            by_id: Mutex::new(HashMap::new()),
-            any_key: Mutex::new(None),
+            keys: TtlCache::new(),
+            by_id: TtlCache::new(),
+            any_key: TtlCache::new(),
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -185,29 +181,16 @@ impl Access {
 
     /// Drops every cached lookup: after a key is created or revoked through this process.
     fn forget(&self) {
-        lock(&self.keys).clear();
-        lock(&self.by_id).clear();
-        *lock(&self.any_key) = None;
+        self.keys.clear();
+        self.by_id.clear();
+        self.any_key.clear();
     }
 
     /// Whether any key that is not revoked exists.
     pub async fn keys_exist(&self) -> AppResult<bool> {
-        let stale = match lock(&self.any_key).as_ref() {
-            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value),
-            Some(cached) => Some(cached.value),
-            None => None,
-        };
-        let exists = match self.store.active_key_count().await {
-            Ok(count) => count > 0,
-            // While the database cannot be reached, what was last known stands.
-            Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.unwrap_or(true)),
-            Err(err) => return Err(err),
-        };
-        *lock(&self.any_key) = Some(Cached {
-            value: exists,
-            at: Instant::now(),
-        });
-        Ok(exists)
+        self.any_key
+            .get_or_load(&(), async { Ok(self.store.active_key_count().await? > 0) })
+            .await
     }
 
     /// Who presents `bearer` (the `Authorization: Bearer` value, if any). No credential is
@@ -274,9 +257,7 @@ impl Access {
         if key.revoked_at.is_some() {
             return Err(refuse(format!("key {kid} was revoked")));
         }
-        let secret = hash_bytes(&hash).ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!("stored hash of key {kid} is not hex"))
-        })?;
+        let secret = signing_secret(&key, &hash)?;
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = TOKEN_LEEWAY_SECS.unsigned_abs();
         validation.validate_aud = false;
@@ -331,9 +312,7 @@ impl Access {
         let Some((key, hash)) = self.lookup_id(signer).await? else {
             return Err(AppError::NotFound(format!("no API key with id {signer:?}")));
         };
-        let secret = hash_bytes(&hash).ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!("stored hash of key {} is not hex", key.id))
-        })?;
+        let secret = signing_secret(&key, &hash)?;
         let expires_at = Utc::now() + ttl;
         let claims = VisitorClaims {
             sub: account_id.to_owned(),
@@ -355,62 +334,28 @@ impl Access {
     }
 
     async fn lookup_id(&self, id: &str) -> AppResult<Lookup> {
-        let stale = match lock(&self.by_id).get(id) {
-            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value.clone()),
-            Some(cached) => Some(cached.value.clone()),
-            None => None,
-        };
-        // Ids are `k_` and 12 hex digits; anything else is nobody's, without a query.
-        let found = if id.len() == 14 && id.starts_with("k_") {
-            match self.store.key_by_id(id).await {
-                Ok(found) => found,
-                // While the database cannot be reached, what was last known stands.
-                Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.flatten()),
-                Err(err) => return Err(err),
-            }
-        } else {
-            None
-        };
-        let mut by_id = lock(&self.by_id);
-        if by_id.len() > 10_000 {
-            by_id.retain(|_, c| c.at.elapsed() < KEY_CACHE);
-        }
-        by_id.insert(
-            id.to_owned(),
-            Cached {
-                value: found.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(found)
+        self.by_id
+            .get_or_load(&id.to_owned(), async {
+                // Ids are `k_` and 12 hex digits; anything else is nobody's, without a query.
+                if id.len() == 14 && id.starts_with("k_") {
+                    self.store.key_by_id(id).await
+                } else {
+                    Ok(None)
+                }
+            })
+            .await
     }
 
     async fn lookup(&self, hash: &str) -> AppResult<Lookup> {
-        let stale = match lock(&self.keys).get(hash) {
-            Some(cached) if cached.at.elapsed() < KEY_CACHE => return Ok(cached.value.clone()),
-            Some(cached) => Some(cached.value.clone()),
-            None => None,
-        };
-        let found = match self.store.key_by_hash(hash).await {
-            Ok(found) => found.map(|k| (k, hash.to_owned())),
-            // While the database cannot be reached, what was last known stands: reads go on
-            // from the local index. (No revocation can be written meanwhile either.)
-            Err(AppError::Unavailable(_)) if stale.is_some() => return Ok(stale.flatten()),
-            Err(err) => return Err(err),
-        };
-        let mut keys = lock(&self.keys);
-        // Unknown hashes are cached too, but a flood of them must not grow the map forever.
-        if keys.len() > 10_000 {
-            keys.retain(|_, c| c.at.elapsed() < KEY_CACHE);
-        }
-        keys.insert(
-            hash.to_owned(),
-            Cached {
-                value: found.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(found)
+        self.keys
+            .get_or_load(&hash.to_owned(), async {
+                Ok(self
+                    .store
+                    .key_by_hash(hash)
+                    .await?
+                    .map(|k| (k, hash.to_owned())))
+            })
+            .await
     }
 
     /// Records that a key was used, at most once a minute per key, off the request path.
@@ -430,6 +375,14 @@ impl Access {
             }
         });
     }
+}
+
+/// The HMAC secret of a key's visitor tokens: its stored SHA-256, which HMAC makes of the
+/// 65-byte key string anyway (see `domain::access`).
+fn signing_secret(key: &ApiKey, hash: &str) -> AppResult<[u8; 32]> {
+    hash_bytes(hash).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("stored hash of key {} is not hex", key.id))
+    })
 }
 
 /// A key's own rate limits; `None` keeps the server's default.

@@ -10,6 +10,7 @@ mod maintenance;
 mod operations;
 mod popularity;
 mod recommend;
+mod ttl;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,17 +3,16 @@
 //! and visitor tokens) may run only these; anyone may run one by its hash
 //! (`extensions.persistedQuery.sha256Hash`) instead of sending its text.
 //!
-//! The list is read from the database and reused for [`KEY_CACHE`], so a document
+//! The list is read from the database and reused for [`KEY_CACHE`](super::KEY_CACHE), so a document
 //! registered through another process is known here within that time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use super::KEY_CACHE;
+use super::ttl::TtlCache;
 use crate::domain::Operation;
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
@@ -31,15 +30,14 @@ type Documents = Arc<HashMap<String, Arc<str>>>;
 
 pub struct Safelist {
     store: Store,
-    /// The documents, and when they were read.
-    loaded: Mutex<Option<(Instant, Documents)>>,
+    loaded: TtlCache<(), Documents>,
 }
 
 impl Safelist {
     pub fn new(store: Store) -> Self {
         Self {
             store,
-            loaded: Mutex::new(None),
+            loaded: TtlCache::new(),
         }
     }
 
@@ -77,30 +75,22 @@ impl Safelist {
     }
 
     fn forget(&self) {
-        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.loaded.clear();
     }
 
     async fn documents(&self) -> AppResult<Documents> {
-        if let Some((at, documents)) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && at.elapsed() < KEY_CACHE
-        {
-            return Ok(documents.clone());
-        }
-        let documents: Documents = Arc::new(
-            self.store
-                .operations()
-                .await?
-                .into_iter()
-                .map(|o| (o.hash, Arc::from(o.document)))
-                .collect(),
-        );
-        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), documents.clone()));
-        Ok(documents)
+        self.loaded
+            .get_or_load(&(), async {
+                Ok(Arc::new(
+                    self.store
+                        .operations()
+                        .await?
+                        .into_iter()
+                        .map(|o| (o.hash, Arc::from(o.document)))
+                        .collect(),
+                ))
+            })
+            .await
     }
 
     /// The registered document with this hash.

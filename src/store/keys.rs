@@ -96,8 +96,7 @@ impl Store {
         rate_per_second: Option<u32>,
         client_rate_per_second: Option<u32>,
     ) -> AppResult<Option<ApiKey>> {
-        let txn = self.begin_txn().await?;
-        api_key::Entity::update_many()
+        let update = api_key::Entity::update_many()
             .col_expr(
                 api_key::Column::RatePerSecond,
                 Expr::value(stored_rate(rate_per_second)),
@@ -105,7 +104,19 @@ impl Store {
             .col_expr(
                 api_key::Column::ClientRatePerSecond,
                 Expr::value(stored_rate(client_rate_per_second)),
-            )
+            );
+        self.update_key(id, update).await
+    }
+
+    /// Applies `update` to the key with this id and reads it back, in one transaction;
+    /// `None` when there is no such key.
+    async fn update_key(
+        &self,
+        id: &str,
+        update: sea_orm::UpdateMany<api_key::Entity>,
+    ) -> AppResult<Option<ApiKey>> {
+        let txn = self.begin_txn().await?;
+        update
             .filter(api_key::Column::Id.eq(id))
             .exec(txn.conn())
             .await?;
@@ -129,20 +140,10 @@ impl Store {
     /// Revokes a key (once: a second revocation keeps the first time). `None` when there
     /// is no such key.
     pub async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> AppResult<Option<ApiKey>> {
-        let txn = self.begin_txn().await?;
-        api_key::Entity::update_many()
+        let update = api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(at))
-            .filter(api_key::Column::Id.eq(id))
-            .filter(api_key::Column::RevokedAt.is_null())
-            .exec(txn.conn())
-            .await?;
-        let key = api_key::Entity::find_by_id(id.to_owned())
-            .one(txn.conn())
-            .await?
-            .map(key_from_row)
-            .transpose()?;
-        txn.commit().await?;
-        Ok(key)
+            .filter(api_key::Column::RevokedAt.is_null());
+        self.update_key(id, update).await
     }
 
     /// Notes when a key was last used.
