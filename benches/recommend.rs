@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
 use stagefit::config::Config;
-use stagefit::domain::{AssetFilter, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use stagefit::domain::{
+    AssetFilter, IndustrySlug, Language, Role, SearchRequest, SortOrder, Stage, TaxonomyValue,
+};
 use stagefit::generate::Generator;
 use stagefit::ranking::{Audience, WeightOverrides, Weights, graded_dimensions};
-use stagefit::search::{self, IndexLock, IndexOp, RecommendRequest, SearchRequest, SortOrder};
+use stagefit::search::{self, IndexLock, IndexOp, RecommendRequest};
 use stagefit::services::{AudienceRequest, IndexFollower, Library, RecommendationQuery};
 use stagefit::store::Store;
 
@@ -311,6 +313,7 @@ fn main() {
                         sort: SortOrder::Newest,
                         facets: Vec::new(),
                         highlights: false,
+                        count: true,
                     }))
                     .expect("ok")
             })
@@ -326,6 +329,7 @@ fn main() {
                         sort: SortOrder::Relevance,
                         facets: Vec::new(),
                         highlights: true,
+                        count: false,
                     }))
                     .expect("ok")
             })

@@ -9,6 +9,7 @@ mod account;
 mod asset;
 mod coverage;
 mod filter;
+mod search;
 mod taxonomy;
 
 pub use access::{
@@ -25,6 +26,9 @@ pub use coverage::{
     coverage_matrix,
 };
 pub use filter::AssetFilter;
+pub use search::{
+    FacetCount, FacetField, Highlight, SearchHit, SearchPage, SearchRequest, SortOrder,
+};
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,

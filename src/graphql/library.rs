@@ -9,9 +9,11 @@ use super::ApiResult;
 use super::types::{
     AssetFilterInput, AssetInput, AssetObject, ContentTypeEnum, PageInfo, RoleEnum, StageEnum,
 };
-use crate::domain::{ContentType, Role, Stage, TaxonomyValue};
+use crate::domain::{
+    ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest, SortOrder, Stage,
+    TaxonomyValue,
+};
 use crate::error::{AppError, AppResult};
-use crate::search::{FacetCount, FacetField, SearchPage, SearchRequest, SortOrder};
 use crate::services::Library;
 
 /// Deepest offset a cursor may point at; deeper pages are better served by narrower filters.
@@ -50,11 +52,10 @@ fn decode_cursor(after: Option<&str>) -> AppResult<usize> {
         })
 }
 
-fn page_info(offset: usize, returned: usize, total: u64) -> PageInfo {
-    let end = offset + returned;
+fn page_info(offset: usize, returned: usize, has_more: bool) -> PageInfo {
     PageInfo {
-        end_cursor: (returned > 0).then(|| encode_cursor(end)),
-        has_next_page: (end as u64) < total,
+        end_cursor: (returned > 0).then(|| encode_cursor(offset + returned)),
+        has_next_page: has_more,
     }
 }
 
@@ -261,9 +262,10 @@ impl LibraryQuery {
                 sort: SortOrder::Id,
                 facets: Vec::new(),
                 highlights: false,
+                count: true,
             })
             .await?;
-        let total = page.total;
+        let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);
         let items: Vec<AssetObject> = page
             .hits
             .into_iter()
@@ -271,7 +273,7 @@ impl LibraryQuery {
             .collect();
         Ok(AssetConnection {
             total_count: total,
-            page_info: page_info(offset, items.len(), total),
+            page_info: page_info(offset, items.len(), has_more),
             items,
         })
     }
@@ -311,9 +313,11 @@ impl LibraryQuery {
                     Vec::new()
                 },
                 highlights: want_highlights,
+                // Counting text matches means scoring all of them: only when asked.
+                count: look.field("totalCount").exists(),
             })
             .await?;
-        let total = page.total;
+        let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);
         let facet_list = if want_facets {
             facets(page.facets.clone())
         } else {
@@ -322,7 +326,7 @@ impl LibraryQuery {
         let items = hits(page);
         Ok(SearchResult {
             total_count: total,
-            page_info: page_info(offset, items.len(), total),
+            page_info: page_info(offset, items.len(), has_more),
             items,
             facets: facet_list,
         })

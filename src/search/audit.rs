@@ -7,7 +7,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::SearchIndex;
-use super::query::filter_query;
+use super::filter::filter_query;
 use super::schema::{ANY, EVERGREEN_TS, UNDATED_TS};
 use crate::domain::{
     AssetFilter, ContentType, CoverageRow, IndustrySlug, Language, Role, Stage, TaxonomyValue,

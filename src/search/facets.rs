@@ -6,40 +6,19 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-/// A tag field that can be counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FacetField {
-    Stage,
-    Role,
-    Industry,
-    /// Industries with their ancestors: a parent counts its whole subtree.
-    IndustryTree,
-    ContentType,
-    Language,
-    Topic,
-    Status,
-}
+use crate::domain::{FacetCount, FacetField};
 
-impl FacetField {
-    fn column(self) -> &'static str {
-        match self {
-            FacetField::Stage => "stage",
-            FacetField::Role => "role",
-            FacetField::Industry => "industry",
-            FacetField::IndustryTree => "industry_tree",
-            FacetField::ContentType => "content_type",
-            FacetField::Language => "language",
-            FacetField::Topic => "topic",
-            FacetField::Status => "status",
-        }
+fn column(field: FacetField) -> &'static str {
+    match field {
+        FacetField::Stage => "stage",
+        FacetField::Role => "role",
+        FacetField::Industry => "industry",
+        FacetField::IndustryTree => "industry_tree",
+        FacetField::ContentType => "content_type",
+        FacetField::Language => "language",
+        FacetField::Topic => "topic",
+        FacetField::Status => "status",
     }
-}
-
-/// Counts of one field's values, most frequent first.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FacetCount {
-    pub field: FacetField,
-    pub values: Vec<(String, u64)>,
 }
 
 pub struct FacetCollector {
@@ -69,7 +48,7 @@ impl Collector for FacetCollector {
             .fields
             .iter()
             .map(|f| {
-                Ok(reader.fast_fields().str(f.column())?.map(|col| {
+                Ok(reader.fast_fields().str(column(*f))?.map(|col| {
                     let n = col.num_terms();
                     (col, vec![0; n])
                 }))

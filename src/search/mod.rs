@@ -15,6 +15,7 @@
 
 mod audit;
 mod facets;
+mod filter;
 mod query;
 mod recommend;
 mod schema;
@@ -32,8 +33,6 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use crate::domain::Asset;
 pub use audit::AuditRow;
-pub use facets::{FacetCount, FacetField};
-pub use query::{Highlight, SearchHit, SearchPage, SearchRequest, SortOrder};
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};
@@ -67,10 +66,15 @@ struct ReadSide {
     reader: IndexReader,
     fields: Fields,
     assets: query::AssetCache,
+    bits: filter::BitsCache,
 }
 
 /// What the parsed assets of recent hits may hold, in bytes of text (some 16k assets).
 const ASSET_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What the bits of filter terms may hold: a term's bits take an eighth of a byte per
+/// document, so some 270 terms at 1M assets.
+const BITS_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The exclusive owner of an index directory. Dropping it releases the directory.
 pub struct IndexLock {
@@ -178,6 +182,7 @@ pub fn open_read_only(dir: &Path) -> anyhow::Result<(SearchIndex, i64)> {
                 reader,
                 fields,
                 assets: query::AssetCache::new(ASSET_CACHE_BYTES),
+                bits: filter::BitsCache::new(BITS_CACHE_BYTES),
             }),
         },
         applied_seq,
@@ -277,6 +282,7 @@ fn open_generation(
             reader: reader.clone(),
             fields: fields.clone(),
             assets: query::AssetCache::new(ASSET_CACHE_BYTES),
+            bits: filter::BitsCache::new(BITS_CACHE_BYTES),
         }),
     };
     let write = IndexWriterHandle {

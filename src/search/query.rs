@@ -6,68 +6,33 @@ use std::sync::Arc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+    BooleanQuery, BoostQuery, EnableScoring, Occur, Query, QueryParser, TermQuery,
 };
-use tantivy::schema::IndexRecordOption;
-use tantivy::schema::{Field, Value};
+use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, DocId, Order, Searcher, TantivyDocument, Term};
 
 use super::SearchIndex;
-use super::facets::{FacetCollector, FacetCount, FacetField};
-use super::schema::{ANY, Analyzer, Fields};
-use crate::domain::{Asset, AssetDraft, AssetFilter, AssetStatus, TaxonomyValue};
+use super::facets::FacetCollector;
+use super::filter::{Bits, FilterPlan};
+use super::schema::{Analyzer, Fields};
+use crate::domain::{
+    Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, SearchHit, SearchPage,
+    SearchRequest, SortOrder,
+};
 use crate::error::{AppError, AppResult};
 
 const SNIPPET_CHARS: usize = 180;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortOrder {
-    /// By text relevance; newest first when there is no text.
-    Relevance,
-    Newest,
-    Id,
-}
-
-#[derive(Clone, Debug)]
-pub struct SearchRequest {
-    pub text: Option<String>,
-    pub filter: AssetFilter,
-    pub limit: usize,
-    pub offset: usize,
-    pub sort: SortOrder,
-    pub facets: Vec<FacetField>,
-    pub highlights: bool,
-}
-
-#[derive(Clone, Debug)]
-pub struct Highlight {
-    /// `title`, `summary` or `body`.
-    pub field: &'static str,
-    pub fragment: String,
-    /// The fragment with matches in `<b>`, HTML-escaped.
-    pub html: String,
-}
-
-#[derive(Clone, Debug)]
-pub struct SearchHit {
-    pub asset: Asset,
-    pub score: f32,
-    pub highlights: Vec<Highlight>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SearchPage {
-    pub total: u64,
-    pub hits: Vec<SearchHit>,
-    pub facets: Vec<FacetCount>,
-}
-
 impl SearchIndex {
     /// Runs a search; blocking, call it off the async runtime.
+    ///
+    /// The filter is evaluated as bits (see `filter`). Text relevance without a count or
+    /// facets is block-max pruned: only documents that can still reach the page are
+    /// scored. Anything else walks every match once.
     pub fn search(&self, request: &SearchRequest) -> AppResult<SearchPage> {
         let fields = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
@@ -77,71 +42,125 @@ impl SearchIndex {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(|t| self.text_query(t));
-        let filter = filter_query(fields, &request.filter);
-        let query: Box<dyn Query> = match &text_query {
-            Some(text) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, text.box_clone()),
-                (Occur::Must, filter),
-            ])),
-            None => filter,
-        };
-        let facets =
-            (!request.facets.is_empty()).then(|| FacetCollector::new(request.facets.clone()));
-        let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
+        let plan = FilterPlan::new(fields, &request.filter, true);
         let sort = match (request.sort, &text_query) {
             (SortOrder::Relevance, None) => SortOrder::Newest,
             (sort, _) => sort,
         };
-        let (addresses, total, facets): (Vec<(f32, DocAddress)>, usize, Option<Vec<FacetCount>>) =
-            match sort {
-                SortOrder::Relevance => {
-                    let (top, count, facets) =
-                        searcher.search(&query, &(top.order_by_score(), Count, facets))?;
-                    (top, count, facets)
-                }
-                SortOrder::Newest => {
-                    let (top, count, facets) = searcher.search(
-                        &query,
-                        &(
-                            top.order_by_fast_field::<i64>("published_ts", Order::Desc),
-                            Count,
-                            facets,
-                        ),
-                    )?;
-                    (
-                        top.into_iter().map(|(_, a)| (0.0, a)).collect(),
-                        count,
-                        facets,
-                    )
-                }
-                SortOrder::Id => {
-                    let (top, count, facets) = searcher.search(
-                        &query,
-                        &(
-                            top.order_by_string_fast_field("id", Order::Asc),
-                            Count,
-                            facets,
-                        ),
-                    )?;
-                    (
-                        top.into_iter().map(|(_, a)| (0.0, a)).collect(),
-                        count,
-                        facets,
-                    )
-                }
+        // One more than the page tells whether another page follows.
+        let wanted = request.offset + request.limit + 1;
+        let exhaustive = text_query.is_none()
+            || request.count
+            || !request.facets.is_empty()
+            || sort != SortOrder::Relevance;
+
+        let scoring = EnableScoring::enabled_from_searcher(&searcher);
+        let weight = match &text_query {
+            Some(text) => Some(text.query().weight(scoring)?),
+            None => None,
+        };
+        // Each word's own weight, for scoring only the documents the filter lets through.
+        let word_weights = match &text_query {
+            Some(TextQuery::Words(words)) => words
+                .iter()
+                .map(|(term, boost)| word_query(term, *boost).weight(scoring))
+                .collect::<tantivy::Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        let mut best = TopScores::new(wanted);
+        let mut matched: Vec<Bits> = Vec::new();
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            let allowed = self.filter_bits(reader, &plan)?;
+            let ord = ord as u32;
+            let Some(weight) = &weight else {
+                matched.push(allowed);
+                continue;
             };
-        let addresses = if request.limit == 0 {
+            let words = match &text_query {
+                Some(TextQuery::Words(words)) => words.as_slice(),
+                _ => &[],
+            };
+            // Walking the filter's documents and seeking each word to them reads no more
+            // than the words' postings; it wins when the filter is narrower than the text.
+            let postings: u64 = words
+                .iter()
+                .map(|(term, _)| {
+                    reader
+                        .inverted_index(term.field())
+                        .and_then(|i| i.doc_freq(term).map_err(Into::into))
+                        .map(u64::from)
+                })
+                .sum::<tantivy::Result<u64>>()?;
+            let by_filter = !word_weights.is_empty()
+                && (exhaustive || allowed.len().saturating_mul(FILTER_DRIVEN_RATIO) < postings);
+            if by_filter {
+                let hits = score_allowed(reader, &word_weights, &allowed, &mut |doc, score| {
+                    best.offer(score, DocAddress::new(ord, doc))
+                })?;
+                matched.push(hits);
+            } else if exhaustive {
+                let mut hits = allowed.none_like();
+                weight.for_each(reader, &mut |doc, score| {
+                    if allowed.contains(doc) {
+                        hits.insert(doc);
+                        best.offer(score, DocAddress::new(ord, doc));
+                    }
+                })?;
+                matched.push(hits);
+            } else {
+                weight.for_each_pruning(best.threshold(), reader, &mut |doc, score| {
+                    if allowed.contains(doc) {
+                        best.offer(score, DocAddress::new(ord, doc));
+                    }
+                    best.threshold()
+                })?;
+            }
+        }
+        let total = exhaustive.then(|| matched.iter().map(Bits::len).sum::<u64>());
+        let facets = if request.facets.is_empty() {
             Vec::new()
         } else {
-            addresses
+            drive(
+                &searcher,
+                &matched,
+                &FacetCollector::new(request.facets.clone()),
+            )?
         };
+        let top = TopDocs::with_limit(wanted - request.offset).and_offset(request.offset);
+        let mut addresses: Vec<(f32, DocAddress)> = match sort {
+            SortOrder::Relevance => best
+                .into_sorted()
+                .into_iter()
+                .skip(request.offset)
+                .collect(),
+            SortOrder::Newest => drive(
+                &searcher,
+                &matched,
+                &top.order_by_fast_field::<i64>("published_ts", Order::Desc),
+            )?
+            .into_iter()
+            .map(|(_, a)| (0.0, a))
+            .collect(),
+            SortOrder::Id => drive(
+                &searcher,
+                &matched,
+                &top.order_by_string_fast_field("id", Order::Asc),
+            )?
+            .into_iter()
+            .map(|(_, a)| (0.0, a))
+            .collect(),
+        };
+        let has_more = addresses.len() > request.limit;
+        addresses.truncate(request.limit);
 
         let mut snippets = Snippets::default();
         let mut hits = Vec::with_capacity(addresses.len());
         for (score, address) in addresses {
             let asset = self.load_asset(&searcher, address)?;
             let highlights = match (&text_query, request.highlights) {
-                (Some(q), true) => snippets.highlight(&searcher, fields, q.as_ref(), &asset)?,
+                (Some(q), true) => {
+                    snippets.highlight(&searcher, fields, q.query().as_ref(), &asset)?
+                }
                 _ => Vec::new(),
             };
             hits.push(SearchHit {
@@ -151,9 +170,10 @@ impl SearchIndex {
             });
         }
         Ok(SearchPage {
-            total: total as u64,
+            total,
+            has_more,
             hits,
-            facets: facets.unwrap_or_default(),
+            facets,
         })
     }
 
@@ -164,8 +184,13 @@ impl SearchIndex {
         fields: Vec<FacetField>,
     ) -> AppResult<Vec<FacetCount>> {
         let searcher = self.inner.reader.searcher();
-        let query = filter_query(&self.inner.fields, filter);
-        Ok(searcher.search(&query, &FacetCollector::new(fields))?)
+        let plan = FilterPlan::new(&self.inner.fields, filter, true);
+        let matched = searcher
+            .segment_readers()
+            .iter()
+            .map(|reader| self.filter_bits(reader, &plan))
+            .collect::<AppResult<Vec<_>>>()?;
+        Ok(drive(&searcher, &matched, &FacetCollector::new(fields))?)
     }
 
     /// How many documents the index holds, whatever their status.
@@ -173,7 +198,15 @@ impl SearchIndex {
         self.inner.reader.searcher().num_docs()
     }
 
-    pub(super) fn text_query(&self, text: &str) -> Box<dyn Query> {
+    /// What a visitor typed, as a query. Plain words (the usual case) become a bag of
+    /// (field, word) terms with the fields' boosts, which block-max pruning can skip
+    /// through and a filter can drive; text with query syntax (quotes, `+`, `-`, `field:`,
+    /// ...) goes through tantivy's parser, leniently: whatever is typed is a search, never a
+    /// syntax error.
+    fn text_query(&self, text: &str) -> TextQuery {
+        if is_plain(text) {
+            return TextQuery::Words(self.text_terms(text));
+        }
         let fields = &self.inner.fields;
         let boosted: Vec<(Field, f32)> = Analyzer::ALL
             .iter()
@@ -184,118 +217,202 @@ impl SearchIndex {
         for (field, boost) in boosted {
             parser.set_field_boost(field, boost);
         }
-        // Lenient: whatever a visitor types is a search, never a syntax error.
-        parser.parse_query_lenient(text).0
+        TextQuery::Parsed(parser.parse_query_lenient(text).0)
+    }
+
+    /// The text as one boosted term per field and word, for every analyzer, with the
+    /// fields' boosts: a bag of words.
+    pub(super) fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
+        let fields = &self.inner.fields;
+        let mut out: Vec<(Term, f32)> = Vec::new();
+        for analyzer in Analyzer::ALL {
+            for (field, boost) in fields.text_for(analyzer).boosted() {
+                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(field) else {
+                    continue;
+                };
+                let mut stream = tokenizer.token_stream(text);
+                while let Some(token) = stream.next() {
+                    let term = Term::from_field_text(field, &token.text);
+                    if !out.iter().any(|(t, _)| *t == term) {
+                        out.push((term, boost));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-/// Any of a few terms, scoring nothing. (`TermSetQuery` would build an automaton and a
-/// bitset the size of each segment per query: measured at a third of a recommendation's
-/// time.)
-pub(super) fn any_term(terms: &[Term]) -> Box<dyn Query> {
-    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
-        .iter()
-        .map(|t| {
-            (
-                Occur::Should,
-                Box::new(TermQuery::new(t.clone(), IndexRecordOption::Basic)) as Box<dyn Query>,
-            )
-        })
-        .collect();
-    Box::new(ConstScoreQuery::new(
-        Box::new(BooleanQuery::new(clauses)),
-        0.0,
+/// Words and the punctuation of prose only: nothing tantivy's query syntax gives a meaning.
+fn is_plain(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_alphanumeric() || c.is_whitespace() || matches!(c, '.' | ',' | ';' | '?' | '\'')
+    }) && !text
+        .split_whitespace()
+        .any(|w| matches!(w, "AND" | "OR" | "NOT" | "IN"))
+}
+
+/// When the filter's documents number less than the words' postings divided by this, the
+/// filter drives the scoring instead of the words.
+const FILTER_DRIVEN_RATIO: u64 = 4;
+
+enum TextQuery {
+    /// Any of these (term, boost) pairs; the score is the sum of the matching ones' BM25.
+    Words(Vec<(Term, f32)>),
+    Parsed(Box<dyn Query>),
+}
+
+impl TextQuery {
+    fn query(&self) -> Box<dyn Query> {
+        match self {
+            TextQuery::Words(words) => Box::new(BooleanQuery::new(
+                words
+                    .iter()
+                    .map(|(term, boost)| (Occur::Should, word_query(term, *boost)))
+                    .collect(),
+            )),
+            TextQuery::Parsed(query) => query.box_clone(),
+        }
+    }
+}
+
+fn word_query(term: &Term, boost: f32) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(
+        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+        boost,
     ))
 }
 
-/// A non-scoring query for the filter; every list is "any of", the lists are "all of".
-pub(super) fn filter_query(fields: &Fields, filter: &AssetFilter) -> Box<dyn Query> {
-    let mut subqueries: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
-    subqueries.extend(filter_clauses(fields, filter, true));
-    Box::new(ConstScoreQuery::new(
-        Box::new(BooleanQuery::new(subqueries)),
-        0.0,
-    ))
+/// Scores the documents in `allowed` that contain any of the words, summing each word's
+/// score, and hands each one with its score to `found`; returns the documents found. Each
+/// word's postings are sought to the next allowed document and the allowed documents
+/// skipped to the next posting, so the cost is that of the shorter side.
+fn score_allowed(
+    reader: &tantivy::SegmentReader,
+    words: &[Box<dyn tantivy::query::Weight>],
+    allowed: &Bits,
+    found: &mut dyn FnMut(DocId, f32),
+) -> tantivy::Result<Bits> {
+    use tantivy::{DocSet, TERMINATED};
+    let candidates: Vec<DocId> = allowed.iter().collect();
+    let mut scores = vec![0.0f32; candidates.len()];
+    let mut hits = allowed.none_like();
+    for weight in words {
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        let mut i = 0;
+        while i < candidates.len() && doc != TERMINATED {
+            let candidate = candidates[i];
+            if doc < candidate {
+                doc = scorer.seek(candidate);
+            } else if doc > candidate {
+                i += candidates[i..].partition_point(|c| *c < doc);
+            } else {
+                scores[i] += scorer.score();
+                hits.insert(doc);
+                i += 1;
+                doc = scorer.advance();
+            }
+        }
+    }
+    for (doc, score) in candidates.iter().zip(scores) {
+        if hits.contains(*doc) {
+            found(*doc, score);
+        }
+    }
+    Ok(hits)
 }
 
-/// The filter's clauses, all but the statuses when `with_status` is false (for documents
-/// reached through a term only published assets carry); none when nothing is restricted.
-pub(super) fn filter_clauses(
-    fields: &Fields,
-    filter: &AssetFilter,
-    with_status: bool,
-) -> Vec<(Occur, Box<dyn Query>)> {
-    /// One "any of" clause, or `None` when the list is empty and does not restrict; `also`
-    /// is a value that always matches (the `ANY` of assets for every role or industry).
-    fn any_of<'a>(
-        field: Field,
-        values: impl IntoIterator<Item = &'a str>,
-        also: Option<&str>,
-    ) -> Option<Box<dyn Query>> {
-        let mut terms: Vec<Term> = values
+/// Feeds the documents in `matched` (one entry per segment, in segment order) to a
+/// collector, as if a query had matched exactly them.
+fn drive<C: Collector>(
+    searcher: &Searcher,
+    matched: &[Bits],
+    collector: &C,
+) -> tantivy::Result<C::Fruit> {
+    let mut fruits = Vec::with_capacity(matched.len());
+    for (ord, (reader, bits)) in searcher.segment_readers().iter().zip(matched).enumerate() {
+        let mut segment = collector.for_segment(ord as u32, reader)?;
+        for doc in bits.iter() {
+            segment.collect(doc, 0.0);
+        }
+        fruits.push(segment.harvest());
+    }
+    collector.merge_fruits(fruits)
+}
+
+/// The best `limit` (score, address) pairs offered, ties to the earlier address as
+/// tantivy's `TopDocs` breaks them.
+struct TopScores {
+    limit: usize,
+    /// The worst kept entry on top.
+    heap: std::collections::BinaryHeap<Ranked>,
+}
+
+#[derive(Clone, Copy)]
+struct Ranked(f32, DocAddress);
+
+impl Ranked {
+    /// Greater is worse: a lower score, or an equal score at a later address.
+    fn worse(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .0
+            .total_cmp(&self.0)
+            .then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.worse(other).is_eq()
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.worse(other)
+    }
+}
+
+impl TopScores {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            heap: std::collections::BinaryHeap::with_capacity(limit + 1),
+        }
+    }
+
+    /// Only scores above this can still enter.
+    fn threshold(&self) -> f32 {
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() >= self.limit => worst.0,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    fn offer(&mut self, score: f32, address: DocAddress) {
+        let entry = Ranked(score, address);
+        if self.heap.len() < self.limit {
+            self.heap.push(entry);
+        } else if self.heap.peek().is_some_and(|worst| entry < *worst) {
+            self.heap.pop();
+            self.heap.push(entry);
+        }
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<(f32, DocAddress)> {
+        self.heap
+            .into_sorted_vec()
             .into_iter()
-            .map(|v| Term::from_field_text(field, v))
-            .collect();
-        if terms.is_empty() {
-            return None;
-        }
-        terms.extend(also.map(|a| Term::from_field_text(field, a)));
-        Some(any_term(&terms))
+            .map(|Ranked(s, a)| (s, a))
+            .collect()
     }
-    let statuses = filter.effective_statuses();
-    let topics: Vec<String> = filter
-        .topics
-        .iter()
-        .map(|t| t.trim().to_lowercase())
-        .collect();
-    let status = if statuses.contains(&AssetStatus::Published) || !with_status {
-        None
-    } else {
-        any_of(fields.status, statuses.iter().map(|s| s.name()), None)
-    };
-    let clauses = [
-        status,
-        any_of(fields.stage, filter.stages.iter().map(|s| s.name()), None),
-        any_of(
-            fields.role,
-            filter.roles.iter().map(|r| r.name()),
-            Some(ANY),
-        ),
-        any_of(
-            fields.industry_tree,
-            filter.industries.iter().map(|i| i.as_str()),
-            Some(ANY),
-        ),
-        any_of(
-            fields.content_type,
-            filter.content_types.iter().map(|c| c.name()),
-            None,
-        ),
-        any_of(
-            fields.language_match,
-            filter.languages.iter().map(|l| l.as_str()),
-            None,
-        ),
-        any_of(fields.topic, topics.iter().map(String::as_str), None),
-    ];
-    let mut subqueries: Vec<(Occur, Box<dyn Query>)> = clauses
-        .into_iter()
-        .flatten()
-        .map(|q| (Occur::Must, q))
-        .collect();
-    if with_status && statuses.contains(&AssetStatus::Published) {
-        // Most of a library is published: excluding the few other statuses costs a seek in
-        // two short lists instead of one in a list as long as the library.
-        let excluded: Vec<Term> = AssetStatus::ALL
-            .iter()
-            .filter(|s| !statuses.contains(s))
-            .map(|s| Term::from_field_text(fields.status, s.name()))
-            .collect();
-        if !excluded.is_empty() {
-            subqueries.push((Occur::MustNot, any_term(&excluded)));
-        }
-    }
-    subqueries
 }
 
 /// Parsed assets by where they sit in the index. A segment's documents never change, so an

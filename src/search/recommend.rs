@@ -41,8 +41,8 @@ use tantivy::{
 };
 
 use super::SearchIndex;
-use super::query::{any_term, filter_clauses, filter_query};
-use super::schema::{ANY, Analyzer, EVERGREEN_TS, Fields, SPECIFIC, UNDATED_TS, tier_key};
+use super::filter::{FilterPlan, any_term, filter_query};
+use super::schema::{ANY, EVERGREEN_TS, Fields, SPECIFIC, UNDATED_TS, tier_key};
 use crate::domain::{Asset, AssetFilter, TaxonomyValue};
 use crate::error::AppResult;
 use crate::ranking::{Criterion, Dimension, Weights, concern_value, freshness_value, text_value};
@@ -680,28 +680,6 @@ fn text_scores(
 }
 
 impl SearchIndex {
-    /// The text as one boosted term per field and word, for every analyzer, with the boosts
-    /// search uses: a bag of words.
-    fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
-        let fields = &self.inner.fields;
-        let mut out: Vec<(Term, f32)> = Vec::new();
-        for analyzer in Analyzer::ALL {
-            for (field, boost) in fields.text_for(analyzer).boosted() {
-                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(field) else {
-                    continue;
-                };
-                let mut stream = tokenizer.token_stream(text);
-                while let Some(token) = stream.next() {
-                    let term = Term::from_field_text(field, &token.text);
-                    if !out.iter().any(|(t, _)| *t == term) {
-                        out.push((term, boost));
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// The `window` best assets for a request, exactly as if every matching asset had been
     /// scored. Blocking: call it off the async runtime.
     pub fn recommend(&self, request: &RecommendRequest<'_>) -> AppResult<Candidates> {
@@ -760,7 +738,7 @@ impl SearchIndex {
         };
         let base: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, filter_query(fields, &published))];
-        let key_base = filter_clauses(fields, &published, false);
+        let key_base = FilterPlan::new(fields, &published, false).clauses();
         let excluded = Arc::new(excluded_docs(&searcher, fields.id, request.exclude_ids)?);
 
         // Graded factors with no weight cannot change the order: leave them out of tiers.

@@ -7,7 +7,7 @@ use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query};
 use tantivy::schema::OwnedValue;
 
 use super::SearchIndex;
-use super::query::{any_term, filter_query};
+use super::filter::{any_term, filter_query};
 use super::schema::Analyzer;
 use crate::domain::{Asset, AssetFilter, Language};
 use crate::error::AppResult;

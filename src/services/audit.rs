@@ -7,11 +7,10 @@ use tokio::task;
 
 use super::Library;
 use crate::domain::{
-    Asset, AssetFilter, AssetStatus, CoverageCell, CoverageDimension, CoverageUniverse, Language,
-    coverage_matrix,
+    Asset, AssetFilter, AssetStatus, CoverageCell, CoverageDimension, CoverageUniverse, FacetField,
+    Language, coverage_matrix,
 };
 use crate::error::{AppError, AppResult};
-use crate::search::FacetField;
 
 /// Engagement counted per cell looks this far back.
 pub const ENGAGEMENT_WINDOW_DAYS: i64 = 90;

@@ -19,10 +19,10 @@ use tokio::task;
 
 use crate::config::{Config, RankingConfig};
 
-use crate::domain::AssetFilter;
 use crate::domain::{Asset, AssetDraft, AssetId, AssetStatus, FieldError, IndustrySlug};
+use crate::domain::{AssetFilter, FacetField, SearchPage, SearchRequest};
 use crate::error::{AppError, AppResult, InputProblem};
-use crate::search::{FacetField, SearchIndex, SearchPage, SearchRequest};
+use crate::search::SearchIndex;
 use crate::store::{ReplicaChange, Store, WriteCounts};
 
 pub use crate::store::StoredEngagement;

@@ -383,3 +383,78 @@ async fn taxonomy_lists_vocabularies_and_industry_counts() {
     assert_eq!(payments["label"], "Payments");
     s.stop().await;
 }
+
+/// Every page of a text search, walked by cursor, with or without `totalCount`.
+async fn walk_text_search(
+    s: &TestServer,
+    q: &str,
+    filter: &Value,
+    counted: bool,
+) -> Vec<(String, f64)> {
+    let query = format!(
+        r#"query($q: String!, $filter: AssetFilter, $after: String) {{
+            search(query: $q, filter: $filter, first: 3, after: $after) {{
+              {} items {{ score asset {{ id }} }} pageInfo {{ endCursor hasNextPage }} }} }}"#,
+        if counted { "totalCount" } else { "" }
+    );
+    let mut out = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = s
+            .gql(&query, json!({ "q": q, "filter": filter, "after": after }))
+            .await["search"]
+            .clone();
+        for item in page["items"].as_array().expect("items") {
+            out.push((
+                item["asset"]["id"].as_str().expect("id").to_owned(),
+                item["score"].as_f64().expect("score"),
+            ));
+        }
+        if counted {
+            let total = page["totalCount"].as_u64().expect("count") as usize;
+            assert_eq!(
+                page["pageInfo"]["hasNextPage"],
+                out.len() < total,
+                "{q}: {page:#}"
+            );
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            return out;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+#[tokio::test]
+async fn text_search_skips_nothing_when_it_prunes() {
+    // Without `totalCount` a text search scores only what can still reach the page; with
+    // it, every match. Both must walk the same ranking, page by page.
+    let s = TestServer::demo().await;
+    let filtered = json!({ "stages": ["DECISION", "CONSIDERATION"] });
+    for (q, filter) in [
+        ("payment", json!(null)),
+        ("payment integration security guide", json!(null)),
+        ("payment integration security guide", filtered.clone()),
+        ("api reconciliation", filtered),
+        ("结算", json!(null)),
+    ] {
+        let counted = walk_text_search(&s, q, &filter, true).await;
+        let pruned = walk_text_search(&s, q, &filter, false).await;
+        assert!(
+            counted.len() >= 3,
+            "{q}: too few matches to tell anything: {counted:?}"
+        );
+        assert_eq!(
+            pruned.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            counted.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            "{q} {filter}"
+        );
+        for ((_, a), (_, b)) in pruned.iter().zip(&counted) {
+            assert!((a - b).abs() < 1e-4, "{q}: scores {a} and {b}");
+        }
+        assert!(
+            counted.windows(2).all(|w| w[0].1 >= w[1].1),
+            "{q}: best first: {counted:?}"
+        );
+    }
+}
