@@ -105,11 +105,6 @@ const WIRING: &[&str] = &["state.rs", "services"];
 /// Crossings that exist today, still to be moved (issue 14): (file, what it names, why).
 const KNOWN: &[(&str, &str, &str)] = &[
     (
-        "graphql/library.rs",
-        "crate::search",
-        "builds the search layer's SearchRequest; services should take its own request type",
-    ),
-    (
         "graphql/recommend.rs",
         "crate::ranking",
         "maps ranking's Factor, ScoreReason and WeightOverrides; services should hand them over",
