@@ -17,8 +17,9 @@ use stagefit::config::Config;
 use stagefit::domain::{
     AssetFilter, IndustrySlug, Language, Role, SearchRequest, SortOrder, Stage, TaxonomyValue,
 };
+use stagefit::domain::{WeightOverrides, Weights};
 use stagefit::generate::Generator;
-use stagefit::ranking::{Audience, WeightOverrides, Weights, graded_dimensions};
+use stagefit::ranking::{Audience, graded_dimensions};
 use stagefit::search::{self, IndexLock, IndexOp, RecommendRequest};
 use stagefit::services::{AudienceRequest, IndexFollower, Library, RecommendationQuery};
 use stagefit::store::Store;

@@ -3,8 +3,8 @@
 
 use clap::Args;
 
+use crate::domain::{Factor, WeightOverrides, Weights};
 use crate::domain::{Language, Stage};
-use crate::ranking::{WeightOverrides, Weights};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -58,18 +58,9 @@ pub fn parse_weights(raw: &str) -> Result<Weights, String> {
             .trim()
             .parse()
             .map_err(|_| format!("{pair:?}: {:?} is not a number", value.trim()))?;
-        let slot = match name.trim().to_ascii_lowercase().as_str() {
-            "stage" => &mut o.stage,
-            "role" => &mut o.role,
-            "industry" => &mut o.industry,
-            "text" => &mut o.text,
-            "concern" => &mut o.concern,
-            "freshness" => &mut o.freshness,
-            "popularity" => &mut o.popularity,
-            "language" => &mut o.language,
-            other => return Err(format!("unknown factor {other:?}")),
-        };
-        *slot = Some(value);
+        let factor = Factor::from_key(name)
+            .ok_or_else(|| format!("unknown factor {:?}", name.trim().to_ascii_lowercase()))?;
+        o.set(factor, value);
     }
     Weights::default().with(&o)
 }

@@ -8,6 +8,7 @@ mod access;
 mod account;
 mod asset;
 mod coverage;
+mod factor;
 mod filter;
 mod search;
 mod taxonomy;
@@ -25,6 +26,7 @@ pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
     coverage_matrix,
 };
+pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
 pub use filter::AssetFilter;
 pub use search::{
     FacetCount, FacetField, Highlight, SearchHit, SearchPage, SearchRequest, SortOrder,

@@ -21,7 +21,7 @@ use crate::domain::{
     AccountDraft, Contact, ContactDraft, EngagementDraft, EngagementKind, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
-use crate::ranking::StageInference;
+use crate::services::StageInference;
 use crate::services::{
     AccountProfile, AudienceRequest, AudienceSource, Committee, CommitteeMember, StoredEngagement,
 };

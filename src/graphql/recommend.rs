@@ -9,8 +9,9 @@ use super::ApiResult;
 use super::library::library;
 use super::types::{AssetFilterInput, AssetObject, ConcernEnum, RoleEnum, StageEnum};
 use crate::domain::{Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use crate::domain::{Factor, WeightOverrides};
 use crate::error::AppError;
-use crate::ranking::{Factor, ScoreReason as DomainReason, WeightOverrides};
+use crate::services::ScoreReason as DomainReason;
 use crate::services::{AudienceRequest, AudienceSource, RecommendationList, RecommendationQuery};
 
 /// What `recommendations` and `nextContent` use when an argument is left out or null.
@@ -129,61 +130,40 @@ impl AudienceInput {
     }
 }
 
-/// Per-request weights for what-if tuning; each replaces its default (0 to 100).
-#[derive(InputObject, Default)]
-pub struct RankingWeightsInput {
-    pub stage: Option<f64>,
-    pub role: Option<f64>,
-    pub industry: Option<f64>,
-    pub text: Option<f64>,
-    pub concern: Option<f64>,
-    pub freshness: Option<f64>,
-    pub popularity: Option<f64>,
-    pub language: Option<f64>,
-}
-
-impl From<RankingWeightsInput> for WeightOverrides {
-    fn from(w: RankingWeightsInput) -> Self {
-        WeightOverrides {
-            stage: w.stage,
-            role: w.role,
-            industry: w.industry,
-            text: w.text,
-            concern: w.concern,
-            freshness: w.freshness,
-            popularity: w.popularity,
-            language: w.language,
+/// The GraphQL side of the factor list (`domain::with_factors!`).
+macro_rules! graphql_factors {
+    ($(($variant:ident, $field:ident, $name:literal, $default:literal)),* $(,)?) => {
+        /// Per-request weights for what-if tuning; each replaces its default (0 to 100).
+        #[derive(InputObject, Default)]
+        pub struct RankingWeightsInput {
+            $(pub $field: Option<f64>),*
         }
-    }
-}
 
-/// A named part of a score.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum RankingFactor {
-    Stage,
-    Role,
-    Industry,
-    Text,
-    Concern,
-    Freshness,
-    Popularity,
-    Language,
-}
-
-impl From<Factor> for RankingFactor {
-    fn from(f: Factor) -> Self {
-        match f {
-            Factor::Stage => RankingFactor::Stage,
-            Factor::Role => RankingFactor::Role,
-            Factor::Industry => RankingFactor::Industry,
-            Factor::Text => RankingFactor::Text,
-            Factor::Concern => RankingFactor::Concern,
-            Factor::Freshness => RankingFactor::Freshness,
-            Factor::Popularity => RankingFactor::Popularity,
-            Factor::Language => RankingFactor::Language,
+        impl From<RankingWeightsInput> for WeightOverrides {
+            fn from(w: RankingWeightsInput) -> Self {
+                WeightOverrides {
+                    $($field: w.$field),*
+                }
+            }
         }
-    }
+
+        /// A named part of a score.
+        #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+        pub enum RankingFactor {
+            $(#[graphql(name = $name)] $variant),*
+        }
+
+        impl From<Factor> for RankingFactor {
+            fn from(f: Factor) -> Self {
+                match f {
+                    $(Factor::$variant => RankingFactor::$variant),*
+                }
+            }
+        }
+    };
 }
+
+crate::with_factors!(graphql_factors);
 
 /// Where a resolved audience field came from.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::weights::{Factor, Weights};
-use crate::domain::{Asset, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use crate::domain::{
+    Asset, Concern, Factor, IndustrySlug, Language, Role, Stage, TaxonomyValue, Weights,
+};
 
 /// Whom a ranking is for, fully resolved (every unknown already defaulted or absent).
 #[derive(Clone, Debug, PartialEq)]

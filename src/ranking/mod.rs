@@ -11,7 +11,6 @@ mod diversity;
 mod factors;
 mod journey;
 mod tagging;
-mod weights;
 
 pub use diversity::{DiversityItem, diversify};
 pub use factors::{
@@ -23,4 +22,3 @@ pub use journey::{
     infer_stage, journey_stage, popularity_value,
 };
 pub use tagging::{TagSuggestions, stage_naive_bayes, suggest_tags};
-pub use weights::{Factor, WeightOverrides, Weights};

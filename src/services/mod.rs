@@ -25,6 +25,8 @@ use crate::error::{AppError, AppResult, InputProblem};
 use crate::search::SearchIndex;
 use crate::store::{ReplicaChange, Store, WriteCounts};
 
+/// What ranking hands the API through the services: explanations and stage inference.
+pub use crate::ranking::{Evidence, Reading, ScoreReason, StageInference};
 pub use crate::store::StoredEngagement;
 pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, VisitorToken};
 pub use accounts::{

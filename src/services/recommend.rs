@@ -7,11 +7,11 @@ use super::Library;
 use super::popularity::cohort_key;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+    WeightOverrides,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{
-    Audience, DiversityItem, RankContext, Scored, WeightOverrides, diversify, explain,
-    graded_dimensions,
+    Audience, DiversityItem, RankContext, Scored, diversify, explain, graded_dimensions,
 };
 use crate::search::{DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 

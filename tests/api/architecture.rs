@@ -1,8 +1,7 @@
 //! The map of the house, held by a test: which room of `src/` may use what, as
 //! ARCHITECTURE.md says. It reads the sources (comments and string literals left out) and
-//! fails on a crossing the map forbids. Crossings that exist today and are still to be
-//! moved are listed in `KNOWN`, each with its reason; the test also fails when one of them
-//! is gone, so the list only shrinks and the map stays true.
+//! fails on a crossing the map forbids. There are none today: the list of known crossings
+//! that issue 14 started with is empty and gone.
 
 use std::path::{Path, PathBuf};
 
@@ -102,20 +101,6 @@ const RULES: &[(&str, &[&[&str]])] = &[
 /// root, which wires them together once at start.
 const WIRING: &[&str] = &["state.rs", "services"];
 
-/// Crossings that exist today, still to be moved (issue 14): (file, what it names, why).
-const KNOWN: &[(&str, &str, &str)] = &[
-    (
-        "graphql/recommend.rs",
-        "crate::ranking",
-        "maps ranking's Factor, ScoreReason and WeightOverrides; services should hand them over",
-    ),
-    (
-        "graphql/accounts.rs",
-        "crate::ranking",
-        "names ranking's StageInference for Account.stageInference; services should hand it over",
-    ),
-];
-
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
@@ -174,59 +159,107 @@ fn names(code: &str, what: &str) -> bool {
     })
 }
 
+/// What a source file at `relative` (to `src/`) names that the map forbids.
+fn crossings(relative: &str, text: &str) -> Vec<String> {
+    let room = relative.split('/').next().unwrap_or_default();
+    let code = code(text);
+    let mut found = Vec::new();
+    for (rule_room, forbidden) in RULES {
+        if *rule_room != room {
+            continue;
+        }
+        for what in forbidden.iter().flat_map(|list| list.iter()) {
+            if names(&code, what) {
+                found.push(format!("src/{relative} uses {what}"));
+            }
+        }
+    }
+    // Only config.rs reads the environment, through clap attributes or std::env.
+    if relative != "config.rs" && (names(&code, "env::var") || code.contains("env = \"\"")) {
+        found.push(format!("src/{relative} reads the environment"));
+    }
+    if !WIRING.contains(&room) && names(&code, "crate::store") && names(&code, "crate::search") {
+        found.push(format!("src/{relative} uses both the store and the index"));
+    }
+    found
+}
+
 #[test]
 fn every_room_uses_only_what_the_map_allows() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &mut files);
     assert!(files.len() > 40, "{} sources", files.len());
-    let mut found: Vec<(String, String)> = Vec::new();
-    for file in &files {
-        let relative = file
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        let room = relative.split('/').next().unwrap().to_owned();
-        let code = code(&std::fs::read_to_string(file).unwrap());
-        for (rule_room, forbidden) in RULES {
-            if *rule_room != room {
-                continue;
-            }
-            for what in forbidden.iter().flat_map(|list| list.iter()) {
-                if names(&code, what) {
-                    found.push((relative.clone(), (*what).to_owned()));
-                }
-            }
-        }
-        // Only config.rs reads the environment, through clap attributes or std::env.
-        if relative != "config.rs" && (names(&code, "env::var") || code.contains("env = \"\"")) {
-            found.push((relative.clone(), "the environment".to_owned()));
-        }
-        if !WIRING.contains(&room.as_str())
-            && names(&code, "crate::store")
-            && names(&code, "crate::search")
-        {
-            found.push((relative.clone(), "store+search".to_owned()));
-        }
-    }
-    let known = |file: &str, what: &str| KNOWN.iter().any(|(f, w, _)| *f == file && *w == what);
-    let new: Vec<String> = found
+    let found: Vec<String> = files
         .iter()
-        .filter(|(file, what)| !known(file, what))
-        .map(|(file, what)| format!("src/{file} uses {what}"))
+        .flat_map(|file| {
+            let relative = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            crossings(&relative, &std::fs::read_to_string(file).unwrap())
+        })
         .collect();
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "crossings ARCHITECTURE.md does not allow:\n{}",
-        new.join("\n")
+        found.join("\n")
     );
-    let fixed: Vec<String> = KNOWN
-        .iter()
-        .filter(|(file, what, _)| !found.iter().any(|(f, w)| f == file && w == what))
-        .map(|(file, what, _)| format!("src/{file} no longer uses {what}: take it off KNOWN"))
-        .collect();
-    assert!(fixed.is_empty(), "{}", fixed.join("\n"));
+}
+
+#[test]
+fn each_kind_of_crossing_is_caught() {
+    let cases = [
+        (
+            "graphql/recommend.rs",
+            "use crate::ranking::Factor;",
+            "crate::ranking",
+        ),
+        (
+            "graphql/library.rs",
+            "use crate::search::SearchRequest;",
+            "crate::search",
+        ),
+        (
+            "http/mod.rs",
+            "let q = sea_orm::Statement::default();",
+            "sea_orm",
+        ),
+        ("domain/asset.rs", "use tokio::fs;", "tokio"),
+        ("ranking/factors.rs", "use tantivy::Term;", "tantivy"),
+        (
+            "store/mod.rs",
+            "use crate::search::SearchIndex;",
+            "crate::search",
+        ),
+        ("search/query.rs", "use sea_orm::Database;", "sea_orm"),
+        (
+            "main.rs",
+            "let v = std::env::var(\"X\");",
+            "the environment",
+        ),
+        (
+            "cli.rs",
+            "use crate::store::Store; use crate::search::SearchIndex;",
+            "both",
+        ),
+    ];
+    for (file, text, what) in cases {
+        let found = crossings(file, text);
+        assert!(
+            found.iter().any(|f| f.contains(what)),
+            "{file}: {text} gave {found:?}"
+        );
+    }
+    assert!(
+        crossings(
+            "services/mod.rs",
+            "use crate::store::Store; use crate::search::SearchIndex;"
+        )
+        .is_empty()
+    );
+    assert!(crossings("graphql/recommend.rs", "use crate::domain::Factor;").is_empty());
 }
 
 #[test]

@@ -36,9 +36,10 @@ use tantivy::{DocAddress, Searcher, Term};
 
 use super::SearchIndex;
 use super::filter::{FilterPlan, any_term, filter_query};
+use crate::domain::Weights;
 use crate::domain::{Asset, AssetFilter};
 use crate::error::AppResult;
-use crate::ranking::{Dimension, Weights};
+use crate::ranking::Dimension;
 use collector::{
     Excluded, Hit, TierCollector, TierCollectorSettings, Top, excluded_docs, freshness_slices,
 };

@@ -7,8 +7,9 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 
 use super::*;
+use crate::domain::WeightOverrides;
 use crate::domain::{AssetDraft, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
-use crate::ranking::{Audience, RankContext, WeightOverrides, explain, graded_dimensions};
+use crate::ranking::{Audience, RankContext, explain, graded_dimensions};
 use crate::search::{IndexLock, IndexOp, open};
 
 /// Every live document's summed BM25 for the text, by asset id, from one plain disjunction

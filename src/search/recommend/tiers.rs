@@ -8,7 +8,8 @@ use tantivy::{Searcher, Term};
 use super::super::filter::any_term;
 use super::super::schema::{ANY, Fields, SPECIFIC, tier_key};
 use crate::domain::TaxonomyValue;
-use crate::ranking::{Criterion, Dimension, Weights};
+use crate::domain::Weights;
+use crate::ranking::{Criterion, Dimension};
 
 /// One level of one factor, as terms.
 pub(super) struct IndexLevel {
