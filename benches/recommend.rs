@@ -19,7 +19,7 @@ use stagefit::domain::{
 };
 use stagefit::domain::{WeightOverrides, Weights};
 use stagefit::generate::Generator;
-use stagefit::ranking::{Audience, graded_dimensions};
+use stagefit::ranking::{Audience, RankContext, graded_dimensions};
 use stagefit::search::{self, IndexLock, IndexOp, RecommendRequest};
 use stagefit::services::{AudienceRequest, IndexFollower, Library, RecommendationQuery};
 use stagefit::store::Store;
@@ -224,15 +224,18 @@ fn report_work(size: u64, index: &search::SearchIndex) {
         let dims = graded_dimensions(&audience);
         let found = index
             .recommend(&RecommendRequest {
+                rank: &RankContext {
+                    weights,
+                    now: chrono::DateTime::from_timestamp(now, 0).expect("a time"),
+                    half_life_days: 365.0,
+                    query: text.map(str::to_owned),
+                    similar_to: None,
+                },
                 dimensions: &dims,
-                weights: &weights,
                 filter: &AssetFilter::default(),
                 exclude_ids: &[],
                 popular_ids: &[],
-                text,
                 concerns: TaxonomyValue::mask(&audience.concerns),
-                now,
-                half_life_days: 365.0,
                 window: 30,
                 slice_tiers_above: search::DEFAULT_SLICE_TIERS_ABOVE,
             })

@@ -281,16 +281,19 @@ pub struct Scored {
     pub reasons: Vec<ScoreReason>,
 }
 
-/// The context of one ranking request besides the audience.
-pub struct RankContext<'a> {
-    pub weights: &'a Weights,
+/// The context of one ranking request besides the audience: built once per request, and
+/// read by both retrieval (through `search::RecommendRequest`) and the explanation, so the
+/// two cannot score with different weights, clocks or text.
+#[derive(Clone, Debug)]
+pub struct RankContext {
+    pub weights: Weights,
     pub now: DateTime<Utc>,
     pub half_life_days: f64,
-    /// The query text, when there is one, for the explanation.
-    pub query: Option<&'a str>,
+    /// The query text, when there is one.
+    pub query: Option<String>,
     /// Set when the text is not a visitor's query but an asset's subject (next content):
     /// the TEXT reason then says what the asset resembles.
-    pub similar_to: Option<&'a str>,
+    pub similar_to: Option<String>,
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
@@ -300,7 +303,7 @@ pub fn explain(
     audience: &Audience,
     dimensions: &[Dimension],
     asset: &Asset,
-    ctx: &RankContext<'_>,
+    ctx: &RankContext,
     bm25: (f32, f32),
     popularity: f64,
 ) -> Scored {
@@ -321,9 +324,9 @@ pub fn explain(
         let (value, detail) = dim.fit(asset);
         push(dim.factor, value, detail.to_owned());
     }
-    if let Some(query) = ctx.query.filter(|q| !q.trim().is_empty()) {
+    if let Some(query) = ctx.query.as_deref().filter(|q| !q.trim().is_empty()) {
         let value = text_value(bm25.0, bm25.1);
-        let detail = match (ctx.similar_to, value > 0.0) {
+        let detail = match (ctx.similar_to.as_deref(), value > 0.0) {
             (Some(subject), true) => format!("on the same subject as \"{subject}\""),
             (Some(subject), false) => format!("on another subject than \"{subject}\""),
             (None, true) => format!("matches \"{}\"", query.trim()),
@@ -523,10 +526,10 @@ mod tests {
         let a = asset(&["DECISION"], &["FINANCE"], &["retail/ecommerce"], "en");
         let weights = Weights::default();
         let ctx = RankContext {
-            weights: &weights,
+            weights,
             now: Utc::now(),
             half_life_days: 365.0,
-            query: Some("pricing"),
+            query: Some("pricing".to_owned()),
             similar_to: None,
         };
         let dims = graded_dimensions(&aud);

@@ -1,6 +1,8 @@
 //! Recommendations: resolve whom they are for, retrieve the best candidates from the
 //! index, explain each with the ranking functions, and mix formats at the top.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
 use super::Library;
@@ -294,7 +296,14 @@ impl Library {
             .with(&r.weights)
             .map_err(AppError::bad_input)?;
         let dimensions = graded_dimensions(audience);
-        let now = Utc::now();
+        // One context for retrieval and explanation alike.
+        let ctx = Arc::new(RankContext {
+            weights,
+            now: Utc::now(),
+            half_life_days: self.ranking.half_life_days,
+            query: r.text.map(str::to_owned),
+            similar_to: r.similar_to.map(str::to_owned),
+        });
         let window = if r.diversify {
             (r.first * DIVERSITY_WINDOW_FACTOR).max(MIN_DIVERSITY_WINDOW)
         } else {
@@ -302,8 +311,6 @@ impl Library {
         };
         let index = self.index.clone();
         let (filter, exclude) = (r.filter.clone(), r.exclude.to_vec());
-        let text = r.text.map(str::to_owned);
-        let half_life_days = self.ranking.half_life_days;
         let concerns = TaxonomyValue::mask(&audience.concerns);
         let dims = dimensions.clone();
         // Popularity among accounts like this audience; nothing to look up when it cannot
@@ -317,17 +324,15 @@ impl Library {
             .flatten();
         // Excluded ones among them are skipped by retrieval, with the rest of the exclusions.
         let popular_ids: Vec<String> = popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
+        let retrieval = ctx.clone();
         let candidates = tokio::task::spawn_blocking(move || {
             index.recommend(&RecommendRequest {
+                rank: &retrieval,
                 dimensions: &dims,
-                weights: &weights,
                 filter: &filter,
                 exclude_ids: &exclude,
                 popular_ids: &popular_ids,
-                text: text.as_deref(),
                 concerns,
-                now: now.timestamp(),
-                half_life_days,
                 window,
                 slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
             })
@@ -336,13 +341,6 @@ impl Library {
         .map_err(AppError::internal)??;
         metrics::histogram!(crate::metrics::DOCUMENTS_SCORED).record(candidates.docs_scored as f64);
 
-        let ctx = RankContext {
-            weights: &weights,
-            now,
-            half_life_days,
-            query: r.text,
-            similar_to: r.similar_to,
-        };
         let mut scored: Vec<Recommendation> = candidates
             .items
             .into_iter()

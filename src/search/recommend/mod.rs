@@ -36,10 +36,9 @@ use tantivy::{DocAddress, Searcher, Term};
 
 use super::SearchIndex;
 use super::filter::{FilterPlan, any_term, filter_query};
-use crate::domain::Weights;
 use crate::domain::{Asset, AssetFilter};
 use crate::error::AppResult;
-use crate::ranking::Dimension;
+use crate::ranking::{Dimension, RankContext};
 use collector::{
     Excluded, Hit, TierCollector, TierCollectorSettings, Top, excluded_docs, freshness_slices,
 };
@@ -48,8 +47,9 @@ use tiers::{TierSizes, graded_dims, tier_clauses, tier_key_terms, tiers};
 
 /// What to retrieve.
 pub struct RecommendRequest<'a> {
+    /// Weights, clock, half-life and text: what the explanation reads too.
+    pub rank: &'a RankContext,
     pub dimensions: &'a [Dimension],
-    pub weights: &'a Weights,
     /// Its `statuses` are not consulted: only published assets are ever candidates.
     pub filter: &'a AssetFilter,
     pub exclude_ids: &'a [String],
@@ -57,11 +57,8 @@ pub struct RecommendRequest<'a> {
     /// without popularity, so these are looked up and returned as well, whatever their
     /// tier, when they pass the filter; the caller's explanation scores them.
     pub popular_ids: &'a [String],
-    pub text: Option<&'a str>,
     /// Requested concerns as a mask.
     pub concerns: u64,
-    pub now: i64,
-    pub half_life_days: f64,
     /// How many candidates to return (the final list plus room for diversity).
     pub window: usize,
     /// A tier estimated to hold at least this many documents is visited in freshness
@@ -99,10 +96,12 @@ impl SearchIndex {
     pub fn recommend(&self, request: &RecommendRequest<'_>) -> AppResult<Candidates> {
         let fields = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
-        let w = request.weights;
+        let w = &request.rank.weights;
+        let now = request.rank.now.timestamp();
+        let half_life_days = request.rank.half_life_days;
         let window = request.window.max(1);
 
-        let words = match request.text {
+        let words = match request.rank.query.as_deref() {
             Some(text) if w.text > 0.0 => self.text_terms(text),
             _ => Vec::new(),
         };
@@ -135,13 +134,13 @@ impl SearchIndex {
             concern_weight,
             concerns: request.concerns,
             freshness_weight: w.freshness,
-            now: request.now,
-            half_life_days: request.half_life_days,
+            now,
+            half_life_days,
             limit: window,
             floor: f64::NEG_INFINITY,
         };
         let mut sizes = TierSizes::new(&searcher, &graded, request.slice_tiers_above);
-        let sliced = freshness_slices(request.now, request.half_life_days);
+        let sliced = freshness_slices(now, half_life_days);
         let whole = [(Bound::Unbounded, Bound::Unbounded, 1.0)];
 
         let mut top = Top::new(window);

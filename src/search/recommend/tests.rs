@@ -7,8 +7,18 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 
 use super::*;
-use crate::domain::WeightOverrides;
+
+fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>) -> RankContext {
+    RankContext {
+        weights: *weights,
+        now: chrono::DateTime::from_timestamp(now, 0).unwrap(),
+        half_life_days,
+        query: text.map(str::to_owned),
+        similar_to: None,
+    }
+}
 use crate::domain::{AssetDraft, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use crate::domain::{WeightOverrides, Weights};
 use crate::ranking::{Audience, RankContext, explain, graded_dimensions};
 use crate::search::{IndexLock, IndexOp, open};
 
@@ -160,16 +170,14 @@ fn tiers_give_exactly_the_brute_force_top_k() {
             // The reference scores every document in one pass per tier; half the
             // pruned cases slice every tier by freshness.
             let sliced = if (case + r) % 2 == 0 { 0 } else { usize::MAX };
+            let rank = rank_ctx(&weights, now, 365.0, text);
             let request = |window, slice_tiers_above| RecommendRequest {
+                rank: &rank,
                 dimensions: &dims,
-                weights: &weights,
                 filter,
                 exclude_ids: &exclude,
                 popular_ids: &[],
-                text,
                 concerns: TaxonomyValue::mask(&audience.concerns),
-                now,
-                half_life_days: 365.0,
                 window,
                 slice_tiers_above,
             };
@@ -200,13 +208,7 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 Some(t) if weights.text > 0.0 => brute_force_bm25(&index, t),
                 _ => HashMap::new(),
             };
-            let ctx = RankContext {
-                weights: &weights,
-                now: chrono::DateTime::from_timestamp(now, 0).unwrap(),
-                half_life_days: 365.0,
-                query: text,
-                similar_to: None,
-            };
+            let ctx = &rank;
             let mut brute: Vec<i64> = assets
                 .iter()
                 .filter(|a| a.status == crate::domain::AssetStatus::Published)
@@ -218,7 +220,7 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 .map(|a| {
                     let b = bm25.get(a.id.as_str()).copied().unwrap_or(0.0);
                     let scored =
-                        explain(&audience, &dims, a, &ctx, (b, everything.text_scale), 0.0);
+                        explain(&audience, &dims, a, ctx, (b, everything.text_scale), 0.0);
                     (scored.score * 1e9).round() as i64
                 })
                 .collect();
@@ -301,15 +303,12 @@ fn popular_assets_outside_the_walk_come_back_when_eligible() {
     let exclude = vec![far[2].clone()];
     let got = index
         .recommend(&RecommendRequest {
+            rank: &rank_ctx(&weights, chrono::Utc::now().timestamp(), 365.0, Some("api")),
             dimensions: &dims,
-            weights: &weights,
             filter: &AssetFilter::default(),
             exclude_ids: &exclude,
             popular_ids: &popular,
-            text: Some("api"),
             concerns: 0,
-            now: chrono::Utc::now().timestamp(),
-            half_life_days: 365.0,
             window: 2,
             slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
         })
@@ -359,16 +358,14 @@ fn text_tiers_give_exactly_the_exhaustive_top_k() {
                     concerns: vec![],
                 };
                 let dims = graded_dimensions(&audience);
+                let rank = rank_ctx(&weights, now, 365.0, Some(text));
                 let request = |window| RecommendRequest {
+                    rank: &rank,
                     dimensions: &dims,
-                    weights: &weights,
                     filter: &filter,
                     exclude_ids: &[],
                     popular_ids: &[],
-                    text: Some(text),
                     concerns: 0,
-                    now,
-                    half_life_days: 365.0,
                     window,
                     slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
                 };
@@ -404,28 +401,19 @@ fn retrieval_scores_equal_the_explanations() {
             concerns: vec![Concern::Validation],
         };
         let dims = graded_dimensions(&audience);
+        let ctx = rank_ctx(&weights, now.timestamp(), 365.0, Some("treasury"));
         let found = index
             .recommend(&RecommendRequest {
+                rank: &ctx,
                 dimensions: &dims,
-                weights: &weights,
                 filter: &AssetFilter::default(),
                 exclude_ids: &[],
                 popular_ids: &[],
-                text: Some("treasury"),
                 concerns: TaxonomyValue::mask(&audience.concerns),
-                now: now.timestamp(),
-                half_life_days: 365.0,
                 window: 20,
                 slice_tiers_above: 0,
             })
             .unwrap();
-        let ctx = crate::ranking::RankContext {
-            weights: &weights,
-            now,
-            half_life_days: 365.0,
-            query: Some("treasury"),
-            similar_to: None,
-        };
         for c in &found.items {
             let explained = crate::ranking::explain(
                 &audience,
