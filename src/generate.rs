@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use crate::domain::AssetDraft;
+use crate::domain::{AssetDraft, Given};
 
 /// SplitMix64: tiny, fast, and stable forever, so a seed always means the same library.
 struct Rng(u64);
@@ -310,7 +310,7 @@ pub fn write_engagement(
             name: Some(format!("Account {i}")),
             industry: (rng.unit() < 0.9)
                 .then(|| INDUSTRIES[rng.below(INDUSTRIES.len())].to_owned()),
-            stage: (rng.unit() < 0.7).then(|| stages[rng.below(stages.len())].to_owned()),
+            stage: (rng.unit() < 0.7).then(|| stages[rng.below(stages.len())].into()),
             stage_updated_at: None,
             tier: Some(["enterprise", "mid-market", "smb"][rng.below(3)].to_owned()),
             language: Some("en".to_owned()),
@@ -322,7 +322,7 @@ pub fn write_engagement(
                 id: Some(format!("{id}-c{j}")),
                 account_id: Some(id.clone()),
                 name: Some(format!("Contact {j} of account {i}")),
-                role: Some((*role).to_owned()),
+                role: Some((*role).into()),
             };
             serde_json::to_writer(&mut contacts_out, &contact)?;
             contacts_out.write_all(b"\n")?;
@@ -349,8 +349,8 @@ pub fn write_engagement(
             account_id: Some(account),
             contact_id: contact,
             asset_id: Some(asset.clone()),
-            kind: Some(kind_names[rng.weighted(&kinds)].to_owned()),
-            occurred_at: Some((now - chrono::Duration::seconds(seconds_ago)).to_rfc3339()),
+            kind: Some(kind_names[rng.weighted(&kinds)].into()),
+            occurred_at: Some(Given::Value(now - chrono::Duration::seconds(seconds_ago))),
             client_event_id: None,
         };
         serde_json::to_writer(&mut events_out, &event)?;

@@ -81,6 +81,71 @@ pub struct Engagement {
     pub client_event_id: Option<String>,
 }
 
+/// A field as a caller gave it: text still to parse (an import file, JSON), or a value the
+/// edge already parsed (GraphQL's enums and dates), which is never turned back into text
+/// to be parsed again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Given<T> {
+    Text(String),
+    Value(T),
+}
+
+impl<T> From<&str> for Given<T> {
+    fn from(text: &str) -> Self {
+        Given::Text(text.to_owned())
+    }
+}
+
+impl<T> From<String> for Given<T> {
+    fn from(text: String) -> Self {
+        Given::Text(text)
+    }
+}
+
+/// How a parsed value is written in an interchange record.
+pub trait FieldText {
+    fn field_text(&self) -> String;
+}
+
+impl FieldText for Stage {
+    fn field_text(&self) -> String {
+        self.name().to_owned()
+    }
+}
+
+impl FieldText for Role {
+    fn field_text(&self) -> String {
+        self.name().to_owned()
+    }
+}
+
+impl FieldText for EngagementKind {
+    fn field_text(&self) -> String {
+        self.name().to_owned()
+    }
+}
+
+impl FieldText for DateTime<Utc> {
+    fn field_text(&self) -> String {
+        self.to_rfc3339()
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Given<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Given::Text)
+    }
+}
+
+impl<T: FieldText> Serialize for Given<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Given::Text(text) => s.serialize_str(text),
+            Given::Value(value) => s.serialize_str(&value.field_text()),
+        }
+    }
+}
+
 /// An account as a client or an import file gives it, before validation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,8 +153,8 @@ pub struct AccountDraft {
     pub id: Option<String>,
     pub name: Option<String>,
     pub industry: Option<String>,
-    pub stage: Option<String>,
-    pub stage_updated_at: Option<String>,
+    pub stage: Option<Given<Stage>>,
+    pub stage_updated_at: Option<Given<DateTime<Utc>>>,
     pub tier: Option<String>,
     pub language: Option<String>,
 }
@@ -101,7 +166,7 @@ pub struct ContactDraft {
     pub id: Option<String>,
     pub account_id: Option<String>,
     pub name: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Given<Role>>,
 }
 
 /// An engagement event as a client or an import file gives it, before validation.
@@ -111,8 +176,8 @@ pub struct EngagementDraft {
     pub account_id: Option<String>,
     pub contact_id: Option<String>,
     pub asset_id: Option<String>,
-    pub kind: Option<String>,
-    pub occurred_at: Option<String>,
+    pub kind: Option<Given<EngagementKind>>,
+    pub occurred_at: Option<Given<DateTime<Utc>>>,
     pub client_event_id: Option<String>,
 }
 
@@ -150,6 +215,28 @@ fn optional<T>(
     })
 }
 
+/// A field that may come parsed: its value as it is, or its text parsed.
+fn given<T: Clone>(
+    errors: &mut Vec<FieldError>,
+    field: &'static str,
+    raw: &Option<Given<T>>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    is_required: bool,
+) -> Option<T> {
+    match raw {
+        Some(Given::Value(value)) => Some(value.clone()),
+        Some(Given::Text(text)) if !text.trim().is_empty() => parse(text.trim())
+            .map_err(|e| errors.push(FieldError::new(field, e)))
+            .ok(),
+        _ => {
+            if is_required {
+                errors.push(FieldError::new(field, "is required"));
+            }
+            None
+        }
+    }
+}
+
 fn bounded(max: usize) -> impl Fn(&str) -> Result<String, String> {
     move |s: &str| {
         if s.chars().count() > max {
@@ -178,12 +265,13 @@ impl AccountDraft {
         let id = required(&mut errors, "id", &self.id, AccountId::parse);
         let name = required(&mut errors, "name", &self.name, bounded(MAX_NAME_LEN));
         let industry = optional(&mut errors, "industry", &self.industry, IndustrySlug::parse);
-        let stage = optional(&mut errors, "stage", &self.stage, Stage::parse);
-        let stage_updated_at = optional(
+        let stage = given(&mut errors, "stage", &self.stage, Stage::parse, false);
+        let stage_updated_at = given(
             &mut errors,
             "stage_updated_at",
             &self.stage_updated_at,
             parse_timestamp,
+            false,
         );
         let tier = optional(&mut errors, "tier", &self.tier, bounded(MAX_TIER_LEN));
         let language = optional(&mut errors, "language", &self.language, Language::parse);
@@ -220,7 +308,7 @@ impl ContactDraft {
             AccountId::parse,
         );
         let name = required(&mut errors, "name", &self.name, bounded(MAX_NAME_LEN));
-        let role = optional(&mut errors, "role", &self.role, Role::parse);
+        let role = given(&mut errors, "role", &self.role, Role::parse, false);
         match (id, account_id, name) {
             (Some(id), Some(account_id), Some(name)) if errors.is_empty() => Ok(Contact {
                 id,
@@ -260,12 +348,13 @@ impl EngagementDraft {
             ContactId::parse,
         );
         let asset_id = required(&mut errors, "asset_id", &self.asset_id, AssetId::parse);
-        let kind = required(&mut errors, "kind", &self.kind, EngagementKind::parse);
-        let occurred_at = optional(
+        let kind = given(&mut errors, "kind", &self.kind, EngagementKind::parse, true);
+        let occurred_at = given(
             &mut errors,
             "occurred_at",
             &self.occurred_at,
             parse_timestamp,
+            false,
         )
         .unwrap_or(now);
         if occurred_at > now + MAX_CLOCK_SKEW {
@@ -303,8 +392,8 @@ impl Account {
             id: Some(self.id.to_string()),
             name: Some(self.name.clone()),
             industry: self.industry.as_ref().map(ToString::to_string),
-            stage: self.stage.map(|s| s.name().to_owned()),
-            stage_updated_at: self.stage_updated_at.map(|t| t.to_rfc3339()),
+            stage: self.stage.map(Given::Value),
+            stage_updated_at: self.stage_updated_at.map(Given::Value),
             tier: self.tier.clone(),
             language: self.language.as_ref().map(ToString::to_string),
         }
@@ -317,7 +406,7 @@ impl Contact {
             id: Some(self.id.to_string()),
             account_id: Some(self.account_id.to_string()),
             name: Some(self.name.clone()),
-            role: self.role.map(|r| r.name().to_owned()),
+            role: self.role.map(Given::Value),
         }
     }
 }
@@ -328,8 +417,8 @@ impl Engagement {
             account_id: Some(self.account_id.to_string()),
             contact_id: self.contact_id.as_ref().map(ToString::to_string),
             asset_id: Some(self.asset_id.to_string()),
-            kind: Some(self.kind.name().to_owned()),
-            occurred_at: Some(self.occurred_at.to_rfc3339()),
+            kind: Some(Given::Value(self.kind)),
+            occurred_at: Some(Given::Value(self.occurred_at)),
             client_event_id: self.client_event_id.clone(),
         }
     }
@@ -341,6 +430,29 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         parse_timestamp("2026-06-01T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn a_parsed_field_is_taken_as_it_is_and_written_as_its_text() {
+        let at = parse_timestamp("2026-05-01T08:00:00Z").unwrap();
+        let parsed = AccountDraft {
+            id: Some("acme".into()),
+            name: Some("Acme".into()),
+            stage: Some(Given::Value(Stage::Decision)),
+            stage_updated_at: Some(Given::Value(at)),
+            ..Default::default()
+        };
+        let account = parsed.validate(now()).unwrap();
+        assert_eq!(
+            (account.stage, account.stage_updated_at),
+            (Some(Stage::Decision), Some(at))
+        );
+        // An export writes the values as text, and reading it back gives the same account.
+        let json = serde_json::to_string(&parsed).unwrap();
+        assert!(json.contains(r#""stage":"DECISION""#), "{json}");
+        let read: AccountDraft = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.stage, Some(Given::Text("DECISION".into())));
+        assert_eq!(read.validate(now()).unwrap(), account);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use access::{
 };
 pub use account::{
     Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,
-    EngagementDraft, MAX_CLOCK_SKEW,
+    EngagementDraft, FieldText, Given, MAX_CLOCK_SKEW,
 };
 pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
 pub use coverage::{

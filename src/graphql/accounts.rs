@@ -17,9 +17,7 @@ use super::recommend::{
     StageName, recommend_for,
 };
 use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum};
-use crate::domain::{
-    AccountDraft, Contact, ContactDraft, EngagementDraft, EngagementKind, TaxonomyValue,
-};
+use crate::domain::{AccountDraft, Contact, ContactDraft, EngagementDraft, EngagementKind, Given};
 use crate::error::{AppError, AppResult};
 use crate::services::StageInference;
 use crate::services::{
@@ -54,8 +52,8 @@ impl From<AccountInput> for AccountDraft {
             id: Some(a.id.0),
             name: Some(a.name),
             industry: a.industry,
-            stage: a.stage.map(|s| s.0.name().to_owned()),
-            stage_updated_at: a.stage_updated_at.map(|t| t.to_rfc3339()),
+            stage: a.stage.map(|s| Given::Value(s.0)),
+            stage_updated_at: a.stage_updated_at.map(Given::Value),
             tier: a.tier,
             language: a.language,
         }
@@ -77,7 +75,7 @@ impl From<ContactInput> for ContactDraft {
             id: Some(c.id.0),
             account_id: Some(c.account_id.0),
             name: Some(c.name),
-            role: c.role.map(|r| r.0.name().to_owned()),
+            role: c.role.map(|r| Given::Value(r.0)),
         }
     }
 }
@@ -107,8 +105,8 @@ impl From<EngagementInput> for EngagementDraft {
             account_id: Some(e.account_id.0),
             contact_id: e.contact_id.map(|c| c.0),
             asset_id: Some(e.asset_id.0),
-            kind: Some(EngagementKind::from(e.kind).name().to_owned()),
-            occurred_at: e.occurred_at.map(|t| t.to_rfc3339()),
+            kind: Some(Given::Value(e.kind.into())),
+            occurred_at: e.occurred_at.map(Given::Value),
             client_event_id: e.client_event_id,
         }
     }

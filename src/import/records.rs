@@ -121,7 +121,7 @@ mod tests {
             read_records(Format::Csv, csv.as_bytes(), EngagementDraft::FIELDS).collect();
         let (line, second) = rows[1].as_ref().unwrap();
         assert_eq!(*line, 3);
-        assert_eq!(second.occurred_at.as_deref(), Some("2026-01-02"));
+        assert_eq!(second.occurred_at, Some("2026-01-02".into()));
         assert_eq!(rows[0].as_ref().unwrap().1.occurred_at, None);
         // Lines as an editor shows them, for CRLF files with a byte-order mark too.
         let crlf = format!("\u{feff}{}", csv.replace('\n', "\r\n"));

@@ -219,8 +219,7 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 })
                 .map(|a| {
                     let b = bm25.get(a.id.as_str()).copied().unwrap_or(0.0);
-                    let scored =
-                        explain(&audience, &dims, a, ctx, (b, everything.text_scale), 0.0);
+                    let scored = explain(&audience, &dims, a, ctx, (b, everything.text_scale), 0.0);
                     (scored.score * 1e9).round() as i64
                 })
                 .collect();
