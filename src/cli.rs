@@ -579,15 +579,16 @@ async fn import(
     }
     let store = connect_store(config).await?;
     let progress = Progress::new();
-    let report = services::import_sources(&store, sources, mode, |rows| progress.show(rows))
-        .await
-        .map_err(AppError::unmasked)?;
+    let (report, indexed) =
+        services::import_indexed(config, &store, sources, mode, |rows| progress.show(rows)).await?;
     progress.finish();
     print_problems(&report);
-    let index_note = if report.committed && report.counts.created + report.counts.updated > 0 {
-        update_index(config, &store).await?
-    } else {
-        String::new()
+    let index_note = match indexed {
+        _ if !report.committed || report.counts.created + report.counts.updated == 0 => {
+            String::new()
+        }
+        None => "; a running server is indexing the changes".to_owned(),
+        Some(took) => format!("; index committed {:.2}s later", took.as_secs_f64()),
     };
     println!(
         "{} rows: {} created, {} updated, {} unchanged, {} failed in {:.2}s{}",
@@ -905,13 +906,6 @@ fn view_name(dimensions: &[crate::domain::CoverageDimension]) -> String {
 }
 
 /// Brings the index up to date after a CLI write: what to add to the command's report.
-async fn update_index(config: &Config, store: &Store) -> anyhow::Result<String> {
-    Ok(match services::update_index(config, store).await? {
-        None => "; a running server is indexing the changes".to_owned(),
-        Some(took) => format!("; indexed in {:.2}s", took.as_secs_f64()),
-    })
-}
-
 async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
     let count = services::export_library(&store, &file, style)

@@ -344,6 +344,12 @@ impl IndexWriterHandle {
         Ok(())
     }
 
+    /// Drops everything staged since the last commit.
+    pub fn discard(&mut self) -> tantivy::Result<()> {
+        self.writer.rollback()?;
+        Ok(())
+    }
+
     /// Waits for background merges, so the files on disk are final.
     pub fn finish(self) -> tantivy::Result<()> {
         self.writer.wait_merging_threads()

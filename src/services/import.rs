@@ -70,6 +70,10 @@ pub struct ImportReport {
     pub problems: Vec<ImportProblem>,
     /// Whether anything was written.
     pub committed: bool,
+    /// The change-log position before the import's first write and after its last: the
+    /// import's writes are exactly the positions in between (the write lock is held
+    /// from one to the other).
+    pub first_seq: i64,
     pub last_seq: i64,
     pub seconds: f64,
     /// In a dry run, the valid assets read (nothing is written).
@@ -99,21 +103,37 @@ pub async fn import_sources(
     mode: ImportMode,
     progress: impl Fn(u64),
 ) -> AppResult<ImportReport> {
+    import_sources_with(store, sources, mode, progress, |_| {}).await
+}
+
+/// [`import_sources`], handing every batch of assets it wrote to `written` (in the order
+/// written, before the transaction commits).
+pub async fn import_sources_with(
+    store: &Store,
+    sources: Vec<ImportSource>,
+    mode: ImportMode,
+    progress: impl Fn(u64),
+    mut written: impl FnMut(&[Asset]),
+) -> AppResult<ImportReport> {
     if mode.dry_run {
         return preview_import(Some(store), sources, progress).await;
     }
     let best_effort = mode.best_effort;
     let started = Instant::now();
     let mut write = store.begin_write().await?;
+    let first_seq = write.position().await?;
     let mut report = read_in_batches(sources, progress, async |assets, report| {
         // Once a row failed in an all-or-nothing import, only validation goes on.
         if best_effort || report.failed == 0 {
-            write.upsert_assets(assets).await
+            let counts = write.upsert_assets(assets).await?;
+            written(assets);
+            Ok(counts)
         } else {
             Ok(WriteCounts::default())
         }
     })
     .await?;
+    report.first_seq = first_seq;
     if report.failed > 0 && !best_effort {
         drop(write);
         report.counts = WriteCounts::default();

@@ -1,4 +1,4 @@
-//! Work on the index outside a server: catching up after a command's write, rebuilding it,
+//! Work on the index outside a server: an import that indexes as it writes, rebuilding it,
 //! checking it against the database. The command line calls these; they are the only
 //! code besides the server's follower that opens an index directory for writing.
 
@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::import::{ImportMode, ImportReport, ImportSource, import_sources_with};
 use super::{IndexDifference, catch_up, compare_index, rebuild};
 use crate::config::Config;
+use crate::domain::Asset;
 use crate::error::AppError;
-use crate::search::{self, IndexLock, IndexWriterHandle};
+use crate::search::{self, IndexLock, IndexOp, IndexWriterHandle};
 use crate::store::Store;
 
 async fn finish_writer(writer: Arc<Mutex<IndexWriterHandle>>) -> anyhow::Result<()> {
@@ -22,18 +24,94 @@ async fn finish_writer(writer: Arc<Mutex<IndexWriterHandle>>) -> anyhow::Result<
     Ok(())
 }
 
-/// Brings the index up to date after a write by this process: how long that took, or
-/// `None` when a running server owns the index (it follows the change log itself).
-pub async fn update_index(config: &Config, store: &Store) -> anyhow::Result<Option<Duration>> {
-    let Ok(lock) = IndexLock::acquire(&config.index_dir) else {
-        return Ok(None);
+/// Imports assets and brings the index along in the same pass: each batch the import writes
+/// is staged in the index while the database transaction goes on, and the index commits
+/// right after the database, at the import's last change-log position, so the database
+/// work and the indexing overlap instead of following each other. When the index was not
+/// exactly where the import started, or the import wrote nothing, the staged documents are
+/// dropped and the index catches up from the change log as after any other command.
+/// Returns the report and how long the index took after the database (`None` when a server
+/// owns the index and follows the change log itself).
+pub async fn import_indexed(
+    config: &Config,
+    store: &Store,
+    sources: Vec<ImportSource>,
+    mode: ImportMode,
+    progress: impl Fn(u64),
+) -> anyhow::Result<(ImportReport, Option<Duration>)> {
+    let lock = match IndexLock::acquire(&config.index_dir) {
+        Ok(lock) if !mode.dry_run => lock,
+        _ => {
+            let report = import_sources_with(store, sources, mode, progress, |_| {})
+                .await
+                .map_err(AppError::unmasked)?;
+            return Ok((report, None));
+        }
     };
-    let started = Instant::now();
     let (_index, writer) = search::open(&lock, config.index_writer_memory)?;
     let writer = Arc::new(Mutex::new(writer));
     catch_up(store, &writer, config.index_batch_size).await?;
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Asset>>(4);
+    let stager = {
+        let writer = writer.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for batch in received {
+                let ops = batch
+                    .into_iter()
+                    .map(|a| IndexOp::Upsert(Box::new(a)))
+                    .collect();
+                lock_writer(&writer)?.stage(ops)?;
+            }
+            Ok(())
+        })
+    };
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    let imported = import_sources_with(store, sources, mode, progress, |assets| {
+        // Waiting for the indexer is the backpressure that bounds what is in flight.
+        let send = || batches.send(assets.to_vec());
+        let _ = if multi_thread {
+            tokio::task::block_in_place(send)
+        } else {
+            send()
+        };
+    })
+    .await;
+    drop(batches);
+    let staged = stager.await?;
+    let report = match imported {
+        Ok(report) => report,
+        Err(err) => {
+            lock_writer(&writer)?.discard()?;
+            return Err(AppError::unmasked(err));
+        }
+    };
+    let started = Instant::now();
+    let writes = report.counts.created + report.counts.updated;
+    let in_step = {
+        let mut w = lock_writer(&writer)?;
+        let in_step =
+            staged.is_ok() && report.committed && writes > 0 && w.applied_seq() == report.first_seq;
+        if in_step {
+            w.commit(report.last_seq)?;
+        } else {
+            w.discard()?;
+        }
+        in_step
+    };
+    if !in_step && report.committed && writes > 0 {
+        catch_up(store, &writer, config.index_batch_size).await?;
+    }
     finish_writer(writer).await?;
-    Ok(Some(started.elapsed()))
+    Ok((report, (writes > 0).then(|| started.elapsed())))
+}
+
+fn lock_writer(
+    writer: &Arc<Mutex<IndexWriterHandle>>,
+) -> anyhow::Result<std::sync::MutexGuard<'_, IndexWriterHandle>> {
+    writer
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the index writer was poisoned by an earlier failure"))
 }
 
 /// What `reindex` built.

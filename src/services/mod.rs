@@ -44,7 +44,7 @@ pub use import::{
     ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
     import_records, import_sources, preview_import,
 };
-pub use maintenance::{Rebuilt, reindex, update_index, verify_index};
+pub use maintenance::{Rebuilt, import_indexed, reindex, verify_index};
 pub use operations::{Safelist, document_hash};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{

@@ -721,6 +721,11 @@ impl LibraryWrite {
     }
 
     /// Commits and returns the newest change-log position, for read-your-writes.
+    /// The change-log position as this transaction sees it.
+    pub async fn position(&self) -> AppResult<i64> {
+        last_seq(self.txn.conn()).await
+    }
+
     pub async fn commit(self) -> AppResult<i64> {
         let seq = last_seq(self.txn.conn()).await?;
         self.txn.commit().await?;

@@ -404,3 +404,77 @@ async fn copy_data_moves_an_install_and_a_server_on_the_copy_answers_the_same() 
         crate::support::text(&out.stderr)
     );
 }
+
+/// What `verify-index` says about a directory's index, and whether it succeeded.
+fn verify(dir: &std::path::Path) -> (bool, String) {
+    let out = stagefit(dir, &["verify-index"]);
+    (out.status.success(), text(&out.stdout))
+}
+
+#[test]
+fn an_import_indexes_while_it_writes_and_commits_nothing_it_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("library.jsonl");
+    // 2,500 assets: three batches of the import, each staged in the index as written.
+    let base = demo_records();
+    let record = |i: usize, title: &str| {
+        let mut r = base[i % base.len()].clone();
+        r["id"] = json!(format!("bulk-{i:05}"));
+        r["title"] = json!(format!("{title} {i}"));
+        r["status"] = json!("published");
+        r.to_string()
+    };
+    let lines: Vec<String> = (0..2_500).map(|i| record(i, "Bulk asset")).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("2500 created") && stdout.contains("index committed"),
+        "{stdout}"
+    );
+    let (same, report) = verify(dir.path());
+    assert!(
+        same && report.contains("the index equals the database"),
+        "{report}"
+    );
+
+    // A second import changes a few assets in its last batch: the index follows.
+    let mut changed = lines.clone();
+    for i in [3, 2_400, 2_499] {
+        changed[i] = record(i, "Qwertzu");
+    }
+    std::fs::write(&file, changed.join("\n") + "\n").unwrap();
+    let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("3 updated, 2497 unchanged"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (same, report) = verify(dir.path());
+    assert!(same, "{report}");
+
+    // All or nothing: a bad row in the third batch fails the import after two batches
+    // were written and staged; the database keeps nothing and neither does the index.
+    let mut failing: Vec<String> = (0..2_500).map(|i| record(i, "Zyxwvut")).collect();
+    failing[2_300] = r#"{"id": "broken", "title": ""}"#.to_owned();
+    std::fs::write(&file, failing.join("\n") + "\n").unwrap();
+    let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let (same, report) = verify(dir.path());
+    assert!(same, "{report}");
+    let s = dir.path().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let mut server = TestServer::start_in(&s, false).await;
+        let found = server
+            .gql(r#"{ search(query: "zyxwvut") { totalCount } }"#, json!({}))
+            .await;
+        assert_eq!(found["search"]["totalCount"], 0, "{found}");
+        let renamed = server
+            .gql(r#"{ search(query: "qwertzu") { totalCount } }"#, json!({}))
+            .await;
+        assert_eq!(renamed["search"]["totalCount"], 3, "{renamed}");
+        server.stop().await;
+    });
+}
