@@ -18,7 +18,7 @@ use tantivy::{DocAddress, DocId, Order, Searcher, TantivyDocument, Term};
 use super::SearchIndex;
 use super::facets::FacetCollector;
 use super::filter::{Bits, FilterPlan};
-use super::schema::{Analyzer, Fields};
+use super::schema::{Analyzer, Fields, cut_alike_by_jieba_and_plain};
 use crate::domain::{
     Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, SearchHit, SearchPage,
     SearchRequest, SortOrder,
@@ -226,8 +226,13 @@ impl SearchIndex {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
         for analyzer in Analyzer::ALL {
+            let cut_as = match analyzer {
+                Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
+                other => other,
+            };
+            let cut_by = fields.text_for(cut_as).title;
             for (field, boost) in fields.text_for(analyzer).boosted() {
-                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(field) else {
+                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(cut_by) else {
                     continue;
                 };
                 let mut stream = tokenizer.token_stream(text);

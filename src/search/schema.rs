@@ -318,6 +318,21 @@ pub fn freshness_ts(asset: &Asset) -> i64 {
         .map_or(UNDATED_TS, |t| t.timestamp())
 }
 
+/// Whether jieba would cut `text` exactly as the plain analyzer does: ASCII letters and
+/// digits with whitespace and punctuation that only separates words (a test holds the two
+/// to it). Such text is cut by the plain analyzer for the Chinese fields too, so a query
+/// in English never loads jieba's dictionary, some 25 MB of heap.
+pub fn cut_alike_by_jieba_and_plain(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || c.is_whitespace()
+            || matches!(
+                c,
+                ',' | ';' | ':' | '!' | '?' | '\'' | '"' | '(' | ')' | '/'
+            )
+    })
+}
+
 /// Drops the whitespace and punctuation tokens that jieba emits between words; left in, a
 /// query such as `支付 结算` would also search for the space between the words.
 #[derive(Clone)]
@@ -402,5 +417,45 @@ mod tests {
             tokens(&index, Analyzer::English, "Reconciling Payments"),
             vec!["reconcil", "payment"]
         );
+    }
+
+    #[test]
+    fn jieba_cuts_what_passes_the_check_as_the_plain_analyzer_does() {
+        let index = Index::create_in_ram(build_schema().0);
+        register_analyzers(&index);
+        let alike = [
+            "signature security",
+            "Signature SECURITY api 2026",
+            "don't stop, it's fine!",
+            "a/b testing (more): yes? \"quoted\"; no",
+            "ROI calculator 3x faster",
+        ];
+        // Each of these jieba cuts differently (joined forms, symbols, accents).
+        let unlike = [
+            "follow-up",
+            "v2.1",
+            "user_id",
+            "c++",
+            "c#",
+            "50%",
+            "foo@bar.com",
+            "café",
+        ];
+        for text in alike {
+            assert!(cut_alike_by_jieba_and_plain(text), "{text}");
+            assert_eq!(
+                tokens(&index, Analyzer::Chinese, text),
+                tokens(&index, Analyzer::Plain, text),
+                "{text}"
+            );
+        }
+        for text in unlike {
+            assert!(!cut_alike_by_jieba_and_plain(text), "{text}");
+            assert_ne!(
+                tokens(&index, Analyzer::Chinese, text),
+                tokens(&index, Analyzer::Plain, text),
+                "{text}"
+            );
+        }
     }
 }

@@ -309,7 +309,6 @@ impl Library {
         } else {
             r.first
         };
-        let index = self.index.clone();
         let (filter, exclude) = (r.filter.clone(), r.exclude.to_vec());
         let concerns = TaxonomyValue::mask(&audience.concerns);
         let dims = dimensions.clone();
@@ -325,20 +324,20 @@ impl Library {
         // Excluded ones among them are skipped by retrieval, with the rest of the exclusions.
         let popular_ids: Vec<String> = popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
         let retrieval = ctx.clone();
-        let candidates = tokio::task::spawn_blocking(move || {
-            index.recommend(&RecommendRequest {
-                rank: &retrieval,
-                dimensions: &dims,
-                filter: &filter,
-                exclude_ids: &exclude,
-                popular_ids: &popular_ids,
-                concerns,
-                window,
-                slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+        let candidates = self
+            .read_index(move |index| {
+                index.recommend(&RecommendRequest {
+                    rank: &retrieval,
+                    dimensions: &dims,
+                    filter: &filter,
+                    exclude_ids: &exclude,
+                    popular_ids: &popular_ids,
+                    concerns,
+                    window,
+                    slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+                })
             })
-        })
-        .await
-        .map_err(AppError::internal)??;
+            .await?;
         metrics::histogram!(crate::metrics::DOCUMENTS_SCORED).record(candidates.docs_scored as f64);
 
         let mut scored: Vec<Recommendation> = candidates
