@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::graphql::{AppSchema, build_schema};
-use crate::http::{RateLimits, ResponseCache};
+use crate::http::{ParsedDocuments, RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{
@@ -23,6 +23,9 @@ use crate::store::Store;
 
 /// The built-in demo library (interchange format), loaded by `serve --demo`.
 pub const DEMO_LIBRARY: &[u8] = include_bytes!("../demo/library.jsonl");
+
+/// What the parses of recent documents may hold (a few hundred distinct documents).
+const PARSED_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -50,6 +53,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// Responses to repeated queries; `None` when turned off.
     pub cache: Option<Arc<ResponseCache>>,
+    /// Parses of the documents seen lately, by their text.
+    pub documents: Arc<ParsedDocuments>,
 }
 
 /// Everything an instance owns, to be stopped in order.
@@ -110,6 +115,7 @@ impl Instance {
                 ready_max_lag: i64::try_from(config.ready_max_lag).unwrap_or(i64::MAX),
                 schema,
                 cache: ResponseCache::new(config.response_cache_bytes).map(Arc::new),
+                documents: Arc::new(ParsedDocuments::new(PARSED_DOCUMENT_BYTES)),
             },
             store,
             follower,

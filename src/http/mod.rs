@@ -8,6 +8,7 @@ mod graphql;
 mod limits;
 
 pub use cache::ResponseCache;
+pub use graphql::ParsedDocuments;
 pub use limits::RateLimits;
 
 use std::future::Future;
