@@ -56,7 +56,8 @@ pub struct Highlight {
 
 #[derive(Clone, Debug)]
 pub struct SearchHit {
-    pub asset: Asset,
+    /// Shared with the index's cache of parsed assets.
+    pub asset: std::sync::Arc<Asset>,
     pub score: f32,
     pub highlights: Vec<Highlight>,
 }

@@ -327,7 +327,7 @@ impl EngagementObject {
         Ok(library(ctx)?
             .asset(self.0.engagement.asset_id.as_str())
             .await?
-            .map(AssetObject))
+            .map(AssetObject::from))
     }
     async fn kind(&self) -> EngagementKindEnum {
         self.0.engagement.kind.into()

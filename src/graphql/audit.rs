@@ -328,7 +328,7 @@ impl AuditQuery {
                 .neighbours
                 .into_iter()
                 .map(|(a, s)| Neighbour {
-                    asset: AssetObject(a),
+                    asset: AssetObject::from(a),
                     similarity: f64::from(s),
                 })
                 .collect(),
@@ -360,7 +360,7 @@ impl AuditQuery {
         Ok(list
             .into_iter()
             .map(|s| StaleAssetObject {
-                asset: AssetObject(s.asset),
+                asset: AssetObject::from(s.asset),
                 last_dated_at: s.dated_at,
                 age_days: s.age_days,
             })

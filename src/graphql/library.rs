@@ -234,7 +234,7 @@ impl LibraryQuery {
             .asset(&id)
             .await?
             .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
-            .map(AssetObject))
+            .map(AssetObject::from))
     }
 
     /// The library in id order, filtered; published only unless `filter.statuses` says
@@ -399,12 +399,12 @@ impl LibraryMutation {
             created: outcome.counts.created,
             updated: outcome.counts.updated,
             unchanged: outcome.counts.unchanged,
-            assets: outcome.assets.into_iter().map(AssetObject).collect(),
+            assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
         })
     }
 
     /// Retires an asset: it stays in the library (and exports) but is never shown again.
     async fn retire_asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AssetObject> {
-        Ok(AssetObject(library(ctx)?.retire_asset(&id).await?))
+        Ok(AssetObject::from(library(ctx)?.retire_asset(&id).await?))
     }
 }

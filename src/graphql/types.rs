@@ -64,7 +64,13 @@ fn mirror<D: Copy, G: From<D>>(values: &[D]) -> Vec<G> {
 }
 
 /// A content asset.
-pub struct AssetObject(pub Asset);
+pub struct AssetObject(pub std::sync::Arc<Asset>);
+
+impl From<Asset> for AssetObject {
+    fn from(asset: Asset) -> Self {
+        Self(std::sync::Arc::new(asset))
+    }
+}
 
 #[Object(name = "Asset")]
 impl AssetObject {

@@ -445,16 +445,20 @@ impl AssetCache {
 
 impl SearchIndex {
     /// The asset at a hit's address, from the cache of parsed assets when it is there.
-    pub(super) fn load_asset(&self, searcher: &Searcher, address: DocAddress) -> AppResult<Asset> {
+    pub(super) fn load_asset(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> AppResult<Arc<Asset>> {
         let key = (
             searcher.segment_reader(address.segment_ord).segment_id(),
             address.doc_id,
         );
         if let Some(asset) = self.inner.assets.0.get(&key) {
-            return Ok(Asset::clone(&asset));
+            return Ok(asset);
         }
-        let asset = read_asset(searcher, &self.inner.fields, address)?;
-        self.inner.assets.0.insert(key, Arc::new(asset.clone()));
+        let asset = Arc::new(read_asset(searcher, &self.inner.fields, address)?);
+        self.inner.assets.0.insert(key, asset.clone());
         Ok(asset)
     }
 }

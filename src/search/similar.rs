@@ -67,7 +67,10 @@ impl SearchIndex {
             &TopDocs::with_limit(k.max(1)).order_by_score(),
         )?;
         hits.into_iter()
-            .map(|(score, address)| Ok((self.load_asset(&searcher, address)?, score)))
+            .map(|(score, address)| {
+                let asset = self.load_asset(&searcher, address)?;
+                Ok((Asset::clone(&asset), score))
+            })
             .collect()
     }
 }

@@ -68,7 +68,7 @@ pub struct RecommendationQuery {
 
 #[derive(Clone)]
 pub struct Recommendation {
-    pub asset: Asset,
+    pub asset: Arc<Asset>,
     pub scored: Scored,
 }
 

@@ -73,7 +73,8 @@ pub const DEFAULT_SLICE_TIERS_ABOVE: usize = 400;
 
 /// A retrieved asset with what the explanation needs.
 pub struct Candidate {
-    pub asset: Asset,
+    /// Shared with the index's cache of parsed assets.
+    pub asset: Arc<Asset>,
     pub bm25: f32,
     /// The score retrieval ranked it by, without popularity (0 for a popular asset found
     /// outside the walk); the explanation recomputes it from the asset.
