@@ -60,7 +60,7 @@ if [ "${REUSE:-}" != 1 ]; then
       "searchableAttributes": ["title","summary","body"]}' | jq .taskUid)"
   t0=$(now)
   task=$(curl -sf -X POST "localhost:$mport/indexes/assets/documents" \
-    -H 'content-type: application/x-ndjson' --data-binary "@$library" | jq .taskUid)
+    -H 'content-type: application/x-ndjson' -T "$library" | jq .taskUid)
   wait_task "$task"
   meili_import=$(echo "$docs / ($(now) - $t0)" | bc -l)
   kill "$mpid"; wait "$mpid" 2>/dev/null || true

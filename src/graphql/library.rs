@@ -138,6 +138,8 @@ pub struct SearchHit {
 
 #[derive(SimpleObject)]
 pub struct SearchResult {
+    /// How many assets match. With text, counting means scoring every match: select it
+    /// only when it is shown (without it, only what can reach the page is scored).
     pub total_count: u64,
     pub items: Vec<SearchHit>,
     /// Counts per stage, role, industry, content type and language over all matches.
