@@ -649,10 +649,17 @@ impl LibraryWrite {
             )
             .exec_without_returning(self.txn.conn())
             .await?;
-        asset_tag::Entity::delete_many()
-            .filter(asset_tag::Column::AssetId.is_in(changed_ids.clone()))
-            .exec(self.txn.conn())
-            .await?;
+        // New assets have no tags to replace.
+        let replaced: Vec<&String> = changed_ids
+            .iter()
+            .filter(|id| stored.contains_key(id.as_str()))
+            .collect();
+        if !replaced.is_empty() {
+            asset_tag::Entity::delete_many()
+                .filter(asset_tag::Column::AssetId.is_in(replaced))
+                .exec(self.txn.conn())
+                .await?;
+        }
         for chunk in tags.chunks(ROWS_PER_STATEMENT * 4) {
             asset_tag::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(self.txn.conn())
