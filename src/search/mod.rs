@@ -55,6 +55,19 @@ pub enum IndexOp {
     Delete(String),
 }
 
+/// Keeps the `limit` best items of a heap whose greatest item is its worst: adds `item` if
+/// there is room or it beats the worst.
+fn push_bounded<T: Ord>(top: &mut std::collections::BinaryHeap<T>, item: T, limit: usize) {
+    if top.len() < limit {
+        top.push(item);
+    } else if let Some(worst) = top.peek()
+        && item < *worst
+    {
+        top.pop();
+        top.push(item);
+    }
+}
+
 /// The read side: cheap to clone, one per request handler.
 #[derive(Clone)]
 pub struct SearchIndex {

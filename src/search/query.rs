@@ -55,18 +55,20 @@ impl SearchIndex {
             || sort != SortOrder::Relevance;
 
         let scoring = EnableScoring::enabled_from_searcher(&searcher);
-        let weight = match &text_query {
-            Some(text) => Some(text.query().weight(scoring)?),
+        let query = text_query.as_ref().map(TextQuery::query);
+        let weight = match &query {
+            Some(query) => Some(query.weight(scoring)?),
             None => None,
         };
-        // Each word's own weight, for scoring only the documents the filter lets through.
-        let word_weights = match &text_query {
-            Some(TextQuery::Words(words)) => words
-                .iter()
-                .map(|(term, boost)| word_query(term, *boost).weight(scoring))
-                .collect::<tantivy::Result<Vec<_>>>()?,
-            _ => Vec::new(),
+        let words: &[(Term, f32)] = match &text_query {
+            Some(TextQuery::Words(words)) => words,
+            _ => &[],
         };
+        // Each word's own weight, for scoring only the documents the filter lets through.
+        let word_weights = words
+            .iter()
+            .map(|(term, boost)| word_query(term, *boost).weight(scoring))
+            .collect::<tantivy::Result<Vec<_>>>()?;
         let mut best = TopScores::new(wanted);
         let mut matched: Vec<Bits> = Vec::new();
         for (ord, reader) in searcher.segment_readers().iter().enumerate() {
@@ -76,23 +78,12 @@ impl SearchIndex {
                 matched.push(allowed);
                 continue;
             };
-            let words = match &text_query {
-                Some(TextQuery::Words(words)) => words.as_slice(),
-                _ => &[],
-            };
             // Walking the filter's documents and seeking each word to them reads no more
             // than the words' postings; it wins when the filter is narrower than the text.
-            let postings: u64 = words
-                .iter()
-                .map(|(term, _)| {
-                    reader
-                        .inverted_index(term.field())
-                        .and_then(|i| i.doc_freq(term).map_err(Into::into))
-                        .map(u64::from)
-                })
-                .sum::<tantivy::Result<u64>>()?;
             let by_filter = !word_weights.is_empty()
-                && (exhaustive || allowed.len().saturating_mul(FILTER_DRIVEN_RATIO) < postings);
+                && (exhaustive
+                    || allowed.len().saturating_mul(FILTER_DRIVEN_RATIO)
+                        < postings(reader, words)?);
             if by_filter {
                 let hits = score_allowed(reader, &word_weights, &allowed, &mut |doc, score| {
                     best.offer(score, DocAddress::new(ord, doc))
@@ -157,10 +148,8 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(addresses.len());
         for (score, address) in addresses {
             let asset = self.load_asset(&searcher, address)?;
-            let highlights = match (&text_query, request.highlights) {
-                (Some(q), true) => {
-                    snippets.highlight(&searcher, fields, q.query().as_ref(), &asset)?
-                }
+            let highlights = match (&query, request.highlights) {
+                (Some(q), true) => snippets.highlight(&searcher, fields, q.as_ref(), &asset)?,
                 _ => Vec::new(),
             };
             hits.push(SearchHit {
@@ -288,6 +277,15 @@ fn word_query(term: &Term, boost: f32) -> Box<dyn Query> {
     ))
 }
 
+/// How many postings the words have in a segment, all fields together.
+fn postings(reader: &tantivy::SegmentReader, words: &[(Term, f32)]) -> tantivy::Result<u64> {
+    let mut total = 0;
+    for (term, _) in words {
+        total += u64::from(reader.inverted_index(term.field())?.doc_freq(term)?);
+    }
+    Ok(total)
+}
+
 /// Scores the documents in `allowed` that contain any of the words, summing each word's
 /// score, and hands each one with its score to `found`; returns the documents found. Each
 /// word's postings are sought to the next allowed document and the allowed documents
@@ -401,13 +399,7 @@ impl TopScores {
     }
 
     fn offer(&mut self, score: f32, address: DocAddress) {
-        let entry = Ranked(score, address);
-        if self.heap.len() < self.limit {
-            self.heap.push(entry);
-        } else if self.heap.peek().is_some_and(|worst| entry < *worst) {
-            self.heap.pop();
-            self.heap.push(entry);
-        }
+        super::push_bounded(&mut self.heap, Ranked(score, address), self.limit);
     }
 
     /// Best first.

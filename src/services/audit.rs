@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use tokio::task;
 
 use super::Library;
 use crate::domain::{
@@ -83,18 +82,17 @@ impl Library {
         let stale_before = self.stale_before(stale_after_days);
         // The library's languages and industries only when the matrix ranges over them.
         let by_language = dimensions.contains(&CoverageDimension::Language);
-        let index = self.index.clone();
-        let (rows, languages) = task::spawn_blocking(move || {
-            let rows = index.audit_rows(&filter, stale_before)?;
-            let languages = if by_language {
-                index.facet_counts(&AssetFilter::default(), vec![FacetField::Language])?
-            } else {
-                Vec::new()
-            };
-            AppResult::Ok((rows, languages))
-        })
-        .await
-        .map_err(AppError::internal)??;
+        let (rows, languages) = self
+            .read_index(move |index| {
+                let rows = index.audit_rows(&filter, stale_before)?;
+                let languages = if by_language {
+                    index.facet_counts(&AssetFilter::default(), vec![FacetField::Language])?
+                } else {
+                    Vec::new()
+                };
+                Ok((rows, languages))
+            })
+            .await?;
         let mut languages: Vec<Language> = languages
             .into_iter()
             .flat_map(|f| f.values)
@@ -158,10 +156,9 @@ impl Library {
     ) -> AppResult<Vec<StaleAsset>> {
         published_only(&filter)?;
         let cutoff = self.stale_before(older_than_days);
-        let index = self.index.clone();
-        let rows = task::spawn_blocking(move || index.audit_rows(&filter, cutoff))
-            .await
-            .map_err(AppError::internal)??;
+        let rows = self
+            .read_index(move |index| index.audit_rows(&filter, cutoff))
+            .await?;
         let mut stale: Vec<_> = rows
             .into_iter()
             .filter(|r| {
@@ -298,20 +295,19 @@ impl Library {
         };
         exclude.extend(ignore);
         let content_type = text.content_type;
-        let index = self.index.clone();
-        let (neighbours, by_stage) = task::spawn_blocking(move || {
-            let similar_to = text.similar_to();
-            let neighbours = index.similar(
-                &similar_to,
-                &AssetFilter::default(),
-                TAG_NEIGHBOURS,
-                &exclude,
-            )?;
-            let by_stage = index.stage_word_counts(&similar_to, &exclude)?;
-            AppResult::Ok((neighbours, by_stage))
-        })
-        .await
-        .map_err(AppError::internal)??;
+        let (neighbours, by_stage) = self
+            .read_index(move |index| {
+                let similar_to = text.similar_to();
+                let neighbours = index.similar(
+                    &similar_to,
+                    &AssetFilter::default(),
+                    TAG_NEIGHBOURS,
+                    &exclude,
+                )?;
+                let by_stage = index.stage_word_counts(&similar_to, &exclude)?;
+                Ok((neighbours, by_stage))
+            })
+            .await?;
         let votes: Vec<(&Asset, f64)> =
             neighbours.iter().map(|(a, s)| (a, f64::from(*s))).collect();
         let mut suggestions = crate::ranking::suggest_tags(&votes, content_type);

@@ -224,7 +224,7 @@ async fn apply(
     .await?
 }
 
-fn lock(
+pub(super) fn lock(
     writer: &Arc<Mutex<IndexWriterHandle>>,
 ) -> anyhow::Result<std::sync::MutexGuard<'_, IndexWriterHandle>> {
     writer

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::import::{ImportMode, ImportReport, ImportSource, import_sources_with};
+use super::follower::lock;
+use super::import::{ImportMode, ImportReport, ImportSource, import_sources, import_sources_with};
 use super::{IndexDifference, catch_up, compare_index, rebuild};
 use crate::config::Config;
 use crate::domain::Asset;
@@ -39,16 +40,16 @@ pub async fn import_indexed(
     mode: ImportMode,
     progress: impl Fn(u64),
 ) -> anyhow::Result<(ImportReport, Option<Duration>)> {
-    let lock = match IndexLock::acquire(&config.index_dir) {
-        Ok(lock) if !mode.dry_run => lock,
+    let held = match IndexLock::acquire(&config.index_dir) {
+        Ok(held) if !mode.dry_run => held,
         _ => {
-            let report = import_sources_with(store, sources, mode, progress, |_| {})
+            let report = import_sources(store, sources, mode, progress)
                 .await
                 .map_err(AppError::unmasked)?;
             return Ok((report, None));
         }
     };
-    let (_index, writer) = search::open(&lock, config.index_writer_memory)?;
+    let (_index, writer) = search::open(&held, config.index_writer_memory)?;
     let writer = Arc::new(Mutex::new(writer));
     catch_up(store, &writer, config.index_batch_size).await?;
     let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Asset>>(4);
@@ -60,7 +61,7 @@ pub async fn import_indexed(
                     .into_iter()
                     .map(|a| IndexOp::Upsert(Box::new(a)))
                     .collect();
-                lock_writer(&writer)?.stage(ops)?;
+                lock(&writer)?.stage(ops)?;
             }
             Ok(())
         })
@@ -79,17 +80,20 @@ pub async fn import_indexed(
     .await;
     drop(batches);
     let staged = stager.await?;
+    if let Err(err) = &staged {
+        tracing::warn!(error = %format!("{err:#}"), "staging the import in the index failed; catching up from the change log instead");
+    }
     let report = match imported {
         Ok(report) => report,
         Err(err) => {
-            lock_writer(&writer)?.discard()?;
+            lock(&writer)?.discard()?;
             return Err(AppError::unmasked(err));
         }
     };
     let started = Instant::now();
     let writes = report.counts.created + report.counts.updated;
     let in_step = {
-        let mut w = lock_writer(&writer)?;
+        let mut w = lock(&writer)?;
         let in_step =
             staged.is_ok() && report.committed && writes > 0 && w.applied_seq() == report.first_seq;
         if in_step {
@@ -104,14 +108,6 @@ pub async fn import_indexed(
     }
     finish_writer(writer).await?;
     Ok((report, (writes > 0).then(|| started.elapsed())))
-}
-
-fn lock_writer(
-    writer: &Arc<Mutex<IndexWriterHandle>>,
-) -> anyhow::Result<std::sync::MutexGuard<'_, IndexWriterHandle>> {
-    writer
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the index writer was poisoned by an earlier failure"))
 }
 
 /// What `reindex` built.

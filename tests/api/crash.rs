@@ -26,6 +26,21 @@ fn serve(dir: &Path) -> (KillOnDrop, String) {
     (served.child, served.addr)
 }
 
+/// Starts the server on `dir` and waits until its index has everything the database
+/// committed: the child, its address and how long that took from the start of the process
+/// (it indexes what it missed before it listens).
+async fn restart(http: &reqwest::Client, dir: &Path) -> (KillOnDrop, String, Duration) {
+    let since = Instant::now();
+    let (child, addr) = tokio::task::spawn_blocking({
+        let dir = dir.to_owned();
+        move || serve(&dir)
+    })
+    .await
+    .unwrap();
+    let took = caught_up(http, &addr, since).await;
+    (child, addr, took)
+}
+
 /// Waits until the restarted server's index has everything the database committed; how
 /// long that took.
 async fn caught_up(http: &reqwest::Client, addr: &str, since: Instant) -> Duration {
@@ -82,15 +97,7 @@ async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
 
     // Ten kills during a stream of mutations and events.
     for round in 0..10u64 {
-        // Timed from the start of the process: it indexes what it missed before it listens.
-        let since = Instant::now();
-        let (mut child, addr) = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || serve(&dir)
-        })
-        .await
-        .unwrap();
-        let took = caught_up(&http, &addr, since).await;
+        let (mut child, addr, took) = restart(&http, &dir).await;
         eprintln!("stream round {round}: ready after {took:?}");
         if round > 0 {
             // The first start loads the demo library into an empty database: no restart.
@@ -150,16 +157,9 @@ async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
     let config = config_in(&dir);
     let mut import: Option<KillOnDrop> = None;
     for round in 0..10u64 {
-        let since = Instant::now();
-        let (mut child, addr) = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || serve(&dir)
-        })
-        .await
-        .unwrap();
         // Readiness waits for the index to reach the database's position, which moves
         // when the import commits; then the index must equal the database.
-        let took = caught_up(&http, &addr, since).await;
+        let (mut child, _, took) = restart(&http, &dir).await;
         let running = match &mut import {
             None => true,
             Some(import) => import.0.try_wait().unwrap().is_none(),
@@ -198,14 +198,7 @@ async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
     assert!(imported.success(), "the import itself never was killed");
 
     // A last start: everything is there.
-    let since = Instant::now();
-    let (mut child, addr) = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || serve(&dir)
-    })
-    .await
-    .unwrap();
-    let last = caught_up(&http, &addr, since).await;
+    let (mut child, addr, last) = restart(&http, &dir).await;
     eprintln!(
         "{} assets and {} events acknowledged; slowest catch-up {slowest:?}, after the import {last:?}",
         acknowledged_assets.len(),

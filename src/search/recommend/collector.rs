@@ -13,6 +13,7 @@ use tantivy::{
     DocAddress, DocId, DocSet, Score, Searcher, SegmentOrdinal, SegmentReader, TERMINATED, Term,
 };
 
+use super::super::push_bounded;
 use super::super::schema::{EVERGREEN_TS, UNDATED_TS};
 use super::text::{TextTerms, reachable_text};
 use crate::error::AppResult;
@@ -53,18 +54,6 @@ pub(super) fn kth_score(top: &BinaryHeap<Hit>, limit: usize) -> f64 {
         top.peek().map_or(f64::NEG_INFINITY, |h| h.score)
     } else {
         f64::NEG_INFINITY
-    }
-}
-
-/// Keeps the `limit` best hits: adds `hit` if there is room or it beats the worst.
-pub(super) fn push_bounded(top: &mut BinaryHeap<Hit>, hit: Hit, limit: usize) {
-    if top.len() < limit {
-        top.push(hit);
-    } else if let Some(worst) = top.peek()
-        && hit < *worst
-    {
-        top.pop();
-        top.push(hit);
     }
 }
 

@@ -264,10 +264,7 @@ pub(super) fn tier_clauses(
     base: &[(Occur, Box<dyn Query>)],
     key_base: &[(Occur, Box<dyn Query>)],
 ) -> Vec<(Occur, Box<dyn Query>)> {
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = (if keys.is_some() { key_base } else { base })
-        .iter()
-        .map(|(o, q)| (*o, q.box_clone()))
-        .collect();
+    let mut clauses = super::clone_clauses(if keys.is_some() { key_base } else { base });
     if let Some(keys) = keys {
         clauses.push((Occur::Must, any_term(keys)));
     }
