@@ -12,6 +12,7 @@ mod m20261201_000003_access;
 mod m20261201_000004_audit;
 mod m20261201_000005_key_limits;
 mod m20261201_000006_operations;
+mod m20261202_000007_feedback;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_audit::Migration),
             Box::new(m20261201_000005_key_limits::Migration),
             Box::new(m20261201_000006_operations::Migration),
+            Box::new(m20261202_000007_feedback::Migration),
         ]
     }
 }

@@ -98,6 +98,19 @@ macro_rules! define_factors {
                     $(Factor::$variant => self.$field = Some(weight)),*
                 }
             }
+
+            pub fn get(&self, factor: Factor) -> Option<f64> {
+                match factor {
+                    $(Factor::$variant => self.$field),*
+                }
+            }
+
+            /// These overrides under `top`: what `top` names wins.
+            pub fn under(&self, top: &WeightOverrides) -> WeightOverrides {
+                WeightOverrides {
+                    $($field: top.$field.or(self.$field)),*
+                }
+            }
         }
     };
 }

@@ -9,6 +9,7 @@ mod account;
 mod asset;
 mod coverage;
 mod factor;
+mod feedback;
 mod filter;
 mod search;
 mod taxonomy;
@@ -34,4 +35,9 @@ pub use search::{
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,
+};
+pub use feedback::{
+    DEFAULT_PROFILE, Experiment, ListContext, ListMeasures, NONCE_LEN, RankingProfile, Variant,
+    ideal_dcg5, list_key, list_measures, parse_name, two_proportion_test, weights_from_json,
+    weights_to_json, wilson_interval,
 };

@@ -1,0 +1,376 @@
+//! The feedback loop's pure parts: what a shown list remembers of how it was ranked (its
+//! recommendation id), ranking profile names, experiments and who sees which variant, the
+//! statistics of click-through rates, and the measures of an offline replay.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Factor, WeightOverrides};
+
+/// The profile the configured weights make; it cannot be stored or replaced.
+pub const DEFAULT_PROFILE: &str = "default";
+/// Longest profile, experiment and placement names.
+pub const MAX_NAME_LEN: usize = 64;
+/// At most this many variants in one experiment.
+pub const MAX_VARIANTS: usize = 8;
+/// Shares must add up to 1 within this.
+const SHARE_TOLERANCE: f64 = 1e-6;
+
+/// What a shown list remembers: enough to tie feedback to the profile and variant that
+/// ranked it, and to rank the same request again offline (`stagefit replay`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListContext {
+    /// Unix seconds when it was ranked.
+    pub at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// `nextContent`'s asset, absent for `recommendations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The resolved audience, by names (`DECISION`, `TECHNICAL_INTEGRATOR`).
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<String>,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concerns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// Random characters that make every recommendation id unique, even for one cached list.
+pub const NONCE_LEN: usize = 16;
+
+impl ListContext {
+    /// The opaque id of a list shown with this context: the context, then `.`, then the
+    /// nonce (hex). Everything before the last `.` is the context; a cached response gets a
+    /// fresh nonce per answer.
+    pub fn to_id(&self, nonce: &str) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("{}.{nonce}", URL_SAFE_NO_PAD.encode(json))
+    }
+
+    /// Reads an id made by [`ListContext::to_id`].
+    pub fn from_id(id: &str) -> Result<ListContext, String> {
+        let bad = || format!("recommendationId {id:?} is not one stagefit gave out");
+        let (context, nonce) = id.rsplit_once('.').ok_or_else(bad)?;
+        if nonce.len() != NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let json = URL_SAFE_NO_PAD.decode(context).map_err(|_| bad())?;
+        serde_json::from_slice(&json).map_err(|_| bad())
+    }
+}
+
+/// The key a list is stored under: a digest of its id, short and fixed in length.
+pub fn list_key(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Profile, experiment and placement names: 1 to 64 of `a-z 0-9 - _`.
+pub fn parse_name(what: &str, raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "{what} {raw:?}: use 1 to {MAX_NAME_LEN} lowercase letters, digits, '-' or '_'"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A profile's weights as stored: the factors it sets, by their setting names.
+pub fn weights_to_json(weights: &WeightOverrides) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = Factor::ALL
+        .into_iter()
+        .filter_map(|f| Some((f.key().to_owned(), weights.get(f)?.into())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+pub fn weights_from_json(raw: &str) -> Result<WeightOverrides, String> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw).map_err(|e| format!("stored weights: {e}"))?;
+    let mut weights = WeightOverrides::default();
+    for (key, value) in map {
+        let factor =
+            Factor::from_key(&key).ok_or_else(|| format!("stored weights: no factor {key:?}"))?;
+        let value = value
+            .as_f64()
+            .ok_or_else(|| format!("stored weights: {key} is not a number"))?;
+        weights.set(factor, value);
+    }
+    Ok(weights)
+}
+
+/// A named weight set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankingProfile {
+    pub name: String,
+    pub description: String,
+    /// What it changes from the configured weights.
+    pub weights: WeightOverrides,
+    pub updated_at: i64,
+}
+
+/// One arm of an experiment: a profile and the share of subjects that see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub profile: String,
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    pub name: String,
+    pub placement: String,
+    /// The first is the control the others are compared with.
+    pub variants: Vec<Variant>,
+    pub started_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+impl Experiment {
+    /// Checks the variants: 2 to 8, distinct profiles, shares in (0, 1] adding up to 1.
+    pub fn check_variants(variants: &[Variant]) -> Result<(), String> {
+        if variants.len() < 2 || variants.len() > MAX_VARIANTS {
+            return Err(format!(
+                "variants: give 2 to {MAX_VARIANTS}, got {}",
+                variants.len()
+            ));
+        }
+        for (i, v) in variants.iter().enumerate() {
+            if !(v.share.is_finite() && v.share > 0.0 && v.share <= 1.0) {
+                return Err(format!(
+                    "variants[{i}].share must be above 0 and at most 1, got {}",
+                    v.share
+                ));
+            }
+            if variants[..i].iter().any(|w| w.profile == v.profile) {
+                return Err(format!(
+                    "variants[{i}].profile {:?} is already a variant",
+                    v.profile
+                ));
+            }
+        }
+        let total: f64 = variants.iter().map(|v| v.share).sum();
+        if (total - 1.0).abs() > SHARE_TOLERANCE {
+            return Err(format!("variants: shares must add up to 1, they add up to {total}"));
+        }
+        Ok(())
+    }
+
+    /// The variant `subject` (an account or contact id) sees: a hash of the experiment's
+    /// name and the subject placed on the shares. The same subject always gets the same
+    /// variant, on every replica, with nothing stored.
+    pub fn assign(&self, subject: &str) -> &Variant {
+        let point = unit_hash(&self.name, subject);
+        let mut edge = 0.0;
+        for v in &self.variants {
+            edge += v.share;
+            if point < edge {
+                return v;
+            }
+        }
+        // Rounding left the point past the last edge.
+        &self.variants[self.variants.len() - 1]
+    }
+}
+
+/// A uniform number in [0, 1) from the experiment's name and the subject.
+fn unit_hash(experiment: &str, subject: &str) -> f64 {
+    let mut h = Sha256::new();
+    h.update(experiment.as_bytes());
+    h.update([0u8]);
+    h.update(subject.as_bytes());
+    let digest = h.finalize();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    // 53 bits: exactly representable.
+    (u64::from_be_bytes(head) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The 95% Wilson score interval of a proportion `k / n`; (0, 0) when `n` is 0.
+pub fn wilson_interval(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let z = Z95;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let denominator = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denominator;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denominator;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The two-sided 95% point of the normal distribution.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// The pooled two-proportion z-test of `b` against `a` (clicks, impressions each): the
+/// difference of rates `b - a`, z, and the two-sided p-value. `None` when either side has
+/// no impressions or the pooled rate is 0 or 1 (nothing to test).
+pub fn two_proportion_test(a: (u64, u64), b: (u64, u64)) -> Option<(f64, f64, f64)> {
+    let (ka, na, kb, nb) = (a.0 as f64, a.1 as f64, b.0 as f64, b.1 as f64);
+    if na == 0.0 || nb == 0.0 {
+        return None;
+    }
+    let pooled = (ka + kb) / (na + nb);
+    let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
+    if se == 0.0 {
+        return None;
+    }
+    let difference = kb / nb - ka / na;
+    let z = difference / se;
+    Some((difference, z, 2.0 * (1.0 - normal_cdf(z.abs()))))
+}
+
+/// The standard normal distribution function, through erf (W. J. Cody's rational
+/// approximations are overkill here; Abramowitz and Stegun 7.1.26 is good to 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+fn erf(x: f64) -> f64 {
+    let sign = if x < 0.0 { -1.0 } else { 1.0 };
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    sign * (1.0 - poly * (-x * x).exp())
+}
+
+/// How a ranked list did against what the reader chose: reciprocal rank of the first
+/// relevant asset, NDCG over the first five, and the share of relevant assets in the first
+/// ten. `relevance` grades an asset (0: not chosen); `ranked` is best first.
+pub fn list_measures(ranked: &[String], relevance: impl Fn(&str) -> f64) -> ListMeasures {
+    let grades: Vec<f64> = ranked.iter().map(|id| relevance(id)).collect();
+    let reciprocal_rank = grades
+        .iter()
+        .position(|g| *g > 0.0)
+        .map_or(0.0, |i| 1.0 / (i + 1) as f64);
+    let dcg = |gs: &[f64]| -> f64 {
+        gs.iter()
+            .take(5)
+            .enumerate()
+            .map(|(i, g)| (2f64.powf(*g) - 1.0) / ((i + 2) as f64).log2())
+            .sum()
+    };
+    ListMeasures {
+        reciprocal_rank,
+        dcg5: dcg(&grades),
+        found_in_10: grades.iter().take(10).filter(|g| **g > 0.0).count(),
+    }
+}
+
+/// Per list: the raw sums [`ReplayReport`] averages.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ListMeasures {
+    pub reciprocal_rank: f64,
+    pub dcg5: f64,
+    pub found_in_10: usize,
+}
+
+/// NDCG@5's ideal: the relevant grades sorted, best first.
+pub fn ideal_dcg5(mut grades: Vec<f64>) -> f64 {
+    grades.sort_by(|a, b| b.total_cmp(a));
+    grades
+        .iter()
+        .take(5)
+        .enumerate()
+        .map(|(i, g)| (2f64.powf(*g) - 1.0) / ((i + 2) as f64).log2())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_carries_its_context_and_rejects_what_it_did_not_make() {
+        let ctx = ListContext {
+            at: 1_700_000_000,
+            account: Some("acme".into()),
+            profile: "homepage".into(),
+            experiment: Some("hp".into()),
+            variant: Some("homepage".into()),
+            stage: "DECISION".into(),
+            language: "en".into(),
+            query: Some("pci. compliance".into()),
+            ..Default::default()
+        };
+        let id = ctx.to_id("0123456789abcdef");
+        assert_eq!(ListContext::from_id(&id).unwrap(), ctx);
+        for bad in ["", "x", "abc.0123456789abcdef", &id[..id.len() - 1], &id[1..]] {
+            assert!(ListContext::from_id(bad).is_err(), "{bad}");
+        }
+        assert_eq!(list_key(&id).len(), 32);
+    }
+
+    #[test]
+    fn assignment_is_stable_and_follows_the_shares() {
+        let e = Experiment {
+            name: "hp".into(),
+            placement: "home".into(),
+            variants: vec![
+                Variant {
+                    profile: "a".into(),
+                    share: 0.2,
+                },
+                Variant {
+                    profile: "b".into(),
+                    share: 0.8,
+                },
+            ],
+            started_at: 0,
+            stopped_at: None,
+        };
+        let a = (0..10_000)
+            .filter(|i| e.assign(&format!("visitor-{i}")).profile == "a")
+            .count();
+        assert!((1_700..=2_300).contains(&a), "{a}");
+        assert_eq!(e.assign("v-1"), e.assign("v-1"));
+    }
+
+    #[test]
+    fn statistics_match_hand_computed_values() {
+        // 10 of 100: Wilson centre (0.1 + 1.9208/100)/1.038415, half-width 0.0578.
+        let (lo, hi) = wilson_interval(10, 100);
+        assert!((lo - 0.05522).abs() < 1e-4, "{lo}");
+        assert!((hi - 0.17437).abs() < 1e-4, "{hi}");
+        // 10/100 against 20/100: pooled 0.15, se 0.050498, z 1.98030, p 0.04767.
+        let (d, z, p) = two_proportion_test((10, 100), (20, 100)).unwrap();
+        assert!((d - 0.1).abs() < 1e-12);
+        assert!((z - 1.980_295).abs() < 1e-5, "{z}");
+        assert!((p - 0.047_67).abs() < 1e-4, "{p}");
+        assert!(two_proportion_test((0, 0), (1, 2)).is_none());
+        assert!((normal_cdf(1.959_964) - 0.975).abs() < 1e-6);
+    }
+
+    #[test]
+    fn measures_of_a_list() {
+        let ranked: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let m = list_measures(&ranked, |id| if id == "b" { 1.0 } else { 0.0 });
+        assert_eq!(m.reciprocal_rank, 0.5);
+        assert!((m.dcg5 - 1.0 / 3f64.log2()).abs() < 1e-12);
+        assert_eq!(m.found_in_10, 1);
+        assert_eq!(ideal_dcg5(vec![1.0]), 1.0);
+    }
+}
