@@ -352,6 +352,7 @@ pub fn write_engagement(
             kind: Some(kind_names[rng.weighted(&kinds)].into()),
             occurred_at: Some(Given::Value(now - chrono::Duration::seconds(seconds_ago))),
             client_event_id: None,
+            ..Default::default()
         };
         serde_json::to_writer(&mut events_out, &event)?;
         events_out.write_all(b"\n")?;

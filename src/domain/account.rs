@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::asset::{AssetId, FieldError, parse_timestamp};
+use super::feedback::ListContext;
 use super::taxonomy::{EngagementKind, IndustrySlug, Language, Role, Stage, TaxonomyValue};
 
 /// How far in the future an event time may lie before it is refused: client clocks drift.
@@ -79,7 +80,22 @@ pub struct Engagement {
     pub occurred_at: DateTime<Utc>,
     /// Set by clients that retry: the same id for the same account is recorded once.
     pub client_event_id: Option<String>,
+    /// The recommendation list it came from, when a client says so.
+    pub attribution: Option<Attribution>,
 }
+
+/// Where an event came from: a shown list (by its recommendation id) and the position
+/// the asset had in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    pub recommendation_id: String,
+    pub context: ListContext,
+    /// 1 for the first item; `None` when the client did not say.
+    pub position: Option<u32>,
+}
+
+/// Positions beyond this are refused: no list is that long.
+pub const MAX_POSITION: u32 = 1_000;
 
 /// A field as a caller gave it: text still to parse (an import file, JSON), or a value the
 /// edge already parsed (GraphQL's enums and dates), which is never turned back into text
@@ -179,6 +195,12 @@ pub struct EngagementDraft {
     pub kind: Option<Given<EngagementKind>>,
     pub occurred_at: Option<Given<DateTime<Utc>>>,
     pub client_event_id: Option<String>,
+    /// The `recommendationId` of the list the asset was shown in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation_id: Option<String>,
+    /// Its position in that list, 1 for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
 }
 
 fn blank(raw: &Option<String>) -> Option<&str> {
@@ -372,6 +394,54 @@ impl EngagementDraft {
             &self.client_event_id,
             bounded(MAX_TIER_LEN * 2),
         );
+        let attribution = match (blank(&self.recommendation_id), self.position) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                errors.push(FieldError::new(
+                    "position",
+                    "needs the recommendation_id of the list it is a position in",
+                ));
+                None
+            }
+            (Some(id), position) => {
+                let position = match position {
+                    None => None,
+                    Some(p) if (1..=i64::from(MAX_POSITION)).contains(&p) => Some(p as u32),
+                    Some(p) => {
+                        errors.push(FieldError::new(
+                            "position",
+                            format!("must be 1 to {MAX_POSITION} (1 is the first item), got {p}"),
+                        ));
+                        None
+                    }
+                };
+                match ListContext::from_id(id) {
+                    Ok(context) => {
+                        let shown_to = context.account.as_deref();
+                        let account = blank(&self.account_id);
+                        if shown_to.is_some() && account.is_some() && shown_to != account {
+                            errors.push(FieldError::new(
+                                "recommendation_id",
+                                format!(
+                                    "that list was shown to account {:?}, not {:?}",
+                                    shown_to.unwrap_or_default(),
+                                    account.unwrap_or_default()
+                                ),
+                            ));
+                        }
+                        Some(Attribution {
+                            recommendation_id: id.to_owned(),
+                            context,
+                            position,
+                        })
+                    }
+                    Err(e) => {
+                        errors.push(FieldError::new("recommendation_id", e));
+                        None
+                    }
+                }
+            }
+        };
         match (account_id, asset_id, kind) {
             (Some(account_id), Some(asset_id), Some(kind)) if errors.is_empty() => Ok(Engagement {
                 account_id,
@@ -380,6 +450,7 @@ impl EngagementDraft {
                 kind,
                 occurred_at,
                 client_event_id,
+                attribution,
             }),
             _ => Err(errors),
         }
@@ -420,6 +491,15 @@ impl Engagement {
             kind: Some(Given::Value(self.kind)),
             occurred_at: Some(Given::Value(self.occurred_at)),
             client_event_id: self.client_event_id.clone(),
+            recommendation_id: self
+                .attribution
+                .as_ref()
+                .map(|a| a.recommendation_id.clone()),
+            position: self
+                .attribution
+                .as_ref()
+                .and_then(|a| a.position)
+                .map(i64::from),
         }
     }
 }

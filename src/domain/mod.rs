@@ -19,8 +19,8 @@ pub use access::{
     Scope, VisitorClaims, hash_bytes, key_hash, key_id, new_key, parse_key,
 };
 pub use account::{
-    Account, AccountDraft, AccountId, Contact, ContactDraft, ContactId, Engagement,
-    EngagementDraft, FieldText, Given, MAX_CLOCK_SKEW,
+    Account, AccountDraft, AccountId, Attribution, Contact, ContactDraft, ContactId, Engagement,
+    EngagementDraft, FieldText, Given, MAX_CLOCK_SKEW, MAX_POSITION,
 };
 pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
 pub use coverage::{

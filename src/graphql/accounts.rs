@@ -97,6 +97,12 @@ pub struct EngagementInput {
     /// A client's own id for the event: sending the same id again for the account (a
     /// retry) records nothing new.
     pub client_event_id: Option<String>,
+    /// The `recommendationId` of the list the asset was shown in: the event counts for
+    /// that list (a click, and a completion when `kind` is `COMPLETE`) in analytics and
+    /// experiments. A list shown to another account is refused.
+    pub recommendation_id: Option<ID>,
+    /// The asset's `position` in that list (1 for the first).
+    pub position: Option<i32>,
 }
 
 impl From<EngagementInput> for EngagementDraft {
@@ -108,6 +114,8 @@ impl From<EngagementInput> for EngagementDraft {
             kind: Some(Given::Value(e.kind.into())),
             occurred_at: e.occurred_at.map(Given::Value),
             client_event_id: e.client_event_id,
+            recommendation_id: e.recommendation_id.map(|id| id.0),
+            position: e.position.map(i64::from),
         }
     }
 }

@@ -96,6 +96,13 @@ fn engagement_from_row(row: engagement::Model) -> AppResult<StoredEngagement> {
             kind: corrupt(EngagementKind::parse(&row.kind), "engagement.kind")?,
             occurred_at: timestamp(row.occurred_at)?,
             client_event_id: row.client_event_id,
+            attribution: row.recommendation_id.and_then(|id| {
+                Some(crate::domain::Attribution {
+                    context: crate::domain::ListContext::from_id(&id).ok()?,
+                    recommendation_id: id,
+                    position: row.position.and_then(|p| u32::try_from(p).ok()),
+                })
+            }),
         },
     })
 }
@@ -292,6 +299,12 @@ impl Store {
                 client_event_id: Set(e.client_event_id.clone()),
                 cohort: Set(cohort.clone()),
                 recorded_at: Set(recorded_at),
+                recommendation_id: Set(e.attribution.as_ref().map(|a| a.recommendation_id.clone())),
+                position: Set(e
+                    .attribution
+                    .as_ref()
+                    .and_then(|a| a.position)
+                    .and_then(|p| i32::try_from(p).ok())),
                 ..Default::default()
             });
             let result = engagement::Entity::insert_many(rows)
@@ -303,6 +316,13 @@ impl Store {
                 .await?;
             if let sea_orm::TryInsertResult::Inserted(n) = result {
                 inserted += n;
+            }
+        }
+        // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
+        for (e, _) in events {
+            if let Some(a) = &e.attribution {
+                super::feedback::attribute(&txn, a, e.asset_id.as_str(), e.kind, e.occurred_at.timestamp())
+                    .await?;
             }
         }
         txn.commit().await?;
@@ -380,6 +400,7 @@ impl Store {
             .exec(txn.conn())
             .await?
             .rows_affected;
+        super::feedback::erase_account(&txn, id).await?;
         contact::Entity::delete_many()
             .filter(contact::Column::AccountId.eq(id))
             .exec(txn.conn())

@@ -11,7 +11,8 @@ use sea_orm::{
 use super::Store;
 use super::entity::{
     account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
-    engagement, industry, safelisted_operation,
+    dismissal, engagement, experiment, feedback_daily, impression, industry, ranking_profile,
+    safelisted_operation, served_list,
 };
 use crate::error::{AppError, AppResult};
 
@@ -71,6 +72,12 @@ const TABLES: &[&str] = &[
     "api_key",
     "audit_event",
     "safelisted_operation",
+    "ranking_profile",
+    "experiment",
+    "served_list",
+    "impression",
+    "feedback_daily",
+    "dismissal",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -122,6 +129,12 @@ impl Store {
         copy_table::<audit_event::Entity>(from, conn, "audit_event", &mut counts).await?;
         copy_table::<safelisted_operation::Entity>(from, conn, "safelisted_operation", &mut counts)
             .await?;
+        copy_table::<ranking_profile::Entity>(from, conn, "ranking_profile", &mut counts).await?;
+        copy_table::<experiment::Entity>(from, conn, "experiment", &mut counts).await?;
+        copy_table::<served_list::Entity>(from, conn, "served_list", &mut counts).await?;
+        copy_table::<impression::Entity>(from, conn, "impression", &mut counts).await?;
+        copy_table::<feedback_daily::Entity>(from, conn, "feedback_daily", &mut counts).await?;
+        copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

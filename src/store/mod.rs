@@ -7,9 +7,11 @@
 mod accounts;
 mod copy;
 mod entity;
+mod feedback;
 mod keys;
 
 pub use copy::CopyCounts;
+pub use feedback::{FeedbackCounts, LoggedList, ShownList};
 
 pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 

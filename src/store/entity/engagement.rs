@@ -15,6 +15,8 @@ pub struct Model {
     pub client_event_id: Option<String>,
     pub cohort: String,
     pub recorded_at: i64,
+    pub recommendation_id: Option<String>,
+    pub position: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
