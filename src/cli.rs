@@ -315,6 +315,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         ready_max_lag,
         slow_request_ms,
         audit_retention_days,
+        feedback_retention_days,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -346,6 +347,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.ready_max_lag = ready_max_lag;
     config.slow_request = std::time::Duration::from_millis(slow_request_ms);
     config.audit_retention_days = audit_retention_days;
+    config.feedback_retention_days = feedback_retention_days;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

@@ -74,6 +74,8 @@ pub const DEFAULT_SLOW_REQUEST_MS: u64 = 1_000;
 
 /// How long the audit trail keeps events unless told otherwise.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
+/// Days impressions and shown lists are kept; the daily rollups (no account in them) stay.
+pub const DEFAULT_FEEDBACK_RETENTION_DAYS: u32 = 180;
 
 /// Token buckets per credential (see `http::limits`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +154,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Days the audit trail keeps events (0: forever).
     pub audit_retention_days: u32,
+    /// Days impressions and shown lists are kept (0: forever).
+    pub feedback_retention_days: u32,
     /// Publishable keys and visitor tokens run only safelisted operations.
     pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
@@ -191,6 +195,7 @@ impl Config {
             ready_max_lag: DEFAULT_READY_MAX_LAG,
             slow_request: std::time::Duration::from_millis(DEFAULT_SLOW_REQUEST_MS),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            feedback_retention_days: DEFAULT_FEEDBACK_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
@@ -346,4 +351,8 @@ pub struct ServeArgs {
     /// Days the audit trail keeps events (0: forever)
     #[arg(long, env = "STAGEFIT_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS)]
     pub audit_retention_days: u32,
+    /// Days impressions and the lists they belong to are kept (0: forever); per-day counts
+    /// for analytics stay
+    #[arg(long, env = "STAGEFIT_FEEDBACK_RETENTION_DAYS", default_value_t = DEFAULT_FEEDBACK_RETENTION_DAYS)]
+    pub feedback_retention_days: u32,
 }

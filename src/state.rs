@@ -64,6 +64,8 @@ pub struct Instance {
     follower: IndexFollower,
     popularity: JoinHandle<()>,
     audit_task: JoinHandle<()>,
+    /// The impression writer, the profiles' refresh and impression retention.
+    feedback: JoinHandle<()>,
     metrics_upkeep: JoinHandle<()>,
     /// Hears other replicas' writes (PostgreSQL only).
     replicas: Option<JoinHandle<()>>,
@@ -97,6 +99,11 @@ impl Instance {
             .await
             .map_err(AppError::unmasked)
             .context("cannot listen to other replicas")?;
+        let feedback = library
+            .start_feedback(config.feedback_retention_days)
+            .await
+            .map_err(AppError::unmasked)
+            .context("cannot read ranking profiles and experiments")?;
         let access = Arc::new(Access::new(store.clone()));
         let (audit, audit_task) = AuditTrail::start(store.clone(), config.audit_retention_days);
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
@@ -120,6 +127,7 @@ impl Instance {
             store,
             follower,
             popularity,
+            feedback,
             audit_task,
             metrics_upkeep: crate::metrics::spawn_upkeep(),
             replicas,
@@ -135,6 +143,8 @@ impl Instance {
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.audit_task.abort();
         let _ = self.audit_task.await;
+        self.feedback.abort();
+        let _ = self.feedback.await;
         self.metrics_upkeep.abort();
         if let Some(replicas) = self.replicas {
             replicas.abort();

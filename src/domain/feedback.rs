@@ -171,7 +171,9 @@ impl Experiment {
         }
         let total: f64 = variants.iter().map(|v| v.share).sum();
         if (total - 1.0).abs() > SHARE_TOLERANCE {
-            return Err(format!("variants: shares must add up to 1, they add up to {total}"));
+            return Err(format!(
+                "variants: shares must add up to 1, they add up to {total}"
+            ));
         }
         Ok(())
     }
@@ -253,7 +255,8 @@ fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     sign * (1.0 - poly * (-x * x).exp())
 }
 
@@ -318,7 +321,13 @@ mod tests {
         };
         let id = ctx.to_id("0123456789abcdef");
         assert_eq!(ListContext::from_id(&id).unwrap(), ctx);
-        for bad in ["", "x", "abc.0123456789abcdef", &id[..id.len() - 1], &id[1..]] {
+        for bad in [
+            "",
+            "x",
+            "abc.0123456789abcdef",
+            &id[..id.len() - 1],
+            &id[1..],
+        ] {
             assert!(ListContext::from_id(bad).is_err(), "{bad}");
         }
         assert_eq!(list_key(&id).len(), 32);

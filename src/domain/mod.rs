@@ -28,6 +28,11 @@ pub use coverage::{
     coverage_matrix,
 };
 pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
+pub use feedback::{
+    DEFAULT_PROFILE, Experiment, ListContext, ListMeasures, NONCE_LEN, RankingProfile, Variant,
+    ideal_dcg5, list_key, list_measures, parse_name, two_proportion_test, weights_from_json,
+    weights_to_json, wilson_interval,
+};
 pub use filter::AssetFilter;
 pub use search::{
     FacetCount, FacetField, Highlight, SearchHit, SearchPage, SearchRequest, SortOrder,
@@ -35,9 +40,4 @@ pub use search::{
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,
-};
-pub use feedback::{
-    DEFAULT_PROFILE, Experiment, ListContext, ListMeasures, NONCE_LEN, RankingProfile, Variant,
-    ideal_dcg5, list_key, list_measures, parse_name, two_proportion_test, weights_from_json,
-    weights_to_json, wilson_interval,
 };

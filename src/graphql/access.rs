@@ -39,9 +39,16 @@ pub enum Rule {
     /// Publishable for published and retired assets; a `filter.statuses` naming drafts
     /// (unreleased content) needs an editor key.
     LibraryRead,
+    /// Impressions of a shown list: publishable for a list shown to no account; a list
+    /// shown to an account needs a server key or that account's visitor token. The
+    /// account is read from the `recommendationId` itself.
+    OwnList,
+    /// Acting for one account (`accountId`): a server key for any, a visitor token for
+    /// its own (the argument left out or naming it).
+    OwnAccount,
 }
 
-use Rule::{AtLeast, AudienceNamesAccount, LibraryRead, OwnEvents};
+use Rule::{AtLeast, AudienceNamesAccount, LibraryRead, OwnAccount, OwnEvents, OwnList};
 
 /// Whether `scope` sees draft assets: unreleased content is the content team's. `asset(id)`
 /// answers null for a draft below this, as if there were none.
@@ -76,6 +83,12 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.accountExport", AtLeast(Admin)),
     ("Query.apiKeys", AtLeast(Admin)),
     ("Query.auditLog", AtLeast(Admin)),
+    ("Query.rankingProfiles", AtLeast(Editor)),
+    ("Query.experiments", AtLeast(Editor)),
+    ("Query.experiment", AtLeast(Editor)),
+    ("Query.assetPerformance", AtLeast(Editor)),
+    ("Query.cellPerformance", AtLeast(Editor)),
+    ("Query.explainRank", AtLeast(Editor)),
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),
@@ -89,6 +102,11 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.createApiKey", AtLeast(Admin)),
     ("Mutation.revokeApiKey", AtLeast(Admin)),
     ("Mutation.setApiKeyLimits", AtLeast(Admin)),
+    ("Mutation.recordImpressions", OwnList),
+    ("Mutation.dismissRecommendation", OwnAccount),
+    ("Mutation.upsertRankingProfile", AtLeast(Editor)),
+    ("Mutation.startExperiment", AtLeast(Editor)),
+    ("Mutation.stopExperiment", AtLeast(Editor)),
 ];
 
 pub fn rule(root: &str, field: &str) -> Option<Rule> {
@@ -195,6 +213,44 @@ pub fn check(
                         " for an audience naming an account or contact"
                     };
                     return Err(refused(Server, why));
+                }
+            }
+            OwnList => {
+                if who.scope >= Server {
+                    continue;
+                }
+                let shown_to = match argument(&field.node, "recommendationId") {
+                    ConstValue::String(id) => crate::domain::ListContext::from_id(&id)
+                        .ok()
+                        .and_then(|c| c.account),
+                    // Not an id: the resolver says so.
+                    _ => None,
+                };
+                if let Some(account) = shown_to
+                    && who.visitor.is_none_or(|(own, _)| own != account)
+                {
+                    return Err(refused(
+                        Server,
+                        " for a list shown to another account than the token's",
+                    ));
+                }
+            }
+            OwnAccount => {
+                if who.scope >= Server {
+                    continue;
+                }
+                let own =
+                    who.visitor
+                        .is_some_and(|(own, _)| match argument(&field.node, "accountId") {
+                            ConstValue::Null => true,
+                            ConstValue::String(a) => a == own,
+                            _ => false,
+                        });
+                if !own {
+                    return Err(refused(
+                        Server,
+                        " for another account than a visitor token's own",
+                    ));
                 }
             }
             OwnEvents => {

@@ -244,7 +244,17 @@ impl AccountObject {
             include_consumed: include_consumed.unwrap_or(false),
             ..Default::default()
         };
-        recommend_for(ctx, audience, first, query, filter, weights, diversify).await
+        recommend_for(
+            ctx,
+            audience,
+            first,
+            query,
+            filter,
+            weights,
+            diversify,
+            Default::default(),
+        )
+        .await
     }
     /// The buying committee: every role with the contacts in it and what they engaged
     /// with, and for each contact their next best assets. An asset another contact of the
@@ -304,7 +314,17 @@ impl ContactObject {
             include_consumed: include_consumed.unwrap_or(false),
             ..Default::default()
         };
-        recommend_for(ctx, audience, first, query, filter, weights, diversify).await
+        recommend_for(
+            ctx,
+            audience,
+            first,
+            query,
+            filter,
+            weights,
+            diversify,
+            Default::default(),
+        )
+        .await
     }
 }
 

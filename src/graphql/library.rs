@@ -33,11 +33,11 @@ pub(super) fn library<'a>(ctx: &Context<'a>) -> AppResult<&'a Library> {
         .map_err(|_| AppError::internal(anyhow::anyhow!("schema built without a library")))
 }
 
-fn encode_cursor(offset: usize) -> String {
+pub(super) fn encode_cursor(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
 }
 
-fn decode_cursor(after: Option<&str>) -> AppResult<usize> {
+pub(super) fn decode_cursor(after: Option<&str>) -> AppResult<usize> {
     let Some(after) = after else { return Ok(0) };
     URL_SAFE_NO_PAD
         .decode(after)
@@ -52,7 +52,7 @@ fn decode_cursor(after: Option<&str>) -> AppResult<usize> {
         })
 }
 
-fn page_info(offset: usize, returned: usize, has_more: bool) -> PageInfo {
+pub(super) fn page_info(offset: usize, returned: usize, has_more: bool) -> PageInfo {
     PageInfo {
         end_cursor: (returned > 0).then(|| encode_cursor(offset + returned)),
         has_next_page: has_more,

@@ -9,6 +9,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod feedback;
 mod keys;
 mod label;
 mod library;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     accounts::AccountQuery,
     audit::AuditQuery,
     keys::KeysQuery,
+    feedback::FeedbackQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,6 +42,7 @@ pub struct MutationRoot(
     library::LibraryMutation,
     accounts::AccountMutation,
     keys::KeysMutation,
+    feedback::FeedbackMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -90,7 +90,7 @@ pub struct AudienceInput {
 }
 
 impl AudienceInput {
-    fn parse(self) -> Result<AudienceRequest, AppError> {
+    pub(super) fn parse(self) -> Result<AudienceRequest, AppError> {
         let industry = self
             .industry
             .as_deref()
@@ -221,6 +221,8 @@ impl From<DomainReason> for ScoreReason {
 #[derive(SimpleObject)]
 pub struct Recommendation {
     pub asset: AssetObject,
+    /// 1 for the first item: what `recordImpressions` and `recordEngagement` report back.
+    pub position: i32,
     pub score: f64,
     pub reasons: Vec<ScoreReason>,
 }
@@ -243,13 +245,25 @@ pub struct ResolvedAudience {
 #[derive(SimpleObject)]
 #[graphql(name = "RecommendationList")]
 pub struct RecommendationListObject {
+    /// Unique to this answer (a cached list gets a new one each time) and opaque: pass it
+    /// back to `recordImpressions` and `recordEngagement` so what was shown, clicked and
+    /// completed counts for this list, its profile and its experiment variant.
+    pub recommendation_id: ID,
     pub items: Vec<Recommendation>,
     pub audience: ResolvedAudience,
+    /// The ranking profile that ranked the list (`default`: the configured weights).
+    pub profile: String,
+    /// The experiment that chose the profile, when one runs at the request's placement.
+    pub experiment: Option<String>,
+    /// The experiment's variant this account or visitor sees (named by its profile).
+    pub variant: Option<String>,
+    pub placement: Option<String>,
 }
 
 impl From<crate::services::Recommendation> for Recommendation {
     fn from(i: crate::services::Recommendation) -> Self {
         Recommendation {
+            position: 0,
             asset: AssetObject(i.asset),
             score: i.scored.score,
             reasons: i.scored.reasons.into_iter().map(Into::into).collect(),
@@ -257,22 +271,42 @@ impl From<crate::services::Recommendation> for Recommendation {
     }
 }
 
+impl From<crate::services::ResolvedAudience> for ResolvedAudience {
+    fn from(r: crate::services::ResolvedAudience) -> Self {
+        ResolvedAudience {
+            stage: r.audience.stage.into(),
+            stage_source: r.stage_source.into(),
+            role: r.audience.role.map(Into::into),
+            role_source: r.role_source.into(),
+            industry: r.audience.industry.map(|i| i.to_string()),
+            industry_source: r.industry_source.into(),
+            language: r.audience.language.to_string(),
+            language_source: r.language_source.into(),
+            concerns: r.audience.concerns.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 impl From<RecommendationList> for RecommendationListObject {
     fn from(list: RecommendationList) -> Self {
         let r = list.audience;
+        let ctx = list.context;
         RecommendationListObject {
-            items: list.items.into_iter().map(Into::into).collect(),
-            audience: ResolvedAudience {
-                stage: r.audience.stage.into(),
-                stage_source: r.stage_source.into(),
-                role: r.audience.role.map(Into::into),
-                role_source: r.role_source.into(),
-                industry: r.audience.industry.map(|i| i.to_string()),
-                industry_source: r.industry_source.into(),
-                language: r.audience.language.to_string(),
-                language_source: r.language_source.into(),
-                concerns: r.audience.concerns.into_iter().map(Into::into).collect(),
-            },
+            recommendation_id: ID(list.id),
+            profile: ctx.profile,
+            experiment: ctx.experiment,
+            variant: ctx.variant,
+            placement: ctx.placement,
+            items: list
+                .items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| Recommendation {
+                    position: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                    ..item.into()
+                })
+                .collect(),
+            audience: r.into(),
         }
     }
 }
@@ -288,6 +322,7 @@ pub(super) async fn recommend_for(
     filter: Option<AssetFilterInput>,
     weights: Option<RankingWeightsInput>,
     diversify: Option<bool>,
+    chosen: Chosen,
 ) -> ApiResult<RecommendationListObject> {
     let library = library(ctx)?;
     let first = library.page_size(first.unwrap_or(DEFAULT_RECOMMENDATIONS))?;
@@ -299,15 +334,37 @@ pub(super) async fn recommend_for(
             filter: AssetFilterInput::parse(filter)?,
             weights: weights.map(Into::into).unwrap_or_default(),
             diversify: diversify.unwrap_or(DEFAULT_DIVERSIFY),
+            profile: chosen.profile,
+            placement: chosen.placement,
         })
         .await?;
     Ok(list.into())
 }
 
+/// The `profile` and `placement` arguments, checked.
+#[derive(Default)]
+pub(super) struct Chosen {
+    profile: Option<String>,
+    placement: Option<String>,
+}
+
+impl Chosen {
+    fn parse(profile: Option<String>, placement: Option<String>) -> Result<Self, AppError> {
+        let check = |what: &str, v: Option<String>| {
+            v.map(|v| crate::domain::parse_name(what, &v).map_err(AppError::bad_input))
+                .transpose()
+        };
+        Ok(Chosen {
+            profile: check("profile", profile)?,
+            placement: check("placement", placement)?,
+        })
+    }
+}
+
 impl AudienceInput {
     /// For a visitor token: the token's account and contact, where the audience names
     /// none. (The rule table already refused any other account or contact.)
-    fn for_visitor(&mut self, ctx: &Context<'_>) {
+    pub(super) fn for_visitor(&mut self, ctx: &Context<'_>) {
         let Some(visitor) = ctx
             .data_opt::<crate::services::Credential>()
             .and_then(|c| c.visitor())
@@ -336,6 +393,9 @@ impl RecommendQuery {
     /// formats and topics among near-ties at the top. `includeConsumed` brings back what
     /// the account already engaged with, as on `Account.recommendations`
     /// (`audience.includeConsumed` says the same; given both, they must agree).
+    /// `profile` ranks with a stored ranking profile (`rankingProfiles`); without it, a
+    /// `placement` that runs an experiment ranks with the variant of the account (or
+    /// contact) asking, and anything else with the `default` profile.
     // The arguments are the public contract (DESIGN.md section 3), one per GraphQL argument.
     #[allow(clippy::too_many_arguments)]
     #[graphql(
@@ -352,7 +412,10 @@ impl RecommendQuery {
         weights: Option<RankingWeightsInput>,
         #[graphql(default_with = "Some(DEFAULT_DIVERSIFY)")] diversify: Option<bool>,
         include_consumed: Option<bool>,
+        profile: Option<String>,
+        placement: Option<String>,
     ) -> ApiResult<RecommendationListObject> {
+        let chosen = Chosen::parse(profile, placement)?;
         let mut audience = audience;
         audience.for_visitor(ctx);
         let in_audience = audience.include_consumed;
@@ -370,12 +433,15 @@ impl RecommendQuery {
             // Built from one account's history: never stored or shared by a cache.
             ctx.insert_http_header("cache-control", PRIVATE);
         }
-        recommend_for(ctx, audience, first, query, filter, weights, diversify).await
+        recommend_for(
+            ctx, audience, first, query, filter, weights, diversify, chosen,
+        )
+        .await
     }
 
     /// What to read after `afterAssetId`: the same subject, pulling the reader one stage
     /// forward, never the asset itself. Audience fields left out are taken from the asset
-    /// (source `INFERRED`).
+    /// (source `INFERRED`). `profile` and `placement` work as on `recommendations`.
     #[graphql(
         cache_control(max_age = 60),
         complexity = "super::cost::page(first, DEFAULT_NEXT_CONTENT, child_complexity)"
@@ -386,7 +452,10 @@ impl RecommendQuery {
         after_asset_id: ID,
         audience: Option<AudienceInput>,
         #[graphql(default_with = "Some(DEFAULT_NEXT_CONTENT)")] first: Option<i32>,
+        profile: Option<String>,
+        placement: Option<String>,
     ) -> ApiResult<RecommendationListObject> {
+        let chosen = Chosen::parse(profile, placement)?;
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
         // A draft is unreleased: below an editor key it is not there to read after.
@@ -412,7 +481,13 @@ impl RecommendQuery {
         }
         let request = audience.parse()?;
         Ok(library
-            .next_content(&after_asset_id, request, first)
+            .next_content(
+                &after_asset_id,
+                request,
+                first,
+                chosen.profile.as_deref(),
+                chosen.placement.as_deref(),
+            )
             .await?
             .into())
     }

@@ -170,14 +170,58 @@ impl ResponseCache {
     }
 }
 
+/// A cached answer's recommendation ids with fresh nonces: every answer's id is unique,
+/// also when its bytes come from the cache. The nonce is the id's fixed-length tail, so
+/// the body keeps its length and nothing else in it changes.
+pub fn with_fresh_recommendation_ids(body: Bytes) -> Bytes {
+    const FIELD: &[u8] = b"\"recommendationId\":\"";
+    let nonce_len = crate::domain::NONCE_LEN;
+    if !body.windows(FIELD.len()).any(|w| w == FIELD) {
+        return body;
+    }
+    let mut out = body.to_vec();
+    let mut from = 0;
+    while let Some(at) = out[from..]
+        .windows(FIELD.len())
+        .position(|w| w == FIELD)
+        .map(|i| from + i + FIELD.len())
+    {
+        let Some(end) = out[at..].iter().position(|b| *b == b'"').map(|i| at + i) else {
+            break;
+        };
+        if end >= at + nonce_len && out[end - nonce_len - 1] == b'.' {
+            let nonce = crate::services::new_nonce();
+            out[end - nonce_len..end].copy_from_slice(nonce.as_bytes());
+        }
+        from = end;
+    }
+    Bytes::from(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_recommendation_ids_get_fresh_nonces_and_nothing_else_changes() {
+        let id = "eyJhIjoxfQ.0123456789abcdef";
+        let body = Bytes::from(format!(
+            "{{\"data\":{{\"a\":{{\"recommendationId\":\"{id}\",\"x\":1}},\"b\":{{\"recommendationId\":\"{id}\"}}}}}}"
+        ));
+        let fresh = with_fresh_recommendation_ids(body.clone());
+        assert_eq!(fresh.len(), body.len());
+        let text = String::from_utf8(fresh.to_vec()).unwrap();
+        assert_eq!(text.matches("eyJhIjoxfQ.").count(), 2);
+        assert!(!text.contains(id), "{text}");
+        let plain = Bytes::from_static(b"{\"data\":{}}");
+        assert_eq!(with_fresh_recommendation_ids(plain.clone()), plain);
+    }
     use crate::domain::Scope;
     use crate::services::Credential;
 
     fn v(index_seq: i64) -> DataVersion {
         DataVersion {
+            ranking: 0,
             index_seq,
             popularity: 0,
         }
@@ -272,7 +316,15 @@ mod tests {
         let refreshed = DataVersion {
             index_seq: 7,
             popularity: 1,
+            ranking: 0,
         };
+        let reprofiled = DataVersion { ranking: 1, ..v(7) };
+        assert_eq!(
+            cache.get(&key("b"), reprofiled),
+            None,
+            "a profile or experiment changed"
+        );
+        assert!(cache.put(key("b"), v(7), Duration::from_secs(60), body.clone(), "op"));
         assert_eq!(
             cache.get(&key("b"), refreshed),
             None,

@@ -281,6 +281,7 @@ fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response
         return None;
     };
     metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
+    let body = super::cache::with_fresh_recommendation_ids(body);
     let mut response = with_cache_outcome(respond(media, StatusCode::OK, body), Outcome::Hit);
     response
         .extensions_mut()

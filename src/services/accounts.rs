@@ -47,6 +47,8 @@ pub struct AccountProfile {
     pub contacts: Vec<Contact>,
     /// Every asset the account engaged with, sorted.
     pub consumed: Vec<String>,
+    /// Assets the account dismissed: never recommended to it again.
+    pub dismissed: Vec<String>,
     /// For each asset, the contacts who engaged with it.
     pub read_by: HashMap<String, Vec<ContactId>>,
     /// The newest events, newest first.
@@ -281,10 +283,12 @@ impl Library {
         );
         let mut recent = recent;
         recent.truncate(RECENT_EVENTS);
+        let dismissed = self.store.dismissed(id).await?;
         Ok(Some(AccountProfile {
             account,
             contacts,
             consumed,
+            dismissed,
             read_by,
             recent,
             engagement_count,
@@ -416,6 +420,8 @@ impl Library {
         for contact in ordered {
             let list = self
                 .recommend(RecommendationQuery {
+                    profile: None,
+                    placement: None,
                     audience: AudienceRequest {
                         account_id: Some(profile.account.id.to_string()),
                         contact_id: Some(contact.id.to_string()),
@@ -487,7 +493,7 @@ impl Library {
     /// aggregate still counts them. Returns how many events were erased.
     /// An account's record, contacts or events changed: its cached profile goes here, and
     /// on the other replicas when they hear of it.
-    async fn account_changed(&self, id: &str) {
+    pub(super) async fn account_changed(&self, id: &str) {
         self.profiles.forget(id);
         self.store
             .announce(ReplicaChange::Account(id.to_owned()))

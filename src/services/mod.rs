@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod feedback;
 mod follower;
 mod import;
 mod maintenance;
@@ -37,6 +38,11 @@ pub use audit::{
     CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
+pub use feedback::{
+    AssetPerformance, CellPerformance, Choice, EXPLAIN_DEPTH, ExperimentReport, ImpressionReceipt,
+    MAX_IMPRESSIONS, MOVED_FORWARD_DAYS, RankExplanation, ReplayMeasures, ReplayReport,
+    VariantReport, new_nonce, rate,
+};
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,
 };
@@ -64,6 +70,7 @@ pub struct Library {
     ranking: RankingConfig,
     profiles: Arc<accounts::ProfileCache>,
     popularity: Arc<popularity::PopularityBoard>,
+    feedback: Arc<feedback::FeedbackBoard>,
     stale_after_days: u32,
     /// Index reads running at once (see [`Library::read_index`]).
     index_readers: Arc<tokio::sync::Semaphore>,
@@ -75,11 +82,14 @@ fn index_readers() -> usize {
 }
 
 /// What a response computed now depends on besides its request: the index's change-log
-/// position and the popularity values. A cached response is good while both stand.
+/// position, the popularity values, and the ranking profiles and experiments. A cached
+/// response is good while all three stand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataVersion {
     pub index_seq: i64,
     pub popularity: u64,
+    /// Ranking profiles and experiments.
+    pub ranking: u64,
 }
 
 /// Validates every draft of a GraphQL batch (at most `max`), reporting every problem at
@@ -168,6 +178,7 @@ impl Library {
                 config.account_cache_secs,
             ))),
             popularity: Arc::new(popularity::PopularityBoard::default()),
+            feedback: Arc::new(feedback::FeedbackBoard::default()),
             stale_after_days: config.stale_after_days,
             index_readers: Arc::new(tokio::sync::Semaphore::new(index_readers())),
         }
@@ -310,6 +321,7 @@ impl Library {
         DataVersion {
             index_seq: self.follower.applied_seq(),
             popularity: self.popularity.version(),
+            ranking: self.feedback.version(),
         }
     }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Library;
+use super::feedback::{Choice, new_nonce};
 use super::popularity::cohort_key;
 use crate::domain::{
-    Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue,
-    WeightOverrides,
+    Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, ListContext, Role, Stage,
+    TaxonomyValue, WeightOverrides,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{
@@ -64,6 +65,11 @@ pub struct RecommendationQuery {
     pub filter: AssetFilter,
     pub weights: WeightOverrides,
     pub diversify: bool,
+    /// A ranking profile by name; `None` lets `placement` pick (an experiment's variant)
+    /// or leaves the default.
+    pub profile: Option<String>,
+    /// Where the list is shown (`homepage`): experiments run per placement.
+    pub placement: Option<String>,
 }
 
 #[derive(Clone)]
@@ -75,30 +81,63 @@ pub struct Recommendation {
 pub struct RecommendationList {
     pub items: Vec<Recommendation>,
     pub audience: ResolvedAudience,
+    /// How it was ranked (profile, experiment, audience), as its id carries it.
+    pub context: ListContext,
+    /// The opaque `recommendationId`: the context and a nonce, unique per answer.
+    pub id: String,
 }
 
 /// An audience resolved for ranking, with what else the account says.
-struct Resolution {
-    resolved: ResolvedAudience,
-    /// The request's exclusions plus, unless asked otherwise, what the account read.
-    exclude: Vec<String>,
+pub(super) struct Resolution {
+    pub(super) resolved: ResolvedAudience,
+    /// The request's exclusions plus what the account dismissed and, unless asked
+    /// otherwise, what it read.
+    pub(super) exclude: Vec<String>,
+    /// The account asking or asked about (also when only a contact was named).
+    pub(super) account_id: Option<String>,
 }
 
 /// What the ranking of one request needs besides the audience.
-struct Ranking<'a> {
-    text: Option<&'a str>,
-    similar_to: Option<&'a str>,
-    filter: &'a AssetFilter,
-    exclude: &'a [String],
-    weights: WeightOverrides,
-    first: usize,
-    diversify: bool,
+pub(super) struct Ranking<'a> {
+    pub(super) text: Option<&'a str>,
+    pub(super) similar_to: Option<&'a str>,
+    pub(super) filter: &'a AssetFilter,
+    pub(super) exclude: Vec<String>,
+    pub(super) weights: WeightOverrides,
+    pub(super) first: usize,
+    pub(super) diversify: bool,
+}
+
+/// The context a list remembers (see [`ListContext`]).
+fn list_context(
+    resolution: &Resolution,
+    choice: &Choice,
+    placement: Option<&str>,
+    after: Option<&str>,
+    query: Option<&str>,
+) -> ListContext {
+    let a = &resolution.resolved.audience;
+    ListContext {
+        at: Utc::now().timestamp(),
+        account: resolution.account_id.clone(),
+        profile: choice.profile.clone(),
+        experiment: choice.experiment.clone(),
+        variant: choice.variant.clone(),
+        placement: placement.map(str::to_owned),
+        after: after.map(str::to_owned),
+        stage: a.stage.name().to_owned(),
+        role: a.role.map(|r| r.name().to_owned()),
+        industry: a.industry.as_ref().map(ToString::to_string),
+        language: a.language.to_string(),
+        concerns: a.concerns.iter().map(|c| c.name().to_owned()).collect(),
+        query: query.map(str::to_owned),
+    }
 }
 
 impl Library {
     /// Request fields first, then the contact (role) and the account (stage from the CRM or
     /// its reading, industry, language), then the configured defaults.
-    async fn resolve(&self, request: &AudienceRequest) -> AppResult<Resolution> {
+    pub(super) async fn resolve(&self, request: &AudienceRequest) -> AppResult<Resolution> {
         let defaults = &self.ranking;
         // With the account given, its contacts are in its (cached) profile; a contact
         // alone is looked up to find its account.
@@ -160,11 +199,13 @@ impl Library {
                 (None, None) => (defaults.default_language.clone(), AudienceSource::Default),
             };
         let mut exclude = request.exclude_asset_ids.clone();
-        if let Some(p) = &profile
-            && !request.include_consumed
-        {
-            exclude.extend(p.consumed.iter().cloned());
+        if let Some(p) = &profile {
+            exclude.extend(p.dismissed.iter().cloned());
+            if !request.include_consumed {
+                exclude.extend(p.consumed.iter().cloned());
+            }
         }
+        let account_id = profile.as_ref().map(|p| p.account.id.to_string());
         Ok(Resolution {
             resolved: ResolvedAudience {
                 audience: Audience {
@@ -180,6 +221,7 @@ impl Library {
                 language_source,
             },
             exclude,
+            account_id,
         })
     }
 
@@ -195,7 +237,22 @@ impl Library {
                 "filter.statuses: recommendations only ever show published assets",
             ));
         }
-        let Resolution { resolved, exclude } = self.resolve(&query.audience).await?;
+        let resolution = self.resolve(&query.audience).await?;
+        let choice = self.choose(
+            query.profile.as_deref(),
+            query.placement.as_deref(),
+            subject(&query.audience, &resolution),
+        )?;
+        let context = list_context(
+            &resolution,
+            &choice,
+            query.placement.as_deref(),
+            None,
+            query.text.as_deref(),
+        );
+        let Resolution {
+            resolved, exclude, ..
+        } = resolution;
         let items = self
             .rank(
                 &resolved.audience,
@@ -203,8 +260,8 @@ impl Library {
                     text: query.text.as_deref(),
                     similar_to: None,
                     filter: &query.filter,
-                    exclude: &exclude,
-                    weights: query.weights,
+                    exclude,
+                    weights: choice.overrides.under(&query.weights),
                     first: query.first,
                     diversify: query.diversify,
                 },
@@ -213,6 +270,8 @@ impl Library {
         Ok(RecommendationList {
             items,
             audience: resolved,
+            id: context.to_id(&new_nonce()),
+            context,
         })
     }
 
@@ -224,15 +283,20 @@ impl Library {
         after: &str,
         request: AudienceRequest,
         first: usize,
+        profile: Option<&str>,
+        placement: Option<&str>,
     ) -> AppResult<RecommendationList> {
         let asset = self
             .asset(after)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no asset with id {after:?}")))?;
+        let resolution = self.resolve(&request).await?;
+        let choice = self.choose(profile, placement, subject(&request, &resolution))?;
         let Resolution {
             mut resolved,
             mut exclude,
-        } = self.resolve(&request).await?;
+            account_id,
+        } = resolution;
         if request.stage.is_none() {
             let furthest = asset
                 .stages
@@ -273,20 +337,32 @@ impl Library {
                     text: Some(&subject),
                     similar_to: Some(&asset.title),
                     filter: &AssetFilter::default(),
-                    exclude: &exclude,
-                    weights: WeightOverrides::default(),
+                    exclude,
+                    weights: choice.overrides,
                     first,
                     diversify: true,
                 },
             )
             .await?;
+        let resolution = Resolution {
+            resolved,
+            exclude: Vec::new(),
+            account_id,
+        };
+        let context = list_context(&resolution, &choice, placement, Some(after), None);
         Ok(RecommendationList {
             items,
-            audience: resolved,
+            audience: resolution.resolved,
+            id: context.to_id(&new_nonce()),
+            context,
         })
     }
 
-    async fn rank(&self, audience: &Audience, r: Ranking<'_>) -> AppResult<Vec<Recommendation>> {
+    pub(super) async fn rank(
+        &self,
+        audience: &Audience,
+        r: Ranking<'_>,
+    ) -> AppResult<Vec<Recommendation>> {
         if r.first == 0 {
             return Ok(Vec::new());
         }
@@ -309,7 +385,7 @@ impl Library {
         } else {
             r.first
         };
-        let (filter, exclude) = (r.filter.clone(), r.exclude.to_vec());
+        let (filter, exclude) = (r.filter.clone(), r.exclude);
         let concerns = TaxonomyValue::mask(&audience.concerns);
         let dims = dimensions.clone();
         // Popularity among accounts like this audience; nothing to look up when it cannot
@@ -379,4 +455,12 @@ impl Library {
         let mut slots: Vec<Option<Recommendation>> = scored.into_iter().map(Some).collect();
         Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
     }
+}
+
+/// Whom an experiment assigns: the contact when named, else the account.
+fn subject<'a>(request: &'a AudienceRequest, resolution: &'a Resolution) -> Option<&'a str> {
+    request
+        .contact_id
+        .as_deref()
+        .or(resolution.account_id.as_deref())
 }

@@ -321,8 +321,14 @@ impl Store {
         // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
         for (e, _) in events {
             if let Some(a) = &e.attribution {
-                super::feedback::attribute(&txn, a, e.asset_id.as_str(), e.kind, e.occurred_at.timestamp())
-                    .await?;
+                super::feedback::attribute(
+                    &txn,
+                    a,
+                    e.asset_id.as_str(),
+                    e.kind,
+                    e.occurred_at.timestamp(),
+                )
+                .await?;
             }
         }
         txn.commit().await?;

@@ -124,7 +124,8 @@ async fn bump(
 
 /// Stores a list's context once (the first impression or click of it stores it).
 async fn remember_list(conn: &DatabaseTransaction, id: &str, ctx: &ListContext) -> AppResult<()> {
-    let context = serde_json::to_string(ctx).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
+    let context =
+        serde_json::to_string(ctx).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
     let mut insert = Query::insert();
     insert
         .into_table(t("served_list"))
@@ -268,11 +269,14 @@ pub(super) async fn erase_account(txn: &WriteTxn, account: &str) -> AppResult<()
 }
 
 impl Store {
-    /// Records shown lists: each impression once, in one transaction. Returns how many
-    /// were new.
-    pub async fn record_impressions(&self, lists: &[ShownList]) -> AppResult<u64> {
+    /// Records shown lists: each impression once, in one transaction. Returns the
+    /// (list key, asset) pairs that were new.
+    pub async fn record_impressions(
+        &self,
+        lists: &[ShownList],
+    ) -> AppResult<Vec<(String, String)>> {
         if lists.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let txn = self.begin_txn().await?;
         let conn = txn.conn();
@@ -306,7 +310,7 @@ impl Store {
         }
         bump(conn, &rollup).await?;
         txn.commit().await?;
-        Ok(inserted.len() as u64)
+        Ok(inserted)
     }
 
     /// Never recommend `asset` to `account` again. False when it already was dismissed.
@@ -408,7 +412,8 @@ impl Store {
             select.and_where(Expr::col(t("experiment")).eq(e));
         }
         let n = |r: &sea_orm::QueryResult, i: usize| -> AppResult<u64> {
-            Ok(r.try_get_by_index::<Option<i64>>(i)?.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+            Ok(r.try_get_by_index::<Option<i64>>(i)?
+                .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
         };
         self.db
             .query_all(&select)
@@ -551,8 +556,8 @@ impl Store {
             .into_iter()
             .map(|r| {
                 let raw: String = r.try_get_by_index(2)?;
-                let variants: Vec<Variant> = serde_json::from_str(&raw)
-                    .map_err(|e| corrupt("experiment.variants", e))?;
+                let variants: Vec<Variant> =
+                    serde_json::from_str(&raw).map_err(|e| corrupt("experiment.variants", e))?;
                 Ok(Experiment {
                     name: r.try_get_by_index(0)?,
                     placement: r.try_get_by_index(1)?,
@@ -567,7 +572,8 @@ impl Store {
     /// Stores a new experiment; false when one of that name exists (running or stopped).
     pub async fn insert_experiment(&self, e: &Experiment) -> AppResult<bool> {
         let txn = self.begin_txn().await?;
-        let variants = serde_json::to_string(&e.variants).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
+        let variants = serde_json::to_string(&e.variants)
+            .map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
         let mut insert = Query::insert();
         insert
             .into_table(t("experiment"))
@@ -602,7 +608,10 @@ impl Store {
 
     /// Every event as (account, asset, Unix seconds, cohort) from `since` on, by account
     /// then time: what "moved forward" is computed from.
-    pub async fn journey_events(&self, since: i64) -> AppResult<Vec<(String, String, i64, String)>> {
+    pub async fn journey_events(
+        &self,
+        since: i64,
+    ) -> AppResult<Vec<(String, String, i64, String)>> {
         let mut select = Query::select();
         select
             .columns(["account_id", "asset_id", "occurred_at", "cohort"].map(t))
