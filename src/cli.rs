@@ -119,6 +119,17 @@ pub enum Command {
         #[command(subcommand)]
         action: OperationsCommand,
     },
+    /// Rank the contexts of logged lists again with a candidate ranking profile and say,
+    /// against the profiles that ranked them, where the clicked and completed assets land
+    /// (mean reciprocal rank, NDCG@5, recall@10). The server must not be running
+    Replay {
+        /// The candidate profile (see `rankingProfiles`; `default` is the configured weights)
+        #[arg(long)]
+        profile: String,
+        /// Only lists shown on or after this day (YYYY-MM-DD) or time (RFC 3339)
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Write deterministic synthetic accounts, contacts and engagement events over the
     /// published assets of a library file, for benchmarks
     GenerateEngagement {
@@ -286,6 +297,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
         Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
+        Command::Replay { profile, since } => {
+            replay(&Config::new(&cli.storage), &profile, since.as_deref()).await
+        }
         Command::Operations { action } => operations(&Config::new(&cli.storage), action).await,
         Command::GenerateEngagement {
             library,
@@ -295,6 +309,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output_dir,
         } => generate_engagement(&library, accounts, events, seed, &output_dir),
     }
+}
+
+/// `--since` as Unix seconds: a day (midnight UTC) or an RFC 3339 time.
+fn parse_since(raw: &str) -> anyhow::Result<i64> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.timestamp())
+        .map_err(|_| anyhow::anyhow!("--since {raw:?}: give a day (2026-11-01) or an RFC 3339 time"))
+}
+
+async fn replay(config: &Config, profile: &str, since: Option<&str>) -> anyhow::Result<()> {
+    let since = since.map(parse_since).transpose()?.unwrap_or(i64::MIN / 2);
+    let instance = crate::state::Instance::start(config, false).await?;
+    let report = instance.state.library.replay(profile, since).await;
+    instance.stop().await;
+    let report = report.map_err(AppError::unmasked)?;
+    println!(
+        "replayed {} lists with a click or completion (clicked: grade 1, completed: grade 2)",
+        report.lists
+    );
+    println!("  {:<28} {:>8} {:>8} {:>10}", "profile", "MRR", "NDCG@5", "recall@10");
+    for m in [&report.candidate, &report.logged] {
+        println!(
+            "  {:<28} {:>8.4} {:>8.4} {:>10.4}",
+            m.profile, m.mrr, m.ndcg5, m.recall10
+        );
+    }
+    if report.lists == 0 {
+        println!("nothing to compare: no logged list has a click or completion in that span");
+    } else {
+        let better = report.candidate.mrr - report.logged.mrr;
+        println!(
+            "{profile} {} the logged profiles by {:.4} MRR",
+            if better >= 0.0 { "beats" } else { "trails" },
+            better.abs()
+        );
+    }
+    Ok(())
 }
 
 async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
