@@ -318,7 +318,9 @@ fn parse_since(raw: &str) -> anyhow::Result<i64> {
     }
     chrono::DateTime::parse_from_rfc3339(raw.trim())
         .map(|t| t.timestamp())
-        .map_err(|_| anyhow::anyhow!("--since {raw:?}: give a day (2026-11-01) or an RFC 3339 time"))
+        .map_err(|_| {
+            anyhow::anyhow!("--since {raw:?}: give a day (2026-11-01) or an RFC 3339 time")
+        })
 }
 
 async fn replay(config: &Config, profile: &str, since: Option<&str>) -> anyhow::Result<()> {
@@ -331,7 +333,10 @@ async fn replay(config: &Config, profile: &str, since: Option<&str>) -> anyhow::
         "replayed {} lists with a click or completion (clicked: grade 1, completed: grade 2)",
         report.lists
     );
-    println!("  {:<28} {:>8} {:>8} {:>10}", "profile", "MRR", "NDCG@5", "recall@10");
+    println!(
+        "  {:<28} {:>8} {:>8} {:>10}",
+        "profile", "MRR", "NDCG@5", "recall@10"
+    );
     for m in [&report.candidate, &report.logged] {
         println!(
             "  {:<28} {:>8.4} {:>8.4} {:>10.4}",

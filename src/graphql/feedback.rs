@@ -404,7 +404,7 @@ impl FeedbackQuery {
         filter: Option<AssetFilterInput>,
         profile: Option<String>,
         #[graphql(default_with = "Some(DEFAULT_EXPLAIN_FIRST)")] first: Option<i32>,
-        #[graphql(default = true)] diversify: bool,
+        #[graphql(default_with = "Some(true)")] diversify: Option<bool>,
     ) -> ApiResult<RankExplanationObject> {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_EXPLAIN_FIRST))?;
@@ -420,7 +420,7 @@ impl FeedbackQuery {
                 AssetFilterInput::parse(filter)?,
                 profile,
                 first,
-                diversify,
+                diversify.unwrap_or(true),
             )
             .await?;
         let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);

@@ -54,6 +54,8 @@ pub(crate) struct FeedbackBoard {
     rules: RwLock<Arc<Rules>>,
     version: AtomicU64,
     writer: OnceLock<mpsc::Sender<Job>>,
+    /// One refresh at a time: a slow read must not replace what a newer one stored.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl FeedbackBoard {
@@ -183,6 +185,7 @@ impl Library {
     /// Reads profiles and experiments again; a change moves the version cached
     /// responses depend on.
     pub async fn refresh_feedback_rules(&self) -> AppResult<()> {
+        let _one = self.feedback.refreshing.lock().await;
         let rules = Rules {
             profiles: self.store.ranking_profiles().await?,
             experiments: self.store.experiments().await?,

@@ -16,6 +16,7 @@ mod cli;
 mod cli_errors;
 mod concurrency;
 mod crash;
+mod feedback;
 mod fuzz;
 mod http_protocol;
 mod judged;
