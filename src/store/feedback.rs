@@ -467,7 +467,7 @@ impl Store {
                     },
                 ));
             }
-            let position: i64 = r.try_get_by_index(3)?;
+            let position: i32 = r.try_get_by_index(3)?;
             if let Some((_, list)) = out.last_mut() {
                 list.items.push((
                     r.try_get_by_index(2)?,
