@@ -316,7 +316,8 @@ impl FeedbackQuery {
     }
 
     /// How assets did: shown, clicked, completed, dismissed, and accounts moved forward.
-    /// Only assets with any feedback; `sinceDays` counts the last days only.
+    /// Only assets with any feedback; `sinceDays` counts the last days only;
+    /// `minImpressions` leaves out assets shown fewer times (a rate on little evidence).
     #[graphql(
         cache_control(no_cache),
         complexity = "super::cost::page(first, DEFAULT_PERFORMANCE_PAGE, child_complexity)"
@@ -331,6 +332,7 @@ impl FeedbackQuery {
         #[graphql(default_with = "Some(DEFAULT_PERFORMANCE_PAGE)")] first: Option<i32>,
         after: Option<String>,
         since_days: Option<u32>,
+        min_impressions: Option<u64>,
     ) -> ApiResult<AssetPerformanceConnection> {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_PERFORMANCE_PAGE))?;
@@ -338,6 +340,9 @@ impl FeedbackQuery {
         let mut rows = library
             .asset_performance(&AssetFilterInput::parse(filter)?, since_days)
             .await?;
+        if let Some(min) = min_impressions {
+            rows.retain(|p| p.counts.impressions >= min);
+        }
         let key = |p: &AssetPerformance| -> f64 {
             match order_by {
                 PerformanceOrder::Impressions => p.counts.impressions as f64,

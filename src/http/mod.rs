@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphiQL at `/`, GraphQL at `/graphql` (POST and GET), the coverage
-//! page at `/coverage`, `/healthz`.
+//! page at `/coverage`, content analytics at `/insights`, the web widget at `/widget.js`,
+//! `/healthz`.
 //! Handlers only translate HTTP to calls on the schema or the services.
 
 mod cache;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/coverage", get(coverage_page))
+        .route("/insights", get(insights_page))
+        .route("/widget.js", get(widget_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -257,6 +260,29 @@ pub async fn serve(
 /// asks `/graphql` for `coverage` and draws it.
 async fn coverage_page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("coverage.html"))
+}
+
+/// Content analytics: one self-contained page like `/coverage` that asks `/graphql` for
+/// `cellPerformance`, `assetPerformance` and `experiments` and draws them.
+async fn insights_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("insights.html"))
+}
+
+/// The drop-in web widget (`<stagefit-recommendations>`): plain JavaScript, nothing to
+/// build, served from here so a page needs no CDN. Pages on any origin load it with a
+/// script tag; its GraphQL calls are what CORS governs.
+async fn widget_script() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("widget.js"),
+    )
+        .into_response()
 }
 
 /// Liveness: the process answers. Nothing about the data or the database; that is

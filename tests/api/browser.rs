@@ -332,3 +332,288 @@ async fn a_page_on_an_allowed_origin_shows_its_visitors_recommendations_and_anot
     other_site.abort();
     s.stop().await;
 }
+
+/// Records, through the API, lists shown to `accounts` accounts at placement `home` and
+/// clicks on the first `clicks` items of every other list.
+async fn scripted_feedback(s: &TestServer, accounts: usize, clicks: usize) {
+    for n in 0..accounts {
+        let account = format!("acct-{n}");
+        s.gql(
+            r#"mutation($id: ID!) { upsertAccount(account: { id: $id, name: $id }) { id } }"#,
+            json!({ "id": account }),
+        )
+        .await;
+        let list = s
+            .gql(
+                r#"query($id: ID!) { recommendations(audience: { accountId: $id }, first: 6, placement: "home") {
+                     recommendationId items { asset { id } } } }"#,
+                json!({ "id": account }),
+            )
+            .await["recommendations"]
+            .clone();
+        let id = list["recommendationId"].as_str().unwrap();
+        let items = ids(&list["items"], &["asset", "id"]);
+        s.gql(
+            r#"mutation($id: ID!, $a: [ID!]!) { recordImpressions(recommendationId: $id, assetIds: $a) { recorded } }"#,
+            json!({ "id": id, "a": items }),
+        )
+        .await;
+        if n % 2 == 0 {
+            for (p, asset) in items.iter().take(clicks).enumerate() {
+                s.gql(
+                    r#"mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }"#,
+                    json!({ "e": { "accountId": account, "assetId": asset, "kind": "VIEW",
+                                   "recommendationId": id, "position": p + 1 } }),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_insights_page_shows_the_apis_own_numbers() {
+    let mut s = TestServer::demo().await;
+    s.gql(
+        r#"mutation { upsertRankingProfile(name: "treatment", weights: { freshness: 4 }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    s.gql(
+        r#"mutation { startExperiment(name: "ab", placement: "home", variants: [{ profile: "default", share: 0.5 }, { profile: "treatment", share: 0.5 }]) { name } }"#,
+        json!({}),
+    )
+    .await;
+    scripted_feedback(&s, 12, 2).await;
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = std::env::var("STAGEFIT_INSIGHTS_SCREENSHOT")
+        .unwrap_or_else(|_| shots.path().join("insights.png").display().to_string());
+    let seen = browse("insights.mjs", &[&s.url, &screenshot]).await;
+    assert_eq!(
+        seen["external"],
+        json!([]),
+        "the page reached outside the server"
+    );
+    assert_eq!(seen["errors"], json!([]), "script errors on the page");
+    assert_eq!(seen["state"], "shown", "{seen}");
+
+    let cells = s
+        .gql(
+            "{ cellPerformance { stage role impressions clicks clickThroughRate } }",
+            json!({}),
+        )
+        .await["cellPerformance"]
+        .clone();
+    let shown = seen["cells"].as_array().unwrap();
+    assert_eq!(shown.len(), 30);
+    let mut with_impressions = 0;
+    for cell in cells.as_array().unwrap() {
+        let td = shown
+            .iter()
+            .find(|c| c["stage"] == cell["stage"] && c["role"] == cell["role"])
+            .unwrap_or_else(|| panic!("no cell for {cell}"));
+        assert_eq!(td["impressions"], cell["impressions"], "{cell}");
+        assert_eq!(td["clicks"], cell["clicks"], "{cell}");
+        assert!(
+            (td["ctr"].as_f64().unwrap() - cell["clickThroughRate"].as_f64().unwrap()).abs()
+                < 1e-12
+        );
+        if cell["impressions"].as_u64().unwrap() > 0 {
+            with_impressions += 1;
+        }
+    }
+    assert!(with_impressions > 0);
+
+    for (direction, key) in [("DESC", "best"), ("ASC", "worst")] {
+        let api = s
+            .gql(
+                &format!(
+                    "{{ assetPerformance(orderBy: CLICK_THROUGH_RATE, direction: {direction}, first: 5, minImpressions: 1) {{ items {{ asset {{ id }} clickThroughRate }} }} }}"
+                ),
+                json!({}),
+            )
+            .await;
+        let expected = ids(&api["assetPerformance"]["items"], &["asset", "id"]);
+        let rows = ids(&seen[key], &["id"]);
+        assert_eq!(rows, expected, "{key}");
+        assert_eq!(rows.len(), 5);
+    }
+
+    let e = s
+        .gql(
+            r#"{ experiment(name: "ab") { variants { profile ctrLow ctrHigh clickThroughRate } } }"#,
+            json!({}),
+        )
+        .await["experiment"]["variants"]
+        .clone();
+    let box_ = &seen["experiments"][0];
+    assert_eq!(box_["name"], "ab");
+    assert_eq!(box_["bars"], 2);
+    for (i, v) in e.as_array().unwrap().iter().enumerate() {
+        let row = &box_["variants"][i];
+        assert_eq!(row["profile"], v["profile"]);
+        for (a, b) in [
+            ("low", "ctrLow"),
+            ("high", "ctrHigh"),
+            ("ctr", "clickThroughRate"),
+        ] {
+            assert!(
+                (row[a].as_f64().unwrap() - v[b].as_f64().unwrap()).abs() < 1e-12,
+                "{row} {v}"
+            );
+        }
+    }
+    assert_eq!(box_["variants"][0]["verdict"], "control");
+    s.stop().await;
+}
+
+/// A customer's page that puts the widget on it; the visitor token comes from a callback,
+/// and the page themes the widget's links red.
+const WIDGET_PAGE: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Customer site</title>
+<style>stagefit-recommendations { --stagefit-accent: rgb(200, 0, 0); }</style></head>
+<body><h1>Welcome back</h1>
+<script>
+const params = new URLSearchParams(location.search);
+window.visitorToken = () => Promise.resolve(params.get("token"));
+const script = document.createElement("script");
+script.src = params.get("api") + "/widget.js";
+document.head.append(script);
+const widget = document.createElement("stagefit-recommendations");
+widget.setAttribute("placement", "home");
+widget.setAttribute("first", "3");
+widget.setAttribute("token-callback", "visitorToken");
+document.body.append(widget);
+</script></body></html>"##;
+
+#[tokio::test]
+async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_records_them() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let site = tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async { axum::response::Html(WIDGET_PAGE) }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let listed = origin.clone();
+    let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
+    let access = &s.server.as_ref().unwrap().state().access;
+    let (_, server) = access
+        .create_key(
+            "site backend",
+            stagefit::domain::Scope::Server,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let (_, editor) = access
+        .create_key(
+            "content team",
+            stagefit::domain::Scope::Editor,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let post = |key: &str, query: &str| {
+        s.client()
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(key)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let answer = |v: Value| {
+        assert!(v.get("errors").is_none(), "{v}");
+        v["data"].clone()
+    };
+    answer(
+        post(
+            &server,
+            r#"mutation {
+                a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
+                c: upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id }
+            }"#,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(),
+    );
+    let token = answer(
+        post(
+            &server,
+            r#"mutation { createVisitorToken(accountId: "acme", contactId: "acme-cfo", ttlSeconds: 300) { token } }"#,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(),
+    )["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = answer(
+        post(
+            &server,
+            r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 3) { items { asset { id title url } } } }"#,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(),
+    )["recommendations"]["items"]
+        .clone();
+
+    let page = format!("{origin}/?api={}&token={token}", s.url);
+    let seen = browse("widget.mjs", &[&page, &s.url]).await;
+    assert_eq!(seen["errors"], json!([]), "script errors on the page");
+    assert_eq!(seen["state"], "shown", "{seen}");
+    let cards = seen["cards"].as_array().unwrap();
+    assert_eq!(
+        ids(&seen["cards"], &["id"]),
+        ids(&expected, &["asset", "id"])
+    );
+    for (i, card) in cards.iter().enumerate() {
+        assert_eq!(card["position"], i + 1);
+        assert_eq!(card["title"], expected[i]["asset"]["title"]);
+        assert_eq!(card["href"], expected[i]["asset"]["url"]);
+        assert!(!card["type"].as_str().unwrap().is_empty());
+        assert!(!card["reason"].as_str().unwrap().is_empty(), "{card}");
+    }
+    assert_eq!(seen["label"], "Recommended for you");
+    assert_eq!(seen["linkColor"], "rgb(200, 0, 0)");
+    // Nothing but the followed card's own address left the two origins.
+    assert_eq!(seen["external"], json!([cards[0]["href"]]), "{seen}");
+
+    // What the widget recorded is in the numbers: three impressions, one click.
+    let perf = answer(
+        post(
+            &editor,
+            "{ assetPerformance(orderBy: CLICKS) { totalCount items { asset { id } impressions clicks } } }",
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap(),
+    )["assetPerformance"]
+        .clone();
+    assert_eq!(perf["totalCount"], 3, "{perf}");
+    assert_eq!(
+        perf["items"][0],
+        json!({ "asset": { "id": seen["followed"] }, "impressions": 1, "clicks": 1 })
+    );
+    let shown: u64 = perf["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["impressions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(shown, 3);
+    site.abort();
+    s.stop().await;
+}
