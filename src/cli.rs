@@ -119,6 +119,22 @@ pub enum Command {
         #[command(subcommand)]
         action: OperationsCommand,
     },
+    /// Write deterministic synthetic shown lists, impressions and clicks into the database
+    /// over its published assets, for benchmarks of analytics (the server must not be
+    /// running)
+    GenerateFeedback {
+        /// How many lists of ten impressions
+        #[arg(long, default_value_t = 1_000_000)]
+        lists: u64,
+        /// Spread over this many days before now
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// The share of impressions clicked
+        #[arg(long, default_value_t = 0.03)]
+        click_rate: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Rank the contexts of logged lists again with a candidate ranking profile and say,
     /// against the profiles that ranked them, where the clicked and completed assets land
     /// (mean reciprocal rank, NDCG@5, recall@10). The server must not be running
@@ -297,6 +313,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
         Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
+        Command::GenerateFeedback {
+            lists,
+            days,
+            click_rate,
+            seed,
+        } => generate_feedback(&Config::new(&cli.storage), lists, days, click_rate, seed).await,
         Command::Replay { profile, since } => {
             replay(&Config::new(&cli.storage), &profile, since.as_deref()).await
         }
@@ -309,6 +331,74 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output_dir,
         } => generate_engagement(&library, accounts, events, seed, &output_dir),
     }
+}
+
+async fn generate_feedback(
+    config: &Config,
+    lists: u64,
+    days: u32,
+    click_rate: f64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let store = connect_store(config).await?;
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .assets_after(after.as_deref(), 10_000)
+            .await
+            .map_err(AppError::unmasked)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.to_string());
+        ids.extend(
+            page.iter()
+                .filter(|a| a.status == crate::domain::AssetStatus::Published)
+                .map(|a| a.id.to_string()),
+        );
+    }
+    if ids.is_empty() {
+        bail!("the database has no published asset to show");
+    }
+    // The experiment the lists name, so `experiment(name: "bench")` answers.
+    let now = chrono::Utc::now().timestamp();
+    let mut b = crate::domain::WeightOverrides::default();
+    b.set(crate::domain::Factor::Freshness, 2.0);
+    store
+        .upsert_ranking_profile(&crate::domain::RankingProfile {
+            name: "bench-b".into(),
+            description: "stagefit generate-feedback".into(),
+            weights: b,
+            updated_at: now,
+        })
+        .await
+        .map_err(AppError::unmasked)?;
+    store
+        .insert_experiment(&crate::domain::Experiment {
+            name: "bench".into(),
+            placement: "home".into(),
+            variants: ["default", "bench-b"]
+                .map(|p| crate::domain::Variant {
+                    profile: p.into(),
+                    share: 0.5,
+                })
+                .into(),
+            started_at: now - i64::from(days) * 86_400,
+            stopped_at: None,
+        })
+        .await
+        .map_err(AppError::unmasked)?;
+    let started = std::time::Instant::now();
+    let generated =
+        crate::generate::feedback_lists(&ids, lists, days, click_rate, seed, chrono::Utc::now());
+    let (impressions, clicks) = services::write_generated_feedback(&store, generated, 1_000)
+        .await
+        .map_err(AppError::unmasked)?;
+    store.close().await;
+    println!(
+        "{lists} lists: {impressions} impressions, {clicks} clicks over {days} days in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// `--since` as Unix seconds: a day (midnight UTC) or an RFC 3339 time.

@@ -388,3 +388,66 @@ mod tests {
         assert!(published >= 270, "{published}");
     }
 }
+
+/// One synthetic shown list: its context, its items (asset, position) and the items
+/// clicked, each with whether it was also completed.
+pub struct FeedbackList {
+    pub context: crate::domain::ListContext,
+    pub items: Vec<(String, u32)>,
+    pub clicked: Vec<(String, u32, bool)>,
+}
+
+/// Deterministic shown lists over `asset_ids` for benchmarks: ten items each, spread over
+/// the last `days` days before `now`, half of them in experiment `bench` (variants
+/// `default` and `bench-b`), and about `click_rate` of the items clicked (one in five of
+/// those completed). Popular assets are shown more, as in a real library.
+pub fn feedback_lists(
+    asset_ids: &[String],
+    lists: u64,
+    days: u32,
+    click_rate: f64,
+    seed: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl Iterator<Item = FeedbackList> + '_ {
+    let mut rng = Rng(seed);
+    let stages = ["AWARENESS", "CONSIDERATION", "DECISION", "ADOPTION"];
+    (0..lists).map(move |n| {
+        let at = now.timestamp() - (rng.unit() * f64::from(days) * 86_400.0) as i64;
+        let in_experiment = n % 2 == 0;
+        let variant = if rng.unit() < 0.5 {
+            "default"
+        } else {
+            "bench-b"
+        };
+        let context = crate::domain::ListContext {
+            at,
+            account: Some(format!("acct-{:05}", rng.below(10_000))),
+            profile: if in_experiment { variant } else { "default" }.to_owned(),
+            experiment: in_experiment.then(|| "bench".to_owned()),
+            variant: in_experiment.then(|| variant.to_owned()),
+            placement: Some("home".to_owned()),
+            stage: stages[rng.below(stages.len())].to_owned(),
+            language: "en".to_owned(),
+            ..Default::default()
+        };
+        let mut items: Vec<(String, u32)> = Vec::with_capacity(10);
+        while items.len() < 10.min(asset_ids.len()) {
+            // Squaring a uniform draw favours the first assets.
+            let id = &asset_ids[(rng.unit() * rng.unit() * asset_ids.len() as f64) as usize];
+            if !items.iter().any(|(i, _)| i == id) {
+                items.push((id.clone(), items.len() as u32 + 1));
+            }
+        }
+        let mut clicked = Vec::new();
+        for (id, p) in &items {
+            if rng.unit() < click_rate {
+                clicked.push((id.clone(), *p, rng.unit() < 0.2));
+            }
+        }
+        FeedbackList {
+            context,
+            items,
+            clicked,
+        }
+    })
+}

@@ -1,6 +1,6 @@
 //! The feedback loop: named ranking profiles, A/B experiments over them, the lists that were
-//! shown (with the context they were ranked for), impressions and their outcomes, daily
-//! rollups for analytics, and dismissals. Engagement events gain the list and position they
+//! shown (with the context they were ranked for), impressions and their outcomes, daily and
+//! all-time rollups for analytics, and dismissals. Engagement events gain the list and position they
 //! came from. Times are Unix seconds; days are Unix days (seconds / 86400).
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -55,6 +55,19 @@ enum Impression {
 enum FeedbackDaily {
     Table,
     Day,
+    AssetId,
+    Profile,
+    Experiment,
+    Variant,
+    Impressions,
+    Clicks,
+    Completions,
+    Dismissals,
+}
+
+#[derive(DeriveIden)]
+enum FeedbackTotal {
+    Table,
     AssetId,
     Profile,
     Experiment,
@@ -208,6 +221,29 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(FeedbackTotal::Table)
+                    .if_not_exists()
+                    .col(string(FeedbackTotal::AssetId))
+                    .col(string(FeedbackTotal::Profile))
+                    .col(string(FeedbackTotal::Experiment))
+                    .col(string(FeedbackTotal::Variant))
+                    .col(big_integer(FeedbackTotal::Impressions))
+                    .col(big_integer(FeedbackTotal::Clicks))
+                    .col(big_integer(FeedbackTotal::Completions))
+                    .col(big_integer(FeedbackTotal::Dismissals))
+                    .primary_key(
+                        Index::create()
+                            .col(FeedbackTotal::AssetId)
+                            .col(FeedbackTotal::Profile)
+                            .col(FeedbackTotal::Experiment)
+                            .col(FeedbackTotal::Variant),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(Dismissal::Table)
                     .if_not_exists()
                     .col(string(Dismissal::AccountId))
@@ -246,6 +282,7 @@ impl MigrationTrait for Migration {
             ServedList::Table.into_iden(),
             Impression::Table.into_iden(),
             FeedbackDaily::Table.into_iden(),
+            FeedbackTotal::Table.into_iden(),
             Dismissal::Table.into_iden(),
         ] {
             manager

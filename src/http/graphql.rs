@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -489,6 +489,7 @@ pub async fn get(
 }
 
 /// Whether the operation `name` (or the only one) of a document is a mutation.
+/// Whether the operation is a mutation the audit trail records.
 fn runs_mutation(
     document: &async_graphql::parser::types::ExecutableDocument,
     name: Option<&str>,
@@ -501,8 +502,19 @@ fn runs_mutation(
             .map(|(_, op)| op),
         None => document.operations.iter().next().map(|(_, op)| op),
     };
-    operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
+    operation.is_some_and(|op| {
+        op.node.ty == OperationType::Mutation
+            && !op.node.selection_set.node.items.iter().all(|item| {
+                matches!(&item.node, Selection::Field(f)
+                    if UNAUDITED_MUTATIONS.contains(&f.node.name.node.as_str()))
+            })
+    })
 }
+
+/// Mutations that record what visitors saw, at the rate of page views: the audit trail
+/// (who changed what) would double their writes and tell nothing. Refused, they are
+/// audited like any request.
+const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions", "__typename"];
 
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]

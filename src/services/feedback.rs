@@ -553,7 +553,7 @@ impl Library {
         let since = since_days.map_or(i64::MIN / 2, |d| now - i64::from(d) * 86_400);
         let counts = self
             .store
-            .feedback_by_asset(since.div_euclid(86_400))
+            .feedback_by_asset(since_days.map_or(i64::MIN, |_| since.div_euclid(86_400)))
             .await?;
         let moved = self.moved_forward(since.max(0)).await?;
         let mut ids: Vec<String> = counts.keys().chain(moved.keys()).cloned().collect();
@@ -995,4 +995,55 @@ fn factor_words(
         _ => format!("{}: {detail}", f.name().to_lowercase()),
     };
     format!("{what}: {mine:.2} of {weight:.2} (the item at {first} gets {theirs:.2})")
+}
+
+/// Writes synthetic lists (`stagefit generate-feedback`) through the same store functions
+/// as `recordImpressions` and attributed events, in batches of `batch` lists. Returns the
+/// impressions and clicks written.
+pub async fn write_generated_feedback(
+    store: &Store,
+    lists: impl Iterator<Item = crate::generate::FeedbackList>,
+    batch: usize,
+) -> AppResult<(u64, u64)> {
+    let (mut impressions, mut clicks) = (0u64, 0u64);
+    let mut shown = Vec::with_capacity(batch);
+    let mut events = Vec::new();
+    let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {
+        impressions += store.record_impressions(shown).await?.len() as u64;
+        store.attribute_many(events).await?;
+        clicks += events.len() as u64;
+        shown.clear();
+        events.clear();
+        Ok(())
+    };
+    for (n, list) in lists.enumerate() {
+        let id = list.context.to_id(&format!("{n:016x}"));
+        for (asset, position, completed) in &list.clicked {
+            events.push((
+                crate::domain::Attribution {
+                    recommendation_id: id.clone(),
+                    context: list.context.clone(),
+                    position: Some(*position),
+                },
+                asset.clone(),
+                if *completed {
+                    crate::domain::EngagementKind::Complete
+                } else {
+                    crate::domain::EngagementKind::View
+                },
+                list.context.at,
+            ));
+        }
+        shown.push(ShownList {
+            id,
+            at: list.context.at,
+            context: list.context,
+            assets: list.items,
+        });
+        if shown.len() == batch {
+            flush(&mut shown, &mut events).await?;
+        }
+    }
+    flush(&mut shown, &mut events).await?;
+    Ok((impressions, clicks))
 }

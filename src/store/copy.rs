@@ -11,8 +11,8 @@ use sea_orm::{
 use super::Store;
 use super::entity::{
     account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
-    dismissal, engagement, experiment, feedback_daily, impression, industry, ranking_profile,
-    safelisted_operation, served_list,
+    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
+    ranking_profile, safelisted_operation, served_list,
 };
 use crate::error::{AppError, AppResult};
 
@@ -77,6 +77,7 @@ const TABLES: &[&str] = &[
     "served_list",
     "impression",
     "feedback_daily",
+    "feedback_total",
     "dismissal",
 ];
 
@@ -134,6 +135,7 @@ impl Store {
         copy_table::<served_list::Entity>(from, conn, "served_list", &mut counts).await?;
         copy_table::<impression::Entity>(from, conn, "impression", &mut counts).await?;
         copy_table::<feedback_daily::Entity>(from, conn, "feedback_daily", &mut counts).await?;
+        copy_table::<feedback_total::Entity>(from, conn, "feedback_total", &mut counts).await?;
         copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {

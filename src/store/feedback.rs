@@ -72,50 +72,100 @@ fn rollup_key(ctx: &ListContext, asset: &str) -> (i64, String, String, String, S
 
 type RollupKey = (i64, String, String, String, String);
 
-/// Adds counts to the rollup.
+/// Adds counts to the rollups: per day, and all time (what analytics without a span read,
+/// whose size is assets x variants whatever the days).
 async fn bump(
     conn: &DatabaseTransaction,
     rows: &HashMap<RollupKey, FeedbackCounts>,
 ) -> AppResult<()> {
-    let columns = [
-        "day",
-        "asset_id",
-        "profile",
-        "experiment",
-        "variant",
-        "impressions",
-        "clicks",
-        "completions",
-        "dismissals",
-    ];
-    let rows: Vec<_> = rows.iter().collect();
+    let mut totals: HashMap<(&str, &str, &str, &str), FeedbackCounts> = HashMap::new();
+    for ((_, asset, profile, experiment, variant), c) in rows {
+        let t = totals
+            .entry((
+                asset.as_str(),
+                profile.as_str(),
+                experiment.as_str(),
+                variant.as_str(),
+            ))
+            .or_default();
+        t.impressions += c.impressions;
+        t.clicks += c.clicks;
+        t.completions += c.completions;
+        t.dismissals += c.dismissals;
+    }
+    let daily: Vec<(Vec<sea_orm::Value>, &FeedbackCounts)> = rows
+        .iter()
+        .map(|((day, asset, profile, experiment, variant), c)| {
+            (
+                vec![
+                    (*day).into(),
+                    asset.clone().into(),
+                    profile.clone().into(),
+                    experiment.clone().into(),
+                    variant.clone().into(),
+                ],
+                c,
+            )
+        })
+        .collect();
+    add_counts(
+        conn,
+        "feedback_daily",
+        &["day", "asset_id", "profile", "experiment", "variant"],
+        &daily,
+    )
+    .await?;
+    let total: Vec<(Vec<sea_orm::Value>, &FeedbackCounts)> = totals
+        .iter()
+        .map(|((asset, profile, experiment, variant), c)| {
+            (
+                vec![
+                    (*asset).into(),
+                    (*profile).into(),
+                    (*experiment).into(),
+                    (*variant).into(),
+                ],
+                c,
+            )
+        })
+        .collect();
+    add_counts(
+        conn,
+        "feedback_total",
+        &["asset_id", "profile", "experiment", "variant"],
+        &total,
+    )
+    .await
+}
+
+async fn add_counts(
+    conn: &DatabaseTransaction,
+    table: &str,
+    keys: &[&str],
+    rows: &[(Vec<sea_orm::Value>, &FeedbackCounts)],
+) -> AppResult<()> {
+    const COUNTS: [&str; 4] = ["impressions", "clicks", "completions", "dismissals"];
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 10) {
         let mut insert = Query::insert();
         insert
-            .into_table(t("feedback_daily"))
-            .columns(columns.map(t))
+            .into_table(t(table))
+            .columns(keys.iter().chain(COUNTS.iter()).map(|c| t(c)))
             .on_conflict(
-                OnConflict::columns(columns[..5].iter().map(|c| t(c)))
-                    .values(columns[5..].iter().map(|c| {
-                        (
-                            t(c),
-                            Expr::cust(format!("feedback_daily.{c} + excluded.{c}")),
-                        )
-                    }))
+                OnConflict::columns(keys.iter().map(|c| t(c)))
+                    .values(
+                        COUNTS
+                            .iter()
+                            .map(|c| (t(c), Expr::cust(format!("{table}.{c} + excluded.{c}")))),
+                    )
                     .to_owned(),
             );
-        for ((day, asset, profile, experiment, variant), c) in chunk {
-            insert.values_panic([
-                (*day).into(),
-                asset.clone().into(),
-                profile.clone().into(),
-                experiment.clone().into(),
-                variant.clone().into(),
-                (c.impressions as i64).into(),
-                (c.clicks as i64).into(),
-                (c.completions as i64).into(),
-                (c.dismissals as i64).into(),
-            ]);
+        for (key, c) in chunk {
+            let mut values: Vec<sea_orm::sea_query::SimpleExpr> =
+                key.iter().cloned().map(Into::into).collect();
+            for n in [c.impressions, c.clicks, c.completions, c.dismissals] {
+                values.push((n as i64).into());
+            }
+            insert.values_panic(values);
         }
         conn.execute(&insert).await?;
     }
@@ -313,6 +363,19 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Ties events to their lists in one transaction (what `attribute` does per event, for
+    /// bulk loads such as `stagefit generate-feedback`).
+    pub async fn attribute_many(
+        &self,
+        events: &[(Attribution, String, EngagementKind, i64)],
+    ) -> AppResult<()> {
+        let txn = self.begin_txn().await?;
+        for (a, asset, kind, at) in events {
+            attribute(&txn, a, asset, *kind, *at).await?;
+        }
+        txn.commit().await
+    }
+
     /// Never recommend `asset` to `account` again. False when it already was dismissed.
     pub async fn dismiss(&self, account: &str, asset: &str, at: i64) -> AppResult<bool> {
         let txn = self.begin_txn().await?;
@@ -398,6 +461,7 @@ impl Store {
         since_day: i64,
         experiment: Option<&str>,
     ) -> AppResult<Vec<(String, FeedbackCounts)>> {
+        let all_time = since_day == i64::MIN;
         let mut select = Query::select();
         select
             .column(t(by))
@@ -405,9 +469,15 @@ impl Store {
             .expr(Expr::cust("CAST(SUM(clicks) AS BIGINT)"))
             .expr(Expr::cust("CAST(SUM(completions) AS BIGINT)"))
             .expr(Expr::cust("CAST(SUM(dismissals) AS BIGINT)"))
-            .from(t("feedback_daily"))
-            .and_where(Expr::col(t("day")).gte(since_day))
+            .from(t(if all_time {
+                "feedback_total"
+            } else {
+                "feedback_daily"
+            }))
             .group_by_col(t(by));
+        if !all_time {
+            select.and_where(Expr::col(t("day")).gte(since_day));
+        }
         if let Some(e) = experiment {
             select.and_where(Expr::col(t("experiment")).eq(e));
         }

@@ -215,6 +215,25 @@ async fn a_click_with_a_recommendation_id_counts_for_its_list_and_variant() {
         .await;
     assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
 
+    // Impressions come at the rate of page views: the audit trail records the changes.
+    // (The trail is written in batches off the request path.)
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = s
+            .gql("{ auditLog(first: 100) { operation } }", json!({}))
+            .await["auditLog"]
+            .to_string();
+        if log.contains("recordEngagement") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        log.contains("upsertRankingProfile") && log.contains("recordEngagement"),
+        "{log}"
+    );
+    assert!(!log.contains("recordImpressions"), "{log}");
+
     // Stopped, the placement ranks with the default profile again.
     s.gql(
         r#"mutation { stopExperiment(name: "home-1") { running } }"#,

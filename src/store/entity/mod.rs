@@ -12,6 +12,7 @@ pub mod dismissal;
 pub mod engagement;
 pub mod experiment;
 pub mod feedback_daily;
+pub mod feedback_total;
 pub mod impression;
 pub mod industry;
 pub mod ranking_profile;
