@@ -116,6 +116,8 @@ fn query(audience: AudienceRequest, text: Option<&str>) -> RecommendationQuery {
         filter: AssetFilter::default(),
         weights: WeightOverrides::default(),
         diversify: true,
+        profile: None,
+        placement: None,
     }
 }
 

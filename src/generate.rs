@@ -360,35 +360,6 @@ pub fn write_engagement(
     events_out.flush()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_seed_gives_the_same_valid_library() {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        write_library(300, 7, &mut a).unwrap();
-        write_library(300, 7, &mut b).unwrap();
-        assert_eq!(a, b);
-        let mut c = Vec::new();
-        write_library(300, 8, &mut c).unwrap();
-        assert_ne!(a, c);
-        let mut zh = 0;
-        let mut published = 0;
-        for line in String::from_utf8(a).unwrap().lines() {
-            let asset = serde_json::from_str::<AssetDraft>(line)
-                .unwrap()
-                .validate()
-                .unwrap();
-            zh += usize::from(asset.language.primary() == "zh");
-            published += usize::from(asset.status == crate::domain::AssetStatus::Published);
-        }
-        assert!((60..=120).contains(&zh), "{zh} Chinese assets of 300");
-        assert!(published >= 270, "{published}");
-    }
-}
-
 /// One synthetic shown list: its context, its items (asset, position) and the items
 /// clicked, each with whether it was also completed.
 pub struct FeedbackList {
@@ -450,4 +421,33 @@ pub fn feedback_lists(
             clicked,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_valid_library() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        write_library(300, 7, &mut a).unwrap();
+        write_library(300, 7, &mut b).unwrap();
+        assert_eq!(a, b);
+        let mut c = Vec::new();
+        write_library(300, 8, &mut c).unwrap();
+        assert_ne!(a, c);
+        let mut zh = 0;
+        let mut published = 0;
+        for line in String::from_utf8(a).unwrap().lines() {
+            let asset = serde_json::from_str::<AssetDraft>(line)
+                .unwrap()
+                .validate()
+                .unwrap();
+            zh += usize::from(asset.language.primary() == "zh");
+            published += usize::from(asset.status == crate::domain::AssetStatus::Published);
+        }
+        assert!((60..=120).contains(&zh), "{zh} Chinese assets of 300");
+        assert!(published >= 270, "{published}");
+    }
 }

@@ -519,7 +519,10 @@ impl Library {
             }
             None => count_for(
                 &list.id,
-                &self.store.record_impressions(&[list.clone()]).await?,
+                &self
+                    .store
+                    .record_impressions(std::slice::from_ref(&list))
+                    .await?,
             ),
         };
         Ok(ImpressionReceipt {

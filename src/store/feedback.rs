@@ -205,10 +205,13 @@ async fn remember_list(conn: &DatabaseTransaction, id: &str, ctx: &ListContext) 
     Ok(())
 }
 
+/// An impression row: list key, asset, account, position, time, clicked, completed.
+type ImpressionRow = (String, String, Option<String>, u32, i64, bool, bool);
+
 /// Inserts impressions that are new; returns the (list key, asset) pairs inserted.
 async fn insert_impressions(
     conn: &DatabaseTransaction,
-    rows: &[(String, String, Option<String>, u32, i64, bool, bool)],
+    rows: &[ImpressionRow],
 ) -> AppResult<Vec<(String, String)>> {
     let mut inserted = Vec::new();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 8) {
