@@ -752,3 +752,82 @@ async fn replay_ranks_a_profile_that_favours_the_clicked_assets_first() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn impressions_past_the_retention_are_deleted_and_their_counts_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s =
+        TestServer::start_in_with(dir.path(), true, |c| c.feedback_retention_days = 1).await;
+    account(&s, "acme").await;
+    let list = recommend(
+        &s,
+        json!({ "audience": { "accountId": "acme" }, "first": 2 }),
+    )
+    .await;
+    let id = list["recommendationId"].as_str().unwrap().to_owned();
+    let asset = item_ids(&list)[0].clone();
+    // A click reported three days late: its impression is dated when it happened.
+    let three_days_ago = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    s.gql(
+        ENGAGE,
+        json!({ "event": { "accountId": "acme", "assetId": asset, "kind": "VIEW",
+                           "occurredAt": three_days_ago, "recommendationId": id, "position": 1 } }),
+    )
+    .await;
+    let again = s
+        .gql(IMPRESSIONS, json!({ "id": id, "assets": [asset] }))
+        .await;
+    assert_eq!(
+        again["recordImpressions"]["duplicates"], 1,
+        "the click's impression is there"
+    );
+    s.stop().await;
+
+    // The next start deletes what is past the retention; the counts stay.
+    let mut s =
+        TestServer::start_in_with(dir.path(), false, |c| c.feedback_retention_days = 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = s
+        .gql(IMPRESSIONS, json!({ "id": id, "assets": [asset] }))
+        .await;
+    assert_eq!(
+        after["recordImpressions"]["recorded"], 1,
+        "the old impression was deleted"
+    );
+    let perf = s
+        .gql(
+            "{ assetPerformance { items { asset { id } impressions clicks } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        perf["assetPerformance"]["items"][0],
+        json!({ "asset": { "id": asset }, "impressions": 2, "clicks": 1 })
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn next_content_lists_are_attributed_too() {
+    let mut s = TestServer::demo().await;
+    let next = s
+        .gql(
+            r#"{ nextContent(afterAssetId: "pricing-sheet", first: 3) { recommendationId profile items { position asset { id } } } }"#,
+            json!({}),
+        )
+        .await["nextContent"]
+        .clone();
+    assert_eq!(next["profile"], "default");
+    assert_eq!(next["items"][2]["position"], 3);
+    let context =
+        stagefit::domain::ListContext::from_id(next["recommendationId"].as_str().unwrap()).unwrap();
+    assert_eq!(context.after.as_deref(), Some("pricing-sheet"));
+    let r = s
+        .gql(
+            IMPRESSIONS,
+            json!({ "id": next["recommendationId"], "assets": item_ids(&next), "positions": [1, 2, 3] }),
+        )
+        .await;
+    assert_eq!(r["recordImpressions"]["recorded"], 3);
+    s.stop().await;
+}
