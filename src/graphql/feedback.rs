@@ -12,7 +12,8 @@ use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum}
 use crate::domain::{Experiment, Factor, RankingProfile, Variant, WeightOverrides};
 use crate::error::AppError;
 use crate::services::{
-    AssetPerformance, CellPerformance, ExperimentReport, Library, MAX_IMPRESSIONS, rate,
+    AssetPerformance, CellPerformance, ExperimentReport, Library, MAX_IMPRESSIONS, PerformanceKey,
+    PerformanceQuery, rate,
 };
 
 const DEFAULT_PERFORMANCE_PAGE: i32 = 20;
@@ -337,45 +338,30 @@ impl FeedbackQuery {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_PERFORMANCE_PAGE))?;
         let offset = decode_cursor(after.as_deref())?;
-        let mut rows = library
-            .asset_performance(&AssetFilterInput::parse(filter)?, since_days)
+        let page = library
+            .asset_performance(&PerformanceQuery {
+                filter: AssetFilterInput::parse(filter)?,
+                since_days,
+                min_impressions: min_impressions.unwrap_or(0),
+                order: match order_by {
+                    PerformanceOrder::Impressions => PerformanceKey::Impressions,
+                    PerformanceOrder::Clicks => PerformanceKey::Clicks,
+                    PerformanceOrder::ClickThroughRate => PerformanceKey::ClickThroughRate,
+                    PerformanceOrder::Completions => PerformanceKey::Completions,
+                    PerformanceOrder::Dismissals => PerformanceKey::Dismissals,
+                    PerformanceOrder::MovedForward => PerformanceKey::MovedForward,
+                },
+                descending: direction == OrderDirection::Desc,
+                offset,
+                first,
+            })
             .await?;
-        if let Some(min) = min_impressions {
-            rows.retain(|p| p.counts.impressions >= min);
-        }
-        let key = |p: &AssetPerformance| -> f64 {
-            match order_by {
-                PerformanceOrder::Impressions => p.counts.impressions as f64,
-                PerformanceOrder::Clicks => p.counts.clicks as f64,
-                PerformanceOrder::ClickThroughRate => p.ctr(),
-                PerformanceOrder::Completions => p.counts.completions as f64,
-                PerformanceOrder::Dismissals => p.counts.dismissals as f64,
-                PerformanceOrder::MovedForward => p.moved_forward as f64,
-            }
-        };
-        // Ties: more impressions first (a rate on more evidence), then the id.
-        rows.sort_by(|a, b| {
-            let by = key(a).total_cmp(&key(b));
-            let by = if direction == OrderDirection::Desc {
-                by.reverse()
-            } else {
-                by
-            };
-            by.then(b.counts.impressions.cmp(&a.counts.impressions))
-                .then_with(|| a.asset.id.as_str().cmp(b.asset.id.as_str()))
-        });
-        let total = rows.len();
-        let items: Vec<AssetPerformanceObject> = rows
-            .into_iter()
-            .skip(offset)
-            .take(first)
-            .map(Into::into)
-            .collect();
+        let items: Vec<AssetPerformanceObject> = page.items.into_iter().map(Into::into).collect();
         let returned = items.len();
         Ok(AssetPerformanceConnection {
-            total_count: total as u64,
+            total_count: page.total as u64,
             items,
-            page_info: page_info(offset, returned, offset + returned < total),
+            page_info: page_info(offset, returned, page.has_more),
         })
     }
 

@@ -131,6 +131,46 @@ impl AssetPerformance {
     }
 }
 
+/// What `assetPerformance` orders by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerformanceKey {
+    Impressions,
+    Clicks,
+    ClickThroughRate,
+    Completions,
+    Dismissals,
+    MovedForward,
+}
+
+/// A request for a page of asset performance.
+#[derive(Clone, Debug)]
+pub struct PerformanceQuery {
+    pub filter: AssetFilter,
+    /// The last days only; all time when `None`.
+    pub since_days: Option<u32>,
+    pub min_impressions: u64,
+    pub order: PerformanceKey,
+    pub descending: bool,
+    pub offset: usize,
+    pub first: usize,
+}
+
+pub struct PerformancePage {
+    /// Assets that pass the filter (and `min_impressions`).
+    pub total: usize,
+    pub items: Vec<AssetPerformance>,
+    pub has_more: bool,
+}
+
+/// One asset's numbers before its asset is loaded.
+struct AssetPerformanceRow {
+    id: String,
+    stages: Vec<Stage>,
+    roles: Vec<Role>,
+    counts: FeedbackCounts,
+    moved_forward: u64,
+}
+
 /// How the assets of one stage x role cell did together (an asset for several stages or
 /// roles counts in each; an asset for every role counts in the `None` role).
 #[derive(Clone, Debug)]
@@ -545,47 +585,150 @@ impl Library {
         Ok(new)
     }
 
-    /// Every asset with feedback since `since_days` ago (all time when `None`) that passes
-    /// `filter`.
-    pub async fn asset_performance(
+    /// Counts and "moved forward" per asset since `since_days` ago (all time when `None`),
+    /// for every asset with any.
+    async fn feedback_rows(
         &self,
-        filter: &AssetFilter,
         since_days: Option<u32>,
-    ) -> AppResult<Vec<AssetPerformance>> {
+    ) -> AppResult<Vec<(String, FeedbackCounts, u64)>> {
         let now = Utc::now().timestamp();
-        let since = since_days.map_or(i64::MIN / 2, |d| now - i64::from(d) * 86_400);
-        let counts = self
+        let since = since_days.map_or(0, |d| now - i64::from(d) * 86_400);
+        let mut counts = self
             .store
             .feedback_by_asset(since_days.map_or(i64::MIN, |_| since.div_euclid(86_400)))
             .await?;
-        let moved = self.moved_forward(since.max(0)).await?;
+        let mut moved = self.moved_forward(since.max(0)).await?;
         let mut ids: Vec<String> = counts.keys().chain(moved.keys()).cloned().collect();
         ids.sort();
         ids.dedup();
-        let mut out = Vec::with_capacity(ids.len());
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let c = counts.remove(&id).unwrap_or_default();
+                let m = moved.remove(&id).unwrap_or(0);
+                (id, c, m)
+            })
+            .collect())
+    }
+
+    /// The rows whose asset passes `filter`, with the stages and roles of each. Without a
+    /// filter only the published ones are kept, which needs no asset loaded; with one,
+    /// every asset with feedback is loaded and checked.
+    async fn admitted(
+        &self,
+        rows: Vec<(String, FeedbackCounts, u64)>,
+        filter: &AssetFilter,
+    ) -> AppResult<Vec<(AssetPerformanceRow, Option<Arc<Asset>>)>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut out = Vec::with_capacity(rows.len());
+        if *filter == AssetFilter::default() {
+            let published = self.store.published_stages_roles(&ids).await?;
+            for (id, counts, moved_forward) in rows {
+                if let Some((stages, roles)) = published.get(&id) {
+                    out.push((
+                        AssetPerformanceRow {
+                            stages: stages.clone(),
+                            roles: roles.clone(),
+                            id,
+                            counts,
+                            moved_forward,
+                        },
+                        None,
+                    ));
+                }
+            }
+            return Ok(out);
+        }
+        let mut assets: HashMap<String, Asset> = HashMap::new();
         for chunk in ids.chunks(500) {
             for asset in self.store.load_assets(chunk).await? {
-                if !filter.admits(&asset) {
-                    continue;
+                if filter.admits(&asset) {
+                    assets.insert(asset.id.to_string(), asset);
                 }
-                let id = asset.id.as_str();
-                out.push(AssetPerformance {
-                    counts: counts.get(id).cloned().unwrap_or_default(),
-                    moved_forward: moved.get(id).copied().unwrap_or(0),
-                    asset: Arc::new(asset),
-                });
+            }
+        }
+        for (id, counts, moved_forward) in rows {
+            if let Some(asset) = assets.remove(&id) {
+                out.push((
+                    AssetPerformanceRow {
+                        stages: asset.stages.clone(),
+                        roles: asset.roles.clone(),
+                        id,
+                        counts,
+                        moved_forward,
+                    },
+                    Some(Arc::new(asset)),
+                ));
             }
         }
         Ok(out)
     }
 
-    /// The stage x role cells of the assets with feedback.
+    /// A page of the assets with feedback that pass the query's filter, in its order.
+    /// Only the page's assets are loaded when the filter is empty.
+    pub async fn asset_performance(&self, q: &PerformanceQuery) -> AppResult<PerformancePage> {
+        let mut rows = self
+            .admitted(self.feedback_rows(q.since_days).await?, &q.filter)
+            .await?;
+        rows.retain(|(r, _)| r.counts.impressions >= q.min_impressions);
+        let key = |r: &AssetPerformanceRow| -> f64 {
+            match q.order {
+                PerformanceKey::Impressions => r.counts.impressions as f64,
+                PerformanceKey::Clicks => r.counts.clicks as f64,
+                PerformanceKey::ClickThroughRate => rate(r.counts.clicks, r.counts.impressions),
+                PerformanceKey::Completions => r.counts.completions as f64,
+                PerformanceKey::Dismissals => r.counts.dismissals as f64,
+                PerformanceKey::MovedForward => r.moved_forward as f64,
+            }
+        };
+        // Ties: more impressions first (a rate on more evidence), then the id.
+        rows.sort_by(|(a, _), (b, _)| {
+            let by = key(a).total_cmp(&key(b));
+            let by = if q.descending { by.reverse() } else { by };
+            by.then(b.counts.impressions.cmp(&a.counts.impressions))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let total = rows.len();
+        let page: Vec<_> = rows.into_iter().skip(q.offset).take(q.first).collect();
+        let missing: Vec<String> = page
+            .iter()
+            .filter(|(_, a)| a.is_none())
+            .map(|(r, _)| r.id.clone())
+            .collect();
+        let mut loaded: HashMap<String, Arc<Asset>> = self
+            .store
+            .load_assets(&missing)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.to_string(), Arc::new(a)))
+            .collect();
+        let items = page
+            .into_iter()
+            .filter_map(|(r, asset)| {
+                let asset = asset.or_else(|| loaded.remove(&r.id))?;
+                Some(AssetPerformance {
+                    asset,
+                    counts: r.counts,
+                    moved_forward: r.moved_forward,
+                })
+            })
+            .collect();
+        Ok(PerformancePage {
+            total,
+            has_more: q.offset + q.first < total,
+            items,
+        })
+    }
+
+    /// The stage x role cells of the assets with feedback that pass `filter`.
     pub async fn cell_performance(
         &self,
         filter: &AssetFilter,
         since_days: Option<u32>,
     ) -> AppResult<Vec<CellPerformance>> {
-        let assets = self.asset_performance(filter, since_days).await?;
+        let rows = self
+            .admitted(self.feedback_rows(since_days).await?, filter)
+            .await?;
         let mut cells: Vec<CellPerformance> = Vec::new();
         for stage in Stage::ALL {
             for role in std::iter::once(None).chain(Role::ALL.iter().copied().map(Some)) {
@@ -596,12 +739,12 @@ impl Library {
                     counts: FeedbackCounts::default(),
                     moved_forward: 0,
                 };
-                for a in &assets {
+                for (a, _) in &rows {
                     let in_role = match role {
-                        None => a.asset.roles.is_empty(),
-                        Some(r) => a.asset.roles.contains(&r),
+                        None => a.roles.is_empty(),
+                        Some(r) => a.roles.contains(&r),
                     };
-                    if a.asset.stages.contains(stage) && in_role {
+                    if a.stages.contains(stage) && in_role {
                         cell.assets += 1;
                         cell.counts.impressions += a.counts.impressions;
                         cell.counts.clicks += a.counts.clicks;

@@ -40,8 +40,9 @@ pub use audit::{
 };
 pub use feedback::{
     AssetPerformance, CellPerformance, Choice, EXPLAIN_DEPTH, ExperimentReport, ImpressionReceipt,
-    MAX_IMPRESSIONS, MOVED_FORWARD_DAYS, RankExplanation, ReplayMeasures, ReplayReport,
-    VariantReport, new_nonce, rate, write_generated_feedback,
+    MAX_IMPRESSIONS, MOVED_FORWARD_DAYS, PerformanceKey, PerformancePage, PerformanceQuery,
+    RankExplanation, ReplayMeasures, ReplayReport, VariantReport, new_nonce, rate,
+    write_generated_feedback,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,
