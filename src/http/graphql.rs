@@ -489,20 +489,31 @@ pub async fn get(
 }
 
 /// Whether the operation `name` (or the only one) of a document is a mutation.
-/// Whether the operation is a mutation the audit trail records.
-fn runs_mutation(
-    document: &async_graphql::parser::types::ExecutableDocument,
+/// The operation a request runs: the one named, or the first.
+fn operation_of<'d>(
+    document: &'d ExecutableDocument,
     name: Option<&str>,
-) -> bool {
-    let operation = match name {
+) -> Option<&'d async_graphql::parser::Positioned<async_graphql::parser::types::OperationDefinition>>
+{
+    match name {
         Some(name) => document
             .operations
             .iter()
             .find(|(n, _)| n.map(|n| n.as_str() == name).unwrap_or(false))
             .map(|(_, op)| op),
         None => document.operations.iter().next().map(|(_, op)| op),
-    };
-    operation.is_some_and(|op| {
+    }
+}
+
+/// Whether the operation is a mutation (which a GET never runs).
+fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
+    operation_of(document, name).is_some_and(|op| op.node.ty == OperationType::Mutation)
+}
+
+/// Whether the operation is a mutation the audit trail records: any but one that only
+/// records impressions.
+fn audited_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
+    operation_of(document, name).is_some_and(|op| {
         op.node.ty == OperationType::Mutation
             && !op.node.selection_set.node.items.iter().all(|item| {
                 matches!(&item.node, Selection::Field(f)
@@ -514,7 +525,7 @@ fn runs_mutation(
 /// Mutations that record what visitors saw, at the rate of page views: the audit trail
 /// (who changed what) would double their writes and tell nothing. Refused, they are
 /// audited like any request.
-const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions", "__typename"];
+const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions"];
 
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]
@@ -738,7 +749,7 @@ async fn run(
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
     if let Ok(document) = request.parsed_query() {
-        audited.mutation = runs_mutation(document, operation_name.as_deref());
+        audited.mutation = audited_mutation(document, operation_name.as_deref());
         let who = Who {
             scope: credential.scope(),
             visitor: credential

@@ -236,13 +236,13 @@ fetch(params.get("api") + "/graphql", {
   .catch(() => { document.body.dataset.state = "blocked"; });
 </script></body></html>"##;
 
-/// Serves [`CUSTOMER_PAGE`] on a port of its own: another origin than the API's.
-async fn customer_site() -> (String, tokio::task::JoinHandle<()>) {
+/// Serves `page` on a port of its own: another origin than the API's.
+async fn customer_site(page: &'static str) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new().route(
         "/",
-        axum::routing::get(|| async { axum::response::Html(CUSTOMER_PAGE) }),
+        axum::routing::get(move || async move { axum::response::Html(page) }),
     );
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -252,8 +252,8 @@ async fn customer_site() -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn a_page_on_an_allowed_origin_shows_its_visitors_recommendations_and_another_is_blocked() {
-    let (allowed, allowed_site) = customer_site().await;
-    let (other, other_site) = customer_site().await;
+    let (allowed, allowed_site) = customer_site(CUSTOMER_PAGE).await;
+    let (other, other_site) = customer_site(CUSTOMER_PAGE).await;
     let listed = allowed.clone();
     let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
     let access = &s.server.as_ref().unwrap().state().access;
@@ -488,15 +488,7 @@ document.body.append(widget);
 
 #[tokio::test]
 async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_records_them() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let site = tokio::spawn(async move {
-        let app = axum::Router::new().route(
-            "/",
-            axum::routing::get(|| async { axum::response::Html(WIDGET_PAGE) }),
-        );
-        axum::serve(listener, app).await.unwrap();
-    });
+    let (origin, site) = customer_site(WIDGET_PAGE).await;
     let listed = origin.clone();
     let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
     let access = &s.server.as_ref().unwrap().state().access;
