@@ -831,3 +831,35 @@ async fn next_content_lists_are_attributed_too() {
     assert_eq!(r["recordImpressions"]["recorded"], 3);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn erasing_an_account_erases_its_impressions_and_dismissals() {
+    let mut s = TestServer::demo().await;
+    account(&s, "acme").await;
+    let vars = json!({ "audience": { "accountId": "acme" }, "first": 3 });
+    let list = recommend(&s, vars.clone()).await;
+    let id = list["recommendationId"].as_str().unwrap().to_owned();
+    let ids = item_ids(&list);
+    s.gql(IMPRESSIONS, json!({ "id": id, "assets": ids })).await;
+    s.gql(
+        r#"mutation($a: ID!) { dismissRecommendation(assetId: $a, accountId: "acme") }"#,
+        json!({ "a": ids[0] }),
+    )
+    .await;
+    s.gql(
+        r#"mutation { eraseAccount(id: "acme") { accountId } }"#,
+        json!({}),
+    )
+    .await;
+    // Its impressions are gone: the same ones are new again.
+    let again = s.gql(IMPRESSIONS, json!({ "id": id, "assets": ids })).await;
+    assert_eq!(
+        again["recordImpressions"],
+        json!({ "recorded": 3, "duplicates": 0 })
+    );
+    // And so is its dismissal: an account of that id starts afresh.
+    account(&s, "acme").await;
+    let fresh = item_ids(&recommend(&s, vars).await);
+    assert!(fresh.contains(&ids[0]), "{fresh:?}");
+    s.stop().await;
+}
