@@ -19,6 +19,8 @@ pub const DOCUMENTS_SCORED: &str = "stagefit_recommendation_documents_scored";
 pub const POPULARITY_REFRESH: &str = "stagefit_popularity_refresh_duration_seconds";
 pub const DB_CONNECTIONS_IN_USE: &str = "stagefit_db_pool_connections_in_use";
 pub const DB_CONNECTIONS: &str = "stagefit_db_pool_connections";
+pub const IMPRESSIONS: &str = "stagefit_impressions_recorded_total";
+pub const IMPRESSION_WRITE: &str = "stagefit_impression_write_duration_seconds";
 
 const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -87,6 +89,15 @@ fn describe() {
     describe_histogram!(POPULARITY_REFRESH, Unit::Seconds, "Popularity refresh time");
     describe_gauge!(DB_CONNECTIONS_IN_USE, "Database pool connections in use");
     describe_gauge!(DB_CONNECTIONS, "Database pool connections open");
+    describe_counter!(
+        IMPRESSIONS,
+        "Impressions recorded (each list and asset once)"
+    );
+    describe_histogram!(
+        IMPRESSION_WRITE,
+        Unit::Seconds,
+        "Time to write one group of queued impression lists"
+    );
 }
 
 /// The label for an operation: itself while fewer than [`MAX_OPERATIONS`] were seen and it

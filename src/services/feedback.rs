@@ -764,44 +764,10 @@ impl Library {
     /// recorded at a later stage).
     async fn moved_forward(&self, since: i64) -> AppResult<HashMap<String, u64>> {
         let events = self.store.journey_events(since).await?;
-        let stage_of = |cohort: &str| {
-            cohort
-                .rsplit('|')
-                .next()
-                .and_then(|s| Stage::parse(s).ok())
-                .map(|s| s.ordinal())
-        };
-        let window = MOVED_FORWARD_DAYS * 86_400;
-        let mut counted: HashSet<(&str, &str)> = HashSet::new();
-        let mut out: HashMap<String, u64> = HashMap::new();
-        let mut start = 0;
-        while start < events.len() {
-            let account = &events[start].0;
-            let end = start
-                + events[start..]
-                    .iter()
-                    .take_while(|e| &e.0 == account)
-                    .count();
-            let slice = &events[start..end];
-            for (i, (acc, asset, at, cohort)) in slice.iter().enumerate() {
-                let Some(stage) = stage_of(cohort) else {
-                    continue;
-                };
-                if counted.contains(&(acc.as_str(), asset.as_str())) {
-                    continue;
-                }
-                let advanced = slice[i + 1..]
-                    .iter()
-                    .take_while(|later| later.2 <= at + window)
-                    .any(|later| stage_of(&later.3).is_some_and(|s| s > stage));
-                if advanced {
-                    counted.insert((acc.as_str(), asset.as_str()));
-                    *out.entry(asset.clone()).or_default() += 1;
-                }
-            }
-            start = end;
-        }
-        Ok(out)
+        // A scan of every event of the span: CPU work, off the runtime.
+        tokio::task::spawn_blocking(move || moved_forward_counts(&events))
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("moved-forward count failed: {e}")))
     }
 
     /// Where `asset_id` ranks for a request like `recommendations`, and what holds it back.
@@ -996,11 +962,49 @@ impl Library {
     }
 }
 
+/// Per asset, the accounts that moved forward after engaging with it, from events
+/// (account, asset, time, cohort) ordered by account then time.
+fn moved_forward_counts(events: &[(String, String, i64, String)]) -> HashMap<String, u64> {
+    let stage_of = |cohort: &str| {
+        cohort
+            .rsplit('|')
+            .next()
+            .and_then(|s| Stage::parse(s).ok())
+            .map(|s| s.ordinal())
+    };
+    let window = MOVED_FORWARD_DAYS * 86_400;
+    let mut counted: HashSet<(&str, &str)> = HashSet::new();
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for slice in events.chunk_by(|a, b| a.0 == b.0) {
+        for (i, (account, asset, at, cohort)) in slice.iter().enumerate() {
+            let Some(stage) = stage_of(cohort) else {
+                continue;
+            };
+            if counted.contains(&(account.as_str(), asset.as_str())) {
+                continue;
+            }
+            let advanced = slice[i + 1..]
+                .iter()
+                .take_while(|later| later.2 <= at + window)
+                .any(|later| stage_of(&later.3).is_some_and(|s| s > stage));
+            if advanced {
+                counted.insert((account.as_str(), asset.as_str()));
+                *out.entry(asset.clone()).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Writes the lists of a batch in one transaction and answers each caller.
 async fn write_impressions(store: &Store, batch: Vec<Job>) {
     let lists: Vec<ShownList> = batch.iter().map(|(l, _)| l.clone()).collect();
-    match store.record_impressions(&lists).await {
+    let started = std::time::Instant::now();
+    let written = store.record_impressions(&lists).await;
+    metrics::histogram!(crate::metrics::IMPRESSION_WRITE).record(started.elapsed().as_secs_f64());
+    match written {
         Ok(inserted) => {
+            metrics::counter!(crate::metrics::IMPRESSIONS).increment(inserted.len() as u64);
             for (list, reply) in batch {
                 let _ = reply.send(Ok(count_for(&list.id, &inserted)));
             }

@@ -88,6 +88,20 @@ async fn metrics_count_requests_cache_answers_scoring_and_the_index() {
         .await
         .unwrap();
     assert!(body.get("errors").is_none(), "{body}");
+    let list = s
+        .gql(
+            "{ recommendations(audience: { stage: DECISION }, first: 2) { recommendationId items { asset { id } } } }",
+            json!({}),
+        )
+        .await["recommendations"]
+        .clone();
+    let shown = s
+        .gql(
+            "mutation($id: ID!, $a: [ID!]!) { recordImpressions(recommendationId: $id, assetIds: $a) { recorded } }",
+            json!({ "id": list["recommendationId"], "a": [list["items"][0]["asset"]["id"], list["items"][1]["asset"]["id"]] }),
+        )
+        .await;
+    assert_eq!(shown["recordImpressions"]["recorded"], 2);
     let after = scrape(&s).await;
     let picks = Some(("operation", "MetricsProbe"));
     let grew = |name: &str, label| value_of(&after, name, label) - value_of(&before, name, label);
@@ -105,6 +119,8 @@ async fn metrics_count_requests_cache_answers_scoring_and_the_index() {
     assert!(grew("stagefit_response_cache_hits_total", None) >= 2.0);
     assert!(grew("stagefit_recommendation_documents_scored", None) >= 1.0);
     assert!(grew("stagefit_popularity_refresh_duration_seconds", None) >= 1.0);
+    assert!(grew("stagefit_impressions_recorded_total", None) >= 2.0);
+    assert!(grew("stagefit_impression_write_duration_seconds", None) >= 1.0);
     // This server's gauges: set when it renders.
     assert!(value_of(&after, "stagefit_index_documents", None) >= 100.0);
     assert_eq!(value_of(&after, "stagefit_index_lag", None), 0.0);
