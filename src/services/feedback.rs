@@ -611,9 +611,9 @@ impl Library {
             .collect())
     }
 
-    /// The rows whose asset passes `filter`, with the stages and roles of each. Without a
-    /// filter only the published ones are kept, which needs no asset loaded; with one,
-    /// every asset with feedback is loaded and checked.
+    /// The rows whose asset passes `filter`, with the stages and roles of each: from the
+    /// index's columns for published assets (the default), without loading one; only a
+    /// filter naming other statuses loads the assets.
     async fn admitted(
         &self,
         rows: Vec<(String, FeedbackCounts, u64)>,
@@ -621,10 +621,22 @@ impl Library {
     ) -> AppResult<Vec<(AssetPerformanceRow, Option<Arc<Asset>>)>> {
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let mut out = Vec::with_capacity(rows.len());
-        if *filter == AssetFilter::default() {
-            let published = self.store.published_stages_roles(&ids).await?;
+        if filter
+            .statuses
+            .iter()
+            .all(|s| *s == crate::domain::AssetStatus::Published)
+        {
+            // The index's columns say which published assets pass, and their stages and
+            // roles, without loading one.
+            let filter = filter.clone();
+            let passing: HashMap<String, (Vec<Stage>, Vec<Role>)> = self
+                .read_index(move |index| index.audit_rows(&filter, 0))
+                .await?
+                .into_iter()
+                .map(|r| (r.coverage.id, (r.coverage.stages, r.coverage.roles)))
+                .collect();
             for (id, counts, moved_forward) in rows {
-                if let Some((stages, roles)) = published.get(&id) {
+                if let Some((stages, roles)) = passing.get(&id) {
                     out.push((
                         AssetPerformanceRow {
                             stages: stages.clone(),
@@ -639,6 +651,7 @@ impl Library {
             }
             return Ok(out);
         }
+        // Other statuses: every asset with feedback is loaded and checked.
         let mut assets: HashMap<String, Asset> = HashMap::new();
         for chunk in ids.chunks(500) {
             for asset in self.store.load_assets(chunk).await? {

@@ -679,50 +679,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The stages and roles of the published assets among `ids`.
-    pub async fn published_stages_roles(
-        &self,
-        ids: &[String],
-    ) -> AppResult<HashMap<String, (Vec<crate::domain::Stage>, Vec<crate::domain::Role>)>> {
-        use crate::domain::{Role, Stage, TaxonomyValue};
-        let mut out: HashMap<String, (Vec<Stage>, Vec<Role>)> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let mut published = Query::select();
-            published
-                .column(t("id"))
-                .from(t("asset"))
-                .and_where(Expr::col(t("id")).is_in(chunk.iter().cloned()))
-                .and_where(Expr::col(t("status")).eq("published"));
-            for r in self.db.query_all(&published).await? {
-                out.entry(r.try_get_by_index::<String>(0)?).or_default();
-            }
-            let mut tags = Query::select();
-            tags.columns(["asset_id", "kind", "value"].map(t))
-                .from(t("asset_tag"))
-                .and_where(Expr::col(t("asset_id")).is_in(chunk.iter().cloned()))
-                .and_where(Expr::col(t("kind")).is_in(["stage", "role"]))
-                .order_by(t("position"), sea_orm::sea_query::Order::Asc);
-            for r in self.db.query_all(&tags).await? {
-                let id: String = r.try_get_by_index(0)?;
-                let kind: String = r.try_get_by_index(1)?;
-                let value: String = r.try_get_by_index(2)?;
-                let Some(entry) = out.get_mut(&id) else {
-                    continue;
-                };
-                if kind == "stage" {
-                    entry
-                        .0
-                        .push(Stage::parse(&value).map_err(|e| corrupt("asset_tag", e))?);
-                } else {
-                    entry
-                        .1
-                        .push(Role::parse(&value).map_err(|e| corrupt("asset_tag", e))?);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Every event as (account, asset, Unix seconds, cohort) from `since` on, by account
     /// then time: what "moved forward" is computed from.
     pub async fn journey_events(

@@ -487,6 +487,42 @@ async fn experiment_statistics_match_hand_computed_values() {
     assert!(close(&t["difference"], 0.1), "{t}");
     assert!(close(&t["pValue"], 0.04767), "{t}");
     assert_eq!(t["significant"], true);
+
+    // A filter keeps exactly the assets it admits, as the unfiltered list shows them.
+    let all = s
+        .gql(
+            "{ assetPerformance(first: 100) { totalCount items { asset { id stages } impressions } } }",
+            json!({}),
+        )
+        .await["assetPerformance"]
+        .clone();
+    let decision: Vec<&Value> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            i["asset"]["stages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("DECISION"))
+        })
+        .collect();
+    let filtered = s
+        .gql(
+            "{ assetPerformance(first: 100, filter: { stages: [DECISION] }) { totalCount items { asset { id stages } impressions } } }",
+            json!({}),
+        )
+        .await["assetPerformance"]
+        .clone();
+    assert_eq!(all["totalCount"], all["items"].as_array().unwrap().len(), "one page holds all");
+    assert!(!decision.is_empty() && decision.len() < all["items"].as_array().unwrap().len());
+    assert_eq!(filtered["totalCount"], decision.len());
+    let mut expected: Vec<&Value> = decision.clone();
+    let mut got: Vec<&Value> = filtered["items"].as_array().unwrap().iter().collect();
+    let by_id = |a: &&Value, b: &&Value| a["asset"]["id"].as_str().cmp(&b["asset"]["id"].as_str());
+    expected.sort_by(by_id);
+    got.sort_by(by_id);
+    assert_eq!(expected, got);
     s.stop().await;
 }
 
