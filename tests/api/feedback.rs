@@ -514,7 +514,11 @@ async fn experiment_statistics_match_hand_computed_values() {
         )
         .await["assetPerformance"]
         .clone();
-    assert_eq!(all["totalCount"], all["items"].as_array().unwrap().len(), "one page holds all");
+    assert_eq!(
+        all["totalCount"],
+        all["items"].as_array().unwrap().len(),
+        "one page holds all"
+    );
     assert!(!decision.is_empty() && decision.len() < all["items"].as_array().unwrap().len());
     assert_eq!(filtered["totalCount"], decision.len());
     let mut expected: Vec<&Value> = decision.clone();
