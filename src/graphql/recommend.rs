@@ -87,6 +87,10 @@ pub struct AudienceInput {
     pub concerns: Option<Vec<ConcernName>>,
     /// Never recommend these.
     pub exclude_asset_ids: Option<Vec<ID>>,
+    /// An anonymous visitor's own stable id (a first-party cookie, at most 128
+    /// characters). With a `placement` that runs an experiment and no account or contact,
+    /// it decides the variant, so the visitor always sees the same one. It ranks nothing.
+    pub visitor_id: Option<String>,
 }
 
 impl AudienceInput {
@@ -111,7 +115,17 @@ impl AudienceInput {
             .collect();
         concerns.sort_by_key(|c| c.ordinal());
         concerns.dedup();
+        let visitor_id = match self.visitor_id.as_deref().map(str::trim) {
+            None => None,
+            Some(v) if !v.is_empty() && v.chars().count() <= 128 => Some(v.to_owned()),
+            Some(_) => {
+                return Err(AppError::bad_input(
+                    "audience.visitorId: give 1 to 128 characters",
+                ));
+            }
+        };
         Ok(AudienceRequest {
+            visitor_id,
             account_id: self.account_id.map(|id| id.0),
             contact_id: self.contact_id.map(|id| id.0),
             include_consumed: self.include_consumed.unwrap_or(false),

@@ -46,6 +46,9 @@ pub struct AudienceRequest {
     pub language: Option<Language>,
     pub concerns: Vec<Concern>,
     pub exclude_asset_ids: Vec<String>,
+    /// An anonymous visitor's own id (a first-party cookie): whom an experiment assigns
+    /// when no contact or account is named. It ranks nothing by itself.
+    pub visitor_id: Option<String>,
 }
 
 /// The audience actually used, and where each part came from.
@@ -457,10 +460,12 @@ impl Library {
     }
 }
 
-/// Whom an experiment assigns: the contact when named, else the account.
+/// Whom an experiment assigns: the contact when named, else the account, else the
+/// anonymous visitor's id.
 fn subject<'a>(request: &'a AudienceRequest, resolution: &'a Resolution) -> Option<&'a str> {
     request
         .contact_id
         .as_deref()
         .or(resolution.account_id.as_deref())
+        .or(request.visitor_id.as_deref())
 }

@@ -903,3 +903,73 @@ async fn erasing_an_account_erases_its_impressions_and_dismissals() {
     assert!(fresh.contains(&ids[0]), "{fresh:?}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_visitors_are_assigned_by_their_own_id_and_shares_hold() {
+    let mut s = TestServer::demo().await;
+    profile(&s, "treatment", json!({ "freshness": 3 })).await;
+    start_experiment(
+        &s,
+        "anon",
+        json!([{ "profile": "default", "share": 0.3 }, { "profile": "treatment", "share": 0.7 }]),
+    )
+    .await;
+    let experiment = stagefit::domain::Experiment {
+        name: "anon".into(),
+        placement: "home".into(),
+        variants: vec![
+            stagefit::domain::Variant {
+                profile: "default".into(),
+                share: 0.3,
+            },
+            stagefit::domain::Variant {
+                profile: "treatment".into(),
+                share: 0.7,
+            },
+        ],
+        started_at: 0,
+        stopped_at: None,
+    };
+    let mut treated = 0;
+    for n in 0..200 {
+        let visitor = format!("cookie-{n}");
+        let list = recommend(
+            &s,
+            json!({ "audience": { "visitorId": visitor }, "first": 2, "placement": "home" }),
+        )
+        .await;
+        let variant = list["variant"].as_str().unwrap().to_owned();
+        assert_eq!(variant, experiment.assign(&visitor).profile, "{visitor}");
+        if variant == "treatment" {
+            treated += 1;
+        }
+        if n < 3 {
+            let again = recommend(
+                &s,
+                json!({ "audience": { "visitorId": visitor }, "first": 2, "placement": "home" }),
+            )
+            .await;
+            assert_eq!(again["variant"], variant.as_str());
+        }
+    }
+    // 70% of 200, within what chance allows (three standard deviations, 19 visitors).
+    assert!((121..=159).contains(&treated), "{treated} of 200 treated");
+    // Without any id there is no one to assign: the default.
+    let nobody = recommend(
+        &s,
+        json!({ "audience": {}, "first": 2, "placement": "home" }),
+    )
+    .await;
+    assert_eq!(
+        (nobody["profile"].as_str(), nobody["variant"].as_str()),
+        (Some("default"), None)
+    );
+    let err = s
+        .gql_error(
+            RECOMMEND,
+            json!({ "audience": { "visitorId": "  " }, "placement": "home" }),
+        )
+        .await;
+    assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT");
+    s.stop().await;
+}
