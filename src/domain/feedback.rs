@@ -283,7 +283,7 @@ pub fn list_measures(ranked: &[String], relevance: impl Fn(&str) -> f64) -> List
     }
 }
 
-/// Per list: the raw sums [`ReplayReport`] averages.
+/// Per list: the raw sums a replay averages over its lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ListMeasures {
     pub reciprocal_rank: f64,

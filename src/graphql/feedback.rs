@@ -12,8 +12,8 @@ use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum}
 use crate::domain::{Experiment, Factor, RankingProfile, Variant, WeightOverrides};
 use crate::error::AppError;
 use crate::services::{
-    AssetPerformance, CellPerformance, ExperimentReport, Library, MAX_IMPRESSIONS, PerformanceKey,
-    PerformanceQuery, rate,
+    AssetPerformance, CellPerformance, ExperimentReport, Library, PerformanceKey, PerformanceQuery,
+    rate,
 };
 
 const DEFAULT_PERFORMANCE_PAGE: i32 = 20;
@@ -452,13 +452,6 @@ impl FeedbackMutation {
         asset_ids: Vec<ID>,
         positions: Option<Vec<i32>>,
     ) -> ApiResult<ImpressionReceiptObject> {
-        if asset_ids.len() > MAX_IMPRESSIONS {
-            return Err(AppError::bad_input(format!(
-                "assetIds: at most {MAX_IMPRESSIONS} per call, got {}",
-                asset_ids.len()
-            ))
-            .into());
-        }
         let positions: Vec<u32> = match positions {
             None => (1..=asset_ids.len() as u32).collect(),
             Some(p) if p.len() == asset_ids.len() => p

@@ -80,6 +80,18 @@ pub struct Choice {
     pub variant: Option<String>,
 }
 
+impl Choice {
+    /// The configured weights, chosen by nothing.
+    fn default_profile() -> Self {
+        Choice {
+            profile: DEFAULT_PROFILE.to_owned(),
+            overrides: WeightOverrides::default(),
+            experiment: None,
+            variant: None,
+        }
+    }
+}
+
 /// A fresh nonce for a recommendation id (hex).
 pub fn new_nonce() -> String {
     let mut bytes = [0u8; NONCE_LEN / 2];
@@ -337,12 +349,7 @@ impl Library {
                 variant: Some(v.profile.clone()),
             });
         }
-        Ok(Choice {
-            profile: DEFAULT_PROFILE.to_owned(),
-            overrides: WeightOverrides::default(),
-            experiment: None,
-            variant: None,
-        })
+        Ok(Choice::default_profile())
     }
 
     /// The default profile (the configured weights) and the stored ones, by name.
@@ -557,13 +564,12 @@ impl Library {
                     AppError::internal(anyhow::anyhow!("the impression writer stopped"))
                 })??
             }
-            None => count_for(
-                &list.id,
-                &self
-                    .store
-                    .record_impressions(std::slice::from_ref(&list))
-                    .await?,
-            ),
+            // No writer (a command, not a server): written here, alone.
+            None => self
+                .store
+                .record_impressions(std::slice::from_ref(&list))
+                .await?
+                .len() as u64,
         };
         Ok(ImpressionReceipt {
             recorded,
@@ -922,14 +928,10 @@ impl Library {
             }
             let ctx = &list.context;
             let audience = replay_audience(ctx)?;
+            // A profile deleted since ranks as the default.
             let logged = self
                 .choose(Some(&ctx.profile), None, None)
-                .unwrap_or(Choice {
-                    profile: DEFAULT_PROFILE.to_owned(),
-                    overrides: WeightOverrides::default(),
-                    experiment: None,
-                    variant: None,
-                });
+                .unwrap_or_else(|_| Choice::default_profile());
             logged_names.insert(logged.profile.clone());
             let ideal = ideal_dcg5(grades.values().copied().collect());
             for (overrides, into) in [
@@ -1011,22 +1013,24 @@ fn moved_forward_counts(events: &[(String, String, i64, String)]) -> HashMap<Str
 
 /// Writes the lists of a batch in one transaction and answers each caller.
 async fn write_impressions(store: &Store, batch: Vec<Job>) {
-    let lists: Vec<ShownList> = batch.iter().map(|(l, _)| l.clone()).collect();
+    let (lists, replies): (Vec<ShownList>, Vec<_>) = batch.into_iter().unzip();
     let started = std::time::Instant::now();
     let written = store.record_impressions(&lists).await;
     metrics::histogram!(crate::metrics::IMPRESSION_WRITE).record(started.elapsed().as_secs_f64());
     match written {
         Ok(inserted) => {
             metrics::counter!(crate::metrics::IMPRESSIONS).increment(inserted.len() as u64);
-            for (list, reply) in batch {
-                let _ = reply.send(Ok(count_for(&list.id, &inserted)));
+            let per_list = count_per_list(&inserted);
+            for (list, reply) in lists.iter().zip(replies) {
+                let key = crate::domain::list_key(&list.id);
+                let _ = reply.send(Ok(per_list.get(key.as_str()).copied().unwrap_or(0)));
             }
         }
         Err(err) => {
             let unavailable = matches!(err, AppError::Unavailable(_));
             let message = format!("{:#}", err.unmasked());
             tracing::error!(lists = lists.len(), error = %message, "cannot record impressions");
-            for (_, reply) in batch {
+            for reply in replies {
                 let err = anyhow::anyhow!("{message}");
                 let _ = reply.send(Err(if unavailable {
                     AppError::Unavailable(err)
@@ -1038,9 +1042,13 @@ async fn write_impressions(store: &Store, batch: Vec<Job>) {
     }
 }
 
-fn count_for(id: &str, inserted: &[(String, String)]) -> u64 {
-    let key = crate::domain::list_key(id);
-    inserted.iter().filter(|(k, _)| *k == key).count() as u64
+/// New impressions per list key.
+fn count_per_list(inserted: &[(String, String)]) -> HashMap<&str, u64> {
+    let mut counts = HashMap::new();
+    for (key, _) in inserted {
+        *counts.entry(key.as_str()).or_default() += 1;
+    }
+    counts
 }
 
 /// A logged context as the audience it was ranked for.
@@ -1078,38 +1086,37 @@ fn holding_back(
     cutoff: &Scored,
     first: usize,
 ) -> Vec<String> {
-    let contribution = |s: &Scored, f: Factor| {
-        s.reasons
-            .iter()
-            .find(|r| r.factor == f)
-            .map_or(0.0, |r| r.contribution)
-    };
     let mut gaps: Vec<(f64, String)> = Factor::ALL
         .into_iter()
         .filter_map(|f| {
-            let mine = contribution(scored, f);
-            let theirs = contribution(cutoff, f);
-            let gap = theirs - mine;
+            let mine = reason_for(scored, f);
+            let theirs = reason_for(cutoff, f).map_or(0.0, |r| r.contribution);
+            let contribution = mine.map_or(0.0, |r| r.contribution);
+            let gap = theirs - contribution;
             (gap > 1e-9).then(|| {
-                let weight = scored
-                    .reasons
-                    .iter()
-                    .find(|r| r.factor == f)
-                    .map_or(0.0, |r| r.weight);
-                let detail = scored
-                    .reasons
-                    .iter()
-                    .find(|r| r.factor == f)
-                    .map_or("", |r| r.detail.as_str());
+                let (weight, detail) = mine.map_or((0.0, ""), |r| (r.weight, r.detail.as_str()));
                 (
                     gap,
-                    factor_words(f, asset, audience, detail, mine, weight, theirs, first),
+                    factor_words(
+                        f,
+                        asset,
+                        audience,
+                        detail,
+                        contribution,
+                        weight,
+                        theirs,
+                        first,
+                    ),
                 )
             })
         })
         .collect();
     gaps.sort_by(|a, b| b.0.total_cmp(&a.0));
     gaps.into_iter().map(|(_, words)| words).collect()
+}
+
+fn reason_for(scored: &Scored, factor: Factor) -> Option<&crate::ranking::ScoreReason> {
+    scored.reasons.iter().find(|r| r.factor == factor)
 }
 
 #[allow(clippy::too_many_arguments)]

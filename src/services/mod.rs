@@ -39,10 +39,8 @@ pub use audit::{
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use feedback::{
-    AssetPerformance, CellPerformance, Choice, EXPLAIN_DEPTH, ExperimentReport, ImpressionReceipt,
-    MAX_IMPRESSIONS, MOVED_FORWARD_DAYS, PerformanceKey, PerformancePage, PerformanceQuery,
-    RankExplanation, ReplayMeasures, ReplayReport, VariantReport, new_nonce, rate,
-    write_generated_feedback,
+    AssetPerformance, CellPerformance, ExperimentReport, PerformanceKey, PerformanceQuery,
+    new_nonce, rate, write_generated_feedback,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,

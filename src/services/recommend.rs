@@ -113,16 +113,16 @@ pub(super) struct Ranking<'a> {
 
 /// The context a list remembers (see [`ListContext`]).
 fn list_context(
-    resolution: &Resolution,
+    a: &Audience,
+    account: Option<String>,
     choice: &Choice,
     placement: Option<&str>,
     after: Option<&str>,
     query: Option<&str>,
 ) -> ListContext {
-    let a = &resolution.resolved.audience;
     ListContext {
         at: Utc::now().timestamp(),
-        account: resolution.account_id.clone(),
+        account,
         profile: choice.profile.clone(),
         experiment: choice.experiment.clone(),
         variant: choice.variant.clone(),
@@ -247,7 +247,8 @@ impl Library {
             subject(&query.audience, &resolution),
         )?;
         let context = list_context(
-            &resolution,
+            &resolution.resolved.audience,
+            resolution.account_id.clone(),
             &choice,
             query.placement.as_deref(),
             None,
@@ -347,15 +348,17 @@ impl Library {
                 },
             )
             .await?;
-        let resolution = Resolution {
-            resolved,
-            exclude: Vec::new(),
+        let context = list_context(
+            &resolved.audience,
             account_id,
-        };
-        let context = list_context(&resolution, &choice, placement, Some(after), None);
+            &choice,
+            placement,
+            Some(after),
+            None,
+        );
         Ok(RecommendationList {
             items,
-            audience: resolution.resolved,
+            audience: resolved,
             id: context.to_id(&new_nonce()),
             context,
         })

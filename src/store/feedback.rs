@@ -172,41 +172,50 @@ async fn add_counts(
     Ok(())
 }
 
-/// Stores a list's context once (the first impression or click of it stores it).
-async fn remember_list(conn: &DatabaseTransaction, id: &str, ctx: &ListContext) -> AppResult<()> {
-    let context =
-        serde_json::to_string(ctx).map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
-    let mut insert = Query::insert();
-    insert
-        .into_table(t("served_list"))
-        .columns(
-            [
-                "id",
-                "at",
-                "account_id",
-                "profile",
-                "experiment",
-                "variant",
-                "context",
-            ]
-            .map(t),
-        )
-        .values_panic([
-            list_key(id).into(),
-            ctx.at.into(),
-            ctx.account.clone().into(),
-            ctx.profile.clone().into(),
-            ctx.experiment.clone().unwrap_or_default().into(),
-            ctx.variant.clone().unwrap_or_default().into(),
-            context.into(),
-        ])
-        .on_conflict(OnConflict::column(t("id")).do_nothing().to_owned());
-    conn.execute(&insert).await?;
+/// Stores lists' contexts, each once (the first impression or click of a list stores
+/// it): `(list key, context)`.
+async fn remember_lists(
+    conn: &DatabaseTransaction,
+    lists: &[(String, &ListContext)],
+) -> AppResult<()> {
+    for chunk in lists.chunks(super::ROWS_PER_STATEMENT / 7) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(t("served_list"))
+            .columns(
+                [
+                    "id",
+                    "at",
+                    "account_id",
+                    "profile",
+                    "experiment",
+                    "variant",
+                    "context",
+                ]
+                .map(t),
+            )
+            .on_conflict(OnConflict::column(t("id")).do_nothing().to_owned());
+        for (key, ctx) in chunk {
+            let context = serde_json::to_string(ctx)
+                .map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
+            insert.values_panic([
+                key.clone().into(),
+                ctx.at.into(),
+                ctx.account.clone().into(),
+                ctx.profile.clone().into(),
+                ctx.experiment.clone().unwrap_or_default().into(),
+                ctx.variant.clone().unwrap_or_default().into(),
+                context.into(),
+            ]);
+        }
+        conn.execute(&insert).await?;
+    }
     Ok(())
 }
 
-/// An impression row: list key, asset, account, position, time, clicked, completed.
-type ImpressionRow = (String, String, Option<String>, u32, i64, bool, bool);
+/// An impression row: list key, asset, account, position, time. Its outcome flags start
+/// unset.
+type ImpressionRow = (String, String, Option<String>, u32, i64);
 
 /// Inserts impressions that are new; returns the (list key, asset) pairs inserted.
 async fn insert_impressions(
@@ -236,15 +245,15 @@ async fn insert_impressions(
                     .to_owned(),
             )
             .returning(Query::returning().columns([t("list_id"), t("asset_id")]));
-        for (list, asset, account, position, at, clicked, completed) in chunk {
+        for (list, asset, account, position, at) in chunk {
             insert.values_panic([
                 list.clone().into(),
                 asset.clone().into(),
                 account.clone().into(),
                 i64::from(*position).into(),
                 (*at).into(),
-                (*clicked).into(),
-                (*completed).into(),
+                false.into(),
+                false.into(),
             ]);
         }
         for row in conn.query_all(&insert).await? {
@@ -268,7 +277,7 @@ pub(super) async fn attribute(
 ) -> AppResult<()> {
     let conn = txn.conn();
     let key = list_key(&a.recommendation_id);
-    remember_list(conn, &a.recommendation_id, &a.context).await?;
+    remember_lists(conn, &[(key.clone(), &a.context)]).await?;
     let mut counts = FeedbackCounts::default();
     let shown = insert_impressions(
         conn,
@@ -278,8 +287,6 @@ pub(super) async fn attribute(
             a.context.account.clone(),
             a.position.unwrap_or(0),
             at,
-            false,
-            false,
         )],
     )
     .await?;
@@ -331,13 +338,12 @@ impl Store {
         if lists.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.begin_txn().await?;
-        let conn = txn.conn();
+        let keyed: Vec<(String, &ListContext)> = lists
+            .iter()
+            .map(|list| (list_key(&list.id), &list.context))
+            .collect();
         let mut rows = Vec::new();
-        let mut contexts: HashMap<String, &ListContext> = HashMap::new();
-        for list in lists {
-            remember_list(conn, &list.id, &list.context).await?;
-            let key = list_key(&list.id);
+        for (list, (key, _)) in lists.iter().zip(&keyed) {
             for (asset, position) in &list.assets {
                 rows.push((
                     key.clone(),
@@ -345,16 +351,18 @@ impl Store {
                     list.context.account.clone(),
                     *position,
                     list.at,
-                    false,
-                    false,
                 ));
             }
-            contexts.insert(key, &list.context);
         }
+        let txn = self.begin_txn().await?;
+        let conn = txn.conn();
+        remember_lists(conn, &keyed).await?;
         let inserted = insert_impressions(conn, &rows).await?;
+        let contexts: HashMap<&str, &ListContext> =
+            keyed.iter().map(|(k, c)| (k.as_str(), *c)).collect();
         let mut rollup: HashMap<RollupKey, FeedbackCounts> = HashMap::new();
         for (key, asset) in &inserted {
-            if let Some(ctx) = contexts.get(key) {
+            if let Some(ctx) = contexts.get(key.as_str()) {
                 rollup
                     .entry(rollup_key(ctx, asset))
                     .or_default()

@@ -182,15 +182,7 @@ async fn the_coverage_page_renders_the_heatmap_and_lists_a_cells_assets() {
 #[tokio::test]
 async fn with_keys_the_pages_ask_for_one_and_then_work() {
     let mut s = TestServer::demo().await;
-    let access = &s.server.as_ref().unwrap().state().access;
-    let (_, editor) = access
-        .create_key(
-            "content team",
-            stagefit::domain::Scope::Editor,
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    let editor = key_of(&s, stagefit::domain::Scope::Editor, "content team").await;
     let seen = browse("keyed.mjs", &[&s.url, &editor]).await;
     assert_eq!(seen["errors"], json!([]), "script errors on the pages");
     assert_eq!(
@@ -250,66 +242,73 @@ async fn customer_site(page: &'static str) -> (String, tokio::task::JoinHandle<(
     (origin, task)
 }
 
+/// Posts `query` with `key` as its credential and returns `data`; errors fail the test.
+async fn as_key(s: &TestServer, key: &str, query: &str) -> Value {
+    let body: Value = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(key)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+/// A key of `scope` made on the server itself.
+async fn key_of(s: &TestServer, scope: stagefit::domain::Scope, name: &str) -> String {
+    let access = &s.server.as_ref().unwrap().state().access;
+    access
+        .create_key(name, scope, Default::default())
+        .await
+        .unwrap()
+        .1
+}
+
+/// The customer's backend: account `acme` with its CFO, and a visitor token for them,
+/// signed with a server key. Returns the server key and the token.
+async fn acme_cfo_visitor(s: &TestServer) -> (String, String) {
+    let server = key_of(s, stagefit::domain::Scope::Server, "site backend").await;
+    as_key(
+        s,
+        &server,
+        r#"mutation {
+            a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
+            c: upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id }
+        }"#,
+    )
+    .await;
+    let token = as_key(
+        s,
+        &server,
+        r#"mutation { createVisitorToken(accountId: "acme", contactId: "acme-cfo", ttlSeconds: 300) { token } }"#,
+    )
+    .await["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server, token)
+}
+
 #[tokio::test]
 async fn a_page_on_an_allowed_origin_shows_its_visitors_recommendations_and_another_is_blocked() {
     let (allowed, allowed_site) = customer_site(CUSTOMER_PAGE).await;
     let (other, other_site) = customer_site(CUSTOMER_PAGE).await;
     let listed = allowed.clone();
     let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
-    let access = &s.server.as_ref().unwrap().state().access;
-    let (_, server) = access
-        .create_key(
-            "site backend",
-            stagefit::domain::Scope::Server,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let post = |query: String| {
-        s.client()
-            .post(format!("{}/graphql", s.url))
-            .bearer_auth(&server)
-            .json(&json!({ "query": query }))
-            .send()
-    };
-    let setup: Value = post(
-        r#"mutation {
-            a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
-            c: upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id }
-        }"#
-        .to_owned(),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert!(setup.get("errors").is_none(), "{setup}");
-    let minted: Value = post(
-        r#"mutation { createVisitorToken(accountId: "acme", contactId: "acme-cfo", ttlSeconds: 300) { token } }"#
-            .to_owned(),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let token = minted["data"]["createVisitorToken"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, token) = acme_cfo_visitor(&s).await;
     // What the API ranks for that visitor, asked by the backend.
-    let expected: Value = post(
-        r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 5) { items { asset { id } } } }"#
-            .to_owned(),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
     let expected = ids(
-        &expected["data"]["recommendations"]["items"],
+        &as_key(
+            &s,
+            &server,
+            r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 5) { items { asset { id } } } }"#,
+        )
+        .await["recommendations"]["items"],
         &["asset", "id"],
     );
     assert_eq!(expected.len(), 5);
@@ -491,73 +490,14 @@ async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_recor
     let (origin, site) = customer_site(WIDGET_PAGE).await;
     let listed = origin.clone();
     let mut s = TestServer::demo_with(move |c| c.cors_origins = vec![listed]).await;
-    let access = &s.server.as_ref().unwrap().state().access;
-    let (_, server) = access
-        .create_key(
-            "site backend",
-            stagefit::domain::Scope::Server,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let (_, editor) = access
-        .create_key(
-            "content team",
-            stagefit::domain::Scope::Editor,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let post = |key: &str, query: &str| {
-        s.client()
-            .post(format!("{}/graphql", s.url))
-            .bearer_auth(key)
-            .json(&json!({ "query": query }))
-            .send()
-    };
-    let answer = |v: Value| {
-        assert!(v.get("errors").is_none(), "{v}");
-        v["data"].clone()
-    };
-    answer(
-        post(
-            &server,
-            r#"mutation {
-                a: upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
-                c: upsertContact(contact: { id: "acme-cfo", accountId: "acme", name: "C", role: FINANCE }) { id }
-            }"#,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap(),
-    );
-    let token = answer(
-        post(
-            &server,
-            r#"mutation { createVisitorToken(accountId: "acme", contactId: "acme-cfo", ttlSeconds: 300) { token } }"#,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap(),
-    )["createVisitorToken"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let expected = answer(
-        post(
-            &server,
-            r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 3) { items { asset { id title url } } } }"#,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap(),
-    )["recommendations"]["items"]
+    let (server, token) = acme_cfo_visitor(&s).await;
+    let editor = key_of(&s, stagefit::domain::Scope::Editor, "content team").await;
+    let expected = as_key(
+        &s,
+        &server,
+        r#"{ recommendations(audience: { accountId: "acme", contactId: "acme-cfo" }, first: 3) { items { asset { id title url } } } }"#,
+    )
+    .await["recommendations"]["items"]
         .clone();
 
     let page = format!("{origin}/?api={}&token={token}", s.url);
@@ -582,17 +522,12 @@ async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_recor
     assert_eq!(seen["external"], json!([cards[0]["href"]]), "{seen}");
 
     // What the widget recorded is in the numbers: three impressions, one click.
-    let perf = answer(
-        post(
-            &editor,
-            "{ assetPerformance(orderBy: CLICKS) { totalCount items { asset { id } impressions clicks } } }",
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap(),
-    )["assetPerformance"]
+    let perf = as_key(
+        &s,
+        &editor,
+        "{ assetPerformance(orderBy: CLICKS) { totalCount items { asset { id } impressions clicks } } }",
+    )
+    .await["assetPerformance"]
         .clone();
     assert_eq!(perf["totalCount"], 3, "{perf}");
     assert_eq!(

@@ -74,6 +74,24 @@ async fn start_experiment(s: &TestServer, name: &str, variants: Value) {
     .await;
 }
 
+/// An experiment at placement `home` as the server stores it, to ask the domain which
+/// variant a subject gets.
+fn home_experiment(name: &str, variants: &[(&str, f64)]) -> stagefit::domain::Experiment {
+    stagefit::domain::Experiment {
+        name: name.into(),
+        placement: "home".into(),
+        variants: variants
+            .iter()
+            .map(|(profile, share)| stagefit::domain::Variant {
+                profile: (*profile).into(),
+                share: *share,
+            })
+            .collect(),
+        started_at: 0,
+        stopped_at: None,
+    }
+}
+
 fn close(a: &Value, b: f64) -> bool {
     (a.as_f64().unwrap_or(f64::NAN) - b).abs() < 1e-4
 }
@@ -101,22 +119,7 @@ async fn a_click_with_a_recommendation_id_counts_for_its_list_and_variant() {
         assert_eq!(again["variant"], variant.as_str());
         assert_ne!(again["recommendationId"], list["recommendationId"]);
     }
-    let expected = stagefit::domain::Experiment {
-        name: "home-1".into(),
-        placement: "home".into(),
-        variants: vec![
-            stagefit::domain::Variant {
-                profile: "default".into(),
-                share: 0.5,
-            },
-            stagefit::domain::Variant {
-                profile: "stage-heavy".into(),
-                share: 0.5,
-            },
-        ],
-        started_at: 0,
-        stopped_at: None,
-    };
+    let expected = home_experiment("home-1", &[("default", 0.5), ("stage-heavy", 0.5)]);
     assert_eq!(expected.assign("acme").profile, variant);
     let positions: Vec<i64> = list["items"]
         .as_array()
@@ -914,22 +917,7 @@ async fn anonymous_visitors_are_assigned_by_their_own_id_and_shares_hold() {
         json!([{ "profile": "default", "share": 0.3 }, { "profile": "treatment", "share": 0.7 }]),
     )
     .await;
-    let experiment = stagefit::domain::Experiment {
-        name: "anon".into(),
-        placement: "home".into(),
-        variants: vec![
-            stagefit::domain::Variant {
-                profile: "default".into(),
-                share: 0.3,
-            },
-            stagefit::domain::Variant {
-                profile: "treatment".into(),
-                share: 0.7,
-            },
-        ],
-        started_at: 0,
-        stopped_at: None,
-    };
+    let experiment = home_experiment("anon", &[("default", 0.3), ("treatment", 0.7)]);
     let mut treated = 0;
     for n in 0..200 {
         let visitor = format!("cookie-{n}");
