@@ -13,6 +13,7 @@ mod m20261201_000004_audit;
 mod m20261201_000005_key_limits;
 mod m20261201_000006_operations;
 mod m20261202_000007_feedback;
+mod m20261206_000008_hardening;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_key_limits::Migration),
             Box::new(m20261201_000006_operations::Migration),
             Box::new(m20261202_000007_feedback::Migration),
+            Box::new(m20261206_000008_hardening::Migration),
         ]
     }
 }

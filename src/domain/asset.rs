@@ -304,11 +304,12 @@ fn parse_url(raw: &str) -> Result<String, String> {
         return Err(format!("is longer than {MAX_URL_LEN} characters"));
     }
     let lower = url.to_ascii_lowercase();
-    let scheme_ok =
-        lower.starts_with("https://") || lower.starts_with("http://") || url.starts_with('/');
+    // `//host/x` and `/\host/x` look site-relative, but browsers take them to another host.
+    let site_relative = url.starts_with('/') && !url[1..].starts_with(['/', '\\']);
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://") || site_relative;
     if !scheme_ok || url.chars().any(char::is_whitespace) {
         return Err(format!(
-            "{url:?} is not an http(s) URL or a site-relative path"
+            "{url:?} is not an http(s) URL or a site-relative path (one that starts with a single /)"
         ));
     }
     Ok(url.to_owned())

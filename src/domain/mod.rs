@@ -35,7 +35,9 @@ pub use feedback::{
 };
 pub use filter::AssetFilter;
 pub use search::{
-    FacetCount, FacetField, Highlight, SearchHit, SearchPage, SearchRequest, SortOrder,
+    FacetCount, FacetField, Highlight, MAX_QUERY_CHARS, MAX_QUERY_NESTING, MAX_QUERY_TERMS,
+    MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SortOrder, check_query_text,
+    query_nesting,
 };
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,

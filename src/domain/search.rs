@@ -2,6 +2,58 @@
 
 use super::{Asset, AssetFilter};
 
+/// Longest text a search or ranking takes, in characters.
+pub const MAX_QUERY_CHARS: usize = 512;
+/// Most whitespace-separated words in such a text.
+pub const MAX_QUERY_WORDS: usize = 32;
+/// Deepest parenthesis nesting of a text written in query syntax (`(a OR (b AND c))`).
+pub const MAX_QUERY_NESTING: usize = 8;
+/// Most distinct terms one analyzer makes of a text: text without spaces (Chinese) is cut
+/// into words by the analyzer, past the word count above; the first terms count.
+pub const MAX_QUERY_TERMS: usize = 64;
+
+/// A search or ranking text a caller typed, checked before any work: its length, its
+/// words, and how deep its query syntax nests (tantivy's query parser recurses once per
+/// parenthesis, and a thousand of them overflowed a thread's stack).
+pub fn check_query_text(what: &str, text: &str) -> Result<(), String> {
+    let chars = text.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(format!(
+            "{what}: {chars} characters, over the {MAX_QUERY_CHARS} a text may have"
+        ));
+    }
+    let words = text.split_whitespace().count();
+    if words > MAX_QUERY_WORDS {
+        return Err(format!(
+            "{what}: {words} words, over the {MAX_QUERY_WORDS} a text may have"
+        ));
+    }
+    if query_nesting(text) > MAX_QUERY_NESTING {
+        return Err(format!(
+            "{what}: parentheses nest more than {MAX_QUERY_NESTING} deep"
+        ));
+    }
+    Ok(())
+}
+
+/// How deep a text's parentheses and `NOT`s nest, the way a query parser would descend.
+pub fn query_nesting(text: &str) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let nots = text.split_whitespace().filter(|w| *w == "NOT").count();
+    deepest + nots
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortOrder {
     /// By text relevance; newest first when there is no text.
@@ -70,4 +122,29 @@ pub struct SearchPage {
     pub has_more: bool,
     pub hits: Vec<SearchHit>,
     pub facets: Vec<FacetCount>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_texts_are_bounded_in_length_words_and_nesting() {
+        assert_eq!(
+            check_query_text("query", "reduce churn (retention OR cohorts)"),
+            Ok(())
+        );
+        assert!(check_query_text("query", &"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        assert_eq!(
+            check_query_text("query", &"数".repeat(MAX_QUERY_CHARS)),
+            Ok(())
+        );
+        let many: String = (0..=MAX_QUERY_WORDS).map(|i| format!("w{i} ")).collect();
+        assert!(check_query_text("query", &many).is_err());
+        let deep = format!("{}x{}", "(".repeat(9), ")".repeat(9));
+        assert!(check_query_text("query", &deep).is_err());
+        let shallow = format!("{}x{}", "(".repeat(8), ")".repeat(8));
+        assert_eq!(check_query_text("query", &shallow), Ok(()));
+        assert_eq!(query_nesting("NOT NOT (NOT x)"), 4);
+    }
 }

@@ -56,6 +56,13 @@ pub fn sees_drafts(scope: Scope) -> bool {
     scope >= Editor
 }
 
+/// Whether the caller of this request sees drafts (a schema run without a credential, as
+/// the tests and the CLI do, sees them).
+pub(super) fn caller_sees_drafts(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.data_opt::<crate::services::Credential>()
+        .is_none_or(|c| sees_drafts(c.scope()))
+}
+
 /// Who is asking, as the rules see it.
 #[derive(Clone, Copy, Debug)]
 pub struct Who<'a> {

@@ -350,11 +350,14 @@ impl EngagementObject {
     async fn asset_id(&self) -> ID {
         ID(self.0.engagement.asset_id.to_string())
     }
-    /// The asset, whatever its status now; null if it is gone.
+    /// The asset, published or retired; null if it is gone, or (below an editor key) a
+    /// draft again.
     async fn asset(&self, ctx: &Context<'_>) -> ApiResult<Option<AssetObject>> {
+        let sees_drafts = super::access::caller_sees_drafts(ctx);
         Ok(library(ctx)?
             .asset(self.0.engagement.asset_id.as_str())
             .await?
+            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
             .map(AssetObject::from))
     }
     async fn kind(&self) -> EngagementKindEnum {

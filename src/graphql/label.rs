@@ -68,6 +68,10 @@ pub fn operation_label(document: &str) -> String {
                     }
                 }
                 if !fields.contains(&name) {
+                    if fields.len() == MAX_LABEL_FIELDS {
+                        fields.push("...");
+                        break;
+                    }
                     fields.push(name);
                 }
             }
@@ -85,6 +89,9 @@ pub fn operation_label(document: &str) -> String {
     }
     format!("{kind} {}", fields.join(","))
 }
+
+/// Root fields named in a label at most; a document naming more ends its label with `...`.
+const MAX_LABEL_FIELDS: usize = 8;
 
 fn is_name_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_'
@@ -244,6 +251,11 @@ mod tests {
         for (document, label) in cases {
             assert_eq!(operation_label(document), label, "{document}");
         }
+        let many: String = (0..5_000).map(|i| format!("f{i} ")).collect();
+        assert_eq!(
+            operation_label(&format!("{{ {many} }}")),
+            "query f0,f1,f2,f3,f4,f5,f6,f7,..."
+        );
         for broken in [
             "",
             "{",

@@ -229,9 +229,7 @@ impl LibraryQuery {
     #[graphql(cache_control(no_cache))]
     async fn asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AssetObject>> {
         // Drafts are unreleased: below an editor key, as if there were none.
-        let sees_drafts = ctx
-            .data_opt::<crate::services::Credential>()
-            .is_none_or(|c| super::sees_drafts(c.scope()));
+        let sees_drafts = super::access::caller_sees_drafts(ctx);
         Ok(library(ctx)?
             .asset(&id)
             .await?

@@ -13,6 +13,7 @@ mod feedback;
 mod keys;
 mod label;
 mod library;
+pub mod limits;
 mod recommend;
 mod types;
 
@@ -78,7 +79,8 @@ pub fn build_schema(library: Option<Library>, access: Option<Arc<Access>>) -> Ap
         EmptySubscription,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY);
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_directives(limits::MAX_DIRECTIVES);
     if let Some(library) = library {
         builder = builder.data(library);
     }

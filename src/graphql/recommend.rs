@@ -473,9 +473,7 @@ impl RecommendQuery {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
         // A draft is unreleased: below an editor key it is not there to read after.
-        let sees_drafts = ctx
-            .data_opt::<crate::services::Credential>()
-            .is_none_or(|c| super::sees_drafts(c.scope()));
+        let sees_drafts = super::access::caller_sees_drafts(ctx);
         if !sees_drafts
             && library
                 .asset(&after_asset_id)

@@ -4,7 +4,7 @@
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 const PAGE: &str = include_str!("graphiql.html");
 
@@ -42,8 +42,8 @@ const FILES: &[Embedded] = &[
     },
 ];
 
-pub async fn page() -> Html<&'static str> {
-    Html(PAGE)
+pub async fn page() -> Response {
+    super::page(PAGE)
 }
 
 pub async fn asset(Path(file): Path<String>) -> Response {

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use super::cache::{CacheKey, Method, Outcome};
 use crate::domain::Scope;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::{Who, check_access, operation_label};
+use crate::graphql::{Who, check_access, limits, operation_label};
 use crate::services::Credential;
 use crate::state::AppState;
 use quick_cache::Weighter;
@@ -100,13 +100,17 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, m)| m)
 }
 
+/// Every answer is `no-store` unless a resolver said `private, no-store` (the same): it may
+/// hold a key, a token or an account's reading.
 fn respond(media: MediaType, status: StatusCode, body: impl Into<Bytes>) -> Response {
     let body: Bytes = body.into();
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.content_type()),
     );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -610,6 +614,16 @@ async fn document_text(
             );
         }
     };
+    // Length and nesting before any parse: the parser recurses once per bracket.
+    let max_bytes = if credential.scope() >= Scope::Editor {
+        MAX_BODY_BYTES_FOR_WRITERS
+    } else {
+        limits::MAX_DOCUMENT_BYTES
+    };
+    if let Err(refusal) = limits::check_text(&text, max_bytes) {
+        let (code, status) = refusal_status(media, &refusal);
+        return refuse(status, code, refusal.message());
+    }
     // GET runs queries only. The parse is kept for execution; a document that does not
     // parse is left for execution to report.
     let mut parsed = None;
@@ -629,9 +643,11 @@ async fn document_text(
         parsed = Some(document);
     }
     if state.publishable_safelist && credential.scope() == Scope::Publishable {
-        let listed = match &params.persisted {
-            Some(_) => true,
-            None => state.safelist.contains(&text).await.map_err(internal)?,
+        // Registered by its text, whether it came as text or by hash: a hash sent along
+        // with a text only proves the hash is the text's, not that anyone registered it.
+        let listed = match (&params.query, &params.persisted) {
+            (None, Some(_)) => true,
+            _ => state.safelist.contains(&text).await.map_err(internal)?,
         };
         if !listed {
             return refuse(
@@ -692,17 +708,33 @@ async fn execute(
     key: CacheKey,
     caller: Caller<'_>,
 ) -> Response {
+    // A name that is not a GraphQL name names no operation; refused before it reaches the
+    // log or the audit trail.
+    let refused = params
+        .operation_name
+        .as_deref()
+        .map(limits::check_operation_name)
+        .and_then(Result::err)
+        .or_else(|| {
+            params
+                .variables
+                .as_ref()
+                .and_then(|v| limits::check_variables(v).err())
+        });
     let operation = match (&params.operation_name, &params.query) {
-        (Some(name), _) => name.clone(),
-        (None, Some(query)) => operation_label(query),
-        (None, None) => "persisted query".to_owned(),
+        (Some(name), _) if refused.is_none() => name.clone(),
+        (_, Some(query)) => operation_label(query),
+        (_, None) => "persisted query".to_owned(),
     };
     let mut audited = Audited {
         operation: operation.clone(),
         key_id: caller.credential.key_id().map(str::to_owned),
         ..Default::default()
     };
-    let mut response = run(state, params, media, key, caller, &mut audited).await;
+    let mut response = match refused {
+        Some(refusal) => refuse_before_parse(media, &refusal, &mut audited),
+        None => run(state, params, media, key, caller, &mut audited).await,
+    };
     response
         .extensions_mut()
         .insert(super::RequestOperation(operation));
@@ -734,6 +766,11 @@ async fn run(
         }
     };
     let parsed = parsed.or_else(|| state.documents.parse(&query));
+    if let Some(document) = &parsed
+        && let Err(refusal) = limits::check_document(document)
+    {
+        return refuse_before_parse(media, &refusal, audited);
+    }
     let mut request = async_graphql::Request::new(query);
     if let Some(document) = parsed {
         request.set_parsed_query(document);
@@ -879,6 +916,27 @@ async fn run(
             )
         }
     }
+}
+
+/// The code and status of a request refused by the limits before it ran: the status of a
+/// document the engine would refuse.
+fn refusal_status(media: MediaType, refusal: &limits::Refusal) -> (ErrorCode, StatusCode) {
+    let code = match refusal {
+        limits::Refusal::TooComplex(_) => ErrorCode::QueryTooComplex,
+        limits::Refusal::Invalid(_) => ErrorCode::BadUserInput,
+    };
+    (code, media.document_error_status())
+}
+
+/// The answer to a request the limits refused.
+fn refuse_before_parse(
+    media: MediaType,
+    refusal: &limits::Refusal,
+    audited: &mut Audited,
+) -> Response {
+    let (code, status) = refusal_status(media, refusal);
+    audited.outcome = code.as_str().to_owned();
+    error_response(media, status, code, refusal.message())
 }
 
 /// Errors raised by the GraphQL engine itself (parsing, validation, input coercion,

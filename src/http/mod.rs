@@ -23,6 +23,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
@@ -43,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // No response is to be read as another type than it says.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             log_request,
@@ -258,14 +264,62 @@ pub async fn serve(
 
 /// The coverage heatmap: one self-contained page (no external script, style or font) that
 /// asks `/graphql` for `coverage` and draws it.
-async fn coverage_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("coverage.html"))
+async fn coverage_page() -> Response {
+    page(include_str!("coverage.html"))
 }
 
 /// Content analytics: one self-contained page like `/coverage` that asks `/graphql` for
 /// `cellPerformance`, `assetPerformance` and `experiments` and draws them.
-async fn insights_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("insights.html"))
+async fn insights_page() -> Response {
+    page(include_str!("insights.html"))
+}
+
+/// One of the server's pages, which keep a key in session storage: it may run its own
+/// scripts only (its files, and its inline scripts by hash), talk to this server only, and
+/// never be framed.
+pub(crate) fn page(html: &'static str) -> Response {
+    use axum::http::header;
+    let policy = content_security_policy(html);
+    let mut response = axum::response::Html(html).into_response();
+    let headers = response.headers_mut();
+    if let Ok(policy) = axum::http::HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        axum::http::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The policy of a page: scripts from this server, and the page's inline scripts by their
+/// SHA-256; styles may be inline (GraphiQL sets them); nothing framed, no form posts.
+fn content_security_policy(html: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut scripts = String::new();
+    let mut rest = html;
+    while let Some(open) = rest.find("<script>") {
+        let body = &rest[open + "<script>".len()..];
+        let Some(close) = body.find("</script>") else {
+            break;
+        };
+        let digest = sha2::Sha256::digest(body[..close].as_bytes());
+        scripts.push_str(&format!(
+            " 'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &body[close..];
+    }
+    format!(
+        "default-src 'self'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// The drop-in web widget (`<stagefit-recommendations>`): plain JavaScript, nothing to
@@ -321,32 +375,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text. Without a key only from a loopback address (or on `--metrics-addr`);
-/// from elsewhere it needs an admin key.
-async fn metrics(
-    State(state): State<AppState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let loopback = peer.is_some_and(|p| p.0.0.ip().is_loopback());
-    if !loopback {
-        let credential = match bearer(&headers) {
-            Ok(bearer) => state.access.authenticate(bearer).await.ok(),
-            Err(()) => None,
-        };
-        match credential {
-            Some(credential) if credential.scope() >= crate::domain::Scope::Admin => {}
-            _ => {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-                    "metrics need an admin key from outside this machine (or --metrics-addr)\n",
-                )
-                    .into_response();
-            }
+/// Prometheus text, for an admin key (or anyone while no key exists). A loopback peer gets
+/// no exemption: behind a reverse proxy on the same host every visitor is one. Keyless
+/// scraping is what `--metrics-addr` is for.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let credential = match bearer(&headers) {
+        Ok(bearer) => state.access.authenticate(bearer).await.ok(),
+        Err(()) => None,
+    };
+    match credential {
+        Some(credential) if credential.scope() >= crate::domain::Scope::Admin => {
+            render_metrics(&state).await
         }
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need an admin key here, or no key on the --metrics-addr listener\n",
+        )
+            .into_response(),
     }
-    render_metrics(&state).await
 }
 
 /// Sets this server's gauges, then renders every metric of the process.

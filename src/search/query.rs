@@ -20,8 +20,8 @@ use super::facets::FacetCollector;
 use super::filter::{Bits, FilterPlan};
 use super::schema::{Analyzer, Fields, cut_alike_by_jieba_and_plain};
 use crate::domain::{
-    Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, SearchHit, SearchPage,
-    SearchRequest, SortOrder,
+    Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, MAX_QUERY_NESTING,
+    MAX_QUERY_TERMS, SearchHit, SearchPage, SearchRequest, SortOrder, query_nesting,
 };
 use crate::error::{AppError, AppResult};
 
@@ -193,7 +193,9 @@ impl SearchIndex {
     /// ...) goes through tantivy's parser, leniently: whatever is typed is a search, never a
     /// syntax error.
     fn text_query(&self, text: &str) -> TextQuery {
-        if is_plain(text) {
+        // Syntax nested deeper than a caller may send (a title in a `nextContent` subject)
+        // is read as words: the parser recurses once per level.
+        if is_plain(text) || query_nesting(text) > MAX_QUERY_NESTING {
             return TextQuery::Words(self.text_terms(text));
         }
         let fields = &self.inner.fields;
@@ -211,6 +213,7 @@ impl SearchIndex {
 
     /// The text as one boosted term per field and word, for every analyzer, with the
     /// fields' boosts: a bag of words.
+    /// Each analyzer cuts the text once; its first [`MAX_QUERY_TERMS`] distinct words count.
     pub(super) fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
@@ -220,16 +223,24 @@ impl SearchIndex {
                 other => other,
             };
             let cut_by = fields.text_for(cut_as).title;
-            for (field, boost) in fields.text_for(analyzer).boosted() {
-                let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(cut_by) else {
-                    continue;
-                };
-                let mut stream = tokenizer.token_stream(text);
-                while let Some(token) = stream.next() {
-                    let term = Term::from_field_text(field, &token.text);
-                    if !out.iter().any(|(t, _)| *t == term) {
-                        out.push((term, boost));
+            let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(cut_by) else {
+                continue;
+            };
+            let mut seen = std::collections::HashSet::new();
+            let mut words: Vec<String> = Vec::new();
+            let mut stream = tokenizer.token_stream(text);
+            while let Some(token) = stream.next() {
+                if !seen.contains(token.text.as_str()) {
+                    seen.insert(token.text.clone());
+                    words.push(token.text.clone());
+                    if words.len() == MAX_QUERY_TERMS {
+                        break;
                     }
+                }
+            }
+            for (field, boost) in fields.text_for(analyzer).boosted() {
+                for word in &words {
+                    out.push((Term::from_field_text(field, word), boost));
                 }
             }
         }

@@ -261,6 +261,7 @@ impl Access {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = TOKEN_LEEWAY_SECS.unsigned_abs();
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = jsonwebtoken::decode::<VisitorClaims>(
             token,
@@ -269,6 +270,7 @@ impl Access {
         )
         .map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => refuse("expired".to_owned()),
+            ErrorKind::ImmatureSignature => refuse("not valid yet (nbf)".to_owned()),
             ErrorKind::InvalidSignature => {
                 refuse(format!("the signature was not made with key {kid}"))
             }

@@ -335,11 +335,10 @@ impl Library {
             }
         }
         let asset_ids = distinct(events.iter().map(|e| e.asset_id.to_string()));
-        let known = self.store.asset_stages(&asset_ids).await?;
-        if let Some(missing) = events
-            .iter()
-            .find(|e| !known.contains_key(e.asset_id.as_str()))
-        {
+        // A draft answers as no asset does: whether an id is a draft is not a caller's to
+        // learn.
+        let known = self.store.released_asset_ids(&asset_ids).await?;
+        if let Some(missing) = events.iter().find(|e| !known.contains(e.asset_id.as_str())) {
             return Err(AppError::NotFound(format!(
                 "no asset with id {:?}",
                 missing.asset_id.as_str()

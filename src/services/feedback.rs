@@ -801,6 +801,9 @@ impl Library {
         first: usize,
         diversify: bool,
     ) -> AppResult<RankExplanation> {
+        if let Some(text) = &text {
+            crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
+        }
         let asset = self
             .asset(asset_id)
             .await?

@@ -287,6 +287,9 @@ impl Library {
     }
 
     pub async fn search(&self, request: SearchRequest) -> AppResult<SearchPage> {
+        if let Some(text) = &request.text {
+            crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
+        }
         self.read_index(move |index| index.search(&request)).await
     }
 

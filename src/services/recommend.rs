@@ -240,6 +240,9 @@ impl Library {
                 "filter.statuses: recommendations only ever show published assets",
             ));
         }
+        if let Some(text) = &query.text {
+            crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
+        }
         let resolution = self.resolve(&query.audience).await?;
         let choice = self.choose(
             query.profile.as_deref(),

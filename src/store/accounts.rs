@@ -1,7 +1,7 @@
 //! Accounts, contacts, engagement events and the popularity side table. None of this is
 //! in the search index, so these writes skip the change log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -248,6 +248,27 @@ impl Store {
         }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// The ids among `ids` of assets that are not drafts: what an engagement event may name
+    /// through the API, where a draft must look like no asset at all.
+    pub async fn released_asset_ids(&self, ids: &[String]) -> AppResult<HashSet<String>> {
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let found: Vec<String> = asset::Entity::find()
+                .select_only()
+                .column(asset::Column::Id)
+                .filter(asset::Column::Id.is_in(chunk.to_vec()))
+                .filter(
+                    asset::Column::Status
+                        .ne(crate::domain::AssetStatus::Draft.name().to_lowercase()),
+                )
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     /// The stages of each asset that exists among `ids` (empty for an asset without

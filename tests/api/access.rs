@@ -362,6 +362,12 @@ async fn every_root_field_answers_each_credential_by_its_scope() {
         &id_of(server),
         json!({ "sub": "acme", "exp": now() + 25 * 3600 }),
     );
+    // Not valid before an hour from now (beyond the 30 s of clock skew allowed).
+    let not_yet = sign(
+        server.as_bytes(),
+        &id_of(server),
+        json!({ "sub": "acme", "exp": now() + 7200, "nbf": now() + 3600 }),
+    );
     let forged_signature = sign(
         b"not the key",
         &id_of(server),
@@ -415,6 +421,7 @@ async fn every_root_field_answers_each_credential_by_its_scope() {
             ("a malformed", Some("sf_adm_nope")),
             ("an expired token", Some(expired.as_str())),
             ("a 25-hour token", Some(too_long.as_str())),
+            ("a token not valid yet", Some(not_yet.as_str())),
             (
                 "a token with a forged signature",
                 Some(forged_signature.as_str()),
@@ -1373,6 +1380,18 @@ async fn with_a_safelist_web_pages_run_registered_operations_only() {
     }
     let (status, _) = post_json(&s, &server, json!({ "query": other })).await;
     assert_eq!(status, 200);
+    // An unregistered text with its own hash is still unregistered, as a query or a mutation.
+    for query in [
+        other,
+        r#"mutation { recordEngagement(event: { accountId: "acme", assetId: "pricing-sheet", kind: VIEW }) { recorded } }"#,
+    ] {
+        let own = json!({ "persistedQuery": { "version": 1, "sha256Hash": stagefit::services::document_hash(query) } });
+        for credential in [&site, &token] {
+            let (status, body) =
+                post_json(&s, credential, json!({ "query": query, "extensions": own })).await;
+            assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+        }
+    }
     // A hash nobody registered, and a hash that is not the text's.
     let (status, body) = post_json(
         &s,

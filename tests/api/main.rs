@@ -18,6 +18,7 @@ mod concurrency;
 mod crash;
 mod feedback;
 mod fuzz;
+mod hardening;
 mod http_protocol;
 mod judged;
 mod library;

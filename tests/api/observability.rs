@@ -134,16 +134,36 @@ async fn metrics_count_requests_cache_answers_scoring_and_the_index() {
 }
 
 #[tokio::test]
-async fn metrics_are_open_on_loopback_and_on_the_metrics_address_only() {
+async fn once_keys_exist_metrics_need_an_admin_key_but_on_the_metrics_address() {
     let mut s =
         TestServer::demo_with(|c| c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
     let access = &s.server.as_ref().unwrap().state().access;
-    access
+    let (_, admin) = access
         .create_key("ops", stagefit::domain::Scope::Admin, Default::default())
         .await
         .unwrap();
-    // Keys exist; loopback still reads them without one.
-    assert_eq!(s.get("/metrics").await.status(), 200);
+    let (_, editor) = access
+        .create_key(
+            "content",
+            stagefit::domain::Scope::Editor,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // Keys exist: a loopback peer is no proof of anything (a reverse proxy on this host
+    // forwards every visitor from loopback).
+    assert_eq!(s.get("/metrics").await.status(), 401);
+    for (key, expected) in [(editor, 401), (admin, 200)] {
+        let response = s
+            .client()
+            .get(format!("{}/metrics", s.url))
+            .header("x-forwarded-for", "203.0.113.9")
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
     let side = s.server.as_ref().unwrap().metrics_addr.unwrap();
     let response = s
         .client()

@@ -162,6 +162,14 @@ impl TestServer {
             .expect("request")
     }
 
+    /// The directory of a server started on its own temporary directory.
+    pub fn dir(&self) -> &Path {
+        self._tmp
+            .as_ref()
+            .expect("a server with its own directory")
+            .path()
+    }
+
     /// The database URL of a server started on its own temporary directory.
     pub fn database_url(&self) -> String {
         let dir = self._tmp.as_ref().expect("a server with its own directory");
@@ -182,10 +190,18 @@ impl Drop for TestServer {
     }
 }
 
+/// The `stagefit` binary the tests run: this build's, or the one `STAGEFIT_TEST_BIN` names
+/// (to show that a test fails on an older build).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("STAGEFIT_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagefit").into())
+}
+
 /// Runs the real `stagefit` binary on the database and index below `dir`.
 pub fn stagefit(dir: &Path, args: &[&str]) -> Output {
     let config = config_in(dir);
-    std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
+    std::process::Command::new(binary())
         .args(args)
         .env("STAGEFIT_DATABASE_URL", &config.database_url)
         .env("STAGEFIT_INDEX_DIR", &config.index_dir)
@@ -273,7 +289,7 @@ impl ServedBinary {
 pub fn serve_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServedBinary {
     use std::io::{BufRead, BufReader};
     let config = config_in(dir);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"));
+    let mut command = std::process::Command::new(binary());
     command
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)

@@ -1,0 +1,372 @@
+//! What a GraphQL request may ask before the engine sees it. Each check is linear in the
+//! request and runs before the work it guards:
+//!
+//! - the text's bracket nesting, before parsing: the parser recurses once per level, and a
+//!   list nested two thousand deep (4 KB) overflowed a worker's stack;
+//! - the selection after fragments are expanded, and fragment cycles, on the parse: the
+//!   engine's own depth and cost checks expand every spread again, so 24 fragments that
+//!   each spread the next twice (1 KB) cost 2^24 visits before any limit said no;
+//! - the nesting of variables, and the operation name's shape.
+//!
+//! Each refusal names the limit it hit; the HTTP layer answers it with
+//! `QUERY_TOO_COMPLEX` or `BAD_USER_INPUT` without running anything.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+/// Deepest nesting of `{`, `[` and `(` in a document's text: selections go 16 deep
+/// ([`super::MAX_DEPTH`]) and arguments a few levels more.
+pub const MAX_NESTING: usize = 32;
+/// Most selections (fields, fragment spreads and inline fragments) a request's operations
+/// hold once every fragment is expanded. GraphiQL's introspection query holds 237.
+pub const MAX_SELECTIONS: u64 = 2_000;
+/// Most fragment definitions in one document.
+pub const MAX_FRAGMENTS: usize = 100;
+/// Longest document text for callers below the editor scope. Variables carry data; a
+/// document this long is already ten times the longest one our pages send.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// Deepest nesting of arrays and objects in `variables`.
+pub const MAX_VARIABLE_NESTING: usize = 32;
+/// Longest `operationName`.
+pub const MAX_OPERATION_NAME: usize = 128;
+/// Most directives on one field.
+pub const MAX_DIRECTIVES: usize = 8;
+
+/// Why a request was refused before it ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too deep, too large or too repetitive: `QUERY_TOO_COMPLEX`.
+    TooComplex(String),
+    /// Not something the engine could run: `BAD_USER_INPUT`.
+    Invalid(String),
+}
+
+impl Refusal {
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::TooComplex(m) | Refusal::Invalid(m) => m,
+        }
+    }
+}
+
+/// The text's length and bracket nesting, outside strings and comments. `max_bytes` is
+/// the caller's document limit.
+pub fn check_text(text: &str, max_bytes: usize) -> Result<(), Refusal> {
+    if text.len() > max_bytes {
+        return Err(Refusal::TooComplex(format!(
+            "the document is {} bytes, over the {max_bytes} this key may send; pass data in variables",
+            text.len()
+        )));
+    }
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != b'\r' {
+                    at += 1;
+                }
+                continue;
+            }
+            b'"' if bytes[at..].starts_with(b"\"\"\"") => {
+                at += 3;
+                while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
+                    at += if bytes[at..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                at += 3;
+                continue;
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' && bytes[at] != b'\n' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Refusal::TooComplex(format!(
+                        "the document nests brackets more than {MAX_NESTING} deep"
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    Ok(())
+}
+
+/// The parsed document: fragments, their cycles, and the size of every operation's
+/// selection once fragments are expanded. Each fragment is sized once.
+pub fn check_document(document: &ExecutableDocument) -> Result<(), Refusal> {
+    if document.fragments.len() > MAX_FRAGMENTS {
+        return Err(Refusal::TooComplex(format!(
+            "the document defines {} fragments, more than {MAX_FRAGMENTS}",
+            document.fragments.len()
+        )));
+    }
+    let mut sizer = Sizer {
+        document,
+        sizes: HashMap::new(),
+    };
+    let mut total: u64 = 0;
+    for (_, operation) in document.operations.iter() {
+        total = total.saturating_add(sizer.selection_set(&operation.node.selection_set.node)?);
+        if total > MAX_SELECTIONS {
+            return Err(too_many_selections());
+        }
+    }
+    Ok(())
+}
+
+fn too_many_selections() -> Refusal {
+    Refusal::TooComplex(format!(
+        "the operations select more than {MAX_SELECTIONS} fields once fragments are expanded"
+    ))
+}
+
+/// What a fragment's expansion weighs, or that it is being weighed (a cycle when met again).
+#[derive(Clone, Copy)]
+enum Size {
+    InProgress,
+    Done(u64),
+}
+
+struct Sizer<'d> {
+    document: &'d ExecutableDocument,
+    sizes: HashMap<&'d str, Size>,
+}
+
+impl<'d> Sizer<'d> {
+    /// Selections nest at most [`MAX_NESTING`] deep in text that passed [`check_text`],
+    /// and a fragment is entered once, so the recursion is bounded by the text.
+    fn selection_set(&mut self, set: &'d SelectionSet) -> Result<u64, Refusal> {
+        let mut total: u64 = 0;
+        for item in &set.items {
+            let size = match &item.node {
+                Selection::Field(field) => {
+                    1 + self.selection_set(&field.node.selection_set.node)?
+                }
+                Selection::InlineFragment(inline) => {
+                    1 + self.selection_set(&inline.node.selection_set.node)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    1 + self.fragment(spread.node.fragment_name.node.as_str())?
+                }
+            };
+            total = total.saturating_add(size);
+            if total > MAX_SELECTIONS {
+                return Err(too_many_selections());
+            }
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'d str) -> Result<u64, Refusal> {
+        match self.sizes.get(name) {
+            Some(Size::Done(size)) => return Ok(*size),
+            Some(Size::InProgress) => {
+                return Err(Refusal::Invalid(format!(
+                    "fragment {name:?} spreads itself, through the fragments it spreads"
+                )));
+            }
+            None => {}
+        }
+        // An unknown fragment is the validator's to report; it weighs nothing here.
+        let Some((key, fragment)) = self.document.fragments.get_key_value(name) else {
+            return Ok(0);
+        };
+        let key = key.as_str();
+        self.sizes.insert(key, Size::InProgress);
+        let size = self.selection_set(&fragment.node.selection_set.node)?;
+        self.sizes.insert(key, Size::Done(size));
+        Ok(size)
+    }
+}
+
+/// The nesting of a request's variables (already bounded by the JSON parser's own limit
+/// of 128), walked without recursion.
+pub fn check_variables(
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Refusal> {
+    let mut stack: Vec<(&serde_json::Value, usize)> = variables.values().map(|v| (v, 1)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > MAX_VARIABLE_NESTING {
+            return Err(Refusal::TooComplex(format!(
+                "variables nest arrays and objects more than {MAX_VARIABLE_NESTING} deep"
+            )));
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    Ok(())
+}
+
+/// `operationName`: a GraphQL name of at most [`MAX_OPERATION_NAME`] characters (any other
+/// text names no operation, and would reach logs and the audit trail verbatim).
+pub fn check_operation_name(name: &str) -> Result<(), Refusal> {
+    let bytes = name.as_bytes();
+    let shaped = !bytes.is_empty()
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if !shaped || bytes.len() > MAX_OPERATION_NAME {
+        return Err(Refusal::Invalid(format!(
+            "operationName must be a GraphQL name (letters, digits, _) of at most {MAX_OPERATION_NAME} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(text).expect("parses")
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let deep = format!("{{ x(a: {}1{}) }}", "[".repeat(40), "]".repeat(40));
+        assert!(matches!(
+            check_text(&deep, MAX_DOCUMENT_BYTES),
+            Err(Refusal::TooComplex(_))
+        ));
+        let quoted = format!(
+            "{{ search(query: \"{}\") {{ totalCount }} }}",
+            "(".repeat(500)
+        );
+        assert_eq!(check_text(&quoted, MAX_DOCUMENT_BYTES), Ok(()));
+        let block = format!(
+            "{{ search(query: \"\"\"{} \\\"\"\" {}\"\"\") {{ totalCount }} }}",
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        assert_eq!(check_text(&block, MAX_DOCUMENT_BYTES), Ok(()));
+        let commented = format!("# {}\n{{ __typename }}", "{".repeat(100));
+        assert_eq!(check_text(&commented, MAX_DOCUMENT_BYTES), Ok(()));
+        // An escaped quote does not end a string.
+        let escaped = format!(
+            "{{ search(query: \"\\\"{}\") {{ totalCount }} }}",
+            "(".repeat(100)
+        );
+        assert_eq!(check_text(&escaped, MAX_DOCUMENT_BYTES), Ok(()));
+        let at_limit = format!("{}{}", "{a ".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert_eq!(check_text(&at_limit, MAX_DOCUMENT_BYTES), Ok(()));
+        assert!(check_text("{ __typename }", 5).is_err());
+    }
+
+    #[test]
+    fn fragments_are_weighed_once_and_cycles_refused() {
+        // 2^30 selections once expanded, from 30 small fragments.
+        let mut text = String::from("{ ...F0 }");
+        for i in 0..30 {
+            text.push_str(&format!(
+                " fragment F{i} on QueryRoot {{ ...F{} ...F{} }}",
+                i + 1,
+                i + 1
+            ));
+        }
+        text.push_str(" fragment F30 on QueryRoot { __typename }");
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            check_document(&parse(&text)),
+            Err(Refusal::TooComplex(_))
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+        let cycle =
+            "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { ...A __typename }";
+        assert!(matches!(
+            check_document(&parse(cycle)),
+            Err(Refusal::Invalid(_))
+        ));
+        let selfish = "{ ...A } fragment A on QueryRoot { ...A ...A }";
+        assert!(matches!(
+            check_document(&parse(selfish)),
+            Err(Refusal::Invalid(_))
+        ));
+
+        // Shared fragments are fine while the expansion stays small.
+        let shared = "{ a: asset(id: \"x\") { ...F } b: asset(id: \"y\") { ...F } } fragment F on Asset { id title }";
+        assert_eq!(check_document(&parse(shared)), Ok(()));
+    }
+
+    /// The introspection query the vendored GraphiQL sends, every option on: its template,
+    /// read from the bundle, with each `${...}` filled in.
+    fn graphiql_introspection() -> String {
+        let bundle = include_str!("../../assets/graphiql/graphiql.min.js");
+        let start = bundle
+            .find("query IntrospectionQuery")
+            .expect("the template");
+        let end = start + bundle[start..].find('`').expect("its end");
+        let mut text = String::new();
+        let mut rest = &bundle[start..end];
+        while let Some(open) = rest.find("${") {
+            text.push_str(&rest[..open]);
+            let close = open + rest[open..].find('}').expect("closed");
+            let name = &rest[open + 2..close];
+            text.push_str(match name.split_once("('") {
+                Some((_, argument)) => argument.trim_end_matches("')"),
+                None if name == "specifiedByUrl" => "specifiedByURL",
+                None if name == "directiveIsRepeatable" => "isRepeatable",
+                None if name == "oneOf" => "isOneOf",
+                None => "description",
+            });
+            rest = &rest[close + 1..];
+        }
+        text.push_str(rest);
+        text
+    }
+
+    #[test]
+    fn graphiql_introspection_fits() {
+        let introspection = graphiql_introspection();
+        assert_eq!(check_text(&introspection, MAX_DOCUMENT_BYTES), Ok(()));
+        let document = parse(&introspection);
+        assert_eq!(check_document(&document), Ok(()));
+        let mut sizer = Sizer {
+            document: &document,
+            sizes: HashMap::new(),
+        };
+        let (_, operation) = document.operations.iter().next().expect("an operation");
+        let size = sizer
+            .selection_set(&operation.node.selection_set.node)
+            .expect("sized");
+        // 237 selections: the limit leaves it eight times the room.
+        assert_eq!(size, 237, "expanded size");
+    }
+
+    #[test]
+    fn variables_and_names_are_bounded() {
+        let mut value = serde_json::json!(1);
+        for _ in 0..40 {
+            value = serde_json::json!([value]);
+        }
+        let mut variables = serde_json::Map::new();
+        variables.insert("a".into(), value);
+        assert!(check_variables(&variables).is_err());
+        let mut flat = serde_json::Map::new();
+        flat.insert("a".into(), serde_json::json!({ "b": [1, 2, { "c": "d" }] }));
+        assert_eq!(check_variables(&flat), Ok(()));
+
+        assert_eq!(check_operation_name("Recommend_2"), Ok(()));
+        for bad in ["", "2x", "a b", "a\nb", "\u{1b}[31m", &"a".repeat(129)] {
+            assert!(check_operation_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! Requests shaped to stop or pin the server, sent to the real binary (a stack overflow
+//! aborts the process it happens in, so the server runs in a process of its own): each
+//! gets an error with a code, quickly, and the process answers afterwards.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stagefit::domain::Scope;
+
+use crate::support::{ServedBinary, TestServer, serve_binary, stagefit, text};
+
+/// Far above what any of these refusals costs, far below what the attacks cost before
+/// they were refused (seconds, or the process).
+const QUICK: Duration = Duration::from_secs(2);
+
+/// A served demo library with a publishable key: the server, its base URL and the key.
+pub(crate) fn demo_with_key(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (ServedBinary, String, String) {
+    let created = stagefit(
+        dir,
+        &["keys", "create", "--scope", "publishable", "--name", "site"],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_owned();
+    let mut all = vec!["--demo"];
+    all.extend_from_slice(args);
+    let served = serve_binary(dir, &all, &[]);
+    let url = format!("http://{}", served.addr);
+    (served, url, key)
+}
+
+/// POSTs a body as the publishable key: status, JSON body and how long the answer took.
+pub(crate) async fn post_timed(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let response = client
+        .post(format!("{url}/graphql"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    (status, body, started.elapsed())
+}
+
+/// The process is alive and answers.
+pub(crate) async fn assert_alive(served: &mut ServedBinary, client: &reqwest::Client, url: &str) {
+    assert!(
+        served.child.0.try_wait().expect("status").is_none(),
+        "the server process exited"
+    );
+    let health = client
+        .get(format!("{url}/healthz"))
+        .timeout(QUICK)
+        .send()
+        .await
+        .expect("healthz answers");
+    assert_eq!(health.status(), 200);
+}
+
+fn code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+#[tokio::test]
+async fn hostile_request_shapes_are_refused_quickly_and_the_server_lives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut served, url, key) = demo_with_key(tmp.path(), &[]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+
+    // 1. A search text of a thousand nested parentheses (2 KB): the query parser recursed
+    //    once per level and overflowed the stack.
+    let parens = format!("{}reconciliation{}", "(".repeat(1000), ")".repeat(1000));
+    let (status, body, took) = post_timed(
+        &client,
+        &url,
+        &key,
+        &json!({ "query": "query($q: String!) { search(query: $q) { totalCount } }", "variables": { "q": parens } }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    assert!(took < QUICK, "{took:?}");
+    assert_alive(&mut served, &client, &url).await;
+    // The same text inside a recommendation, and NOTs nested as deep.
+    let nots = format!("{}x", "NOT ".repeat(500));
+    for text in [&parens, &nots] {
+        let (status, body, _) = post_timed(
+            &client,
+            &url,
+            &key,
+            &json!({ "query": "query($q: String) { recommendations(audience: {}, query: $q) { items { score } } }", "variables": { "q": text } }),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (200, Some("BAD_USER_INPUT")),
+            "{body}"
+        );
+    }
+    assert_alive(&mut served, &client, &url).await;
+
+    // 2. An argument holding a list nested 2,000 deep (4 KB): the document parser recursed
+    //    once per bracket. In the document, and in variables.
+    let deep = format!(
+        "{{ search(query: {}\"x\"{}) {{ totalCount }} }}",
+        "[".repeat(2000),
+        "]".repeat(2000)
+    );
+    for media in ["application/json", "application/graphql-response+json"] {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{url}/graphql"))
+            .bearer_auth(&key)
+            .header("accept", media)
+            .json(&json!({ "query": deep }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        let expected = if media == "application/json" {
+            200
+        } else {
+            400
+        };
+        assert_eq!(
+            (status, code(&body)),
+            (expected, Some("QUERY_TOO_COMPLEX")),
+            "{body}"
+        );
+        assert!(started.elapsed() < QUICK);
+    }
+    let mut nested = json!("x");
+    for _ in 0..100 {
+        nested = json!([nested]);
+    }
+    let (status, body, _) = post_timed(
+        &client,
+        &url,
+        &key,
+        &json!({ "query": "query($q: String!) { search(query: $q) { totalCount } }", "variables": { "q": nested } }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    // Over GET, the same text.
+    let response = client
+        .get(format!("{url}/graphql"))
+        .bearer_auth(&key)
+        .query(&[("query", deep.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), Some("QUERY_TOO_COMPLEX"), "{body}");
+    assert_alive(&mut served, &client, &url).await;
+
+    // 3. Fragment fan-out: 24 fragments that each spread the next twice (1 KB) expand to
+    //    2^24 selections; two at once used to stall /healthz for seconds.
+    let mut fan = String::from("{ ...F0 }");
+    for i in 0..24 {
+        fan.push_str(&format!(
+            " fragment F{i} on QueryRoot {{ ...F{} ...F{} }}",
+            i + 1,
+            i + 1
+        ));
+    }
+    fan.push_str(" fragment F24 on QueryRoot { __typename }");
+    assert!(fan.len() < 1500, "{}", fan.len());
+    let body = json!({ "query": fan });
+    let (a, b, health) = tokio::join!(
+        post_timed(&client, &url, &key, &body),
+        post_timed(&client, &url, &key, &body),
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let started = Instant::now();
+            let response = client.get(format!("{url}/healthz")).send().await.unwrap();
+            (response.status().as_u16(), started.elapsed())
+        }
+    );
+    for (status, body, took) in [a, b] {
+        assert_eq!(
+            (status, code(&body)),
+            (200, Some("QUERY_TOO_COMPLEX")),
+            "{body}"
+        );
+        assert!(took < QUICK, "{took:?}");
+    }
+    assert_eq!(health.0, 200);
+    assert!(health.1 < QUICK, "{:?}", health.1);
+    // A fragment that spreads itself.
+    let (status, body, _) = post_timed(
+        &client,
+        &url,
+        &key,
+        &json!({ "query": "{ ...A } fragment A on QueryRoot { ...A ...A __typename }" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    assert_alive(&mut served, &client, &url).await;
+
+    // 4. Sixteen thousand distinct words: the term de-duplication was quadratic.
+    let words: String = (0..16_000).map(|i| format!("w{i} ")).collect();
+    for query in [
+        "query($q: String!) { search(query: $q) { totalCount } }",
+        "query($q: String) { recommendations(audience: {}, query: $q) { items { score } } }",
+    ] {
+        let (status, body, took) = post_timed(
+            &client,
+            &url,
+            &key,
+            &json!({ "query": query, "variables": { "q": words } }),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (200, Some("BAD_USER_INPUT")),
+            "{body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("characters")),
+            "{body}"
+        );
+        assert!(took < QUICK, "{took:?}");
+    }
+    assert_alive(&mut served, &client, &url).await;
+
+    // A text within the limits still searches.
+    let (status, body, _) = post_timed(
+        &client,
+        &url,
+        &key,
+        &json!({ "query": "{ search(query: \"(payment AND reconciliation) OR pricing\") { totalCount } }" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["data"]["search"]["totalCount"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+
+    // Oversized documents and operation names are refused before parsing, and a name
+    // that is not a GraphQL name never reaches the log.
+    let long = format!("{{ __typename {} }}", "__typename ".repeat(7_000));
+    let (status, body, _) = post_timed(&client, &url, &key, &json!({ "query": long })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("QUERY_TOO_COMPLEX")),
+        "{body}"
+    );
+    let (status, body, _) = post_timed(
+        &client,
+        &url,
+        &key,
+        &json!({ "query": "query Q { __typename }", "operationName": "Q\n\u{1b}[31m" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    assert_alive(&mut served, &client, &url).await;
+    served.kill();
+}
+
+/// POSTs as `credential`: status, headers and JSON body.
+async fn call(
+    s: &TestServer,
+    credential: &str,
+    query: &str,
+    variables: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = s
+        .client()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(credential)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap())
+}
+
+async fn new_key(s: &TestServer, scope: Scope) -> String {
+    s.server
+        .as_ref()
+        .unwrap()
+        .state()
+        .access
+        .create_key(scope.name(), scope, Default::default())
+        .await
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn drafts_stay_hidden_below_editors_also_through_engagements() {
+    let mut s = TestServer::demo().await;
+    let server = new_key(&s, Scope::Server).await;
+    let editor = new_key(&s, Scope::Editor).await;
+    let (status, _, body) = call(
+        &s,
+        &server,
+        r#"mutation {
+            upsertAccount(account: { id: "acme", name: "Acme", industry: "retail" }) { id }
+            recordEngagement(event: { accountId: "acme", assetId: "pricing-sheet", kind: VIEW }) { recorded }
+        }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The content team takes the asset back to draft.
+    let mut record = crate::support::demo_records()
+        .into_iter()
+        .find(|r| r["id"] == "pricing-sheet")
+        .unwrap();
+    record["status"] = json!("draft");
+    let input = json!({
+        "id": record["id"], "title": record["title"], "summary": record["summary"],
+        "body": record["body"], "contentType": record["content_type"], "status": "draft",
+    });
+    let (_, _, body) = call(
+        &s,
+        &editor,
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { updated } }",
+        json!({ "a": [input] }),
+    )
+    .await;
+    assert_eq!(body["data"]["upsertAssets"]["updated"], 1, "{body}");
+    let history = r#"{ account(id: "acme") { engagements { items { assetId asset { id title status } } } } }"#;
+    let (_, _, body) = call(&s, &server, history, json!({})).await;
+    let item = &body["data"]["account"]["engagements"]["items"][0];
+    assert_eq!(item["assetId"], "pricing-sheet", "{body}");
+    assert!(item["asset"].is_null(), "a server key read a draft: {body}");
+    let (_, _, body) = call(&s, &editor, history, json!({})).await;
+    assert_eq!(
+        body["data"]["account"]["engagements"]["items"][0]["asset"]["status"], "DRAFT",
+        "{body}"
+    );
+
+    // An event naming the draft is answered as one naming no asset at all.
+    let token = call(
+        &s,
+        &server,
+        r#"mutation { createVisitorToken(accountId: "acme", ttlSeconds: 600) { token } }"#,
+        json!({}),
+    )
+    .await
+    .2["data"]["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record_for = |asset: &str| {
+        format!(
+            r#"mutation {{ recordEngagement(event: {{ accountId: "acme", assetId: "{asset}", kind: VIEW }}) {{ recorded }} }}"#
+        )
+    };
+    let (_, _, draft) = call(&s, &token, &record_for("pricing-sheet"), json!({})).await;
+    let (_, _, unknown) = call(&s, &token, &record_for("no-such-asset"), json!({})).await;
+    assert_eq!(
+        draft["errors"][0]["extensions"], unknown["errors"][0]["extensions"],
+        "{draft} {unknown}"
+    );
+    assert_eq!(
+        draft["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .replace("pricing-sheet", "X"),
+        unknown["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-asset", "X"),
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_are_never_stored_by_caches_and_pages_cannot_be_framed() {
+    let mut s = TestServer::demo().await;
+    let admin = new_key(&s, Scope::Admin).await;
+    let server = new_key(&s, Scope::Server).await;
+    let (status, headers, body) = call(
+        &s,
+        &admin,
+        r#"mutation { createApiKey(name: "site", scope: PUBLISHABLE) { key } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let (_, _, body) = call(
+        &s,
+        &server,
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let (status, headers, body) = call(
+        &s,
+        &server,
+        r#"mutation { createVisitorToken(accountId: "acme", ttlSeconds: 60) { token } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    for path in ["/", "/coverage", "/insights"] {
+        let response = s.get(path).await;
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        let html = response.text().await.unwrap();
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(!policy.contains("unsafe-eval"), "{path}: {policy}");
+        // Each inline script is allowed by its own hash, and nothing else inline.
+        assert_eq!(
+            policy.matches("'sha256-").count(),
+            html.matches("<script>").count(),
+            "{path}: {policy}"
+        );
+        assert!(
+            !policy.contains("script-src 'self' 'unsafe-inline'"),
+            "{path}"
+        );
+    }
+    for path in ["/widget.js", "/graphiql/graphiql.min.js", "/healthz"] {
+        assert_eq!(
+            s.get(path).await.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn asset_urls_that_leave_the_site_are_refused_and_old_ones_cleared() {
+    let mut s = TestServer::demo().await;
+    let upsert = "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }";
+    for url in ["//evil.example/x", "/\\evil.example/x", "/\\/evil.example"] {
+        let body = s
+            .request(
+                upsert,
+                json!({ "a": [{ "id": "offsite", "title": "Off", "contentType": "EBOOK", "url": url }] }),
+            )
+            .await;
+        let error = &body["errors"][0];
+        assert_eq!(
+            error["extensions"]["code"], "BAD_USER_INPUT",
+            "{url}: {body}"
+        );
+        assert_eq!(error["extensions"]["problems"][0]["field"], "url", "{body}");
+    }
+    for url in ["/pricing", "/", "https://cdn.example.com/a.pdf"] {
+        let data = s
+            .gql(
+                upsert,
+                json!({ "a": [{ "id": "onsite", "title": "On", "contentType": "EBOOK", "url": url }] }),
+            )
+            .await;
+        assert!(data["upsertAssets"].is_object(), "{url}");
+    }
+
+    // A url stored before the check existed: the upgrade clears it and the index follows.
+    let database = s.database_url();
+    s.stop().await;
+    {
+        use migrations::MigratorTrait;
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(database.as_str()).await.unwrap();
+        migrations::Migrator::down(&db, Some(1)).await.unwrap();
+        db.execute_unprepared("UPDATE asset SET url = '//evil.example/x' WHERE id = 'onsite'")
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+    let dir = s.dir().to_owned();
+    let mut again = TestServer::start_in(&dir, false).await;
+    let data = again
+        .gql(
+            r#"{ asset(id: "onsite") { url } search(query: "On") { items { asset { id url } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(data["asset"]["url"].is_null(), "{data}");
+    for item in data["search"]["items"].as_array().unwrap() {
+        assert_ne!(item["asset"]["url"], "//evil.example/x", "{data}");
+    }
+    again.stop().await;
+    drop(s);
+}
