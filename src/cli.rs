@@ -458,6 +458,9 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         rate_per_client,
         burst_per_client,
         request_timeout_secs,
+        header_timeout_secs,
+        body_timeout_secs,
+        shutdown_grace_secs,
         publishable_safelist,
         trusted_proxies,
         metrics_addr,
@@ -490,6 +493,9 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         per_client_burst: burst_per_client,
     };
     config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
+    config.header_timeout = std::time::Duration::from_secs(header_timeout_secs.max(1));
+    config.body_timeout = std::time::Duration::from_secs(body_timeout_secs.max(1));
+    config.shutdown_grace = std::time::Duration::from_secs(shutdown_grace_secs);
     config.publishable_safelist = publishable_safelist;
     config.trusted_proxies = trusted_proxies;
     config.metrics_addr = metrics_addr;

@@ -14,6 +14,13 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_RESPONSE_CACHE_MB: u64 = 64;
 pub const DEFAULT_POPULARITY_REFRESH_SECS: u64 = 300;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// Seconds a client has to send a request's headers, and an idle connection to start its
+/// next request.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Seconds a client has to send a request's body.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// Seconds requests in flight at shutdown may take to finish.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 /// Where the library lives; shared by every subcommand.
 #[derive(Args, Clone, Debug)]
@@ -160,6 +167,12 @@ pub struct Config {
     pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
     pub request_timeout: std::time::Duration,
+    /// How long a client may take to send a request's headers (or, idle, to start one).
+    pub header_timeout: std::time::Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: std::time::Duration,
+    /// How long requests in flight at shutdown may take to finish.
+    pub shutdown_grace: std::time::Duration,
     pub ranking: RankingConfig,
 }
 
@@ -197,6 +210,9 @@ impl Config {
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             feedback_retention_days: DEFAULT_FEEDBACK_RETENTION_DAYS,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            shutdown_grace: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,
@@ -324,6 +340,17 @@ pub struct ServeArgs {
     /// Seconds one request may run before it gets 503 TIMEOUT
     #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (and an idle connection to start
+    /// its next request) before the connection is closed
+    #[arg(long, env = "STAGEFIT_HEADER_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body before it gets 408 TIMEOUT
+    #[arg(long, env = "STAGEFIT_BODY_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout_secs: u64,
+    /// Seconds requests in flight at shutdown (SIGTERM) may take to finish before the
+    /// queues are written and the process exits
+    #[arg(long, env = "STAGEFIT_SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
     /// Let publishable keys and visitor tokens run only operations registered with
     /// `stagefit operations add`
     #[arg(long, env = "STAGEFIT_PUBLISHABLE_SAFELIST")]

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::graphql::{AppSchema, build_schema};
-use crate::http::{ParsedDocuments, RateLimits, ResponseCache};
+use crate::http::{ConnectionLimits, ParsedDocuments, RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{
@@ -42,6 +42,10 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
     pub request_timeout: Duration,
+    /// How long a client may take to send a request body before it gets 408 `TIMEOUT`.
+    pub body_timeout: Duration,
+    /// Header timeout and shutdown grace of the listeners.
+    pub connections: ConnectionLimits,
     /// Requests taking at least this long get a `slow request` line at `warn`.
     pub slow_request: Duration,
     /// `/readyz` answers 503 while the index is more changes than this behind.
@@ -116,6 +120,11 @@ impl Instance {
                 publishable_safelist: config.publishable_safelist,
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 request_timeout: config.request_timeout,
+                body_timeout: config.body_timeout,
+                connections: ConnectionLimits {
+                    header_timeout: config.header_timeout,
+                    shutdown_grace: config.shutdown_grace,
+                },
                 cors_origins: Arc::new(cors_origins),
                 trusted_proxies: Arc::new(trusted_proxies(&config.trusted_proxies)?),
                 slow_request: config.slow_request,
@@ -266,11 +275,15 @@ impl Server {
                     .with_context(|| format!("cannot serve metrics on {at}"))?;
                 let bound = listener.local_addr()?;
                 let app = crate::http::metrics_router(instance.state.clone());
+                let limits = instance.state.connections;
                 (
                     Some(bound),
-                    Some(tokio::spawn(
-                        async move { axum::serve(listener, app).await },
-                    )),
+                    Some(tokio::spawn(crate::http::serve_router(
+                        app,
+                        listener,
+                        limits,
+                        std::future::pending(),
+                    ))),
                 )
             }
         };

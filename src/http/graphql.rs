@@ -410,21 +410,33 @@ pub async fn post(
     } else {
         MAX_BODY_BYTES
     };
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(_) => {
-            return error_response(
-                media,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                &format!(
-                    "the request body is larger than {} MiB, the most a {} credential may send",
-                    limit / (1024 * 1024),
-                    credential.scope()
-                ),
-            );
-        }
-    };
+    let body =
+        match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(body)) => body,
+            Err(_) => {
+                return error_response(
+                    media,
+                    StatusCode::REQUEST_TIMEOUT,
+                    ErrorCode::Timeout,
+                    &format!(
+                        "the request body took longer than {} s to arrive",
+                        state.body_timeout.as_secs()
+                    ),
+                );
+            }
+            Ok(Err(_)) => {
+                return error_response(
+                    media,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    &format!(
+                        "the request body is larger than {} MiB, the most a {} credential may send",
+                        limit / (1024 * 1024),
+                        credential.scope()
+                    ),
+                );
+            }
+        };
     match is_json_content_type(&headers) {
         Some(true) => {}
         Some(false) | None => {

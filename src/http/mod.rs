@@ -7,10 +7,12 @@ mod cache;
 mod graphiql;
 mod graphql;
 mod limits;
+mod serve;
 
 pub use cache::ResponseCache;
 pub use graphql::ParsedDocuments;
 pub use limits::RateLimits;
+pub use serve::{ConnectionLimits, serve_router};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -256,10 +258,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.connections;
+    serve_router(router(state), listener, limits, shutdown).await
 }
 
 /// The coverage heatmap: one self-contained page (no external script, style or font) that

@@ -523,3 +523,68 @@ async fn asset_urls_that_leave_the_site_are_refused_and_old_ones_cleared() {
     again.stop().await;
     drop(s);
 }
+
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TestServer::demo_with(|c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.body_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    // Reads what the server sends until it closes the connection, at most `patience`.
+    async fn until_closed(
+        stream: &mut tokio::net::TcpStream,
+        patience: Duration,
+    ) -> Option<String> {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(patience, stream.read_to_end(&mut got)).await;
+        read.ok()
+            .map(|_| String::from_utf8_lossy(&got).into_owned())
+    }
+
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: stagefit\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        until_closed(&mut slow, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "a connection with unfinished headers stayed open"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A body that never arrives: 408 with a code.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: stagefit\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"query\":")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut stalled, Duration::from_secs(5))
+        .await
+        .expect("an answer, then the connection closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"TIMEOUT\""), "{answer}");
+
+    // An idle keep-alive connection is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: stagefit\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut idle, Duration::from_secs(5))
+        .await
+        .expect("closed after its idle time");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A well-behaved client is unaffected.
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    s.stop().await;
+}
