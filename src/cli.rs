@@ -457,6 +457,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         rate_per_key,
         rate_per_client,
         burst_per_client,
+        auth_failure_burst,
+        auth_failures_per_second,
         request_timeout_secs,
         header_timeout_secs,
         body_timeout_secs,
@@ -491,6 +493,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         per_key_per_second: rate_per_key,
         per_client_per_second: rate_per_client,
         per_client_burst: burst_per_client,
+        auth_failure_burst,
+        auth_failures_per_second,
     };
     config.request_timeout = std::time::Duration::from_secs(request_timeout_secs.max(1));
     config.header_timeout = std::time::Duration::from_secs(header_timeout_secs.max(1));

@@ -93,6 +93,11 @@ pub struct RateLimitConfig {
     pub per_client_per_second: u32,
     /// Burst for one client address on one publishable key.
     pub per_client_burst: u32,
+    /// Failed credentials (401) one client address may present at once; past them, it
+    /// gets 429 for any credential that would be looked up in the database...
+    pub auth_failure_burst: u32,
+    /// ...until its budget refills at this many a second.
+    pub auth_failures_per_second: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -101,6 +106,8 @@ impl Default for RateLimitConfig {
             per_key_per_second: 1_000,
             per_client_per_second: 20,
             per_client_burst: 40,
+            auth_failure_burst: 20,
+            auth_failures_per_second: 1,
         }
     }
 }
@@ -337,6 +344,13 @@ pub struct ServeArgs {
     /// Burst one client address may make with one publishable key
     #[arg(long, env = "STAGEFIT_BURST_PER_CLIENT", default_value_t = 40)]
     pub burst_per_client: u32,
+    /// Failed credentials one client address may present at once before its next
+    /// unknown credential gets 429 (without a database lookup)
+    #[arg(long, env = "STAGEFIT_AUTH_FAILURE_BURST", default_value_t = 20)]
+    pub auth_failure_burst: u32,
+    /// Failed credentials a second one client address may present after its burst
+    #[arg(long, env = "STAGEFIT_AUTH_FAILURES_PER_SECOND", default_value_t = 1)]
+    pub auth_failures_per_second: u32,
     /// Seconds one request may run before it gets 503 TIMEOUT
     #[arg(long, env = "STAGEFIT_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,

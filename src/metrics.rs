@@ -21,6 +21,10 @@ pub const DB_CONNECTIONS_IN_USE: &str = "stagefit_db_pool_connections_in_use";
 pub const DB_CONNECTIONS: &str = "stagefit_db_pool_connections";
 pub const IMPRESSIONS: &str = "stagefit_impressions_recorded_total";
 pub const IMPRESSION_WRITE: &str = "stagefit_impression_write_duration_seconds";
+pub const BACKGROUND_RESTARTS: &str = "stagefit_background_restarts_total";
+pub const QUEUED: &str = "stagefit_background_queue_items";
+pub const KEY_LOOKUPS: &str = "stagefit_key_lookups_total";
+pub const AUDIT_POOLED: &str = "stagefit_audit_refusals_pooled_total";
 
 const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -92,6 +96,19 @@ fn describe() {
     describe_counter!(
         IMPRESSIONS,
         "Impressions recorded (each list and asset once)"
+    );
+    describe_counter!(
+        BACKGROUND_RESTARTS,
+        "Background writers (audit trail, impressions) started again after a panic"
+    );
+    describe_gauge!(QUEUED, "Items queued for a background writer, by queue");
+    describe_counter!(
+        KEY_LOOKUPS,
+        "API keys looked up in the database (the rest come from the 4 s cache)"
+    );
+    describe_counter!(
+        AUDIT_POOLED,
+        "Refusals counted into the catch-all bucket of their minute because too many keys and addresses were refused at once"
     );
     describe_histogram!(
         IMPRESSION_WRITE,

@@ -17,7 +17,8 @@ use crate::http::{ConnectionLimits, ParsedDocuments, RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{
-    Access, AuditTrail, ImportSource, IndexFollower, Library, Safelist, import_sources,
+    Access, AuditTrail, ImportSource, IndexFollower, Library, Safelist, WriterHandle,
+    import_sources,
 };
 use crate::store::Store;
 
@@ -67,9 +68,10 @@ pub struct Instance {
     store: Store,
     follower: IndexFollower,
     popularity: JoinHandle<()>,
-    audit_task: JoinHandle<()>,
-    /// The impression writer, the profiles' refresh and impression retention.
-    feedback: JoinHandle<()>,
+    /// The audit trail's writer.
+    audit_task: WriterHandle,
+    /// The impression writer, with the profiles' refresh and impression retention.
+    feedback: WriterHandle,
     metrics_upkeep: JoinHandle<()>,
     /// Hears other replicas' writes (PostgreSQL only).
     replicas: Option<JoinHandle<()>>,
@@ -144,16 +146,13 @@ impl Instance {
         })
     }
 
+    /// Stops the background work: what the writers have queued is written first.
     pub async fn stop(self) {
         // A refresh cut short leaves the last complete one: it writes in one transaction.
         self.popularity.abort();
         let _ = self.popularity.await;
-        // Let the queue's last events reach the database, briefly.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        self.audit_task.abort();
-        let _ = self.audit_task.await;
-        self.feedback.abort();
-        let _ = self.feedback.await;
+        self.audit_task.drain().await;
+        self.feedback.drain().await;
         self.metrics_upkeep.abort();
         if let Some(replicas) = self.replicas {
             replicas.abort();

@@ -149,6 +149,49 @@ pub struct AuditEvent {
     pub status: u16,
     /// `ok`, or the first error code (`FORBIDDEN`, `RATE_LIMITED`, `NOT_FOUND`, ...).
     pub outcome: String,
+    /// How many requests it stands for: 1, or, for refusals that come in floods (401,
+    /// 429), every such refusal of its key or address and outcome in its minute.
+    pub count: u64,
+}
+
+/// Longest operation kept in the audit trail; a longer one is cut, with `...`.
+pub const MAX_AUDITED_OPERATION: usize = 200;
+
+impl AuditEvent {
+    /// The bucket a flood-prone refusal counts in: its minute, its key (or else its
+    /// address) and its outcome.
+    pub fn bucket(&self) -> String {
+        let who = self
+            .key_id
+            .as_deref()
+            .or(self.client.as_deref())
+            .unwrap_or("-");
+        format!(
+            "{}|{who}|{}|{}",
+            self.at.timestamp().div_euclid(60) * 60,
+            self.status,
+            self.outcome
+        )
+    }
+
+    /// Whether refusals like this one are counted per bucket rather than one row each:
+    /// they need no valid credential (401) or come when a caller is already over its rate
+    /// (429).
+    pub fn counted_per_bucket(&self) -> bool {
+        matches!(self.status, 401 | 429)
+    }
+}
+
+/// An operation as the audit trail keeps it: control characters dropped, at most
+/// [`MAX_AUDITED_OPERATION`] characters.
+pub fn audited_operation(raw: &str) -> String {
+    let clean: String = raw.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() <= MAX_AUDITED_OPERATION {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(MAX_AUDITED_OPERATION).collect();
+    cut.push_str("...");
+    cut
 }
 
 /// `width` base62 digits of the big-endian number `bytes` (its low digits when it has more).

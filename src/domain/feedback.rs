@@ -51,26 +51,188 @@ pub struct ListContext {
 
 /// Random characters that make every recommendation id unique, even for one cached list.
 pub const NONCE_LEN: usize = 16;
+/// Bytes of an item's tag: the first bytes of the SHA-256 of its asset id.
+const ITEM_TAG_LEN: usize = 4;
+/// Bytes of the HMAC-SHA256 an id keeps (base64url: 22 characters).
+const MAC_LEN: usize = 16;
+/// Characters of an id after its items: `.`, the nonce, `.`, the MAC.
+pub const ID_TAIL_LEN: usize = 1 + NONCE_LEN + 1 + 22;
+/// Longest recommendation id accepted: a context with a 512-character query and a hundred
+/// items is under 2 KB.
+pub const MAX_LIST_ID_BYTES: usize = 4096;
 
-impl ListContext {
-    /// The opaque id of a list shown with this context: the context, then `.`, then the
-    /// nonce (hex). Everything before the last `.` is the context; a cached response gets a
-    /// fresh nonce per answer.
-    pub fn to_id(&self, nonce: &str) -> String {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        format!("{}.{nonce}", URL_SAFE_NO_PAD.encode(json))
+/// Signs and checks recommendation ids with a secret every replica shares.
+///
+/// An id is `CONTEXT.ITEMS.NONCE.MAC`: the list's context as base64url JSON, a 4-byte tag
+/// of each shown asset in position order (base64url), 16 hex characters of randomness, and
+/// the first 16 bytes of HMAC-SHA256 over everything before the last `.`. Only the server
+/// makes ids that open, so an id names a list that was shown, to whom, when, and which
+/// asset sat at which position.
+pub struct ListSigner {
+    key: ring::hmac::Key,
+}
+
+/// A recommendation id that opened: its context and its items' tags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedList {
+    pub context: ListContext,
+    items: Vec<[u8; ITEM_TAG_LEN]>,
+}
+
+impl SignedList {
+    /// Whether `asset` was shown at `position` (1 the first), or anywhere when `None`.
+    pub fn shows(&self, asset: &str, position: Option<u32>) -> bool {
+        let tag = item_tag(asset);
+        match position {
+            Some(p) => p >= 1 && self.items.get(p as usize - 1) == Some(&tag),
+            None => self.items.contains(&tag),
+        }
     }
 
-    /// Reads an id made by [`ListContext::to_id`].
-    pub fn from_id(id: &str) -> Result<ListContext, String> {
-        let bad = || format!("recommendationId {id:?} is not one stagefit gave out");
-        let (context, nonce) = id.rsplit_once('.').ok_or_else(bad)?;
-        if nonce.len() != NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+    /// Where `asset` was shown (1 the first), if it was.
+    pub fn position_of(&self, asset: &str) -> Option<u32> {
+        let tag = item_tag(asset);
+        self.items
+            .iter()
+            .position(|t| *t == tag)
+            .and_then(|i| u32::try_from(i + 1).ok())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+fn item_tag(asset: &str) -> [u8; ITEM_TAG_LEN] {
+    let digest = Sha256::digest(asset.as_bytes());
+    let mut tag = [0u8; ITEM_TAG_LEN];
+    tag.copy_from_slice(&digest[..ITEM_TAG_LEN]);
+    tag
+}
+
+impl ListSigner {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    fn mac(&self, signed: &str) -> String {
+        let tag = ring::hmac::sign(&self.key, signed.as_bytes());
+        URL_SAFE_NO_PAD.encode(&tag.as_ref()[..MAC_LEN])
+    }
+
+    /// The id of a list shown with `context` whose items are `items`, in order.
+    pub fn issue<'a>(
+        &self,
+        context: &ListContext,
+        items: impl IntoIterator<Item = &'a str>,
+        nonce: &str,
+    ) -> String {
+        let json = serde_json::to_vec(context).unwrap_or_default();
+        let tags: Vec<u8> = items.into_iter().flat_map(item_tag).collect();
+        let signed = format!(
+            "{}.{}.{nonce}",
+            URL_SAFE_NO_PAD.encode(json),
+            URL_SAFE_NO_PAD.encode(tags)
+        );
+        let mac = self.mac(&signed);
+        format!("{signed}.{mac}")
+    }
+
+    /// The same id with another nonce, signed again; same length. `None` for text that is
+    /// not an id's shape.
+    pub fn renew(&self, id: &str, nonce: &str) -> Option<String> {
+        if nonce.len() != NONCE_LEN || id.len() < ID_TAIL_LEN {
+            return None;
+        }
+        let body = &id[..id.len() - ID_TAIL_LEN];
+        let signed = format!("{body}.{nonce}");
+        let mac = self.mac(&signed);
+        Some(format!("{signed}.{mac}"))
+    }
+
+    /// Opens an id made by [`ListSigner::issue`] with this secret: its size, its signature
+    /// (compared in constant time), then its parts.
+    pub fn open(&self, id: &str) -> Result<SignedList, String> {
+        if id.len() > MAX_LIST_ID_BYTES {
+            return Err(format!(
+                "recommendationId is {} bytes; stagefit gives out ids of at most {MAX_LIST_ID_BYTES}",
+                id.len()
+            ));
+        }
+        let bad =
+            || "recommendationId is not one this stagefit gave out (or it was altered)".to_owned();
+        let (signed, mac) = id.rsplit_once('.').ok_or_else(bad)?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| bad())?;
+        let expected = ring::hmac::sign(&self.key, signed.as_bytes());
+        if mac.len() != MAC_LEN
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                &expected.as_ref()[..MAC_LEN],
+                mac.as_slice(),
+            ))
+        {
+            return Err(bad());
+        }
+        let mut parts = signed.split('.');
+        let (Some(context), Some(items), Some(nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if nonce.len() != NONCE_LEN {
             return Err(bad());
         }
         let json = URL_SAFE_NO_PAD.decode(context).map_err(|_| bad())?;
+        let context: ListContext = serde_json::from_slice(&json).map_err(|_| bad())?;
+        let tags = URL_SAFE_NO_PAD.decode(items).map_err(|_| bad())?;
+        if tags.len() % ITEM_TAG_LEN != 0 {
+            return Err(bad());
+        }
+        let items = tags
+            .chunks_exact(ITEM_TAG_LEN)
+            .map(|c| {
+                let mut tag = [0u8; ITEM_TAG_LEN];
+                tag.copy_from_slice(c);
+                tag
+            })
+            .collect();
+        Ok(SignedList { context, items })
+    }
+}
+
+impl ListContext {
+    /// The context of an id, read without checking its signature: enough for the rule
+    /// table to see whose list it claims to be, and for events stored with an id to show
+    /// it. Whatever records against an id opens it with [`ListSigner::open`] first. Ids
+    /// stored before they were signed (`CONTEXT.NONCE`) read too.
+    pub fn from_id(id: &str) -> Result<ListContext, String> {
+        let bad = || {
+            format!(
+                "recommendationId {:?} is not one stagefit gave out",
+                shorten(id)
+            )
+        };
+        if id.len() > MAX_LIST_ID_BYTES || !matches!(id.split('.').count(), 2 | 4) {
+            return Err(bad());
+        }
+        let context = id.split('.').next().ok_or_else(bad)?;
+        let json = URL_SAFE_NO_PAD.decode(context).map_err(|_| bad())?;
         serde_json::from_slice(&json).map_err(|_| bad())
     }
+}
+
+/// At most 40 characters of a caller's text, for a message.
+fn shorten(text: &str) -> String {
+    let mut short: String = text.chars().take(40).collect();
+    if short.len() < text.len() {
+        short.push_str("...");
+    }
+    short
 }
 
 /// The key a list is stored under: a digest of its id, short and fixed in length.
@@ -307,7 +469,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_id_carries_its_context_and_rejects_what_it_did_not_make() {
+    fn an_id_carries_its_context_and_items_and_opens_only_unaltered() {
         let ctx = ListContext {
             at: 1_700_000_000,
             account: Some("acme".into()),
@@ -319,16 +481,47 @@ mod tests {
             query: Some("pci. compliance".into()),
             ..Default::default()
         };
-        let id = ctx.to_id("0123456789abcdef");
+        let signer = ListSigner::new(b"a secret of the test");
+        let id = signer.issue(&ctx, ["guide", "pricing-sheet"], "0123456789abcdef");
+        let opened = signer.open(&id).unwrap();
+        assert_eq!(opened.context, ctx);
         assert_eq!(ListContext::from_id(&id).unwrap(), ctx);
+        assert!(opened.shows("guide", Some(1)) && opened.shows("pricing-sheet", Some(2)));
+        assert!(opened.shows("pricing-sheet", None));
+        assert!(!opened.shows("guide", Some(2)) && !opened.shows("other", None));
+        assert!(!opened.shows("guide", Some(0)) && !opened.shows("guide", Some(3)));
+        assert_eq!(opened.position_of("pricing-sheet"), Some(2));
+        assert_eq!(opened.position_of("other"), None);
+
+        // Another nonce: same length, opens, another id.
+        let renewed = signer.renew(&id, "fedcba9876543210").unwrap();
+        assert_eq!(renewed.len(), id.len());
+        assert_ne!(renewed, id);
+        assert_eq!(signer.open(&renewed).unwrap(), opened);
+
+        // Any change, another secret, or an unsigned id of the old shape: refused.
+        let other = ListSigner::new(b"another secret");
+        assert!(other.open(&id).is_err());
+        let forged_ctx = ListContext {
+            account: Some("globex".into()),
+            ..ctx.clone()
+        };
+        let forged = format!(
+            "{}{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_ctx).unwrap()),
+            &id[id.find('.').unwrap()..]
+        );
         for bad in [
             "",
             "x",
             "abc.0123456789abcdef",
             &id[..id.len() - 1],
             &id[1..],
+            &forged,
+            &format!("{id}A"),
+            &"A".repeat(MAX_LIST_ID_BYTES + 1),
         ] {
-            assert!(ListContext::from_id(bad).is_err(), "{bad}");
+            assert!(signer.open(bad).is_err(), "{bad}");
         }
         assert_eq!(list_key(&id).len(), 32);
     }

@@ -15,8 +15,9 @@ mod search;
 mod taxonomy;
 
 pub use access::{
-    ApiKey, AuditEvent, KEY_LEN, KEY_RANDOM_BYTES, KeyClaim, MAX_VISITOR_TOKEN_TTL, Operation,
-    Scope, VisitorClaims, hash_bytes, key_hash, key_id, new_key, parse_key,
+    ApiKey, AuditEvent, KEY_LEN, KEY_RANDOM_BYTES, KeyClaim, MAX_AUDITED_OPERATION,
+    MAX_VISITOR_TOKEN_TTL, Operation, Scope, VisitorClaims, audited_operation, hash_bytes,
+    key_hash, key_id, new_key, parse_key,
 };
 pub use account::{
     Account, AccountDraft, AccountId, Attribution, Contact, ContactDraft, ContactId, Engagement,
@@ -29,9 +30,10 @@ pub use coverage::{
 };
 pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
 pub use feedback::{
-    DEFAULT_PROFILE, Experiment, ListContext, ListMeasures, NONCE_LEN, RankingProfile, Variant,
-    ideal_dcg5, list_key, list_measures, parse_name, two_proportion_test, weights_from_json,
-    weights_to_json, wilson_interval,
+    DEFAULT_PROFILE, Experiment, ID_TAIL_LEN, ListContext, ListMeasures, ListSigner,
+    MAX_LIST_ID_BYTES, NONCE_LEN, RankingProfile, SignedList, Variant, ideal_dcg5, list_key,
+    list_measures, parse_name, two_proportion_test, weights_from_json, weights_to_json,
+    wilson_interval,
 };
 pub use filter::AssetFilter;
 pub use search::{

@@ -50,7 +50,10 @@ pub fn query_nesting(text: &str) -> usize {
             _ => {}
         }
     }
-    let nots = text.split_whitespace().filter(|w| *w == "NOT").count();
+    let nots = text
+        .split_whitespace()
+        .filter(|w| w.trim_matches(['(', ')']) == "NOT")
+        .count();
     deepest + nots
 }
 

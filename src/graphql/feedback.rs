@@ -441,9 +441,11 @@ pub struct FeedbackMutation;
 #[Object]
 impl FeedbackMutation {
     /// Records which items of a shown list were seen (cheap: call it on every page view).
-    /// `positions` gives each asset's position in the list (1 for the first) and defaults
-    /// to 1, 2, 3... in the order given. Each (list, asset) counts once. A list shown to an
-    /// account needs a server key or that account's visitor token.
+    /// `positions` gives each asset's position in the list (1 for the first); left out,
+    /// each asset's position is the one it had in the list. Each asset must have been in
+    /// that list (at that position): the id is signed and says which assets it showed.
+    /// Each (list, asset) counts once. A list shown to an account needs a server key or
+    /// that account's visitor token.
     #[graphql(cache_control(no_cache))]
     async fn record_impressions(
         &self,
@@ -452,15 +454,21 @@ impl FeedbackMutation {
         asset_ids: Vec<ID>,
         positions: Option<Vec<i32>>,
     ) -> ApiResult<ImpressionReceiptObject> {
-        let positions: Vec<u32> = match positions {
-            None => (1..=asset_ids.len() as u32).collect(),
+        let positions: Vec<Option<u32>> = match positions {
+            None => vec![None; asset_ids.len()],
             Some(p) if p.len() == asset_ids.len() => p
                 .into_iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    u32::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-                        AppError::bad_input(format!("positions[{i}]: must be 1 or more, got {p}"))
-                    })
+                    u32::try_from(p)
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            AppError::bad_input(format!(
+                                "positions[{i}]: must be 1 or more, got {p}"
+                            ))
+                        })
                 })
                 .collect::<Result<_, _>>()?,
             Some(p) => {

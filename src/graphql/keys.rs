@@ -129,6 +129,9 @@ pub struct AuditEventObject {
     pub status: i32,
     /// `ok`, or the first error's code (`FORBIDDEN`, `RATE_LIMITED`, ...).
     pub outcome: String,
+    /// How many requests the entry stands for. Refusals that come in floods (401, 429) are
+    /// one entry per key (or else address), outcome and minute, `at` the minute's start.
+    pub count: i64,
 }
 
 #[derive(Default)]
@@ -148,7 +151,8 @@ impl KeysQuery {
     }
 
     /// The audit trail, newest first: every mutation and every request refused before it
-    /// ran (401, 403, 413, 429). `after` is the last `cursor` of the previous page.
+    /// ran (401, 403, 413, 429; 401 and 429 counted per key or address, outcome and
+    /// minute). `after` is the last `cursor` of the previous page.
     #[graphql(cache_control(no_cache))]
     async fn audit_log(
         &self,
@@ -178,6 +182,7 @@ impl KeysQuery {
                 client_address: e.client,
                 status: i32::from(e.status),
                 outcome: e.outcome,
+                count: i64::try_from(e.count).unwrap_or(i64::MAX),
             })
             .collect())
     }

@@ -170,12 +170,12 @@ impl ResponseCache {
     }
 }
 
-/// A cached answer's recommendation ids with fresh nonces: every answer's id is unique,
-/// also when its bytes come from the cache. The nonce is the id's fixed-length tail, so
-/// the body keeps its length and nothing else in it changes.
-pub fn with_fresh_recommendation_ids(body: Bytes) -> Bytes {
+/// A cached answer's recommendation ids with fresh nonces, each signed again by `renew`:
+/// every answer's id is unique, also when its bytes come from the cache. The nonce and
+/// signature are the id's fixed-length tail, so the body keeps its length and nothing else
+/// in it changes.
+pub fn with_fresh_recommendation_ids(body: Bytes, renew: impl Fn(&str) -> Option<String>) -> Bytes {
     const FIELD: &[u8] = b"\"recommendationId\":\"";
-    let nonce_len = crate::domain::NONCE_LEN;
     if !body.windows(FIELD.len()).any(|w| w == FIELD) {
         return body;
     }
@@ -189,9 +189,11 @@ pub fn with_fresh_recommendation_ids(body: Bytes) -> Bytes {
         let Some(end) = out[at..].iter().position(|b| *b == b'"').map(|i| at + i) else {
             break;
         };
-        if end >= at + nonce_len && out[end - nonce_len - 1] == b'.' {
-            let nonce = crate::services::new_nonce();
-            out[end - nonce_len..end].copy_from_slice(nonce.as_bytes());
+        let renewed = std::str::from_utf8(&out[at..end]).ok().and_then(&renew);
+        if let Some(renewed) = renewed
+            && renewed.len() == end - at
+        {
+            out[at..end].copy_from_slice(renewed.as_bytes());
         }
         from = end;
     }
@@ -204,17 +206,39 @@ mod tests {
 
     #[test]
     fn cached_recommendation_ids_get_fresh_nonces_and_nothing_else_changes() {
-        let id = "eyJhIjoxfQ.0123456789abcdef";
+        let signer = crate::domain::ListSigner::new(b"test secret");
+        let context = crate::domain::ListContext {
+            at: 1,
+            profile: "default".into(),
+            stage: "DECISION".into(),
+            language: "en".into(),
+            ..Default::default()
+        };
+        let id = signer.issue(&context, ["a", "b"], "0123456789abcdef");
         let body = Bytes::from(format!(
             "{{\"data\":{{\"a\":{{\"recommendationId\":\"{id}\",\"x\":1}},\"b\":{{\"recommendationId\":\"{id}\"}}}}}}"
         ));
-        let fresh = with_fresh_recommendation_ids(body.clone());
+        let nonces = std::sync::atomic::AtomicU64::new(0);
+        let renew = |id: &str| {
+            let n = nonces.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            signer.renew(id, &format!("{n:016x}"))
+        };
+        let fresh = with_fresh_recommendation_ids(body.clone(), renew);
         assert_eq!(fresh.len(), body.len());
         let text = String::from_utf8(fresh.to_vec()).unwrap();
-        assert_eq!(text.matches("eyJhIjoxfQ.").count(), 2);
-        assert!(!text.contains(id), "{text}");
+        assert!(!text.contains(&id), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let a = value["data"]["a"]["recommendationId"].as_str().unwrap();
+        let b = value["data"]["b"]["recommendationId"].as_str().unwrap();
+        assert_ne!(a, b);
+        // Both still open, to the same list.
+        assert_eq!(signer.open(a).unwrap(), signer.open(&id).unwrap());
+        assert_eq!(signer.open(b).unwrap(), signer.open(&id).unwrap());
         let plain = Bytes::from_static(b"{\"data\":{}}");
-        assert_eq!(with_fresh_recommendation_ids(plain.clone()), plain);
+        assert_eq!(
+            with_fresh_recommendation_ids(plain.clone(), |_| None),
+            plain
+        );
     }
     use crate::domain::Scope;
     use crate::services::Credential;

@@ -285,7 +285,8 @@ fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response
         return None;
     };
     metrics::counter!(crate::metrics::CACHE_HITS).increment(1);
-    let body = super::cache::with_fresh_recommendation_ids(body);
+    let body =
+        super::cache::with_fresh_recommendation_ids(body, |id| state.library.renew_list_id(id));
     let mut response = with_cache_outcome(respond(media, StatusCode::OK, body), Outcome::Hit);
     response
         .extensions_mut()
@@ -360,27 +361,53 @@ fn unauthenticated(media: MediaType, message: &str) -> Response {
 /// The client's address, when the server was started with connection info.
 type Client = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
 
+/// 429 `RATE_LIMITED` with `Retry-After`.
+fn too_many(media: MediaType, wait: Duration, message: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error_response(
+        media,
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        &format!("{message}; retry in {} s", seconds.max(1)),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 /// Authenticates, then spends from the caller's rate limits: the credential, or the
-/// response that refuses the request (401, 429).
+/// response that refuses the request (401, 429). An address that presented too many
+/// failed credentials gets 429 before anything of its next one is looked up.
 async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     media: MediaType,
     client: Client,
 ) -> Result<Credential, Response> {
-    let credential = authenticate(state, headers, media).await?;
     let address = super::client_address(state, headers, client.map(|c| c.0.0.ip()));
-    if let Some(wait) = state.limits.check(&credential, address) {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut response = error_response(
+    if let Some(wait) = state.limits.failing(address)
+        && state
+            .access
+            .needs_lookup(super::bearer(headers).ok().flatten())
+    {
+        return Err(too_many(
             media,
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            &format!("too many requests for this key; retry in {seconds} s"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            wait,
+            "too many failed credentials from this address",
+        ));
+    }
+    let credential = match authenticate(state, headers, media).await {
+        Ok(credential) => credential,
+        Err(response) => {
+            if response.status() == StatusCode::UNAUTHORIZED {
+                state.limits.note_failure(address);
+            }
+            return Err(response);
+        }
+    };
+    if let Some(wait) = state.limits.check(&credential, address) {
+        let mut response = too_many(media, wait, "too many requests for this key");
         // The audit trail names the key that was limited.
         response.extensions_mut().insert(Audited {
             key_id: credential.key_id().map(str::to_owned),

@@ -27,7 +27,16 @@ const PRUNE_EVERY: u64 = 10_000;
 /// A key's own bucket, with the rate it was built for.
 type Own<T> = Mutex<HashMap<String, (u32, Arc<T>)>>;
 
+/// Addresses remembered as over their failure budget at most; past this the oldest
+/// entries go first (each also expires on its own).
+const MAX_FAILING_ADDRESSES: usize = 100_000;
+
 pub struct RateLimits {
+    /// Failed credentials (401) per client address.
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses that spent their failure budget, until when: they present no credential
+    /// that needs a database lookup before then.
+    failing: Mutex<HashMap<IpAddr, std::time::Instant>>,
     per_key: DefaultKeyedRateLimiter<String>,
     per_client: DefaultKeyedRateLimiter<(String, IpAddr)>,
     /// Keys with their own rate, by key id.
@@ -59,6 +68,11 @@ fn own<T>(map: &Own<T>, id: &str, rate: u32, make: impl FnOnce() -> T) -> Arc<T>
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
+            failures: DefaultKeyedRateLimiter::keyed(quota(
+                config.auth_failures_per_second,
+                config.auth_failure_burst,
+            )),
+            failing: Mutex::new(HashMap::new()),
             per_key: DefaultKeyedRateLimiter::keyed(quota(
                 config.per_key_per_second,
                 config.per_key_per_second,
@@ -72,6 +86,45 @@ impl RateLimits {
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
         }
+    }
+
+    /// How long `client` must wait before it may present a credential that needs a
+    /// database lookup, if it spent its budget of failed credentials.
+    pub fn failing(&self, client: Option<IpAddr>) -> Option<Duration> {
+        let client = client?;
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *failing.get(&client)?;
+        let now = std::time::Instant::now();
+        if until <= now {
+            failing.remove(&client);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    /// Counts a failed credential (401) of `client` against its budget.
+    pub fn note_failure(&self, client: Option<IpAddr>) {
+        let Some(client) = client else { return };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.failures.retain_recent();
+        }
+        let Err(not_until) = self.failures.check_key(&client) else {
+            return;
+        };
+        let wait = not_until.wait_time_from(self.clock.now());
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.len() >= MAX_FAILING_ADDRESSES {
+            let now = std::time::Instant::now();
+            failing.retain(|_, until| *until > now);
+            if failing.len() >= MAX_FAILING_ADDRESSES {
+                // Every entry is live: the budget still limits these addresses, if later.
+                return;
+            }
+        }
+        failing.insert(
+            client,
+            std::time::Instant::now() + wait.max(Duration::from_millis(1)),
+        );
     }
 
     /// `None` when the request may go on; else how long until it could.

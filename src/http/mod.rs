@@ -131,9 +131,13 @@ pub(crate) fn client_address(
     Some(client)
 }
 
-/// Records a mutation or a refused request in the audit trail: who (key id, address),
-/// what (operation), and how it ended.
-fn audit(state: &AppState, path: &str, client: Option<std::net::IpAddr>, response: &Response) {
+/// What the audit trail records of a mutation or a refused request: who (key id,
+/// address), what (operation), and how it ended; `None` for anything else.
+fn audit_event(
+    path: &str,
+    client: Option<std::net::IpAddr>,
+    response: &Response,
+) -> Option<crate::domain::AuditEvent> {
     let status = response.status();
     let refused = match status {
         StatusCode::UNAUTHORIZED => Some("UNAUTHENTICATED"),
@@ -144,13 +148,13 @@ fn audit(state: &AppState, path: &str, client: Option<std::net::IpAddr>, respons
     };
     let audited = response.extensions().get::<graphql::Audited>();
     if refused.is_none() && !audited.is_some_and(|a| a.mutation) {
-        return;
+        return None;
     }
     let operation = response
         .extensions()
         .get::<RequestOperation>()
         .map_or_else(|| path.to_owned(), |o| o.0.clone());
-    state.audit.record(crate::domain::AuditEvent {
+    Some(crate::domain::AuditEvent {
         at: chrono::Utc::now(),
         key_id: audited.and_then(|a| a.key_id.clone()),
         operation,
@@ -162,7 +166,8 @@ fn audit(state: &AppState, path: &str, client: Option<std::net::IpAddr>, respons
             (None, Some(a)) => a.outcome.clone(),
             (None, None) => "ok".to_owned(),
         },
-    });
+        count: 1,
+    })
 }
 
 /// The request's id, as `SetRequestIdLayer` set it (or the client sent it).
@@ -197,8 +202,11 @@ async fn log_request(
     // Every line logged while the request runs carries its id.
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = next.run(request).instrument(span.clone()).await;
+    // Queued before the answer goes out: an acknowledged mutation is in the trail.
+    if let Some(event) = audit_event(&path, client, &response) {
+        state.audit.record(event).instrument(span.clone()).await;
+    }
     let _entered = span.enter();
-    audit(&state, &path, client, &response);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     // The GraphQL operation, if one ran; metrics and the slow line fall back to the path.
@@ -378,11 +386,24 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text, for an admin key (or anyone while no key exists). A loopback peer gets
 /// no exemption: behind a reverse proxy on the same host every visitor is one. Keyless
 /// scraping is what `--metrics-addr` is for.
-async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let credential = match bearer(&headers) {
-        Ok(bearer) => state.access.authenticate(bearer).await.ok(),
-        Err(()) => None,
-    };
+async fn metrics(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let address = client_address(&state, &headers, peer.map(|p| p.0.0.ip()));
+    let bearer = bearer(&headers).ok().flatten();
+    if state.limits.failing(address).is_some() && state.access.needs_lookup(bearer) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed credentials from this address\n",
+        )
+            .into_response();
+    }
+    let credential = state.access.authenticate(bearer).await.ok();
+    if credential.is_none() {
+        state.limits.note_failure(address);
+    }
     match credential {
         Some(credential) if credential.scope() >= crate::domain::Scope::Admin => {
             render_metrics(&state).await
@@ -403,6 +424,9 @@ pub(crate) async fn render_metrics(state: &AppState) -> Response {
             .set((health.database_seq - health.index_seq).max(0) as f64);
         metrics::gauge!(crate::metrics::INDEX_DOCUMENTS).set(health.indexed_docs as f64);
     }
+    metrics::gauge!(crate::metrics::QUEUED, "queue" => "audit").set(state.audit.queued() as f64);
+    metrics::gauge!(crate::metrics::QUEUED, "queue" => "impressions")
+        .set(state.library.impressions_queued() as f64);
     let (in_use, open) = state.library.pool_connections();
     metrics::gauge!(crate::metrics::DB_CONNECTIONS_IN_USE).set(in_use as f64);
     metrics::gauge!(crate::metrics::DB_CONNECTIONS).set(open as f64);

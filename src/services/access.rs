@@ -7,13 +7,14 @@
 //! keeps working; a revocation through this process drops the cache at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
 use super::ttl::TtlCache;
+use super::writer::{BatchWork, BatchWriter, WriterHandle, WriterSettings};
 use crate::domain::{
     ApiKey, AuditEvent, KEY_RANDOM_BYTES, MAX_VISITOR_TOKEN_TTL, Scope, VisitorClaims, hash_bytes,
     key_hash, key_id, new_key, parse_key,
@@ -193,6 +194,26 @@ impl Access {
             .await
     }
 
+    /// Whether authenticating `bearer` would read the database (its key, its token's
+    /// signing key, or whether any key exists is not cached): what a client address that
+    /// keeps failing is no longer allowed.
+    pub fn needs_lookup(&self, bearer: Option<&str>) -> bool {
+        match bearer {
+            None => !self.any_key.holds_fresh(&()),
+            Some(raw) if !raw.starts_with("sf_") && raw.split('.').count() == 3 => {
+                match jsonwebtoken::decode_header(raw) {
+                    Ok(header) => header.kid.is_some_and(|kid| !self.by_id.holds_fresh(&kid)),
+                    Err(_) => false,
+                }
+            }
+            Some(raw) => match parse_key(raw) {
+                Ok(claim) => !self.keys.holds_fresh(&claim.hash),
+                // Refused on its shape alone, with no lookup.
+                Err(_) => false,
+            },
+        }
+    }
+
     /// Who presents `bearer` (the `Authorization: Bearer` value, if any). No credential is
     /// fine only while no key exists; a malformed, unknown or revoked key never is.
     pub async fn authenticate(&self, bearer: Option<&str>) -> AppResult<Credential> {
@@ -340,6 +361,7 @@ impl Access {
             .get_or_load(&id.to_owned(), async {
                 // Ids are `k_` and 12 hex digits; anything else is nobody's, without a query.
                 if id.len() == 14 && id.starts_with("k_") {
+                    metrics::counter!(crate::metrics::KEY_LOOKUPS).increment(1);
                     self.store.key_by_id(id).await
                 } else {
                     Ok(None)
@@ -351,6 +373,7 @@ impl Access {
     async fn lookup(&self, hash: &str) -> AppResult<Lookup> {
         self.keys
             .get_or_load(&hash.to_owned(), async {
+                metrics::counter!(crate::metrics::KEY_LOOKUPS).increment(1);
                 Ok(self
                     .store
                     .key_by_hash(hash)
@@ -426,62 +449,134 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Events waiting to be written; past this, new ones are dropped (and counted in the log)
-/// rather than let a flood of refused requests grow memory.
+/// Events waiting to be written; past this, a request waits for room before it answers.
 const AUDIT_QUEUE: usize = 10_000;
-
-/// The audit trail's writer. A request queues its event without waiting; one task writes
-/// them in batches, so recording adds no database write to a request's time. Events still
-/// queued when the server stops are lost.
-#[derive(Clone)]
-pub struct AuditTrail {
-    sender: tokio::sync::mpsc::Sender<AuditEvent>,
-}
-
+/// Events written in one transaction at most.
+const AUDIT_BATCH: usize = 500;
+/// How often counted refusals are added to their rows.
+const AUDIT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often events past the retention are deleted.
 const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Buckets of refusals counted between two flushes at most; past this, a refusal counts in
+/// its minute's catch-all bucket (`*`), so a flood from many addresses cannot grow memory.
+const MAX_REFUSAL_BUCKETS: usize = 10_000;
+
+/// The audit trail's writer. A mutation or a refused request queues its event before its
+/// answer is sent; one supervised task writes them in batches, so recording adds no
+/// database write to a request's time, and a shutdown writes what is queued before the
+/// process exits. Refusals that come in floods (401, 429) are counted per key or address,
+/// outcome and minute, and added to one row per bucket every second.
+#[derive(Clone)]
+pub struct AuditTrail {
+    writer: BatchWriter<AuditEvent>,
+    work: Arc<AuditWork>,
+}
+
+struct AuditWork {
+    store: Store,
+    retention_days: u32,
+    /// Counted refusals not yet written, by bucket.
+    refusals: Mutex<HashMap<String, AuditEvent>>,
+    pruned_at: Mutex<Option<Instant>>,
+}
+
+impl BatchWork for AuditWork {
+    type Item = AuditEvent;
+
+    async fn write(&self, batch: Vec<AuditEvent>) {
+        if let Err(err) = self.store.insert_audit_events(&batch).await {
+            tracing::error!(events = batch.len(), error = %format!("{:#}", err.unmasked()), "cannot write the audit trail");
+        }
+    }
+
+    async fn upkeep(&self) {
+        let counted: Vec<AuditEvent> = std::mem::take(&mut *lock(&self.refusals))
+            .into_values()
+            .collect();
+        if let Err(err) = self.store.add_audit_counts(&counted).await {
+            tracing::error!(buckets = counted.len(), error = %format!("{:#}", err.unmasked()), "cannot write counted refusals to the audit trail");
+        }
+        if self.retention_days == 0 {
+            return;
+        }
+        {
+            let mut pruned_at = lock(&self.pruned_at);
+            if pruned_at.is_some_and(|at| at.elapsed() < AUDIT_PRUNE_EVERY) {
+                return;
+            }
+            *pruned_at = Some(Instant::now());
+        }
+        let before =
+            (Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).timestamp();
+        match self.store.prune_audit_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                retention_days = self.retention_days,
+                "audit trail pruned"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune the audit trail")
+            }
+        }
+    }
+}
 
 impl AuditTrail {
     /// Starts the writer; it also deletes events older than `retention_days` (0: keeps
     /// them all) at start and every hour.
-    pub fn start(store: Store, retention_days: u32) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<AuditEvent>(AUDIT_QUEUE);
-        let task = tokio::spawn(async move {
-            let mut prune = tokio::time::interval(AUDIT_PRUNE_EVERY);
-            prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    first = receiver.recv() => {
-                        let Some(first) = first else { break };
-                        let mut batch = vec![first];
-                        while batch.len() < 500 {
-                            match receiver.try_recv() {
-                                Ok(event) => batch.push(event),
-                                Err(_) => break,
-                            }
-                        }
-                        if let Err(err) = store.insert_audit_events(&batch).await {
-                            tracing::error!(events = batch.len(), error = %format!("{:#}", err.unmasked()), "cannot write the audit trail");
-                        }
-                    }
-                    _ = prune.tick(), if retention_days > 0 => {
-                        let before = (Utc::now() - chrono::Duration::days(i64::from(retention_days))).timestamp();
-                        match store.prune_audit_events(before).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(events = n, retention_days, "audit trail pruned"),
-                            Err(err) => tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune the audit trail"),
-                        }
-                    }
-                }
-            }
+    pub fn start(store: Store, retention_days: u32) -> (Self, WriterHandle) {
+        let work = Arc::new(AuditWork {
+            store,
+            retention_days,
+            refusals: Mutex::new(HashMap::new()),
+            pruned_at: Mutex::new(None),
         });
-        (Self { sender }, task)
+        let (writer, handle) = super::writer::start(
+            work.clone(),
+            WriterSettings {
+                name: "audit",
+                capacity: AUDIT_QUEUE,
+                batch: AUDIT_BATCH,
+                upkeep: AUDIT_FLUSH_EVERY,
+            },
+        );
+        (Self { writer, work }, handle)
     }
 
-    pub fn record(&self, event: AuditEvent) {
-        if self.sender.try_send(event).is_err() {
-            tracing::warn!("audit trail queue full: an event was dropped");
+    /// Records an event: a refusal that comes in floods is counted in its bucket; anything
+    /// else is queued (waiting for room when the queue is full) before this returns.
+    pub async fn record(&self, mut event: AuditEvent) {
+        event.operation = crate::domain::audited_operation(&event.operation);
+        if event.counted_per_bucket() {
+            self.count(event);
+            return;
         }
+        if self.writer.send(event).await.is_err() {
+            tracing::warn!("the audit trail has stopped: an event after shutdown was not recorded");
+        }
+    }
+
+    fn count(&self, mut event: AuditEvent) {
+        let mut refusals = lock(&self.work.refusals);
+        let mut bucket = event.bucket();
+        if !refusals.contains_key(&bucket) && refusals.len() >= MAX_REFUSAL_BUCKETS {
+            metrics::counter!(crate::metrics::AUDIT_POOLED).increment(1);
+            event.key_id = None;
+            event.client = Some("*".to_owned());
+            bucket = event.bucket();
+        }
+        match refusals.get_mut(&bucket) {
+            Some(counted) => counted.count += event.count,
+            None => {
+                refusals.insert(bucket, event);
+            }
+        }
+    }
+
+    /// Events waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.writer.queued()
     }
 }
 

@@ -319,6 +319,28 @@ impl Library {
             |d| d.client_event_id.clone(),
             |d| d.validate(now),
         )?;
+        // A list an event names was shown by this deployment, within the retention, with
+        // the event's asset in it (at its position, when one is given).
+        for (i, e) in events.iter().enumerate() {
+            if let Some(a) = &e.attribution {
+                let list = match self.open_list(&a.recommendation_id) {
+                    Ok(list) => list,
+                    Err(AppError::BadUserInput { message, .. }) => {
+                        return Err(AppError::bad_input(format!("events[{i}].{message}")));
+                    }
+                    Err(other) => return Err(other),
+                };
+                if !list.shows(e.asset_id.as_str(), a.position) {
+                    let place = a
+                        .position
+                        .map_or("in".to_owned(), |p| format!("at position {p} of"));
+                    return Err(AppError::bad_input(format!(
+                        "events[{i}]: {:?} was not {place} the list of that recommendationId; nothing was recorded",
+                        e.asset_id.as_str()
+                    )));
+                }
+            }
+        }
         let mut profiles: HashMap<String, Arc<AccountProfile>> = HashMap::new();
         for e in &events {
             let id = e.account_id.as_str();

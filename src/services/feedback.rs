@@ -8,14 +8,16 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use super::writer::{BatchWork, BatchWriter, WriterHandle, WriterSettings};
 
 use super::Library;
 use super::recommend::{AudienceRequest, Ranking, Resolution, ResolvedAudience};
 use crate::domain::{
-    Asset, AssetFilter, AssetStatus, DEFAULT_PROFILE, Experiment, Factor, ListContext, NONCE_LEN,
-    RankingProfile, Role, Stage, TaxonomyValue, Variant, WeightOverrides, ideal_dcg5,
-    list_measures, parse_name, two_proportion_test, wilson_interval,
+    Asset, AssetFilter, AssetStatus, DEFAULT_PROFILE, Experiment, Factor, ListContext, ListSigner,
+    NONCE_LEN, RankingProfile, Role, SignedList, Stage, TaxonomyValue, Variant, WeightOverrides,
+    ideal_dcg5, list_measures, parse_name, two_proportion_test, wilson_interval,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::Scored;
@@ -48,12 +50,15 @@ struct Rules {
 type Job = (ShownList, oneshot::Sender<AppResult<u64>>);
 
 /// The feedback loop's shared state: the rules, their version (part of what a cached
-/// response depends on) and the impression writer.
+/// response depends on), the impression writer, and the signer of recommendation ids.
 #[derive(Default)]
 pub(crate) struct FeedbackBoard {
     rules: RwLock<Arc<Rules>>,
     version: AtomicU64,
-    writer: OnceLock<mpsc::Sender<Job>>,
+    writer: OnceLock<BatchWriter<Job>>,
+    signer: OnceLock<ListSigner>,
+    /// Days a list may be reported after it was shown (0: no limit).
+    retention_days: std::sync::atomic::AtomicU32,
     /// One refresh at a time: a slow read must not replace what a newer one stored.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -93,7 +98,7 @@ impl Choice {
 }
 
 /// A fresh nonce for a recommendation id (hex).
-pub fn new_nonce() -> String {
+fn new_nonce() -> String {
     let mut bytes = [0u8; NONCE_LEN / 2];
     if getrandom::fill(&mut bytes).is_err() {
         // No randomness from the system: the clock still tells answers apart.
@@ -233,7 +238,70 @@ pub struct ReplayReport {
     pub logged: ReplayMeasures,
 }
 
+/// The shared secret recommendation ids are signed with.
+const LIST_ID_SECRET: &str = "recommendation-ids";
+/// A list may be reported this long after the time its id says it was ranked: ids are made
+/// by the replicas themselves, whose clocks agree within this.
+const LIST_CLOCK_SKEW_SECS: i64 = 300;
+
 impl Library {
+    /// Reads (or, first of all replicas, creates) the secret recommendation ids are signed
+    /// with. Before this, ranking gives lists no id that opens.
+    pub async fn load_list_signer(&self) -> AppResult<()> {
+        if self.feedback.signer.get().is_some() {
+            return Ok(());
+        }
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
+        let candidate: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = self.store.shared_secret(LIST_ID_SECRET, &candidate).await?;
+        let _ = self.feedback.signer.set(ListSigner::new(secret.as_bytes()));
+        Ok(())
+    }
+
+    fn signer(&self) -> AppResult<&ListSigner> {
+        self.feedback.signer.get().ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "the recommendation id secret was not loaded"
+            ))
+        })
+    }
+
+    /// The id of a list ranked with `context` that shows `items`, in order.
+    pub(super) fn issue_list_id<'a>(
+        &self,
+        context: &ListContext,
+        items: impl IntoIterator<Item = &'a str>,
+    ) -> AppResult<String> {
+        Ok(self.signer()?.issue(context, items, &new_nonce()))
+    }
+
+    /// The same list id with a fresh nonce, signed again (same length): for answers the
+    /// response cache replays.
+    pub fn renew_list_id(&self, id: &str) -> Option<String> {
+        self.feedback.signer.get()?.renew(id, &new_nonce())
+    }
+
+    /// Opens a recommendation id a caller reports against: signed by this deployment, not
+    /// from the future, and not older than the retention (whose impressions are gone).
+    pub(super) fn open_list(&self, id: &str) -> AppResult<SignedList> {
+        let list = self.signer()?.open(id).map_err(AppError::bad_input)?;
+        let now = Utc::now().timestamp();
+        if list.context.at > now + LIST_CLOCK_SKEW_SECS {
+            return Err(AppError::bad_input(
+                "recommendationId: the list is dated in the future",
+            ));
+        }
+        let days = self.feedback.retention_days.load(Ordering::Relaxed);
+        if days > 0 && list.context.at < now - i64::from(days) * 86_400 {
+            return Err(AppError::bad_input(format!(
+                "recommendationId: the list was shown more than {days} days ago, past the retention"
+            )));
+        }
+        Ok(list)
+    }
+
     /// Reads profiles and experiments again; a change moves the version cached
     /// responses depend on.
     pub async fn refresh_feedback_rules(&self) -> AppResult<()> {
@@ -255,50 +323,35 @@ impl Library {
     }
 
     /// Starts what the feedback loop runs beside requests: the impression writer (lists
-    /// from concurrent requests share one transaction), the rules' refresh, and the
-    /// deletion of impressions older than `retention_days` (0 keeps them).
-    pub async fn start_feedback(
-        &self,
-        retention_days: u32,
-    ) -> AppResult<tokio::task::JoinHandle<()>> {
+    /// from concurrent requests share one transaction), and as its upkeep the rules'
+    /// refresh and the deletion of impressions older than `retention_days` (0 keeps them).
+    pub async fn start_feedback(&self, retention_days: u32) -> AppResult<WriterHandle> {
         self.refresh_feedback_rules().await?;
-        let (sender, mut jobs) = mpsc::channel::<Job>(IMPRESSION_QUEUE);
-        let _ = self.feedback.writer.set(sender);
-        let library = self.clone();
-        Ok(tokio::spawn(async move {
-            let mut rules = tokio::time::interval(RULES_EVERY);
-            rules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut prune = tokio::time::interval(PRUNE_EVERY);
-            prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    first = jobs.recv() => {
-                        let Some(first) = first else { break };
-                        let mut batch = vec![first];
-                        while batch.len() < IMPRESSION_BATCH {
-                            match jobs.try_recv() {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
-                            }
-                        }
-                        write_impressions(&library.store, batch).await;
-                    }
-                    _ = rules.tick() => {
-                        if let Err(err) = library.refresh_feedback_rules().await {
-                            tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot read ranking profiles and experiments");
-                        }
-                    }
-                    _ = prune.tick(), if retention_days > 0 => {
-                        let before = (Utc::now() - chrono::Duration::days(i64::from(retention_days))).timestamp();
-                        match library.store.prune_feedback(before).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(impressions = n, retention_days, "impressions pruned"),
-                            Err(err) => tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune impressions"),
-                        }
-                    }
-                }
-            }
-        }))
+        self.load_list_signer().await?;
+        self.feedback
+            .retention_days
+            .store(retention_days, Ordering::Relaxed);
+        let work = Arc::new(ImpressionWork {
+            library: self.clone(),
+            retention_days,
+            pruned_at: std::sync::Mutex::new(None),
+        });
+        let (writer, handle) = super::writer::start(
+            work,
+            WriterSettings {
+                name: "impressions",
+                capacity: IMPRESSION_QUEUE,
+                batch: IMPRESSION_BATCH,
+                upkeep: RULES_EVERY,
+            },
+        );
+        let _ = self.feedback.writer.set(writer);
+        Ok(handle)
+    }
+
+    /// Impression lists waiting to be written.
+    pub fn impressions_queued(&self) -> usize {
+        self.feedback.writer.get().map_or(0, BatchWriter::queued)
     }
 
     /// The profile for a request: the one asked for; else, with a placement that runs an
@@ -521,25 +574,41 @@ impl Library {
     pub async fn record_impressions(
         &self,
         recommendation_id: &str,
-        assets: Vec<(String, u32)>,
+        assets: Vec<(String, Option<u32>)>,
     ) -> AppResult<ImpressionReceipt> {
-        let context = ListContext::from_id(recommendation_id).map_err(AppError::bad_input)?;
+        let list = self.open_list(recommendation_id)?;
         if assets.is_empty() || assets.len() > MAX_IMPRESSIONS {
             return Err(AppError::bad_input(format!(
                 "assetIds: give 1 to {MAX_IMPRESSIONS}, got {}",
                 assets.len()
             )));
         }
-        for (i, (id, position)) in assets.iter().enumerate() {
-            crate::domain::AssetId::parse(id)
+        let mut placed = Vec::with_capacity(assets.len());
+        for (i, (id, position)) in assets.into_iter().enumerate() {
+            crate::domain::AssetId::parse(&id)
                 .map_err(|e| AppError::bad_input(format!("assetIds[{i}]: {e}")))?;
-            if *position == 0 || *position > crate::domain::MAX_POSITION {
+            if let Some(position) = position
+                && (position == 0 || position > crate::domain::MAX_POSITION)
+            {
                 return Err(AppError::bad_input(format!(
                     "positions[{i}]: must be 1 to {}, got {position}",
                     crate::domain::MAX_POSITION
                 )));
             }
+            let shown_at = match position {
+                Some(p) => list.shows(&id, Some(p)).then_some(p),
+                None => list.position_of(&id),
+            };
+            let Some(position) = shown_at else {
+                let place = position.map_or("in".to_owned(), |p| format!("at position {p} of"));
+                return Err(AppError::bad_input(format!(
+                    "assetIds[{i}]: {id:?} was not {place} that list; nothing was recorded"
+                )));
+            };
+            placed.push((id, position));
         }
+        let assets = placed;
+        let context = list.context;
         let mut seen = HashSet::new();
         let mut unique = Vec::with_capacity(assets.len());
         for (id, position) in assets {
@@ -1014,6 +1083,51 @@ fn moved_forward_counts(events: &[(String, String, i64, String)]) -> HashMap<Str
     out
 }
 
+/// The impression writer's work: lists in batches; as upkeep, the rules' refresh (other
+/// replicas' changes) and the hourly deletion past the retention.
+struct ImpressionWork {
+    library: Library,
+    retention_days: u32,
+    pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl BatchWork for ImpressionWork {
+    type Item = Job;
+
+    async fn write(&self, batch: Vec<Job>) {
+        write_impressions(&self.library.store, batch).await;
+    }
+
+    async fn upkeep(&self) {
+        if let Err(err) = self.library.refresh_feedback_rules().await {
+            tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot read ranking profiles and experiments");
+        }
+        if self.retention_days == 0 {
+            return;
+        }
+        {
+            let mut pruned_at = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
+            if pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *pruned_at = Some(std::time::Instant::now());
+        }
+        let before =
+            (Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).timestamp();
+        match self.library.store.prune_feedback(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                impressions = n,
+                retention_days = self.retention_days,
+                "impressions pruned"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune impressions")
+            }
+        }
+    }
+}
+
 /// Writes the lists of a batch in one transaction and answers each caller.
 async fn write_impressions(store: &Store, batch: Vec<Job>) {
     let (lists, replies): (Vec<ShownList>, Vec<_>) = batch.into_iter().unzip();
@@ -1179,6 +1293,17 @@ pub async fn write_generated_feedback(
     batch: usize,
 ) -> AppResult<(u64, u64)> {
     let (mut impressions, mut clicks) = (0u64, 0u64);
+    // Signed like a server's ids, so `recordImpressions` would take them.
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
+    let candidate: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let signer = ListSigner::new(
+        store
+            .shared_secret(LIST_ID_SECRET, &candidate)
+            .await?
+            .as_bytes(),
+    );
     let mut shown = Vec::with_capacity(batch);
     let mut events = Vec::new();
     let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {
@@ -1190,7 +1315,11 @@ pub async fn write_generated_feedback(
         Ok(())
     };
     for (n, list) in lists.enumerate() {
-        let id = list.context.to_id(&format!("{n:016x}"));
+        let id = signer.issue(
+            &list.context,
+            list.items.iter().map(|(asset, _)| asset.as_str()),
+            &format!("{n:016x}"),
+        );
         for (asset, position, completed) in &list.clicked {
             events.push((
                 crate::domain::Attribution {

@@ -12,6 +12,7 @@ mod operations;
 mod popularity;
 mod recommend;
 mod ttl;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +40,8 @@ pub use audit::{
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use feedback::{
-    AssetPerformance, CellPerformance, ExperimentReport, PerformanceKey, PerformanceQuery,
-    new_nonce, rate, write_generated_feedback,
+    AssetPerformance, CellPerformance, ExperimentReport, PerformanceKey, PerformanceQuery, rate,
+    write_generated_feedback,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,
@@ -56,6 +57,7 @@ pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
 };
+pub use writer::WriterHandle;
 
 /// Most assets one `upsertAssets` call may carry; larger batches belong in `stagefit import`.
 pub const MAX_UPSERT_BATCH: usize = 1_000;

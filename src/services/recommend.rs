@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Library;
-use super::feedback::{Choice, new_nonce};
+use super::feedback::Choice;
 use super::popularity::cohort_key;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, ListContext, Role, Stage,
@@ -275,9 +275,9 @@ impl Library {
             )
             .await?;
         Ok(RecommendationList {
+            id: self.issue_list_id(&context, items.iter().map(|r| r.asset.id.as_str()))?,
             items,
             audience: resolved,
-            id: context.to_id(&new_nonce()),
             context,
         })
     }
@@ -360,9 +360,9 @@ impl Library {
             None,
         );
         Ok(RecommendationList {
+            id: self.issue_list_id(&context, items.iter().map(|r| r.asset.id.as_str()))?,
             items,
             audience: resolved,
-            id: context.to_id(&new_nonce()),
             context,
         })
     }

@@ -55,6 +55,13 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         Ok(value)
     }
 
+    /// Whether a fresh answer for `key` is cached (so getting it reads nothing).
+    pub(super) fn holds_fresh(&self, key: &K) -> bool {
+        self.entries()
+            .get(key)
+            .is_some_and(|(at, _)| at.elapsed() < KEY_CACHE)
+    }
+
     /// Forgets every answer: after a change through this process.
     pub(super) fn clear(&self) {
         self.entries().clear();

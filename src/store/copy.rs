@@ -12,7 +12,7 @@ use super::Store;
 use super::entity::{
     account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
     dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
-    ranking_profile, safelisted_operation, served_list,
+    ranking_profile, safelisted_operation, served_list, server_secret,
 };
 use crate::error::{AppError, AppResult};
 
@@ -79,6 +79,7 @@ const TABLES: &[&str] = &[
     "feedback_daily",
     "feedback_total",
     "dismissal",
+    "server_secret",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -137,6 +138,8 @@ impl Store {
         copy_table::<feedback_daily::Entity>(from, conn, "feedback_daily", &mut counts).await?;
         copy_table::<feedback_total::Entity>(from, conn, "feedback_total", &mut counts).await?;
         copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
+        // Recommendation ids given out before the move still open after it.
+        copy_table::<server_secret::Entity>(from, conn, "server_secret", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

@@ -6,7 +6,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::entity::{api_key, audit_event, safelisted_operation};
+use super::entity::{api_key, audit_event, safelisted_operation, server_secret};
 use super::{Store, corrupt};
 use crate::domain::{ApiKey, AuditEvent, Operation, Scope};
 use crate::error::AppResult;
@@ -52,6 +52,33 @@ impl Store {
         .exec_without_returning(txn.conn())
         .await?;
         txn.commit().await
+    }
+
+    /// The shared secret `name`: the stored one, or `candidate` if none was stored yet
+    /// (the first replica to ask stores it; the others read what it stored).
+    pub async fn shared_secret(&self, name: &str, candidate: &str) -> AppResult<String> {
+        if let Some(stored) = server_secret::Entity::find_by_id(name.to_owned())
+            .one(&self.db)
+            .await?
+        {
+            return Ok(stored.value);
+        }
+        let txn = self.begin_txn().await?;
+        server_secret::Entity::insert(server_secret::ActiveModel {
+            name: Set(name.to_owned()),
+            value: Set(candidate.to_owned()),
+            created_at: Set(Utc::now().timestamp()),
+        })
+        .on_conflict_do_nothing_on([server_secret::Column::Name])
+        .exec_without_returning(txn.conn())
+        .await?;
+        let stored = server_secret::Entity::find_by_id(name.to_owned())
+            .one(txn.conn())
+            .await?;
+        txn.commit().await?;
+        stored.map(|s| s.value).ok_or_else(|| {
+            crate::error::AppError::internal(anyhow::anyhow!("shared secret {name} was not stored"))
+        })
     }
 
     /// Every key, revoked ones included, oldest first.
@@ -173,9 +200,48 @@ impl Store {
                 client: Set(e.client.clone()),
                 status: Set(i32::from(e.status)),
                 outcome: Set(e.outcome.clone()),
+                count: Set(i64::try_from(e.count).unwrap_or(i64::MAX)),
+                bucket: Set(None),
                 ..Default::default()
             });
             audit_event::Entity::insert_many(rows)
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        txn.commit().await
+    }
+
+    /// Adds counted refusals to their buckets' rows (`AuditEvent::bucket`), creating
+    /// those not there yet, in one transaction. Replicas counting the same bucket add up.
+    pub async fn add_audit_counts(&self, events: &[AuditEvent]) -> AppResult<()> {
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+        if events.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_txn().await?;
+        for chunk in events.chunks(500) {
+            let rows = chunk.iter().map(|e| audit_event::ActiveModel {
+                at: Set(e.at.timestamp().div_euclid(60) * 60),
+                key_id: Set(e.key_id.clone()),
+                operation: Set(e.operation.clone()),
+                client: Set(e.client.clone()),
+                status: Set(i32::from(e.status)),
+                outcome: Set(e.outcome.clone()),
+                count: Set(i64::try_from(e.count).unwrap_or(i64::MAX)),
+                bucket: Set(Some(e.bucket())),
+                ..Default::default()
+            });
+            audit_event::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(audit_event::Column::Bucket)
+                        .value(
+                            audit_event::Column::Count,
+                            Expr::col((audit_event::Entity, audit_event::Column::Count)).add(
+                                Expr::col((Alias::new("excluded"), audit_event::Column::Count)),
+                            ),
+                        )
+                        .to_owned(),
+                )
                 .exec_without_returning(txn.conn())
                 .await?;
         }
@@ -229,6 +295,7 @@ impl Store {
                         client: row.client,
                         status: u16::try_from(row.status).unwrap_or_default(),
                         outcome: row.outcome,
+                        count: u64::try_from(row.count).unwrap_or_default(),
                     },
                 ))
             })

@@ -588,3 +588,352 @@ async fn slow_clients_are_cut_off() {
     assert_eq!(s.get("/healthz").await.status(), 200);
     s.stop().await;
 }
+
+const RECOMMEND_HOME: &str = r#"query($a: AudienceInput!) {
+  recommendations(audience: $a, first: 5, placement: "home") {
+    recommendationId variant items { position asset { id } }
+  }
+}"#;
+const IMPRESSIONS: &str = r#"mutation($id: ID!, $assets: [ID!]!, $positions: [Int!]) {
+  recordImpressions(recommendationId: $id, assetIds: $assets, positions: $positions) { recorded }
+}"#;
+
+/// A list id's context, as JSON, and the id with its context replaced.
+fn with_context(id: &str, change: impl FnOnce(&mut Value)) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (context, rest) = id.split_once('.').unwrap();
+    let mut value: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(context).unwrap()).unwrap();
+    change(&mut value);
+    format!(
+        "{}.{rest}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&value).unwrap())
+    )
+}
+
+#[tokio::test]
+async fn recommendation_ids_are_signed_and_reports_must_match_their_list() {
+    let mut s = TestServer::demo().await;
+    let site = new_key(&s, Scope::Publishable).await;
+    let server = new_key(&s, Scope::Server).await;
+    let editor = new_key(&s, Scope::Editor).await;
+    let (_, _, body) = call(
+        &s,
+        &editor,
+        r#"mutation {
+            upsertRankingProfile(name: "treatment", weights: { freshness: 3 }, description: "t") { name }
+            startExperiment(name: "ab", placement: "home", variants: [{ profile: "default", share: 0.5 }, { profile: "treatment", share: 0.5 }]) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let (_, _, body) = call(
+        &s,
+        &site,
+        RECOMMEND_HOME,
+        json!({ "a": { "visitorId": "v-1" } }),
+    )
+    .await;
+    let list = body["data"]["recommendations"].clone();
+    let id = list["recommendationId"].as_str().unwrap().to_owned();
+    let items: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["asset"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(items.len(), 5, "{body}");
+    let other_variant = if list["variant"] == "default" {
+        "treatment"
+    } else {
+        "default"
+    };
+    let not_shown = crate::support::demo_records()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .find(|a| !items.contains(a))
+        .unwrap();
+
+    let refused = |body: &Value| {
+        body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            && body["data"]
+                .as_object()
+                .is_none_or(|d| d.values().all(Value::is_null))
+    };
+    // Forgeries: another variant, another account, the unsigned shape of before, a
+    // signature cut short, and 700 KB of context.
+    let forged = [
+        with_context(&id, |c| {
+            c["variant"] = json!(other_variant);
+            c["profile"] = json!(other_variant);
+        }),
+        with_context(&id, |c| c["at"] = json!(4_102_444_800i64)),
+        format!("{}.0123456789abcdef", id.split('.').next().unwrap()),
+        id[..id.len() - 2].to_owned(),
+        with_context(&id, |c| c["query"] = json!("x".repeat(700_000))),
+    ];
+    for bad in &forged {
+        let started = Instant::now();
+        let (_, _, body) = call(
+            &s,
+            &site,
+            IMPRESSIONS,
+            json!({ "id": bad, "assets": items }),
+        )
+        .await;
+        assert!(refused(&body), "{body}");
+        assert!(started.elapsed() < QUICK);
+    }
+    // The genuine id with assets it did not show, or at other positions.
+    for (assets, positions) in [
+        (vec!["no-such-asset".to_owned()], None),
+        (vec![not_shown.clone()], None),
+        (vec![items[0].clone()], Some(vec![2])),
+        (vec![items[1].clone(), not_shown.clone()], None),
+    ] {
+        let (_, _, body) = call(
+            &s,
+            &site,
+            IMPRESSIONS,
+            json!({ "id": id, "assets": assets, "positions": positions }),
+        )
+        .await;
+        assert!(refused(&body), "{body}");
+    }
+    // The genuine report counts, with positions given or found in the list.
+    let (_, _, body) = call(
+        &s,
+        &site,
+        IMPRESSIONS,
+        json!({ "id": id, "assets": [items[2], items[0]] }),
+    )
+    .await;
+    assert_eq!(body["data"]["recordImpressions"]["recorded"], 2, "{body}");
+
+    // Ids signed with the deployment's own secret, dated in the future or past the
+    // retention, are refused too.
+    let secret: String = {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = sea_orm::Database::connect(s.database_url().as_str())
+            .await
+            .unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT value FROM server_secret WHERE name = 'recommendation-ids'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let value: String = row.try_get("", "value").unwrap();
+        db.close().await.unwrap();
+        value
+    };
+    let signer = stagefit::domain::ListSigner::new(secret.as_bytes());
+    let context = stagefit::domain::ListContext::from_id(&id).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    for at in [now + 86_400 * 365 * 70, now - 86_400 * 200] {
+        let dated = signer.issue(
+            &stagefit::domain::ListContext {
+                at,
+                ..context.clone()
+            },
+            items.iter().map(String::as_str),
+            "0123456789abcdef",
+        );
+        let (_, _, body) = call(
+            &s,
+            &site,
+            IMPRESSIONS,
+            json!({ "id": dated, "assets": items }),
+        )
+        .await;
+        assert!(refused(&body), "{at}: {body}");
+    }
+    // ... and the same signer's id at the list's own time is taken: the checks above were
+    // the dates, not the signer.
+    let same = signer.issue(
+        &context,
+        items.iter().map(String::as_str),
+        "fedcba9876543210",
+    );
+    let (_, _, body) = call(
+        &s,
+        &site,
+        IMPRESSIONS,
+        json!({ "id": same, "assets": [items[4]] }),
+    )
+    .await;
+    assert_eq!(body["data"]["recordImpressions"]["recorded"], 1, "{body}");
+
+    // Nothing the forgeries sent was written: the experiment counts 3 impressions.
+    let (_, _, body) = call(
+        &s,
+        &editor,
+        r#"{ experiment(name: "ab") { variants { profile impressions clicks } } }"#,
+        json!({}),
+    )
+    .await;
+    let total: u64 = body["data"]["experiment"]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["impressions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{body}");
+
+    // A click attributed to a list must name an asset of it, at its position.
+    let (_, _, body) = call(
+        &s,
+        &server,
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let engage = r#"mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }"#;
+    for (asset, position, recommendation) in [
+        (not_shown.as_str(), Some(1), id.clone()),
+        (items[0].as_str(), Some(3), id.clone()),
+        (items[0].as_str(), Some(1), forged[0].clone()),
+    ] {
+        let (_, _, body) = call(
+            &s,
+            &server,
+            engage,
+            json!({ "e": { "accountId": "acme", "assetId": asset, "kind": "VIEW",
+                           "recommendationId": recommendation, "position": position } }),
+        )
+        .await;
+        assert!(refused(&body), "{body}");
+    }
+    let (_, _, body) = call(
+        &s,
+        &server,
+        engage,
+        json!({ "e": { "accountId": "acme", "assetId": items[0], "kind": "VIEW",
+                       "recommendationId": id, "position": 1 } }),
+    )
+    .await;
+    assert_eq!(body["data"]["recordEngagement"]["recorded"], 1, "{body}");
+    s.stop().await;
+}
+
+/// `stagefit_key_lookups_total` of this process.
+fn key_lookups() -> f64 {
+    let text = stagefit::metrics::handle().render();
+    text.lines()
+        .filter(|l| l.starts_with("stagefit_key_lookups_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_counted_not_written_one_by_one_and_failing_addresses_stop_looking_up() {
+    use futures::StreamExt;
+    let mut s = TestServer::demo_with(|c| c.trusted_proxies = vec!["127.0.0.1".to_owned()]).await;
+    let admin = new_key(&s, Scope::Admin).await;
+    let site = new_key(&s, Scope::Publishable).await;
+    let attacker = "203.0.113.7";
+    let made_up: Vec<String> = (0..2_000u32)
+        .map(|i| {
+            let mut random = [0u8; stagefit::domain::KEY_RANDOM_BYTES];
+            random[..4].copy_from_slice(&i.to_be_bytes());
+            random[4] = 0x5a;
+            stagefit::domain::new_key(Scope::Server, random)
+        })
+        .collect();
+    let lookups_before = key_lookups();
+    let url = format!("{}/graphql", s.url);
+    let statuses: Vec<u16> = futures::stream::iter(made_up.iter())
+        .map(|key| {
+            let request = s
+                .client()
+                .post(&url)
+                .bearer_auth(key)
+                .header("x-forwarded-for", attacker)
+                .json(&json!({ "query": "{ __typename }" }))
+                .send();
+            async move { request.await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(unauthorized + limited, 2_000, "{statuses:?}");
+    assert!(limited > 1_500, "{unauthorized} 401, {limited} 429");
+    // Each 401 was one lookup at most; each 429 none (other tests share the counter).
+    let lookups = key_lookups() - lookups_before;
+    assert!(
+        lookups < 500.0,
+        "{lookups} key lookups for 2,000 made-up keys"
+    );
+
+    // Another address with a good key is not held back, nor is the blocked address's
+    // good key once cached... but a good key the address never sent waits its turn.
+    let response = s
+        .client()
+        .post(&url)
+        .bearer_auth(&site)
+        .header("x-forwarded-for", "198.51.100.1")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A mutation refused with a name of 50,000 characters and control characters.
+    let long_field = "f".repeat(50_000);
+    let response = s
+        .client()
+        .post(&url)
+        .bearer_auth(&site)
+        .json(&json!({ "query": format!("mutation {{ {long_field} upsertAssets(assets: []) {{ created }} }}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    // The trail counts them per address, outcome and minute.
+    let started = Instant::now();
+    let rows = loop {
+        let (_, _, body) = call(
+            &s,
+            &admin,
+            "{ auditLog(first: 500) { operation clientAddress status outcome count } }",
+            json!({}),
+        )
+        .await;
+        let rows = body["data"]["auditLog"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let counted: i64 = rows
+            .iter()
+            .filter(|r| r["clientAddress"] == attacker)
+            .map(|r| r["count"].as_i64().unwrap())
+            .sum();
+        if counted == 2_000 && rows.iter().any(|r| r["status"] == 403) {
+            break rows;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let attacker_rows: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["clientAddress"] == attacker)
+        .collect();
+    assert!(attacker_rows.len() <= 4, "{attacker_rows:?}");
+    let forbidden = rows.iter().find(|r| r["status"] == 403).unwrap();
+    let operation = forbidden["operation"].as_str().unwrap();
+    assert!(
+        operation.chars().count() <= stagefit::domain::MAX_AUDITED_OPERATION + 3,
+        "{}",
+        operation.len()
+    );
+    assert!(!operation.contains('\n'));
+    s.stop().await;
+}

@@ -28,3 +28,4 @@ mod recommend;
 mod replicas;
 mod restart;
 mod schema;
+mod shutdown;

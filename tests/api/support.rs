@@ -194,6 +194,7 @@ impl Drop for TestServer {
 /// (to show that a test fails on an older build).
 pub fn binary() -> std::path::PathBuf {
     std::env::var_os("STAGEFIT_TEST_BIN")
+        .filter(|path| !path.is_empty())
         .map(Into::into)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagefit").into())
 }

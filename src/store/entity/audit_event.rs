@@ -12,6 +12,10 @@ pub struct Model {
     pub client: Option<String>,
     pub status: i32,
     pub outcome: String,
+    /// How many requests the row stands for: 1, or more for a bucket of refusals.
+    pub count: i64,
+    /// `minute|who|outcome` for a bucket of refusals (unique); null for one request.
+    pub bucket: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

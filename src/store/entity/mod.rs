@@ -18,3 +18,4 @@ pub mod industry;
 pub mod ranking_profile;
 pub mod safelisted_operation;
 pub mod served_list;
+pub mod server_secret;
