@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Export the whole library to a .jsonl or .csv file
+    /// Export the whole library to a .jsonl or .csv file (reads only; safe beside a running
+    /// server)
     Export {
         file: PathBuf,
         /// Write CSV for Excel: a UTF-8 byte-order mark (so Chinese titles show) and CRLF
@@ -59,6 +60,13 @@ pub enum Command {
     },
     /// Rebuild the search index from the database into a fresh directory and switch to it
     Reindex,
+    /// Write a consistent copy of the SQLite database to FILE while servers keep serving
+    /// and writing (PostgreSQL: use pg_dump)
+    Backup { file: PathBuf },
+    /// Put a backup made by `stagefit backup` in place of the SQLite database (the one it
+    /// replaces is kept beside it) and rebuild the index from it. Stop every server on the
+    /// database first
+    Restore { file: PathBuf },
     /// Print the GraphQL schema (SDL)
     Schema,
     /// Write a deterministic synthetic library (JSON lines) for benchmarks
@@ -74,7 +82,7 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Print the coverage matrix, its gaps, the stale count and assets without concerns or
-    /// topics, for content teams' scripts and CI (the server must not be running)
+    /// topics, for content teams' scripts and CI (reads only; safe beside a running server)
     Audit {
         /// Dimensions of the matrix, comma-separated: stage, role, industry, content-type,
         /// language
@@ -137,7 +145,7 @@ pub enum Command {
     },
     /// Rank the contexts of logged lists again with a candidate ranking profile and say,
     /// against the profiles that ranked them, where the clicked and completed assets land
-    /// (mean reciprocal rank, NDCG@5, recall@10). The server must not be running
+    /// (mean reciprocal rank, NDCG@5, recall@10). Reads only; safe beside a running server
     Replay {
         /// The candidate profile (see `rankingProfiles`; `default` is the configured weights)
         #[arg(long)]
@@ -289,6 +297,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export(&Config::new(&cli.storage), file, style).await
         }
         Command::Reindex => reindex(&Config::new(&cli.storage)).await,
+        Command::Backup { file } => backup(&Config::new(&cli.storage), &file).await,
+        Command::Restore { file } => restore(&Config::new(&cli.storage), &file).await,
         Command::VerifyIndex => verify_index(&Config::new(&cli.storage)).await,
         Command::CopyData { from, to, replace } => copy_data(&from, &to, replace).await,
         Command::Schema => {
@@ -415,9 +425,9 @@ fn parse_since(raw: &str) -> anyhow::Result<i64> {
 
 async fn replay(config: &Config, profile: &str, since: Option<&str>) -> anyhow::Result<()> {
     let since = since.map(parse_since).transpose()?.unwrap_or(i64::MIN / 2);
-    let instance = crate::state::Instance::start(config, false).await?;
-    let report = instance.state.library.replay(profile, since).await;
-    instance.stop().await;
+    let (library, store) = services::open_read_only(config).await?;
+    let report = library.replay(profile, since).await;
+    store.close().await;
     let report = report.map_err(AppError::unmasked)?;
     println!(
         "replayed {} lists with a click or completion (clicked: grade 1, completed: grade 2)",
@@ -789,8 +799,7 @@ async fn audit(
         })
         .collect();
     let view = view_name(&dimensions);
-    let instance = crate::state::Instance::start(config, false).await?;
-    let library = instance.state.library.clone();
+    let (library, store) = services::open_read_only(config).await?;
     let outcome = async {
         let report = library
             .coverage(
@@ -809,7 +818,7 @@ async fn audit(
         crate::error::AppResult::Ok((report, stale))
     }
     .await;
-    instance.stop().await;
+    store.close().await;
     let (report, stale) = outcome.map_err(AppError::unmasked)?;
     let days = stale_after_days.unwrap_or(library.stale_after_days());
     println!(
@@ -1068,7 +1077,7 @@ fn view_name(dimensions: &[crate::domain::CoverageDimension]) -> String {
 
 /// Brings the index up to date after a CLI write: what to add to the command's report.
 async fn export(config: &Config, file: PathBuf, style: CsvStyle) -> anyhow::Result<()> {
-    let store = connect_store(config).await?;
+    let store = read_only_store(config).await?;
     let count = services::export_library(&store, &file, style)
         .await
         .map_err(AppError::unmasked)?;
@@ -1108,8 +1117,20 @@ async fn copy_data(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
 /// How long `verify-index` waits for an index that is behind the database to catch up.
 const VERIFY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The database opened to be read only: what the report commands use, beside a server.
+async fn read_only_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open_read_only(&config.database_url)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no stagefit database at {}; import a library first",
+                config.redacted_database_url()
+            )
+        })
+}
+
 async fn verify_index(config: &Config) -> anyhow::Result<()> {
-    let store = connect_store(config).await?;
+    let store = read_only_store(config).await?;
     let difference = services::verify_index(config, &store, VERIFY_PATIENCE).await;
     store.close().await;
     let difference = difference?;
@@ -1140,6 +1161,34 @@ async fn verify_index(config: &Config) -> anyhow::Result<()> {
     show("in the index only", &difference.extra);
     show("different in the index", &difference.differing);
     bail!("the index differs from the database; `stagefit reindex` (server stopped) rebuilds it")
+}
+
+async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let written = services::backup(config, file).await?;
+    println!(
+        "backed up {} to {} ({:.1} MB) in {:.2} s",
+        config.redacted_database_url(),
+        file.display(),
+        written.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let restored = services::restore(config, file).await?;
+    if let Some(kept) = &restored.kept {
+        println!("the database it replaced is kept as {}", kept.display());
+    }
+    println!(
+        "restored {} from {}; rebuilt the index ({} assets, change-log position {})",
+        config.redacted_database_url(),
+        file.display(),
+        restored.rebuilt.documents,
+        restored.rebuilt.seq
+    );
+    Ok(())
 }
 
 async fn reindex(config: &Config) -> anyhow::Result<()> {

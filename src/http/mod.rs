@@ -316,7 +316,7 @@ fn content_security_policy(html: &str) -> String {
         let Some(close) = body.find("</script>") else {
             break;
         };
-        let digest = sha2::Sha256::digest(body[..close].as_bytes());
+        let digest = sha2::Sha256::digest(&body.as_bytes()[..close]);
         scripts.push_str(&format!(
             " 'sha256-{}'",
             base64::engine::general_purpose::STANDARD.encode(digest)

@@ -46,6 +46,16 @@ impl FollowerHandle {
         *self.applied.borrow()
     }
 
+    /// The handle of an index nobody follows here (opened read-only at position `seq`).
+    pub fn fixed(seq: i64) -> Self {
+        let (_, applied) = watch::channel(seq);
+        Self {
+            nudge: Arc::new(Notify::new()),
+            applied,
+            stop: Arc::new(Notify::new()),
+        }
+    }
+
     /// Reads the change log now rather than at the next poll.
     pub fn nudge(&self) {
         self.nudge.notify_one();

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::follower::lock;
 use super::import::{ImportMode, ImportReport, ImportSource, import_sources, import_sources_with};
-use super::{IndexDifference, catch_up, compare_index, rebuild};
+use super::{FollowerHandle, IndexDifference, Library, catch_up, compare_index, rebuild};
 use crate::config::Config;
 use crate::domain::Asset;
 use crate::error::AppError;
@@ -120,14 +120,88 @@ pub struct Rebuilt {
 /// while a server owns the index directory.
 pub async fn reindex(config: &Config, store: &Store) -> anyhow::Result<Rebuilt> {
     let lock = IndexLock::acquire(&config.index_dir).context("cannot reindex")?;
-    let (index, writer, generation) = search::start_rebuild(&lock, config.index_writer_memory)?;
+    reindex_locked(&lock, config, store).await
+}
+
+async fn reindex_locked(
+    lock: &IndexLock,
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Rebuilt> {
+    let (index, writer, generation) = search::start_rebuild(lock, config.index_writer_memory)?;
     let writer = Arc::new(Mutex::new(writer));
     rebuild(store, &writer).await?;
     let seq = catch_up(store, &writer, config.index_batch_size).await?;
     finish_writer(writer).await?;
     let documents = index.num_docs();
-    search::finish_rebuild(&lock, &generation)?;
+    search::finish_rebuild(lock, &generation)?;
     Ok(Rebuilt { documents, seq })
+}
+
+/// What `stagefit backup` wrote.
+pub struct Backup {
+    pub bytes: u64,
+}
+
+/// Writes a consistent copy of the SQLite database to `to` while servers go on writing to
+/// it (read-only: it takes no lock and starts nothing).
+pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<Backup> {
+    let store = Store::open_read_only(&config.database_url)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("no stagefit database at {}", config.redacted_database_url())
+        })?;
+    let written = store.backup_to(to).await;
+    store.close().await;
+    Ok(Backup { bytes: written? })
+}
+
+/// What `stagefit restore` did.
+pub struct Restored {
+    /// Where the database it replaced was kept, if there was one.
+    pub kept: Option<std::path::PathBuf>,
+    pub rebuilt: Rebuilt,
+}
+
+/// Puts a backup in place of the SQLite database (no server may run on it: the index
+/// directory's lock says so), brings its schema up to this version, and rebuilds the
+/// index from it.
+pub async fn restore(config: &Config, from: &std::path::Path) -> anyhow::Result<Restored> {
+    let lock = IndexLock::acquire(&config.index_dir)
+        .context("stop the servers on this database before restoring")?;
+    crate::store::check_backup(from).await?;
+    let kept = crate::store::replace_sqlite(&config.database_url, from)?;
+    let store = Store::connect_durable(&config.database_url, config.durability)
+        .await
+        .context("the restored database")?;
+    let rebuilt = reindex_locked(&lock, config, &store).await;
+    store.close().await;
+    Ok(Restored {
+        kept,
+        rebuilt: rebuilt?,
+    })
+}
+
+/// A library to report from, beside a server or without one: the database opened
+/// read-only (a SQLite file in read-only mode, PostgreSQL sessions whose transactions are
+/// read-only) and the index's live generation read without its lock; popularity and
+/// ranking profiles read once. It starts no background task and can write nothing.
+pub async fn open_read_only(config: &Config) -> anyhow::Result<(Library, Store)> {
+    let store = Store::open_read_only(&config.database_url)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no stagefit database at {}; import a library first",
+                config.redacted_database_url()
+            )
+        })?;
+    let (index, seq) = search::open_read_only(&config.index_dir)?;
+    let library = Library::new(store.clone(), index, FollowerHandle::fixed(seq), config);
+    library
+        .load_for_reports()
+        .await
+        .map_err(AppError::unmasked)?;
+    Ok((library, store))
 }
 
 /// Compares the live index with the database, reopening it while it is behind (a running

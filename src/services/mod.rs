@@ -50,7 +50,10 @@ pub use import::{
     ImportMode, ImportProblem, ImportReport, ImportSource, RecordKind, export_library,
     import_records, import_sources, preview_import,
 };
-pub use maintenance::{Rebuilt, import_indexed, reindex, verify_index};
+pub use maintenance::{
+    Backup, Rebuilt, Restored, backup, import_indexed, open_read_only, reindex, restore,
+    verify_index,
+};
 pub use operations::{Safelist, document_hash};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{
@@ -207,6 +210,13 @@ impl Library {
     /// Loads the popularity table, then keeps it fresh every `every` (when events changed)
     /// until the returned task is aborted. A refresh that fails is logged and retried at
     /// the next tick.
+    /// Reads what ranking needs besides the index (popularity, profiles and experiments)
+    /// once, for a report that runs no background task.
+    pub(crate) async fn load_for_reports(&self) -> AppResult<()> {
+        self.popularity.load(&self.store).await?;
+        self.refresh_feedback_rules().await
+    }
+
     pub async fn start_popularity(
         &self,
         every: Duration,

@@ -5,11 +5,13 @@
 //! in the same transaction, so the index can never miss a committed write.
 
 mod accounts;
+mod backup;
 mod copy;
 mod entity;
 mod feedback;
 mod keys;
 
+pub use backup::{check_backup, replace_sqlite};
 pub use copy::CopyCounts;
 pub use feedback::{FeedbackCounts, LoggedList, ShownList};
 
@@ -518,6 +520,11 @@ async fn open(
             probe_postgres(url).await?;
         }
         options.max_connections(16);
+        if read_only {
+            // Every transaction of these connections is read-only: a report cannot write.
+            options
+                .map_sqlx_postgres_opts(|o| o.options([("default_transaction_read_only", "on")]));
+        }
     }
     Database::connect(options)
         .await

@@ -478,3 +478,258 @@ fn an_import_indexes_while_it_writes_and_commits_nothing_it_rolled_back() {
         server.stop().await;
     });
 }
+
+/// `audit`, `replay`, `export` and `verify-index` read the database and the index while a
+/// server serves them, start nothing, and delete nothing (an audit event and an impression
+/// older than any retention are still there after them).
+#[tokio::test]
+async fn report_commands_run_beside_a_running_server_and_write_nothing() {
+    use sea_orm::ConnectionTrait;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    // A server that keeps everything, on the demo library, with a list shown and clicked.
+    let mut s = TestServer::start_in_with(&dir, true, |c| {
+        c.audit_retention_days = 0;
+        c.feedback_retention_days = 0;
+    })
+    .await;
+    s.gql(
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let list = s
+        .gql(
+            r#"{ recommendations(audience: { stage: DECISION }, first: 3) { recommendationId items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    let id = list["recommendations"]["recommendationId"]
+        .as_str()
+        .unwrap();
+    let first = list["recommendations"]["items"][0]["asset"]["id"]
+        .as_str()
+        .unwrap();
+    s.gql(
+        r#"mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }"#,
+        json!({ "e": { "accountId": "acme", "assetId": first, "kind": "VIEW", "recommendationId": id, "position": 1 } }),
+    )
+    .await;
+    // Old rows a report with retention tasks would have deleted.
+    let url = crate::support::config_in(&dir).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO audit_event (at, key_id, operation, client, status, outcome, count) \
+         VALUES (1000, NULL, 'ancient', NULL, 200, 'ok', 1)",
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared("UPDATE impression SET at = 1000")
+        .await
+        .unwrap();
+    db.execute_unprepared("UPDATE served_list SET at = 1000")
+        .await
+        .unwrap();
+    let export = dir.join("export.jsonl");
+    let export_path = export.to_str().unwrap().to_owned();
+    let runs: Vec<Vec<String>> = vec![
+        vec!["audit".into(), "--by".into(), "stage,role".into()],
+        vec!["replay".into(), "--profile".into(), "default".into()],
+        vec!["export".into(), export_path],
+        vec!["verify-index".into()],
+    ];
+    for args in runs {
+        let dir = dir.clone();
+        let shown = args.join(" ");
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            stagefit(&dir, &args)
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "stagefit {shown}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        // The server still serves, and still holds its index.
+        let data = s
+            .gql("{ search(query: \"pricing\") { totalCount } }", json!({}))
+            .await;
+        assert!(data["search"]["totalCount"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap().lines().count(),
+        DEMO_LIBRARY.lines().count()
+    );
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit_event WHERE operation = 'ancient'").await,
+        1
+    );
+    assert!(count("SELECT COUNT(*) FROM impression WHERE at = 1000").await > 0);
+    db.close().await.unwrap();
+    s.stop().await;
+}
+
+/// `stagefit backup` while a server writes, then `stagefit restore` (server stopped): the
+/// restored database is the library as of one commit (no batch half in it), intact, and
+/// `verify-index` accepts the index the restore rebuilt. On PostgreSQL, the command points
+/// to pg_dump instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_write_load_restores_to_a_consistent_library() {
+    use sea_orm::ConnectionTrait;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let backup = dir.join("backup.db");
+    let backup_path = backup.to_str().unwrap().to_owned();
+    let mut s = TestServer::start_in(&dir, true).await;
+    if std::env::var(crate::support::POSTGRES_ENV).is_ok() {
+        let out = stagefit(&dir, &["backup", &backup_path]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("pg_dump"),
+            "{}",
+            text(&out.stderr)
+        );
+        s.stop().await;
+        return;
+    }
+    const BATCH: usize = 20;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, client, stop) = (s.url.clone(), s.client().clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut batches = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let assets: Vec<Value> = (0..BATCH)
+                    .map(|i| json!({ "id": format!("bk-{batches}-{i}"), "title": format!("Backup probe {batches} {i}"), "contentType": "EBOOK" }))
+                    .collect();
+                let response = client
+                    .post(format!("{url}/graphql"))
+                    .json(&json!({
+                        "query": "mutation($a: [AssetInput!]!, $id: ID!) { upsertAssets(assets: $a) { created } upsertAccount(account: { id: $id, name: $id }) { id } }",
+                        "variables": { "a": assets, "id": format!("acct-{batches}") },
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                batches += 1;
+            }
+            batches
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (out_dir, out_path) = (dir.clone(), backup_path.clone());
+    let out = tokio::task::spawn_blocking(move || stagefit(&out_dir, &["backup", &out_path]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("backed up"),
+        "{}",
+        text(&out.stdout)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let batches = writer.await.unwrap();
+    s.stop().await;
+    // A second backup to the same file is refused rather than overwriting it.
+    let again = stagefit(&dir, &["backup", &backup_path]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let out = stagefit(&dir, &["restore", &backup_path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("kept as"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = stagefit(&dir, &["verify-index"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let url = crate::support::config_in(&dir).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let one = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    let verdict: String = one("PRAGMA integrity_check")
+        .await
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(verdict, "ok");
+    let probes: i64 = one("SELECT COUNT(*) FROM asset WHERE id LIKE 'bk-%'")
+        .await
+        .try_get_by_index(0)
+        .unwrap();
+    let accounts: i64 = one("SELECT COUNT(*) FROM account WHERE id LIKE 'acct-%'")
+        .await
+        .try_get_by_index(0)
+        .unwrap();
+    db.close().await.unwrap();
+    // Each request writes its batch in one transaction and its account in another: the
+    // copy holds whole batches, and as many accounts as batches, give or take one.
+    assert_eq!(probes % BATCH as i64, 0, "a half-written batch: {probes}");
+    let copied = probes / BATCH as i64;
+    assert!(
+        copied > 0 && (copied as usize) < batches,
+        "{copied} of {batches}"
+    );
+    assert!(
+        (accounts - copied).abs() <= 1,
+        "{accounts} accounts, {copied} batches"
+    );
+
+    // A server on the restored database serves it.
+    let mut restored = TestServer::start_in(&dir, false).await;
+    let data = restored
+        .gql(r#"{ asset(id: "bk-0-0") { title } }"#, json!({}))
+        .await;
+    assert_eq!(data["asset"]["title"], "Backup probe 0 0");
+    // Restoring under a running server is refused.
+    let (out_dir, out_path) = (dir.clone(), backup_path.clone());
+    let out = tokio::task::spawn_blocking(move || stagefit(&out_dir, &["restore", &out_path]))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("stop the servers"),
+        "{}",
+        text(&out.stderr)
+    );
+    restored.stop().await;
+}
