@@ -581,3 +581,249 @@ async fn ten_thousand_generated_requests_with_a_publishable_key() {
     );
     s.stop().await;
 }
+
+/// One hostile request of a class the attack found, or close to one.
+struct Hostile {
+    class: &'static str,
+    body: Vec<u8>,
+}
+
+/// Requests of every shape that once stopped or pinned the server: deep nesting of every
+/// bracket kind in documents and in variables, fragment graphs (fan-out, cycles), long and
+/// many-word texts, odd query syntax, oversized names. Sizes run past the limits.
+fn hostile_requests(rng: &mut Rng, n: usize) -> Vec<Hostile> {
+    let text_fields = [
+        "query($q: String!) { search(query: $q) { totalCount items { score } } }",
+        "query($q: String) { recommendations(audience: {}, query: $q) { items { score } } }",
+        "query($q: String!) { search(query: $q, first: 5) { items { highlights { html } } } }",
+    ];
+    let odd_syntax = [
+        "a AND (b OR",
+        "\"unterminated phrase",
+        "title:pricing body:\"net 30\"",
+        "+-+-+-x",
+        "*",
+        "pricing~2",
+        "security^3.5 compliance^0",
+        "[a TO z]",
+        "{a TO z}",
+        "NOT NOT NOT x",
+        "IN [pricing security]",
+        "/regex.*/",
+        "\\\\\\(\\)",
+        "(((a))) AND (((b)))",
+        "a:b:c:d",
+        "结算 AND 对账",
+        "\u{0}\u{1}\u{7f}",
+        "'; DROP TABLE asset; --",
+    ];
+    let brackets: [(&str, &str, &str); 5] = [
+        // selection sets, list values, object values, argument parentheses, mixed
+        ("{ a ", "}", "selections"),
+        ("[", "]", "lists"),
+        ("{ a: ", "}", "objects"),
+        ("(", ")", "parentheses"),
+        ("[{ a: ", "}]", "mixed"),
+    ];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let depth = [10, 33, 100, 700, 1_000, 2_000, 5_000][rng.below(7)];
+        let request = match i % 6 {
+            0 => {
+                let (open, close, what) = brackets[rng.below(brackets.len())];
+                let query = match what {
+                    "selections" => format!(
+                        "{{ {}__typename{} }}",
+                        open.repeat(depth),
+                        close.repeat(depth)
+                    ),
+                    "parentheses" => format!(
+                        "{{ search(query: {}\"x\"{}) {{ totalCount }} }}",
+                        open.repeat(depth),
+                        close.repeat(depth)
+                    ),
+                    _ => format!(
+                        "{{ recommendations(audience: {{ excludeAssetIds: {}1{} }}) {{ items {{ score }} }} }}",
+                        open.repeat(depth),
+                        close.repeat(depth)
+                    ),
+                };
+                Hostile {
+                    class: "document nesting",
+                    body: json!({ "query": query }).to_string().into_bytes(),
+                }
+            }
+            1 => {
+                // Written as text: a serde_json value this deep would overflow this test's
+                // own stack, and the server's JSON parser refuses past 128 levels anyway.
+                let levels = depth.min(3_000);
+                let mut text = String::new();
+                for level in 0..levels {
+                    text.push_str(if level % 2 == 0 { "[" } else { "{\"a\":" });
+                }
+                text.push_str("\"x\"");
+                for level in (0..levels).rev() {
+                    text.push(if level % 2 == 0 { ']' } else { '}' });
+                }
+                let body = format!(
+                    "{{\"query\":\"query($q: String!) {{ search(query: $q) {{ totalCount }} }}\",\"variables\":{{\"q\":{text}}}}}"
+                );
+                Hostile {
+                    class: "variable nesting",
+                    body: body.into_bytes(),
+                }
+            }
+            2 => {
+                // A fragment graph: each fragment spreads some later ones; now and then one
+                // spreads an earlier one (a cycle).
+                let count = 2 + rng.below(60);
+                let mut text = String::from("{ ...F0 }");
+                for f in 0..count {
+                    let mut spreads = Vec::new();
+                    for _ in 0..1 + rng.below(4) {
+                        let target = if rng.chance(5) {
+                            rng.below(f + 1)
+                        } else {
+                            f + 1 + rng.below(count - f)
+                        };
+                        spreads.push(format!("...F{target}"));
+                    }
+                    text.push_str(&format!(
+                        " fragment F{f} on QueryRoot {{ {} }}",
+                        spreads.join(" ")
+                    ));
+                }
+                text.push_str(&format!(" fragment F{count} on QueryRoot {{ __typename taxonomy {{ stages {{ name }} }} }}"));
+                Hostile {
+                    class: "fragment graph",
+                    body: json!({ "query": text }).to_string().into_bytes(),
+                }
+            }
+            3 => {
+                let words = [1, 31, 33, 500, 16_000][rng.below(5)];
+                let text: String = match rng.below(4) {
+                    0 => (0..words).map(|w| format!("w{w} ")).collect(),
+                    1 => "结算对账".repeat(words.min(4_000)),
+                    2 => "x".repeat(words * 10),
+                    _ => (0..words).map(|_| "pricing ").collect(),
+                };
+                let query = *rng.pick(&text_fields);
+                Hostile {
+                    class: "long text",
+                    body: json!({ "query": query, "variables": { "q": text } })
+                        .to_string()
+                        .into_bytes(),
+                }
+            }
+            4 => {
+                let mut text = rng.pick(&odd_syntax).to_string();
+                if rng.chance(30) {
+                    let deep = rng.below(12);
+                    text = format!("{}{text}{}", "(".repeat(deep), ")".repeat(deep));
+                }
+                let query = *rng.pick(&text_fields);
+                Hostile {
+                    class: "query syntax",
+                    body: json!({ "query": query, "variables": { "q": text } })
+                        .to_string()
+                        .into_bytes(),
+                }
+            }
+            _ => {
+                let long = "n".repeat([100, 129, 5_000, 60_000, 70_000][rng.below(5)]);
+                let body = match rng.below(6) {
+                    0 => json!({ "query": "query Q { __typename }", "operationName": long }),
+                    1 => {
+                        json!({ "query": "query Q { __typename }", "operationName": "Q\r\n\u{1b}[2J" })
+                    }
+                    2 => json!({ "query": format!("{{ {long} }}") }),
+                    3 => json!({ "query": format!("{{ {long}: __typename }}") }),
+                    4 => json!({ "query": format!("query(${long}: Int) {{ __typename }}") }),
+                    _ => {
+                        json!({ "query": format!("{{ ...{long} }} fragment {long} on QueryRoot {{ __typename }}") })
+                    }
+                };
+                Hostile {
+                    class: "oversized name",
+                    body: body.to_string().into_bytes(),
+                }
+            }
+        };
+        out.push(request);
+    }
+    out
+}
+
+/// The classes of `hostile_requests` against the real binary in a process of its own (a
+/// stack overflow aborts the process it happens in): every answer has a code, none is a
+/// 5xx, the server takes a bounded time for each, and it is alive at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_shapes_of_every_kind_are_answered_with_a_code_in_bounded_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut served, url, key) = crate::hardening::demo_with_key(
+        tmp.path(),
+        &[
+            "--rate-per-client",
+            "1000000",
+            "--burst-per-client",
+            "1000000",
+        ],
+    );
+    let mut rng = Rng(SEED ^ 0xBAD);
+    let requests = hostile_requests(&mut rng, 1_200);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut slowest: HashMap<&str, std::time::Duration> = HashMap::new();
+    for (i, request) in requests.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let response = client
+            .post(format!("{url}/graphql"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(request.body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "request {i} ({}) got no answer: {e}: {}",
+                    request.class,
+                    String::from_utf8_lossy(&request.body[..request.body.len().min(300)])
+                )
+            });
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        let took = started.elapsed();
+        let shown =
+            || String::from_utf8_lossy(&request.body[..request.body.len().min(300)]).into_owned();
+        assert!(
+            status < 500,
+            "request {i} ({}): {status}: {}",
+            request.class,
+            shown()
+        );
+        let body: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("request {i} ({}): not JSON: {}", request.class, shown()));
+        for error in body["errors"].as_array().into_iter().flatten() {
+            assert!(
+                error["extensions"]["code"].is_string(),
+                "request {i} ({}): an error without a code: {error}",
+                request.class
+            );
+        }
+        let slowest_of_class = slowest.entry(request.class).or_default();
+        *slowest_of_class = (*slowest_of_class).max(took);
+    }
+    eprintln!("hostile fuzz: slowest answer per class {slowest:?}");
+    // A debug build on a shared CI core: far above a refusal's milliseconds, far below the
+    // seconds (or the crash) these shapes cost before they were bounded.
+    for (class, took) in &slowest {
+        assert!(
+            *took < std::time::Duration::from_secs(2),
+            "{class}: an answer took {took:?}"
+        );
+    }
+    crate::hardening::assert_alive(&mut served, &client, &url).await;
+    served.kill();
+}
