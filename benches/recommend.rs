@@ -81,8 +81,14 @@ async fn fixture(size: u64) -> Fixture {
     let follower = IndexFollower::start(store.clone(), writer, 1000, Duration::from_secs(3600))
         .await
         .expect("follower");
+    let library = Library::new(store, index.clone(), follower.handle(), &config);
+    // Every list gets a signed id, as a server's do.
+    library
+        .load_list_signer()
+        .await
+        .expect("the list id secret");
     Fixture {
-        library: Library::new(store, index.clone(), follower.handle(), &config),
+        library,
         index,
         _follower: follower,
     }
@@ -249,6 +255,50 @@ fn report_work(size: u64, index: &search::SearchIndex) {
     }
 }
 
+/// What signing a list's id costs when it is ranked, and checking one when it is reported:
+/// ten items, a context with a query.
+fn list_ids(criterion: &mut Criterion) {
+    use stagefit::domain::{ListContext, ListSigner};
+    let signer = ListSigner::new(b"0123456789abcdef0123456789abcdef01234567");
+    let context = ListContext {
+        at: 1_765_000_000,
+        account: Some("acme-payments".into()),
+        profile: "default".into(),
+        experiment: Some("homepage-freshness".into()),
+        variant: Some("fresh".into()),
+        placement: Some("home".into()),
+        stage: "DECISION".into(),
+        role: Some("TECHNICAL_INTEGRATOR".into()),
+        industry: Some("financial-services/payments".into()),
+        language: "en".into(),
+        query: Some("reconciliation api".into()),
+        ..Default::default()
+    };
+    let items: Vec<String> = (0..10)
+        .map(|i| format!("case-study-payments-{i}"))
+        .collect();
+    let id = signer.issue(
+        &context,
+        items.iter().map(String::as_str),
+        "0123456789abcdef",
+    );
+    let mut group = criterion.benchmark_group("list-id");
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            signer.issue(
+                &context,
+                items.iter().map(String::as_str),
+                "0123456789abcdef",
+            )
+        })
+    });
+    group.bench_function("open", |b| b.iter(|| signer.open(&id).expect("opens")));
+    group.bench_function("renew", |b| {
+        b.iter(|| signer.renew(&id, "fedcba9876543210").expect("renews"))
+    });
+    group.finish();
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let sizes: Vec<u64> = if bench_mode {
@@ -264,6 +314,7 @@ fn main() {
     let mut criterion = Criterion::default()
         .measurement_time(Duration::from_secs(4))
         .configure_from_args();
+    list_ids(&mut criterion);
     for size in sizes {
         let fixture = runtime.block_on(fixture(size));
         report_work(size, &fixture.index);

@@ -1,11 +1,13 @@
--- recordImpressions as a page does on every view: three cards of a list shown to no
--- account, each request for a list of its own (a fresh nonce), so every impression is new.
--- Used by server-cpu.sh with SCRIPT=impressions.lua (BODY is ignored).
-local counter = 0
-local tid = 0
+-- recordImpressions as a page does on every view: three cards of a list it was shown, a
+-- list of its own per request, so every impression is a new row. The lists' ids come from
+-- IDS_FILE (one per line, as list-ids.lua collects them; each used once, then again from
+-- the top), their three first assets from ASSETS (comma-separated). Used by
+-- impressions.sh through server-cpu.sh (BODY is ignored).
+-- Each thread's number (1, 2, ...), set by setup() as a global of the thread's state.
+threads = 0
 function setup(thread)
-  tid = tid + 1
-  thread:set("tid", tid)
+  threads = threads + 1
+  thread:set("tid", threads)
 end
 function init(args)
   wrk.method = "POST"
@@ -14,13 +16,22 @@ function init(args)
   if key and key ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. key
   end
+  ids = {}
+  for line in io.lines(os.getenv("IDS_FILE")) do
+    ids[#ids + 1] = line
+  end
+  assets = {}
+  for a in string.gmatch(os.getenv("ASSETS"), "[^,]+") do
+    assets[#assets + 1] = '\\"' .. a .. '\\"'
+  end
+  -- Two threads take alternate ids.
+  next_id = tid
 end
--- {"at":0,"profile":"default","stage":"DECISION","language":"en"}, base64url.
-local context = "eyJhdCI6MCwicHJvZmlsZSI6ImRlZmF1bHQiLCJzdGFnZSI6IkRFQ0lTSU9OIiwibGFuZ3VhZ2UiOiJlbiJ9"
-local seed = os.time() % 65536
 function request()
-  counter = counter + 1
-  local id = context .. "." .. string.format("%04x%04x%08x", seed, tid, counter)
-  local body = '{"query":"mutation($id: ID!) { recordImpressions(recommendationId: $id, assetIds: [\\"pricing-sheet\\", \\"case-study-payments-psp-matching\\", \\"case-study-payments-integration\\"]) { recorded } }","variables":{"id":"' .. id .. '"}}'
+  local id = ids[next_id]
+  next_id = next_id + 2
+  if next_id > #ids then next_id = tid end
+  local body = '{"query":"mutation($id: ID!) { recordImpressions(recommendationId: $id, assetIds: [' ..
+    table.concat(assets, ", ") .. ']) { recorded } }","variables":{"id":"' .. id .. '"}}'
   return wrk.format(nil, nil, nil, body)
 end

@@ -23,6 +23,24 @@ pub const MAX_NESTING: usize = 32;
 pub const MAX_SELECTIONS: u64 = 2_000;
 /// Most fragment definitions in one document.
 pub const MAX_FRAGMENTS: usize = 100;
+/// Most rankings and searches one request runs (aliases of them included): each scores
+/// part of the library, and a counted text search of the 100k-asset reference library
+/// takes 1.6 ms here, so 40 aliases of it (2 KB) took 65 ms within the cost limit.
+pub const MAX_RANKINGS: u64 = 10;
+/// Fields that rank or search the library (or a page of it): what [`MAX_RANKINGS`] counts,
+/// wherever they stand (`Account.recommendations` too).
+pub const RANKING_FIELDS: &[&str] = &[
+    "search",
+    "assets",
+    "recommendations",
+    "nextContent",
+    "explainRank",
+    "committee",
+    "coverage",
+    "suggestTags",
+    "assetPerformance",
+    "cellPerformance",
+];
 /// Longest document text for callers below the editor scope. Variables carry data; a
 /// document this long is already ten times the longest one our pages send.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -117,12 +135,10 @@ pub fn check_document(document: &ExecutableDocument) -> Result<(), Refusal> {
         document,
         sizes: HashMap::new(),
     };
-    let mut total: u64 = 0;
+    let mut total = Size::default();
     for (_, operation) in document.operations.iter() {
-        total = total.saturating_add(sizer.selection_set(&operation.node.selection_set.node)?);
-        if total > MAX_SELECTIONS {
-            return Err(too_many_selections());
-        }
+        total = total.plus(sizer.selection_set(&operation.node.selection_set.node)?);
+        total.check()?;
     }
     Ok(())
 }
@@ -133,47 +149,88 @@ fn too_many_selections() -> Refusal {
     ))
 }
 
-/// What a fragment's expansion weighs, or that it is being weighed (a cycle when met again).
+/// What a selection weighs once expanded: its selections, and the rankings among them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Size {
+    selections: u64,
+    rankings: u64,
+}
+
+impl Size {
+    fn plus(self, other: Size) -> Size {
+        Size {
+            selections: self.selections.saturating_add(other.selections),
+            rankings: self.rankings.saturating_add(other.rankings),
+        }
+    }
+
+    fn check(self) -> Result<(), Refusal> {
+        if self.selections > MAX_SELECTIONS {
+            return Err(too_many_selections());
+        }
+        if self.rankings > MAX_RANKINGS {
+            return Err(Refusal::TooComplex(format!(
+                "the request runs more than {MAX_RANKINGS} rankings or searches; send fewer, or several requests"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A fragment's expansion, or that it is being weighed (a cycle when met again).
 #[derive(Clone, Copy)]
-enum Size {
+enum Weighing {
     InProgress,
-    Done(u64),
+    Done(Size),
 }
 
 struct Sizer<'d> {
     document: &'d ExecutableDocument,
-    sizes: HashMap<&'d str, Size>,
+    sizes: HashMap<&'d str, Weighing>,
 }
 
 impl<'d> Sizer<'d> {
     /// Selections nest at most [`MAX_NESTING`] deep in text that passed [`check_text`],
     /// and a fragment is entered once, so the recursion is bounded by the text.
-    fn selection_set(&mut self, set: &'d SelectionSet) -> Result<u64, Refusal> {
-        let mut total: u64 = 0;
+    fn selection_set(&mut self, set: &'d SelectionSet) -> Result<Size, Refusal> {
+        let mut total = Size::default();
         for item in &set.items {
-            let size = match &item.node {
+            let (own, inner) = match &item.node {
                 Selection::Field(field) => {
-                    1 + self.selection_set(&field.node.selection_set.node)?
+                    let ranks = RANKING_FIELDS.contains(&field.node.name.node.as_str());
+                    (
+                        Size {
+                            selections: 1,
+                            rankings: u64::from(ranks),
+                        },
+                        self.selection_set(&field.node.selection_set.node)?,
+                    )
                 }
-                Selection::InlineFragment(inline) => {
-                    1 + self.selection_set(&inline.node.selection_set.node)?
-                }
-                Selection::FragmentSpread(spread) => {
-                    1 + self.fragment(spread.node.fragment_name.node.as_str())?
-                }
+                Selection::InlineFragment(inline) => (
+                    Size {
+                        selections: 1,
+                        rankings: 0,
+                    },
+                    self.selection_set(&inline.node.selection_set.node)?,
+                ),
+                Selection::FragmentSpread(spread) => (
+                    Size {
+                        selections: 1,
+                        rankings: 0,
+                    },
+                    self.fragment(spread.node.fragment_name.node.as_str())?,
+                ),
             };
-            total = total.saturating_add(size);
-            if total > MAX_SELECTIONS {
-                return Err(too_many_selections());
-            }
+            total = total.plus(own).plus(inner);
+            total.check()?;
         }
         Ok(total)
     }
 
-    fn fragment(&mut self, name: &'d str) -> Result<u64, Refusal> {
+    fn fragment(&mut self, name: &'d str) -> Result<Size, Refusal> {
         match self.sizes.get(name) {
-            Some(Size::Done(size)) => return Ok(*size),
-            Some(Size::InProgress) => {
+            Some(Weighing::Done(size)) => return Ok(*size),
+            Some(Weighing::InProgress) => {
                 return Err(Refusal::Invalid(format!(
                     "fragment {name:?} spreads itself, through the fragments it spreads"
                 )));
@@ -182,12 +239,12 @@ impl<'d> Sizer<'d> {
         }
         // An unknown fragment is the validator's to report; it weighs nothing here.
         let Some((key, fragment)) = self.document.fragments.get_key_value(name) else {
-            return Ok(0);
+            return Ok(Size::default());
         };
         let key = key.as_str();
-        self.sizes.insert(key, Size::InProgress);
+        self.sizes.insert(key, Weighing::InProgress);
         let size = self.selection_set(&fragment.node.selection_set.node)?;
-        self.sizes.insert(key, Size::Done(size));
+        self.sizes.insert(key, Weighing::Done(size));
         Ok(size)
     }
 }
@@ -301,6 +358,24 @@ mod tests {
             Err(Refusal::Invalid(_))
         ));
 
+        // Rankings count wherever they stand, through fragments too.
+        let ten = (0..10)
+            .map(|i| format!("s{i}: search(query: \"x\") {{ totalCount }}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(check_document(&parse(&format!("{{ {ten} }}"))), Ok(()));
+        assert!(matches!(
+            check_document(&parse(&format!(
+                "{{ {ten} extra: assets {{ totalCount }} }}"
+            ))),
+            Err(Refusal::TooComplex(_))
+        ));
+        let spread = "{ ...R ...R } fragment R on QueryRoot { a: search(query: \"x\") { totalCount } b: search(query: \"y\") { totalCount } c: recommendations(audience: {}) { items { score } } d: recommendations(audience: {}) { items { score } } e: nextContent(afterAssetId: \"x\") { items { score } } f: nextContent(afterAssetId: \"y\") { items { score } } }";
+        assert!(matches!(
+            check_document(&parse(spread)),
+            Err(Refusal::TooComplex(_))
+        ));
+
         // Shared fragments are fine while the expansion stays small.
         let shared = "{ a: asset(id: \"x\") { ...F } b: asset(id: \"y\") { ...F } } fragment F on Asset { id title }";
         assert_eq!(check_document(&parse(shared)), Ok(()));
@@ -348,7 +423,7 @@ mod tests {
             .selection_set(&operation.node.selection_set.node)
             .expect("sized");
         // 237 selections: the limit leaves it eight times the room.
-        assert_eq!(size, 237, "expanded size");
+        assert_eq!(size.selections, 237, "expanded size");
     }
 
     #[test]

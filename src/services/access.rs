@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
 use super::ttl::TtlCache;
-use super::writer::{BatchWork, BatchWriter, WriterHandle, WriterSettings};
+use super::writer::{BatchWork, BatchWriter, Cadence, WriterHandle, WriterSettings};
 use crate::domain::{
     ApiKey, AuditEvent, KEY_RANDOM_BYTES, MAX_VISITOR_TOKEN_TTL, Scope, VisitorClaims, hash_bytes,
     key_hash, key_id, new_key, parse_key,
@@ -477,7 +477,7 @@ struct AuditWork {
     retention_days: u32,
     /// Counted refusals not yet written, by bucket.
     refusals: Mutex<HashMap<String, AuditEvent>>,
-    pruned_at: Mutex<Option<Instant>>,
+    prune: Cadence,
 }
 
 impl BatchWork for AuditWork {
@@ -496,15 +496,8 @@ impl BatchWork for AuditWork {
         if let Err(err) = self.store.add_audit_counts(&counted).await {
             tracing::error!(buckets = counted.len(), error = %format!("{:#}", err.unmasked()), "cannot write counted refusals to the audit trail");
         }
-        if self.retention_days == 0 {
+        if self.retention_days == 0 || !self.prune.due() {
             return;
-        }
-        {
-            let mut pruned_at = lock(&self.pruned_at);
-            if pruned_at.is_some_and(|at| at.elapsed() < AUDIT_PRUNE_EVERY) {
-                return;
-            }
-            *pruned_at = Some(Instant::now());
         }
         let before =
             (Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).timestamp();
@@ -530,7 +523,7 @@ impl AuditTrail {
             store,
             retention_days,
             refusals: Mutex::new(HashMap::new()),
-            pruned_at: Mutex::new(None),
+            prune: Cadence::new(AUDIT_PRUNE_EVERY),
         });
         let (writer, handle) = super::writer::start(
             work.clone(),

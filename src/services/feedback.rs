@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use super::writer::{BatchWork, BatchWriter, WriterHandle, WriterSettings};
+use super::writer::{BatchWork, BatchWriter, Cadence, WriterHandle, WriterSettings};
 
 use super::Library;
 use super::recommend::{AudienceRequest, Ranking, Resolution, ResolvedAudience};
@@ -244,6 +244,17 @@ const LIST_ID_SECRET: &str = "recommendation-ids";
 /// by the replicas themselves, whose clocks agree within this.
 const LIST_CLOCK_SKEW_SECS: i64 = 300;
 
+/// The signer of recommendation ids, with the secret the database holds (stored now, from
+/// 32 random bytes, when no replica stored one yet).
+async fn list_signer(store: &Store) -> AppResult<ListSigner> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
+    let candidate: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = store.shared_secret(LIST_ID_SECRET, &candidate).await?;
+    Ok(ListSigner::new(secret.as_bytes()))
+}
+
 impl Library {
     /// Reads (or, first of all replicas, creates) the secret recommendation ids are signed
     /// with. Before this, ranking gives lists no id that opens.
@@ -251,12 +262,8 @@ impl Library {
         if self.feedback.signer.get().is_some() {
             return Ok(());
         }
-        let mut random = [0u8; 32];
-        getrandom::fill(&mut random)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
-        let candidate: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let secret = self.store.shared_secret(LIST_ID_SECRET, &candidate).await?;
-        let _ = self.feedback.signer.set(ListSigner::new(secret.as_bytes()));
+        let signer = list_signer(&self.store).await?;
+        let _ = self.feedback.signer.set(signer);
         Ok(())
     }
 
@@ -334,7 +341,7 @@ impl Library {
         let work = Arc::new(ImpressionWork {
             library: self.clone(),
             retention_days,
-            pruned_at: std::sync::Mutex::new(None),
+            prune: Cadence::new(PRUNE_EVERY),
         });
         let (writer, handle) = super::writer::start(
             work,
@@ -1088,7 +1095,7 @@ fn moved_forward_counts(events: &[(String, String, i64, String)]) -> HashMap<Str
 struct ImpressionWork {
     library: Library,
     retention_days: u32,
-    pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
+    prune: Cadence,
 }
 
 impl BatchWork for ImpressionWork {
@@ -1102,15 +1109,8 @@ impl BatchWork for ImpressionWork {
         if let Err(err) = self.library.refresh_feedback_rules().await {
             tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot read ranking profiles and experiments");
         }
-        if self.retention_days == 0 {
+        if self.retention_days == 0 || !self.prune.due() {
             return;
-        }
-        {
-            let mut pruned_at = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
-            if pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
-                return;
-            }
-            *pruned_at = Some(std::time::Instant::now());
         }
         let before =
             (Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).timestamp();
@@ -1294,16 +1294,7 @@ pub async fn write_generated_feedback(
 ) -> AppResult<(u64, u64)> {
     let (mut impressions, mut clicks) = (0u64, 0u64);
     // Signed like a server's ids, so `recordImpressions` would take them.
-    let mut random = [0u8; 32];
-    getrandom::fill(&mut random)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
-    let candidate: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let signer = ListSigner::new(
-        store
-            .shared_secret(LIST_ID_SECRET, &candidate)
-            .await?
-            .as_bytes(),
-    );
+    let signer = list_signer(store).await?;
     let mut shown = Vec::with_capacity(batch);
     let mut events = Vec::new();
     let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {

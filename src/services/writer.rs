@@ -25,6 +25,31 @@ pub trait BatchWork: Send + Sync + 'static {
     fn upkeep(&self) -> impl Future<Output = ()> + Send;
 }
 
+/// Work an upkeep does less often than it runs (deleting past a retention every hour):
+/// `due` says yes the first time and then once per `every`.
+pub struct Cadence {
+    every: Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Cadence {
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < self.every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
+}
+
 /// How a writer runs.
 #[derive(Clone, Copy, Debug)]
 pub struct WriterSettings {

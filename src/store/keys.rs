@@ -24,6 +24,23 @@ fn key_from_row(row: api_key::Model) -> AppResult<ApiKey> {
     })
 }
 
+/// The row of an audit event: one request, or (`counted`) its bucket, dated at the start
+/// of the bucket's minute.
+fn audit_row(e: &AuditEvent, counted: bool) -> audit_event::ActiveModel {
+    let at = e.at.timestamp();
+    audit_event::ActiveModel {
+        at: Set(if counted { at.div_euclid(60) * 60 } else { at }),
+        key_id: Set(e.key_id.clone()),
+        operation: Set(e.operation.clone()),
+        client: Set(e.client.clone()),
+        status: Set(i32::from(e.status)),
+        outcome: Set(e.outcome.clone()),
+        count: Set(i64::try_from(e.count).unwrap_or(i64::MAX)),
+        bucket: Set(counted.then(|| e.bucket())),
+        ..Default::default()
+    }
+}
+
 fn rate(stored: Option<i32>, what: &'static str) -> AppResult<Option<u32>> {
     stored
         .map(|r| corrupt(u32::try_from(r).map_err(|e| e.to_string()), what))
@@ -193,17 +210,7 @@ impl Store {
         }
         let txn = self.begin_txn().await?;
         for chunk in events.chunks(super::ROWS_PER_STATEMENT) {
-            let rows = chunk.iter().map(|e| audit_event::ActiveModel {
-                at: Set(e.at.timestamp()),
-                key_id: Set(e.key_id.clone()),
-                operation: Set(e.operation.clone()),
-                client: Set(e.client.clone()),
-                status: Set(i32::from(e.status)),
-                outcome: Set(e.outcome.clone()),
-                count: Set(i64::try_from(e.count).unwrap_or(i64::MAX)),
-                bucket: Set(None),
-                ..Default::default()
-            });
+            let rows = chunk.iter().map(|e| audit_row(e, false));
             audit_event::Entity::insert_many(rows)
                 .exec_without_returning(txn.conn())
                 .await?;
@@ -219,18 +226,8 @@ impl Store {
             return Ok(());
         }
         let txn = self.begin_txn().await?;
-        for chunk in events.chunks(500) {
-            let rows = chunk.iter().map(|e| audit_event::ActiveModel {
-                at: Set(e.at.timestamp().div_euclid(60) * 60),
-                key_id: Set(e.key_id.clone()),
-                operation: Set(e.operation.clone()),
-                client: Set(e.client.clone()),
-                status: Set(i32::from(e.status)),
-                outcome: Set(e.outcome.clone()),
-                count: Set(i64::try_from(e.count).unwrap_or(i64::MAX)),
-                bucket: Set(Some(e.bucket())),
-                ..Default::default()
-            });
+        for chunk in events.chunks(super::ROWS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|e| audit_row(e, true));
             audit_event::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::column(audit_event::Column::Bucket)
