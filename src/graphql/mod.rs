@@ -57,13 +57,12 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 /// The cost model behind `MAX_COMPLEXITY`. A field costs 1 and a list field multiplies what
 /// it selects by the page it asks for, so `first: 100` costs a hundred times its
 /// selection. A ranking or a search also costs [`cost::RANKING`] for the work before the
-/// first item. One `recommendations(first: 100)` with the usual fields costs about 1,300;
+/// first item. One `recommendations(first: 100)` with the usual fields costs about 1,200;
 /// 300 aliases of it are refused before any of them runs.
 pub mod cost {
-    /// What a recommendation list, a search or an audit costs besides its items. At 100
-    /// (and at most `limits::MAX_RANKINGS` of them a request), seven searches of 100 hits
-    /// with facets and highlights fit, about 50 ms on the 100k reference library.
-    pub const RANKING: usize = 100;
+    /// What a recommendation list, a search or an audit costs besides its items. What
+    /// the cost cannot see (counting every match, facets) `limits::MAX_WORK` bounds.
+    pub const RANKING: usize = 50;
 
     /// A ranked or searched page: its fixed work plus each item's selection.
     pub fn page(first: Option<i32>, default: i32, child_complexity: usize) -> usize {
