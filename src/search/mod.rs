@@ -78,6 +78,8 @@ struct ReadSide {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// The query parser's analyzers for ASCII text (`schema::ascii_query_tokenizers`).
+    ascii_tokenizers: tantivy::tokenizer::TokenizerManager,
     assets: query::AssetCache,
     bits: filter::BitsCache,
 }
@@ -194,6 +196,7 @@ pub fn open_read_only(dir: &Path) -> anyhow::Result<(SearchIndex, i64)> {
                 index,
                 reader,
                 fields,
+                ascii_tokenizers: schema::ascii_query_tokenizers(),
                 assets: query::AssetCache::new(ASSET_CACHE_BYTES),
                 bits: filter::BitsCache::new(BITS_CACHE_BYTES),
             }),
@@ -294,6 +297,7 @@ fn open_generation(
             index,
             reader: reader.clone(),
             fields: fields.clone(),
+            ascii_tokenizers: schema::ascii_query_tokenizers(),
             assets: query::AssetCache::new(ASSET_CACHE_BYTES),
             bits: filter::BitsCache::new(BITS_CACHE_BYTES),
         }),

@@ -203,8 +203,18 @@ impl SearchIndex {
             .iter()
             .flat_map(|a| fields.text_for(*a).boosted())
             .collect();
-        let mut parser =
-            QueryParser::for_index(&self.inner.index, boosted.iter().map(|(f, _)| *f).collect());
+        let fields_searched = boosted.iter().map(|(f, _)| *f).collect();
+        // Words that jieba cuts as the plain analyzer does are cut by it for the Chinese
+        // fields too, as `text_terms` does: no dictionary load for English syntax.
+        let mut parser = if cut_alike_by_jieba_and_plain(text) {
+            QueryParser::new(
+                self.inner.index.schema(),
+                fields_searched,
+                self.inner.ascii_tokenizers.clone(),
+            )
+        } else {
+            QueryParser::for_index(&self.inner.index, fields_searched)
+        };
         for (field, boost) in boosted {
             parser.set_field_boost(field, boost);
         }
