@@ -62,8 +62,10 @@ pub async fn check_backup(backup: &Path) -> anyhow::Result<()> {
     if !backup.is_file() {
         bail!("{} is not a file", backup.display());
     }
-    let url = format!("sqlite://{}?mode=ro", backup.display());
-    let db = sea_orm::Database::connect(url.as_str())
+    let mut options = sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=ro", backup.display()));
+    // The integrity check reads the whole file: slow by design, not worth sqlx's warning.
+    options.sqlx_logging(false);
+    let db = sea_orm::Database::connect(options)
         .await
         .with_context(|| format!("{} cannot be opened as a SQLite database", backup.display()))?;
     let checked = async {
