@@ -62,7 +62,8 @@ pub async fn check_backup(backup: &Path) -> anyhow::Result<()> {
     if !backup.is_file() {
         bail!("{} is not a file", backup.display());
     }
-    let mut options = sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=ro", backup.display()));
+    let mut options =
+        sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=ro", backup.display()));
     // The integrity check reads the whole file: slow by design, not worth sqlx's warning.
     options.sqlx_logging(false);
     let db = sea_orm::Database::connect(options)
