@@ -128,9 +128,13 @@ pub fn check_text(text: &str, max_bytes: usize) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The parsed document: fragments, their cycles, and the size of every operation's
-/// selection once fragments are expanded. Each fragment is sized once.
-pub fn check_document(document: &ExecutableDocument) -> Result<(), Refusal> {
+/// The parsed document: fragments, their cycles, the size of every operation's selection
+/// once fragments are expanded (the engine validates them all), and the work of the
+/// operation that runs (`operation_name`, or the only one). Each fragment is sized once.
+pub fn check_document(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Result<(), Refusal> {
     if document.fragments.len() > MAX_FRAGMENTS {
         return Err(Refusal::TooComplex(format!(
             "the document defines {} fragments, more than {MAX_FRAGMENTS}",
@@ -141,10 +145,28 @@ pub fn check_document(document: &ExecutableDocument) -> Result<(), Refusal> {
         document,
         sizes: HashMap::new(),
     };
-    let mut total = Size::default();
-    for (_, operation) in document.operations.iter() {
-        total = total.plus(sizer.selection_set(&operation.node.selection_set.node)?);
-        total.check()?;
+    let mut selections: u64 = 0;
+    let mut work: u64 = 0;
+    let only = document.operations.iter().count() == 1;
+    for (name, operation) in document.operations.iter() {
+        let size = sizer.selection_set(&operation.node.selection_set.node)?;
+        selections = selections.saturating_add(size.selections);
+        if selections > MAX_SELECTIONS {
+            return Err(too_many_selections());
+        }
+        // Without a name among several, the engine runs none; the heaviest stands for it.
+        let runs = match operation_name {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        };
+        if runs || only {
+            work = work.max(size.work);
+        }
+    }
+    if work > MAX_WORK {
+        return Err(Refusal::TooComplex(format!(
+            "the operation asks for more than {MAX_WORK} units of work on the library (a ranking or search 1, totalCount 2, facets 3, highlights 1); ask for less, or send several requests"
+        )));
     }
     Ok(())
 }
@@ -173,11 +195,6 @@ impl Size {
     fn check(self) -> Result<(), Refusal> {
         if self.selections > MAX_SELECTIONS {
             return Err(too_many_selections());
-        }
-        if self.work > MAX_WORK {
-            return Err(Refusal::TooComplex(format!(
-                "the request asks for more than {MAX_WORK} units of work on the library (a ranking or search 1, totalCount 2, facets 3, highlights 1); ask for less, or send several requests"
-            )));
         }
         Ok(())
     }
@@ -303,6 +320,10 @@ mod tests {
         async_graphql::parser::parse_query(text).expect("parses")
     }
 
+    fn check_document_of(document: &ExecutableDocument) -> Result<(), Refusal> {
+        check_document(document, None)
+    }
+
     #[test]
     fn nesting_is_counted_outside_strings_and_comments() {
         let deep = format!("{{ x(a: {}1{}) }}", "[".repeat(40), "]".repeat(40));
@@ -348,7 +369,7 @@ mod tests {
         text.push_str(" fragment F30 on QueryRoot { __typename }");
         let started = std::time::Instant::now();
         assert!(matches!(
-            check_document(&parse(&text)),
+            check_document_of(&parse(&text)),
             Err(Refusal::TooComplex(_))
         ));
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
@@ -356,12 +377,12 @@ mod tests {
         let cycle =
             "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { ...A __typename }";
         assert!(matches!(
-            check_document(&parse(cycle)),
+            check_document_of(&parse(cycle)),
             Err(Refusal::Invalid(_))
         ));
         let selfish = "{ ...A } fragment A on QueryRoot { ...A ...A }";
         assert!(matches!(
-            check_document(&parse(selfish)),
+            check_document_of(&parse(selfish)),
             Err(Refusal::Invalid(_))
         ));
 
@@ -374,26 +395,35 @@ mod tests {
                 .join(" ")
         };
         assert_eq!(
-            check_document(&parse(&format!("{{ {} }}", counted(4)))),
+            check_document_of(&parse(&format!("{{ {} }}", counted(4)))),
             Ok(())
         );
         assert!(matches!(
-            check_document(&parse(&format!("{{ {} }}", counted(5)))),
+            check_document_of(&parse(&format!("{{ {} }}", counted(5)))),
             Err(Refusal::TooComplex(_))
         ));
         let plain: String = (0..12)
             .map(|i| format!("r{i}: recommendations(audience: {{}}) {{ items {{ score }} }} "))
             .collect();
-        assert_eq!(check_document(&parse(&format!("{{ {plain} }}"))), Ok(()));
+        assert_eq!(check_document_of(&parse(&format!("{{ {plain} }}"))), Ok(()));
+        // Only the operation that runs counts: GraphiQL sends every example at once.
+        let two = format!("query A {{ {} }} query B {{ {} }}", counted(4), counted(4));
+        let document = parse(&two);
+        assert_eq!(check_document(&document, Some("A")), Ok(()));
+        let heavy = format!("query A {{ {} }} query B {{ __typename }}", counted(5));
+        let document = parse(&heavy);
+        assert_eq!(check_document(&document, Some("B")), Ok(()));
+        assert!(check_document(&document, Some("A")).is_err());
+        assert!(check_document(&document, None).is_err());
         let spread = "{ ...R ...R } fragment R on QueryRoot { a: search(query: \"x\") { facets { field } } b: search(query: \"y\") { totalCount } c: recommendations(audience: {}) { items { score } } }";
         assert!(matches!(
-            check_document(&parse(spread)),
+            check_document_of(&parse(spread)),
             Err(Refusal::TooComplex(_))
         ));
 
         // Shared fragments are fine while the expansion stays small.
         let shared = "{ a: asset(id: \"x\") { ...F } b: asset(id: \"y\") { ...F } } fragment F on Asset { id title }";
-        assert_eq!(check_document(&parse(shared)), Ok(()));
+        assert_eq!(check_document_of(&parse(shared)), Ok(()));
     }
 
     /// The introspection query the vendored GraphiQL sends, every option on: its template,
@@ -428,7 +458,7 @@ mod tests {
         let introspection = graphiql_introspection();
         assert_eq!(check_text(&introspection, MAX_DOCUMENT_BYTES), Ok(()));
         let document = parse(&introspection);
-        assert_eq!(check_document(&document), Ok(()));
+        assert_eq!(check_document(&document, None), Ok(()));
         let mut sizer = Sizer {
             document: &document,
             sizes: HashMap::new(),

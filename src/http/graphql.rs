@@ -806,7 +806,7 @@ async fn run(
     };
     let parsed = parsed.or_else(|| state.documents.parse(&query));
     if let Some(document) = &parsed
-        && let Err(refusal) = limits::check_document(document)
+        && let Err(refusal) = limits::check_document(document, params.operation_name.as_deref())
     {
         return refuse_before_parse(media, &refusal, audited);
     }
