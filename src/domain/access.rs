@@ -158,27 +158,29 @@ pub struct AuditEvent {
 pub const MAX_AUDITED_OPERATION: usize = 200;
 
 impl AuditEvent {
-    /// The bucket a flood-prone refusal counts in: its minute, its key (or else its
-    /// address) and its outcome.
+    /// The bucket a refusal counts in: its minute, its key (or else its address) and its
+    /// outcome, and for a refusal of a valid key (403, 413) also what it asked for.
     pub fn bucket(&self) -> String {
         let who = self
             .key_id
             .as_deref()
             .or(self.client.as_deref())
             .unwrap_or("-");
-        format!(
-            "{}|{who}|{}|{}",
-            self.at.timestamp().div_euclid(60) * 60,
-            self.status,
-            self.outcome
-        )
+        let minute = self.at.timestamp().div_euclid(60) * 60;
+        match self.status {
+            403 | 413 => format!(
+                "{minute}|{who}|{}|{}|{}",
+                self.status, self.outcome, self.operation
+            ),
+            _ => format!("{minute}|{who}|{}|{}", self.status, self.outcome),
+        }
     }
 
-    /// Whether refusals like this one are counted per bucket rather than one row each:
-    /// they need no valid credential (401) or come when a caller is already over its rate
-    /// (429).
+    /// Whether the event is a refusal, counted per bucket rather than one row each: a
+    /// publishable key may send 1,000 of them a second (and an unknown credential or a
+    /// limited caller as many as it likes).
     pub fn counted_per_bucket(&self) -> bool {
-        matches!(self.status, 401 | 429)
+        matches!(self.status, 401 | 403 | 413 | 429)
     }
 }
 

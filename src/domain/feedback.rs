@@ -67,12 +67,15 @@ pub const MAX_LIST_ID_BYTES: usize = 4096;
 /// of each shown asset in position order (base64url), 16 hex characters of randomness, and
 /// the first 16 bytes of HMAC-SHA256 over everything before the last `.`. Only the server
 /// makes ids that open, so an id names a list that was shown, to whom, when, and which
-/// asset sat at which position.
+/// asset sat at which position. The tags are keyed too (HMAC of the asset id): without
+/// the secret, finding another id with an asset's tag takes some 2^32 requests, not the
+/// seconds four bytes of a plain hash take offline.
 pub struct ListSigner {
     key: ring::hmac::Key,
 }
 
-/// A recommendation id that opened: its context and its items' tags.
+/// A recommendation id that opened: its context and its items' tags (which
+/// [`ListSigner::place`] reads).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignedList {
     pub context: ListContext,
@@ -80,24 +83,6 @@ pub struct SignedList {
 }
 
 impl SignedList {
-    /// Whether `asset` was shown at `position` (1 the first), or anywhere when `None`.
-    pub fn shows(&self, asset: &str, position: Option<u32>) -> bool {
-        let tag = item_tag(asset);
-        match position {
-            Some(p) => p >= 1 && self.items.get(p as usize - 1) == Some(&tag),
-            None => self.items.contains(&tag),
-        }
-    }
-
-    /// Where `asset` was shown (1 the first), if it was.
-    pub fn position_of(&self, asset: &str) -> Option<u32> {
-        let tag = item_tag(asset);
-        self.items
-            .iter()
-            .position(|t| *t == tag)
-            .and_then(|i| u32::try_from(i + 1).ok())
-    }
-
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -107,18 +92,50 @@ impl SignedList {
     }
 }
 
-fn item_tag(asset: &str) -> [u8; ITEM_TAG_LEN] {
-    let digest = Sha256::digest(asset.as_bytes());
-    let mut tag = [0u8; ITEM_TAG_LEN];
-    tag.copy_from_slice(&digest[..ITEM_TAG_LEN]);
-    tag
-}
-
 impl ListSigner {
     pub fn new(secret: &[u8]) -> Self {
         Self {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
         }
+    }
+
+    /// An asset's tag: the first bytes of an HMAC of its id, apart from an id's MAC by its
+    /// prefix.
+    fn item_tag(&self, asset: &str) -> [u8; ITEM_TAG_LEN] {
+        let mut context = ring::hmac::Context::with_key(&self.key);
+        context.update(b"item\0");
+        context.update(asset.as_bytes());
+        let digest = context.sign();
+        let mut tag = [0u8; ITEM_TAG_LEN];
+        tag.copy_from_slice(&digest.as_ref()[..ITEM_TAG_LEN]);
+        tag
+    }
+
+    /// Where `asset` sat in `list` (1 the first): at `position` when one is given, else
+    /// wherever it was; `None` when it was not there.
+    pub fn place(&self, list: &SignedList, asset: &str, position: Option<u32>) -> Option<u32> {
+        let tag = self.item_tag(asset);
+        match position {
+            Some(p) => (p >= 1 && list.items.get(p as usize - 1) == Some(&tag)).then_some(p),
+            None => list
+                .items
+                .iter()
+                .position(|t| *t == tag)
+                .and_then(|i| u32::try_from(i + 1).ok()),
+        }
+    }
+
+    /// The part of `id` its MAC covers, when the MAC is right (compared in constant time).
+    fn verified<'i>(&self, id: &'i str) -> Option<&'i str> {
+        let (signed, mac) = id.rsplit_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = ring::hmac::sign(&self.key, signed.as_bytes());
+        (mac.len() == MAC_LEN
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                &expected.as_ref()[..MAC_LEN],
+                mac.as_slice(),
+            )))
+        .then_some(signed)
     }
 
     fn mac(&self, signed: &str) -> String {
@@ -134,7 +151,10 @@ impl ListSigner {
         nonce: &str,
     ) -> String {
         let json = serde_json::to_vec(context).unwrap_or_default();
-        let tags: Vec<u8> = items.into_iter().flat_map(item_tag).collect();
+        let tags: Vec<u8> = items
+            .into_iter()
+            .flat_map(|asset| self.item_tag(asset))
+            .collect();
         let signed = format!(
             "{}.{}.{nonce}",
             URL_SAFE_NO_PAD.encode(json),
@@ -144,12 +164,19 @@ impl ListSigner {
         format!("{signed}.{mac}")
     }
 
-    /// The same id with another nonce, signed again; same length. `None` for text that is
-    /// not an id's shape.
+    /// The same id with another nonce, signed again; same length. `None` for anything that
+    /// is not an unaltered id of this signer: a cached answer may hold other text under the
+    /// name `recommendationId` (an alias of any string field), which must neither be
+    /// signed nor cut.
     pub fn renew(&self, id: &str, nonce: &str) -> Option<String> {
-        if nonce.len() != NONCE_LEN || id.len() < ID_TAIL_LEN {
+        if nonce.len() != NONCE_LEN
+            || id.len() < ID_TAIL_LEN
+            || id.len() > MAX_LIST_ID_BYTES
+            || !id.is_ascii()
+        {
             return None;
         }
+        self.verified(id)?;
         let body = &id[..id.len() - ID_TAIL_LEN];
         let signed = format!("{body}.{nonce}");
         let mac = self.mac(&signed);
@@ -167,17 +194,7 @@ impl ListSigner {
         }
         let bad =
             || "recommendationId is not one this stagefit gave out (or it was altered)".to_owned();
-        let (signed, mac) = id.rsplit_once('.').ok_or_else(bad)?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| bad())?;
-        let expected = ring::hmac::sign(&self.key, signed.as_bytes());
-        if mac.len() != MAC_LEN
-            || !bool::from(subtle::ConstantTimeEq::ct_eq(
-                &expected.as_ref()[..MAC_LEN],
-                mac.as_slice(),
-            ))
-        {
-            return Err(bad());
-        }
+        let signed = self.verified(id).ok_or_else(bad)?;
         let mut parts = signed.split('.');
         let (Some(context), Some(items), Some(nonce), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -485,16 +502,34 @@ mod tests {
         let id = signer.issue(&ctx, ["guide", "pricing-sheet"], "0123456789abcdef");
         let opened = signer.open(&id).unwrap();
         assert_eq!(opened.context, ctx);
+        assert_eq!(opened.len(), 2);
         assert_eq!(ListContext::from_id(&id).unwrap(), ctx);
-        assert!(opened.shows("guide", Some(1)) && opened.shows("pricing-sheet", Some(2)));
-        assert!(opened.shows("pricing-sheet", None));
-        assert!(!opened.shows("guide", Some(2)) && !opened.shows("other", None));
-        assert!(!opened.shows("guide", Some(0)) && !opened.shows("guide", Some(3)));
-        assert_eq!(opened.position_of("pricing-sheet"), Some(2));
-        assert_eq!(opened.position_of("other"), None);
+        assert_eq!(signer.place(&opened, "guide", Some(1)), Some(1));
+        assert_eq!(signer.place(&opened, "pricing-sheet", Some(2)), Some(2));
+        assert_eq!(signer.place(&opened, "pricing-sheet", None), Some(2));
+        assert_eq!(signer.place(&opened, "guide", Some(2)), None);
+        assert_eq!(signer.place(&opened, "other", None), None);
+        assert_eq!(signer.place(&opened, "guide", Some(0)), None);
+        assert_eq!(signer.place(&opened, "guide", Some(3)), None);
+        // Tags are keyed: another secret tags the same asset otherwise.
+        assert_ne!(
+            signer.item_tag("guide"),
+            ListSigner::new(b"another secret").item_tag("guide")
+        );
 
-        // Another nonce: same length, opens, another id.
+        // Another nonce: same length, opens, another id; only an unaltered id is renewed,
+        // and text that is not one (any string a cached answer holds under that name) is
+        // left alone, not cut and not signed.
         let renewed = signer.renew(&id, "fedcba9876543210").unwrap();
+        let mut altered = id.clone();
+        altered.replace_range(0..1, "x");
+        assert_eq!(signer.renew(&altered, "fedcba9876543210"), None);
+        let unicode = format!("{}é{}", "a".repeat(20), "b".repeat(ID_TAIL_LEN));
+        assert_eq!(signer.renew(&unicode, "fedcba9876543210"), None);
+        assert_eq!(
+            signer.renew(&"z".repeat(ID_TAIL_LEN + 10), "fedcba9876543210"),
+            None
+        );
         assert_eq!(renewed.len(), id.len());
         assert_ne!(renewed, id);
         assert_eq!(signer.open(&renewed).unwrap(), opened);

@@ -34,7 +34,8 @@ pub enum Rule {
     /// account (and contact).
     AudienceNamesAccount,
     /// Engagement events: a server key for any account, a visitor token for events of its
-    /// own account (and contact) only.
+    /// own account (and contact) only, attributed (if at all) to lists shown to that
+    /// account.
     OwnEvents,
     /// Publishable for published and retired assets; a `filter.statuses` naming drafts
     /// (unreleased content) needs an editor key.
@@ -269,15 +270,26 @@ pub fn check(
                     ConstValue::Null => vec![argument(&field.node, "event")],
                     other => vec![other],
                 };
+                // An event attributed to a list must name a list shown to the token's own
+                // account: one shown to nobody could credit any variant with its clicks.
+                let own_list = |event: &ConstValue| match named(event, "recommendationId") {
+                    None => true,
+                    Some(Some(id)) => crate::domain::ListContext::from_id(id)
+                        .ok()
+                        .and_then(|c| c.account)
+                        .is_some_and(|account| who.visitor.is_some_and(|(own, _)| own == account)),
+                    Some(None) => false,
+                };
                 let own = who.visitor.is_some()
                     && events.iter().all(|event| {
                         matches!(event, ConstValue::Object(_))
                             && names_only(event, who.visitor)
                             && named(event, "accountId").is_some()
+                            && own_list(event)
                     });
                 if !own {
                     let why = if who.visitor.is_some() {
-                        " for another account or contact than the token's"
+                        " for another account or contact than the token's, or a list not shown to it"
                     } else {
                         ""
                     };

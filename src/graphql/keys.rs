@@ -129,8 +129,9 @@ pub struct AuditEventObject {
     pub status: i32,
     /// `ok`, or the first error's code (`FORBIDDEN`, `RATE_LIMITED`, ...).
     pub outcome: String,
-    /// How many requests the entry stands for. Refusals that come in floods (401, 429) are
-    /// one entry per key (or else address), outcome and minute, `at` the minute's start.
+    /// How many requests the entry stands for. Refusals are one entry per key (or else
+    /// address), outcome and minute (and operation, for 403 and 413), `at` the minute's
+    /// start.
     pub count: i64,
 }
 
@@ -151,8 +152,8 @@ impl KeysQuery {
     }
 
     /// The audit trail, newest first: every mutation and every request refused before it
-    /// ran (401, 403, 413, 429; 401 and 429 counted per key or address, outcome and
-    /// minute). `after` is the last `cursor` of the previous page.
+    /// ran (401, 403, 413, 429; refusals counted per key or address, outcome and minute).
+    /// `after` is the last `cursor` of the previous page.
     #[graphql(cache_control(no_cache))]
     async fn audit_log(
         &self,

@@ -333,15 +333,20 @@ impl LibraryQuery {
     }
 
     /// The vocabularies: stages with their aliases, roles, content types with their
-    /// default stages, and the industries in use with their published-asset counts.
+    /// default stages, and the industries in use with their published-asset counts (below
+    /// an editor key, only those some published asset serves).
     #[graphql(cache_control(max_age = 60))]
     async fn taxonomy(&self, ctx: &Context<'_>) -> ApiResult<Taxonomy> {
         let look = ctx.look_ahead();
+        // An industry no published asset serves is the content team's to know of: only
+        // drafts (or retired assets) name it.
+        let sees_drafts = super::access::caller_sees_drafts(ctx);
         let industries = if look.field("industries").exists() {
             library(ctx)?
                 .industries()
                 .await?
                 .into_iter()
+                .filter(|i| sees_drafts || i.asset_count > 0)
                 .map(|i| IndustryInfo {
                     slug: i.slug.to_string(),
                     label: i.label,

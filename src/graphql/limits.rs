@@ -13,7 +13,8 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql_value::Value;
 
 /// Deepest nesting of `{`, `[` and `(` in a document's text: selections go 16 deep
 /// ([`super::MAX_DEPTH`]) and arguments a few levels more.
@@ -23,30 +24,65 @@ pub const MAX_NESTING: usize = 32;
 pub const MAX_SELECTIONS: u64 = 2_000;
 /// Most fragment definitions in one document.
 pub const MAX_FRAGMENTS: usize = 100;
-/// Most units of library work one request may ask for (aliases and fragments included).
-/// The cost limit multiplies by page sizes but cannot see that counting a text search's
-/// matches or its facets scores every match: 40 aliases of a counted search (2 KB) cost 65
-/// ms of the 100k reference library within it. Twelve units are about 50 ms there.
-pub const MAX_WORK: u64 = 12;
-/// What each field that works on the library weighs, wherever it stands
-/// (`Account.recommendations` too): a ranking or search (or a page of the library) 1 (2 to
-/// 3 ms at 100k assets); counting its matches 2 more (6 ms for a two-word text); facets 3
-/// more (9.5 ms); highlights 1 more (5 ms for 100 hits).
-pub const WORK: &[(&str, u64)] = &[
-    ("search", 1),
-    ("assets", 1),
-    ("recommendations", 1),
-    ("nextContent", 1),
-    ("explainRank", 1),
-    ("committee", 1),
-    ("coverage", 1),
-    ("suggestTags", 1),
-    ("assetPerformance", 1),
-    ("cellPerformance", 1),
-    ("totalCount", 2),
-    ("facets", 3),
-    ("highlights", 1),
-];
+/// Most operations in one document (GraphiQL's examples are eight). The engine validates
+/// each, and reports each undefined variable once per operation that reaches it: 140
+/// operations sharing a fragment of 550 variables (4 KB) made 77,000 errors, 12.9 MB.
+pub const MAX_OPERATIONS: usize = 16;
+/// Most `$` variable references in one document's text.
+pub const MAX_VARIABLE_REFERENCES: usize = 256;
+/// Most units of work on the library the operation that runs may ask for (aliases and
+/// fragments included). The cost limit multiplies by page sizes but cannot see that
+/// counting a text search's matches or its facets scores every match, nor that a list's
+/// diversity pass grows with the square of its length: 40 aliases of a counted search
+/// (2 KB) cost 65 ms of the 100k reference library within it. Twelve units are about 50
+/// ms there.
+pub const MAX_WORK_UNITS: u64 = 12;
+
+/// What a field asks of the library, in tenths of a unit, wherever it stands
+/// (`Account.recommendations` too). Measured on the 100k reference library: a ranking or
+/// search of the usual page 1 unit (0.6 to 3 ms), one more for each 25 of its `first`
+/// (`recommendations(first: 100)` 20 ms), `nextContent` twice that (its text comes from
+/// the asset: 24.5 ms for 100); counting matches 2 more (6 ms for two words), facets 3
+/// (9.5 ms), highlights 1 (5 ms for 100 hits), the taxonomy's industries 1 (a facet count
+/// and a database read, 2.8 ms), an asset by id a tenth (a database read, 0.13 ms).
+fn field_work(
+    field: &Field,
+    variables: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> u64 {
+    let per_page =
+        |default_first: u64| 10 * (1 + first(field, variables).unwrap_or(default_first) / 25);
+    match field.name.node.as_str() {
+        "search" | "assets" | "recommendations" | "explainRank" | "committee" | "coverage"
+        | "suggestTags" | "assetPerformance" | "cellPerformance" => per_page(20),
+        "nextContent" => 2 * per_page(5),
+        "totalCount" => 20,
+        "facets" => 30,
+        "highlights" | "industries" => 10,
+        "asset" => 1,
+        _ => 0,
+    }
+}
+
+/// The page a field asks for: its `first` as written, or as its variable holds it; a
+/// variable that holds no number counts as the largest page.
+fn first(
+    field: &Field,
+    variables: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Option<u64> {
+    let (_, value) = field
+        .arguments
+        .iter()
+        .find(|(name, _)| name.node.as_str() == "first")?;
+    let largest = 100;
+    Some(match &value.node {
+        Value::Number(n) => n.as_u64().unwrap_or(largest),
+        Value::Variable(name) => variables
+            .and_then(|v| v.get(name.as_str()))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(largest),
+        _ => largest,
+    })
+}
 /// Longest document text for callers below the editor scope. Variables carry data; a
 /// document this long is already ten times the longest one our pages send.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
@@ -85,6 +121,7 @@ pub fn check_text(text: &str, max_bytes: usize) -> Result<(), Refusal> {
     }
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    let mut variables = 0usize;
     let mut at = 0;
     while at < bytes.len() {
         match bytes[at] {
@@ -121,6 +158,14 @@ pub fn check_text(text: &str, max_bytes: usize) -> Result<(), Refusal> {
                 }
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            b'$' => {
+                variables += 1;
+                if variables > MAX_VARIABLE_REFERENCES {
+                    return Err(Refusal::TooComplex(format!(
+                        "the document names variables more than {MAX_VARIABLE_REFERENCES} times"
+                    )));
+                }
+            }
             _ => {}
         }
         at += 1;
@@ -134,7 +179,14 @@ pub fn check_text(text: &str, max_bytes: usize) -> Result<(), Refusal> {
 pub fn check_document(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
+    variables: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), Refusal> {
+    let operations = document.operations.iter().count();
+    if operations > MAX_OPERATIONS {
+        return Err(Refusal::TooComplex(format!(
+            "the document holds {operations} operations, more than {MAX_OPERATIONS}"
+        )));
+    }
     if document.fragments.len() > MAX_FRAGMENTS {
         return Err(Refusal::TooComplex(format!(
             "the document defines {} fragments, more than {MAX_FRAGMENTS}",
@@ -143,11 +195,12 @@ pub fn check_document(
     }
     let mut sizer = Sizer {
         document,
+        variables,
         sizes: HashMap::new(),
     };
     let mut selections: u64 = 0;
     let mut work: u64 = 0;
-    let only = document.operations.iter().count() == 1;
+    let only = operations == 1;
     for (name, operation) in document.operations.iter() {
         let size = sizer.selection_set(&operation.node.selection_set.node)?;
         selections = selections.saturating_add(size.selections);
@@ -163,9 +216,10 @@ pub fn check_document(
             work = work.max(size.work);
         }
     }
-    if work > MAX_WORK {
+    if work > MAX_WORK_UNITS * 10 {
         return Err(Refusal::TooComplex(format!(
-            "the operation asks for more than {MAX_WORK} units of work on the library (a ranking or search 1, totalCount 2, facets 3, highlights 1); ask for less, or send several requests"
+            "the operation asks for {:.1} units of work on the library, more than {MAX_WORK_UNITS} (a ranking or search 1 and 1 more per 25 of its first, nextContent twice that, totalCount 2, facets 3, highlights 1); ask for less, or send several requests",
+            work as f64 / 10.0
         )));
     }
     Ok(())
@@ -209,6 +263,7 @@ enum Weighing {
 
 struct Sizer<'d> {
     document: &'d ExecutableDocument,
+    variables: Option<&'d serde_json::Map<String, serde_json::Value>>,
     sizes: HashMap<&'d str, Weighing>,
 }
 
@@ -220,8 +275,7 @@ impl<'d> Sizer<'d> {
         for item in &set.items {
             let (own, inner) = match &item.node {
                 Selection::Field(field) => {
-                    let name = field.node.name.node.as_str();
-                    let work = WORK.iter().find(|(n, _)| *n == name).map_or(0, |w| w.1);
+                    let work = field_work(&field.node, self.variables);
                     (
                         Size {
                             selections: 1,
@@ -321,7 +375,7 @@ mod tests {
     }
 
     fn check_document_of(document: &ExecutableDocument) -> Result<(), Refusal> {
-        check_document(document, None)
+        check_document(document, None, None)
     }
 
     #[test]
@@ -353,6 +407,19 @@ mod tests {
         let at_limit = format!("{}{}", "{a ".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
         assert_eq!(check_text(&at_limit, MAX_DOCUMENT_BYTES), Ok(()));
         assert!(check_text("{ __typename }", 5).is_err());
+        let many = format!(
+            "query({}) {{ __typename }}",
+            (0..300)
+                .map(|i| format!("$v{i}: Int"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(check_text(&many, MAX_DOCUMENT_BYTES).is_err());
+        let quoted_dollars = format!(
+            "{{ search(query: \"{}\") {{ totalCount }} }}",
+            "$".repeat(400)
+        );
+        assert_eq!(check_text(&quoted_dollars, MAX_DOCUMENT_BYTES), Ok(()));
     }
 
     #[test]
@@ -406,18 +473,53 @@ mod tests {
             .map(|i| format!("r{i}: recommendations(audience: {{}}) {{ items {{ score }} }} "))
             .collect();
         assert_eq!(check_document_of(&parse(&format!("{{ {plain} }}"))), Ok(()));
+        // Long pages weigh more, written or in a variable; a variable with no number weighs
+        // the most.
+        let long = |n: usize, first: &str| {
+            (0..n)
+                .map(|i| format!("r{i}: recommendations(audience: {{}}, first: {first}) {{ items {{ score }} }} "))
+                .collect::<String>()
+        };
+        assert_eq!(
+            check_document_of(&parse(&format!("{{ {} }}", long(2, "100")))),
+            Ok(())
+        );
+        assert!(check_document_of(&parse(&format!("{{ {} }}", long(3, "100")))).is_err());
+        let with_variable = parse(&format!("query($n: Int) {{ {} }}", long(3, "$n")));
+        let mut variables = serde_json::Map::new();
+        assert!(check_document(&with_variable, None, Some(&variables)).is_err());
+        variables.insert("n".into(), serde_json::json!(10));
+        assert_eq!(
+            check_document(&with_variable, None, Some(&variables)),
+            Ok(())
+        );
+        variables.insert("n".into(), serde_json::json!(100));
+        assert!(check_document(&with_variable, None, Some(&variables)).is_err());
+        let by_id: String = (0..200)
+            .map(|i| format!("a{i}: asset(id: \"x\") {{ id }} "))
+            .collect();
+        assert!(check_document_of(&parse(&format!("{{ {by_id} }}"))).is_err());
+
         // Only the operation that runs counts: GraphiQL sends every example at once.
         let two = format!("query A {{ {} }} query B {{ {} }}", counted(4), counted(4));
         let document = parse(&two);
-        assert_eq!(check_document(&document, Some("A")), Ok(()));
+        assert_eq!(check_document(&document, Some("A"), None), Ok(()));
         let heavy = format!("query A {{ {} }} query B {{ __typename }}", counted(5));
         let document = parse(&heavy);
-        assert_eq!(check_document(&document, Some("B")), Ok(()));
-        assert!(check_document(&document, Some("A")).is_err());
-        assert!(check_document(&document, None).is_err());
+        assert_eq!(check_document(&document, Some("B"), None), Ok(()));
+        assert!(check_document(&document, Some("A"), None).is_err());
+        assert!(check_document(&document, None, None).is_err());
         let spread = "{ ...R ...R } fragment R on QueryRoot { a: search(query: \"x\") { facets { field } } b: search(query: \"y\") { totalCount } c: recommendations(audience: {}) { items { score } } }";
         assert!(matches!(
             check_document_of(&parse(spread)),
+            Err(Refusal::TooComplex(_))
+        ));
+
+        let operations: String = (0..17)
+            .map(|i| format!("query Q{i} {{ __typename }} "))
+            .collect();
+        assert!(matches!(
+            check_document_of(&parse(&operations)),
             Err(Refusal::TooComplex(_))
         ));
 
@@ -458,9 +560,10 @@ mod tests {
         let introspection = graphiql_introspection();
         assert_eq!(check_text(&introspection, MAX_DOCUMENT_BYTES), Ok(()));
         let document = parse(&introspection);
-        assert_eq!(check_document(&document, None), Ok(()));
+        assert_eq!(check_document(&document, None, None), Ok(()));
         let mut sizer = Sizer {
             document: &document,
+            variables: None,
             sizes: HashMap::new(),
         };
         let (_, operation) = document.operations.iter().next().expect("an operation");

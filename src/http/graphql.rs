@@ -294,6 +294,9 @@ fn cached(state: &AppState, key: &CacheKey, media: MediaType) -> Option<Response
     Some(response)
 }
 
+/// Most errors one answer carries; past them, one more says how many were left out.
+const MAX_ERRORS: usize = 100;
+
 /// Largest body a request may send: publishable and server credentials send queries and
 /// small batches; editors and admins may upsert a thousand assets at once.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -490,6 +493,21 @@ pub async fn post(
         }
         Err(message) => malformed_request(media, &message),
     }
+}
+
+/// Any method but GET and POST: 405 with the methods allowed, and a code like every error.
+pub async fn other_method(headers: HeaderMap) -> Response {
+    let media = negotiate(&headers).unwrap_or(MediaType::Json);
+    let mut response = error_response(
+        media,
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadUserInput,
+        "/graphql takes GET (queries) and POST",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
 }
 
 pub async fn get(
@@ -806,7 +824,11 @@ async fn run(
     };
     let parsed = parsed.or_else(|| state.documents.parse(&query));
     if let Some(document) = &parsed
-        && let Err(refusal) = limits::check_document(document, params.operation_name.as_deref())
+        && let Err(refusal) = limits::check_document(
+            document,
+            params.operation_name.as_deref(),
+            params.variables.as_ref(),
+        )
     {
         return refuse_before_parse(media, &refusal, audited);
     }
@@ -868,6 +890,14 @@ async fn run(
     let request_failed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
+    // An answer is not a place for thousands of errors: the first ones tell what is wrong.
+    if response.errors.len() > MAX_ERRORS {
+        let more = response.errors.len() - MAX_ERRORS;
+        response.errors.truncate(MAX_ERRORS);
+        let mut last = ServerError::new(format!("{more} more errors left out"), None);
+        last.extensions = None;
+        response.errors.push(last);
+    }
     for error in &mut response.errors {
         ensure_code(error);
         // An internal error says nothing of its cause to the client; its request id finds

@@ -37,7 +37,12 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(graphiql::page))
         .route("/graphiql/{file}", get(graphiql::asset))
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .fallback(graphql::other_method),
+        )
         .route("/coverage", get(coverage_page))
         .route("/insights", get(insights_page))
         .route("/widget.js", get(widget_script))

@@ -132,14 +132,11 @@ impl SearchIndex {
             .into_iter()
             .map(|(_, a)| (0.0, a))
             .collect(),
-            SortOrder::Id => drive(
-                &searcher,
-                &matched,
-                &top.order_by_string_fast_field("id", Order::Asc),
-            )?
-            .into_iter()
-            .map(|(_, a)| (0.0, a))
-            .collect(),
+            SortOrder::Id => by_id(&searcher, &matched, wanted)?
+                .into_iter()
+                .skip(request.offset)
+                .map(|a| (0.0, a))
+                .collect(),
         };
         let has_more = addresses.len() > request.limit;
         addresses.truncate(request.limit);
@@ -345,6 +342,41 @@ fn score_allowed(
         }
     }
     Ok(hits)
+}
+
+/// The first `wanted` documents of `matched` in id order. Each segment keeps its `wanted`
+/// smallest id ordinals (integers, in the ids' order), then reads their ids from the
+/// dictionary in one sorted pass; the segments' ids are merged. tantivy's own string
+/// ordering reads each id alone, decompressing a dictionary block each time: about 0.1 ms
+/// a row, so a page 10,000 rows deep took a second.
+fn by_id(searcher: &Searcher, matched: &[Bits], wanted: usize) -> tantivy::Result<Vec<DocAddress>> {
+    let mut all: Vec<(String, DocAddress)> = Vec::new();
+    for (ord, (reader, bits)) in searcher.segment_readers().iter().zip(matched).enumerate() {
+        let Some(column) = reader.fast_fields().str("id")? else {
+            continue;
+        };
+        let mut best =
+            std::collections::BinaryHeap::with_capacity(wanted.min(bits.len() as usize) + 1);
+        for doc in bits.iter() {
+            if let Some(term) = column.term_ords(doc).next() {
+                super::push_bounded(&mut best, (term, doc), wanted);
+            }
+        }
+        let best = best.into_sorted_vec();
+        let ords: Vec<u64> = best.iter().map(|(term, _)| *term).collect();
+        let mut ids = Vec::with_capacity(ords.len());
+        column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+            ids.push(String::from_utf8_lossy(bytes).into_owned())
+        })?;
+        all.extend(
+            ids.into_iter()
+                .zip(best)
+                .map(|(id, (_, doc))| (id, DocAddress::new(ord as u32, doc))),
+        );
+    }
+    all.sort_unstable();
+    all.truncate(wanted);
+    Ok(all.into_iter().map(|(_, address)| address).collect())
 }
 
 /// Feeds the documents in `matched` (one entry per segment, in segment order) to a

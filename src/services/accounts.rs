@@ -330,7 +330,11 @@ impl Library {
                     }
                     Err(other) => return Err(other),
                 };
-                if !list.shows(e.asset_id.as_str(), a.position) {
+                if self
+                    .signer()?
+                    .place(&list, e.asset_id.as_str(), a.position)
+                    .is_none()
+                {
                     let place = a
                         .position
                         .map_or("in".to_owned(), |p| format!("at position {p} of"));

@@ -267,7 +267,7 @@ impl Library {
         Ok(())
     }
 
-    fn signer(&self) -> AppResult<&ListSigner> {
+    pub(super) fn signer(&self) -> AppResult<&ListSigner> {
         self.feedback.signer.get().ok_or_else(|| {
             AppError::internal(anyhow::anyhow!(
                 "the recommendation id secret was not loaded"
@@ -602,11 +602,7 @@ impl Library {
                     crate::domain::MAX_POSITION
                 )));
             }
-            let shown_at = match position {
-                Some(p) => list.shows(&id, Some(p)).then_some(p),
-                None => list.position_of(&id),
-            };
-            let Some(position) = shown_at else {
+            let Some(position) = self.signer()?.place(&list, &id, position) else {
                 let place = position.map_or("in".to_owned(), |p| format!("at position {p} of"));
                 return Err(AppError::bad_input(format!(
                     "assetIds[{i}]: {id:?} was not {place} that list; nothing was recorded"
@@ -656,7 +652,13 @@ impl Library {
     /// Never recommend `asset` to `account` again. False when it already was dismissed.
     pub async fn dismiss(&self, account: &str, asset: &str) -> AppResult<bool> {
         self.require_account(account).await?;
-        if self.asset(asset).await?.is_none() {
+        // A draft is never recommended, so never dismissed: it answers as no asset does,
+        // and whether an id is a draft stays the content team's to know.
+        if self
+            .asset(asset)
+            .await?
+            .is_none_or(|a| a.status == AssetStatus::Draft)
+        {
             return Err(AppError::NotFound(format!("no asset with id {asset:?}")));
         }
         let new = self

@@ -937,3 +937,186 @@ async fn refusals_are_counted_not_written_one_by_one_and_failing_addresses_stop_
     assert!(!operation.contains('\n'));
     s.stop().await;
 }
+
+/// What a second attack on this hardening found, each refused now: a cached answer's
+/// aliased string renewed as an id (a panic, and a forgery), a visitor token crediting a
+/// list shown to nobody, errors multiplied by operations, work the budget did not see,
+/// drafts told apart through dismissals and industries, a 405 without a code.
+#[tokio::test]
+async fn what_the_second_attack_found_is_refused() {
+    let mut s = TestServer::demo().await;
+    let site = new_key(&s, Scope::Publishable).await;
+    let server = new_key(&s, Scope::Server).await;
+    let editor = new_key(&s, Scope::Editor).await;
+    let code = |body: &Value| {
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+
+    // A cached answer holding other text under the name `recommendationId`: left alone, not
+    // cut (a string with a two-byte character 40 bytes from its end panicked), not signed
+    // (a title shaped like an id was).
+    let (_, _, list) = call(&s, &site, RECOMMEND_HOME, json!({ "a": {} })).await;
+    let genuine = list["data"]["recommendations"]["recommendationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fake = with_context(&genuine, |c| c["variant"] = json!("forged"));
+    let (_, _, body) = call(
+        &s,
+        &editor,
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": [
+            { "id": "shaped-like-an-id", "title": fake, "summary": "aliasprobe one", "contentType": "EBOOK" },
+            { "id": "unicode-title", "title": format!("{}é{}", "a".repeat(30), "b".repeat(39)), "summary": "aliasprobe two", "contentType": "EBOOK" },
+        ] }),
+    )
+    .await;
+    assert_eq!(body["data"]["upsertAssets"]["created"], 2, "{body}");
+    let query =
+        r#"{ search(query: "aliasprobe") { items { asset { id recommendationId: title } } } }"#;
+    let (_, first_headers, first) = call(&s, &site, query, json!({})).await;
+    let (status, headers, again) = call(&s, &site, query, json!({})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(first_headers["x-cache"], "miss");
+    assert_eq!(headers["x-cache"], "hit");
+    assert_eq!(first, again, "a cached answer's aliased text changed");
+    assert_eq!(
+        first["data"]["search"]["items"].as_array().unwrap().len(),
+        2,
+        "{first}"
+    );
+    let (_, _, body) = call(
+        &s,
+        &site,
+        IMPRESSIONS,
+        json!({ "id": fake, "assets": ["pricing-sheet"] }),
+    )
+    .await;
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+
+    // A visitor token may credit clicks to its own account's lists only.
+    call(
+        &s,
+        &server,
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let token = call(
+        &s,
+        &server,
+        r#"mutation { createVisitorToken(accountId: "acme", ttlSeconds: 600) { token } }"#,
+        json!({}),
+    )
+    .await
+    .2["data"]["createVisitorToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_item = list["data"]["recommendations"]["items"][0]["asset"]["id"].clone();
+    let (status, _, body) = call(
+        &s,
+        &token,
+        r#"mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }"#,
+        json!({ "e": { "accountId": "acme", "assetId": first_item, "kind": "COMPLETE",
+                       "recommendationId": genuine, "position": 1 } }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body).as_deref()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+
+    // Errors multiplied by operations: 140 operations sharing a fragment of undefined
+    // variables; and many variables.
+    let vars: String = (0..60).map(|i| format!("$v{i},")).collect();
+    let ops: String = (0..140)
+        .map(|i| format!("query o{i} {{ ...F }} "))
+        .collect();
+    let document = format!("{ops} fragment F on QueryRoot {{ asset(id: [{vars}]) {{ id }} }}");
+    let (_, _, body) = call(&s, &site, &document, json!({})).await;
+    assert_eq!(code(&body).as_deref(), Some("QUERY_TOO_COMPLEX"), "{body}");
+    let many: String = (0..300).map(|i| format!("$v{i},")).collect();
+    let (_, _, body) = call(
+        &s,
+        &site,
+        &format!("{{ asset(id: [{many}]) {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&body).as_deref(), Some("QUERY_TOO_COMPLEX"), "{body}");
+    // Within the limits, an answer carries 100 errors and says how many more there were.
+    let fields: String = (0..300).map(|i| format!("f{i} ")).collect();
+    let (_, _, body) = call(&s, &site, &format!("{{ {fields} }}"), json!({})).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 101, "{}", errors.len());
+    assert_eq!(errors[100]["message"], "200 more errors left out");
+    assert_eq!(errors[100]["extensions"]["code"], "BAD_USER_INPUT");
+
+    // Work the budget did not see: industries, long pages, lookups by id.
+    for document in [
+        format!(
+            "{{ {} }}",
+            (0..13)
+                .map(|i| format!("t{i}: taxonomy {{ industries {{ slug }} }} "))
+                .collect::<String>()
+        ),
+        format!(
+            "{{ {} }}",
+            (0..3)
+                .map(|i| format!(
+                    "r{i}: recommendations(audience: {{}}, first: 100) {{ items {{ score }} }} "
+                ))
+                .collect::<String>()
+        ),
+        format!(
+            "{{ {} }}",
+            (0..130)
+                .map(|i| format!("a{i}: asset(id: \"pricing-sheet\") {{ id }} "))
+                .collect::<String>()
+        ),
+    ] {
+        let (_, _, body) = call(&s, &site, &document, json!({})).await;
+        assert_eq!(code(&body).as_deref(), Some("QUERY_TOO_COMPLEX"), "{body}");
+    }
+
+    // Drafts: dismissing one answers as dismissing no asset; an industry only a draft
+    // names is not in the taxonomy below an editor key.
+    let (_, _, body) = call(
+        &s,
+        &editor,
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": [{ "id": "stealth-draft", "title": "Unreleased", "contentType": "EBOOK",
+                        "status": "draft", "industries": ["stealth-industry"] }] }),
+    )
+    .await;
+    assert_eq!(body["data"]["upsertAssets"]["created"], 1, "{body}");
+    let dismiss =
+        |asset: &str| format!(r#"mutation {{ dismissRecommendation(assetId: "{asset}") }}"#);
+    let (_, _, draft) = call(&s, &token, &dismiss("stealth-draft"), json!({})).await;
+    let (_, _, unknown) = call(&s, &token, &dismiss("no-such-asset"), json!({})).await;
+    assert_eq!(code(&draft), code(&unknown), "{draft} {unknown}");
+    assert_eq!(code(&draft).as_deref(), Some("NOT_FOUND"));
+    let industries = "{ taxonomy { industries { slug } } }";
+    let (_, _, public) = call(&s, &site, industries, json!({})).await;
+    let (_, _, team) = call(&s, &editor, industries, json!({})).await;
+    assert!(!public.to_string().contains("stealth-industry"), "{public}");
+    assert!(team.to_string().contains("stealth-industry"), "{team}");
+
+    // Other methods on /graphql: 405 with a code.
+    let response = s
+        .client()
+        .put(format!("{}/graphql", s.url))
+        .bearer_auth(&site)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    s.stop().await;
+}
