@@ -38,6 +38,15 @@ pub const MAX_VARIABLE_REFERENCES: usize = 256;
 /// ms there.
 pub const MAX_WORK_UNITS: u64 = 12;
 
+/// Whether the work budget applies: to publishable keys and visitor tokens, whose requests
+/// come from anyone's browser. Server keys and above are the customer's own systems and
+/// people, bounded by their rate and the cost limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkBudget {
+    Bounded,
+    Unbounded,
+}
+
 /// What a field asks of the library, in tenths of a unit, wherever it stands
 /// (`Account.recommendations` too). Measured on the 100k reference library: a ranking or
 /// search of the usual page 1 unit (0.6 to 3 ms), one more for each 25 of its `first`
@@ -58,7 +67,8 @@ fn field_work(
         "totalCount" => 20,
         "facets" => 30,
         "highlights" | "industries" => 10,
-        "asset" => 1,
+        // `asset(id:)`, a database read; the `asset` of a hit or a recommendation is not.
+        "asset" if !field.arguments.is_empty() => 1,
         _ => 0,
     }
 }
@@ -73,13 +83,15 @@ fn first(
         .arguments
         .iter()
         .find(|(name, _)| name.node.as_str() == "first")?;
+    // Past the largest page, the resolver refuses the request itself.
     let largest = 100;
     Some(match &value.node {
-        Value::Number(n) => n.as_u64().unwrap_or(largest),
+        Value::Number(n) => n.as_u64().unwrap_or(largest).min(largest),
         Value::Variable(name) => variables
             .and_then(|v| v.get(name.as_str()))
             .and_then(serde_json::Value::as_u64)
-            .unwrap_or(largest),
+            .unwrap_or(largest)
+            .min(largest),
         _ => largest,
     })
 }
@@ -180,6 +192,7 @@ pub fn check_document(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: Option<&serde_json::Map<String, serde_json::Value>>,
+    work_budget: WorkBudget,
 ) -> Result<(), Refusal> {
     let operations = document.operations.iter().count();
     if operations > MAX_OPERATIONS {
@@ -216,7 +229,7 @@ pub fn check_document(
             work = work.max(size.work);
         }
     }
-    if work > MAX_WORK_UNITS * 10 {
+    if work_budget == WorkBudget::Bounded && work > MAX_WORK_UNITS * 10 {
         return Err(Refusal::TooComplex(format!(
             "the operation asks for {:.1} units of work on the library, more than {MAX_WORK_UNITS} (a ranking or search 1 and 1 more per 25 of its first, nextContent twice that, totalCount 2, facets 3, highlights 1); ask for less, or send several requests",
             work as f64 / 10.0
@@ -375,7 +388,7 @@ mod tests {
     }
 
     fn check_document_of(document: &ExecutableDocument) -> Result<(), Refusal> {
-        check_document(document, None, None)
+        check_document(document, None, None, WorkBudget::Bounded)
     }
 
     #[test]
@@ -487,28 +500,51 @@ mod tests {
         assert!(check_document_of(&parse(&format!("{{ {} }}", long(3, "100")))).is_err());
         let with_variable = parse(&format!("query($n: Int) {{ {} }}", long(3, "$n")));
         let mut variables = serde_json::Map::new();
-        assert!(check_document(&with_variable, None, Some(&variables)).is_err());
+        assert!(
+            check_document(&with_variable, None, Some(&variables), WorkBudget::Bounded).is_err()
+        );
         variables.insert("n".into(), serde_json::json!(10));
         assert_eq!(
-            check_document(&with_variable, None, Some(&variables)),
+            check_document(&with_variable, None, Some(&variables), WorkBudget::Bounded),
             Ok(())
         );
         variables.insert("n".into(), serde_json::json!(100));
-        assert!(check_document(&with_variable, None, Some(&variables)).is_err());
+        assert!(
+            check_document(&with_variable, None, Some(&variables), WorkBudget::Bounded).is_err()
+        );
         let by_id: String = (0..200)
             .map(|i| format!("a{i}: asset(id: \"x\") {{ id }} "))
             .collect();
         assert!(check_document_of(&parse(&format!("{{ {by_id} }}"))).is_err());
+        // Not the asset of a hit, and not for the customer's own systems.
+        let hits: String = (0..12)
+            .map(|i| format!("s{i}: search(query: \"x\") {{ items {{ asset {{ id }} }} }} "))
+            .collect();
+        assert_eq!(check_document_of(&parse(&format!("{{ {hits} }}"))), Ok(()));
+        let trusted = parse(&format!(
+            "{{ {hits} extra: search(query: \"y\") {{ totalCount }} }}"
+        ));
+        assert!(check_document_of(&trusted).is_err());
+        assert_eq!(
+            check_document(&trusted, None, None, WorkBudget::Unbounded),
+            Ok(())
+        );
 
         // Only the operation that runs counts: GraphiQL sends every example at once.
         let two = format!("query A {{ {} }} query B {{ {} }}", counted(4), counted(4));
         let document = parse(&two);
-        assert_eq!(check_document(&document, Some("A"), None), Ok(()));
+        assert_eq!(
+            check_document(&document, Some("A"), None, WorkBudget::Bounded),
+            Ok(())
+        );
         let heavy = format!("query A {{ {} }} query B {{ __typename }}", counted(5));
         let document = parse(&heavy);
-        assert_eq!(check_document(&document, Some("B"), None), Ok(()));
-        assert!(check_document(&document, Some("A"), None).is_err());
-        assert!(check_document(&document, None, None).is_err());
+        assert_eq!(
+            check_document(&document, Some("B"), None, WorkBudget::Bounded),
+            Ok(())
+        );
+        assert!(check_document(&document, Some("A"), None, WorkBudget::Bounded).is_err());
+        assert!(check_document(&document, None, None, WorkBudget::Bounded).is_err());
         let spread = "{ ...R ...R } fragment R on QueryRoot { a: search(query: \"x\") { facets { field } } b: search(query: \"y\") { totalCount } c: recommendations(audience: {}) { items { score } } }";
         assert!(matches!(
             check_document_of(&parse(spread)),
@@ -560,7 +596,10 @@ mod tests {
         let introspection = graphiql_introspection();
         assert_eq!(check_text(&introspection, MAX_DOCUMENT_BYTES), Ok(()));
         let document = parse(&introspection);
-        assert_eq!(check_document(&document, None, None), Ok(()));
+        assert_eq!(
+            check_document(&document, None, None, WorkBudget::Bounded),
+            Ok(())
+        );
         let mut sizer = Sizer {
             document: &document,
             variables: None,

@@ -828,6 +828,11 @@ async fn run(
             document,
             params.operation_name.as_deref(),
             params.variables.as_ref(),
+            if credential.scope() < Scope::Server {
+                limits::WorkBudget::Bounded
+            } else {
+                limits::WorkBudget::Unbounded
+            },
         )
     {
         return refuse_before_parse(media, &refusal, audited);
