@@ -816,10 +816,10 @@ async fn a_request_that_would_cost_too_much_is_refused_before_it_runs() {
 #[tokio::test]
 async fn a_request_that_runs_too_long_gets_a_timeout() {
     let mut s = TestServer::demo_with(|c| c.request_timeout = std::time::Duration::ZERO).await;
-    // Four counted searches (all the work a request may ask for) on the blocking pool: no
-    // run finishes them all within the first poll of the execution, which is as long as a
-    // zero timeout waits.
-    let searches: String = (0..4)
+    // Eight counted searches on the blocking pool: no run finishes them all within the
+    // first poll of the execution and the timer's first tick (a millisecond), which is as
+    // long as a zero timeout waits. (Four sometimes did, on an idle machine.)
+    let searches: String = (0..8)
         .map(|i| {
             format!("s{i}: search(query: \"reconciliation {i}\", first: 10) {{ totalCount }}\n")
         })
