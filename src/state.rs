@@ -96,6 +96,11 @@ impl Instance {
         .await
         .context("cannot bring the index up to date")?;
         let library = Library::new(store.clone(), index, follower.handle(), config);
+        // Read before the first request, so its cached answer carries their version.
+        library
+            .synonyms()
+            .await
+            .context("cannot read the synonym groups")?;
         let popularity = library
             .start_popularity(Duration::from_secs(config.popularity_refresh_secs))
             .await

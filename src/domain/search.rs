@@ -91,6 +91,8 @@ pub struct SearchRequest {
     /// Whether the answer must say how many assets match. Without text the count is free;
     /// with text it means scoring every match instead of only those that can reach the page.
     pub count: bool,
+    /// Terms the text gains from the library's synonym groups, searched like its words.
+    pub synonyms: Vec<String>,
 }
 
 /// Counts of one field's values, most frequent first.
@@ -125,6 +127,9 @@ pub struct SearchPage {
     pub has_more: bool,
     pub hits: Vec<SearchHit>,
     pub facets: Vec<FacetCount>,
+    /// Set when the text matched only in passing: every match scored below the relevance
+    /// floor, and those matches are left out of `hits`.
+    pub no_good_match: bool,
 }
 
 #[cfg(test)]

@@ -248,6 +248,7 @@ mod tests {
             ranking: 0,
             index_seq,
             popularity: 0,
+            synonyms: 0,
         }
     }
 
@@ -338,9 +339,8 @@ mod tests {
         );
         assert!(cache.put(key("b"), v(7), Duration::from_secs(60), body.clone(), "op"));
         let refreshed = DataVersion {
-            index_seq: 7,
             popularity: 1,
-            ranking: 0,
+            ..v(7)
         };
         let reprofiled = DataVersion { ranking: 1, ..v(7) };
         assert_eq!(

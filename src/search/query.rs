@@ -41,7 +41,7 @@ impl SearchIndex {
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(|t| self.text_query(t));
+            .map(|t| self.text_query(t, &request.synonyms));
         let plan = FilterPlan::new(fields, &request.filter, true);
         let sort = match (request.sort, &text_query) {
             (SortOrder::Relevance, None) => SortOrder::Newest,
@@ -117,6 +117,7 @@ impl SearchIndex {
                 &FacetCollector::new(request.facets.clone()),
             )?
         };
+        let best_score = best.best();
         let top = TopDocs::with_limit(wanted - request.offset).and_offset(request.offset);
         let mut addresses: Vec<(f32, DocAddress)> = match sort {
             SortOrder::Relevance => best
@@ -138,6 +139,18 @@ impl SearchIndex {
                 .map(|a| (0.0, a))
                 .collect(),
         };
+        // When even the best match mentions the words only in passing (it scores less than
+        // the floor's share of what they score at their best in the library), the answer
+        // says so instead of listing passing mentions.
+        let mut no_good_match = false;
+        if sort == SortOrder::Relevance && !words.is_empty() {
+            let best_score = best_score.unwrap_or(0.0);
+            let scale = text_scale(&searcher, words)?;
+            if best_score > 0.0 && (scale <= 0.0 || best_score / scale < RELEVANCE_FLOOR) {
+                no_good_match = true;
+                addresses.clear();
+            }
+        }
         let has_more = addresses.len() > request.limit;
         addresses.truncate(request.limit);
 
@@ -160,6 +173,7 @@ impl SearchIndex {
             has_more,
             hits,
             facets,
+            no_good_match,
         })
     }
 
@@ -189,11 +203,11 @@ impl SearchIndex {
     /// through and a filter can drive; text with query syntax (quotes, `+`, `-`, `field:`,
     /// ...) goes through tantivy's parser, leniently: whatever is typed is a search, never a
     /// syntax error.
-    fn text_query(&self, text: &str) -> TextQuery {
+    fn text_query(&self, text: &str, synonyms: &[String]) -> TextQuery {
         // Syntax nested deeper than a caller may send (a title in a `nextContent` subject)
         // is read as words: the parser recurses once per level.
         if is_plain(text) || query_nesting(text) > MAX_QUERY_NESTING {
-            return TextQuery::Words(self.text_terms(text));
+            return TextQuery::Words(self.text_terms(&with_synonyms(text, synonyms)));
         }
         let fields = &self.inner.fields;
         let boosted: Vec<(Field, f32)> = Analyzer::ALL
@@ -245,14 +259,38 @@ impl SearchIndex {
                     }
                 }
             }
+            let preference = language_preference(text, analyzer);
             for (field, boost) in fields.text_for(analyzer).boosted() {
                 for word in &words {
-                    out.push((Term::from_field_text(field, word), boost));
+                    out.push((Term::from_field_text(field, word), boost * preference));
                 }
             }
         }
         out
     }
+}
+
+/// A query's words and the terms its synonym groups add, as one text.
+fn with_synonyms(text: &str, synonyms: &[String]) -> String {
+    if synonyms.is_empty() {
+        return text.to_owned();
+    }
+    format!("{text} {}", synonyms.join(" "))
+}
+
+/// How much an analyzer's fields count for a text: the searcher's own language first. A
+/// text without Chinese characters finds Chinese assets (which often quote English product
+/// names) at half weight; a Chinese text finds English ones at half weight.
+fn language_preference(text: &str, analyzer: Analyzer) -> f32 {
+    let chinese = text.chars().any(is_han);
+    match (analyzer, chinese) {
+        (Analyzer::Chinese, false) | (Analyzer::English, true) => 0.5,
+        _ => 1.0,
+    }
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}' | '\u{f900}'..='\u{faff}')
 }
 
 /// Words and the punctuation of prose only: nothing tantivy's query syntax gives a meaning.
@@ -262,6 +300,27 @@ fn is_plain(text: &str) -> bool {
     }) && !text
         .split_whitespace()
         .any(|w| matches!(w, "AND" | "OR" | "NOT" | "IN"))
+}
+
+/// The share of its words' best scores in the library (see `ranking::text_value`) the best
+/// search hit must reach; below it the words are only mentioned in passing.
+pub const RELEVANCE_FLOOR: f32 = 0.08;
+
+/// What the words score at their best anywhere in the library, summed: each word's
+/// top-1, which block-max pruning answers from a few blocks.
+fn text_scale(searcher: &Searcher, words: &[(Term, f32)]) -> tantivy::Result<f32> {
+    let mut scale = 0.0;
+    for (term, boost) in words {
+        if searcher.doc_freq(term)? == 0 {
+            continue;
+        }
+        let query = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+        scale += searcher
+            .search(&query, &TopDocs::with_limit(1).order_by_score())?
+            .first()
+            .map_or(0.0, |(s, _)| *s * boost);
+    }
+    Ok(scale)
 }
 
 /// When the filter's documents number less than the words' postings divided by this, the
@@ -403,6 +462,13 @@ struct TopScores {
     limit: usize,
     /// The worst kept entry on top.
     heap: std::collections::BinaryHeap<Ranked>,
+}
+
+impl TopScores {
+    /// The best score offered, if any.
+    fn best(&self) -> Option<f32> {
+        self.heap.iter().map(|r| r.0).reduce(f32::max)
+    }
 }
 
 #[derive(Clone, Copy)]

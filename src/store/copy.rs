@@ -12,7 +12,7 @@ use super::Store;
 use super::entity::{
     account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
     dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
-    ranking_profile, safelisted_operation, served_list, server_secret,
+    ranking_profile, safelisted_operation, served_list, server_secret, synonym_group,
 };
 use crate::error::{AppError, AppResult};
 
@@ -80,6 +80,7 @@ const TABLES: &[&str] = &[
     "feedback_total",
     "dismissal",
     "server_secret",
+    "synonym_group",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -140,6 +141,7 @@ impl Store {
         copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
         // Recommendation ids given out before the move still open after it.
         copy_table::<server_secret::Entity>(from, conn, "server_secret", &mut counts).await?;
+        copy_table::<synonym_group::Entity>(from, conn, "synonym_group", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

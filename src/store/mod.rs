@@ -36,11 +36,11 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::domain::{
-    Asset, AssetId, AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage,
-    TaxonomyValue,
+    Asset, AssetId, AssetStatus, Concern, ContentType, IndustrySlug, InferredTags, Language, Role,
+    Stage, TagEvidence, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
-use entity::{asset, asset_tag, change_log, industry};
+use entity::{asset, asset_tag, change_log, industry, synonym_group};
 
 /// Rows per multi-row INSERT: keeps every statement under SQLite's and PostgreSQL's
 /// bound-parameter limits.
@@ -421,6 +421,41 @@ impl Store {
     /// The newest committed change-log position (0 when empty).
     pub async fn last_seq(&self) -> AppResult<i64> {
         last_seq(&self.db).await
+    }
+
+    /// The library's synonym groups, in their order, each as its terms.
+    pub async fn synonym_groups(&self) -> AppResult<Vec<Vec<String>>> {
+        let rows = synonym_group::Entity::find()
+            .order_by_asc(synonym_group::Column::Position)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.terms.split('|').map(str::to_owned).collect())
+            .collect())
+    }
+
+    /// Replaces the synonym groups as a whole, in one transaction.
+    pub async fn replace_synonym_groups(&self, groups: &[Vec<String>]) -> AppResult<()> {
+        let txn = self.begin_txn().await?;
+        synonym_group::Entity::delete_many()
+            .exec(txn.conn())
+            .await?;
+        let rows: Vec<synonym_group::ActiveModel> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, terms)| synonym_group::ActiveModel {
+                position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+                terms: Set(terms.join("|")),
+            })
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            synonym_group::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
     }
 
     pub async fn industries(&self) -> AppResult<Vec<IndustryRecord>> {
@@ -857,14 +892,23 @@ fn tag_rows(asset: &Asset) -> Vec<asset_tag::ActiveModel> {
     fn names<T: TaxonomyValue>(values: &[T]) -> Vec<String> {
         values.iter().map(|v| v.name().to_owned()).collect()
     }
+    // Declared tags only: what is read from the text is read again on load.
+    let e = asset.evidence;
     let lists: [(&str, Vec<String>); 5] = [
-        ("stage", names(&asset.stages)),
-        ("role", names(&asset.roles)),
+        ("stage", names(asset.declared(&asset.stages, e.stages))),
+        ("role", names(asset.declared(&asset.roles, e.roles))),
         (
             "industry",
-            asset.industries.iter().map(ToString::to_string).collect(),
+            asset
+                .declared(&asset.industries, e.industries)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         ),
-        ("concern", names(&asset.concerns)),
+        (
+            "concern",
+            names(asset.declared(&asset.concerns, e.concerns)),
+        ),
         ("topic", asset.topics.clone()),
     ];
     let mut rows = Vec::new();
@@ -890,7 +934,7 @@ fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<A
     fn parse_all<T: TaxonomyValue>(values: Vec<String>, what: &str) -> AppResult<Vec<T>> {
         values.iter().map(|v| corrupt(T::parse(v), what)).collect()
     }
-    Ok(Asset {
+    let mut asset = Asset {
         id: corrupt(AssetId::parse(&row.id), "asset.id")?,
         title: row.title,
         summary: row.summary,
@@ -911,7 +955,11 @@ fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<A
         evergreen: row.evergreen,
         gated: row.gated,
         status: corrupt(AssetStatus::parse(&row.status), "asset.status")?,
-    })
+        evidence: TagEvidence::DECLARED,
+        inferred: InferredTags::default(),
+    };
+    asset.settle_tags();
+    Ok(asset)
 }
 
 /// A stored value that no longer parses is a bug or a hand-edited database, not user input.

@@ -19,3 +19,4 @@ pub mod ranking_profile;
 pub mod safelisted_operation;
 pub mod served_list;
 pub mod server_secret;
+pub mod synonym_group;
