@@ -237,6 +237,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                     now: chrono::DateTime::from_timestamp(now, 0).expect("a time"),
                     half_life_days: 365.0,
                     query: text.map(str::to_owned),
+                    synonyms: Vec::new(),
                     similar_to: None,
                 },
                 dimensions: &dims,
@@ -371,6 +372,7 @@ fn main() {
                         facets: Vec::new(),
                         highlights: false,
                         count: true,
+                        synonyms: Vec::new(),
                     }))
                     .expect("ok")
             })
@@ -387,6 +389,7 @@ fn main() {
                         facets: Vec::new(),
                         highlights: true,
                         count: false,
+                        synonyms: Vec::new(),
                     }))
                     .expect("ok")
             })

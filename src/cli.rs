@@ -1,7 +1,7 @@
 //! The command line: each subcommand parses its arguments and calls one function.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
@@ -116,6 +116,15 @@ pub enum Command {
     /// Compare the index with the database, asset by asset (id and content); exit 1 on a
     /// difference. Safe beside a running server on the same index, whose lag it waits out
     VerifyIndex,
+    /// Review tags read from the assets' text: write suggestions to a file a content team
+    /// marks, then declare what it accepted
+    Tags {
+        #[command(subcommand)]
+        action: TagsCommand,
+    },
+    /// Replace the library's synonym groups with those of a text file: one group a line,
+    /// terms separated by commas (`churn, retention, attrition`); `#` starts a comment line
+    Synonyms { file: PathBuf },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -198,6 +207,24 @@ pub enum KeysCommand {
         #[command(flatten)]
         limits: KeyLimitArgs,
     },
+}
+
+/// `stagefit tags ...`
+#[derive(Subcommand, Debug)]
+pub enum TagsCommand {
+    /// Write every suggestion for tags the content team has not declared to a CSV file
+    /// (asset_id, title, field, value, confidence, evidence, accept) to review in a
+    /// spreadsheet (reads only; safe beside a running server)
+    Suggest {
+        /// Leave out suggestions less sure than this (0 to 1)
+        #[arg(long, default_value_t = crate::domain::ABSTAIN_BELOW)]
+        min_confidence: f64,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Declare the rows of a review file whose accept column says yes (yes, y, x, 1): one
+    /// transaction, nothing written if any row is wrong (each named by its line)
+    Apply { file: PathBuf },
 }
 
 /// `stagefit operations ...`
@@ -323,6 +350,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             audit(&Config::new(&cli.storage), by, stale_after_days, fail_on).await
         }
         Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
+        Command::Tags { action } => tags(&Config::new(&cli.storage), action).await,
+        Command::Synonyms { file } => synonyms(&Config::new(&cli.storage), &file).await,
         Command::GenerateFeedback {
             lists,
             days,
@@ -1118,6 +1147,122 @@ async fn copy_data(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
 const VERIFY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The database opened to be read only: what the report commands use, beside a server.
+async fn synonyms(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{}: cannot read", file.display()))?;
+    let groups = services::read_synonym_file(&text).map_err(|problems| {
+        anyhow::anyhow!(
+            "{}: nothing replaced:\n{}",
+            file.display(),
+            problems.join("\n")
+        )
+    })?;
+    let parsed = crate::domain::Synonyms::parse(&groups)
+        .map_err(|problems| anyhow::anyhow!("{}: {}", file.display(), problems.join("; ")))?;
+    let store = connect_store(config).await?;
+    store.replace_synonym_groups(parsed.groups()).await?;
+    store.close().await;
+    println!(
+        "{} synonym groups from {}; servers use them within 5 seconds",
+        parsed.groups().len(),
+        file.display()
+    );
+    Ok(())
+}
+
+async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {
+    match action {
+        TagsCommand::Suggest {
+            min_confidence,
+            output,
+        } => {
+            if !(0.0..=1.0).contains(&min_confidence) {
+                bail!("--min-confidence must be between 0 and 1, got {min_confidence}");
+            }
+            let store = read_only_store(config).await?;
+            let tmp = output.with_extension("csv.tmp");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("{}: cannot create", tmp.display()))?;
+            let mut writer = services::ReviewWriter::new(std::io::BufWriter::new(file))?;
+            let (mut after, mut assets, mut rows) = (None::<String>, 0u64, 0u64);
+            loop {
+                let page = store.assets_after(after.as_deref(), 1_000).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.to_string());
+                for asset in &page {
+                    assets += 1;
+                    for row in services::review_rows(asset, min_confidence) {
+                        writer.write(&row)?;
+                        rows += 1;
+                    }
+                }
+            }
+            writer.finish()?;
+            std::fs::rename(&tmp, &output)
+                .with_context(|| format!("{}: cannot write", output.display()))?;
+            store.close().await;
+            println!(
+                "{rows} suggestions for {assets} assets written to {}; mark the accept column \
+                 (yes) and run `stagefit tags apply {}`",
+                output.display(),
+                output.display()
+            );
+            Ok(())
+        }
+        TagsCommand::Apply { file } => {
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("{}: cannot open", file.display()))?;
+            let name = file.display().to_string();
+            let accepted = services::read_review(std::io::BufReader::new(input))
+                .map_err(|problems| anyhow::anyhow!("{name}:\n{}", problems.join("\n")))?;
+            if accepted.is_empty() {
+                println!(
+                    "{name}: no row accepted (mark the accept column with yes); nothing to do"
+                );
+                return Ok(());
+            }
+            let store = connect_store(config).await?;
+            let mut ids: Vec<String> = accepted.iter().map(|a| a.asset_id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            let assets = store
+                .load_assets(&ids)
+                .await?
+                .into_iter()
+                .map(|a| (a.id.to_string(), a))
+                .collect();
+            let drafts = services::declare(&assets, &accepted).map_err(|problems| {
+                anyhow::anyhow!("{name}: nothing declared:\n{}", problems.join("\n"))
+            })?;
+            let mut jsonl = Vec::new();
+            for draft in &drafts {
+                serde_json::to_writer(&mut jsonl, draft)?;
+                jsonl.push(b'\n');
+            }
+            let source = services::ImportSource {
+                name: name.clone(),
+                format: crate::import::Format::Jsonl,
+                reader: Box::new(std::io::Cursor::new(jsonl)),
+            };
+            let mode = services::ImportMode {
+                best_effort: false,
+                dry_run: false,
+            };
+            let (report, _) =
+                services::import_indexed(config, &store, vec![source], mode, |_| {}).await?;
+            print_problems(&report);
+            store.close().await;
+            refuse_uncommitted(&report)?;
+            println!(
+                "declared {} accepted tags on {} assets",
+                accepted.len(),
+                drafts.len()
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn read_only_store(config: &Config) -> anyhow::Result<Store> {
     Store::open_read_only(&config.database_url)
         .await?

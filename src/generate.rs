@@ -259,6 +259,7 @@ impl Generator {
             evergreen: Some(r.unit() < 0.15),
             gated: Some(r.unit() < 0.3),
             status: Some(status.to_owned()),
+            tag_evidence: Vec::new(),
         }
     }
 }

@@ -14,6 +14,8 @@ mod m20261201_000005_key_limits;
 mod m20261201_000006_operations;
 mod m20261202_000007_feedback;
 mod m20261206_000008_hardening;
+mod m20261206_000009_tag_evidence;
+mod m20261206_000010_synonyms;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_operations::Migration),
             Box::new(m20261202_000007_feedback::Migration),
             Box::new(m20261206_000008_hardening::Migration),
+            Box::new(m20261206_000009_tag_evidence::Migration),
+            Box::new(m20261206_000010_synonyms::Migration),
         ]
     }
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+use super::evidence::{
+    InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, confident, infer_tags,
+};
 use super::taxonomy::{
     AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
 };
@@ -84,13 +87,19 @@ pub struct Asset {
     pub body: String,
     pub url: String,
     pub content_type: ContentType,
-    /// Never empty: an asset given no stages serves its content type's default stages.
+    /// Never empty: the declared stages, else those read from the text, else the content
+    /// type's defaults (`evidence.stages` says which).
     pub stages: Vec<Stage>,
-    /// Empty means the asset serves every role.
+    /// Empty means every role when declared so, and "not known" when nothing was declared
+    /// or read (`evidence.roles`).
     pub roles: Vec<Role>,
-    /// Empty means the asset is cross-industry.
+    /// Empty means cross-industry.
     pub industries: Vec<IndustrySlug>,
     pub concerns: Vec<Concern>,
+    /// Where each kind of tag above comes from.
+    pub evidence: TagEvidence,
+    /// Everything the text says, with confidences, whether used or not.
+    pub inferred: InferredTags,
     pub topics: Vec<String>,
     pub language: Language,
     pub published_at: Option<DateTime<Utc>>,
@@ -121,6 +130,10 @@ pub struct AssetDraft {
     pub evergreen: Option<bool>,
     pub gated: Option<bool>,
     pub status: Option<String>,
+    /// Written by exports only: where each tag came from (`stage DECISION inferred 0.78`).
+    /// Read and ignored on import: what is not declared is read again from the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_evidence: Vec<String>,
 }
 
 impl AssetDraft {
@@ -143,6 +156,7 @@ impl AssetDraft {
         "evergreen",
         "gated",
         "status",
+        "tag_evidence",
     ];
 
     /// Validates every field, reporting all problems at once rather than the first.
@@ -165,7 +179,11 @@ impl AssetDraft {
         let url = parse_url(self.url.as_deref().unwrap_or_default());
         check("url", url.as_ref().map(drop).map_err(Clone::clone));
         let content_type = match self.content_type.as_deref().map(str::trim) {
-            None | Some("") => Err("is required".to_owned()),
+            None | Some("") => ContentType::from_path(self.url.as_deref().unwrap_or_default())
+                .ok_or_else(|| {
+                    "is required (the url names no folder that tells it: see the README's folder table)"
+                        .to_owned()
+                }),
             Some(raw) => ContentType::parse(raw),
         };
         check(
@@ -217,18 +235,14 @@ impl AssetDraft {
         }
         // Every result is Ok here; `unwrap_or_default` keeps the function panic-free.
         let content_type = content_type.unwrap_or(ContentType::Ebook);
-        let mut stages = stages.unwrap_or_default();
-        if stages.is_empty() {
-            stages = content_type.default_stages().to_vec();
-        }
-        Ok(Asset {
+        let mut asset = Asset {
             id: id.unwrap_or_else(|_| AssetId(String::new())),
             title: title.unwrap_or_default(),
             summary: summary.unwrap_or_default(),
             body: body.unwrap_or_default(),
             url: url.unwrap_or_default(),
             content_type,
-            stages,
+            stages: stages.unwrap_or_default(),
             roles: roles.unwrap_or_default(),
             industries: industries.unwrap_or_default(),
             concerns: concerns.unwrap_or_default(),
@@ -239,16 +253,85 @@ impl AssetDraft {
             evergreen: self.evergreen.unwrap_or(false),
             gated: self.gated.unwrap_or(false),
             status: status.unwrap_or(AssetStatus::Published),
-        })
+            evidence: TagEvidence::DECLARED,
+            inferred: InferredTags::default(),
+        };
+        asset.settle_tags();
+        Ok(asset)
     }
 }
 
 impl Asset {
-    /// The interchange record of this asset; validating it gives this asset back.
+    /// Takes the tag lists the asset holds as what its content team declared, reads the
+    /// text, and settles each kind: declared values stand; a kind left empty is read from
+    /// the text when the inference is confident enough, else defaulted (stages: the content
+    /// type's defaults; roles and concerns: not known; industries: none).
+    ///
+    /// An asset that declares any kind is taken to be tagged: its empty role and industry
+    /// lists mean "every role" and "cross-industry", as they always did, and only its
+    /// stages (never empty) may still be read from the text. A wholly untagged asset has
+    /// every kind read.
+    pub fn settle_tags(&mut self) {
+        self.inferred = infer_tags(&InferenceInput {
+            title: &self.title,
+            summary: &self.summary,
+            body: &self.body,
+            url: &self.url,
+            content_type: Some(self.content_type),
+        });
+        let tagged = !(self.stages.is_empty()
+            && self.roles.is_empty()
+            && self.industries.is_empty()
+            && self.concerns.is_empty());
+        fn settle<T: Clone>(
+            declared: &mut Vec<T>,
+            inferred: &[(T, f64)],
+            empty_is_declared: bool,
+            multi: bool,
+        ) -> KindEvidence {
+            if !declared.is_empty() || empty_is_declared {
+                return KindEvidence::DECLARED;
+            }
+            let (values, confidence) = confident(inferred, multi);
+            if values.is_empty() {
+                return KindEvidence::DEFAULT;
+            }
+            *declared = values;
+            KindEvidence {
+                source: TagSource::Inferred,
+                confidence,
+            }
+        }
+        let inferred = &self.inferred;
+        let mut evidence = TagEvidence {
+            stages: settle(&mut self.stages, &inferred.stages, false, false),
+            roles: settle(&mut self.roles, &inferred.roles, tagged, false),
+            industries: settle(&mut self.industries, &inferred.industries, tagged, false),
+            concerns: settle(&mut self.concerns, &inferred.concerns, tagged, true),
+        };
+        if self.stages.is_empty() {
+            self.stages = self.content_type.default_stages().to_vec();
+            evidence.stages = KindEvidence::DEFAULT;
+        }
+        self.evidence = evidence;
+    }
+
+    /// The stages a content team declared (empty when they were read or defaulted).
+    pub fn declared<'a, T>(&self, values: &'a [T], evidence: KindEvidence) -> &'a [T] {
+        if evidence.source == TagSource::Declared {
+            values
+        } else {
+            &[]
+        }
+    }
+
+    /// The interchange record of this asset: declared tags only (what is read from the
+    /// text is read again); validating it gives this asset back.
     pub fn to_draft(&self) -> AssetDraft {
         fn names<T: TaxonomyValue>(values: &[T]) -> Vec<String> {
             values.iter().map(|v| v.name().to_owned()).collect()
         }
+        let e = self.evidence;
         AssetDraft {
             id: Some(self.id.to_string()),
             title: Some(self.title.clone()),
@@ -256,10 +339,14 @@ impl Asset {
             body: Some(self.body.clone()),
             url: Some(self.url.clone()),
             content_type: Some(self.content_type.name().to_owned()),
-            stages: names(&self.stages),
-            roles: names(&self.roles),
-            industries: self.industries.iter().map(ToString::to_string).collect(),
-            concerns: names(&self.concerns),
+            stages: names(self.declared(&self.stages, e.stages)),
+            roles: names(self.declared(&self.roles, e.roles)),
+            industries: self
+                .declared(&self.industries, e.industries)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            concerns: names(self.declared(&self.concerns, e.concerns)),
             topics: self.topics.clone(),
             language: Some(self.language.to_string()),
             published_at: self.published_at.map(format_timestamp),
@@ -267,7 +354,87 @@ impl Asset {
             evergreen: Some(self.evergreen),
             gated: Some(self.gated),
             status: Some(self.status.name().to_lowercase()),
+            tag_evidence: Vec::new(),
         }
+    }
+
+    /// Where each tag comes from, one line a value, for exports and review files:
+    /// `stage DECISION inferred 0.78`, `role not known`, `industry healthcare declared`.
+    pub fn evidence_lines(&self) -> Vec<String> {
+        fn kind<T>(
+            out: &mut Vec<String>,
+            field: &str,
+            values: &[T],
+            inferred: &[(T, f64)],
+            evidence: KindEvidence,
+            name: impl Fn(&T) -> String,
+            none: &str,
+        ) where
+            T: PartialEq,
+        {
+            for v in values {
+                let how = match evidence.source {
+                    TagSource::Declared => "declared".to_owned(),
+                    TagSource::Default => "default".to_owned(),
+                    TagSource::Inferred => {
+                        let c = inferred
+                            .iter()
+                            .find(|(i, _)| i == v)
+                            .map_or(evidence.confidence, |(_, c)| *c);
+                        format!("inferred {c:.2}")
+                    }
+                };
+                out.push(format!("{field} {} {how}", name(v)));
+            }
+            if values.is_empty() && !none.is_empty() {
+                out.push(format!("{field} {none}"));
+            }
+        }
+        let e = self.evidence;
+        let i = &self.inferred;
+        let mut out = Vec::new();
+        kind(
+            &mut out,
+            "stage",
+            &self.stages,
+            &i.stages,
+            e.stages,
+            |v| v.name().to_owned(),
+            "",
+        );
+        let no_role = if e.roles.source == TagSource::Declared {
+            "every role (declared)"
+        } else {
+            "not known"
+        };
+        kind(
+            &mut out,
+            "role",
+            &self.roles,
+            &i.roles,
+            e.roles,
+            |v| v.name().to_owned(),
+            no_role,
+        );
+        kind(
+            &mut out,
+            "industry",
+            &self.industries,
+            &i.industries,
+            e.industries,
+            ToString::to_string,
+            "cross-industry",
+        );
+        kind(
+            &mut out,
+            "concern",
+            &self.concerns,
+            &i.concerns,
+            e.concerns,
+            |v| v.name().to_owned(),
+            "",
+        );
+        out
     }
 
     /// A digest of everything the interchange format carries, to tell an unchanged
@@ -276,6 +443,45 @@ impl Asset {
         let json = serde_json::to_vec(&self.to_draft()).unwrap_or_default();
         let digest = Sha256::digest(&json);
         digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// What decides between assets that score the same (never their order in the index):
+    /// overview pages before narrow ones (fewer folders in the URL path; a title that
+    /// introduces or overviews), then pages of substance (longer bodies, up to 10,000
+    /// characters), then how surely the text says what the page is for.
+    pub fn prominence(&self) -> u64 {
+        let path = self
+            .url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let skip = usize::from(!self.url.starts_with('/'));
+        let depth = path.split('/').skip(skip).filter(|s| !s.is_empty()).count() as u64;
+        let title = self.title.to_lowercase();
+        let overview = [
+            "overview",
+            "introduction",
+            "getting started",
+            "what is",
+            "guide to",
+        ]
+        .iter()
+        .any(|w| title.contains(w))
+            || ["概述", "介绍", "入门", "什么是"]
+                .iter()
+                .any(|w| title.contains(w));
+        let substance = (self.body.chars().take(10_000).count() as u64) / 500;
+        let sureness = self
+            .inferred
+            .stages
+            .first()
+            .map_or(0, |(_, c)| (c * 9.0) as u64);
+        (6u64.saturating_sub(depth.min(6))) * 10_000
+            + u64::from(overview) * 5_000
+            + substance * 100
+            + sureness
     }
 
     /// When the content was last vouched for: its review, else its publication.

@@ -8,10 +8,12 @@ mod access;
 mod account;
 mod asset;
 mod coverage;
+mod evidence;
 mod factor;
 mod feedback;
 mod filter;
 mod search;
+mod synonyms;
 mod taxonomy;
 
 pub use access::{
@@ -28,6 +30,10 @@ pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
     coverage_matrix,
 };
+pub use evidence::{
+    ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, Trust,
+    infer_tags,
+};
 pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
 pub use feedback::{
     DEFAULT_PROFILE, Experiment, ID_TAIL_LEN, ListContext, ListMeasures, ListSigner,
@@ -41,6 +47,7 @@ pub use search::{
     MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SortOrder, check_query_text,
     query_nesting,
 };
+pub use synonyms::{MAX_EXPANSIONS, Synonyms};
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,

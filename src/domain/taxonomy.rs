@@ -236,6 +236,8 @@ vocabulary! {
         ApiDocs => "API_DOCS" ["api-documentation"],
         Training => "TRAINING" [],
         Newsletter => "NEWSLETTER" [],
+        ReleaseNotes => "RELEASE_NOTES" ["release-note", "changelog", "product-update", "product-updates", "whats-new"],
+        Documentation => "DOCUMENTATION" ["docs", "doc", "knowledge-base", "kb", "help-article", "help"],
     }
 }
 
@@ -252,8 +254,53 @@ impl ContentType {
             CaseStudy => &[Consideration, Decision],
             Demo | FreeTrial | PricingSheet => &[Decision],
             ImplementationGuide => &[Decision, Adoption],
-            ApiDocs | Training => &[Adoption],
+            ApiDocs | Training | ReleaseNotes | Documentation => &[Adoption],
         }
+    }
+}
+
+impl ContentType {
+    /// The type a CMS folder usually holds, from the first folder of a URL's path that
+    /// names one (`/en/blog/x` is a blog post; `/docs/api/x` documentation). `None` when no
+    /// folder does. The README's folder table lists them.
+    pub fn from_path(url: &str) -> Option<Self> {
+        use ContentType::*;
+        let path = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let skip = usize::from(!url.starts_with('/'));
+        path.split('/')
+            .skip(skip)
+            .map(str::to_ascii_lowercase)
+            .find_map(|folder| match folder.as_str() {
+                "blog" | "blogs" | "articles" | "posts" | "news" | "insights" => Some(BlogPost),
+                "customers" | "customer-stories" | "case-studies" | "case-study"
+                | "success-stories" | "stories" => Some(CaseStudy),
+                "docs" | "documentation" | "help" | "kb" | "knowledge-base" | "support"
+                | "manual" | "handbook" => Some(Documentation),
+                "api" | "api-reference" | "reference" | "sdk" | "sdks" => Some(ApiDocs),
+                "changelog" | "release-notes" | "releases" | "updates" | "whats-new"
+                | "product-updates" => Some(ReleaseNotes),
+                "resources" | "whitepapers" | "whitepaper" => Some(Whitepaper),
+                "ebooks" | "ebook" => Some(Ebook),
+                "webinars" | "webinar" | "events" => Some(Webinar),
+                "vs" | "compare" | "comparison" | "comparisons" | "alternatives" => {
+                    Some(ComparisonGuide)
+                }
+                "pricing" | "plans" => Some(PricingSheet),
+                "demo" | "demos" | "tour" => Some(Demo),
+                "trial" | "free-trial" | "signup" => Some(FreeTrial),
+                "security" | "trust" | "compliance" => Some(SecurityWhitepaper),
+                "guides" | "tutorials" | "getting-started" => Some(ImplementationGuide),
+                "training" | "academy" | "courses" | "learn" => Some(Training),
+                "reports" | "research" => Some(ResearchReport),
+                "videos" | "video" => Some(Video),
+                "newsletter" | "newsletters" => Some(Newsletter),
+                _ => None,
+            })
     }
 }
 

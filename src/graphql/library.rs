@@ -1,13 +1,14 @@
 //! Reading and editing the library: `asset`, `assets`, `search`, `taxonomy`,
 //! `upsertAssets`, `retireAsset`.
 
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiResult;
 use super::types::{
     AssetFilterInput, AssetInput, AssetObject, ContentTypeEnum, PageInfo, RoleEnum, StageEnum,
+    TagFieldEnum,
 };
 use crate::domain::{
     ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest, SortOrder, Stage,
@@ -145,6 +146,11 @@ pub struct SearchResult {
     /// Counts per stage, role, industry, content type and language over all matches.
     pub facets: Vec<Facet>,
     pub page_info: PageInfo,
+    /// True when the query matched only in passing: every match scored below the relevance
+    /// floor (8% of what its words score at their best in the library) and `items` is
+    /// empty, though `totalCount` counts the assets that mention a word. Weak matches are
+    /// left out of `items` on every page.
+    pub no_good_match: bool,
 }
 
 #[derive(SimpleObject)]
@@ -263,6 +269,7 @@ impl LibraryQuery {
                 facets: Vec::new(),
                 highlights: false,
                 count: true,
+                synonyms: Vec::new(),
             })
             .await?;
         let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);
@@ -315,9 +322,11 @@ impl LibraryQuery {
                 highlights: want_highlights,
                 // Counting text matches means scoring all of them: only when asked.
                 count: look.field("totalCount").exists(),
+                synonyms: Vec::new(),
             })
             .await?;
         let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);
+        let no_good_match = page.no_good_match;
         let facet_list = if want_facets {
             facets(page.facets.clone())
         } else {
@@ -329,7 +338,14 @@ impl LibraryQuery {
             page_info: page_info(offset, items.len(), has_more),
             items,
             facets: facet_list,
+            no_good_match,
         })
+    }
+
+    /// The library's synonym groups: a search (or a recommendation's query) naming one term
+    /// of a group also searches the others.
+    async fn synonyms(&self, ctx: &Context<'_>) -> ApiResult<Vec<Vec<String>>> {
+        Ok(library(ctx)?.synonyms().await?.groups().to_vec())
     }
 
     /// The vocabularies: stages with their aliases, roles, content types with their
@@ -386,6 +402,15 @@ impl LibraryQuery {
     }
 }
 
+/// One accepted suggestion: the asset, the kind of tag and its value (`DECISION`,
+/// `TECHNICAL_INTEGRATOR`, `healthcare`, `RISK`).
+#[derive(InputObject)]
+pub struct TagAcceptInput {
+    pub asset_id: ID,
+    pub field: TagFieldEnum,
+    pub value: String,
+}
+
 // Writes are never answered from the response cache.
 #[Object(cache_control(no_cache))]
 impl LibraryMutation {
@@ -406,6 +431,52 @@ impl LibraryMutation {
             unchanged: outcome.counts.unchanged,
             assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
         })
+    }
+
+    /// Declares tags a person accepted from the suggestions (`suggestTags`, `tagEvidence`,
+    /// or a review file): each value joins what the asset already declares, and declared
+    /// tags replace what was read from the text. All or nothing (at most 10,000); returns
+    /// the assets once search shows them.
+    async fn accept_tag_suggestions(
+        &self,
+        ctx: &Context<'_>,
+        accept: Vec<TagAcceptInput>,
+    ) -> ApiResult<UpsertAssetsPayload> {
+        let accepted = accept
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| crate::services::Acceptance {
+                place: format!("accept[{i}]"),
+                asset_id: a.asset_id.0,
+                field: match a.field {
+                    TagFieldEnum::Stage => "stage",
+                    TagFieldEnum::Role => "role",
+                    TagFieldEnum::Industry => "industry",
+                    TagFieldEnum::Concern => "concern",
+                }
+                .to_owned(),
+                value: a.value,
+            })
+            .collect();
+        let outcome = library(ctx)?.accept_tags(accepted).await?;
+        Ok(UpsertAssetsPayload {
+            created: outcome.counts.created,
+            updated: outcome.counts.updated,
+            unchanged: outcome.counts.unchanged,
+            assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
+        })
+    }
+
+    /// Replaces the synonym groups as a whole (`[["churn", "retention"], ["telecom",
+    /// "telecommunications"]]`): at most 1,000 groups of 2 to 16 terms of at most 64
+    /// characters; terms are matched case-insensitively as whole words (Chinese anywhere).
+    /// Every replica uses the new groups within 5 seconds.
+    async fn set_synonyms(
+        &self,
+        ctx: &Context<'_>,
+        groups: Vec<Vec<String>>,
+    ) -> ApiResult<Vec<Vec<String>>> {
+        Ok(library(ctx)?.set_synonyms(groups).await?.groups().to_vec())
     }
 
     /// Retires an asset: it stays in the library (and exports) but is never shown again.

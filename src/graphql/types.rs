@@ -5,8 +5,8 @@ use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Asset, AssetDraft, AssetFilter, AssetStatus, Concern, ContentType, IndustrySlug, Language,
-    Role, Stage,
+    Asset, AssetDraft, AssetFilter, AssetStatus, Concern, ContentType, IndustrySlug, KindEvidence,
+    Language, Role, Stage, TagSource, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
 
@@ -53,7 +53,8 @@ mirror_enum! {
     ContentTypeEnum as "ContentType" => ContentType {
         Ebook, BlogPost, Whitepaper, ResearchReport, Infographic, Video, Webinar, BuyerGuide,
         ComparisonGuide, RoiCalculator, AnalystReport, CaseStudy, Demo, FreeTrial, PricingSheet,
-        SecurityWhitepaper, ImplementationGuide, ApiDocs, Training, Newsletter,
+        SecurityWhitepaper, ImplementationGuide, ApiDocs, Training, Newsletter, ReleaseNotes,
+        Documentation,
     }
 }
 
@@ -94,11 +95,13 @@ impl AssetObject {
     async fn content_type(&self) -> ContentTypeEnum {
         self.0.content_type.into()
     }
-    /// Stages the asset serves; its content type's default stages when none were given.
+    /// Stages the asset serves: declared, else read from its text, else its content type's
+    /// defaults (`tagEvidence` says which).
     async fn stages(&self) -> Vec<StageEnum> {
         mirror(&self.0.stages)
     }
-    /// Roles the asset is written for; empty means every role.
+    /// Roles the asset is written for, declared or read from its text; empty means every
+    /// role when declared, or not known (`tagEvidence`).
     async fn roles(&self) -> Vec<RoleEnum> {
         mirror(&self.0.roles)
     }
@@ -134,6 +137,130 @@ impl AssetObject {
     async fn status(&self) -> AssetStatusEnum {
         self.0.status.into()
     }
+    /// Where each stage, role, industry and concern above comes from: declared by the
+    /// content team, inferred from the asset's text (with a confidence), or the content
+    /// type's default. A role entry without a value says the role is not known; a declared
+    /// entry without a value says "every role" or "cross-industry".
+    async fn tag_evidence(&self) -> Vec<TagEvidenceObject> {
+        tag_evidence(&self.0)
+    }
+}
+
+/// Where a kind of tag comes from.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "TagSource")]
+pub enum TagSourceEnum {
+    /// Set by the content team, in the library or by accepting a suggestion.
+    Declared,
+    /// Read from the asset's title, summary, body, URL path and content type.
+    Inferred,
+    /// Nothing declared or read: the content type's default stages; no role known.
+    Default,
+}
+
+impl From<TagSource> for TagSourceEnum {
+    fn from(s: TagSource) -> Self {
+        match s {
+            TagSource::Declared => Self::Declared,
+            TagSource::Inferred => Self::Inferred,
+            TagSource::Default => Self::Default,
+        }
+    }
+}
+
+/// Which kind of tag.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "TagField")]
+pub enum TagFieldEnum {
+    Stage,
+    Role,
+    Industry,
+    Concern,
+}
+
+/// One tag of an asset and where it comes from.
+#[derive(SimpleObject)]
+#[graphql(name = "TagEvidence")]
+pub struct TagEvidenceObject {
+    pub field: TagFieldEnum,
+    /// The value (`DECISION`, `TECHNICAL_INTEGRATOR`, `healthcare`); none for "role not
+    /// known", "every role" or "cross-industry".
+    pub value: Option<String>,
+    pub source: TagSourceEnum,
+    /// 1 for declared, the inference's confidence for inferred, 0 for a default.
+    pub confidence: f64,
+}
+
+fn tag_evidence(asset: &Asset) -> Vec<TagEvidenceObject> {
+    fn kind<T: Clone + PartialEq>(
+        out: &mut Vec<TagEvidenceObject>,
+        field: TagFieldEnum,
+        values: &[T],
+        inferred: &[(T, f64)],
+        evidence: KindEvidence,
+        name: impl Fn(&T) -> String,
+    ) {
+        let confidence = |v: &T| match evidence.source {
+            TagSource::Declared => 1.0,
+            TagSource::Default => 0.0,
+            TagSource::Inferred => inferred
+                .iter()
+                .find(|(i, _)| i == v)
+                .map_or(evidence.confidence, |(_, c)| *c),
+        };
+        for v in values {
+            out.push(TagEvidenceObject {
+                field,
+                value: Some(name(v)),
+                source: evidence.source.into(),
+                confidence: confidence(v),
+            });
+        }
+        if values.is_empty() && field != TagFieldEnum::Concern {
+            out.push(TagEvidenceObject {
+                field,
+                value: None,
+                source: evidence.source.into(),
+                confidence: evidence.confidence,
+            });
+        }
+    }
+    let e = asset.evidence;
+    let i = &asset.inferred;
+    let mut out = Vec::new();
+    kind(
+        &mut out,
+        TagFieldEnum::Stage,
+        &asset.stages,
+        &i.stages,
+        e.stages,
+        |v| v.name().to_owned(),
+    );
+    kind(
+        &mut out,
+        TagFieldEnum::Role,
+        &asset.roles,
+        &i.roles,
+        e.roles,
+        |v| v.name().to_owned(),
+    );
+    kind(
+        &mut out,
+        TagFieldEnum::Industry,
+        &asset.industries,
+        &i.industries,
+        e.industries,
+        ToString::to_string,
+    );
+    kind(
+        &mut out,
+        TagFieldEnum::Concern,
+        &asset.concerns,
+        &i.concerns,
+        e.concerns,
+        |v| v.name().to_owned(),
+    );
+    out
 }
 
 /// Which assets a query is about. Lists are "any of"; the lists together are "all of".
@@ -247,6 +374,7 @@ impl From<AssetInput> for AssetDraft {
             evergreen: i.evergreen,
             gated: i.gated,
             status: i.status,
+            tag_evidence: Vec::new(),
         }
     }
 }

@@ -329,6 +329,7 @@ impl<W: Write> CsvWriter<W> {
             bool_cell(d.evergreen),
             bool_cell(d.gated),
             opt(&d.status),
+            d.tag_evidence.join("|"),
         ])?;
         Ok(())
     }

@@ -146,6 +146,8 @@ fn draft_from_object(object: Map<String, Value>) -> Result<AssetDraft, (Option<S
             "topics" => d.topics = list(&value).map_err(|m| err(&m))?,
             "evergreen" => d.evergreen = boolean(&value).map_err(|m| err(&m))?,
             "gated" => d.gated = boolean(&value).map_err(|m| err(&m))?,
+            // Written by exports; what is not declared is read again from the text.
+            "tag_evidence" => {}
             other => return Err((Some(other.to_owned()), unknown_field_message(other))),
         }
     }

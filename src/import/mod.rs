@@ -92,8 +92,8 @@ impl<W: Write> LibraryWriter<W> {
 
     pub fn write(&mut self, asset: &Asset) -> std::io::Result<()> {
         match self {
-            LibraryWriter::Jsonl(w) => w.write(&asset.to_draft()),
-            LibraryWriter::Csv(w) => w.write(&asset.to_draft()),
+            LibraryWriter::Jsonl(w) => w.write(&exported(asset)),
+            LibraryWriter::Csv(w) => w.write(&exported(asset)),
         }
     }
 
@@ -106,6 +106,14 @@ impl<W: Write> LibraryWriter<W> {
 }
 
 /// Suggests the field a misspelt name probably meant.
+/// An asset's record for an export: its declared tags, and where every tag came from.
+fn exported(asset: &Asset) -> AssetDraft {
+    AssetDraft {
+        tag_evidence: asset.evidence_lines(),
+        ..asset.to_draft()
+    }
+}
+
 fn unknown_field_message(name: &str) -> String {
     let lower = name.trim().to_ascii_lowercase();
     let guess = AssetDraft::FIELDS.iter().find(|f| {

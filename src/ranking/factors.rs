@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Asset, Concern, Factor, IndustrySlug, Language, Role, Stage, TaxonomyValue, Weights,
+    Asset, Concern, Factor, IndustrySlug, Language, Role, Stage, TagSource, TaxonomyValue, Trust,
+    Weights,
 };
 
 /// Whom a ranking is for, fully resolved (every unknown already defaulted or absent).
@@ -16,36 +17,71 @@ pub struct Audience {
     pub concerns: Vec<Concern>,
 }
 
-/// One condition an asset may meet; the index has a term for each.
+/// One condition an asset may meet; the index has a term for each. Tags carry how far
+/// ranking trusts them (`Trust`): a criterion matches an asset's tag of that trust only.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Criterion {
-    Stage(Stage),
-    Role(Role),
-    /// The asset names no role: it serves every role.
-    AnyRole,
-    IndustryExact(IndustrySlug),
+    Stage(Stage, Trust),
+    Role(Role, Trust),
+    /// The asset names no role: declared for every role, or (`Trust::Default`) not known.
+    AnyRole(Trust),
+    /// The asset has some role of this trust (inferred roles: any of them).
+    SomeRole(Trust),
+    IndustryExact(IndustrySlug, Trust),
     /// The asset's industry is this one or below it.
-    IndustryWithin(IndustrySlug),
+    IndustryWithin(IndustrySlug, Trust),
     /// The asset names no industry: cross-industry.
     AnyIndustry,
+    /// The asset has some industry of this trust.
+    SomeIndustry(Trust),
     /// The asset's language subtag.
     Language(String),
 }
 
 impl Criterion {
     pub fn matches(&self, asset: &Asset) -> bool {
+        let trust = ranking_trust(asset);
         match self {
-            Criterion::Stage(s) => asset.stages.contains(s),
-            Criterion::Role(r) => asset.roles.contains(r),
-            Criterion::AnyRole => asset.roles.is_empty(),
-            Criterion::IndustryExact(i) => asset.industries.contains(i),
-            Criterion::IndustryWithin(i) => asset
-                .industries
-                .iter()
-                .any(|a| a == i || i.is_ancestor_of(a)),
+            Criterion::Stage(s, t) => *t == trust.stages && asset.stages.contains(s),
+            Criterion::Role(r, t) => *t == trust.roles && asset.roles.contains(r),
+            Criterion::AnyRole(t) => *t == trust.roles && asset.roles.is_empty(),
+            Criterion::SomeRole(t) => *t == trust.roles && !asset.roles.is_empty(),
+            Criterion::IndustryExact(i, t) => {
+                *t == trust.industries && asset.industries.contains(i)
+            }
+            Criterion::IndustryWithin(i, t) => {
+                *t == trust.industries
+                    && asset
+                        .industries
+                        .iter()
+                        .any(|a| a == i || i.is_ancestor_of(a))
+            }
             Criterion::AnyIndustry => asset.industries.is_empty(),
+            Criterion::SomeIndustry(t) => *t == trust.industries && !asset.industries.is_empty(),
             Criterion::Language(primary) => asset.language.primary() == primary,
         }
+    }
+}
+
+/// How far ranking trusts each graded kind of an asset's tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RankingTrust {
+    pub stages: Trust,
+    pub roles: Trust,
+    pub industries: Trust,
+}
+
+/// An asset's trust per kind. Industries that are neither declared nor read mean
+/// cross-industry, as a declared empty list does.
+pub fn ranking_trust(asset: &Asset) -> RankingTrust {
+    let e = &asset.evidence;
+    RankingTrust {
+        stages: e.stages.trust(),
+        roles: e.roles.trust(),
+        industries: match e.industries.source {
+            TagSource::Default => Trust::Declared,
+            _ => e.industries.trust(),
+        },
     }
 }
 
@@ -91,8 +127,40 @@ fn neighbour(stage: Stage, step: isize) -> Option<Stage> {
     usize::try_from(i).ok().and_then(Stage::from_ordinal)
 }
 
+/// What a tag of unknown value is worth on each factor: the fit of an untrusted tag is
+/// pulled towards it (`Trust::strength`).
+const NEUTRAL_STAGE: f64 = 0.35;
+const NEUTRAL_ROLE: f64 = 0.5;
+const NEUTRAL_INDUSTRY: f64 = 0.4;
+
+/// The placeholder a level's detail holds for the asset's own confidence; `explain`
+/// writes the number in.
+const CONFIDENCE: &str = "{confidence}";
+
+/// A fit as worth for a tag of some trust.
+fn trusted(fit: f64, trust: Trust, neutral: f64) -> f64 {
+    let s = trust.strength();
+    s * fit + (1.0 - s) * neutral
+}
+
+/// What a level's detail adds for a tag that is not declared.
+fn provenance(trust: Trust, default: &str) -> String {
+    match trust {
+        Trust::Declared => String::new(),
+        Trust::Strong | Trust::Likely => format!(", inferred from the text ({CONFIDENCE})"),
+        Trust::Default => format!(", {default}"),
+    }
+}
+
+/// Levels sorted best first (a stable sort: equal values keep the order written).
+fn sorted(mut levels: Vec<Level>) -> Vec<Level> {
+    levels.sort_by(|a, b| b.value.total_cmp(&a.value));
+    levels
+}
+
 /// The graded factors for an audience, in the order reasons are listed.
 ///
+/// Declared tags are graded as they always were:
 /// - STAGE: the audience's own stage 1.0; the next stage 0.6 (pulls the buyer forward); the
 ///   previous stage 0.3; any other 0. Nothing is filtered by stage: buyers jump around.
 /// - ROLE: written for the role 1.0; for every role 0.6; for another role 0. With no role
@@ -100,102 +168,209 @@ fn neighbour(stage: Stage, step: isize) -> Option<Stage> {
 /// - INDUSTRY: the same industry 1.0; a parent or sub-industry 0.6; cross-industry 0.4;
 ///   another industry 0. With no industry known, cross-industry 0.4, specific 0.2.
 /// - LANGUAGE: the audience's language (by language subtag) 1.0, else 0.
+///
+/// A tag read from the text or defaulted is believed in part: its fit is pulled towards
+/// what an unknown tag is worth (stage 0.35, role 0.5, industry 0.4) by its trust's
+/// strength (inferred strongly 0.75, likely 0.5, defaulted 0.25), so an asset's own subject
+/// and an explicit industry or query outweigh a content type's default stage. An untagged
+/// asset's role is "not known": 0.6 pulled to 0.5.
 pub fn graded_dimensions(audience: &Audience) -> Vec<Dimension> {
+    let inferred = [Trust::Strong, Trust::Likely];
     let stage = audience.stage;
-    let mut stage_levels = vec![level(
-        vec![Criterion::Stage(stage)],
+    let mut stage_fits: Vec<(Vec<Stage>, f64, String)> = vec![(
+        vec![stage],
         1.0,
         format!("{} stage, the buyer's own", stage.name().to_lowercase()),
     )];
     if let Some(next) = neighbour(stage, 1) {
-        stage_levels.push(level(
-            vec![Criterion::Stage(next)],
+        stage_fits.push((
+            vec![next],
             0.6,
             format!("{} stage, one step ahead", next.name().to_lowercase()),
         ));
     }
     if let Some(previous) = neighbour(stage, -1) {
-        stage_levels.push(level(
-            vec![Criterion::Stage(previous)],
+        stage_fits.push((
+            vec![previous],
             0.3,
             format!("{} stage, one step back", previous.name().to_lowercase()),
         ));
     }
+    let named: Vec<Stage> = stage_fits.iter().flat_map(|f| f.0.clone()).collect();
+    let others: Vec<Stage> = Stage::ALL
+        .iter()
+        .copied()
+        .filter(|s| !named.contains(s))
+        .collect();
+    let mut stage_levels = Vec::new();
+    for trust in Trust::ALL {
+        let mut fits = stage_fits.clone();
+        if trust != Trust::Declared && !others.is_empty() {
+            fits.push((others.clone(), 0.0, "for another stage".to_owned()));
+        }
+        for (stages, fit, detail) in fits {
+            stage_levels.push(level(
+                stages.iter().map(|s| Criterion::Stage(*s, trust)).collect(),
+                trusted(fit, trust, NEUTRAL_STAGE),
+                format!(
+                    "{detail}{}",
+                    provenance(trust, "untagged: the content type's default stage")
+                ),
+            ));
+        }
+    }
     let stage_dim = Dimension {
         factor: Factor::Stage,
-        levels: stage_levels,
+        levels: sorted(stage_levels),
         rest_value: 0.0,
         rest_detail: "for another stage".to_owned(),
     };
 
+    let not_known = level(
+        vec![Criterion::AnyRole(Trust::Default)],
+        trusted(0.6, Trust::Default, NEUTRAL_ROLE),
+        "role not known (untagged)".to_owned(),
+    );
     let role_dim = match audience.role {
-        Some(role) => Dimension {
-            factor: Factor::Role,
-            levels: vec![
+        Some(role) => {
+            let mut levels = vec![
                 level(
-                    vec![Criterion::Role(role)],
+                    vec![Criterion::Role(role, Trust::Declared)],
                     1.0,
                     format!("written for {}", role_label(role)),
                 ),
                 level(
-                    vec![Criterion::AnyRole],
+                    vec![Criterion::AnyRole(Trust::Declared)],
                     0.6,
                     "written for every role".to_owned(),
                 ),
-            ],
-            rest_value: 0.0,
-            rest_detail: "written for other roles".to_owned(),
-        },
-        None => Dimension {
-            factor: Factor::Role,
-            levels: vec![level(
-                vec![Criterion::AnyRole],
-                0.6,
-                "written for every role (role unknown)".to_owned(),
-            )],
-            rest_value: 0.3,
-            rest_detail: "written for specific roles (role unknown)".to_owned(),
-        },
+                not_known,
+            ];
+            for trust in inferred {
+                let p = provenance(trust, "");
+                levels.push(level(
+                    vec![Criterion::Role(role, trust)],
+                    trusted(1.0, trust, NEUTRAL_ROLE),
+                    format!("written for {}{p}", role_label(role)),
+                ));
+                levels.push(level(
+                    vec![Criterion::SomeRole(trust)],
+                    trusted(0.0, trust, NEUTRAL_ROLE),
+                    format!("written for other roles{p}"),
+                ));
+            }
+            Dimension {
+                factor: Factor::Role,
+                levels: sorted(levels),
+                rest_value: 0.0,
+                rest_detail: "written for other roles".to_owned(),
+            }
+        }
+        None => {
+            let mut levels = vec![
+                level(
+                    vec![Criterion::AnyRole(Trust::Declared)],
+                    0.6,
+                    "written for every role (role unknown)".to_owned(),
+                ),
+                not_known,
+            ];
+            for trust in inferred {
+                levels.push(level(
+                    vec![Criterion::SomeRole(trust)],
+                    trusted(0.3, trust, NEUTRAL_ROLE),
+                    format!(
+                        "written for specific roles (role unknown){}",
+                        provenance(trust, "")
+                    ),
+                ));
+            }
+            Dimension {
+                factor: Factor::Role,
+                levels: sorted(levels),
+                rest_value: 0.3,
+                rest_detail: "written for specific roles (role unknown)".to_owned(),
+            }
+        }
     };
 
     let industry_dim = match &audience.industry {
         Some(industry) => {
-            let mut related: Vec<Criterion> = industry
-                .self_and_ancestors()
-                .into_iter()
-                .skip(1)
-                .map(Criterion::IndustryExact)
-                .collect();
-            related.push(Criterion::IndustryWithin(industry.clone()));
+            let related = |trust: Trust| -> Vec<Criterion> {
+                let mut related: Vec<Criterion> = industry
+                    .self_and_ancestors()
+                    .into_iter()
+                    .skip(1)
+                    .map(|i| Criterion::IndustryExact(i, trust))
+                    .collect();
+                related.push(Criterion::IndustryWithin(industry.clone(), trust));
+                related
+            };
+            let mut levels = vec![
+                level(
+                    vec![Criterion::IndustryExact(industry.clone(), Trust::Declared)],
+                    1.0,
+                    format!("same industry ({industry})"),
+                ),
+                level(
+                    related(Trust::Declared),
+                    0.6,
+                    format!("related industry to {industry}"),
+                ),
+                level(
+                    vec![Criterion::AnyIndustry],
+                    0.4,
+                    "cross-industry".to_owned(),
+                ),
+            ];
+            for trust in inferred {
+                let p = provenance(trust, "");
+                levels.push(level(
+                    vec![Criterion::IndustryExact(industry.clone(), trust)],
+                    trusted(1.0, trust, NEUTRAL_INDUSTRY),
+                    format!("same industry ({industry}){p}"),
+                ));
+                levels.push(level(
+                    related(trust),
+                    trusted(0.6, trust, NEUTRAL_INDUSTRY),
+                    format!("related industry to {industry}{p}"),
+                ));
+                levels.push(level(
+                    vec![Criterion::SomeIndustry(trust)],
+                    trusted(0.0, trust, NEUTRAL_INDUSTRY),
+                    format!("another industry{p}"),
+                ));
+            }
             Dimension {
                 factor: Factor::Industry,
-                levels: vec![
-                    level(
-                        vec![Criterion::IndustryExact(industry.clone())],
-                        1.0,
-                        format!("same industry ({industry})"),
-                    ),
-                    level(related, 0.6, format!("related industry to {industry}")),
-                    level(
-                        vec![Criterion::AnyIndustry],
-                        0.4,
-                        "cross-industry".to_owned(),
-                    ),
-                ],
+                levels: sorted(levels),
                 rest_value: 0.0,
                 rest_detail: "another industry".to_owned(),
             }
         }
-        None => Dimension {
-            factor: Factor::Industry,
-            levels: vec![level(
+        None => {
+            let mut levels = vec![level(
                 vec![Criterion::AnyIndustry],
                 0.4,
                 "cross-industry (industry unknown)".to_owned(),
-            )],
-            rest_value: 0.2,
-            rest_detail: "industry-specific (industry unknown)".to_owned(),
-        },
+            )];
+            for trust in inferred {
+                levels.push(level(
+                    vec![Criterion::SomeIndustry(trust)],
+                    trusted(0.2, trust, NEUTRAL_INDUSTRY),
+                    format!(
+                        "industry-specific (industry unknown){}",
+                        provenance(trust, "")
+                    ),
+                ));
+            }
+            Dimension {
+                factor: Factor::Industry,
+                levels: sorted(levels),
+                rest_value: 0.2,
+                rest_detail: "industry-specific (industry unknown)".to_owned(),
+            }
+        }
     };
 
     let primary = audience.language.primary().to_owned();
@@ -210,6 +385,21 @@ pub fn graded_dimensions(audience: &Audience) -> Vec<Dimension> {
         rest_detail: format!("not in {primary}"),
     };
     vec![stage_dim, role_dim, industry_dim, language_dim]
+}
+
+/// A level's detail for one asset: its own confidence written in.
+fn detail_for(detail: &str, factor: Factor, asset: &Asset) -> String {
+    if !detail.contains(CONFIDENCE) {
+        return detail.to_owned();
+    }
+    let e = &asset.evidence;
+    let confidence = match factor {
+        Factor::Stage => e.stages.confidence,
+        Factor::Role => e.roles.confidence,
+        Factor::Industry => e.industries.confidence,
+        _ => e.concerns.confidence,
+    };
+    detail.replace(CONFIDENCE, &format!("{confidence:.2}"))
 }
 
 fn role_label(role: Role) -> &'static str {
@@ -264,6 +454,9 @@ pub fn freshness_value(
     }
 }
 
+/// The text value from which a `nextContent` item is said to be on the seed's subject.
+pub const SAME_SUBJECT_FROM: f64 = 0.1;
+
 /// One factor's part of a score.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreReason {
@@ -291,6 +484,8 @@ pub struct RankContext {
     pub half_life_days: f64,
     /// The query text, when there is one.
     pub query: Option<String>,
+    /// Terms the query gains from the library's synonym groups, searched like its words.
+    pub synonyms: Vec<String>,
     /// Set when the text is not a visitor's query but an asset's subject (next content):
     /// the TEXT reason then says what the asset resembles.
     pub similar_to: Option<String>,
@@ -322,12 +517,16 @@ pub fn explain(
     };
     for dim in dimensions {
         let (value, detail) = dim.fit(asset);
-        push(dim.factor, value, detail.to_owned());
+        push(dim.factor, value, detail_for(detail, dim.factor, asset));
     }
     if let Some(query) = ctx.query.as_deref().filter(|q| !q.trim().is_empty()) {
         let value = text_value(bm25.0, bm25.1);
         let detail = match (ctx.similar_to.as_deref(), value > 0.0) {
-            (Some(subject), true) => format!("on the same subject as \"{subject}\""),
+            // "The same subject" needs more than a shared common word.
+            (Some(subject), true) if value >= SAME_SUBJECT_FROM => {
+                format!("on the same subject as \"{subject}\"")
+            }
+            (Some(subject), true) => format!("loosely related to \"{subject}\""),
             (Some(subject), false) => format!("on another subject than \"{subject}\""),
             (None, true) => format!("matches \"{}\"", query.trim()),
             (None, false) => format!("does not mention \"{}\"", query.trim()),
@@ -361,7 +560,10 @@ pub fn explain(
     );
     let detail = match (asset.evergreen, asset.last_reviewed()) {
         (true, _) => "evergreen".to_owned(),
-        (false, Some(t)) => format!("reviewed {}", t.format("%Y-%m-%d")),
+        (false, Some(t)) if asset.reviewed_at.is_some() => {
+            format!("reviewed {}", t.format("%Y-%m-%d"))
+        }
+        (false, Some(t)) => format!("published {}", t.format("%Y-%m-%d")),
         (false, None) => "never dated".to_owned(),
     };
     push(Factor::Freshness, value, detail);
@@ -431,7 +633,59 @@ mod tests {
             value(&first, Factor::Stage, &asset(&["ADVOCACY"], &[], &[], "en")),
             0.0
         );
-        assert_eq!(graded_dimensions(&first)[0].levels.len(), 2);
+        let declared = graded_dimensions(&first)[0]
+            .levels
+            .iter()
+            .filter(|l| matches!(l.criteria[0], Criterion::Stage(_, Trust::Declared)))
+            .count();
+        assert_eq!(declared, 2);
+    }
+
+    #[test]
+    fn tags_nobody_declared_count_for_less() {
+        let aud = audience(Stage::Decision, Some(Role::TechnicalIntegrator), None);
+        // Untagged, and the text says nothing: the content type's default stage (an ebook:
+        // awareness, two steps back), believed a quarter; the role is not known.
+        let blank = asset(&[], &[], &[], "en");
+        assert_eq!(blank.evidence.stages.source, TagSource::Default);
+        let stage = value(&aud, Factor::Stage, &blank);
+        assert!((stage - 0.75 * 0.35).abs() < 1e-9, "{stage}");
+        assert!((value(&aud, Factor::Role, &blank) - 0.525).abs() < 1e-9);
+        let dims = graded_dimensions(&aud);
+        assert_eq!(dims[1].fit(&blank).1, "role not known (untagged)");
+        // The text names its readers: an SDK reference is read as for integrators.
+        let sdk = AssetDraft {
+            id: Some("sdk".into()),
+            title: Some("SDK reference: install and configure the API client".into()),
+            body: Some("Install the SDK, set the endpoint and the API key parameter.".into()),
+            content_type: Some("API_DOCS".into()),
+            ..AssetDraft::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(sdk.evidence.roles.source, TagSource::Inferred);
+        let role = value(&aud, Factor::Role, &sdk);
+        assert!(role > 0.6 && role < 1.0, "{role}");
+        let scored = explain(
+            &aud,
+            &dims,
+            &sdk,
+            &RankContext {
+                weights: Weights::default(),
+                now: chrono::Utc::now(),
+                half_life_days: 180.0,
+                query: None,
+                synonyms: Vec::new(),
+                similar_to: None,
+            },
+            (0.0, 0.0),
+            0.0,
+        );
+        let role_reason = &scored.reasons[1].detail;
+        assert!(
+            role_reason.starts_with("written for technical integrators, inferred from the text ("),
+            "{role_reason}"
+        );
     }
 
     #[test]
@@ -445,14 +699,22 @@ mod tests {
             ),
             1.0
         );
-        assert_eq!(value(&aud, Factor::Role, &asset(&[], &[], &[], "en")), 0.6);
+        // A tagged asset that names no role is for every role.
+        assert_eq!(
+            value(&aud, Factor::Role, &asset(&["DECISION"], &[], &[], "en")),
+            0.6
+        );
         assert_eq!(
             value(&aud, Factor::Role, &asset(&[], &["FINANCE"], &[], "en")),
             0.0
         );
         let unknown = audience(Stage::Decision, None, None);
         assert_eq!(
-            value(&unknown, Factor::Role, &asset(&[], &[], &[], "en")),
+            value(
+                &unknown,
+                Factor::Role,
+                &asset(&["DECISION"], &[], &[], "en")
+            ),
             0.6
         );
         assert_eq!(
@@ -530,6 +792,7 @@ mod tests {
             now: Utc::now(),
             half_life_days: 365.0,
             query: Some("pricing".to_owned()),
+            synonyms: Vec::new(),
             similar_to: None,
         };
         let dims = graded_dimensions(&aud);

@@ -14,11 +14,11 @@ mod tagging;
 
 pub use diversity::{DiversityItem, diversify};
 pub use factors::{
-    Audience, Criterion, Dimension, Level, RankContext, ScoreReason, Scored, concern_value,
-    explain, freshness_value, graded_dimensions, text_value,
+    Audience, Criterion, Dimension, Level, RankContext, RankingTrust, ScoreReason, Scored,
+    concern_value, explain, freshness_value, graded_dimensions, ranking_trust, text_value,
 };
 pub use journey::{
     Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, decayed,
     infer_stage, journey_stage, popularity_value,
 };
-pub use tagging::{TagSuggestions, stage_naive_bayes, suggest_tags};
+pub use tagging::{MIN_CONFIDENCE, TagSuggestions, stage_naive_bayes, suggest_tags};

@@ -36,7 +36,7 @@ pub use audit::AuditRow;
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};
-pub use similar::{SimilarTo, StageWordCounts};
+pub use similar::{SimilarTo, StageWordCounts, TELLING_WORDS};
 
 const LOCK_FILE: &str = "LOCK";
 const CURRENT_FILE: &str = "CURRENT";

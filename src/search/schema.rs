@@ -10,11 +10,12 @@ use tantivy::tokenizer::{
 use tantivy::{Index, TantivyDocument};
 use tantivy_jieba::JiebaTokenizer;
 
-use crate::domain::{Asset, AssetStatus, TaxonomyValue};
+use crate::domain::{Asset, AssetStatus, IndustrySlug, TaxonomyValue, Trust};
+use crate::ranking::ranking_trust;
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -105,6 +106,15 @@ pub struct Fields {
     /// One term per combination of a published asset's stage, role, language and
     /// industry: see `tier_keys`.
     pub tier_key: Field,
+    /// Stages, roles and industries as ranking reads them: each value with the prefix of
+    /// how far it is trusted (`ranked`), so a level of a graded factor can tell a declared
+    /// stage from one read from the text or defaulted.
+    pub stage_rank: Field,
+    /// `Asset::prominence`: what decides between equal scores.
+    pub prominence: Field,
+    pub role_rank: Field,
+    pub industry_rank: Field,
+    pub industry_tree_rank: Field,
 }
 
 impl TextFields {
@@ -163,6 +173,11 @@ pub fn build_schema() -> (Schema, Fields) {
         evergreen: b.add_bool_field("evergreen", FAST),
         freshness_ts: b.add_i64_field("freshness_ts", FAST),
         tier_key: b.add_text_field("tier_key", STRING),
+        stage_rank: b.add_text_field("stage_rank", STRING),
+        prominence: b.add_u64_field("prominence", FAST),
+        role_rank: b.add_text_field("role_rank", STRING),
+        industry_rank: b.add_text_field("industry_rank", STRING),
+        industry_tree_rank: b.add_text_field("industry_tree_rank", STRING),
     };
     (b.build(), fields)
 }
@@ -272,6 +287,26 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
     }
     doc.add_bool(fields.evergreen, asset.evergreen);
     doc.add_i64(fields.freshness_ts, freshness_ts(asset));
+    doc.add_u64(fields.prominence, asset.prominence());
+    let trust = ranking_trust(asset);
+    for stage in &asset.stages {
+        doc.add_text(fields.stage_rank, ranked(trust.stages, stage.name()));
+    }
+    for role in ranked_values(trust.roles, asset.roles.iter().map(|r| r.name())) {
+        doc.add_text(fields.role_rank, role);
+    }
+    for industry in ranked_values(
+        trust.industries,
+        asset.industries.iter().map(IndustrySlug::as_str),
+    ) {
+        doc.add_text(fields.industry_rank, industry);
+    }
+    if asset.industries.is_empty() {
+        doc.add_text(fields.industry_tree_rank, ranked(trust.industries, ANY));
+    }
+    for slug in &tree {
+        doc.add_text(fields.industry_tree_rank, ranked(trust.industries, slug));
+    }
     // Recommendations only ever show published assets: only they are reachable by key.
     if asset.status == AssetStatus::Published {
         for key in tier_keys(asset) {
@@ -294,25 +329,37 @@ pub fn tier_key(stage: &str, role: &str, language: &str, industry: &str) -> Stri
 /// these terms instead of an intersection of four long posting lists; see
 /// `recommend::tier_key_terms`. Typically four to ten terms per asset.
 pub fn tier_keys(asset: &Asset) -> Vec<String> {
-    fn or_specific(values: Vec<&str>) -> Vec<&str> {
-        if values.is_empty() {
-            vec![ANY]
-        } else {
-            values.into_iter().chain([SPECIFIC]).collect()
-        }
-    }
-    let roles = or_specific(asset.roles.iter().map(|r| r.name()).collect());
-    let industries = or_specific(asset.industries.iter().map(|i| i.as_str()).collect());
+    let trust = ranking_trust(asset);
+    let roles = ranked_values(trust.roles, asset.roles.iter().map(|r| r.name()));
+    let industries = ranked_values(
+        trust.industries,
+        asset.industries.iter().map(IndustrySlug::as_str),
+    );
     let language = asset.language.primary();
     let mut keys = Vec::with_capacity(asset.stages.len() * roles.len() * industries.len());
     for stage in &asset.stages {
+        let stage = ranked(trust.stages, stage.name());
         for role in &roles {
             for industry in &industries {
-                keys.push(tier_key(stage.name(), role, language, industry));
+                keys.push(tier_key(&stage, role, language, industry));
             }
         }
     }
     keys
+}
+
+/// A tag value as ranking indexes it: declared values as they are, others behind their
+/// trust's prefix (`s~DECISION`).
+pub fn ranked(trust: Trust, value: &str) -> String {
+    format!("{}{value}", trust.prefix())
+}
+
+/// A kind's values as ranking indexes them: `ANY` when there are none, else each value and
+/// `SPECIFIC` ("names some value"), every one behind the trust's prefix.
+fn ranked_values<'a>(trust: Trust, values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = values.map(|v| ranked(trust, v)).collect();
+    out.push(ranked(trust, if out.is_empty() { ANY } else { SPECIFIC }));
+    out
 }
 
 /// An evergreen asset never ages.

@@ -75,6 +75,67 @@ impl SearchIndex {
     }
 }
 
+/// Words of an asset's body a `nextContent` subject takes at most.
+pub const TELLING_WORDS: usize = 12;
+
+impl SearchIndex {
+    /// The words that say most about what an asset is about: those of its title, summary
+    /// and opening (6,000 characters) that are frequent in it and rare in the library
+    /// (tf-idf), held by at least one other asset (a word only it has finds nothing
+    /// similar), as written in the text. At most `n`, best first.
+    pub fn telling_words(&self, asset: &Asset, n: usize) -> AppResult<Vec<String>> {
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let total = searcher.num_docs().max(1) as f64;
+        let tf = fields.text_for(Analyzer::for_language(asset.language.primary()));
+        let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(tf.body) else {
+            return Ok(Vec::new());
+        };
+        let end = asset
+            .body
+            .char_indices()
+            .nth(6_000)
+            .map_or(asset.body.len(), |(i, _)| i);
+        // Per analysed token: how often, and the first surface form.
+        let mut counts: std::collections::HashMap<String, (u32, String)> =
+            std::collections::HashMap::new();
+        for (part, weight) in [
+            (&asset.title[..], 3),
+            (&asset.summary[..], 2),
+            (&asset.body[..end], 1),
+        ] {
+            let mut stream = tokenizer.token_stream(part);
+            while let Some(token) = stream.next() {
+                if token.text.chars().count() < 3 || token.text.chars().all(char::is_numeric) {
+                    continue;
+                }
+                let surface = part
+                    .get(token.offset_from..token.offset_to)
+                    .unwrap_or(&token.text)
+                    .to_owned();
+                let entry = counts
+                    .entry(token.text.clone())
+                    .or_insert_with(|| (0, surface));
+                entry.0 += weight;
+            }
+        }
+        let mut scored: Vec<(f64, String)> = Vec::with_capacity(counts.len());
+        for (token, (count, surface)) in counts {
+            let df = searcher
+                .doc_freq(&Term::from_field_text(tf.body, &token))?
+                .max(searcher.doc_freq(&Term::from_field_text(tf.title, &token))?);
+            // Its own document is one; a word in most of the library says nothing.
+            if df < 2 || df as f64 > total / 3.0 {
+                continue;
+            }
+            let idf = (total / df as f64).ln();
+            scored.push(((1.0 + f64::from(count).ln()) * idf, surface));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(scored.into_iter().take(n).map(|(_, w)| w).collect())
+    }
+}
+
 /// How often each of a text's words occurs in the assets of each stage: the statistics a
 /// naive Bayes classifier of stages needs, counted from the index.
 pub struct StageWordCounts {
@@ -148,7 +209,8 @@ impl SearchIndex {
                 q.push((
                     Occur::Must,
                     Box::new(TermQuery::new(
-                        Term::from_field_text(fields.stage, stage.name()),
+                        // Declared stages only: a default or a guess is not a label.
+                        Term::from_field_text(fields.stage_rank, stage.name()),
                         IndexRecordOption::Basic,
                     )),
                 ));

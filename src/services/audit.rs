@@ -220,6 +220,7 @@ struct TagText {
     title: String,
     summary: String,
     body: String,
+    url: String,
     language: Language,
     content_type: Option<crate::domain::ContentType>,
     concerns: Vec<crate::domain::Concern>,
@@ -232,9 +233,14 @@ impl TagText {
             title: asset.title,
             summary: asset.summary,
             body: asset.body,
+            url: asset.url,
             language: asset.language,
             content_type: Some(asset.content_type),
-            concerns: asset.concerns,
+            concerns: if asset.evidence.concerns.source == crate::domain::TagSource::Declared {
+                asset.concerns
+            } else {
+                Vec::new()
+            },
             topics: asset.topics,
         }
     }
@@ -249,6 +255,57 @@ impl TagText {
             topics: &self.topics,
         }
     }
+}
+
+/// Declared assets (summed over stages) at which what they teach weighs as much as the
+/// text's own cues.
+const LABELS_TO_TRUST_EQUALLY: f64 = 200.0;
+/// Neighbours with declared roles at which their vote weighs as much as the text's cues.
+const NEIGHBOURS_TO_TRUST_EQUALLY: f64 = 6.0;
+
+/// An asset with only its declared tags (the others cleared).
+fn declared_only(asset: &Asset) -> Asset {
+    use crate::domain::TagSource::Declared;
+    let e = asset.evidence;
+    let mut a = asset.clone();
+    if e.stages.source != Declared {
+        a.stages.clear();
+    }
+    if e.roles.source != Declared {
+        a.roles.clear();
+    }
+    if e.industries.source != Declared {
+        a.industries.clear();
+    }
+    if e.concerns.source != Declared {
+        a.concerns.clear();
+    }
+    a
+}
+
+/// `(1 - share) * a + share * b`, value by value, best first; either alone when the other
+/// says nothing.
+fn blend<T: Copy + PartialEq>(a: &[(T, f64)], b: &[(T, f64)], share: f64) -> Vec<(T, f64)> {
+    if b.is_empty() {
+        return a.to_vec();
+    }
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    let mut out: Vec<(T, f64)> = Vec::new();
+    for (v, c) in a
+        .iter()
+        .map(|(v, c)| (v, c * (1.0 - share)))
+        .chain(b.iter().map(|(v, c)| (v, c * share)))
+    {
+        match out.iter_mut().find(|(o, _)| o == v) {
+            Some((_, total)) => *total += c,
+            None => out.push((*v, c)),
+        }
+    }
+    out.retain(|(_, c)| *c >= crate::ranking::MIN_CONFIDENCE);
+    out.sort_by(|x, y| y.1.total_cmp(&x.1));
+    out
 }
 
 pub struct TagReport {
@@ -285,6 +342,7 @@ impl Library {
                     title: String::new(),
                     summary: String::new(),
                     body: text,
+                    url: String::new(),
                     language,
                     content_type,
                     concerns: Vec::new(),
@@ -295,6 +353,13 @@ impl Library {
         };
         exclude.extend(ignore);
         let content_type = text.content_type;
+        let inferred = crate::domain::infer_tags(&crate::domain::InferenceInput {
+            title: &text.title,
+            summary: &text.summary,
+            body: &text.body,
+            url: &text.url,
+            content_type,
+        });
         let (neighbours, by_stage) = self
             .read_index(move |index| {
                 let similar_to = text.similar_to();
@@ -308,15 +373,31 @@ impl Library {
                 Ok((neighbours, by_stage))
             })
             .await?;
-        let votes: Vec<(&Asset, f64)> =
-            neighbours.iter().map(|(a, s)| (a, f64::from(*s))).collect();
+        // Only declared tags vote: a neighbour's default stage or inferred role is not a
+        // label to learn from.
+        let declared: Vec<Asset> = neighbours.iter().map(|(a, _)| declared_only(a)).collect();
+        let votes: Vec<(&Asset, f64)> = declared
+            .iter()
+            .zip(&neighbours)
+            .map(|(a, (_, s))| (a, f64::from(*s)))
+            .collect();
         let mut suggestions = crate::ranking::suggest_tags(&votes, content_type);
-        suggestions.stages = crate::ranking::stage_naive_bayes(
+        let learned_stages = crate::ranking::stage_naive_bayes(
             &by_stage.assets,
             &by_stage.words,
             &by_stage.tags,
             content_type,
         );
+        // What the text says on its own, blended with what declared assets teach in
+        // proportion to how many there are (none: the text alone).
+        let labelled: u64 = by_stage.assets.iter().sum();
+        let share = labelled as f64 / (labelled as f64 + LABELS_TO_TRUST_EQUALLY);
+        let read = &inferred;
+        suggestions.stages = blend(&read.stages, &learned_stages, share);
+        let role_votes: f64 = declared.iter().filter(|a| !a.roles.is_empty()).count() as f64;
+        let role_share = role_votes / (role_votes + NEIGHBOURS_TO_TRUST_EQUALLY);
+        suggestions.roles = blend(&read.roles, &suggestions.roles, role_share);
+        suggestions.concerns = blend(&read.concerns, &suggestions.concerns, role_share);
         Ok(TagReport {
             suggestions,
             neighbours,

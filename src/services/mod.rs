@@ -11,6 +11,8 @@ mod maintenance;
 mod operations;
 mod popularity;
 mod recommend;
+mod synonyms;
+mod tags;
 mod ttl;
 mod writer;
 
@@ -60,6 +62,11 @@ pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
 };
+pub use synonyms::read_synonym_file;
+pub use tags::{
+    Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, declare, read_review,
+    review_rows,
+};
 pub use writer::WriterHandle;
 
 /// Most assets one `upsertAssets` call may carry; larger batches belong in `stagefit import`.
@@ -78,6 +85,7 @@ pub struct Library {
     stale_after_days: u32,
     /// Index reads running at once (see [`Library::read_index`]).
     index_readers: Arc<tokio::sync::Semaphore>,
+    synonyms: Arc<synonyms::SynonymBoard>,
 }
 
 /// Index reads allowed at once: two per core.
@@ -94,6 +102,8 @@ pub struct DataVersion {
     pub popularity: u64,
     /// Ranking profiles and experiments.
     pub ranking: u64,
+    /// The synonym groups.
+    pub synonyms: u64,
 }
 
 /// Validates every draft of a GraphQL batch (at most `max`), reporting every problem at
@@ -185,6 +195,7 @@ impl Library {
             feedback: Arc::new(feedback::FeedbackBoard::default()),
             stale_after_days: config.stale_after_days,
             index_readers: Arc::new(tokio::sync::Semaphore::new(index_readers())),
+            synonyms: Arc::new(synonyms::SynonymBoard::default()),
         }
     }
 
@@ -302,6 +313,8 @@ impl Library {
         if let Some(text) = &request.text {
             crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
         }
+        let mut request = request;
+        request.synonyms = self.expansions(request.text.as_deref()).await?;
         self.read_index(move |index| index.search(&request)).await
     }
 
@@ -336,6 +349,7 @@ impl Library {
             index_seq: self.follower.applied_seq(),
             popularity: self.popularity.version(),
             ranking: self.feedback.version(),
+            synonyms: self.synonyms.version(),
         }
     }
 

@@ -21,6 +21,9 @@ use crate::search::{DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 /// Candidates retrieved per recommendation shown when diversifying: room to swap near-ties.
 const DIVERSITY_WINDOW_FACTOR: usize = 2;
 const MIN_DIVERSITY_WINDOW: usize = 20;
+/// How many times its usual weight text has in `nextContent` after a seed whose stage
+/// was read from its text or defaulted: the seed's subject then leads.
+const UNTAGGED_SEED_TEXT_FACTOR: f64 = 2.5;
 
 /// Where a resolved audience field came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,8 +314,13 @@ impl Library {
                 .copied()
                 .max()
                 .unwrap_or(Stage::Awareness);
-            resolved.audience.stage =
-                Stage::from_ordinal(furthest.ordinal() + 1).unwrap_or(furthest);
+            // One step forward while buying; a customer (adoption, advocacy) stays where it
+            // is: after a documentation page comes more of it, not advocacy.
+            resolved.audience.stage = if furthest < Stage::Decision {
+                Stage::from_ordinal(furthest.ordinal() + 1).unwrap_or(furthest)
+            } else {
+                furthest
+            };
             resolved.stage_source = AudienceSource::Inferred;
         }
         if request.role.is_none()
@@ -332,10 +340,29 @@ impl Library {
             resolved.language_source = AudienceSource::Inferred;
         }
         exclude.push(asset.id.to_string());
+        // A seed whose stage nobody declared says little by its stage: its subject leads.
+        let mut overrides = choice.overrides;
+        if asset.evidence.stages.source != crate::domain::TagSource::Declared
+            && overrides.text.is_none()
+        {
+            overrides.text = Some(self.ranking.weights.text * UNTAGGED_SEED_TEXT_FACTOR);
+        }
+        // The subject: the title, the topics, and the words that say most about the seed
+        // (a title alone is often two or three words, and an untagged library has no
+        // topics).
         let mut subject = asset.title.clone();
         for topic in &asset.topics {
             subject.push(' ');
             subject.push_str(topic);
+        }
+        let telling = {
+            let asset = asset.clone();
+            self.read_index(move |index| index.telling_words(&asset, crate::search::TELLING_WORDS))
+                .await?
+        };
+        for word in telling {
+            subject.push(' ');
+            subject.push_str(&word);
         }
         let items = self
             .rank(
@@ -345,7 +372,7 @@ impl Library {
                     similar_to: Some(&asset.title),
                     filter: &AssetFilter::default(),
                     exclude,
-                    weights: choice.overrides,
+                    weights: overrides,
                     first,
                     diversify: true,
                 },
@@ -387,6 +414,12 @@ impl Library {
             now: Utc::now(),
             half_life_days: self.ranking.half_life_days,
             query: r.text.map(str::to_owned),
+            // A visitor's query gains its synonyms; a seed's subject is taken as written.
+            synonyms: if r.similar_to.is_none() {
+                self.expansions(r.text).await?
+            } else {
+                Vec::new()
+            },
             similar_to: r.similar_to.map(str::to_owned),
         });
         let window = if r.diversify {
@@ -445,7 +478,13 @@ impl Library {
             })
             .collect();
         // The explanation is the authority on the score; retrieval only found the window.
-        scored.sort_by(|a, b| b.scored.score.total_cmp(&a.scored.score));
+        scored.sort_by(|a, b| {
+            b.scored
+                .score
+                .total_cmp(&a.scored.score)
+                .then_with(|| b.asset.prominence().cmp(&a.asset.prominence()))
+                .then_with(|| a.asset.id.cmp(&b.asset.id))
+        });
         if !r.diversify {
             scored.truncate(r.first);
             return Ok(scored);

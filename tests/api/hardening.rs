@@ -502,7 +502,11 @@ async fn asset_urls_that_leave_the_site_are_refused_and_old_ones_cleared() {
         use migrations::MigratorTrait;
         use sea_orm::ConnectionTrait;
         let db = sea_orm::Database::connect(database.as_str()).await.unwrap();
-        migrations::Migrator::down(&db, Some(1)).await.unwrap();
+        // Back before migration 8 (and those that came after it).
+        let after_seven = migrations::Migrator::migrations().len() as u32 - 7;
+        migrations::Migrator::down(&db, Some(after_seven))
+            .await
+            .unwrap();
         db.execute_unprepared("UPDATE asset SET url = '//evil.example/x' WHERE id = 'onsite'")
             .await
             .unwrap();

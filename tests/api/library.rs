@@ -335,7 +335,7 @@ async fn taxonomy_lists_vocabularies_and_industry_counts() {
             .contains(&json!("cost-awareness"))
     );
     assert_eq!(t["roles"].as_array().unwrap().len(), 5);
-    assert_eq!(t["contentTypes"].as_array().unwrap().len(), 20);
+    assert_eq!(t["contentTypes"].as_array().unwrap().len(), 22);
     let api_docs = t["contentTypes"]
         .as_array()
         .unwrap()

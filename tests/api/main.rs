@@ -29,3 +29,4 @@ mod replicas;
 mod restart;
 mod schema;
 mod shutdown;
+mod untagged;

@@ -23,6 +23,8 @@ use crate::ranking::{concern_value, freshness_value, text_value};
 pub(super) struct Hit {
     pub(super) score: f64,
     pub(super) bm25: f32,
+    /// Decides between equal scores: see `Asset::prominence`.
+    pub(super) prominence: u64,
     pub(super) address: DocAddress,
 }
 
@@ -39,11 +41,13 @@ impl PartialOrd for Hit {
 }
 impl Ord for Hit {
     /// Reversed, so a `BinaryHeap<Hit>` pops the worst hit first; equal scores keep the
-    /// lower document address.
+    /// more prominent asset (an overview before a narrow page), and only then the lower
+    /// document address.
     fn cmp(&self, other: &Self) -> Ordering {
         other
             .score
             .total_cmp(&self.score)
+            .then_with(|| other.prominence.cmp(&self.prominence))
             .then_with(|| self.address.cmp(&other.address))
     }
 }
@@ -106,6 +110,7 @@ pub(super) struct TierSegmentCollector {
     pub(super) excluded: Arc<Excluded>,
     pub(super) freshness_ts: Column<i64>,
     pub(super) concerns: Column<u64>,
+    pub(super) prominence: Column<u64>,
     /// One scorer per text term that occurs in the segment, highest possible score
     /// first, advanced only to documents that need a text score.
     pub(super) text: Vec<Box<dyn Scorer>>,
@@ -160,6 +165,7 @@ impl Collector for TierCollector {
             excluded: self.excluded.clone(),
             freshness_ts: ff.i64("freshness_ts")?,
             concerns: ff.u64("concern_mask")?,
+            prominence: ff.u64("prominence")?,
             text: text.into_iter().map(|(scorer, _)| scorer).collect(),
             text_rest,
             top: BinaryHeap::with_capacity(self.settings.limit + 1),
@@ -200,15 +206,16 @@ impl SegmentCollector for TierSegmentCollector {
             let concerns = self.concerns.first(doc).unwrap_or(0);
             base += s.concern_weight * concern_value(s.concerns, concerns);
         }
+        // An equal score may still enter: prominence decides ties.
         let floor = self.floor();
-        if base + s.text_weight <= floor {
+        if base + s.text_weight < floor {
             return;
         }
         // The terms that can add most are sought first; once even the rest at their best
         // could not lift the document past the floor, it is dropped unsought.
         let mut bm25 = 0.0;
         for (scorer, rest) in self.text.iter_mut().zip(&self.text_rest) {
-            if base + s.text_weight * reachable_text(bm25 + rest, s.text_scale) <= floor {
+            if base + s.text_weight * reachable_text(bm25 + rest, s.text_scale) < floor {
                 return;
             }
             if scorer.doc() < doc {
@@ -219,12 +226,13 @@ impl SegmentCollector for TierSegmentCollector {
             }
         }
         let score = base + s.text_weight * text_value(bm25, s.text_scale);
-        if score <= floor {
+        if score < floor {
             return;
         }
         let hit = Hit {
             score,
             bm25,
+            prominence: self.prominence.first(doc).unwrap_or(0),
             address: DocAddress::new(self.segment, doc),
         };
         push_bounded(&mut self.top, hit, s.limit);

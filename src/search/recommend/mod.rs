@@ -103,7 +103,10 @@ impl SearchIndex {
         let window = request.window.max(1);
 
         let words = match request.rank.query.as_deref() {
-            Some(text) if w.text > 0.0 => self.text_terms(text),
+            Some(text) if w.text > 0.0 && request.rank.synonyms.is_empty() => self.text_terms(text),
+            Some(text) if w.text > 0.0 => {
+                self.text_terms(&format!("{text} {}", request.rank.synonyms.join(" ")))
+            }
             _ => Vec::new(),
         };
         let text = TextWeights::new(&searcher, words)?;
@@ -118,7 +121,7 @@ impl SearchIndex {
             vec![(Occur::Must, filter_query(fields, &published))];
         let key_base = FilterPlan::new(fields, &published, false).clauses();
         let excluded = Arc::new(excluded_docs(&searcher, fields.id, request.exclude_ids)?);
-        let graded = graded_dims(fields, request.dimensions, w);
+        let graded = graded_dims(&searcher, fields, request.dimensions, w)?;
 
         let concern_weight = if request.concerns == 0 {
             0.0

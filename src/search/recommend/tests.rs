@@ -14,6 +14,7 @@ fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>
         now: chrono::DateTime::from_timestamp(now, 0).unwrap(),
         half_life_days,
         query: text.map(str::to_owned),
+        synonyms: Vec::new(),
         similar_to: None,
     }
 }

@@ -6,9 +6,8 @@ use tantivy::schema::Field;
 use tantivy::{Searcher, Term};
 
 use super::super::filter::any_term;
-use super::super::schema::{ANY, Fields, SPECIFIC, tier_key};
-use crate::domain::TaxonomyValue;
-use crate::domain::Weights;
+use super::super::schema::{ANY, Fields, SPECIFIC, ranked, tier_key};
+use crate::domain::{TaxonomyValue, Trust, Weights};
 use crate::ranking::{Criterion, Dimension};
 
 /// One level of one factor, as terms.
@@ -32,15 +31,18 @@ pub(super) struct Tier {
 }
 
 pub(super) fn criterion_term(fields: &Fields, c: &Criterion) -> Term {
-    match c {
-        Criterion::Stage(s) => Term::from_field_text(fields.stage, s.name()),
-        Criterion::Role(r) => Term::from_field_text(fields.role, r.name()),
-        Criterion::AnyRole => Term::from_field_text(fields.role, ANY),
-        Criterion::IndustryExact(i) => Term::from_field_text(fields.industry, i.as_str()),
-        Criterion::IndustryWithin(i) => Term::from_field_text(fields.industry_tree, i.as_str()),
-        Criterion::AnyIndustry => Term::from_field_text(fields.industry, ANY),
-        Criterion::Language(l) => Term::from_field_text(fields.language_match, l),
-    }
+    let (field, value) = match c {
+        Criterion::Stage(s, t) => (fields.stage_rank, ranked(*t, s.name())),
+        Criterion::Role(r, t) => (fields.role_rank, ranked(*t, r.name())),
+        Criterion::AnyRole(t) => (fields.role_rank, ranked(*t, ANY)),
+        Criterion::SomeRole(t) => (fields.role_rank, ranked(*t, SPECIFIC)),
+        Criterion::IndustryExact(i, t) => (fields.industry_rank, ranked(*t, i.as_str())),
+        Criterion::IndustryWithin(i, t) => (fields.industry_tree_rank, ranked(*t, i.as_str())),
+        Criterion::AnyIndustry => (fields.industry_rank, ANY.to_owned()),
+        Criterion::SomeIndustry(t) => (fields.industry_rank, ranked(*t, SPECIFIC)),
+        Criterion::Language(l) => return Term::from_field_text(fields.language_match, l),
+    };
+    Term::from_field_text(field, &value)
 }
 
 /// Every combination of levels, best graded score first.
@@ -81,15 +83,17 @@ pub(super) const KEY_PARTS: usize = 4;
 
 /// A criterion as a `tier_key` part: its slot, its value, and whether the industries below
 /// it count too.
-pub(super) fn key_part(c: &Criterion) -> (usize, &str, bool) {
+pub(super) fn key_part(c: &Criterion) -> (usize, String, bool) {
     match c {
-        Criterion::Stage(s) => (0, s.name(), false),
-        Criterion::Role(r) => (1, r.name(), false),
-        Criterion::AnyRole => (1, ANY, false),
-        Criterion::Language(l) => (2, l.as_str(), false),
-        Criterion::IndustryExact(i) => (3, i.as_str(), false),
-        Criterion::IndustryWithin(i) => (3, i.as_str(), true),
-        Criterion::AnyIndustry => (3, ANY, false),
+        Criterion::Stage(s, t) => (0, ranked(*t, s.name()), false),
+        Criterion::Role(r, t) => (1, ranked(*t, r.name()), false),
+        Criterion::AnyRole(t) => (1, ranked(*t, ANY), false),
+        Criterion::SomeRole(t) => (1, ranked(*t, SPECIFIC), false),
+        Criterion::Language(l) => (2, l.clone(), false),
+        Criterion::IndustryExact(i, t) => (3, ranked(*t, i.as_str()), false),
+        Criterion::IndustryWithin(i, t) => (3, ranked(*t, i.as_str()), true),
+        Criterion::AnyIndustry => (3, ANY.to_owned(), false),
+        Criterion::SomeIndustry(t) => (3, ranked(*t, SPECIFIC), false),
     }
 }
 
@@ -106,7 +110,7 @@ pub(super) fn tier_key_terms(
     tier: &Tier,
 ) -> tantivy::Result<Option<Vec<Term>>> {
     // Per part: exact values, and values whose subtree counts too.
-    let mut parts: [Option<(Vec<&str>, Vec<&str>)>; KEY_PARTS] = Default::default();
+    let mut parts: [Option<(Vec<String>, Vec<String>)>; KEY_PARTS] = Default::default();
     for (dim, &choice) in graded.iter().zip(&tier.levels) {
         let (slot, values, below) = match dim.levels.get(choice) {
             Some(level) => {
@@ -121,10 +125,10 @@ pub(super) fn tier_key_terms(
                     if s != slot {
                         return Ok(None);
                     }
-                    values.push(value);
                     if subtree {
-                        below.push(value);
+                        below.push(value.clone());
                     }
+                    values.push(value);
                 }
                 (slot, values, below)
             }
@@ -135,7 +139,7 @@ pub(super) fn tier_key_terms(
                     .flat_map(|l| &l.criteria)
                     .find(|c| is_any(c));
                 match any {
-                    Some(c) => (key_part(c).0, vec![SPECIFIC], Vec::new()),
+                    Some(c) => (key_part(c).0, vec![SPECIFIC.to_owned()], Vec::new()),
                     None => return Ok(None),
                 }
             }
@@ -206,7 +210,7 @@ pub(super) fn level_shares(
 }
 
 pub(super) fn is_any(c: &Criterion) -> bool {
-    matches!(c, Criterion::AnyRole | Criterion::AnyIndustry)
+    matches!(c, Criterion::AnyRole(_) | Criterion::AnyIndustry)
 }
 
 /// Whether no document of a tier whose keys come from `chosen` (the rest level when
@@ -225,34 +229,64 @@ pub(super) fn disjoint(better: &Criterion, chosen: Option<&IndexLevel>) -> bool 
 }
 
 /// The graded factors that carry a weight, with their levels as terms. (Factors weighted
-/// zero cannot change the order: they are left out of the tiers.)
+/// zero cannot change the order: they are left out of the tiers.) Levels for tags that are
+/// not declared and that no document of the index has are left out too, so a fully tagged
+/// library walks the tiers it always did.
 pub(super) fn graded_dims(
+    searcher: &Searcher,
     fields: &Fields,
     dimensions: &[Dimension],
     w: &Weights,
-) -> Vec<GradedDim> {
-    dimensions
+) -> tantivy::Result<Vec<GradedDim>> {
+    let mut out = Vec::new();
+    for (weight, d) in dimensions
         .iter()
         .map(|d| (w.get(d.factor), d))
         .filter(|(weight, _)| *weight > 0.0)
-        .map(|(weight, d)| GradedDim {
-            weight,
-            levels: d
-                .levels
+    {
+        let mut levels = Vec::with_capacity(d.levels.len());
+        for l in &d.levels {
+            let terms: Vec<Term> = l
+                .criteria
                 .iter()
-                .map(|l| IndexLevel {
-                    criteria: l.criteria.clone(),
-                    terms: l
-                        .criteria
-                        .iter()
-                        .map(|c| criterion_term(fields, c))
-                        .collect(),
-                    value: l.value,
-                })
-                .collect(),
+                .map(|c| criterion_term(fields, c))
+                .collect();
+            if !l.criteria.iter().any(declared) {
+                let mut held = 0;
+                for term in &terms {
+                    held += searcher.doc_freq(term)?;
+                }
+                if held == 0 {
+                    continue;
+                }
+            }
+            levels.push(IndexLevel {
+                criteria: l.criteria.clone(),
+                terms,
+                value: l.value,
+            });
+        }
+        out.push(GradedDim {
+            weight,
+            levels,
             rest_value: d.rest_value,
-        })
-        .collect()
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a criterion is about declared tags (or about no tag at all).
+fn declared(c: &Criterion) -> bool {
+    match c {
+        Criterion::Stage(_, t)
+        | Criterion::Role(_, t)
+        | Criterion::AnyRole(t)
+        | Criterion::SomeRole(t)
+        | Criterion::IndustryExact(_, t)
+        | Criterion::IndustryWithin(_, t)
+        | Criterion::SomeIndustry(t) => *t == Trust::Declared,
+        Criterion::AnyIndustry | Criterion::Language(_) => true,
+    }
 }
 
 /// The query clauses that find exactly a tier's documents: its keys (or its levels' terms)

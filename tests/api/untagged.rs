@@ -1,0 +1,398 @@
+//! A library nobody tagged: tags read from the text and where each came from, lists that
+//! differ by role, suggestions a person accepts, the review file.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, stagefit, text};
+
+/// A small vendor site as it comes: no stage, role, industry or concern anywhere, and for
+/// some pages no content type either (the URL's folder says it).
+fn library() -> Vec<Value> {
+    let page = |id: &str, title: &str, url: &str, body: &str| json!({ "id": id, "title": title, "url": url, "body": body });
+    let mut assets = vec![
+        page(
+            "docs-install",
+            "Install the SDK",
+            "/docs/install",
+            "Install the SDK with the CLI, configure the API key and call the first endpoint.",
+        ),
+        page(
+            "docs-api-reference",
+            "API reference",
+            "/docs/api",
+            "Every endpoint, its parameters and JSON responses; authentication with OAuth.",
+        ),
+        page(
+            "docs-webhooks",
+            "Webhooks",
+            "/docs/webhooks",
+            "Configure webhook endpoints, verify signatures, retry deliveries from the server.",
+        ),
+        page(
+            "docs-kubernetes",
+            "Deploy on Kubernetes",
+            "/docs/deploy/kubernetes",
+            "Deploy the server with Docker images on Kubernetes; database and latency tuning.",
+        ),
+        page(
+            "pricing",
+            "Pricing and plans",
+            "/pricing",
+            "Plans, price per seat, budget and cost; annual billing and invoices.",
+        ),
+        page(
+            "customers-st-mary",
+            "How St Mary's hospital cut patient wait times",
+            "/customers/st-marys-hospital",
+            "The hospital's patients waited less; the clinical team saw results in weeks.",
+        ),
+        page(
+            "customers-northbank",
+            "Northbank: a bank's growth strategy",
+            "/customers/northbank",
+            "The bank's executive team built a business case, ROI and revenue growth.",
+        ),
+        page(
+            "vs-globex",
+            "Acme vs Globex: an honest comparison",
+            "/vs/globex",
+            "Compare features and alternatives; evaluate which fits your requirements.",
+        ),
+        page(
+            "changelog-4-2",
+            "Release notes 4.2",
+            "/changelog/4-2",
+            "This release adds a new API endpoint and upgrades the SDK version.",
+        ),
+        page(
+            "blog-trends",
+            "Why revenue teams struggle: trends for leaders",
+            "/blog/trends",
+            "The challenge executives face; strategy, growth and the state of the market.",
+        ),
+        page(
+            "blog-dashboards",
+            "Ten dashboard tips for marketing teams",
+            "/blog/dashboard-tips",
+            "Tips for campaign reports, templates and team workflows.",
+        ),
+        page(
+            "security",
+            "Security and compliance",
+            "/security",
+            "SOC 2, GDPR, encryption and audit; the contract terms procurement asks for.",
+        ),
+    ];
+    // Twelve more pages that say nothing telling: the ties a list must not break by
+    // index order.
+    for i in 0..12 {
+        assets.push(page(
+            &format!("note-{i:02}"),
+            &format!("Note {i}"),
+            &format!("/blog/note-{i}"),
+            "Lorem ipsum dolor sit amet.",
+        ));
+    }
+    assets
+}
+
+async fn untagged_server() -> TestServer {
+    let s = TestServer::empty().await;
+    let dir = s.dir().to_owned();
+    let path = dir.join("site.jsonl");
+    let lines: String = library()
+        .iter()
+        .map(|a| format!("{a}\n"))
+        .collect::<String>();
+    std::fs::write(&path, lines).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || stagefit(&dir, &["import", &path]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The server follows the import through the change log.
+    for _ in 0..200 {
+        let data = s
+            .gql(r#"{ assets(first: 1) { totalCount } }"#, json!({}))
+            .await;
+        if data["assets"]["totalCount"] == 24 {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server never showed the import");
+}
+
+const EVIDENCE: &str = r#"query($id: ID!) { asset(id: $id) { contentType stages roles industries
+    tagEvidence { field value source confidence } } }"#;
+
+fn evidence<'a>(asset: &'a Value, field: &str) -> Vec<&'a Value> {
+    asset["tagEvidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["field"] == field)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_untagged_library_says_where_each_tag_comes_from() {
+    let mut s = untagged_server().await;
+    let asset = |id: &'static str| {
+        let s = &s;
+        async move { s.gql(EVIDENCE, json!({ "id": id })).await["asset"].clone() }
+    };
+    // The folder named the type; the text named the stage and the readers.
+    let docs = asset("docs-install").await;
+    assert_eq!(docs["contentType"], "DOCUMENTATION", "{docs}");
+    assert_eq!(docs["stages"], json!(["ADOPTION"]), "{docs}");
+    assert_eq!(docs["roles"], json!(["TECHNICAL_INTEGRATOR"]), "{docs}");
+    let role = evidence(&docs, "ROLE")[0];
+    assert_eq!(role["source"], "INFERRED", "{docs}");
+    assert!(role["confidence"].as_f64().unwrap() >= 0.45, "{docs}");
+    let pricing = asset("pricing").await;
+    assert_eq!(pricing["contentType"], "PRICING_SHEET");
+    assert_eq!(pricing["stages"][0], "DECISION", "{pricing}");
+    let hospital = asset("customers-st-mary").await;
+    assert_eq!(hospital["contentType"], "CASE_STUDY");
+    assert_eq!(hospital["industries"], json!(["healthcare"]), "{hospital}");
+    assert_eq!(evidence(&hospital, "INDUSTRY")[0]["source"], "INFERRED");
+    let notes = asset("changelog-4-2").await;
+    assert_eq!(notes["contentType"], "RELEASE_NOTES", "{notes}");
+    assert_eq!(notes["stages"], json!(["ADOPTION"]), "{notes}");
+    // A page that says nothing: the type's default stage, and no role known.
+    let blank = asset("note-03").await;
+    assert_eq!(evidence(&blank, "STAGE")[0]["source"], "DEFAULT", "{blank}");
+    let role = evidence(&blank, "ROLE")[0];
+    assert_eq!(role["source"], "DEFAULT", "{blank}");
+    assert!(role["value"].is_null(), "{blank}");
+
+    // The reasons say it too.
+    let list = s
+        .gql(
+            r#"{ recommendations(audience: { stage: ADOPTION, role: TECHNICAL_INTEGRATOR }, first: 10) {
+                items { asset { id } reasons { factor detail } } } }"#,
+            json!({}),
+        )
+        .await;
+    let details: Vec<String> = list["recommendations"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["reasons"].as_array().unwrap().clone())
+        .map(|r| r["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("adoption stage, the buyer's own, inferred from the text (0.")),
+        "{details:#?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("written for technical integrators, inferred from the text")),
+        "{details:#?}"
+    );
+    s.stop().await;
+}
+
+const LIST: &str = r#"query($stage: Stage!, $role: Role!) { recommendations(audience: { stage: $stage, role: $role }, first: 5) {
+    items { score asset { id } } } }"#;
+
+fn ids(list: &Value) -> Vec<String> {
+    list["recommendations"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["asset"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_query_each_role_gets_its_own_list() {
+    let mut s = untagged_server().await;
+    let list = |stage: &'static str, role: &'static str| {
+        let s = &s;
+        async move { ids(&s.gql(LIST, json!({ "stage": stage, "role": role })).await) }
+    };
+    // The same stage, three seats: three lists.
+    let technical = list("CONSIDERATION", "TECHNICAL_INTEGRATOR").await;
+    let executive = list("CONSIDERATION", "DECISION_MAKER").await;
+    let finance = list("CONSIDERATION", "FINANCE").await;
+    assert_ne!(technical, executive);
+    assert_ne!(executive, finance);
+    assert_ne!(technical, finance);
+    // Each seat finds what the text says is written for it.
+    let technical = list("ADOPTION", "TECHNICAL_INTEGRATOR").await;
+    assert!(
+        technical
+            .iter()
+            .take(3)
+            .filter(|id| id.starts_with("docs-"))
+            .count()
+            >= 2,
+        "{technical:?}"
+    );
+    let finance = list("DECISION", "FINANCE").await;
+    assert!(
+        finance.iter().take(2).any(|id| id == "pricing"),
+        "{finance:?}"
+    );
+    let executive = list("DECISION", "DECISION_MAKER").await;
+    assert!(
+        executive
+            .iter()
+            .take(3)
+            .any(|id| id.starts_with("customers-")),
+        "{executive:?}"
+    );
+    // Pages that say nothing never come first by their place in the index.
+    for list in [&technical, &executive, &finance] {
+        assert!(!list[0].starts_with("note-"), "{list:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn accepted_suggestions_become_declared_and_bad_ones_write_nothing() {
+    let mut s = untagged_server().await;
+    let accept = r#"mutation($accept: [TagAcceptInput!]!) { acceptTagSuggestions(accept: $accept) {
+        updated assets { id roles tagEvidence { field value source } } } }"#;
+    // A bad row among good ones: nothing is written, each problem is named.
+    let error = s
+        .gql_error(
+            accept,
+            json!({ "accept": [
+                { "assetId": "pricing", "field": "ROLE", "value": "FINANCE" },
+                { "assetId": "pricing", "field": "STAGE", "value": "closing" },
+                { "assetId": "nope", "field": "ROLE", "value": "FINANCE" },
+            ] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("accept[1]"), "{message}");
+    assert!(message.contains("accept[2]: no asset"), "{message}");
+    let pricing = s.gql(EVIDENCE, json!({ "id": "pricing" })).await;
+    assert_ne!(evidence(&pricing["asset"], "ROLE")[0]["source"], "DECLARED");
+
+    let data = s
+        .gql(
+            accept,
+            json!({ "accept": [{ "assetId": "pricing", "field": "ROLE", "value": "finance" }] }),
+        )
+        .await;
+    let asset = &data["acceptTagSuggestions"]["assets"][0];
+    assert_eq!(asset["roles"], json!(["FINANCE"]), "{data}");
+    let role = evidence(asset, "ROLE")[0];
+    assert_eq!(role["source"], "DECLARED", "{data}");
+    // Declared now: an export carries it as the content team's own.
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_review_file_round_trips_through_the_command_line() {
+    let mut s = untagged_server().await;
+    let dir = s.dir().to_owned();
+    let review = dir.join("review.csv");
+    let review_path = review.to_str().unwrap().to_owned();
+    let out = {
+        let (dir, path) = (dir.clone(), review_path.clone());
+        tokio::task::spawn_blocking(move || {
+            stagefit(
+                &dir,
+                &[
+                    "tags",
+                    "suggest",
+                    "--min-confidence",
+                    "0.5",
+                    "--output",
+                    &path,
+                ],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::read_to_string(&review).unwrap();
+    assert!(
+        file.starts_with("asset_id,title,field,value,confidence,evidence,accept\n"),
+        "{file}"
+    );
+    let line = file
+        .lines()
+        .find(|l| l.starts_with("docs-webhooks,") && l.contains(",role,TECHNICAL_INTEGRATOR,"))
+        .unwrap_or_else(|| panic!("no role suggestion for the webhooks page: {file}"))
+        .to_owned();
+    // A typo in the accept column: named by its line, nothing declared.
+    let bad = file.replacen(&line, &format!("{line}perhaps"), 1);
+    std::fs::write(&review, &bad).unwrap();
+    let out = {
+        let (dir, path) = (dir.clone(), review_path.clone());
+        tokio::task::spawn_blocking(move || stagefit(&dir, &["tags", "apply", &path]))
+            .await
+            .unwrap()
+    };
+    assert!(!out.status.success());
+    let line_number = bad.lines().position(|l| l.ends_with("perhaps")).unwrap() + 1;
+    assert!(
+        text(&out.stderr).contains(&format!("line {line_number}: accept")),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&review, file.replacen(&line, &format!("{line}yes"), 1)).unwrap();
+    let out = {
+        let (dir, path) = (dir.clone(), review_path.clone());
+        tokio::task::spawn_blocking(move || stagefit(&dir, &["tags", "apply", &path]))
+            .await
+            .unwrap()
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("declared 1 accepted tags on 1 assets"));
+    for _ in 0..200 {
+        let data = s.gql(EVIDENCE, json!({ "id": "docs-webhooks" })).await;
+        if evidence(&data["asset"], "ROLE")[0]["source"] == "DECLARED" {
+            // The export says which tags are declared and where the rest came from.
+            let export = dir.join("export.jsonl");
+            let export_path = export.to_str().unwrap().to_owned();
+            let out =
+                tokio::task::spawn_blocking(move || stagefit(&dir, &["export", &export_path]))
+                    .await
+                    .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let exported = std::fs::read_to_string(&export).unwrap();
+            let webhooks: Value = exported
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|a| a["id"] == "docs-webhooks")
+                .unwrap();
+            assert_eq!(webhooks["roles"], json!(["TECHNICAL_INTEGRATOR"]));
+            assert!(
+                webhooks["stages"].as_array().unwrap().is_empty(),
+                "{webhooks}"
+            );
+            let lines: Vec<&str> = webhooks["tag_evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            assert!(
+                lines.contains(&"role TECHNICAL_INTEGRATOR declared"),
+                "{lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("stage ADOPTION inferred 0.")),
+                "{lines:?}"
+            );
+            s.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server never showed the declared role");
+}
