@@ -850,9 +850,15 @@ async fn audit(
     store.close().await;
     let (report, stale) = outcome.map_err(AppError::unmasked)?;
     let days = stale_after_days.unwrap_or(library.stale_after_days());
+    // How much of the library is tagged comes first: a matrix of defaults says little.
     println!(
-        "coverage by {view}: {} published assets, stale after {days} days",
-        report.assets
+        "tags: {} of {} published assets declare none (their tags are read from the text or \
+         defaulted)",
+        report.untagged, report.assets
+    );
+    println!(
+        "coverage by {view}: {} published assets, stale after {days} days, {} undated",
+        report.assets, report.undated
     );
     let gaps: Vec<&services::CoverageReportCell> =
         report.cells.iter().filter(|c| c.cell.is_gap()).collect();
@@ -866,11 +872,15 @@ async fn audit(
     let written_for = written_for(&dimensions);
     for c in &report.cells {
         println!(
-            "  {:<60} {:>6} served {:>6} written {:>6} stale",
+            "  {:<60} {:>6} served ({} declared, {} inferred, {} default) {:>6} written {:>6} stale {:>6} undated",
             describe_cell(&c.cell.key),
             c.cell.count(),
+            c.cell.declared_count,
+            c.cell.inferred_count,
+            c.cell.default_count,
             c.cell.specific_count().unwrap_or_default(),
-            c.cell.stale_count
+            c.cell.stale_count,
+            c.cell.undated_count
         );
     }
     println!("gaps: {}", gaps.len());
@@ -893,6 +903,10 @@ async fn audit(
         });
         println!("  {} ({when})", s.asset.id);
     }
+    println!(
+        "undated assets (no publication or review date): {}",
+        report.undated
+    );
     println!("without concerns or topics: {}", report.undescribed.len());
     for id in report.undescribed.iter().take(20) {
         println!("  {id}");

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue};
+use super::{ContentType, IndustrySlug, Language, Role, Stage, TagSource, TaxonomyValue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CoverageDimension {
@@ -34,7 +34,87 @@ pub struct CoverageRow {
     pub industries: Vec<IndustrySlug>,
     pub content_type: ContentType,
     pub language: Language,
+    /// Dated and not reviewed (else published) within the threshold; never set for an
+    /// undated asset, which is `undated` instead.
     pub stale: bool,
+    pub undated: bool,
+    /// Where the stages, roles and industries come from.
+    pub sources: TagSources,
+}
+
+/// The source of a row's stages, roles and industries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TagSources {
+    pub stages: TagSource,
+    pub roles: TagSource,
+    pub industries: TagSource,
+}
+
+impl TagSources {
+    pub const DECLARED: Self = Self {
+        stages: TagSource::Declared,
+        roles: TagSource::Declared,
+        industries: TagSource::Declared,
+    };
+
+    /// As one number (two bits a kind), for an index column.
+    pub fn pack(self) -> u64 {
+        let bits = |s: TagSource| match s {
+            TagSource::Declared => 0u64,
+            TagSource::Inferred => 1,
+            TagSource::Default => 2,
+        };
+        bits(self.stages) | bits(self.roles) << 2 | bits(self.industries) << 4
+    }
+
+    pub fn unpack(packed: u64) -> Self {
+        let source = |b: u64| match b & 3 {
+            1 => TagSource::Inferred,
+            2 => TagSource::Default,
+            _ => TagSource::Declared,
+        };
+        Self {
+            stages: source(packed),
+            roles: source(packed >> 2),
+            industries: source(packed >> 4),
+        }
+    }
+
+    /// Whether nothing of the asset was declared.
+    pub fn untagged(self) -> bool {
+        self.stages != TagSource::Declared
+            && self.roles != TagSource::Declared
+            && self.industries != TagSource::Declared
+    }
+
+    /// The weakest source among the tag dimensions of a view (declared when it has none).
+    fn weakest(self, dims: &BTreeSet<CoverageDimension>) -> TagSource {
+        let rank = |s: TagSource| match s {
+            TagSource::Declared => 0,
+            TagSource::Inferred => 1,
+            TagSource::Default => 2,
+        };
+        dims.iter()
+            .filter_map(|d| match d {
+                CoverageDimension::Stage => Some(self.stages),
+                CoverageDimension::Role => Some(self.roles),
+                CoverageDimension::Industry => Some(self.industries),
+                _ => None,
+            })
+            .max_by_key(|s| rank(*s))
+            .unwrap_or(TagSource::Declared)
+    }
+}
+
+impl TagSources {
+    pub fn from_asset(asset: &super::Asset) -> Self {
+        let e = &asset.evidence;
+        Self {
+            stages: e.stages.source,
+            roles: e.roles.source,
+            industries: e.industries.source,
+        }
+    }
 }
 
 impl CoverageRow {
@@ -48,6 +128,8 @@ impl CoverageRow {
             content_type: asset.content_type,
             language: asset.language.clone(),
             stale: false,
+            undated: asset.last_reviewed().is_none() && !asset.evergreen,
+            sources: TagSources::from_asset(asset),
         }
     }
 }
@@ -78,6 +160,12 @@ pub struct CoverageCell {
     /// the matrix was asked for them (they cost a second pass over the rows).
     pub specific_rows: Option<Vec<u32>>,
     pub stale_count: u64,
+    pub undated_count: u64,
+    /// Of `rows`, how many are in the cell by declared tags, by tags read from the text,
+    /// and by defaults (the weakest source among the view's stage, role and industry).
+    pub declared_count: u64,
+    pub inferred_count: u64,
+    pub default_count: u64,
 }
 
 impl CoverageCell {
@@ -153,6 +241,12 @@ pub fn coverage_matrix(
             if let Some(members) = cells.get_mut(&key) {
                 members.all.push(index as u32);
                 members.stale += u64::from(row.stale);
+                members.undated += u64::from(row.undated);
+                match row.sources.weakest(&dims) {
+                    TagSource::Declared => members.declared += 1,
+                    TagSource::Inferred => members.inferred += 1,
+                    TagSource::Default => members.defaulted += 1,
+                }
             }
         }
         if !with_written {
@@ -175,6 +269,10 @@ pub fn coverage_matrix(
                 rows: members.all,
                 specific_rows: with_written.then_some(members.specific),
                 stale_count: members.stale,
+                undated_count: members.undated,
+                declared_count: members.declared,
+                inferred_count: members.inferred,
+                default_count: members.defaulted,
             }
         })
         .collect()
@@ -185,6 +283,10 @@ struct Members {
     all: Vec<u32>,
     specific: Vec<u32>,
     stale: u64,
+    undated: u64,
+    declared: u64,
+    inferred: u64,
+    defaulted: u64,
 }
 
 /// Every key of the cross product of one row's values per dimension, each once.
@@ -318,6 +420,8 @@ mod tests {
             content_type: ContentType::Ebook,
             language: Language::english(),
             stale,
+            undated: false,
+            sources: TagSources::DECLARED,
         }
     }
 

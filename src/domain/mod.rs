@@ -28,7 +28,7 @@ pub use account::{
 pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
-    coverage_matrix,
+    TagSources, coverage_matrix,
 };
 pub use evidence::{
     ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, Trust,

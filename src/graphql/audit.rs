@@ -58,8 +58,16 @@ pub struct CoverageCell {
     /// Equal to `count` in views over neither roles nor industries.
     pub specific_count: u64,
     /// Of them, those not reviewed (or published, if never reviewed) within the stale
-    /// threshold, or never dated. Evergreen assets are never stale.
+    /// threshold. Evergreen assets are never stale; undated ones are `undatedCount`.
     pub stale_count: u64,
+    /// Of them, those with neither a publication nor a review date.
+    pub undated_count: u64,
+    /// Of `count`, the assets in the cell by tags their content team declared, by tags
+    /// read from their text, and by defaults (the content type's stages, no role known):
+    /// the weakest source among the view's stage, role and industry decides.
+    pub declared_count: u64,
+    pub inferred_count: u64,
+    pub default_count: u64,
     /// Engagement events with the cell's assets in the last 90 days.
     pub recent_engagements: u64,
     /// The cell's asset ids, sorted (at most `idsPerCell`).
@@ -79,6 +87,12 @@ pub struct CoverageReportObject {
     pub specific_gaps: Vec<CoverageCell>,
     /// Published assets the filter let through.
     pub asset_count: u64,
+    /// Of them, those that declare no stage, role or industry: their cells are read from
+    /// their text or defaulted (see each cell's `declaredCount`, `inferredCount`,
+    /// `defaultCount`).
+    pub untagged_count: u64,
+    /// Of them, those with neither a publication nor a review date: not counted as stale.
+    pub undated_count: u64,
     pub stale_after_days: u32,
 }
 
@@ -101,6 +115,10 @@ fn cell(
         count: c.cell.count() as u64,
         specific_count: c.cell.specific_count().unwrap_or_default() as u64,
         stale_count: c.cell.stale_count,
+        undated_count: c.cell.undated_count,
+        declared_count: c.cell.declared_count,
+        inferred_count: c.cell.inferred_count,
+        default_count: c.cell.default_count,
         recent_engagements: c.engagements,
         asset_ids: c
             .cell
@@ -249,6 +267,8 @@ impl AuditQuery {
                 .map(|c| cell(c, &report.rows, ids_per_cell))
                 .collect(),
             asset_count: report.assets,
+            untagged_count: report.untagged,
+            undated_count: report.undated,
             stale_after_days: stale.unwrap_or(library.stale_after_days()),
         })
     }
@@ -336,8 +356,9 @@ impl AuditQuery {
     }
 
     /// Published assets last reviewed (else published) more than `olderThanDays` ago
-    /// (default: the server's stale threshold, 365) or never dated, oldest first.
-    /// Evergreen assets only with `includeEvergreen`.
+    /// (default: the server's stale threshold, 365), oldest first. Undated assets are not
+    /// stale (`coverage { undatedCount }` counts them). Evergreen assets only with
+    /// `includeEvergreen`.
     #[graphql(cache_control(no_cache))]
     async fn stale_assets(
         &self,

@@ -10,7 +10,8 @@ use super::SearchIndex;
 use super::filter::filter_query;
 use super::schema::{ANY, EVERGREEN_TS, UNDATED_TS};
 use crate::domain::{
-    AssetFilter, ContentType, CoverageRow, IndustrySlug, Language, Role, Stage, TaxonomyValue,
+    AssetFilter, ContentType, CoverageRow, IndustrySlug, Language, Role, Stage, TagSources,
+    TaxonomyValue,
 };
 use crate::error::AppResult;
 
@@ -43,6 +44,7 @@ struct AuditSegmentCollector {
     published: Column<i64>,
     evergreen: Column<bool>,
     concerns: Column<u64>,
+    sources: Column<u64>,
     topic: Option<StrColumn>,
     rows: Vec<AuditRow>,
 }
@@ -124,6 +126,7 @@ impl Collector for AuditCollector {
             published: ff.i64("published_ts")?,
             evergreen: ff.bool("evergreen")?,
             concerns: ff.u64("concern_mask")?,
+            sources: ff.u64("tag_sources")?,
             topic: ff.str("topic")?,
             rows: Vec::new(),
         })
@@ -176,8 +179,12 @@ impl SegmentCollector for AuditSegmentCollector {
                 industries,
                 content_type,
                 language,
-                // Evergreen assets never go stale; undated ones always count as stale.
-                stale: freshness != EVERGREEN_TS && freshness < self.stale_before,
+                // Evergreen assets never go stale; undated ones are undated, not stale.
+                stale: freshness != EVERGREEN_TS
+                    && freshness != UNDATED_TS
+                    && freshness < self.stale_before,
+                undated: freshness == UNDATED_TS,
+                sources: TagSources::unpack(self.sources.first(doc).unwrap_or(0)),
             },
             dated_at,
             evergreen,

@@ -112,6 +112,8 @@ pub struct Fields {
     pub stage_rank: Field,
     /// `Asset::prominence`: what decides between equal scores.
     pub prominence: Field,
+    /// `TagSources::pack`: where the stages, roles and industries come from (the audit).
+    pub tag_sources: Field,
     pub role_rank: Field,
     pub industry_rank: Field,
     pub industry_tree_rank: Field,
@@ -175,6 +177,7 @@ pub fn build_schema() -> (Schema, Fields) {
         tier_key: b.add_text_field("tier_key", STRING),
         stage_rank: b.add_text_field("stage_rank", STRING),
         prominence: b.add_u64_field("prominence", FAST),
+        tag_sources: b.add_u64_field("tag_sources", FAST),
         role_rank: b.add_text_field("role_rank", STRING),
         industry_rank: b.add_text_field("industry_rank", STRING),
         industry_tree_rank: b.add_text_field("industry_tree_rank", STRING),
@@ -288,6 +291,10 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
     doc.add_bool(fields.evergreen, asset.evergreen);
     doc.add_i64(fields.freshness_ts, freshness_ts(asset));
     doc.add_u64(fields.prominence, asset.prominence());
+    doc.add_u64(
+        fields.tag_sources,
+        crate::domain::TagSources::from_asset(asset).pack(),
+    );
     let trust = ranking_trust(asset);
     for stage in &asset.stages {
         doc.add_text(fields.stage_rank, ranked(trust.stages, stage.name()));

@@ -22,6 +22,10 @@ pub struct CoverageReport {
     pub assets: u64,
     /// Of them, those naming no concern and no topic, by id.
     pub undescribed: Vec<String>,
+    /// Of them, those that declare no stage, role or industry.
+    pub untagged: u64,
+    /// Of them, those with neither a publication nor a review date (and not evergreen).
+    pub undated: u64,
 }
 
 /// What a coverage report computes beyond counts, each only when asked: both cost time.
@@ -120,6 +124,11 @@ impl Library {
             .collect();
         let coverage_rows: Vec<_> = rows.into_iter().map(|r| r.coverage).collect();
         let assets = coverage_rows.len() as u64;
+        let untagged = coverage_rows
+            .iter()
+            .filter(|r| r.sources.untagged())
+            .count() as u64;
+        let undated = coverage_rows.iter().filter(|r| r.undated).count() as u64;
         let cells = coverage_matrix(&coverage_rows, &dimensions, &universe, extras.written);
         let since = (Utc::now() - chrono::Duration::days(ENGAGEMENT_WINDOW_DAYS)).timestamp();
         // One grouped query over the window's events: skipped when nobody asked.
@@ -141,12 +150,15 @@ impl Library {
                 .collect(),
             assets,
             undescribed,
+            untagged,
+            undated,
             rows: coverage_rows,
         })
     }
 
     /// Published assets last reviewed (else published) more than `older_than_days` ago,
-    /// or never dated, oldest first; evergreen ones only when asked.
+    /// oldest first; evergreen ones only when asked. Undated assets are not stale (nothing
+    /// says how old they are): the coverage report counts them apart.
     pub async fn stale_assets(
         &self,
         older_than_days: Option<u32>,

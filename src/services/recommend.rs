@@ -23,7 +23,7 @@ const DIVERSITY_WINDOW_FACTOR: usize = 2;
 const MIN_DIVERSITY_WINDOW: usize = 20;
 /// How many times its usual weight text has in `nextContent` after a seed whose stage
 /// was read from its text or defaulted: the seed's subject then leads.
-const UNTAGGED_SEED_TEXT_FACTOR: f64 = 2.5;
+const UNTAGGED_SEED_TEXT_FACTOR: f64 = 12.0;
 
 /// Where a resolved audience field came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

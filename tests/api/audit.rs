@@ -41,7 +41,8 @@ const COVERAGE: &str = r#"
 query($by: [CoverageDimension!]!, $filter: AssetFilter, $stale: Int) {
   coverage(by: $by, filter: $filter, staleAfterDays: $stale) {
     assetCount staleAfterDays
-    cells { stage role industry crossIndustry contentType language count staleCount assetIds }
+    cells { stage role industry crossIndustry contentType language count staleCount undatedCount
+            declaredCount inferredCount defaultCount assetIds }
     gaps { stage role industry crossIndustry }
   }
 }"#;
@@ -100,19 +101,24 @@ async fn stage_by_role_coverage_matches_a_hand_count_and_lists_exactly_the_gaps(
         );
     }
     // Stale at 365 days: b-guide (reviewed 400 days ago), c-case (published 500 days
-    // ago, never reviewed), f-undated (never dated). d-api is evergreen.
-    let stale = |stage: &str, role: &str| {
+    // ago, never reviewed). f-undated is undated, not stale; d-api is evergreen.
+    let cell = |stage: &str, role: &str, what: &str| {
         cells
             .iter()
             .find(|c| c["stage"] == stage && c["role"] == role)
-            .unwrap()["staleCount"]
+            .unwrap()[what]
             .clone()
     };
-    assert_eq!(stale("AWARENESS", "FINANCE"), 1);
+    let stale = |stage: &str, role: &str| cell(stage, role, "staleCount");
+    assert_eq!(stale("AWARENESS", "FINANCE"), 0);
+    assert_eq!(cell("AWARENESS", "FINANCE", "undatedCount"), 1);
+    // Every asset here declares its tags (a-ebook, for every role, and f-undated).
+    assert_eq!(cell("AWARENESS", "FINANCE", "declaredCount"), 2);
+    assert_eq!(cell("AWARENESS", "FINANCE", "inferredCount"), 0);
     assert_eq!(stale("CONSIDERATION", "FINANCE"), 1);
     assert_eq!(stale("DECISION", "DECISION_MAKER"), 1);
     assert_eq!(stale("ADOPTION", "TECHNICAL_INTEGRATOR"), 0);
-    // A longer threshold: only the undated one.
+    // A longer threshold: nothing is stale (the undated one never is).
     let lenient = s
         .gql(COVERAGE, json!({ "by": ["STAGE", "ROLE"], "stale": 3650 }))
         .await["coverage"]["cells"]
@@ -123,7 +129,7 @@ async fn stage_by_role_coverage_matches_a_hand_count_and_lists_exactly_the_gaps(
         .iter()
         .map(|c| c["staleCount"].as_u64().unwrap())
         .sum();
-    assert_eq!(total, 1, "f-undated, in its one cell");
+    assert_eq!(total, 0, "f-undated is undated, not stale");
 
     // Engagement of the last 90 days, per cell.
     s.gql(
@@ -271,15 +277,15 @@ async fn stale_assets_are_listed_oldest_first_with_evergreen_only_on_request() {
         asset { id } lastDatedAt ageDays } }"#;
     let list = |v: &Value| ids(&v["staleAssets"], &["asset", "id"]);
     let default = s.gql(q, json!({})).await;
-    assert_eq!(list(&default), ["f-undated", "c-case", "b-guide"]);
-    assert_eq!(default["staleAssets"][0]["lastDatedAt"], Value::Null);
-    assert_eq!(default["staleAssets"][1]["ageDays"], 500);
+    // Undated assets are not stale: nothing says how old they are.
+    assert_eq!(list(&default), ["c-case", "b-guide"]);
+    assert_eq!(default["staleAssets"][0]["ageDays"], 500);
     let strict = s.gql(q, json!({ "days": 20 })).await;
-    assert_eq!(list(&strict), ["f-undated", "c-case", "b-guide", "a-ebook"]);
+    assert_eq!(list(&strict), ["c-case", "b-guide", "a-ebook"]);
     let with_evergreen = s.gql(q, json!({ "days": 20, "evergreen": true })).await;
     assert_eq!(
         list(&with_evergreen),
-        ["f-undated", "d-api", "c-case", "b-guide", "a-ebook"]
+        ["d-api", "c-case", "b-guide", "a-ebook"]
     );
     let bad = s.gql_error(q, json!({ "days": -1 })).await;
     assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT");
@@ -398,7 +404,9 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("coverage by stage x role: 133 published assets, stale after 365 days"),
+        stdout.starts_with(
+            "tags: 0 of 133 published assets declare none (their tags are read from the text or defaulted)\ncoverage by stage x role: 133 published assets, stale after 365 days"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("\ngaps: "), "{stdout}");
@@ -407,7 +415,13 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
         stdout.contains("\nwithout concerns or topics: "),
         "{stdout}"
     );
-    assert_eq!(stdout.lines().filter(|l| l.ends_with(" stale")).count(), 25);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.ends_with(" undated"))
+            .count(),
+        25
+    );
 
     let out = stagefit(
         dir.path(),
@@ -586,7 +600,7 @@ async fn the_demo_library_shows_its_healthcare_decision_gap() {
         .lines()
         .find(|l| l.trim_start().starts_with("DECISION x healthcare "))
         .unwrap();
-    assert!(line.contains(" served      0 written "), "{line}");
+    assert!(line.contains(" default)      0 written "), "{line}");
     let stderr = crate::support::text(&out.stderr);
     assert!(
         stderr.contains("have nothing written for their industry"),
