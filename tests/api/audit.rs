@@ -474,7 +474,11 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
     );
     // Nothing was written.
     let out = stagefit(dir.path(), &["audit"]);
-    assert!(text(&out.stdout).starts_with("coverage by stage x role: 133 published assets"));
+    assert!(
+        text(&out.stdout).contains("\ncoverage by stage x role: 133 published assets"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 const SPECIFIC: &str = r#"
