@@ -238,6 +238,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                     half_life_days: 365.0,
                     query: text.map(str::to_owned),
                     synonyms: Vec::new(),
+                    sequels: Vec::new(),
                     similar_to: None,
                 },
                 dimensions: &dims,

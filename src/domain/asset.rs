@@ -484,6 +484,41 @@ impl Asset {
             + sureness
     }
 
+    /// The ids that would continue this asset, read from the last number in its id: the
+    /// next part, chapter, step or month (`guide/part-1` -> `guide/part-2`,
+    /// `changelog/2021-12` -> `changelog/2022-01`, `part-09` -> `part-10`). Empty when the
+    /// id has no number.
+    pub fn sequel_ids(&self) -> Vec<String> {
+        let id = self.id.as_str();
+        let Some(end) = id.rfind(|c: char| c.is_ascii_digit()).map(|i| i + 1) else {
+            return Vec::new();
+        };
+        let start = id[..end]
+            .rfind(|c: char| !c.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        let digits = &id[start..end];
+        let Ok(n) = digits.parse::<u64>() else {
+            return Vec::new();
+        };
+        let width = digits.len();
+        let mut out = vec![format!("{}{:0width$}{}", &id[..start], n + 1, &id[end..])];
+        // A month after a year (`2021-12`): the next is January of the next year.
+        if n == 12 && width == 2 && start >= 5 && id[..start].ends_with('-') {
+            let year_end = start - 1;
+            let year_start = year_end - 4;
+            if let Ok(year) = id[year_start..year_end].parse::<u64>() {
+                out = vec![format!(
+                    "{}{}-01{}",
+                    &id[..year_start],
+                    year + 1,
+                    &id[end..]
+                )];
+            }
+        }
+        out.retain(|s| AssetId::parse(s).is_ok());
+        out
+    }
+
     /// When the content was last vouched for: its review, else its publication.
     pub fn last_reviewed(&self) -> Option<DateTime<Utc>> {
         self.reviewed_at.or(self.published_at)
@@ -672,6 +707,54 @@ mod tests {
         assert_eq!(asset, again);
         assert_eq!(asset.fingerprint(), again.fingerprint());
         assert_eq!(asset.to_draft().published_at.as_deref(), Some("2024-03-01"));
+    }
+
+    #[test]
+    fn a_sequel_is_the_next_number_of_the_id() {
+        let with_id = |id: &str| {
+            AssetDraft {
+                id: Some(id.into()),
+                title: Some("t".into()),
+                content_type: Some("EBOOK".into()),
+                ..AssetDraft::default()
+            }
+            .validate()
+            .unwrap()
+        };
+        assert_eq!(with_id("guide/part-1").sequel_ids(), ["guide/part-2"]);
+        assert_eq!(with_id("step-09-setup").sequel_ids(), ["step-10-setup"]);
+        assert_eq!(
+            with_id("changelog/2021-06").sequel_ids(),
+            ["changelog/2021-07"]
+        );
+        assert_eq!(
+            with_id("changelog/2021-12").sequel_ids(),
+            ["changelog/2022-01"]
+        );
+        assert!(with_id("pricing").sequel_ids().is_empty());
+    }
+
+    #[test]
+    fn the_folder_names_the_type_when_the_record_does_not() {
+        let typed = |url: &str| {
+            AssetDraft {
+                id: Some("x".into()),
+                title: Some("x".into()),
+                url: Some(url.into()),
+                ..AssetDraft::default()
+            }
+            .validate()
+            .map(|a| a.content_type)
+        };
+        assert_eq!(typed("/en/blog/x"), Ok(ContentType::BlogPost));
+        assert_eq!(
+            typed("https://acme.example/changelog/4-2"),
+            Ok(ContentType::ReleaseNotes)
+        );
+        assert_eq!(typed("/docs/api/x"), Ok(ContentType::Documentation));
+        assert_eq!(typed("/vs/globex"), Ok(ContentType::ComparisonGuide));
+        let err = typed("/about/team").unwrap_err();
+        assert_eq!(err[0].field, "content_type");
     }
 
     #[test]

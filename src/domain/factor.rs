@@ -22,6 +22,7 @@ macro_rules! with_factors {
             (Freshness, freshness, "FRESHNESS", 0.5),
             (Popularity, popularity, "POPULARITY", 0.5),
             (Language, language, "LANGUAGE", 2.5),
+            (Sequel, sequel, "SEQUEL", 3.0),
         }
     };
 }

@@ -6,6 +6,12 @@
 //! pick is the best score minus a penalty for resembling what is already chosen (same
 //! content type, shared topics). In the top five, a third asset of one content type is
 //! skipped while a near-tied alternative of another type exists.
+//!
+//! Two guards keep the list honest. An item that does not fit the request's text (a
+//! `nextContent` seed's subject, a query) is never chosen for variety ahead of one that
+//! does. And each position looks only at the next [`LOOKAHEAD`] candidates in score order,
+//! so a list's top does not change with how many items were asked for (a longer list
+//! retrieves more candidates, which could otherwise reach the top as alternatives).
 
 use crate::domain::ContentType;
 
@@ -15,11 +21,15 @@ const TOLERANCE_SHARE: f64 = 0.08;
 /// Positions where the content-type cap applies, and the cap.
 const CAPPED_POSITIONS: usize = 5;
 const MAX_SAME_TYPE_IN_CAP: usize = 2;
+/// Candidates each position considers, in score order.
+pub const LOOKAHEAD: usize = 10;
 
 pub struct DiversityItem<'a> {
     pub score: f64,
     pub content_type: ContentType,
     pub topics: &'a [String],
+    /// Whether it fits the request's text (always, without text).
+    pub fits: bool,
 }
 
 fn similarity(a: &DiversityItem<'_>, b: &DiversityItem<'_>) -> f64 {
@@ -46,10 +56,14 @@ pub fn diversify(items: &[DiversityItem<'_>], take: usize) -> Vec<usize> {
             .iter()
             .map(|&i| items[i].score)
             .fold(f64::NEG_INFINITY, f64::max);
+        // `remaining` stays in score order: its first candidates are the best.
+        let leader_fits = items[remaining[0]].fits;
         let mut window: Vec<usize> = remaining
             .iter()
+            .take(LOOKAHEAD)
             .copied()
             .filter(|&i| items[i].score >= best - tolerance)
+            .filter(|&i| items[i].fits || !leader_fits)
             .collect();
         if chosen.len() < CAPPED_POSITIONS {
             let capped = |i: usize| {
@@ -97,6 +111,7 @@ mod tests {
                 score,
                 content_type,
                 topics: &[],
+                fits: true,
             })
             .collect()
     }
@@ -149,16 +164,19 @@ mod tests {
                 score: 10.0,
                 content_type: Ebook,
                 topics: &a,
+                fits: true,
             },
             DiversityItem {
                 score: 9.9,
                 content_type: Demo,
                 topics: &a,
+                fits: true,
             },
             DiversityItem {
                 score: 9.85,
                 content_type: Webinar,
                 topics: &b,
+                fits: true,
             },
         ];
         assert_eq!(diversify(&list, 3), vec![0, 2, 1]);
@@ -169,5 +187,30 @@ mod tests {
         assert!(diversify(&[], 5).is_empty());
         let list = items(&[(1.0, Ebook), (0.5, Ebook)]);
         assert_eq!(diversify(&list, 1), vec![0]);
+    }
+
+    #[test]
+    fn an_item_off_the_subject_is_never_chosen_for_variety() {
+        let mut list = items(&[
+            (10.0, CaseStudy),
+            (9.95, CaseStudy),
+            (9.9, CaseStudy),
+            (9.85, Demo),
+        ]);
+        list[3].fits = false;
+        let order = diversify(&list, 4);
+        // The demo would be the third pick for variety; it does not fit the subject.
+        assert_eq!(order, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_top_does_not_change_with_the_length_asked() {
+        let mut spec: Vec<(f64, ContentType)> = (0..12)
+            .map(|i| (10.0 - 0.01 * i as f64, CaseStudy))
+            .collect();
+        spec.extend((0..8).map(|i| (9.8 - 0.01 * i as f64, Demo)));
+        let long = items(&spec);
+        let short = items(&spec[..14]);
+        assert_eq!(diversify(&short, 5), diversify(&long, 5));
     }
 }

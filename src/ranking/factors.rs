@@ -486,6 +486,9 @@ pub struct RankContext {
     pub query: Option<String>,
     /// Terms the query gains from the library's synonym groups, searched like its words.
     pub synonyms: Vec<String>,
+    /// For `nextContent`: the ids of the assets that continue the seed (its next part,
+    /// chapter or month), which the SEQUEL factor puts first.
+    pub sequels: Vec<String>,
     /// Set when the text is not a visitor's query but an asset's subject (next content):
     /// the TEXT reason then says what the asset resembles.
     pub similar_to: Option<String>,
@@ -576,6 +579,15 @@ pub fn explain(
             "no engagement data yet".to_owned()
         },
     );
+    if !ctx.sequels.is_empty() {
+        let subject = ctx.similar_to.as_deref().unwrap_or_default();
+        let (value, detail) = if ctx.sequels.iter().any(|id| id == asset.id.as_str()) {
+            (1.0, format!("the next part after \"{subject}\""))
+        } else {
+            (0.0, "not a continuation".to_owned())
+        };
+        push(Factor::Sequel, value, detail);
+    }
     let score = reasons.iter().map(|r| r.contribution).sum();
     Scored { score, reasons }
 }
@@ -676,6 +688,7 @@ mod tests {
                 half_life_days: 180.0,
                 query: None,
                 synonyms: Vec::new(),
+                sequels: Vec::new(),
                 similar_to: None,
             },
             (0.0, 0.0),
@@ -793,6 +806,7 @@ mod tests {
             half_life_days: 365.0,
             query: Some("pricing".to_owned()),
             synonyms: Vec::new(),
+            sequels: Vec::new(),
             similar_to: None,
         };
         let dims = graded_dimensions(&aud);

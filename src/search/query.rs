@@ -117,7 +117,6 @@ impl SearchIndex {
                 &FacetCollector::new(request.facets.clone()),
             )?
         };
-        let best_score = best.best();
         let top = TopDocs::with_limit(wanted - request.offset).and_offset(request.offset);
         let mut addresses: Vec<(f32, DocAddress)> = match sort {
             SortOrder::Relevance => best
@@ -139,16 +138,28 @@ impl SearchIndex {
                 .map(|a| (0.0, a))
                 .collect(),
         };
-        // When even the best match mentions the words only in passing (it scores less than
-        // the floor's share of what they score at their best in the library), the answer
-        // says so instead of listing passing mentions.
+        // When even the best matches hold only a small part of what the query asks (its
+        // words weighted by how rare they are; a word no asset has weighs most), the
+        // answer says so instead of listing passing mentions.
         let mut no_good_match = false;
-        if sort == SortOrder::Relevance && !words.is_empty() {
-            let best_score = best_score.unwrap_or(0.0);
-            let scale = text_scale(&searcher, words)?;
-            if best_score > 0.0 && (scale <= 0.0 || best_score / scale < RELEVANCE_FLOOR) {
-                no_good_match = true;
-                addresses.clear();
+        if sort == SortOrder::Relevance && request.offset == 0 && is_plain(text_of(request)) {
+            if !addresses.is_empty() {
+                // The best of the first hits: the top score may go to many mentions of one
+                // word while the next hit holds the whole query.
+                let mut coverage: f64 = 0.0;
+                for (_, address) in addresses.iter().take(COVERAGE_HITS) {
+                    let asset = self.load_asset(&searcher, *address)?;
+                    coverage = coverage.max(self.coverage(
+                        &searcher,
+                        text_of(request),
+                        &request.synonyms,
+                        &asset,
+                    )?);
+                }
+                if coverage < COVERAGE_FLOOR {
+                    no_good_match = true;
+                    addresses.clear();
+                }
             }
         }
         let has_more = addresses.len() > request.limit;
@@ -196,6 +207,74 @@ impl SearchIndex {
     /// How many documents the index holds, whatever their status.
     pub fn num_docs(&self) -> u64 {
         self.inner.reader.searcher().num_docs()
+    }
+
+    /// How much of a query an asset holds: the query's distinct words, each weighted by its
+    /// inverse document frequency (a word no asset has weighs most), and the share of that
+    /// weight whose words the asset's title, summary or opening (100,000 characters)
+    /// holds. A synonym of the query found in the asset counts as the query's rarest word
+    /// found.
+    fn coverage(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        synonyms: &[String],
+        asset: &Asset,
+    ) -> AppResult<f64> {
+        let fields = self
+            .inner
+            .fields
+            .text_for(Analyzer::for_language(asset.language.primary()));
+        let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(fields.body) else {
+            return Ok(1.0);
+        };
+        let mut tokens = |t: &str| {
+            let mut out = std::collections::HashSet::new();
+            let mut stream = tokenizer.token_stream(t);
+            while let Some(token) = stream.next() {
+                out.insert(token.text.clone());
+            }
+            out
+        };
+        let end = asset
+            .body
+            .char_indices()
+            .nth(100_000)
+            .map_or(asset.body.len(), |(i, _)| i);
+        let held: std::collections::HashSet<String> = tokens(&asset.title)
+            .into_iter()
+            .chain(tokens(&asset.summary))
+            .chain(tokens(&asset.body[..end]))
+            .collect();
+        let words = tokens(text);
+        if words.is_empty() {
+            return Ok(1.0);
+        }
+        let total = searcher.num_docs().max(1) as f64;
+        let mut weights: Vec<(f64, bool)> = Vec::with_capacity(words.len());
+        for word in &words {
+            let df = searcher
+                .doc_freq(&Term::from_field_text(fields.body, word))?
+                .max(searcher.doc_freq(&Term::from_field_text(fields.title, word))?);
+            weights.push((
+                (total / (df as f64 + 0.5)).ln().max(0.05),
+                held.contains(word),
+            ));
+        }
+        let synonym_found = synonyms
+            .iter()
+            .any(|s| !tokens(s).is_empty() && tokens(s).iter().all(|t| held.contains(t)));
+        if synonym_found
+            && let Some(rarest_missing) = weights
+                .iter_mut()
+                .filter(|(_, found)| !found)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+        {
+            rarest_missing.1 = true;
+        }
+        let all: f64 = weights.iter().map(|(w, _)| w).sum();
+        let found: f64 = weights.iter().filter(|(_, f)| *f).map(|(w, _)| w).sum();
+        Ok(if all > 0.0 { found / all } else { 1.0 })
     }
 
     /// What a visitor typed, as a query. Plain words (the usual case) become a bag of
@@ -302,25 +381,15 @@ fn is_plain(text: &str) -> bool {
         .any(|w| matches!(w, "AND" | "OR" | "NOT" | "IN"))
 }
 
-/// The share of its words' best scores in the library (see `ranking::text_value`) the best
-/// search hit must reach; below it the words are only mentioned in passing.
-pub const RELEVANCE_FLOOR: f32 = 0.08;
+/// The share of a query the best hit must hold (see `SearchIndex::coverage`); below it the
+/// query's words are only mentioned in passing.
+pub const COVERAGE_FLOOR: f64 = 0.35;
+/// How many of the first hits are read for the coverage.
+const COVERAGE_HITS: usize = 5;
 
-/// What the words score at their best anywhere in the library, summed: each word's
-/// top-1, which block-max pruning answers from a few blocks.
-fn text_scale(searcher: &Searcher, words: &[(Term, f32)]) -> tantivy::Result<f32> {
-    let mut scale = 0.0;
-    for (term, boost) in words {
-        if searcher.doc_freq(term)? == 0 {
-            continue;
-        }
-        let query = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
-        scale += searcher
-            .search(&query, &TopDocs::with_limit(1).order_by_score())?
-            .first()
-            .map_or(0.0, |(s, _)| *s * boost);
-    }
-    Ok(scale)
+/// The request's text, or nothing.
+fn text_of(request: &SearchRequest) -> &str {
+    request.text.as_deref().unwrap_or_default()
 }
 
 /// When the filter's documents number less than the words' postings divided by this, the
@@ -462,13 +531,6 @@ struct TopScores {
     limit: usize,
     /// The worst kept entry on top.
     heap: std::collections::BinaryHeap<Ranked>,
-}
-
-impl TopScores {
-    /// The best score offered, if any.
-    fn best(&self) -> Option<f32> {
-        self.heap.iter().map(|r| r.0).reduce(f32::max)
-    }
 }
 
 #[derive(Clone, Copy)]

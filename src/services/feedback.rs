@@ -940,6 +940,7 @@ impl Library {
             weights: choice.overrides,
             first,
             diversify,
+            sequels: Vec::new(),
         };
         let shown = self
             .rank(
@@ -1030,6 +1031,7 @@ impl Library {
                             weights: overrides,
                             first: REPLAY_DEPTH,
                             diversify: true,
+                            sequels: Vec::new(),
                         },
                     )
                     .await?;

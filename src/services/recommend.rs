@@ -112,6 +112,8 @@ pub(super) struct Ranking<'a> {
     pub(super) weights: WeightOverrides,
     pub(super) first: usize,
     pub(super) diversify: bool,
+    /// Ids that continue a `nextContent` seed.
+    pub(super) sequels: Vec<String>,
 }
 
 /// The context a list remembers (see [`ListContext`]).
@@ -274,6 +276,7 @@ impl Library {
                     weights: choice.overrides.under(&query.weights),
                     first: query.first,
                     diversify: query.diversify,
+                    sequels: Vec::new(),
                 },
             )
             .await?;
@@ -375,6 +378,7 @@ impl Library {
                     weights: overrides,
                     first,
                     diversify: true,
+                    sequels: asset.sequel_ids(),
                 },
             )
             .await?;
@@ -421,6 +425,7 @@ impl Library {
                 Vec::new()
             },
             similar_to: r.similar_to.map(str::to_owned),
+            sequels: r.sequels.clone(),
         });
         let window = if r.diversify {
             (r.first * DIVERSITY_WINDOW_FACTOR).max(MIN_DIVERSITY_WINDOW)
@@ -440,7 +445,10 @@ impl Library {
             })
             .flatten();
         // Excluded ones among them are skipped by retrieval, with the rest of the exclusions.
-        let popular_ids: Vec<String> = popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
+        let mut popular_ids: Vec<String> =
+            popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
+        // A seed's sequels are looked up like popular assets, whatever their tier.
+        popular_ids.extend(r.sequels.iter().cloned());
         let retrieval = ctx.clone();
         let candidates = self
             .read_index(move |index| {
@@ -496,6 +504,14 @@ impl Library {
                     score: s.scored.score,
                     content_type: s.asset.content_type,
                     topics: &s.asset.topics,
+                    // With text (a query, a seed's subject), an item fits when the text
+                    // finds it on the subject.
+                    fits: s
+                        .scored
+                        .reasons
+                        .iter()
+                        .find(|x| x.factor == crate::domain::Factor::Text)
+                        .is_none_or(|x| x.value >= crate::ranking::SAME_SUBJECT_FROM),
                 })
                 .collect();
             diversify(&items, r.first)

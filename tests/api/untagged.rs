@@ -83,6 +83,26 @@ fn library() -> Vec<Value> {
             "SOC 2, GDPR, encryption and audit; the contract terms procurement asks for.",
         ),
     ];
+    assets.extend([
+        page(
+            "blog-hospital-records",
+            "Patient records for hospital networks",
+            "/blog/hospital-records",
+            "How hospital IT teams move patient records; clinical workflows and compliance.",
+        ),
+        page(
+            "guide-part-1",
+            "Retention playbook, part 1: measure it",
+            "/guides/retention-playbook-part-1",
+            "Measure customer retention and churn cohorts before changing anything.",
+        ),
+        page(
+            "guide-part-2",
+            "Retention playbook, part 2: act on it",
+            "/guides/retention-playbook-part-2",
+            "Turn the cohorts into onboarding changes that keep customers.",
+        ),
+    ]);
     // Twelve more pages that say nothing telling: the ties a list must not break by
     // index order.
     for i in 0..12 {
@@ -115,7 +135,7 @@ async fn untagged_server() -> TestServer {
         let data = s
             .gql(r#"{ assets(first: 1) { totalCount } }"#, json!({}))
             .await;
-        if data["assets"]["totalCount"] == 24 {
+        if data["assets"]["totalCount"] == 27 {
             return s;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -395,4 +415,111 @@ async fn a_review_file_round_trips_through_the_command_line() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the server never showed the declared role");
+}
+
+#[tokio::test]
+async fn next_content_follows_the_seeds_subject_industry_and_sequel() {
+    let mut s = untagged_server().await;
+    let q = r#"query($id: ID!, $first: Int) { nextContent(afterAssetId: $id, first: $first) {
+        audience { industry industrySource }
+        items { asset { id } reasons { factor value detail } } } }"#;
+    let next = |id: &'static str, first: i64| {
+        let s = &s;
+        async move { s.gql(q, json!({ "id": id, "first": first })).await["nextContent"].clone() }
+    };
+    // After a hospital's story: the healthcare page first, and the industry was read
+    // from the seed's text.
+    let hospital = next("customers-st-mary", 5).await;
+    assert_eq!(hospital["audience"]["industry"], "healthcare", "{hospital}");
+    assert_eq!(
+        hospital["items"][0]["asset"]["id"], "blog-hospital-records",
+        "{hospital:#}"
+    );
+    // After part 1 of a playbook, part 2, and the reason says so.
+    let playbook = next("guide-part-1", 5).await;
+    let first = &playbook["items"][0];
+    assert_eq!(first["asset"]["id"], "guide-part-2", "{playbook:#}");
+    assert!(
+        first["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["factor"] == "SEQUEL" && r["value"] == 1.0),
+        "{first:#}"
+    );
+    // The top five do not change with how many are asked for.
+    for seed in [
+        "customers-st-mary",
+        "docs-install",
+        "blog-trends",
+        "note-04",
+    ] {
+        let five = ids_of(&next(seed, 5).await);
+        let twenty = ids_of(&next(seed, 20).await);
+        assert_eq!(five[..], twenty[..five.len()], "{seed}");
+    }
+    s.stop().await;
+}
+
+fn ids_of(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["asset"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn searches_find_synonyms_and_say_when_nothing_matches_well() {
+    let mut s = untagged_server().await;
+    let q = r#"query($q: String!) { search(query: $q, first: 5) { noGoodMatch items { asset { id } } } }"#;
+    // "churn" is in the starting groups with "retention".
+    let churn = s.gql(q, json!({ "q": "reduce attrition" })).await["search"].clone();
+    let found: Vec<&str> = churn["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["asset"]["id"].as_str().unwrap())
+        .collect();
+    assert!(found.contains(&"guide-part-1"), "{churn}");
+    assert_eq!(churn["noGoodMatch"], false);
+    // Editors replace the groups; a bad group is refused with every problem named.
+    let bad = s
+        .gql_error(
+            "mutation($g: [[String!]!]!) { setSynonyms(groups: $g) }",
+            json!({ "g": [["only one"], ["a|b", "c"]] }),
+        )
+        .await;
+    assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT", "{bad}");
+    let message = bad["message"].as_str().unwrap();
+    assert!(
+        message.contains("group 0") && message.contains("group 1"),
+        "{message}"
+    );
+    let set = s
+        .gql(
+            "mutation($g: [[String!]!]!) { setSynonyms(groups: $g) }",
+            json!({ "g": [["Kubernetes", "k8s"]] }),
+        )
+        .await;
+    assert_eq!(set["setSynonyms"], json!([["kubernetes", "k8s"]]));
+    let k8s = s.gql(q, json!({ "q": "k8s" })).await["search"].clone();
+    assert_eq!(k8s["items"][0]["asset"]["id"], "docs-kubernetes", "{k8s}");
+    // Churn is no longer a group: "attrition" alone finds nothing.
+    let gone = s.gql(q, json!({ "q": "attrition" })).await["search"].clone();
+    assert!(gone["items"].as_array().unwrap().is_empty(), "{gone}");
+    // Only a passing mention of one word of four: no good match, and no list of
+    // passing mentions.
+    let passing = s.gql(q, json!({ "q": "hamster gerbil hutch audit" })).await["search"].clone();
+    assert_eq!(passing["noGoodMatch"], true, "{passing}");
+    assert!(passing["items"].as_array().unwrap().is_empty(), "{passing}");
+    // Most of the query in one page is a good match.
+    let good = s
+        .gql(q, json!({ "q": "hamster SOC 2 GDPR encryption audit" }))
+        .await["search"]
+        .clone();
+    assert_eq!(good["noGoodMatch"], false, "{good}");
+    assert_eq!(good["items"][0]["asset"]["id"], "security", "{good}");
+    s.stop().await;
 }

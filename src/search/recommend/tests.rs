@@ -15,6 +15,7 @@ fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>
         half_life_days,
         query: text.map(str::to_owned),
         synonyms: Vec::new(),
+        sequels: Vec::new(),
         similar_to: None,
     }
 }
