@@ -272,6 +272,16 @@ impl Asset {
     /// stages (never empty) may still be read from the text. A wholly untagged asset has
     /// every kind read.
     pub fn settle_tags(&mut self) {
+        let tagged = !(self.stages.is_empty()
+            && self.roles.is_empty()
+            && self.industries.is_empty()
+            && self.concerns.is_empty());
+        // Everything declared: nothing to read (a fully tagged library pays nothing).
+        if tagged && !self.stages.is_empty() {
+            self.inferred = InferredTags::default();
+            self.evidence = TagEvidence::DECLARED;
+            return;
+        }
         self.inferred = infer_tags(&InferenceInput {
             title: &self.title,
             summary: &self.summary,
@@ -279,10 +289,6 @@ impl Asset {
             url: &self.url,
             content_type: Some(self.content_type),
         });
-        let tagged = !(self.stages.is_empty()
-            && self.roles.is_empty()
-            && self.industries.is_empty()
-            && self.concerns.is_empty());
         fn settle<T: Clone>(
             declared: &mut Vec<T>,
             inferred: &[(T, f64)],
