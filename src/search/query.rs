@@ -142,24 +142,26 @@ impl SearchIndex {
         // words weighted by how rare they are; a word no asset has weighs most), the
         // answer says so instead of listing passing mentions.
         let mut no_good_match = false;
-        if sort == SortOrder::Relevance && request.offset == 0 && is_plain(text_of(request)) {
-            if !addresses.is_empty() {
-                // The best of the first hits: the top score may go to many mentions of one
-                // word while the next hit holds the whole query.
-                let mut coverage: f64 = 0.0;
-                for (_, address) in addresses.iter().take(COVERAGE_HITS) {
-                    let asset = self.load_asset(&searcher, *address)?;
-                    coverage = coverage.max(self.coverage(
-                        &searcher,
-                        text_of(request),
-                        &request.synonyms,
-                        &asset,
-                    )?);
-                }
-                if coverage < COVERAGE_FLOOR {
-                    no_good_match = true;
-                    addresses.clear();
-                }
+        if sort == SortOrder::Relevance
+            && request.offset == 0
+            && is_plain(text_of(request))
+            && !addresses.is_empty()
+        {
+            // The best of the first hits: the top score may go to many mentions of one
+            // word while the next hit holds the whole query.
+            let mut coverage: f64 = 0.0;
+            for (_, address) in addresses.iter().take(COVERAGE_HITS) {
+                let asset = self.load_asset(&searcher, *address)?;
+                coverage = coverage.max(self.coverage(
+                    &searcher,
+                    text_of(request),
+                    &request.synonyms,
+                    &asset,
+                )?);
+            }
+            if coverage < COVERAGE_FLOOR {
+                no_good_match = true;
+                addresses.clear();
             }
         }
         let has_more = addresses.len() > request.limit;
