@@ -153,8 +153,20 @@ impl SearchIndex {
             if top.floor() >= tier.graded + text_bound + other_bound {
                 break;
             }
-            tiers_searched += 1;
             let keys = tier_key_terms(&searcher, fields.tier_key, &graded, &tier)?;
+            // A tier no document has a key of costs nothing to skip. Tags read from the
+            // text make many such tiers (one per combination of trust), so this matters
+            // most for untagged libraries.
+            if let Some(keys) = &keys {
+                let mut held = 0;
+                for key in keys {
+                    held += searcher.doc_freq(key)?;
+                }
+                if held == 0 {
+                    continue;
+                }
+            }
+            tiers_searched += 1;
             let mut clauses = tier_clauses(&graded, &tier, keys.as_deref(), &base, &key_base);
             let settings = TierCollectorSettings {
                 graded: tier.graded,
