@@ -248,6 +248,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                 concerns: TaxonomyValue::mask(&audience.concerns),
                 window: 30,
                 slice_tiers_above: search::DEFAULT_SLICE_TIERS_ABOVE,
+                text_first: false,
             })
             .expect("recommend");
         eprintln!(

@@ -77,6 +77,8 @@ impl SearchIndex {
 
 /// Words of an asset's body a `nextContent` subject takes at most.
 pub const TELLING_WORDS: usize = 12;
+/// Its most frequent words, of which the telling ones are chosen.
+const CANDIDATE_WORDS: usize = 60;
 
 impl SearchIndex {
     /// The words that say most about what an asset is about: those of its title, summary
@@ -119,6 +121,12 @@ impl SearchIndex {
                 entry.0 += weight;
             }
         }
+        // Only the most frequent words are looked up in the index (two dictionary reads
+        // each, per segment): a page's subject is what it repeats, and its title counts
+        // three times.
+        let mut counts: Vec<(String, (u32, String))> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(CANDIDATE_WORDS);
         let mut scored: Vec<(f64, String)> = Vec::with_capacity(counts.len());
         for (token, (count, surface)) in counts {
             let df = searcher

@@ -941,6 +941,7 @@ impl Library {
             first,
             diversify,
             sequels: Vec::new(),
+            text_first: false,
         };
         let shown = self
             .rank(
@@ -1032,6 +1033,7 @@ impl Library {
                             first: REPLAY_DEPTH,
                             diversify: true,
                             sequels: Vec::new(),
+                            text_first: false,
                         },
                     )
                     .await?;

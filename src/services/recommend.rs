@@ -114,6 +114,9 @@ pub(super) struct Ranking<'a> {
     pub(super) diversify: bool,
     /// Ids that continue a `nextContent` seed.
     pub(super) sequels: Vec<String>,
+    /// The text is meant to outweigh the graded factors (an untagged seed's subject):
+    /// candidates come from the best text matches (`RecommendRequest::text_first`).
+    pub(super) text_first: bool,
 }
 
 /// The context a list remembers (see [`ListContext`]).
@@ -277,6 +280,7 @@ impl Library {
                     first: query.first,
                     diversify: query.diversify,
                     sequels: Vec::new(),
+                    text_first: false,
                 },
             )
             .await?;
@@ -345,9 +349,9 @@ impl Library {
         exclude.push(asset.id.to_string());
         // A seed whose stage nobody declared says little by its stage: its subject leads.
         let mut overrides = choice.overrides;
-        if asset.evidence.stages.source != crate::domain::TagSource::Declared
-            && overrides.text.is_none()
-        {
+        let untagged_seed = asset.evidence.stages.source != crate::domain::TagSource::Declared
+            && overrides.text.is_none();
+        if untagged_seed {
             overrides.text = Some(self.ranking.weights.text * UNTAGGED_SEED_TEXT_FACTOR);
         }
         // The subject: the title, the topics, and the words that say most about the seed
@@ -379,6 +383,7 @@ impl Library {
                     first,
                     diversify: true,
                     sequels: asset.sequel_ids(),
+                    text_first: untagged_seed,
                 },
             )
             .await?;
@@ -450,6 +455,7 @@ impl Library {
         // A seed's sequels are looked up like popular assets, whatever their tier.
         popular_ids.extend(r.sequels.iter().cloned());
         let retrieval = ctx.clone();
+        let text_first = r.text_first;
         let candidates = self
             .read_index(move |index| {
                 index.recommend(&RecommendRequest {
@@ -461,6 +467,7 @@ impl Library {
                     concerns,
                     window,
                     slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+                    text_first,
                 })
             })
             .await?;

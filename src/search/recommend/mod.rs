@@ -64,7 +64,14 @@ pub struct RecommendRequest<'a> {
     /// A tier estimated to hold at least this many documents is visited in freshness
     /// slices (`DEFAULT_SLICE_TIERS_ABOVE`; tests vary it).
     pub slice_tiers_above: usize,
+    /// Text outweighs every graded factor (a `nextContent` seed nobody tagged): take the
+    /// best text matches as the candidates (see `text_first`) instead of walking tiers,
+    /// which could not stop before scoring nearly every document.
+    pub text_first: bool,
 }
+
+/// Text matches a text-first request takes as candidates, per candidate asked for.
+const TEXT_FIRST_POOL_PER_CANDIDATE: usize = 5;
 
 /// Tiers smaller than this are cheaper to score in one pass than in five slices: at 100k
 /// assets the best tier of an explicit audience holds about 140 documents, an anonymous
@@ -109,6 +116,7 @@ impl SearchIndex {
             }
             _ => Vec::new(),
         };
+        let text_first_words = request.text_first.then(|| words.clone());
         let text = TextWeights::new(&searcher, words)?;
         // Every tier's filter: whole for tiers that intersect the levels' own terms,
         // without the statuses for tiers reached through keys (only published assets
@@ -143,6 +151,46 @@ impl SearchIndex {
             limit: window,
             floor: f64::NEG_INFINITY,
         };
+        if let (Some(words), Some(text)) = (&text_first_words, &text)
+            && let Some(found) =
+                self.text_first(&searcher, words, text, &published, &excluded, window)?
+        {
+            let hits: Vec<Hit> = found
+                .iter()
+                .map(|(address, bm25)| Hit {
+                    score: 0.0,
+                    bm25: *bm25,
+                    prominence: 0,
+                    address: *address,
+                })
+                .collect();
+            let popular = self.popular_outside_the_walk(
+                &searcher,
+                request.popular_ids,
+                &base,
+                &hits,
+                &excluded,
+                Some(text),
+            )?;
+            let docs_scored = found.len() as u64;
+            let items = found
+                .into_iter()
+                .chain(popular)
+                .map(|(address, bm25)| {
+                    Ok(Candidate {
+                        asset: self.load_asset(&searcher, address)?,
+                        bm25,
+                        score: 0.0,
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()?;
+            return Ok(Candidates {
+                items,
+                text_scale: text.scale,
+                tiers_searched: 0,
+                docs_scored,
+            });
+        }
         let mut sizes = TierSizes::new(&searcher, &graded, request.slice_tiers_above);
         let sliced = freshness_slices(now, half_life_days);
         let whole = [(Bound::Unbounded, Bound::Unbounded, 1.0)];
@@ -247,6 +295,65 @@ impl SearchIndex {
             tiers_searched,
             docs_scored,
         })
+    }
+
+    /// The best text matches among the assets the filter lets through (excluded ones left
+    /// out), with their BM25: `window` times a few, block-max pruned. `None` when fewer
+    /// than `window` assets match, so the tier walk fills the list. Not exact like the
+    /// walk: an asset far down the text order with the best graded fit can be missed,
+    /// which is the point when the text is meant to lead.
+    fn text_first(
+        &self,
+        searcher: &Searcher,
+        words: &[(Term, f32)],
+        text: &TextWeights,
+        published: &AssetFilter,
+        excluded: &Excluded,
+        window: usize,
+    ) -> AppResult<Option<Vec<(DocAddress, f32)>>> {
+        use tantivy::collector::TopDocs;
+        use tantivy::query::{BoostQuery, TermQuery};
+        use tantivy::schema::IndexRecordOption;
+        let any_word: Vec<(Occur, Box<dyn Query>)> = words
+            .iter()
+            .map(|(term, boost)| {
+                let q: Box<dyn Query> = Box::new(BoostQuery::new(
+                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                    *boost,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new(any_word)) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(tantivy::query::ConstScoreQuery::new(
+                    filter_query(&self.inner.fields, published),
+                    0.0,
+                )),
+            ),
+        ]);
+        let pool = (window * TEXT_FIRST_POOL_PER_CANDIDATE).max(100);
+        let mut found: Vec<DocAddress> = searcher
+            .search(&query, &TopDocs::with_limit(pool).order_by_score())?
+            .into_iter()
+            .map(|(_, address)| address)
+            .filter(|a| {
+                excluded[a.segment_ord as usize]
+                    .binary_search(&a.doc_id)
+                    .is_err()
+            })
+            .collect();
+        if found.len() < window {
+            return Ok(None);
+        }
+        found.sort();
+        let bm25 = text_scores(searcher, &text.terms, &found)?;
+        Ok(Some(found.into_iter().zip(bm25).collect()))
     }
 
     /// Popular assets the walk did not reach, with their text scores: the walk's bound

@@ -312,6 +312,7 @@ fn popular_assets_outside_the_walk_come_back_when_eligible() {
             concerns: 0,
             window: 2,
             slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+            text_first: false,
         })
         .unwrap();
     let ids: Vec<&str> = got.items.iter().map(|c| c.asset.id.as_str()).collect();
@@ -369,6 +370,7 @@ fn text_tiers_give_exactly_the_exhaustive_top_k() {
                     concerns: 0,
                     window,
                     slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
+                    text_first: false,
                 };
                 let everything = index.recommend(&request(assets.len())).unwrap();
                 for k in [1, 5] {
@@ -413,6 +415,7 @@ fn retrieval_scores_equal_the_explanations() {
                 concerns: TaxonomyValue::mask(&audience.concerns),
                 window: 20,
                 slice_tiers_above: 0,
+                text_first: false,
             })
             .unwrap();
         for c in &found.items {
