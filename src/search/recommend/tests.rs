@@ -182,6 +182,7 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 concerns: TaxonomyValue::mask(&audience.concerns),
                 window,
                 slice_tiers_above,
+                text_first: false,
             };
             let everything = index.recommend(&request(n, usize::MAX)).unwrap();
             // The reference holds every published asset the filter lets through,
