@@ -1248,6 +1248,9 @@ async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {
             let drafts = services::declare(&assets, &accepted).map_err(|problems| {
                 anyhow::anyhow!("{name}: nothing declared:\n{}", problems.join("\n"))
             })?;
+            for warning in services::newly_tagged(&assets, &drafts) {
+                eprintln!("{name}: {warning}");
+            }
             let mut jsonl = Vec::new();
             for draft in &drafts {
                 serde_json::to_writer(&mut jsonl, draft)?;

@@ -64,8 +64,8 @@ pub use recommend::{
 };
 pub use synonyms::read_synonym_file;
 pub use tags::{
-    Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, declare, read_review,
-    review_rows,
+    Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, declare, newly_tagged,
+    read_review, review_rows,
 };
 pub use writer::WriterHandle;
 

@@ -283,6 +283,57 @@ pub fn declare(
     }
 }
 
+/// What declaring `drafts` does besides the accepted values: an asset that declared
+/// nothing becomes a tagged asset, whose empty role list then means "every role" (and no
+/// industry "cross-industry") instead of what its text says.
+pub fn newly_tagged(assets: &HashMap<String, Asset>, drafts: &[AssetDraft]) -> Vec<String> {
+    let mut out = Vec::new();
+    for draft in drafts {
+        let Some(id) = draft.id.as_deref() else {
+            continue;
+        };
+        let Some(asset) = assets.get(id) else {
+            continue;
+        };
+        let e = asset.evidence;
+        let was_untagged = [e.stages, e.roles, e.industries, e.concerns]
+            .iter()
+            .all(|k| k.source != TagSource::Declared);
+        if !was_untagged {
+            continue;
+        }
+        let mut lost = Vec::new();
+        if draft.roles.is_empty() && !asset.roles.is_empty() {
+            lost.push(format!(
+                "its roles read from the text ({}) give way to every role",
+                names(&asset.roles)
+            ));
+        }
+        if draft.industries.is_empty() && !asset.industries.is_empty() {
+            let read: Vec<String> = asset.industries.iter().map(ToString::to_string).collect();
+            lost.push(format!(
+                "its industries read from the text ({}) give way to cross-industry",
+                read.join(", ")
+            ));
+        }
+        if !lost.is_empty() {
+            out.push(format!(
+                "{id}: now a tagged asset: {}; accept those rows too to keep them",
+                lost.join("; ")
+            ));
+        }
+    }
+    out
+}
+
+fn names<T: TaxonomyValue>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(|v| v.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Library {
     /// Declares accepted suggestions: all or nothing, and back once the index shows them.
     pub async fn accept_tags(&self, accepted: Vec<Acceptance>) -> AppResult<UpsertOutcome> {
@@ -356,6 +407,51 @@ mod tests {
         assert_eq!(drafts[0].roles, vec!["TECHNICAL_INTEGRATOR"]);
         let declared = drafts[0].validate().unwrap();
         assert_eq!(declared.evidence.roles.source, TagSource::Declared);
+    }
+
+    #[test]
+    fn declaring_one_tag_of_an_untagged_asset_says_what_else_changes() {
+        let asset = untagged();
+        assert!(
+            !asset.roles.is_empty() && !asset.industries.is_empty(),
+            "{asset:?}"
+        );
+        let assets = HashMap::from([("sdk".to_owned(), asset)]);
+        let stage = Acceptance {
+            place: "line 2".into(),
+            asset_id: "sdk".into(),
+            field: "stage".into(),
+            value: "ADOPTION".into(),
+        };
+        let drafts = declare(&assets, std::slice::from_ref(&stage)).unwrap();
+        let warnings = newly_tagged(&assets, &drafts);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("TECHNICAL_INTEGRATOR) give way to every role"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].contains("(healthcare) give way to cross-industry"),
+            "{warnings:?}"
+        );
+        // Accepting the role and industry too leaves nothing to warn of.
+        let all = [
+            stage,
+            Acceptance {
+                place: "line 3".into(),
+                asset_id: "sdk".into(),
+                field: "role".into(),
+                value: "TECHNICAL_INTEGRATOR".into(),
+            },
+            Acceptance {
+                place: "line 4".into(),
+                asset_id: "sdk".into(),
+                field: "industry".into(),
+                value: "healthcare".into(),
+            },
+        ];
+        let drafts = declare(&assets, &all).unwrap();
+        assert!(newly_tagged(&assets, &drafts).is_empty());
     }
 
     #[test]
