@@ -523,3 +523,42 @@ async fn searches_find_synonyms_and_say_when_nothing_matches_well() {
     assert_eq!(good["items"][0]["asset"]["id"], "security", "{good}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_synonym_lists_and_acceptances_are_refused_whole() {
+    let mut s = untagged_server().await;
+    let groups: Vec<Vec<String>> = (0..1_001)
+        .map(|i| vec![format!("w{i}a"), format!("w{i}b")])
+        .collect();
+    let started = std::time::Instant::now();
+    let error = s
+        .gql_error(
+            "mutation($g: [[String!]!]!) { setSynonyms(groups: $g) }",
+            json!({ "g": groups }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 groups")
+    );
+    let accept: Vec<Value> = (0..10_001)
+        .map(|_| json!({ "assetId": "pricing", "field": "ROLE", "value": "FINANCE" }))
+        .collect();
+    let error = s
+        .gql_error(
+            r#"mutation($a: [TagAcceptInput!]!) { acceptTagSuggestions(accept: $a) { updated } }"#,
+            json!({ "a": accept }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Nothing was written: the starting groups stand, the role is still read.
+    let data = s.gql("{ synonyms }", json!({})).await;
+    assert!(data["synonyms"].as_array().unwrap().len() > 5, "{data}");
+    let pricing = s.gql(EVIDENCE, json!({ "id": "pricing" })).await;
+    assert_ne!(evidence(&pricing["asset"], "ROLE")[0]["source"], "DECLARED");
+    s.stop().await;
+}
