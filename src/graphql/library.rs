@@ -208,6 +208,17 @@ pub struct UpsertAssetsPayload {
     pub assets: Vec<AssetObject>,
 }
 
+impl From<crate::services::UpsertOutcome> for UpsertAssetsPayload {
+    fn from(outcome: crate::services::UpsertOutcome) -> Self {
+        Self {
+            created: outcome.counts.created,
+            updated: outcome.counts.updated,
+            unchanged: outcome.counts.unchanged,
+            assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
+        }
+    }
+}
+
 fn hits(page: SearchPage) -> Vec<SearchHit> {
     page.hits
         .into_iter()
@@ -425,12 +436,7 @@ impl LibraryMutation {
         let outcome = library(ctx)?
             .upsert_assets(assets.into_iter().map(Into::into).collect())
             .await?;
-        Ok(UpsertAssetsPayload {
-            created: outcome.counts.created,
-            updated: outcome.counts.updated,
-            unchanged: outcome.counts.unchanged,
-            assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
-        })
+        Ok(outcome.into())
     }
 
     /// Declares tags a person accepted from the suggestions (`suggestTags`, `tagEvidence`,
@@ -459,12 +465,7 @@ impl LibraryMutation {
             })
             .collect();
         let outcome = library(ctx)?.accept_tags(accepted).await?;
-        Ok(UpsertAssetsPayload {
-            created: outcome.counts.created,
-            updated: outcome.counts.updated,
-            unchanged: outcome.counts.unchanged,
-            assets: outcome.assets.into_iter().map(AssetObject::from).collect(),
-        })
+        Ok(outcome.into())
     }
 
     /// Replaces the synonym groups as a whole (`[["churn", "retention"], ["telecom",

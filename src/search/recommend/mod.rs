@@ -173,19 +173,9 @@ impl SearchIndex {
                 Some(text),
             )?;
             let docs_scored = found.len() as u64;
-            let items = found
-                .into_iter()
-                .chain(popular)
-                .map(|(address, bm25)| {
-                    Ok(Candidate {
-                        asset: self.load_asset(&searcher, address)?,
-                        bm25,
-                        score: 0.0,
-                    })
-                })
-                .collect::<AppResult<Vec<_>>>()?;
+            let found = found.into_iter().map(|(a, bm25)| (a, bm25, 0.0));
             return Ok(Candidates {
-                items,
+                items: self.candidates(&searcher, found, popular)?,
                 text_scale: text.scale,
                 tiers_searched: 0,
                 docs_scored,
@@ -277,24 +267,33 @@ impl SearchIndex {
             &excluded,
             text.as_ref(),
         )?;
-        let items = hits
-            .into_iter()
-            .map(|h| (h.address, h.bm25, h.score))
-            .chain(popular.into_iter().map(|(a, bm25)| (a, bm25, 0.0)))
-            .map(|(address, bm25, score)| {
-                Ok(Candidate {
-                    asset: self.load_asset(&searcher, address)?,
-                    bm25,
-                    score,
-                })
-            })
-            .collect::<AppResult<Vec<_>>>()?;
+        let found = hits.into_iter().map(|h| (h.address, h.bm25, h.score));
         Ok(Candidates {
-            items,
+            items: self.candidates(&searcher, found, popular)?,
             text_scale: text.as_ref().map_or(0.0, |t| t.scale),
             tiers_searched,
             docs_scored,
         })
+    }
+
+    /// The assets of what retrieval found (address, BM25, score), then of the popular
+    /// ones it did not reach (scored by the explanation).
+    fn candidates(
+        &self,
+        searcher: &Searcher,
+        found: impl Iterator<Item = (DocAddress, f32, f64)>,
+        popular: Vec<(DocAddress, f32)>,
+    ) -> AppResult<Vec<Candidate>> {
+        found
+            .chain(popular.into_iter().map(|(a, bm25)| (a, bm25, 0.0)))
+            .map(|(address, bm25, score)| {
+                Ok(Candidate {
+                    asset: self.load_asset(searcher, address)?,
+                    bm25,
+                    score,
+                })
+            })
+            .collect()
     }
 
     /// The best text matches among the assets the filter lets through (excluded ones left
