@@ -1212,8 +1212,12 @@ async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {
                 }
             }
             writer.finish()?;
-            std::fs::rename(&tmp, &output)
-                .with_context(|| format!("{}: cannot write", output.display()))?;
+            let renamed = std::fs::rename(&tmp, &output);
+            if renamed.is_err() {
+                // Nothing half-written is left behind.
+                let _ = std::fs::remove_file(&tmp);
+            }
+            renamed.with_context(|| format!("{}: cannot write", output.display()))?;
             store.close().await;
             println!(
                 "{rows} suggestions for {assets} assets written to {}; mark the accept column \

@@ -34,6 +34,11 @@ pub const DEFAULT_GROUPS: &[&[&str]] = &[
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Synonyms {
     groups: Vec<Vec<String>>,
+    /// The groups of each one-word ASCII term, so a query finds its groups by its words
+    /// whatever the length of the list.
+    by_word: std::collections::HashMap<String, Vec<usize>>,
+    /// The other terms (several words, or Chinese): looked for in the query's text.
+    phrases: Vec<(usize, String)>,
 }
 
 impl Synonyms {
@@ -56,13 +61,18 @@ impl Synonyms {
                 if term.is_empty() {
                     continue;
                 }
-                if term.contains('|') {
+                let shown: String = term.chars().take(MAX_TERM_CHARS).collect();
+                if term.contains(['|', ',', '，']) {
                     problems.push(format!(
-                        "group {i}: {term:?} contains '|', the list separator"
+                        "group {i}: {shown:?} contains a separator (| or a comma)"
+                    ));
+                } else if term.chars().any(|c| c.is_control() || is_invisible(c)) {
+                    problems.push(format!(
+                        "group {i}: {shown:?} contains a control or invisible character"
                     ));
                 } else if term.chars().count() > MAX_TERM_CHARS {
                     problems.push(format!(
-                        "group {i}: {term:?} is longer than {MAX_TERM_CHARS} characters"
+                        "group {i}: {shown:?}... is longer than {MAX_TERM_CHARS} characters"
                     ));
                 } else if !terms.contains(&term) {
                     terms.push(term);
@@ -77,18 +87,42 @@ impl Synonyms {
             }
         }
         if problems.is_empty() {
-            Ok(Self { groups: out })
+            Ok(Self::indexed(out))
         } else {
             Err(problems)
         }
     }
 
     pub fn defaults() -> Self {
-        Self {
-            groups: DEFAULT_GROUPS
+        Self::indexed(
+            DEFAULT_GROUPS
                 .iter()
                 .map(|g| g.iter().map(|t| (*t).to_owned()).collect())
                 .collect(),
+        )
+    }
+
+    fn indexed(groups: Vec<Vec<String>>) -> Self {
+        let mut by_word: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        let mut phrases = Vec::new();
+        for (i, group) in groups.iter().enumerate() {
+            for term in group {
+                let words = words_of(term);
+                if term.is_ascii() && !words.contains(' ') && !words.is_empty() {
+                    let groups = by_word.entry(words).or_default();
+                    if !groups.contains(&i) {
+                        groups.push(i);
+                    }
+                } else {
+                    phrases.push((i, term.clone()));
+                }
+            }
+        }
+        Self {
+            groups,
+            by_word,
+            phrases,
         }
     }
 
@@ -101,11 +135,22 @@ impl Synonyms {
     /// [`MAX_EXPANSIONS`], in group order.
     pub fn expand(&self, query: &str) -> Vec<String> {
         let text = format!(" {} ", words_of(query));
+        let mut matched: Vec<usize> = text
+            .split(' ')
+            .filter_map(|w| self.by_word.get(w))
+            .flatten()
+            .copied()
+            .chain(
+                self.phrases
+                    .iter()
+                    .filter(|(_, t)| holds(&text, t))
+                    .map(|(i, _)| *i),
+            )
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
         let mut out: Vec<String> = Vec::new();
-        for group in &self.groups {
-            if !group.iter().any(|t| holds(&text, t)) {
-                continue;
-            }
+        for group in matched.into_iter().filter_map(|i| self.groups.get(i)) {
             for term in group {
                 if out.len() == MAX_EXPANSIONS {
                     return out;
@@ -117,6 +162,11 @@ impl Synonyms {
         }
         out
     }
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
 }
 
 /// A text as lowercase words separated by single spaces (punctuation but `-` dropped).
@@ -171,5 +221,9 @@ mod tests {
         .unwrap_err();
         assert!(err[0].starts_with("group 0: a group needs two"), "{err:?}");
         assert!(err[1].starts_with("group 1: "), "{err:?}");
+        for bad in ["a\u{0}b", "zero\u{200b}width", "a,b", "a|b"] {
+            let err = Synonyms::parse(&[vec![bad.into(), "c".into()]]).unwrap_err();
+            assert!(err[0].starts_with("group 0: "), "{bad:?}: {err:?}");
+        }
     }
 }

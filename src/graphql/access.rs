@@ -196,7 +196,12 @@ pub fn check(
         };
         let refused = |needed: Scope, why: &str| {
             AppError::Forbidden(format!(
-                "`{name}`{why} needs a {needed} key or above; this credential is {}",
+                "`{name}`{why} needs {} {needed} key or above; this credential is {}",
+                if matches!(needed, Scope::Editor | Scope::Admin) {
+                    "an"
+                } else {
+                    "a"
+                },
                 match who.visitor {
                     Some((account, _)) => format!("a visitor token for account {account:?}"),
                     None => who.scope.to_string(),

@@ -213,7 +213,7 @@ impl SearchIndex {
 
     /// How much of a query an asset holds: the query's distinct words, each weighted by its
     /// inverse document frequency (a word no asset has weighs most), and the share of that
-    /// weight whose words the asset's title, summary or opening (100,000 characters)
+    /// weight whose words the asset's title, summary or opening ([`COVERAGE_BODY_CHARS`])
     /// holds. A synonym of the query found in the asset counts as the query's rarest word
     /// found.
     fn coverage(
@@ -241,7 +241,7 @@ impl SearchIndex {
         let end = asset
             .body
             .char_indices()
-            .nth(100_000)
+            .nth(COVERAGE_BODY_CHARS)
             .map_or(asset.body.len(), |(i, _)| i);
         let held: std::collections::HashSet<String> = tokens(&asset.title)
             .into_iter()
@@ -388,6 +388,9 @@ fn is_plain(text: &str) -> bool {
 pub const COVERAGE_FLOOR: f64 = 0.35;
 /// How many of the first hits are read for the coverage.
 const COVERAGE_HITS: usize = 5;
+/// How much of each hit's body the coverage reads: its opening says what it is about, and
+/// a bound keeps a search of 2 MB pages as cheap as one of short ones.
+pub const COVERAGE_BODY_CHARS: usize = 6_000;
 
 /// The request's text, or nothing.
 fn text_of(request: &SearchRequest) -> &str {

@@ -140,9 +140,10 @@ impl<W: Write> ReviewWriter<W> {
     }
 
     pub fn write(&mut self, row: &ReviewRow) -> csv::Result<()> {
+        let title = inert(&row.title);
         self.writer.write_record([
             row.asset_id.as_str(),
-            row.title.as_str(),
+            title.as_str(),
             row.field,
             row.value.as_str(),
             &format!("{:.2}", row.confidence),
@@ -154,6 +155,48 @@ impl<W: Write> ReviewWriter<W> {
     pub fn finish(mut self) -> std::io::Result<()> {
         self.writer.flush()
     }
+}
+
+/// A cell a spreadsheet will not run as a formula: text that starts with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading apostrophe (titles come from whoever feeds
+/// the library; `tags apply` does not read them).
+fn inert(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+/// At most this many problems are listed; the rest are counted.
+const MAX_PROBLEMS: usize = 100;
+
+/// A value quoted in a message, cut to 80 characters.
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(80).collect();
+    if out.len() < value.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A parser's message, which quotes the value it refused, cut to 300 characters.
+fn shown_message(message: &str) -> String {
+    let mut out: String = message.chars().take(300).collect();
+    if out.len() < message.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// The first [`MAX_PROBLEMS`] problems and how many more there were.
+fn capped(mut problems: Vec<String>) -> Vec<String> {
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(format!("... and {more} more problems"));
+    }
+    problems
 }
 
 /// The accepted rows of a review file (`accept` is yes, y, x, 1, true or accept in any
@@ -193,14 +236,24 @@ pub fn read_review(input: impl Read) -> Result<Vec<Acceptance>, Vec<String>> {
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        if record.len() != header.len() {
+            problems.push(format!(
+                "line {line}: {} cells where the header has {} (a quote left open takes the \
+                 lines after it into one cell)",
+                record.len(),
+                header.len()
+            ));
+            continue;
+        }
         let cell = |i: usize| record.get(i).unwrap_or_default().trim();
         match cell(accept).to_ascii_lowercase().as_str() {
             "" | "no" | "n" | "false" | "0" => continue,
             "yes" | "y" | "x" | "1" | "true" | "accept" => {}
             other => {
                 problems.push(format!(
-                    "line {line}: accept: {other:?} is neither yes nor no (write yes, y, x or 1 \
-                     to accept; leave empty to skip)"
+                    "line {line}: accept: {:?} is neither yes nor no (write yes, y, x or 1 \
+                     to accept; leave empty to skip)",
+                    shown(other)
                 ));
                 continue;
             }
@@ -221,7 +274,7 @@ pub fn read_review(input: impl Read) -> Result<Vec<Acceptance>, Vec<String>> {
     if problems.is_empty() {
         Ok(accepted)
     } else {
-        Err(problems)
+        Err(capped(problems))
     }
 }
 
@@ -235,7 +288,11 @@ pub fn declare(
     let mut problems = Vec::new();
     for a in accepted {
         let Some(asset) = assets.get(&a.asset_id) else {
-            problems.push(format!("{}: no asset with id {:?}", a.place, a.asset_id));
+            problems.push(format!(
+                "{}: no asset with id {:?}",
+                a.place,
+                shown(&a.asset_id)
+            ));
             continue;
         };
         let canonical = match a.field.to_ascii_lowercase().as_str() {
@@ -248,13 +305,14 @@ pub fn declare(
                 IndustrySlug::parse(&a.value).map(|v| ("industry", v.to_string()))
             }
             other => Err(format!(
-                "field {other:?} is not one of stage, role, industry, concern"
+                "field {:?} is not one of stage, role, industry, concern",
+                shown(other)
             )),
         };
         let (field, value) = match canonical {
             Ok(found) => found,
             Err(e) => {
-                problems.push(format!("{}: {e}", a.place));
+                problems.push(format!("{}: {}", a.place, shown_message(&e)));
                 continue;
             }
         };
@@ -279,7 +337,7 @@ pub fn declare(
     if problems.is_empty() {
         Ok(drafts.into_iter().map(|(_, d)| d).collect())
     } else {
-        Err(problems)
+        Err(capped(problems))
     }
 }
 
@@ -452,6 +510,29 @@ mod tests {
         ];
         let drafts = declare(&assets, &all).unwrap();
         assert!(newly_tagged(&assets, &drafts).is_empty());
+    }
+
+    #[test]
+    fn a_title_cannot_run_as_a_spreadsheet_formula() {
+        let mut asset = untagged();
+        asset.title = "=HYPERLINK(\"http://evil.example\")".into();
+        let mut out = Vec::new();
+        let mut w = ReviewWriter::new(&mut out).unwrap();
+        w.write(&review_rows(&asset, 0.0)[0]).unwrap();
+        w.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(",\"'=HYPERLINK("), "{text}");
+    }
+
+    #[test]
+    fn a_row_of_another_length_or_an_open_quote_is_an_error_with_its_line() {
+        let short = "asset_id,title,field,value,confidence,evidence,accept\nsdk,x,role\n";
+        let err = read_review(short.as_bytes()).unwrap_err();
+        assert!(err[0].starts_with("line 2: "), "{err:?}");
+        let open = "asset_id,title,field,value,confidence,evidence,accept\n\
+                    sdk,\"open title,role,FINANCE,0.5,e,yes\n\
+                    sdk,t,role,FINANCE,0.5,e,yes\n";
+        assert!(read_review(open.as_bytes()).is_err());
     }
 
     #[test]
