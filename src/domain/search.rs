@@ -127,8 +127,8 @@ pub struct SearchPage {
     pub has_more: bool,
     pub hits: Vec<SearchHit>,
     pub facets: Vec<FacetCount>,
-    /// Set when the text matched only in passing: every match scored below the relevance
-    /// floor, and those matches are left out of `hits`.
+    /// Set when the text matched only in passing: none of the first hits holds enough of
+    /// the query (`query::COVERAGE_FLOOR`), and `hits` is empty.
     pub no_good_match: bool,
 }
 

@@ -146,10 +146,12 @@ pub struct SearchResult {
     /// Counts per stage, role, industry, content type and language over all matches.
     pub facets: Vec<Facet>,
     pub page_info: PageInfo,
-    /// True when the query matched only in passing: every match scored below the relevance
-    /// floor (8% of what its words score at their best in the library) and `items` is
-    /// empty, though `totalCount` counts the assets that mention a word. Weak matches are
-    /// left out of `items` on every page.
+    /// True when the query matched only in passing: none of the first five hits holds 35%
+    /// of the query (its words weighted by how rare they are in the library; a word no
+    /// asset has weighs most; a synonym found counts as the rarest word missing), read in
+    /// each hit's title, summary and first 6,000 characters. `items` is then empty, though
+    /// `totalCount` counts the assets that mention a word. False when nothing matches at
+    /// all (`items` is empty too).
     pub no_good_match: bool,
 }
 
