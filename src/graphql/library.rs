@@ -134,6 +134,8 @@ pub struct SearchHit {
     pub asset: AssetObject,
     /// Text relevance (BM25); 0 when the query is empty and results are newest first.
     pub score: f64,
+    /// The best fragment of each field that holds a word of the query, with the words in
+    /// `<b>`; read from the first 20,000 characters of each field.
     pub highlights: Vec<Highlight>,
 }
 
