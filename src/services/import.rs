@@ -93,6 +93,8 @@ struct Batch {
     assets: Vec<Asset>,
     problems: Vec<ImportProblem>,
     rows: u64,
+    /// Rows that failed (a row can have several problems).
+    failed: u64,
 }
 
 /// Imports every source as one transaction. `progress` is called with the number of rows
@@ -181,7 +183,7 @@ async fn read_in_batches(
     let mut report = ImportReport::default();
     while let Some(batch) = batches.recv().await {
         report.rows += batch.rows;
-        report.failed += batch.problems.len() as u64;
+        report.failed += batch.failed;
         let room = MAX_REPORTED_PROBLEMS.saturating_sub(report.problems.len());
         report
             .problems
@@ -199,6 +201,7 @@ fn read_batches(sources: Vec<ImportSource>, sender: &mpsc::Sender<Batch>) {
         assets: Vec::with_capacity(BATCH),
         problems: Vec::new(),
         rows: 0,
+        failed: 0,
     };
     for source in sources {
         for row in read_rows(source.format, source.reader) {
@@ -207,6 +210,7 @@ fn read_batches(sources: Vec<ImportSource>, sender: &mpsc::Sender<Batch>) {
                 Ok((line, draft)) => match draft.validate() {
                     Ok(asset) => batch.assets.push(asset),
                     Err(errors) => {
+                        batch.failed += 1;
                         batch
                             .problems
                             .extend(errors.into_iter().map(|e| ImportProblem {
@@ -218,13 +222,16 @@ fn read_batches(sources: Vec<ImportSource>, sender: &mpsc::Sender<Batch>) {
                             }))
                     }
                 },
-                Err(e) => batch.problems.push(ImportProblem {
-                    file: source.name.clone(),
-                    line: e.line,
-                    id: None,
-                    field: e.field,
-                    message: e.message,
-                }),
+                Err(e) => {
+                    batch.failed += 1;
+                    batch.problems.push(ImportProblem {
+                        file: source.name.clone(),
+                        line: e.line,
+                        id: None,
+                        field: e.field,
+                        message: e.message,
+                    })
+                }
             }
             if batch.assets.len() >= BATCH {
                 let full = std::mem::replace(
@@ -233,6 +240,7 @@ fn read_batches(sources: Vec<ImportSource>, sender: &mpsc::Sender<Batch>) {
                         assets: Vec::with_capacity(BATCH),
                         problems: Vec::new(),
                         rows: 0,
+                        failed: 0,
                     },
                 );
                 if sender.blocking_send(full).is_err() {

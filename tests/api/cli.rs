@@ -149,6 +149,38 @@ fn a_bad_csv_row_fails_the_whole_import_naming_its_line() {
 }
 
 #[test]
+fn a_row_with_several_problems_is_one_failed_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            "{\"id\":\"ok\",\"title\":\"OK\",\"content_type\":\"EBOOK\"}\n",
+            "{\"id\":\"one\",\"title\":\"One\",\"content_type\":\"podcast\"}\n",
+            "{\"id\":\"two problems\",\"title\":\"Two\",\"content_type\":\"podcast\"}\n",
+        ),
+    )
+    .unwrap();
+    let out = stagefit(
+        dir.path(),
+        &["import", "--best-effort", jsonl.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("3 rows: 1 created, 0 updated, 0 unchanged, 2 failed"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Each problem is still reported: three of them.
+    assert_eq!(
+        text(&out.stderr).matches("mixed.jsonl:").count(),
+        3,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn unreadable_inputs_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = stagefit(dir.path(), &["import", "/no/such/file.jsonl"]);
