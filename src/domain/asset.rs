@@ -364,83 +364,105 @@ impl Asset {
         }
     }
 
-    /// Where each tag comes from, one line a value, for exports and review files:
-    /// `stage DECISION inferred 0.78`, `role not known`, `industry healthcare declared`.
-    pub fn evidence_lines(&self) -> Vec<String> {
-        fn kind<T>(
-            out: &mut Vec<String>,
-            field: &str,
+    /// Every tag with where it comes from: one entry a value, in the order stages, roles,
+    /// industries, concerns, and an entry without a value for an empty role or industry
+    /// list ("every role", "not known", "cross-industry"). Confidence: 1 declared, the
+    /// inference's for inferred, 0 for a default.
+    pub fn tag_entries(&self) -> Vec<TagEntry> {
+        fn kind<T: PartialEq>(
+            out: &mut Vec<TagEntry>,
+            field: TagField,
             values: &[T],
             inferred: &[(T, f64)],
             evidence: KindEvidence,
             name: impl Fn(&T) -> String,
-            none: &str,
-        ) where
-            T: PartialEq,
-        {
+        ) {
             for v in values {
-                let how = match evidence.source {
-                    TagSource::Declared => "declared".to_owned(),
-                    TagSource::Default => "default".to_owned(),
-                    TagSource::Inferred => {
-                        let c = inferred
-                            .iter()
-                            .find(|(i, _)| i == v)
-                            .map_or(evidence.confidence, |(_, c)| *c);
-                        format!("inferred {c:.2}")
-                    }
+                let confidence = match evidence.source {
+                    TagSource::Declared => 1.0,
+                    TagSource::Default => 0.0,
+                    TagSource::Inferred => inferred
+                        .iter()
+                        .find(|(i, _)| i == v)
+                        .map_or(evidence.confidence, |(_, c)| *c),
                 };
-                out.push(format!("{field} {} {how}", name(v)));
+                out.push(TagEntry {
+                    field,
+                    value: Some(name(v)),
+                    source: evidence.source,
+                    confidence,
+                });
             }
-            if values.is_empty() && !none.is_empty() {
-                out.push(format!("{field} {none}"));
+            if values.is_empty() && field != TagField::Concern {
+                out.push(TagEntry {
+                    field,
+                    value: None,
+                    source: evidence.source,
+                    confidence: evidence.confidence,
+                });
             }
         }
-        let e = self.evidence;
-        let i = &self.inferred;
+        fn named<T: TaxonomyValue>(v: &T) -> String {
+            v.name().to_owned()
+        }
+        let (e, i) = (self.evidence, &self.inferred);
         let mut out = Vec::new();
         kind(
             &mut out,
-            "stage",
+            TagField::Stage,
             &self.stages,
             &i.stages,
             e.stages,
-            |v| v.name().to_owned(),
-            "",
+            named,
         );
-        let no_role = if e.roles.source == TagSource::Declared {
-            "every role (declared)"
-        } else {
-            "not known"
-        };
         kind(
             &mut out,
-            "role",
+            TagField::Role,
             &self.roles,
             &i.roles,
             e.roles,
-            |v| v.name().to_owned(),
-            no_role,
+            named,
         );
         kind(
             &mut out,
-            "industry",
+            TagField::Industry,
             &self.industries,
             &i.industries,
             e.industries,
             ToString::to_string,
-            "cross-industry",
         );
         kind(
             &mut out,
-            "concern",
+            TagField::Concern,
             &self.concerns,
             &i.concerns,
             e.concerns,
-            |v| v.name().to_owned(),
-            "",
+            named,
         );
         out
+    }
+
+    /// Where each tag comes from, one line a value, for exports and review files:
+    /// `stage DECISION inferred 0.78`, `role not known`, `industry healthcare declared`.
+    pub fn evidence_lines(&self) -> Vec<String> {
+        self.tag_entries()
+            .into_iter()
+            .map(|t| {
+                let field = t.field.name();
+                match (&t.value, t.source) {
+                    (Some(v), TagSource::Declared) => format!("{field} {v} declared"),
+                    (Some(v), TagSource::Default) => format!("{field} {v} default"),
+                    (Some(v), TagSource::Inferred) => {
+                        format!("{field} {v} inferred {:.2}", t.confidence)
+                    }
+                    (None, TagSource::Declared) if t.field == TagField::Role => {
+                        format!("{field} every role (declared)")
+                    }
+                    (None, _) if t.field == TagField::Role => format!("{field} not known"),
+                    (None, _) => format!("{field} cross-industry"),
+                }
+            })
+            .collect()
     }
 
     /// A digest of everything the interchange format carries, to tell an unchanged
@@ -456,15 +478,7 @@ impl Asset {
     /// introduces or overviews), then pages of substance (longer bodies, up to 10,000
     /// characters), then how surely the text says what the page is for.
     pub fn prominence(&self) -> u64 {
-        let path = self
-            .url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let skip = usize::from(!self.url.starts_with('/'));
-        let depth = path.split('/').skip(skip).filter(|s| !s.is_empty()).count() as u64;
+        let depth = url_segments(&self.url).count() as u64;
         let title = self.title.to_lowercase();
         let overview = [
             "overview",
@@ -625,6 +639,61 @@ fn format_timestamp(t: DateTime<Utc>) -> String {
     } else {
         t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
+}
+
+/// Which kind of tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagField {
+    Stage,
+    Role,
+    Industry,
+    Concern,
+}
+
+impl TagField {
+    /// As exports write it: `stage`, `role`, `industry`, `concern`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TagField::Stage => "stage",
+            TagField::Role => "role",
+            TagField::Industry => "industry",
+            TagField::Concern => "concern",
+        }
+    }
+}
+
+/// One tag of an asset and where it comes from (see [`Asset::tag_entries`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagEntry {
+    pub field: TagField,
+    /// None for an empty role or industry list.
+    pub value: Option<String>,
+    pub source: TagSource,
+    pub confidence: f64,
+}
+
+/// The first `chars` characters of a text (all of it when shorter): what reading an
+/// asset's opening takes, whatever the length of its body.
+pub fn opening(text: &str, chars: usize) -> &str {
+    let end = text
+        .char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i);
+    &text[..end]
+}
+
+/// The folders and slug of a URL's path, without its scheme, host, query or fragment,
+/// empty segments left out: `https://acme.example/docs/x?y` gives `docs`, `x`.
+pub fn url_segments(url: &str) -> impl Iterator<Item = &str> {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    path.split('/')
+        .skip(usize::from(!url.starts_with('/')))
+        .filter(|s| !s.is_empty())
 }
 
 /// Booleans as spreadsheets write them.

@@ -15,6 +15,7 @@
 //! learns from defaults as if they were labels, and an asset's tags change only when its
 //! own text does.
 
+use super::asset::{opening, url_segments};
 use super::taxonomy::{Concern, ContentType, IndustrySlug, Role, Stage};
 
 /// Below this confidence an inferred value is not used (the kind stays `Default`).
@@ -818,22 +819,9 @@ struct Places {
 
 impl Places {
     fn new(input: &InferenceInput<'_>) -> Self {
-        let body_end = input
-            .body
-            .char_indices()
-            .nth(BODY_CHARS)
-            .map_or(input.body.len(), |(i, _)| i);
         // The path's folders and slug as words: `/docs/getting-started` reads
         // "docs getting started".
-        let path: String = input
-            .url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .skip(usize::from(input.url.starts_with("http")))
+        let path: String = url_segments(input.url)
             .flat_map(|s| s.split(['-', '_', '.']))
             .collect::<Vec<_>>()
             .join(" ");
@@ -862,7 +850,7 @@ impl Places {
                 (Place::Title, read(input.title)),
                 (Place::Path, read(&path)),
                 (Place::Summary, read(input.summary)),
-                (Place::Body, read(&input.body[..body_end])),
+                (Place::Body, read(opening(input.body, BODY_CHARS))),
             ],
         }
     }

@@ -25,7 +25,10 @@ pub use account::{
     Account, AccountDraft, AccountId, Attribution, Contact, ContactDraft, ContactId, Engagement,
     EngagementDraft, FieldText, Given, MAX_CLOCK_SKEW, MAX_POSITION,
 };
-pub use asset::{Asset, AssetDraft, AssetId, FieldError, parse_bool, parse_timestamp};
+pub use asset::{
+    Asset, AssetDraft, AssetId, FieldError, TagEntry, TagField, opening, parse_bool,
+    parse_timestamp, url_segments,
+};
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
     TagSources, coverage_matrix,

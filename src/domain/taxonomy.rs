@@ -265,15 +265,7 @@ impl ContentType {
     /// folder does. The README's folder table lists them.
     pub fn from_path(url: &str) -> Option<Self> {
         use ContentType::*;
-        let path = url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let skip = usize::from(!url.starts_with('/'));
-        path.split('/')
-            .skip(skip)
+        super::asset::url_segments(url)
             .map(str::to_ascii_lowercase)
             .find_map(|folder| match folder.as_str() {
                 "blog" | "blogs" | "articles" | "posts" | "news" | "insights" => Some(BlogPost),

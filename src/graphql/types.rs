@@ -5,8 +5,8 @@ use async_graphql::{Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Asset, AssetDraft, AssetFilter, AssetStatus, Concern, ContentType, IndustrySlug, KindEvidence,
-    Language, Role, Stage, TagSource, TaxonomyValue,
+    Asset, AssetDraft, AssetFilter, AssetStatus, Concern, ContentType, IndustrySlug, Language,
+    Role, Stage, TagField, TagSource,
 };
 use crate::error::{AppError, AppResult};
 
@@ -192,75 +192,21 @@ pub struct TagEvidenceObject {
 }
 
 fn tag_evidence(asset: &Asset) -> Vec<TagEvidenceObject> {
-    fn kind<T: Clone + PartialEq>(
-        out: &mut Vec<TagEvidenceObject>,
-        field: TagFieldEnum,
-        values: &[T],
-        inferred: &[(T, f64)],
-        evidence: KindEvidence,
-        name: impl Fn(&T) -> String,
-    ) {
-        let confidence = |v: &T| match evidence.source {
-            TagSource::Declared => 1.0,
-            TagSource::Default => 0.0,
-            TagSource::Inferred => inferred
-                .iter()
-                .find(|(i, _)| i == v)
-                .map_or(evidence.confidence, |(_, c)| *c),
-        };
-        for v in values {
-            out.push(TagEvidenceObject {
-                field,
-                value: Some(name(v)),
-                source: evidence.source.into(),
-                confidence: confidence(v),
-            });
-        }
-        if values.is_empty() && field != TagFieldEnum::Concern {
-            out.push(TagEvidenceObject {
-                field,
-                value: None,
-                source: evidence.source.into(),
-                confidence: evidence.confidence,
-            });
-        }
-    }
-    let e = asset.evidence;
-    let i = &asset.inferred;
-    let mut out = Vec::new();
-    kind(
-        &mut out,
-        TagFieldEnum::Stage,
-        &asset.stages,
-        &i.stages,
-        e.stages,
-        |v| v.name().to_owned(),
-    );
-    kind(
-        &mut out,
-        TagFieldEnum::Role,
-        &asset.roles,
-        &i.roles,
-        e.roles,
-        |v| v.name().to_owned(),
-    );
-    kind(
-        &mut out,
-        TagFieldEnum::Industry,
-        &asset.industries,
-        &i.industries,
-        e.industries,
-        ToString::to_string,
-    );
-    kind(
-        &mut out,
-        TagFieldEnum::Concern,
-        &asset.concerns,
-        &i.concerns,
-        e.concerns,
-        |v| v.name().to_owned(),
-    );
-    out
+    asset
+        .tag_entries()
+        .into_iter()
+        .map(|t| TagEvidenceObject {
+            field: match t.field {
+                TagField::Stage => TagFieldEnum::Stage,
+                TagField::Role => TagFieldEnum::Role,
+                TagField::Industry => TagFieldEnum::Industry,
+                TagField::Concern => TagFieldEnum::Concern,
+            },
+            value: t.value,
+            source: t.source.into(),
+            confidence: t.confidence,
+        })
+        .collect()
 }
 
 /// Which assets a query is about. Lists are "any of"; the lists together are "all of".

@@ -240,15 +240,13 @@ impl SearchIndex {
             }
             out
         };
-        let end = asset
-            .body
-            .char_indices()
-            .nth(COVERAGE_BODY_CHARS)
-            .map_or(asset.body.len(), |(i, _)| i);
         let held: std::collections::HashSet<String> = tokens(&asset.title)
             .into_iter()
             .chain(tokens(&asset.summary))
-            .chain(tokens(&asset.body[..end]))
+            .chain(tokens(crate::domain::opening(
+                &asset.body,
+                COVERAGE_BODY_CHARS,
+            )))
             .collect();
         let words = tokens(text);
         if words.is_empty() {
@@ -713,11 +711,7 @@ impl Snippets {
             // A page's opening holds its best fragments; a bound keeps a page of 2 MB as
             // cheap to highlight as a short one (six aliased searches of such pages took
             // 1.2 to 1.9 s from a publishable key).
-            let end = value
-                .char_indices()
-                .nth(HIGHLIGHT_CHARS)
-                .map_or(value.len(), |(i, _)| i);
-            let snippet = generator.snippet(&value[..end]);
+            let snippet = generator.snippet(crate::domain::opening(value, HIGHLIGHT_CHARS));
             if !snippet.highlighted().is_empty() {
                 out.push(Highlight {
                     field: name,

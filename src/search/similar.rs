@@ -93,18 +93,13 @@ impl SearchIndex {
         let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(tf.body) else {
             return Ok(Vec::new());
         };
-        let end = asset
-            .body
-            .char_indices()
-            .nth(6_000)
-            .map_or(asset.body.len(), |(i, _)| i);
         // Per analysed token: how often, and the first surface form.
         let mut counts: std::collections::HashMap<String, (u32, String)> =
             std::collections::HashMap::new();
         for (part, weight) in [
             (&asset.title[..], 3),
             (&asset.summary[..], 2),
-            (&asset.body[..end], 1),
+            (crate::domain::opening(&asset.body, 6_000), 1),
         ] {
             let mut stream = tokenizer.token_stream(part);
             while let Some(token) = stream.next() {

@@ -473,7 +473,7 @@ impl Library {
             .await?;
         metrics::histogram!(crate::metrics::DOCUMENTS_SCORED).record(candidates.docs_scored as f64);
 
-        let mut scored: Vec<Recommendation> = candidates
+        let scored: Vec<Recommendation> = candidates
             .items
             .into_iter()
             .map(|c| Recommendation {
@@ -493,13 +493,20 @@ impl Library {
             })
             .collect();
         // The explanation is the authority on the score; retrieval only found the window.
-        scored.sort_by(|a, b| {
+        // Prominence reads the asset's url, title and body: once per candidate, not per
+        // comparison.
+        let mut ranked: Vec<(u64, Recommendation)> = scored
+            .into_iter()
+            .map(|r| (r.asset.prominence(), r))
+            .collect();
+        ranked.sort_by(|(pa, a), (pb, b)| {
             b.scored
                 .score
                 .total_cmp(&a.scored.score)
-                .then_with(|| b.asset.prominence().cmp(&a.asset.prominence()))
+                .then_with(|| pb.cmp(pa))
                 .then_with(|| a.asset.id.cmp(&b.asset.id))
         });
+        let mut scored: Vec<Recommendation> = ranked.into_iter().map(|(_, r)| r).collect();
         if !r.diversify {
             scored.truncate(r.first);
             return Ok(scored);

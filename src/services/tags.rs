@@ -171,22 +171,19 @@ fn inert(cell: &str) -> String {
 /// At most this many problems are listed; the rest are counted.
 const MAX_PROBLEMS: usize = 100;
 
-/// A value quoted in a message, cut to 80 characters.
-fn shown(value: &str) -> String {
-    let mut out: String = value.chars().take(80).collect();
-    if out.len() < value.len() {
-        out.push_str("...");
+/// A text quoted in a message, cut to `chars` characters.
+fn cut(text: &str, chars: usize) -> String {
+    let head = crate::domain::opening(text, chars);
+    if head.len() < text.len() {
+        format!("{head}...")
+    } else {
+        head.to_owned()
     }
-    out
 }
 
-/// A parser's message, which quotes the value it refused, cut to 300 characters.
-fn shown_message(message: &str) -> String {
-    let mut out: String = message.chars().take(300).collect();
-    if out.len() < message.len() {
-        out.push_str("...");
-    }
-    out
+/// A value quoted in a message, cut to 80 characters.
+fn shown(value: &str) -> String {
+    cut(value, 80)
 }
 
 /// The first [`MAX_PROBLEMS`] problems and how many more there were.
@@ -312,7 +309,7 @@ pub fn declare(
         let (field, value) = match canonical {
             Ok(found) => found,
             Err(e) => {
-                problems.push(format!("{}: {}", a.place, shown_message(&e)));
+                problems.push(format!("{}: {}", a.place, cut(&e, 300)));
                 continue;
             }
         };
