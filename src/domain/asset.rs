@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 use super::evidence::{
-    InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, confident, infer_tags,
+    InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, confidence_of, confident,
+    infer_tags,
 };
 use super::taxonomy::{
     AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
@@ -502,6 +503,34 @@ impl Asset {
             + u64::from(overview) * 5_000
             + substance * 100
             + sureness
+    }
+
+    /// How surely the asset speaks to each stage and each role, six bits a value (0 to
+    /// 63), stages in their order then roles: a declared value is sure (63, and a declared
+    /// "every role" is every role), an inferred one is its confidence, a default is 0.
+    /// Read back by `audience_leaning`.
+    pub fn leanings(&self) -> u64 {
+        let six = |c: f64| (c.clamp(0.0, 1.0) * 63.0).round() as u64;
+        let mut packed = 0u64;
+        for (i, stage) in Stage::ALL.iter().enumerate() {
+            let sure = match self.evidence.stages.source {
+                TagSource::Declared => u64::from(self.stages.contains(stage)) * 63,
+                TagSource::Inferred => six(confidence_of(&self.inferred.stages, *stage)),
+                TagSource::Default => 0,
+            };
+            packed |= sure << (6 * i);
+        }
+        for (i, role) in Role::ALL.iter().enumerate() {
+            let sure = match self.evidence.roles.source {
+                TagSource::Declared => {
+                    u64::from(self.roles.is_empty() || self.roles.contains(role)) * 63
+                }
+                TagSource::Inferred => six(confidence_of(&self.inferred.roles, *role)),
+                TagSource::Default => 0,
+            };
+            packed |= sure << (6 * (Stage::ALL.len() + i));
+        }
+        packed
     }
 
     /// The ids that would continue this asset, read from the last number in its id: the

@@ -16,7 +16,7 @@
 //! own text does.
 
 use super::asset::{opening, url_segments};
-use super::taxonomy::{Concern, ContentType, IndustrySlug, Role, Stage};
+use super::taxonomy::{Concern, ContentType, IndustrySlug, Role, Stage, TaxonomyValue};
 
 /// Below this confidence an inferred value is not used (the kind stays `Default`).
 pub const ABSTAIN_BELOW: f64 = 0.45;
@@ -769,6 +769,11 @@ fn format_roles(content_type: ContentType) -> &'static [Role] {
     }
 }
 
+/// The decision maker's prior on a text that is surely read before the purchase
+/// (awareness, consideration, decision), scaled by how sure that is: a little more than
+/// the format's, since a committee's technical readers arrive mostly after it.
+const BEFORE_PURCHASE_PRIOR: f64 = 3.0;
+
 /// How sure the softmax is willing to be: scores are divided by this before it.
 const TEMPERATURE: f64 = 2.5;
 
@@ -908,7 +913,16 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         })
         .collect();
     let format_roles = input.content_type.map_or(&[][..], format_roles);
-    let role_scores: Vec<(Role, f64)> = ROLE_CUES
+    // Who reads before the purchase: the committee's decision maker first, however
+    // technical the words (a "why time-series data" post talks of engineering to the
+    // person who decides). The prior grows with how surely the text is pre-purchase.
+    let stage_probs = softmax(&stage_scores);
+    let before_purchase: f64 = stage_probs
+        .iter()
+        .filter(|(s, _)| matches!(s, Stage::Awareness | Stage::Consideration | Stage::Decision))
+        .map(|(_, p)| p)
+        .sum();
+    let mut role_scores: Vec<(Role, f64)> = ROLE_CUES
         .iter()
         .map(|(role, cues)| {
             let prior = if format_roles.contains(role) {
@@ -919,6 +933,14 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
             (*role, places.score(cues) + prior)
         })
         .collect();
+    // It moves a role that words or the format suggest; it never makes one up.
+    if role_scores.iter().any(|(_, s)| *s > 0.0) {
+        for (role, score) in &mut role_scores {
+            if *role == Role::DecisionMaker {
+                *score += BEFORE_PURCHASE_PRIOR * before_purchase;
+            }
+        }
+    }
     // Industries and concerns are not one-of-many: each is named or not. A value's
     // confidence grows with its evidence (`1 - e^(-s/4)`: a title mention about 0.6, one
     // body mention 0.15), and industries share it when several are named.
@@ -955,6 +977,30 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         concerns: best_first(concerns),
     }
 }
+
+/// The confidence an inference gives one value; 0 when it does not report it.
+pub fn confidence_of<T: PartialEq>(inferred: &[(T, f64)], value: T) -> f64 {
+    inferred
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or(0.0, |(_, c)| *c)
+}
+
+/// How surely an asset speaks to an audience's stage and role, from its packed
+/// `Asset::leanings`: the product of the two in five steps (0 to 4; without a role, the
+/// stage's alone). What decides between assets that score the same for that audience,
+/// before prominence.
+pub fn audience_leaning(leanings: u64, stage: Stage, role: Option<Role>) -> u32 {
+    let at = |i: usize| ((leanings >> (6 * i)) & 63) as u32;
+    let stage_sure = at(stage.ordinal());
+    let role_sure = role.map_or(63, |r| at(Stage::ALL.len() + r.ordinal()));
+    // Coarse on purpose: a few points of confidence say nothing, and an overview page
+    // (prominence) should still come before a narrow one the text is a little surer of.
+    (stage_sure * role_sure) / LEANING_STEP
+}
+
+/// The width of a step of `audience_leaning`: a fifth of its range.
+const LEANING_STEP: u32 = 63 * 63 / 5 + 1;
 
 /// The values of a kind to use from an inference: the best, and the runner-up when it is
 /// nearly as sure; none when the best is below [`ABSTAIN_BELOW`].
@@ -1007,6 +1053,28 @@ mod tests {
             ContentType::BlogPost,
         );
         assert_eq!(versus.stages[0].0, Stage::Consideration, "{versus:?}");
+    }
+
+    #[test]
+    fn a_text_read_before_the_purchase_is_for_the_decision_maker() {
+        // Technical words, but a question asked before buying: the person who decides
+        // reads it. The same words in an install guide stay technical.
+        let body = "Why time-series data? Latency and ingestion matter: the API, the SQL \
+                    engine and the database must keep up with millions of rows.";
+        let why = infer(
+            "Why time-series data matters",
+            "/blog/why-timeseries-data",
+            body,
+            ContentType::BlogPost,
+        );
+        assert_eq!(why.roles[0].0, Role::DecisionMaker, "{why:?}");
+        let install = infer(
+            "Install the database",
+            "/docs/install",
+            body,
+            ContentType::ImplementationGuide,
+        );
+        assert_eq!(install.roles[0].0, Role::TechnicalIntegrator, "{install:?}");
     }
 
     #[test]

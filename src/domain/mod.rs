@@ -35,7 +35,7 @@ pub use coverage::{
 };
 pub use evidence::{
     ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, Trust,
-    infer_tags,
+    audience_leaning, infer_tags,
 };
 pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
 pub use feedback::{

@@ -169,11 +169,22 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
 }
 
-/// A text as lowercase words separated by single spaces (punctuation but `-` dropped).
+/// A text as lowercase words separated by single spaces (punctuation but `-` dropped),
+/// English words reduced to their stems as the index reduces them, so that "success
+/// stories" holds "success story" and "on-premise" is "on-premises".
 fn words_of(text: &str) -> String {
+    static ENGLISH: std::sync::LazyLock<frostem::Stemmer> =
+        std::sync::LazyLock::new(|| frostem::Stemmer::new(frostem::Algorithm::English));
     text.to_lowercase()
         .split(|c: char| !(c.is_alphanumeric() || c == '-'))
         .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.is_ascii() {
+                ENGLISH.stem(w).into_owned()
+            } else {
+                w.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -205,6 +216,16 @@ mod tests {
             vec!["rbac", "permissions"]
         );
         assert_eq!(s.expand("降低流失"), vec!["留存"]);
+        // Words are compared by their stems, as the index compares them.
+        assert!(
+            s.expand("customer success stories")
+                .contains(&"case study".to_owned())
+        );
+        assert!(
+            s.expand("on-premise installation")
+                .contains(&"self-hosted".to_owned())
+        );
+        assert!(s.expand("Case Studies").contains(&"testimonial".to_owned()));
     }
 
     #[test]

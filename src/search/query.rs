@@ -9,7 +9,7 @@ use quick_cache::sync::Cache;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, EnableScoring, Occur, Query, QueryParser, TermQuery,
+    BooleanQuery, BoostQuery, EnableScoring, Occur, PhraseQuery, Query, QueryParser, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
@@ -62,14 +62,20 @@ impl SearchIndex {
             Some(query) => Some(query.weight(scoring)?),
             None => None,
         };
-        let words: &[(Term, f32)] = match &text_query {
-            Some(TextQuery::Words(words)) => words,
-            _ => &[],
+        let (words, phrases): (&[(Term, f32)], &[Phrase]) = match &text_query {
+            Some(TextQuery::Words { words, phrases }) => (words, phrases),
+            _ => (&[], &[]),
         };
-        // Each word's own weight, for scoring only the documents the filter lets through.
+        // Each word's and phrase's own weight, for scoring only the documents the filter
+        // lets through.
         let word_weights = words
             .iter()
             .map(|(term, boost)| word_query(term, *boost).weight(scoring))
+            .chain(
+                phrases
+                    .iter()
+                    .map(|phrase| phrase_query(phrase).weight(scoring)),
+            )
             .collect::<tantivy::Result<Vec<_>>>()?;
         let mut best = TopScores::new(wanted);
         let mut matched: Vec<Bits> = Vec::new();
@@ -288,7 +294,30 @@ impl SearchIndex {
         // Syntax nested deeper than a caller may send (a title in a `nextContent` subject)
         // is read as words: the parser recurses once per level.
         if is_plain(text) || query_nesting(text) > MAX_QUERY_NESTING {
-            return TextQuery::Words(self.text_terms(&with_synonyms(text, synonyms)));
+            // A hyphenated word of the query counts its words and, again, their being
+            // together; a synonym of several words (`case study`, `self-hosted`) counts
+            // only together, or "case" would find SQL's CASE.
+            let (single, several): (Vec<String>, Vec<String>) = synonyms
+                .iter()
+                .cloned()
+                .partition(|t| !t.contains([' ', '-']));
+            let mut phrases: Vec<String> = text
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+                .filter(|w| w.contains('-'))
+                .map(str::to_owned)
+                .collect();
+            phrases.extend(several);
+            let (phrases, one_word) = self.phrase_terms(&phrases);
+            let mut text = with_synonyms(text, &single);
+            for word in one_word {
+                text.push(' ');
+                text.push_str(&word);
+            }
+            return TextQuery::Words {
+                words: self.text_terms(&text),
+                phrases,
+            };
         }
         let fields = &self.inner.fields;
         let boosted: Vec<(Field, f32)> = Analyzer::ALL
@@ -351,6 +380,60 @@ impl SearchIndex {
     }
 }
 
+/// Words that must stand together, as each field's analyzer cuts them: (position, term)
+/// pairs with the field's boost.
+pub(super) type Phrase = (Vec<(usize, Term)>, f32);
+
+/// Most phrases one search looks for (the query's hyphenated words and its synonyms of
+/// several words).
+const MAX_PHRASES: usize = 16;
+
+impl SearchIndex {
+    /// Each text as a phrase for every analyzer's fields (with the fields' boosts and the
+    /// searcher's language preferred, as `text_terms`); the texts an analyzer cuts into
+    /// a single word come back apart, to be searched as words.
+    fn phrase_terms(&self, texts: &[String]) -> (Vec<Phrase>, Vec<String>) {
+        let fields = &self.inner.fields;
+        let mut phrases = Vec::new();
+        let mut one_word = Vec::new();
+        for text in texts.iter().take(MAX_PHRASES) {
+            for analyzer in Analyzer::ALL {
+                let cut_as = match analyzer {
+                    Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
+                    other => other,
+                };
+                let Ok(mut tokenizer) = self
+                    .inner
+                    .index
+                    .tokenizer_for_field(fields.text_for(cut_as).title)
+                else {
+                    continue;
+                };
+                let mut cut: Vec<(usize, String)> = Vec::new();
+                let mut stream = tokenizer.token_stream(text);
+                while let Some(token) = stream.next() {
+                    cut.push((token.position, token.text.clone()));
+                }
+                if cut.len() < 2 {
+                    if analyzer == Analyzer::English && !one_word.contains(text) {
+                        one_word.push(text.clone());
+                    }
+                    continue;
+                }
+                let preference = language_preference(text, analyzer);
+                for (field, boost) in fields.text_for(analyzer).boosted() {
+                    let terms = cut
+                        .iter()
+                        .map(|(at, word)| (*at, Term::from_field_text(field, word)))
+                        .collect();
+                    phrases.push((terms, boost * preference));
+                }
+            }
+        }
+        (phrases, one_word)
+    }
+}
+
 /// A query's words and the terms its synonym groups add, as one text.
 fn with_synonyms(text: &str, synonyms: &[String]) -> String {
     if synonyms.is_empty() {
@@ -375,9 +458,18 @@ fn is_han(c: char) -> bool {
 }
 
 /// Words and the punctuation of prose only: nothing tantivy's query syntax gives a meaning.
+/// A hyphen inside a word (`out-of-order`, `on-premise`) is prose; one that starts a word
+/// (`-docker`) excludes it.
 fn is_plain(text: &str) -> bool {
-    text.chars().all(|c| {
-        c.is_alphanumeric() || c.is_whitespace() || matches!(c, '.' | ',' | ';' | '?' | '\'')
+    let chars: Vec<char> = text.chars().collect();
+    chars.iter().enumerate().all(|(i, &c)| {
+        c.is_alphanumeric()
+            || c.is_whitespace()
+            || matches!(c, '.' | ',' | ';' | '?' | '\'')
+            || (c == '-'
+                && i > 0
+                && chars[i - 1].is_alphanumeric()
+                && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric()))
     }) && !text
         .split_whitespace()
         .any(|w| matches!(w, "AND" | "OR" | "NOT" | "IN"))
@@ -402,23 +494,35 @@ fn text_of(request: &SearchRequest) -> &str {
 const FILTER_DRIVEN_RATIO: u64 = 4;
 
 enum TextQuery {
-    /// Any of these (term, boost) pairs; the score is the sum of the matching ones' BM25.
-    Words(Vec<(Term, f32)>),
+    /// Any of these (term, boost) pairs and phrases; the score is the sum of the matching
+    /// ones' BM25.
+    Words {
+        words: Vec<(Term, f32)>,
+        phrases: Vec<Phrase>,
+    },
     Parsed(Box<dyn Query>),
 }
 
 impl TextQuery {
     fn query(&self) -> Box<dyn Query> {
         match self {
-            TextQuery::Words(words) => Box::new(BooleanQuery::new(
+            TextQuery::Words { words, phrases } => Box::new(BooleanQuery::new(
                 words
                     .iter()
                     .map(|(term, boost)| (Occur::Should, word_query(term, *boost)))
+                    .chain(phrases.iter().map(|p| (Occur::Should, phrase_query(p))))
                     .collect(),
             )),
             TextQuery::Parsed(query) => query.box_clone(),
         }
     }
+}
+
+fn phrase_query((terms, boost): &Phrase) -> Box<dyn Query> {
+    Box::new(BoostQuery::new(
+        Box::new(PhraseQuery::new_with_offset(terms.clone())),
+        *boost,
+    ))
 }
 
 fn word_query(term: &Term, boost: f32) -> Box<dyn Query> {

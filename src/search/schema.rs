@@ -15,7 +15,7 @@ use crate::ranking::ranking_trust;
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -112,6 +112,9 @@ pub struct Fields {
     pub stage_rank: Field,
     /// `Asset::prominence`: what decides between equal scores.
     pub prominence: Field,
+    /// `Asset::leanings`: how surely the asset speaks to each stage and role, what decides
+    /// between equal scores for an audience before prominence.
+    pub leanings: Field,
     /// `TagSources::pack`: where the stages, roles and industries come from (the audit).
     pub tag_sources: Field,
     pub role_rank: Field,
@@ -177,6 +180,7 @@ pub fn build_schema() -> (Schema, Fields) {
         tier_key: b.add_text_field("tier_key", STRING),
         stage_rank: b.add_text_field("stage_rank", STRING),
         prominence: b.add_u64_field("prominence", FAST),
+        leanings: b.add_u64_field("leanings", FAST),
         tag_sources: b.add_u64_field("tag_sources", FAST),
         role_rank: b.add_text_field("role_rank", STRING),
         industry_rank: b.add_text_field("industry_rank", STRING),
@@ -291,6 +295,7 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
     doc.add_bool(fields.evergreen, asset.evergreen);
     doc.add_i64(fields.freshness_ts, freshness_ts(asset));
     doc.add_u64(fields.prominence, asset.prominence());
+    doc.add_u64(fields.leanings, asset.leanings());
     doc.add_u64(
         fields.tag_sources,
         crate::domain::TagSources::from_asset(asset).pack(),

@@ -10,7 +10,7 @@ use super::feedback::Choice;
 use super::popularity::cohort_key;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, ListContext, Role, Stage,
-    TaxonomyValue, WeightOverrides,
+    TaxonomyValue, WeightOverrides, audience_leaning,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{
@@ -456,6 +456,7 @@ impl Library {
         popular_ids.extend(r.sequels.iter().cloned());
         let retrieval = ctx.clone();
         let text_first = r.text_first;
+        let leaning_for = (audience.stage, audience.role);
         let candidates = self
             .read_index(move |index| {
                 index.recommend(&RecommendRequest {
@@ -468,6 +469,7 @@ impl Library {
                     window,
                     slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
                     text_first,
+                    audience: leaning_for,
                 })
             })
             .await?;
@@ -493,11 +495,15 @@ impl Library {
             })
             .collect();
         // The explanation is the authority on the score; retrieval only found the window.
-        // Prominence reads the asset's url, title and body: once per candidate, not per
-        // comparison.
-        let mut ranked: Vec<(u64, Recommendation)> = scored
+        // Between equal scores, the asset that speaks more surely to the audience, then the
+        // more prominent one. Prominence reads the asset's url, title and body: once per
+        // candidate, not per comparison.
+        let mut ranked: Vec<((u32, u64), Recommendation)> = scored
             .into_iter()
-            .map(|r| (r.asset.prominence(), r))
+            .map(|r| {
+                let leaning = audience_leaning(r.asset.leanings(), audience.stage, audience.role);
+                ((leaning, r.asset.prominence()), r)
+            })
             .collect();
         ranked.sort_by(|(pa, a), (pb, b)| {
             b.scored

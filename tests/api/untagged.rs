@@ -525,6 +525,46 @@ async fn searches_find_synonyms_and_say_when_nothing_matches_well() {
 }
 
 #[tokio::test]
+async fn synonyms_of_several_words_and_hyphenated_words_are_searched_as_phrases() {
+    let mut s = untagged_server().await;
+    let upsert = "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }";
+    let page = |id: &str, title: &str, body: &str| json!({ "id": id, "title": title, "body": body, "url": format!("/docs/{id}"), "contentType": "DOCUMENTATION" });
+    s.gql(
+        upsert,
+        json!({ "a": [
+            page("sql-case", "CASE expressions", "A case returns a value; study each case and study the examples of a case."),
+            page("stories", "Stories", "Every case study of our customers in one place."),
+            page("late-rows", "Out-of-order rows", "Rows that arrive out-of-order are sorted before the commit."),
+            page("sort-order", "ORDER BY", "Order rows; data in order; order of data, out of the box, in order."),
+        ] }),
+    )
+    .await;
+    let q = r#"query($q: String!) { search(query: $q, first: 5) { items { asset { id } } } }"#;
+    // "success stories" gains "case study" from the starting groups (word stems compared,
+    // so the plural counts): the page that says "case study" comes first, and the SQL page
+    // with "case" and "study" apart is not found through the synonym.
+    let stories = ids_of(&s.gql(q, json!({ "q": "success stories" })).await["search"]);
+    assert_eq!(
+        stories.first().map(String::as_str),
+        Some("stories"),
+        "{stories:?}"
+    );
+    assert!(!stories.contains(&"sql-case".to_owned()), "{stories:?}");
+    // A hyphen inside a word is not query syntax ("-order" would exclude "order"): the
+    // words found together come first.
+    let late = ids_of(&s.gql(q, json!({ "q": "out-of-order data" })).await["search"]);
+    assert_eq!(
+        late.first().map(String::as_str),
+        Some("late-rows"),
+        "{late:?}"
+    );
+    // A leading hyphen still excludes.
+    let not = ids_of(&s.gql(q, json!({ "q": "rows -commit" })).await["search"]);
+    assert!(!not.contains(&"late-rows".to_owned()), "{not:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_synonym_lists_and_acceptances_are_refused_whole() {
     let mut s = untagged_server().await;
     let groups: Vec<Vec<String>> = (0..1_001)

@@ -16,6 +16,7 @@ use tantivy::{
 use super::super::push_bounded;
 use super::super::schema::{EVERGREEN_TS, UNDATED_TS};
 use super::text::{TextTerms, reachable_text};
+use crate::domain::{Role, Stage, audience_leaning};
 use crate::error::AppResult;
 use crate::ranking::{concern_value, freshness_value, text_value};
 
@@ -23,7 +24,10 @@ use crate::ranking::{concern_value, freshness_value, text_value};
 pub(super) struct Hit {
     pub(super) score: f64,
     pub(super) bm25: f32,
-    /// Decides between equal scores: see `Asset::prominence`.
+    /// Decides between equal scores first: how surely the asset speaks to the audience's
+    /// stage and role (`audience_leaning`).
+    pub(super) leaning: u32,
+    /// Decides between equal scores and leanings: see `Asset::prominence`.
     pub(super) prominence: u64,
     pub(super) address: DocAddress,
 }
@@ -41,12 +45,13 @@ impl PartialOrd for Hit {
 }
 impl Ord for Hit {
     /// Reversed, so a `BinaryHeap<Hit>` pops the worst hit first; equal scores keep the
-    /// more prominent asset (an overview before a narrow page), and only then the lower
-    /// document address.
+    /// asset that speaks more surely to the audience, then the more prominent one (an
+    /// overview before a narrow page), and only then the lower document address.
     fn cmp(&self, other: &Self) -> Ordering {
         other
             .score
             .total_cmp(&self.score)
+            .then_with(|| other.leaning.cmp(&self.leaning))
             .then_with(|| other.prominence.cmp(&self.prominence))
             .then_with(|| self.address.cmp(&other.address))
     }
@@ -111,6 +116,7 @@ pub(super) struct TierSegmentCollector {
     pub(super) freshness_ts: Column<i64>,
     pub(super) concerns: Column<u64>,
     pub(super) prominence: Column<u64>,
+    pub(super) leanings: Column<u64>,
     /// One scorer per text term that occurs in the segment, highest possible score
     /// first, advanced only to documents that need a text score.
     pub(super) text: Vec<Box<dyn Scorer>>,
@@ -135,6 +141,8 @@ pub(super) struct TierCollectorSettings {
     pub(super) half_life_days: f64,
     pub(super) limit: usize,
     pub(super) floor: f64,
+    /// The audience's stage and role, for `Hit::leaning`.
+    pub(super) audience: (Stage, Option<Role>),
 }
 
 impl Collector for TierCollector {
@@ -166,6 +174,7 @@ impl Collector for TierCollector {
             freshness_ts: ff.i64("freshness_ts")?,
             concerns: ff.u64("concern_mask")?,
             prominence: ff.u64("prominence")?,
+            leanings: ff.u64("leanings")?,
             text: text.into_iter().map(|(scorer, _)| scorer).collect(),
             text_rest,
             top: BinaryHeap::with_capacity(self.settings.limit + 1),
@@ -232,6 +241,11 @@ impl SegmentCollector for TierSegmentCollector {
         let hit = Hit {
             score,
             bm25,
+            leaning: audience_leaning(
+                self.leanings.first(doc).unwrap_or(0),
+                s.audience.0,
+                s.audience.1,
+            ),
             prominence: self.prominence.first(doc).unwrap_or(0),
             address: DocAddress::new(self.segment, doc),
         };

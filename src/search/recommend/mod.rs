@@ -36,7 +36,7 @@ use tantivy::{DocAddress, Searcher, Term};
 
 use super::SearchIndex;
 use super::filter::{FilterPlan, any_term, filter_query};
-use crate::domain::{Asset, AssetFilter};
+use crate::domain::{Asset, AssetFilter, Role, Stage};
 use crate::error::AppResult;
 use crate::ranking::{Dimension, RankContext};
 use collector::{
@@ -68,6 +68,9 @@ pub struct RecommendRequest<'a> {
     /// best text matches as the candidates (see `text_first`) instead of walking tiers,
     /// which could not stop before scoring nearly every document.
     pub text_first: bool,
+    /// The audience's stage and role: between equal scores, the asset that speaks to them
+    /// more surely comes first.
+    pub audience: (Stage, Option<Role>),
 }
 
 /// Text matches a text-first request takes as candidates, per candidate asked for.
@@ -150,6 +153,7 @@ impl SearchIndex {
             half_life_days,
             limit: window,
             floor: f64::NEG_INFINITY,
+            audience: request.audience,
         };
         if let (Some(words), Some(text)) = (&text_first_words, &text)
             && let Some(found) =
@@ -160,6 +164,7 @@ impl SearchIndex {
                 .map(|(address, bm25)| Hit {
                     score: 0.0,
                     bm25: *bm25,
+                    leaning: 0,
                     prominence: 0,
                     address: *address,
                 })

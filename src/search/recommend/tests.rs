@@ -183,6 +183,7 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 window,
                 slice_tiers_above,
                 text_first: false,
+                audience: (audience.stage, audience.role),
             };
             let everything = index.recommend(&request(n, usize::MAX)).unwrap();
             // The reference holds every published asset the filter lets through,
@@ -314,6 +315,7 @@ fn popular_assets_outside_the_walk_come_back_when_eligible() {
             window: 2,
             slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
             text_first: false,
+            audience: (Stage::Awareness, None),
         })
         .unwrap();
     let ids: Vec<&str> = got.items.iter().map(|c| c.asset.id.as_str()).collect();
@@ -372,6 +374,7 @@ fn text_tiers_give_exactly_the_exhaustive_top_k() {
                     window,
                     slice_tiers_above: DEFAULT_SLICE_TIERS_ABOVE,
                     text_first: false,
+                    audience: (audience.stage, audience.role),
                 };
                 let everything = index.recommend(&request(assets.len())).unwrap();
                 for k in [1, 5] {
@@ -417,6 +420,7 @@ fn retrieval_scores_equal_the_explanations() {
                 window: 20,
                 slice_tiers_above: 0,
                 text_first: false,
+                audience: (audience.stage, audience.role),
             })
             .unwrap();
         for c in &found.items {
