@@ -249,6 +249,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                 window: 30,
                 slice_tiers_above: search::DEFAULT_SLICE_TIERS_ABOVE,
                 text_first: false,
+                audience: (audience.stage, audience.role),
             })
             .expect("recommend");
         eprintln!(
