@@ -112,10 +112,20 @@ impl SearchIndex {
         let half_life_days = request.rank.half_life_days;
         let window = request.window.max(1);
 
+        // A synonym of several words counts only as a phrase in search; the walk scores
+        // words, so it takes the one-word synonyms only ("financial services" would
+        // otherwise add "services", a word of half the library).
+        let one_word: Vec<&str> = request
+            .rank
+            .synonyms
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.contains([' ', '-']))
+            .collect();
         let words = match request.rank.query.as_deref() {
-            Some(text) if w.text > 0.0 && request.rank.synonyms.is_empty() => self.text_terms(text),
+            Some(text) if w.text > 0.0 && one_word.is_empty() => self.text_terms(text),
             Some(text) if w.text > 0.0 => {
-                self.text_terms(&format!("{text} {}", request.rank.synonyms.join(" ")))
+                self.text_terms(&format!("{text} {}", one_word.join(" ")))
             }
             _ => Vec::new(),
         };
