@@ -550,8 +550,8 @@ async fn synonyms_of_several_words_and_hyphenated_words_are_searched_as_phrases(
         "{stories:?}"
     );
     assert!(!stories.contains(&"sql-case".to_owned()), "{stories:?}");
-    // A hyphen inside a word is not query syntax ("-order" would exclude "order"): the
-    // words found together come first.
+    // A hyphen inside a word is prose: its words count, and again together, so the page
+    // that has them together comes before the one with "order" and "data" apart.
     let late = ids_of(&s.gql(q, json!({ "q": "out-of-order data" })).await["search"]);
     assert_eq!(
         late.first().map(String::as_str),
