@@ -162,7 +162,7 @@ pub struct InferenceInput<'a> {
 }
 
 /// Where a cue is found and what finding it there weighs.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Place {
     Title,
     Path,
@@ -664,12 +664,7 @@ const INDUSTRY_CUES: [(&str, &[Cue]); 17] = [
     ),
     (
         "retail",
-        &[
-            ("retail", 2.0),
-            ("retailer", 2.0),
-            ("store", 0.8),
-            ("零售", 2.0),
-        ],
+        &[("retail", 2.0), ("retailer", 2.0), ("零售", 2.0)],
     ),
     (
         "retail/ecommerce",
@@ -750,9 +745,10 @@ const INDUSTRY_CUES: [(&str, &[Cue]); 17] = [
         &[
             ("media", 1.2),
             ("publisher", 1.5),
-            ("streaming", 1.5),
+            ("video streaming", 2.0),
+            ("streaming service", 2.0),
             ("gaming", 1.5),
-            ("game", 1.0),
+            ("video game", 1.5),
             ("游戏", 2.0),
             ("媒体", 1.5),
         ],
@@ -768,6 +764,24 @@ const INDUSTRY_CUES: [(&str, &[Cue]); 17] = [
             ("旅游", 1.5),
         ],
     ),
+];
+
+/// Industry cues that are everyday words elsewhere ("time and energy", "social media",
+/// "the VS Code marketplace", "storage utilities"): they count in the title, path and
+/// summary, not in the body. (Words that are verbs in technical writing, "store" and
+/// "streaming", are not cues at all: "video streaming" is.)
+const EVERYDAY_INDUSTRY_WORDS: &[&str] = &[
+    "energy",
+    "utilities",
+    "gaming",
+    "media",
+    "shipping",
+    "carrier",
+    "marketplace",
+    "travel",
+    "industrial",
+    "school",
+    "student",
 ];
 
 /// A stage's prior from the format: what the content type says before the words do.
@@ -881,10 +895,18 @@ impl Places {
     /// The cues' weighted evidence: per place, each cue's weight times the log of one plus
     /// its matches (the tenth mention says little more than the third).
     fn score(&self, cues: &[Cue]) -> f64 {
+        self.score_where(cues, |_, _| true)
+    }
+
+    /// The same, counting a cue only in the places `counts_here(place, cue)` allows.
+    fn score_where(&self, cues: &[Cue], counts_here: impl Fn(Place, &str) -> bool) -> f64 {
         let ids = &VOCABULARY.ids;
         let mut total = 0.0;
         for (place, counts) in &self.counts {
             for (cue, weight) in cues {
+                if !counts_here(*place, cue) {
+                    continue;
+                }
                 let n = ids.get(cue).map_or(0, |&id| counts[id]);
                 if n > 0 {
                     total += place.weight() * weight * (1.0 + f64::from(n)).ln();
@@ -966,7 +988,11 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
     let industries: Vec<(IndustrySlug, f64)> = INDUSTRY_CUES
         .iter()
         .filter_map(|(slug, cues)| {
-            let s = places.score(cues);
+            // A word with an everyday sense names the industry only where the page says
+            // what it is about.
+            let s = places.score_where(cues, |place, cue| {
+                place != Place::Body || !EVERYDAY_INDUSTRY_WORDS.contains(&cue)
+            });
             (s > 0.0).then(|| IndustrySlug::parse(slug).ok().map(|i| (i, s)))?
         })
         .collect();
@@ -1079,20 +1105,23 @@ mod tests {
         // reads it. The same words in an install guide stay technical.
         let body = "Why time-series data? Latency and ingestion matter: the API, the SQL \
                     engine and the database must keep up with millions of rows.";
-        let why = infer(
-            "Why time-series data matters",
-            "/blog/why-timeseries-data",
-            body,
-            ContentType::BlogPost,
-        );
-        assert_eq!(why.roles[0].0, Role::DecisionMaker, "{why:?}");
-        let install = infer(
-            "Install the database",
-            "/docs/install",
-            body,
-            ContentType::ImplementationGuide,
-        );
-        assert_eq!(install.roles[0].0, Role::TechnicalIntegrator, "{install:?}");
+        for (title, url, format, reader) in [
+            (
+                "Why time-series data matters",
+                "/blog/why-timeseries-data",
+                ContentType::BlogPost,
+                Role::DecisionMaker,
+            ),
+            (
+                "Install the database",
+                "/docs/install",
+                ContentType::ImplementationGuide,
+                Role::TechnicalIntegrator,
+            ),
+        ] {
+            let t = infer(title, url, body, format);
+            assert_eq!(t.roles[0].0, reader, "{title}: {t:?}");
+        }
     }
 
     #[test]
@@ -1113,14 +1142,43 @@ mod tests {
 
     #[test]
     fn industries_are_read_where_named() {
-        let t = infer(
-            "How a hospital network cut patient wait times",
-            "/customers/st-mary",
-            "The hospital's patients ...",
-            ContentType::CaseStudy,
-        );
-        assert_eq!(t.industries[0].0.as_str(), "healthcare", "{t:?}");
-        assert!(t.industries[0].1 > ABSTAIN_BELOW);
+        // Named where the page says what it is about; everyday words (streaming data,
+        // storing metrics, time and energy, the extension marketplace) name none.
+        let everyday = "Store the metrics; stream the data. It saves time and energy, \
+                        energy, energy. Install it from the marketplace; media files and \
+                        storage utilities.";
+        for (title, url, body, format, industry) in [
+            (
+                "How a hospital network cut patient wait times",
+                "/customers/st-mary",
+                "The hospital's patients ...",
+                ContentType::CaseStudy,
+                Some("healthcare"),
+            ),
+            (
+                "Streaming on-chain data and storing metrics",
+                "/tutorial/streaming",
+                everyday,
+                ContentType::Training,
+                None,
+            ),
+            (
+                "Energy utilities: a grid operator's story",
+                "",
+                "",
+                ContentType::CaseStudy,
+                Some("energy"),
+            ),
+        ] {
+            let t = infer(title, url, body, format);
+            match industry {
+                Some(industry) => {
+                    assert_eq!(t.industries[0].0.as_str(), industry, "{t:?}");
+                    assert!(t.industries[0].1 > ABSTAIN_BELOW, "{t:?}");
+                }
+                None => assert!(t.industries.is_empty(), "{title}: {t:?}"),
+            }
+        }
         let zh = infer("某银行的数字化转型", "", "银行", ContentType::CaseStudy);
         assert_eq!(zh.industries[0].0.as_str(), "financial-services/banking");
     }
