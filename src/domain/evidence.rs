@@ -293,6 +293,15 @@ const STAGE_CUES: [(Stage, &[Cue]); 5] = [
             ("reduced", 0.6),
             ("roi", 1.2),
             ("why choose", 2.0),
+            // Buying words: the licence, the bill, a call with sales. (Not "subscription"
+            // or 订阅 or 授权: publish/subscribe and authorization are technical.)
+            ("licens", 1.5),
+            ("purchas", 1.5),
+            ("billing", 1.2),
+            ("per user", 1.5),
+            ("per month", 1.5),
+            ("contact sales", 2.0),
+            ("talk to sales", 2.0),
             ("价格", 3.0),
             ("定价", 3.0),
             ("案例", 3.0),
@@ -302,6 +311,8 @@ const STAGE_CUES: [(Stage, &[Cue]); 5] = [
             ("安全", 1.0),
             ("合规", 1.2),
             ("合同", 1.2),
+            ("购买", 1.5),
+            ("联系销售", 2.0),
         ],
     ),
     (
@@ -1097,6 +1108,15 @@ mod tests {
             ContentType::BlogPost,
         );
         assert_eq!(versus.stages[0].0, Stage::Consideration, "{versus:?}");
+        // Buying words: a licence, a price per user, a call with sales.
+        let licence = infer(
+            "Team license",
+            "/license",
+            "Buy a license for your team: $39 per user per month, billed yearly. Install it \
+             on your own cluster. Contact sales for a purchase order.",
+            ContentType::BlogPost,
+        );
+        assert_eq!(licence.stages[0].0, Stage::Decision, "{licence:?}");
     }
 
     #[test]
