@@ -1016,10 +1016,9 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         .iter()
         .map(|(concern, cues)| (*concern, saturate(places.score(cues))))
         .collect();
-    let any_words = |scores: &[(Stage, f64)]| scores.iter().any(|(_, s)| *s > 0.0);
     InferredTags {
-        stages: if any_words(&stage_scores) {
-            best_first(softmax(&stage_scores))
+        stages: if stage_scores.iter().any(|(_, s)| *s > 0.0) {
+            best_first(stage_probs)
         } else {
             Vec::new()
         },

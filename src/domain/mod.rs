@@ -50,7 +50,7 @@ pub use search::{
     MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SortOrder, check_query_text,
     query_nesting,
 };
-pub use synonyms::{MAX_EXPANSIONS, Synonyms};
+pub use synonyms::{MAX_EXPANSIONS, Synonyms, is_one_word};
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,

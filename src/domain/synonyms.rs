@@ -164,6 +164,13 @@ impl Synonyms {
     }
 }
 
+/// Whether a synonym term is one word: searched as a word, where a term of several words
+/// (`case study`, `self-hosted`) is searched only as a phrase, or not at all where phrases
+/// are not looked for.
+pub fn is_one_word(term: &str) -> bool {
+    !term.contains([' ', '-'])
+}
+
 /// Characters that show nothing: zero-width spaces and joiners, the byte-order mark.
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')

@@ -21,7 +21,7 @@ use super::filter::{Bits, FilterPlan};
 use super::schema::{Analyzer, Fields, cut_alike_by_jieba_and_plain};
 use crate::domain::{
     Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, MAX_QUERY_NESTING,
-    MAX_QUERY_TERMS, SearchHit, SearchPage, SearchRequest, SortOrder, query_nesting,
+    MAX_QUERY_TERMS, SearchHit, SearchPage, SearchRequest, SortOrder, is_one_word, query_nesting,
 };
 use crate::error::{AppError, AppResult};
 
@@ -297,10 +297,8 @@ impl SearchIndex {
             // A hyphenated word of the query counts its words and, again, their being
             // together; a synonym of several words (`case study`, `self-hosted`) counts
             // only together, or "case" would find SQL's CASE.
-            let (single, several): (Vec<String>, Vec<String>) = synonyms
-                .iter()
-                .cloned()
-                .partition(|t| !t.contains([' ', '-']));
+            let (single, several): (Vec<String>, Vec<String>) =
+                synonyms.iter().cloned().partition(|t| is_one_word(t));
             let mut phrases: Vec<String> = text
                 .split_whitespace()
                 .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
@@ -349,21 +347,10 @@ impl SearchIndex {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
         for analyzer in Analyzer::ALL {
-            let cut_as = match analyzer {
-                Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
-                other => other,
-            };
-            let cut_by = fields.text_for(cut_as).title;
-            let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(cut_by) else {
-                continue;
-            };
-            let mut seen = std::collections::HashSet::new();
             let mut words: Vec<String> = Vec::new();
-            let mut stream = tokenizer.token_stream(text);
-            while let Some(token) = stream.next() {
-                if !seen.contains(token.text.as_str()) {
-                    seen.insert(token.text.clone());
-                    words.push(token.text.clone());
+            for (_, word) in self.cut(text, analyzer) {
+                if !words.contains(&word) {
+                    words.push(word);
                     if words.len() == MAX_QUERY_TERMS {
                         break;
                     }
@@ -377,6 +364,30 @@ impl SearchIndex {
             }
         }
         out
+    }
+
+    /// A text's words with their positions, as an analyzer's fields hold them. Words that
+    /// jieba cuts as the plain analyzer does are cut by it for the Chinese fields too: no
+    /// dictionary load for English.
+    fn cut(&self, text: &str, analyzer: Analyzer) -> Vec<(usize, String)> {
+        let cut_as = match analyzer {
+            Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
+            other => other,
+        };
+        let fields = &self.inner.fields;
+        let Ok(mut tokenizer) = self
+            .inner
+            .index
+            .tokenizer_for_field(fields.text_for(cut_as).title)
+        else {
+            return Vec::new();
+        };
+        let mut cut = Vec::new();
+        let mut stream = tokenizer.token_stream(text);
+        while let Some(token) = stream.next() {
+            cut.push((token.position, token.text.clone()));
+        }
+        cut
     }
 }
 
@@ -407,22 +418,7 @@ impl SearchIndex {
         }
         for text in distinct {
             for analyzer in Analyzer::ALL {
-                let cut_as = match analyzer {
-                    Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
-                    other => other,
-                };
-                let Ok(mut tokenizer) = self
-                    .inner
-                    .index
-                    .tokenizer_for_field(fields.text_for(cut_as).title)
-                else {
-                    continue;
-                };
-                let mut cut: Vec<(usize, String)> = Vec::new();
-                let mut stream = tokenizer.token_stream(text);
-                while let Some(token) = stream.next() {
-                    cut.push((token.position, token.text.clone()));
-                }
+                let cut = self.cut(text, analyzer);
                 if cut.len() < 2 {
                     if analyzer == Analyzer::English && !one_word.contains(text) {
                         one_word.push(text.clone());

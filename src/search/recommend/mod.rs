@@ -36,11 +36,11 @@ use tantivy::{DocAddress, Searcher, Term};
 
 use super::SearchIndex;
 use super::filter::{FilterPlan, any_term, filter_query};
-use crate::domain::{Asset, AssetFilter, Role, Stage};
+use crate::domain::{Asset, AssetFilter, Role, Stage, is_one_word};
 use crate::error::AppResult;
 use crate::ranking::{Dimension, RankContext};
 use collector::{
-    Excluded, Hit, TierCollector, TierCollectorSettings, Top, excluded_docs, freshness_slices,
+    Excluded, TierCollector, TierCollectorSettings, Top, excluded_docs, freshness_slices,
 };
 use text::{TextWeights, collect_text_tier, text_scores};
 use tiers::{TierSizes, graded_dims, tier_clauses, tier_key_terms, tiers};
@@ -120,7 +120,7 @@ impl SearchIndex {
             .synonyms
             .iter()
             .map(String::as_str)
-            .filter(|t| !t.contains([' ', '-']))
+            .filter(|t| is_one_word(t))
             .collect();
         let words = match request.rank.query.as_deref() {
             Some(text) if w.text > 0.0 && one_word.is_empty() => self.text_terms(text),
@@ -169,28 +169,10 @@ impl SearchIndex {
             && let Some(found) =
                 self.text_first(&searcher, words, text, &published, &excluded, window)?
         {
-            let hits: Vec<Hit> = found
-                .iter()
-                .map(|(address, bm25)| Hit {
-                    score: 0.0,
-                    bm25: *bm25,
-                    leaning: 0,
-                    prominence: 0,
-                    address: *address,
-                })
-                .collect();
-            let popular = self.popular_outside_the_walk(
-                &searcher,
-                request.popular_ids,
-                &base,
-                &hits,
-                &excluded,
-                Some(text),
-            )?;
             let docs_scored = found.len() as u64;
-            let found = found.into_iter().map(|(a, bm25)| (a, bm25, 0.0));
+            let found = found.into_iter().map(|(a, bm25)| (a, bm25, 0.0)).collect();
             return Ok(Candidates {
-                items: self.candidates(&searcher, found, popular)?,
+                items: self.candidates(&searcher, found, request, &base, &excluded, Some(text))?,
                 text_scale: text.scale,
                 tiers_searched: 0,
                 docs_scored,
@@ -273,18 +255,13 @@ impl SearchIndex {
         }
 
         let docs_scored = top.scored;
-        let hits = top.into_sorted();
-        let popular = self.popular_outside_the_walk(
-            &searcher,
-            request.popular_ids,
-            &base,
-            &hits,
-            &excluded,
-            text.as_ref(),
-        )?;
-        let found = hits.into_iter().map(|h| (h.address, h.bm25, h.score));
+        let found = top
+            .into_sorted()
+            .into_iter()
+            .map(|h| (h.address, h.bm25, h.score))
+            .collect();
         Ok(Candidates {
-            items: self.candidates(&searcher, found, popular)?,
+            items: self.candidates(&searcher, found, request, &base, &excluded, text.as_ref())?,
             text_scale: text.as_ref().map_or(0.0, |t| t.scale),
             tiers_searched,
             docs_scored,
@@ -296,10 +273,22 @@ impl SearchIndex {
     fn candidates(
         &self,
         searcher: &Searcher,
-        found: impl Iterator<Item = (DocAddress, f32, f64)>,
-        popular: Vec<(DocAddress, f32)>,
+        found: Vec<(DocAddress, f32, f64)>,
+        request: &RecommendRequest<'_>,
+        base: &[(Occur, Box<dyn Query>)],
+        excluded: &Excluded,
+        text: Option<&TextWeights>,
     ) -> AppResult<Vec<Candidate>> {
+        let popular = self.popular_outside_the_walk(
+            searcher,
+            request.popular_ids,
+            base,
+            &found,
+            excluded,
+            text,
+        )?;
         found
+            .into_iter()
             .chain(popular.into_iter().map(|(a, bm25)| (a, bm25, 0.0)))
             .map(|(address, bm25, score)| {
                 Ok(Candidate {
@@ -377,7 +366,7 @@ impl SearchIndex {
         searcher: &Searcher,
         popular_ids: &[String],
         base: &[(Occur, Box<dyn Query>)],
-        hits: &[Hit],
+        found: &[(DocAddress, f32, f64)],
         excluded: &Excluded,
         text: Option<&TextWeights>,
     ) -> AppResult<Vec<(DocAddress, f32)>> {
@@ -394,7 +383,7 @@ impl SearchIndex {
             .search(&BooleanQuery::new(query), &DocSetCollector)?
             .into_iter()
             .filter(|a| {
-                !hits.iter().any(|h| h.address == *a)
+                !found.iter().any(|f| f.0 == *a)
                     && excluded[a.segment_ord as usize]
                         .binary_search(&a.doc_id)
                         .is_err()
