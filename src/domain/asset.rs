@@ -533,6 +533,55 @@ impl Asset {
         packed
     }
 
+    /// The words of the page's own address (the last segment of its url, else of its id)
+    /// when its title says less than half of them: editors write a slug as a page's
+    /// subject in plain words (`/blog/prebuilds` for "Waiting for code to build is like
+    /// watching paint dry"). Only the words the title lacks; numbers, words under three
+    /// letters and a few joining words are left out.
+    pub fn slug_words(&self) -> Vec<String> {
+        const JOINING: [&str; 12] = [
+            "the", "and", "for", "with", "your", "you", "our", "how", "why", "what", "from",
+            "into",
+        ];
+        let slug = url_segments(&self.url)
+            .last()
+            .or_else(|| self.id.as_str().rsplit('/').next())
+            .unwrap_or_default();
+        let slug = slug.rsplit_once('.').map_or(slug, |(stem, ext)| {
+            if ["html", "htm", "md", "php", "aspx"].contains(&ext) {
+                stem
+            } else {
+                slug
+            }
+        });
+        let title = self.title.to_lowercase();
+        let title_words: Vec<&str> = title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut words: Vec<String> = Vec::new();
+        for word in slug.split(|c: char| !c.is_alphanumeric()) {
+            let word = word.to_lowercase();
+            if word.chars().count() >= 3
+                && !word.chars().all(|c| c.is_ascii_digit())
+                && !JOINING.contains(&word.as_str())
+                && !words.contains(&word)
+            {
+                words.push(word);
+            }
+        }
+        // A title that already says most of what the address says needs nothing from it.
+        let said = words
+            .iter()
+            .filter(|w| title_words.contains(&w.as_str()))
+            .count();
+        if said * 2 >= words.len() {
+            return Vec::new();
+        }
+        words.retain(|w| !title_words.contains(&w.as_str()));
+        words
+    }
+
     /// The ids that would continue this asset, read from the last number in its id: the
     /// next part, chapter, step or month (`guide/part-1` -> `guide/part-2`,
     /// `changelog/2021-12` -> `changelog/2022-01`, `part-09` -> `part-10`). Empty when the

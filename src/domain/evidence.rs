@@ -472,7 +472,8 @@ const ROLE_CUES: [(Role, &[Cue]); 5] = [
             ("marketing", 1.2),
             ("sales", 1.0),
             ("analyst", 0.8),
-            ("template", 1.5),
+            // A template is a report's or a campaign's as often as a code project's.
+            ("template", 0.5),
             ("how to ", 0.8),
             ("tips", 1.2),
             ("productivity", 1.5),

@@ -354,13 +354,13 @@ impl Library {
         if untagged_seed {
             overrides.text = Some(self.ranking.weights.text * UNTAGGED_SEED_TEXT_FACTOR);
         }
-        // The subject: the title, the topics, and the words that say most about the seed
-        // (a title alone is often two or three words, and an untagged library has no
-        // topics).
+        // The subject: the title, the topics, the words of its address the title lacks, and
+        // the words that say most about the seed (a title alone is often two or three
+        // words, sometimes a metaphor, and an untagged library has no topics).
         let mut subject = asset.title.clone();
-        for topic in &asset.topics {
+        for word in asset.topics.iter().cloned().chain(asset.slug_words()) {
             subject.push(' ');
-            subject.push_str(topic);
+            subject.push_str(&word);
         }
         let telling = {
             let asset = asset.clone();
