@@ -534,7 +534,7 @@ impl Asset {
     }
 
     /// The words of the page's own address (the last segment of its url, else of its id)
-    /// when its title says less than half of them: editors write a slug as a page's
+    /// when its title says no more than half of them: editors write a slug as a page's
     /// subject in plain words (`/blog/prebuilds` for "Waiting for code to build is like
     /// watching paint dry"). Only the words the title lacks; numbers, words under three
     /// letters and a few joining words are left out.
@@ -575,7 +575,7 @@ impl Asset {
             .iter()
             .filter(|w| title_words.contains(&w.as_str()))
             .count();
-        if said * 2 >= words.len() {
+        if said * 2 > words.len() {
             return Vec::new();
         }
         words.retain(|w| !title_words.contains(&w.as_str()));
@@ -885,6 +885,43 @@ mod tests {
             ["changelog/2022-01"]
         );
         assert!(with_id("pricing").sequel_ids().is_empty());
+    }
+
+    #[test]
+    fn the_address_adds_the_words_a_title_lacks() {
+        let page = |url: &str, title: &str| {
+            AssetDraft {
+                id: Some("p".into()),
+                title: Some(title.into()),
+                url: Some(url.into()),
+                content_type: Some("BLOG_POST".into()),
+                ..AssetDraft::default()
+            }
+            .validate()
+            .unwrap()
+            .slug_words()
+        };
+        assert_eq!(
+            page(
+                "/blog/prebuilds",
+                "Waiting for code to build is like watching paint dry"
+            ),
+            ["prebuilds"]
+        );
+        assert_eq!(
+            page(
+                "https://example.com/blog/2021/02/05/questdb-release-5-0-6-postgres-wire/",
+                "QuestDB release January 2021"
+            ),
+            ["postgres", "wire"]
+        );
+        assert_eq!(
+            page("/blog/open-vsx-in-gitpod.html", "Extensions in Gitpod"),
+            ["open", "vsx"]
+        );
+        // A title that says most of the address needs nothing from it.
+        assert!(page("/docs/install-on-kubernetes", "Install on Kubernetes").is_empty());
+        assert!(page("/changelog/2021-06", "June").is_empty());
     }
 
     #[test]

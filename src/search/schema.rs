@@ -15,7 +15,7 @@ use crate::ranking::ranking_trust;
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -239,6 +239,12 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
 
     let text = fields.text_for(Analyzer::for_language(asset.language.primary()));
     doc.add_text(text.title, &asset.title);
+    // The address's words a title lacks count as title words: a page is found by its slug
+    // ("prebuilds", "postgres wire") whatever its title says.
+    let slug = asset.slug_words();
+    if !slug.is_empty() {
+        doc.add_text(text.title, slug.join(" "));
+    }
     doc.add_text(text.summary, &asset.summary);
     doc.add_text(text.body, &asset.body);
 
