@@ -540,8 +540,7 @@ impl Asset {
     /// letters and a few joining words are left out.
     pub fn slug_words(&self) -> Vec<String> {
         const JOINING: [&str; 12] = [
-            "the", "and", "for", "with", "your", "you", "our", "how", "why", "what", "from",
-            "into",
+            "the", "and", "for", "with", "your", "you", "our", "how", "why", "what", "from", "into",
         ];
         let slug = url_segments(&self.url)
             .last()

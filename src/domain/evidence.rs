@@ -337,6 +337,8 @@ const STAGE_CUES: [(Stage, &[Cue]); 5] = [
             ("release note", 3.0),
             ("changelog", 3.0),
             ("what's new", 2.5),
+            // What a release brings is for those who use the product (as 发布 below).
+            ("release", 1.2),
             ("version", 1.0),
             ("upgrad", 1.5),
             ("migrat", 1.2),
@@ -818,6 +820,86 @@ fn format_roles(content_type: ContentType) -> &'static [Role] {
 /// the format's, since a committee's technical readers arrive mostly after it.
 const BEFORE_PURCHASE_PRIOR: f64 = 3.0;
 
+/// Words of a writer speaking for themselves (first person) and questions: the voice of an
+/// essay, an announcement, a story.
+const ESSAY_WORDS: [&str; 9] = [
+    "we", "our", "us", "ours", "i", "my", "we're", "we've", "i'm",
+];
+const ESSAY_MARKS: [&str; 5] = ["?", "？", "我们", "我", "咱们"];
+/// Words of instructions: the voice of a guide.
+const PROCEDURE_WORDS: [&str; 9] = [
+    "click",
+    "run",
+    "select",
+    "enter",
+    "navigate",
+    "type",
+    "press",
+    "install",
+    "configure",
+];
+const PROCEDURE_PHRASES: [&str; 20] = [
+    "step 1",
+    "step 2",
+    "the following",
+    "create a",
+    "open the",
+    "to do this",
+    "make sure",
+    "go to",
+    "note:",
+    "e.g.",
+    "command",
+    "步骤",
+    "点击",
+    "运行",
+    "执行",
+    "输入",
+    "选择",
+    "首先",
+    "然后",
+    "安装",
+];
+/// Fewer voice marks than this say nothing about the voice.
+const MIN_VOICE_MARKS: usize = 4;
+
+/// The share of essay marks among the essay and instruction marks of the summary and the
+/// body's opening (0: a guide, 1: an essay); `None` when there are too few to tell.
+fn essay_share(input: &InferenceInput<'_>) -> Option<f64> {
+    let mut essay = 0usize;
+    let mut procedure = 0usize;
+    for part in [input.summary, opening(input.body, BODY_CHARS)] {
+        let text = part.to_lowercase();
+        for word in text
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .filter(|w| !w.is_empty())
+        {
+            essay += usize::from(ESSAY_WORDS.contains(&word));
+            procedure += usize::from(PROCEDURE_WORDS.contains(&word));
+        }
+        essay += ESSAY_MARKS
+            .iter()
+            .map(|m| text.matches(m).count())
+            .sum::<usize>();
+        procedure += PROCEDURE_PHRASES
+            .iter()
+            .map(|p| text.matches(p).count())
+            .sum::<usize>();
+    }
+    let marks = essay + procedure;
+    (marks >= MIN_VOICE_MARKS).then(|| essay as f64 / marks as f64)
+}
+
+/// How much adoption's words in the summary and body count, by the text's voice: fully in
+/// a guide or mixed prose, down to [`ESSAY_ADOPTION_WEIGHT`] in pure essay.
+fn adoption_weight(essay_share: Option<f64>) -> f64 {
+    let essayness = essay_share.map_or(0.0, |s| ((s - 0.5) / 0.5).clamp(0.0, 1.0));
+    1.0 - (1.0 - ESSAY_ADOPTION_WEIGHT) * essayness
+}
+
+/// What adoption's words in an essay's summary and body weigh.
+const ESSAY_ADOPTION_WEIGHT: f64 = 0.4;
+
 /// How sure the softmax is willing to be: scores are divided by this before it.
 const TEMPERATURE: f64 = 2.5;
 
@@ -912,16 +994,24 @@ impl Places {
 
     /// The same, counting a cue only in the places `counts_here(place, cue)` allows.
     fn score_where(&self, cues: &[Cue], counts_here: impl Fn(Place, &str) -> bool) -> f64 {
+        self.score_scaled(cues, |place, cue| {
+            f64::from(u8::from(counts_here(place, cue)))
+        })
+    }
+
+    /// The same, each cue's evidence in each place scaled by `scale(place, cue)`.
+    fn score_scaled(&self, cues: &[Cue], scale: impl Fn(Place, &str) -> f64) -> f64 {
         let ids = &VOCABULARY.ids;
         let mut total = 0.0;
         for (place, counts) in &self.counts {
             for (cue, weight) in cues {
-                if !counts_here(*place, cue) {
+                let n = ids.get(cue).map_or(0, |&id| counts[id]);
+                if n == 0 {
                     continue;
                 }
-                let n = ids.get(cue).map_or(0, |&id| counts[id]);
-                if n > 0 {
-                    total += place.weight() * weight * (1.0 + f64::from(n)).ln();
+                let scale = scale(*place, cue);
+                if scale > 0.0 {
+                    total += scale * place.weight() * weight * (1.0 + f64::from(n)).ln();
                 }
             }
         }
@@ -950,6 +1040,7 @@ fn best_first<T>(mut values: Vec<(T, f64)>) -> Vec<(T, f64)> {
 /// Reads stages, roles, industries and concerns from an asset's own text.
 pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
     let places = Places::new(input);
+    let adoption_in_prose = adoption_weight(essay_share(input));
     let defaults = input
         .content_type
         .map_or(&[][..], ContentType::default_stages);
@@ -961,7 +1052,17 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
             } else {
                 0.0
             };
-            (*stage, places.score(cues) + prior)
+            // An essay speaks of setup and onboarding; a guide does them: in prose written
+            // as an essay, the words of adoption in the summary and body count less.
+            let evidence = if *stage == Stage::Adoption {
+                places.score_scaled(cues, |place, _| match place {
+                    Place::Summary | Place::Body => adoption_in_prose,
+                    Place::Title | Place::Path => 1.0,
+                })
+            } else {
+                places.score(cues)
+            };
+            (*stage, evidence + prior)
         })
         .collect();
     let format_roles = input.content_type.map_or(&[][..], format_roles);
@@ -1142,6 +1243,52 @@ mod tests {
             let t = infer(title, url, body, format);
             assert_eq!(t.roles[0].0, reader, "{title}: {t:?}");
         }
+    }
+
+    #[test]
+    fn an_essay_about_setup_is_not_a_setup_guide() {
+        // The same words of setup and onboarding: told as an essay (we, I, questions) the
+        // post is read before buying; given as instructions it is for the customer.
+        let essay = "We have all been there: a new job, and the first week goes to setting \
+                     up the dev environment. Why do we still accept that? Our onboarding \
+                     should take minutes. I think setup belongs in code, and we built it.";
+        let guide = "To set up the environment, run the install command. Click Configure, \
+                     select the workspace and enter your token. Make sure the setup \
+                     finished: go to the dashboard.";
+        let blog = |body| {
+            infer(
+                "Dev environments",
+                "/blog/dev-environments",
+                body,
+                ContentType::BlogPost,
+            )
+        };
+        assert_eq!(
+            blog(essay).stages[0].0,
+            Stage::Awareness,
+            "{:?}",
+            blog(essay)
+        );
+        assert_eq!(
+            blog(guide).stages[0].0,
+            Stage::Adoption,
+            "{:?}",
+            blog(guide)
+        );
+        // The voice needs a few marks to say anything: one "we" is no essay.
+        assert_eq!(
+            essay_share(&InferenceInput {
+                title: "",
+                summary: "",
+                body: "We install it.",
+                url: "",
+                content_type: None,
+            }),
+            None
+        );
+        assert_eq!(adoption_weight(None), 1.0);
+        assert_eq!(adoption_weight(Some(0.5)), 1.0);
+        assert!((adoption_weight(Some(1.0)) - ESSAY_ADOPTION_WEIGHT).abs() < 1e-9);
     }
 
     #[test]
