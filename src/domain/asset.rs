@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 use super::evidence::{
-    InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, confidence_of, confident,
-    infer_tags,
+    ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, STAGE_ABSTAIN_BELOW, TagEvidence,
+    TagSource, confidence_of, confident, infer_tags,
 };
 use super::taxonomy::{
     AssetStatus, Concern, ContentType, IndustrySlug, Language, Role, Stage, TaxonomyValue,
@@ -295,11 +295,12 @@ impl Asset {
             inferred: &[(T, f64)],
             empty_is_declared: bool,
             multi: bool,
+            floor: f64,
         ) -> KindEvidence {
             if !declared.is_empty() || empty_is_declared {
                 return KindEvidence::DECLARED;
             }
-            let (values, confidence) = confident(inferred, multi);
+            let (values, confidence) = confident(inferred, multi, floor);
             if values.is_empty() {
                 return KindEvidence::DEFAULT;
             }
@@ -311,10 +312,34 @@ impl Asset {
         }
         let inferred = &self.inferred;
         let mut evidence = TagEvidence {
-            stages: settle(&mut self.stages, &inferred.stages, false, false),
-            roles: settle(&mut self.roles, &inferred.roles, tagged, false),
-            industries: settle(&mut self.industries, &inferred.industries, tagged, false),
-            concerns: settle(&mut self.concerns, &inferred.concerns, tagged, true),
+            stages: settle(
+                &mut self.stages,
+                &inferred.stages,
+                false,
+                false,
+                STAGE_ABSTAIN_BELOW,
+            ),
+            roles: settle(
+                &mut self.roles,
+                &inferred.roles,
+                tagged,
+                false,
+                ABSTAIN_BELOW,
+            ),
+            industries: settle(
+                &mut self.industries,
+                &inferred.industries,
+                tagged,
+                false,
+                ABSTAIN_BELOW,
+            ),
+            concerns: settle(
+                &mut self.concerns,
+                &inferred.concerns,
+                tagged,
+                true,
+                ABSTAIN_BELOW,
+            ),
         };
         if self.stages.is_empty() {
             self.stages = self.content_type.default_stages().to_vec();

@@ -221,8 +221,8 @@ impl SearchIndex {
 
     /// How much of a query an asset holds: the query's distinct words, each weighted by its
     /// inverse document frequency (a word no asset has weighs most), and the share of that
-    /// weight whose words the asset's title, summary or opening ([`COVERAGE_BODY_CHARS`])
-    /// holds. A synonym of the query found in the asset counts as the query's rarest word
+    /// weight whose words the asset's title (with its address words), summary or opening
+    /// ([`COVERAGE_BODY_CHARS`]) holds. A synonym of the query found in the asset counts as the query's rarest word
     /// found.
     fn coverage(
         &self,
@@ -248,6 +248,7 @@ impl SearchIndex {
         };
         let held: std::collections::HashSet<String> = tokens(&asset.title)
             .into_iter()
+            .chain(tokens(&asset.slug_words().join(" ")))
             .chain(tokens(&asset.summary))
             .chain(tokens(crate::domain::opening(
                 &asset.body,

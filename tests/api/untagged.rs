@@ -565,6 +565,47 @@ async fn synonyms_of_several_words_and_hyphenated_words_are_searched_as_phrases(
 }
 
 #[tokio::test]
+async fn a_page_is_found_by_the_words_of_its_address() {
+    let mut s = untagged_server().await;
+    let upsert = "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }";
+    s.gql(
+        upsert,
+        json!({ "a": [
+            // A metaphor for a title; the address says what the page is about.
+            { "id": "paint", "title": "Waiting for code to build is like watching paint dry",
+              "url": "https://example.com/blog/prebuilds/", "body": "Every minute spent waiting is lost.",
+              "contentType": "BLOG_POST" },
+            // A title that says what its address says gains nothing from it.
+            { "id": "sync", "title": "Sync your settings", "url": "/blog/sync-your-settings-prebuilds",
+              "body": "Settings follow you.", "contentType": "BLOG_POST" },
+        ] }),
+    )
+    .await;
+    let q = r#"query($q: String!) { search(query: $q, first: 5) { items { asset { id } } } }"#;
+    let found = ids_of(&s.gql(q, json!({ "q": "prebuilds" })).await["search"]);
+    assert_eq!(found, ["paint"], "{found:?}");
+    // After the page, the pages on its subject: its address words join the subject.
+    s.gql(
+        upsert,
+        json!({ "a": [{ "id": "docs-prebuilds", "title": "Prebuilds", "url": "/docs/prebuilds",
+            "body": "Prebuilds get a workspace ready ahead of time on every push.",
+            "contentType": "DOCUMENTATION" }] }),
+    )
+    .await;
+    let next = s
+        .gql(
+            r#"{ nextContent(afterAssetId: "paint", first: 3) { items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        next["nextContent"]["items"][0]["asset"]["id"], "docs-prebuilds",
+        "{next}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_synonym_lists_and_acceptances_are_refused_whole() {
     let mut s = untagged_server().await;
     let groups: Vec<Vec<String>> = (0..1_001)
