@@ -156,3 +156,43 @@ mod tests {
         assert_eq!(query_nesting("NOT NOT (NOT x)"), 4);
     }
 }
+
+/// Words that say nothing of what a text is about (English and Chinese function words):
+/// a query's or a subject's words leave them out when any other word remains, so "how
+/// much does it cost" is searched as "cost", and a title's "in your" finds nothing.
+pub fn is_stop_word(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    let w = lower.as_str();
+    ENGLISH_STOP_WORDS.binary_search(&w).is_ok() || CHINESE_STOP_WORDS.contains(&w)
+}
+
+/// Sorted, for a binary search.
+const ENGLISH_STOP_WORDS: [&str; 78] = [
+    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
+    "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "here", "his",
+    "how", "i", "i'm", "if", "in", "into", "is", "it", "it's", "its", "me", "much", "my", "of",
+    "on", "or", "our", "she", "should", "so", "some", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "those", "to", "too", "us", "very", "was", "we",
+    "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your",
+    "yours",
+];
+const CHINESE_STOP_WORDS: [&str; 22] = [
+    "的", "了", "是", "在", "和", "与", "及", "或", "也", "就", "都", "而", "被", "把", "对", "从",
+    "如何", "怎么", "怎样", "什么", "我们", "你",
+];
+
+#[cfg(test)]
+mod stop_word_tests {
+    use super::*;
+
+    #[test]
+    fn function_words_are_known_in_both_languages() {
+        assert!(ENGLISH_STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        for word in ["The", "how", "does", "it's", "Your", "的", "如何"] {
+            assert!(is_stop_word(word), "{word}");
+        }
+        for word in ["cost", "pricing", "why-not", "成本", "out"] {
+            assert!(!is_stop_word(word), "{word}");
+        }
+    }
+}

@@ -21,7 +21,8 @@ use super::filter::{Bits, FilterPlan};
 use super::schema::{Analyzer, Fields, cut_alike_by_jieba_and_plain};
 use crate::domain::{
     Asset, AssetDraft, AssetFilter, FacetCount, FacetField, Highlight, MAX_QUERY_NESTING,
-    MAX_QUERY_TERMS, SearchHit, SearchPage, SearchRequest, SortOrder, is_one_word, query_nesting,
+    MAX_QUERY_TERMS, SearchHit, SearchPage, SearchRequest, SortOrder, is_one_word, is_stop_word,
+    query_nesting,
 };
 use crate::error::{AppError, AppResult};
 
@@ -238,24 +239,32 @@ impl SearchIndex {
         let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(fields.body) else {
             return Ok(1.0);
         };
-        let mut tokens = |t: &str| {
-            let mut out = std::collections::HashSet::new();
+        // Every word of a text, or only those that are not function words (when any is).
+        let mut cut = |t: &str, telling_only: bool| {
+            let mut all = std::collections::HashSet::new();
+            let mut telling = std::collections::HashSet::new();
             let mut stream = tokenizer.token_stream(t);
             while let Some(token) = stream.next() {
-                out.insert(token.text.clone());
+                let surface = t
+                    .get(token.offset_from..token.offset_to)
+                    .unwrap_or_default();
+                if telling_only && !is_stop_word(surface) {
+                    telling.insert(token.text.clone());
+                }
+                all.insert(token.text.clone());
             }
-            out
+            if telling.is_empty() { all } else { telling }
         };
-        let held: std::collections::HashSet<String> = tokens(&asset.title)
+        let held: std::collections::HashSet<String> = cut(&asset.title, false)
             .into_iter()
-            .chain(tokens(&asset.slug_words().join(" ")))
-            .chain(tokens(&asset.summary))
-            .chain(tokens(crate::domain::opening(
-                &asset.body,
-                COVERAGE_BODY_CHARS,
-            )))
+            .chain(cut(&asset.slug_words().join(" "), false))
+            .chain(cut(&asset.summary, false))
+            .chain(cut(
+                crate::domain::opening(&asset.body, COVERAGE_BODY_CHARS),
+                false,
+            ))
             .collect();
-        let words = tokens(text);
+        let words = cut(text, true);
         if words.is_empty() {
             return Ok(1.0);
         }
@@ -270,9 +279,10 @@ impl SearchIndex {
                 held.contains(word),
             ));
         }
-        let synonym_found = synonyms
-            .iter()
-            .any(|s| !tokens(s).is_empty() && tokens(s).iter().all(|t| held.contains(t)));
+        let synonym_found = synonyms.iter().any(|s| {
+            let words = cut(s, false);
+            !words.is_empty() && words.iter().all(|t| held.contains(t))
+        });
         if synonym_found
             && let Some(rarest_missing) = weights
                 .iter_mut()
@@ -343,13 +353,16 @@ impl SearchIndex {
 
     /// The text as one boosted term per field and word, for every analyzer, with the
     /// fields' boosts: a bag of words.
-    /// Each analyzer cuts the text once; its first [`MAX_QUERY_TERMS`] distinct words count.
+    /// Each analyzer cuts the text once; its first [`MAX_QUERY_TERMS`] distinct words count,
+    /// function words left out (`domain::is_stop_word`) unless nothing else is left.
     pub(super) fn text_terms(&self, text: &str) -> Vec<(Term, f32)> {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
         for analyzer in Analyzer::ALL {
+            let cut = self.cut(text, analyzer);
+            let telling = cut.iter().any(|w| !w.stop);
             let mut words: Vec<String> = Vec::new();
-            for (_, word) in self.cut(text, analyzer) {
+            for CutWord { term: word, .. } in cut.into_iter().filter(|w| !(telling && w.stop)) {
                 if !words.contains(&word) {
                     words.push(word);
                     if words.len() == MAX_QUERY_TERMS {
@@ -370,7 +383,7 @@ impl SearchIndex {
     /// A text's words with their positions, as an analyzer's fields hold them. Words that
     /// jieba cuts as the plain analyzer does are cut by it for the Chinese fields too: no
     /// dictionary load for English.
-    fn cut(&self, text: &str, analyzer: Analyzer) -> Vec<(usize, String)> {
+    fn cut(&self, text: &str, analyzer: Analyzer) -> Vec<CutWord> {
         let cut_as = match analyzer {
             Analyzer::Chinese if cut_alike_by_jieba_and_plain(text) => Analyzer::Plain,
             other => other,
@@ -386,10 +399,24 @@ impl SearchIndex {
         let mut cut = Vec::new();
         let mut stream = tokenizer.token_stream(text);
         while let Some(token) = stream.next() {
-            cut.push((token.position, token.text.clone()));
+            let surface = text
+                .get(token.offset_from..token.offset_to)
+                .unwrap_or_default();
+            cut.push(CutWord {
+                at: token.position,
+                term: token.text.clone(),
+                stop: is_stop_word(surface),
+            });
         }
         cut
     }
+}
+
+/// A word as an analyzer cut it: its position, its term, and whether it is a function word.
+struct CutWord {
+    at: usize,
+    term: String,
+    stop: bool,
 }
 
 /// Words that must stand together, as each field's analyzer cuts them: (position, term)
@@ -430,7 +457,7 @@ impl SearchIndex {
                 for (field, boost) in fields.text_for(analyzer).boosted() {
                     let terms = cut
                         .iter()
-                        .map(|(at, word)| (*at, Term::from_field_text(field, word)))
+                        .map(|w| (w.at, Term::from_field_text(field, &w.term)))
                         .collect();
                     phrases.push((terms, boost * preference));
                 }
