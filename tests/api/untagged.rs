@@ -484,6 +484,20 @@ async fn searches_find_synonyms_and_say_when_nothing_matches_well() {
         .collect();
     assert!(found.contains(&"guide-part-1"), "{churn}");
     assert_eq!(churn["noGoodMatch"], false);
+    // Function words say nothing: a title made of them does not outrank the page on what
+    // the question asks.
+    s.gql(
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": [{ "id": "musings", "title": "How it does what it does", "url": "/blog/musings",
+            "body": "It is what it is, and that is how it does it.", "contentType": "BLOG_POST" }] }),
+    )
+    .await;
+    let deploy = s.gql(q, json!({ "q": "how does it deploy" })).await["search"].clone();
+    assert_eq!(
+        deploy["items"][0]["asset"]["id"], "docs-kubernetes",
+        "{deploy}"
+    );
+    assert!(!deploy.to_string().contains("musings"), "{deploy}");
     // Editors replace the groups; a bad group is refused with every problem named.
     let bad = s
         .gql_error(
