@@ -823,14 +823,14 @@ fn format_roles(content_type: ContentType) -> &'static [Role] {
 /// the format's, since a committee's technical readers arrive mostly after it.
 const BEFORE_PURCHASE_PRIOR: f64 = 3.0;
 
-/// Words of a writer speaking for themselves (first person) and questions: the voice of an
-/// essay, an announcement, a story.
-const ESSAY_WORDS: [&str; 9] = [
-    "we", "our", "us", "ours", "i", "my", "we're", "we've", "i'm",
+/// Marks of a writer speaking for themselves (first person) and of questions: the voice of
+/// an essay, an announcement, a story. English words count whole.
+const ESSAY_MARKS: [&str; 11] = [
+    "we", "our", "us", "ours", "i", "my", "?", "？", "我们", "我", "咱们",
 ];
-const ESSAY_MARKS: [&str; 5] = ["?", "？", "我们", "我", "咱们"];
-/// Words of instructions: the voice of a guide.
-const PROCEDURE_WORDS: [&str; 9] = [
+/// Marks of instructions: the voice of a guide. English words count whole, except the
+/// stems `install` and `configur`, which are cues as well and count at word starts.
+const PROCEDURE_MARKS: [&str; 29] = [
     "click",
     "run",
     "select",
@@ -839,9 +839,7 @@ const PROCEDURE_WORDS: [&str; 9] = [
     "type",
     "press",
     "install",
-    "configure",
-];
-const PROCEDURE_PHRASES: [&str; 20] = [
+    "configur",
     "step 1",
     "step 2",
     "the following",
@@ -864,33 +862,30 @@ const PROCEDURE_PHRASES: [&str; 20] = [
     "安装",
 ];
 /// Fewer voice marks than this say nothing about the voice.
-const MIN_VOICE_MARKS: usize = 4;
+const MIN_VOICE_MARKS: u32 = 4;
 
 /// The share of essay marks among the essay and instruction marks of the summary and the
-/// body's opening (0: a guide, 1: an essay); `None` when there are too few to tell.
-fn essay_share(input: &InferenceInput<'_>) -> Option<f64> {
-    let mut essay = 0usize;
-    let mut procedure = 0usize;
-    for part in [input.summary, opening(input.body, BODY_CHARS)] {
-        let text = part.to_lowercase();
-        for word in text
-            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-            .filter(|w| !w.is_empty())
-        {
-            essay += usize::from(ESSAY_WORDS.contains(&word));
-            procedure += usize::from(PROCEDURE_WORDS.contains(&word));
-        }
-        essay += ESSAY_MARKS
+/// body's opening (0: a guide, 1: an essay); `None` when there are too few to tell. Read
+/// from the same single pass as the cues.
+fn essay_share(places: &Places) -> Option<f64> {
+    let ids = &VOCABULARY.ids;
+    let count = |marks: &[&str]| -> u32 {
+        places
+            .counts
             .iter()
-            .map(|m| text.matches(m).count())
-            .sum::<usize>();
-        procedure += PROCEDURE_PHRASES
-            .iter()
-            .map(|p| text.matches(p).count())
-            .sum::<usize>();
-    }
+            .filter(|(place, _)| matches!(place, Place::Summary | Place::Body))
+            .map(|(_, counts)| {
+                marks
+                    .iter()
+                    .filter_map(|m| ids.get(m))
+                    .map(|&id| u32::from(counts[id]))
+                    .sum::<u32>()
+            })
+            .sum()
+    };
+    let (essay, procedure) = (count(&ESSAY_MARKS), count(&PROCEDURE_MARKS));
     let marks = essay + procedure;
-    (marks >= MIN_VOICE_MARKS).then(|| essay as f64 / marks as f64)
+    (marks >= MIN_VOICE_MARKS).then(|| f64::from(essay) / f64::from(marks))
 }
 
 /// How much adoption's words in the summary and body count, by the text's voice: fully in
@@ -913,6 +908,9 @@ struct Vocabulary {
     automaton: Option<aho_corasick::AhoCorasick>,
     /// Per pattern: whether it must start a word (English cues that start with a letter).
     word_start: Vec<bool>,
+    /// Per pattern: whether it must also end one (the voice's English words: "we" is not
+    /// the start of "web").
+    whole_word: Vec<bool>,
     ids: std::collections::HashMap<&'static str, usize>,
 }
 
@@ -931,14 +929,27 @@ static VOCABULARY: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(||
             }
         }
     }
+    // The voice's marks; those that are no cue and are plain words count whole.
+    let cue_count = patterns.len();
+    for mark in ESSAY_MARKS.iter().chain(PROCEDURE_MARKS.iter()) {
+        if !patterns.contains(mark) {
+            patterns.push(mark);
+        }
+    }
     let word_start = patterns
         .iter()
         .map(|p| p.is_ascii() && p.starts_with(|c: char| c.is_alphanumeric()))
+        .collect();
+    let whole_word = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, p)| i >= cue_count && p.chars().all(|c| c.is_ascii_alphabetic()))
         .collect();
     let ids = patterns.iter().enumerate().map(|(i, p)| (*p, i)).collect();
     Vocabulary {
         automaton: aho_corasick::AhoCorasick::new(&patterns).ok(),
         word_start,
+        whole_word,
         ids,
     }
 });
@@ -973,7 +984,12 @@ impl Places {
                         .chars()
                         .next_back()
                         .is_none_or(|c| !c.is_alphanumeric());
-                if starts_word && counts[id] < MAX_MATCHES {
+                let ends_word = !vocabulary.whole_word[id]
+                    || text[m.end()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_alphanumeric());
+                if starts_word && ends_word && counts[id] < MAX_MATCHES {
                     counts[id] += 1;
                 }
             }
@@ -1043,7 +1059,7 @@ fn best_first<T>(mut values: Vec<(T, f64)>) -> Vec<(T, f64)> {
 /// Reads stages, roles, industries and concerns from an asset's own text.
 pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
     let places = Places::new(input);
-    let adoption_in_prose = adoption_weight(essay_share(input));
+    let adoption_in_prose = adoption_weight(essay_share(&places));
     let defaults = input
         .content_type
         .map_or(&[][..], ContentType::default_stages);
@@ -1283,15 +1299,21 @@ mod tests {
             blog(guide)
         );
         // The voice needs a few marks to say anything: one "we" is no essay.
-        assert_eq!(
-            essay_share(&InferenceInput {
+        let voice = |body: &str| {
+            essay_share(&Places::new(&InferenceInput {
                 title: "",
                 summary: "",
-                body: "We install it.",
+                body,
                 url: "",
                 content_type: None,
-            }),
-            None
+            }))
+        };
+        assert_eq!(voice("We install it."), None);
+        // Whole words: "web", "user", "ice" and "running" are no marks.
+        assert_eq!(voice("The web user's ice, running, typed, entered."), None);
+        assert_eq!(
+            voice("We? Our view: I think so. Click run."),
+            Some(4.0 / 6.0)
         );
         assert_eq!(adoption_weight(None), 1.0);
         assert_eq!(adoption_weight(Some(0.5)), 1.0);
