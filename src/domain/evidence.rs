@@ -825,8 +825,9 @@ const BEFORE_PURCHASE_PRIOR: f64 = 3.0;
 
 /// Marks of a writer speaking for themselves (first person) and of questions: the voice of
 /// an essay, an announcement, a story. English words count whole.
-const ESSAY_MARKS: [&str; 11] = [
-    "we", "our", "us", "ours", "i", "my", "?", "？", "我们", "我", "咱们",
+/// (Not 我 alone: it is inside every 我们, which would count twice.)
+const ESSAY_MARKS: [&str; 10] = [
+    "we", "our", "us", "ours", "i", "my", "?", "？", "我们", "咱们",
 ];
 /// Marks of instructions: the voice of a guide. English words count whole, except the
 /// stems `install` and `configur`, which are cues as well and count at word starts.
@@ -1298,6 +1299,14 @@ mod tests {
             "{:?}",
             blog(guide)
         );
+        // The same in Chinese.
+        let essay = "我们都经历过：新工作的第一周都花在安装和配置开发环境上。为什么我们还要忍受？\
+                     我们认为环境应该写成代码，新人入职只需几分钟。我们的愿景很简单。";
+        let guide = "首先安装命令行工具，然后运行安装命令。点击配置，选择工作区，输入令牌。\
+                     执行完成后，按照以下步骤检查配置。";
+        let zh = |body| infer("开发环境", "/blog/dev-env", body, ContentType::BlogPost);
+        assert_eq!(zh(essay).stages[0].0, Stage::Awareness, "{:?}", zh(essay));
+        assert_eq!(zh(guide).stages[0].0, Stage::Adoption, "{:?}", zh(guide));
         // The voice needs a few marks to say anything: one "we" is no essay.
         let voice = |body: &str| {
             essay_share(&Places::new(&InferenceInput {
