@@ -312,12 +312,17 @@ impl Asset {
         }
         let inferred = &self.inferred;
         let mut evidence = TagEvidence {
+            // A weak reading counts only when the text's words carry the best stage.
             stages: settle(
                 &mut self.stages,
                 &inferred.stages,
                 false,
                 false,
-                STAGE_ABSTAIN_BELOW,
+                if inferred.stage_named {
+                    STAGE_ABSTAIN_BELOW
+                } else {
+                    ABSTAIN_BELOW
+                },
             ),
             roles: settle(
                 &mut self.roles,
@@ -561,48 +566,58 @@ impl Asset {
     /// The words of the page's own address (the last segment of its url, else of its id)
     /// when its title says no more than half of them: editors write a slug as a page's
     /// subject in plain words (`/blog/prebuilds` for "Waiting for code to build is like
-    /// watching paint dry"). Only the words the title lacks; numbers, words under three
-    /// letters and a few joining words are left out.
+    /// watching paint dry"). Only the words the title lacks (compared by English stems:
+    /// "deploy-cluster" is said by "Deploying clusters"); numbers, hex fragments of ids,
+    /// words under three letters, joining words and words every site's addresses use
+    /// (index, overview...) are left out; at most [`MAX_SLUG_WORDS`].
     pub fn slug_words(&self) -> Vec<String> {
-        const JOINING: [&str; 12] = [
-            "the", "and", "for", "with", "your", "you", "our", "how", "why", "what", "from", "into",
+        const SAY_NOTHING: [&str; 18] = [
+            "the", "and", "for", "with", "your", "you", "our", "how", "why", "what", "from",
+            "into", "index", "default", "home", "page", "overview", "html",
         ];
         let slug = url_segments(&self.url)
             .last()
             .or_else(|| self.id.as_str().rsplit('/').next())
             .unwrap_or_default();
         let slug = slug.rsplit_once('.').map_or(slug, |(stem, ext)| {
-            if ["html", "htm", "md", "php", "aspx"].contains(&ext) {
+            if ["html", "htm", "md", "php", "aspx", "asp", "jsp"]
+                .iter()
+                .any(|e| ext.eq_ignore_ascii_case(e))
+            {
                 stem
             } else {
                 slug
             }
         });
-        let title = self.title.to_lowercase();
-        let title_words: Vec<&str> = title
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .collect();
+        let stems_of = |text: &str| -> Vec<String> {
+            text.to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(super::synonyms::stem)
+                .collect()
+        };
+        let title_stems = stems_of(&self.title);
         let mut words: Vec<String> = Vec::new();
-        for word in slug.split(|c: char| !c.is_alphanumeric()) {
-            let word = word.to_lowercase();
+        for word in slug.to_lowercase().split(|c: char| !c.is_alphanumeric()) {
+            let hex_fragment = word.chars().count() >= 4
+                && word.chars().all(|c| c.is_ascii_hexdigit())
+                && word.chars().any(|c| c.is_ascii_digit());
             if word.chars().count() >= 3
                 && !word.chars().all(|c| c.is_ascii_digit())
-                && !JOINING.contains(&word.as_str())
-                && !words.contains(&word)
+                && !hex_fragment
+                && !SAY_NOTHING.contains(&word)
+                && !words.iter().any(|w| w == word)
+                && words.len() < MAX_SLUG_WORDS
             {
-                words.push(word);
+                words.push(word.to_owned());
             }
         }
+        let said = |w: &String| title_stems.contains(&super::synonyms::stem(w));
         // A title that already says most of what the address says needs nothing from it.
-        let said = words
-            .iter()
-            .filter(|w| title_words.contains(&w.as_str()))
-            .count();
-        if said * 2 > words.len() {
+        if words.iter().filter(|w| said(w)).count() * 2 > words.len() {
             return Vec::new();
         }
-        words.retain(|w| !title_words.contains(&w.as_str()));
+        words.retain(|w| !said(w));
         words
     }
 
@@ -798,6 +813,10 @@ pub fn url_segments(url: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Most words an address adds to its page ([`Asset::slug_words`]): a slug is a few words;
+/// a crafted 2 KB address must not stuff a title.
+pub const MAX_SLUG_WORDS: usize = 8;
+
 /// Booleans as spreadsheets write them.
 pub fn parse_bool(raw: &str) -> Result<Option<bool>, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
@@ -912,6 +931,31 @@ mod tests {
     }
 
     #[test]
+    fn a_weak_stage_reading_counts_only_when_the_words_carry_it() {
+        let read = |title: &str, body: &str| {
+            AssetDraft {
+                id: Some("e".into()),
+                title: Some(title.into()),
+                body: Some(body.into()),
+                content_type: Some("EBOOK".into()),
+                ..AssetDraft::default()
+            }
+            .validate()
+            .unwrap()
+        };
+        // One word for adoption; the ebook's prior for awareness wins, weakly: that is the
+        // format's default, not a reading of the text.
+        let prior = read("A", "See the example.");
+        assert!(!prior.inferred.stage_named, "{:?}", prior.inferred);
+        assert_eq!(prior.evidence.stages.source, TagSource::Default);
+        // Words that carry the best stage, however weakly, are a reading.
+        let words = read("A", "See the example. Why? A trend.");
+        assert!(words.inferred.stage_named, "{:?}", words.inferred);
+        assert_eq!(words.evidence.stages.source, TagSource::Inferred);
+        assert_eq!(words.stages, [Stage::Awareness]);
+    }
+
+    #[test]
     fn the_address_adds_the_words_a_title_lacks() {
         let page = |url: &str, title: &str| {
             AssetDraft {
@@ -943,9 +987,31 @@ mod tests {
             page("/blog/open-vsx-in-gitpod.html", "Extensions in Gitpod"),
             ["open", "vsx"]
         );
-        // A title that says most of the address needs nothing from it.
+        // A title that says most of the address needs nothing from it, inflected or not.
         assert!(page("/docs/install-on-kubernetes", "Install on Kubernetes").is_empty());
-        assert!(page("/changelog/2021-06", "June").is_empty());
+        assert!(
+            page(
+                "/docs/deploy-kubernetes-cluster",
+                "Deploying Kubernetes clusters"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            page("/docs/deploy-kubernetes-cluster", "Deploying at scale"),
+            ["kubernetes", "cluster"]
+        );
+        // Words every site's addresses use, file types and id fragments say nothing.
+        assert!(page("/docs/index.HTML", "Welcome").is_empty());
+        assert!(page("/a/550e8400-e29b-41d4-a716-446655440000", "Welcome").is_empty());
+        // A crafted address adds a few words, not a stuffed title.
+        let long = format!(
+            "/blog/{}",
+            (0..200)
+                .map(|i| format!("word{i:03}x"))
+                .collect::<Vec<_>>()
+                .join("-")
+        );
+        assert_eq!(page(&long, "Welcome").len(), MAX_SLUG_WORDS);
     }
 
     #[test]

@@ -146,6 +146,9 @@ impl TagEvidence {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InferredTags {
     pub stages: Vec<(Stage, f64)>,
+    /// Whether the best stage is one the text's own words vote for (not the format's prior
+    /// alone): only then is a reading below [`ABSTAIN_BELOW`] used.
+    pub stage_named: bool,
     pub roles: Vec<(Role, f64)>,
     pub industries: Vec<(IndustrySlug, f64)>,
     pub concerns: Vec<(Concern, f64)>,
@@ -829,8 +832,9 @@ const BEFORE_PURCHASE_PRIOR: f64 = 3.0;
 const ESSAY_MARKS: [&str; 10] = [
     "we", "our", "us", "ours", "i", "my", "?", "？", "我们", "咱们",
 ];
-/// Marks of instructions: the voice of a guide. English words count whole, except the
-/// stems `install` and `configur`, which are cues as well and count at word starts.
+/// Marks of instructions: the voice of a guide. English words count whole, except those
+/// that are cues as well (`install`, `configur`, `command`), which count at word starts
+/// like every cue; phrases count wherever they start a word.
 const PROCEDURE_MARKS: [&str; 29] = [
     "click",
     "run",
@@ -909,10 +913,46 @@ struct Vocabulary {
     automaton: Option<aho_corasick::AhoCorasick>,
     /// Per pattern: whether it must start a word (English cues that start with a letter).
     word_start: Vec<bool>,
-    /// Per pattern: whether it must also end one (the voice's English words: "we" is not
-    /// the start of "web").
-    whole_word: Vec<bool>,
+    /// Per pattern: what else a voice mark needs to count.
+    voice_rule: Vec<VoiceRule>,
     ids: std::collections::HashMap<&'static str, usize>,
+}
+
+/// What a match of a voice mark needs besides starting a word.
+#[derive(Clone, Copy)]
+enum VoiceRule {
+    /// A cue, or a mark that is a phrase or not English: nothing more.
+    None,
+    /// One of the voice's English words: a word of its own, not part of a name or a code
+    /// ("we" is not "web"; "us-east-1", "my-app" and "i.e." are no first person).
+    WholeWord,
+    /// "?": after a letter and before a space or the end, as a question ends (not a URL's
+    /// query string or an operator).
+    Question,
+}
+
+/// Whether the match at `start..end` of `text` is a word of its own: no letter or digit
+/// next to it, and no `-`, `_`, `/` or `.` joining it to one.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let joins = |c: Option<char>| matches!(c, Some('-' | '_' | '/' | '.'));
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut after = text[end..].chars();
+    let (a1, a2) = (after.next(), after.next());
+    let mut before = text[..start].chars().rev();
+    let (b1, b2) = (before.next(), before.next());
+    !alnum(a1) && !alnum(b1) && !(joins(a1) && alnum(a2)) && !(joins(b1) && alnum(b2))
+}
+
+/// Whether the `?` at `start..end` of `text` ends a question.
+fn ends_a_question(text: &str, start: usize, end: usize) -> bool {
+    text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphabetic)
+        && text[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ')'))
 }
 
 static VOCABULARY: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(|| {
@@ -941,16 +981,22 @@ static VOCABULARY: std::sync::LazyLock<Vocabulary> = std::sync::LazyLock::new(||
         .iter()
         .map(|p| p.is_ascii() && p.starts_with(|c: char| c.is_alphanumeric()))
         .collect();
-    let whole_word = patterns
+    let voice_rule = patterns
         .iter()
         .enumerate()
-        .map(|(i, p)| i >= cue_count && p.chars().all(|c| c.is_ascii_alphabetic()))
+        .map(|(i, p)| match *p {
+            "?" => VoiceRule::Question,
+            p if i >= cue_count && p.chars().all(|c| c.is_ascii_alphabetic()) => {
+                VoiceRule::WholeWord
+            }
+            _ => VoiceRule::None,
+        })
         .collect();
     let ids = patterns.iter().enumerate().map(|(i, p)| (*p, i)).collect();
     Vocabulary {
         automaton: aho_corasick::AhoCorasick::new(&patterns).ok(),
         word_start,
-        whole_word,
+        voice_rule,
         ids,
     }
 });
@@ -985,12 +1031,12 @@ impl Places {
                         .chars()
                         .next_back()
                         .is_none_or(|c| !c.is_alphanumeric());
-                let ends_word = !vocabulary.whole_word[id]
-                    || text[m.end()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !c.is_alphanumeric());
-                if starts_word && ends_word && counts[id] < MAX_MATCHES {
+                let stands_alone = match vocabulary.voice_rule[id] {
+                    VoiceRule::None => true,
+                    VoiceRule::WholeWord => stands_alone(&text, m.start(), m.end()),
+                    VoiceRule::Question => ends_a_question(&text, m.start(), m.end()),
+                };
+                if starts_word && stands_alone && counts[id] < MAX_MATCHES {
                     counts[id] += 1;
                 }
             }
@@ -1065,6 +1111,7 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         .content_type
         .map_or(&[][..], ContentType::default_stages);
     let mut text_names_a_stage = false;
+    let mut named: Vec<Stage> = Vec::new();
     let stage_scores: Vec<(Stage, f64)> = STAGE_CUES
         .iter()
         .map(|(stage, cues)| {
@@ -1084,6 +1131,9 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
                 places.score(cues)
             };
             text_names_a_stage |= evidence > 0.0;
+            if evidence > 0.0 {
+                named.push(*stage);
+            }
             (*stage, evidence + prior)
         })
         .collect();
@@ -1142,6 +1192,10 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         .collect();
     InferredTags {
         // The format alone is the default, not a reading of the text.
+        stage_named: stage_probs
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .is_some_and(|(best, _)| named.contains(best)),
         stages: if text_names_a_stage {
             best_first(stage_probs)
         } else {
@@ -1318,8 +1372,16 @@ mod tests {
             }))
         };
         assert_eq!(voice("We install it."), None);
-        // Whole words: "web", "user", "ice" and "running" are no marks.
-        assert_eq!(voice("The web user's ice, running, typed, entered."), None);
+        // Whole words: "web", "users", "myself", "ice" and "running" are no marks, nor
+        // are regions, names, "i.e.", a URL's query string or an operator.
+        assert_eq!(
+            voice("The web users' weekly ice: myself, isolated, running, typed, entered."),
+            None
+        );
+        assert_eq!(
+            voice("Use us-east-1, us-west-2 or my-app; i.e. GET /items?limit=10, a ? b, f()?"),
+            None
+        );
         assert_eq!(
             voice("We? Our view: I think so. Click run."),
             Some(4.0 / 6.0)

@@ -161,20 +161,25 @@ mod tests {
 /// a query's or a subject's words leave them out when any other word remains, so "how
 /// much does it cost" is searched as "cost", and a title's "in your" finds nothing.
 pub fn is_stop_word(word: &str) -> bool {
+    // An acronym in capitals ("IT budget", "US pricing") is a word of its own.
+    if word.len() >= 2 && word.chars().all(|c| c.is_ascii_uppercase()) {
+        return false;
+    }
     let lower = word.to_lowercase();
     let w = lower.as_str();
     ENGLISH_STOP_WORDS.binary_search(&w).is_ok() || CHINESE_STOP_WORDS.contains(&w)
 }
 
-/// Sorted, for a binary search.
-const ENGLISH_STOP_WORDS: [&str; 78] = [
-    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
-    "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "here", "his",
-    "how", "i", "i'm", "if", "in", "into", "is", "it", "it's", "its", "me", "much", "my", "of",
-    "on", "or", "our", "she", "should", "so", "some", "than", "that", "the", "their", "them",
-    "then", "there", "these", "they", "this", "those", "to", "too", "us", "very", "was", "we",
-    "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your",
-    "yours",
+/// Sorted, for a binary search. The pieces a contraction leaves ("it's" is cut as "it"
+/// and "s") are here, as the analyzers cut them.
+const ENGLISH_STOP_WORDS: [&str; 89] = [
+    "a", "about", "all", "an", "and", "any", "are", "aren", "as", "at", "be", "been", "but", "by",
+    "can", "could", "d", "did", "didn", "do", "does", "doesn", "don", "for", "from", "had", "has",
+    "have", "he", "her", "here", "his", "how", "i", "if", "in", "into", "is", "isn", "it", "its",
+    "ll", "m", "me", "much", "my", "of", "on", "or", "our", "re", "s", "she", "should", "so",
+    "some", "t", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "those", "to", "too", "us", "ve", "very", "was", "wasn", "we", "were", "what", "when", "where",
+    "which", "who", "why", "will", "with", "would", "you", "your", "yours",
 ];
 const CHINESE_STOP_WORDS: [&str; 22] = [
     "的", "了", "是", "在", "和", "与", "及", "或", "也", "就", "都", "而", "被", "把", "对", "从",
@@ -188,10 +193,10 @@ mod stop_word_tests {
     #[test]
     fn function_words_are_known_in_both_languages() {
         assert!(ENGLISH_STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
-        for word in ["The", "how", "does", "it's", "Your", "的", "如何"] {
+        for word in ["The", "how", "does", "s", "doesn", "Your", "的", "如何"] {
             assert!(is_stop_word(word), "{word}");
         }
-        for word in ["cost", "pricing", "why-not", "成本", "out"] {
+        for word in ["cost", "pricing", "why-not", "成本", "out", "IT", "US"] {
             assert!(!is_stop_word(word), "{word}");
         }
     }

@@ -180,20 +180,24 @@ fn is_invisible(c: char) -> bool {
 /// English words reduced to their stems as the index reduces them, so that "success
 /// stories" holds "success story" and "on-premise" is "on-premises".
 fn words_of(text: &str) -> String {
-    static ENGLISH: std::sync::LazyLock<frostem::Stemmer> =
-        std::sync::LazyLock::new(|| frostem::Stemmer::new(frostem::Algorithm::English));
     text.to_lowercase()
         .split(|c: char| !(c.is_alphanumeric() || c == '-'))
         .filter(|w| !w.is_empty())
-        .map(|w| {
-            if w.is_ascii() {
-                ENGLISH.stem(w).into_owned()
-            } else {
-                w.to_owned()
-            }
-        })
+        .map(stem)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A lowercase word's English stem (the Snowball stemmer tantivy's English analyzer uses);
+/// a word with other letters as it is.
+pub(super) fn stem(word: &str) -> String {
+    static ENGLISH: std::sync::LazyLock<frostem::Stemmer> =
+        std::sync::LazyLock::new(|| frostem::Stemmer::new(frostem::Algorithm::English));
+    if word.is_ascii() {
+        ENGLISH.stem(word).into_owned()
+    } else {
+        word.to_owned()
+    }
 }
 
 fn holds(spaced: &str, term: &str) -> bool {
