@@ -940,7 +940,9 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
     let (a1, a2) = (after.next(), after.next());
     let mut before = text[..start].chars().rev();
     let (b1, b2) = (before.next(), before.next());
-    !alnum(a1) && !alnum(b1) && !(joins(a1) && alnum(a2)) && !(joins(b1) && alnum(b2))
+    let joined_after = alnum(a1) || (joins(a1) && alnum(a2));
+    let joined_before = alnum(b1) || (joins(b1) && alnum(b2));
+    !(joined_after || joined_before)
 }
 
 /// Whether the `?` at `start..end` of `text` ends a question.
