@@ -930,19 +930,23 @@ mod tests {
         assert!(with_id("pricing").sequel_ids().is_empty());
     }
 
+    /// An untagged asset as a library would hold it.
+    fn page(content_type: &str, url: &str, title: &str, body: &str) -> Asset {
+        AssetDraft {
+            id: Some("p".into()),
+            title: Some(title.into()),
+            url: Some(url.into()),
+            body: Some(body.into()),
+            content_type: Some(content_type.into()),
+            ..AssetDraft::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
     #[test]
     fn a_weak_stage_reading_counts_only_when_the_words_carry_it() {
-        let read = |title: &str, body: &str| {
-            AssetDraft {
-                id: Some("e".into()),
-                title: Some(title.into()),
-                body: Some(body.into()),
-                content_type: Some("EBOOK".into()),
-                ..AssetDraft::default()
-            }
-            .validate()
-            .unwrap()
-        };
+        let read = |title: &str, body: &str| page("EBOOK", "", title, body);
         // One word for adoption; the ebook's prior for awareness wins, weakly: that is the
         // format's default, not a reading of the text.
         let prior = read("A", "See the example.");
@@ -957,18 +961,7 @@ mod tests {
 
     #[test]
     fn the_address_adds_the_words_a_title_lacks() {
-        let page = |url: &str, title: &str| {
-            AssetDraft {
-                id: Some("p".into()),
-                title: Some(title.into()),
-                url: Some(url.into()),
-                content_type: Some("BLOG_POST".into()),
-                ..AssetDraft::default()
-            }
-            .validate()
-            .unwrap()
-            .slug_words()
-        };
+        let page = |url: &str, title: &str| page("BLOG_POST", url, title, "").slug_words();
         assert_eq!(
             page(
                 "/blog/prebuilds",

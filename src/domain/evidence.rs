@@ -11,9 +11,9 @@
 //! worries about, what each seat on the committee looks for; English and Chinese), each cue
 //! weighted by where it is found (title and path count most), plus a weak prior from the
 //! content type. Scores become confidences by a softmax; below [`ABSTAIN_BELOW`] (for
-//! stages [`STAGE_ABSTAIN_BELOW`]) the inference abstains and the kind stays `Default`. It reads no other asset, so it never
-//! learns from defaults as if they were labels, and an asset's tags change only when its
-//! own text does.
+//! stages [`STAGE_ABSTAIN_BELOW`]) the inference abstains and the kind stays `Default`. It
+//! reads no other asset, so it never learns from defaults as if they were labels, and an
+//! asset's tags change only when its own text does.
 
 use super::asset::{opening, url_segments};
 use super::taxonomy::{Concern, ContentType, IndustrySlug, Role, Stage, TaxonomyValue};
@@ -1057,14 +1057,7 @@ impl Places {
     /// The cues' weighted evidence: per place, each cue's weight times the log of one plus
     /// its matches (the tenth mention says little more than the third).
     fn score(&self, cues: &[Cue]) -> f64 {
-        self.score_where(cues, |_, _| true)
-    }
-
-    /// The same, counting a cue only in the places `counts_here(place, cue)` allows.
-    fn score_where(&self, cues: &[Cue], counts_here: impl Fn(Place, &str) -> bool) -> f64 {
-        self.score_scaled(cues, |place, cue| {
-            f64::from(u8::from(counts_here(place, cue)))
-        })
+        self.score_scaled(cues, |_, _| 1.0)
     }
 
     /// The same, each cue's evidence in each place scaled by `scale(place, cue)`.
@@ -1112,7 +1105,7 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
     let defaults = input
         .content_type
         .map_or(&[][..], ContentType::default_stages);
-    let mut text_names_a_stage = false;
+    // The stages the text's own words vote for (not the format's prior alone).
     let mut named: Vec<Stage> = Vec::new();
     let stage_scores: Vec<(Stage, f64)> = STAGE_CUES
         .iter()
@@ -1132,7 +1125,6 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
             } else {
                 places.score(cues)
             };
-            text_names_a_stage |= evidence > 0.0;
             if evidence > 0.0 {
                 named.push(*stage);
             }
@@ -1177,8 +1169,12 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
         .filter_map(|(slug, cues)| {
             // A word with an everyday sense names the industry only where the page says
             // what it is about.
-            let s = places.score_where(cues, |place, cue| {
-                place != Place::Body || !EVERYDAY_INDUSTRY_WORDS.contains(&cue)
+            let s = places.score_scaled(cues, |place, cue| {
+                if place == Place::Body && EVERYDAY_INDUSTRY_WORDS.contains(&cue) {
+                    0.0
+                } else {
+                    1.0
+                }
             });
             (s > 0.0).then(|| IndustrySlug::parse(slug).ok().map(|i| (i, s)))?
         })
@@ -1198,7 +1194,7 @@ pub fn infer_tags(input: &InferenceInput<'_>) -> InferredTags {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .is_some_and(|(best, _)| named.contains(best)),
-        stages: if text_names_a_stage {
+        stages: if !named.is_empty() {
             best_first(stage_probs)
         } else {
             Vec::new()

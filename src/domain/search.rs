@@ -165,9 +165,17 @@ pub fn is_stop_word(word: &str) -> bool {
     if word.len() >= 2 && word.chars().all(|c| c.is_ascii_uppercase()) {
         return false;
     }
-    let lower = word.to_lowercase();
-    let w = lower.as_str();
-    ENGLISH_STOP_WORDS.binary_search(&w).is_ok() || CHINESE_STOP_WORDS.contains(&w)
+    if !word.is_ascii() {
+        return CHINESE_STOP_WORDS.contains(&word);
+    }
+    // Lowercased on the stack: this runs for every word a search's coverage reads.
+    let mut lower = [0u8; 8];
+    let Some(buf) = lower.get_mut(..word.len()) else {
+        return false;
+    };
+    buf.copy_from_slice(word.as_bytes());
+    buf.make_ascii_lowercase();
+    std::str::from_utf8(buf).is_ok_and(|w| ENGLISH_STOP_WORDS.binary_search(&w).is_ok())
 }
 
 /// Sorted, for a binary search. The pieces a contraction leaves ("it's" is cut as "it"
@@ -193,6 +201,7 @@ mod stop_word_tests {
     #[test]
     fn function_words_are_known_in_both_languages() {
         assert!(ENGLISH_STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(ENGLISH_STOP_WORDS.iter().all(|w| w.len() <= 8));
         for word in ["The", "how", "does", "s", "doesn", "Your", "的", "如何"] {
             assert!(is_stop_word(word), "{word}");
         }

@@ -223,8 +223,8 @@ impl SearchIndex {
     /// How much of a query an asset holds: the query's distinct words, each weighted by its
     /// inverse document frequency (a word no asset has weighs most), and the share of that
     /// weight whose words the asset's title (with its address words), summary or opening
-    /// ([`COVERAGE_BODY_CHARS`]) holds. A synonym of the query found in the asset counts as the query's rarest word
-    /// found.
+    /// ([`COVERAGE_BODY_CHARS`]) holds. A synonym of the query found in the asset counts as
+    /// the query's rarest word found.
     fn coverage(
         &self,
         searcher: &Searcher,
@@ -232,39 +232,22 @@ impl SearchIndex {
         synonyms: &[String],
         asset: &Asset,
     ) -> AppResult<f64> {
-        let fields = self
-            .inner
-            .fields
-            .text_for(Analyzer::for_language(asset.language.primary()));
-        let Ok(mut tokenizer) = self.inner.index.tokenizer_for_field(fields.body) else {
-            return Ok(1.0);
+        let analyzer = Analyzer::for_language(asset.language.primary());
+        let fields = self.inner.fields.text_for(analyzer);
+        let terms = |t: &str| -> std::collections::HashSet<String> {
+            self.cut(t, analyzer).into_iter().map(|w| w.term).collect()
         };
-        // Every word of a text, or only those that are not function words (when any is).
-        let mut cut = |t: &str, telling_only: bool| {
-            let mut all = std::collections::HashSet::new();
-            let mut telling = std::collections::HashSet::new();
-            let mut stream = tokenizer.token_stream(t);
-            while let Some(token) = stream.next() {
-                let surface = t
-                    .get(token.offset_from..token.offset_to)
-                    .unwrap_or_default();
-                if telling_only && !is_stop_word(surface) {
-                    telling.insert(token.text.clone());
-                }
-                all.insert(token.text.clone());
-            }
-            if telling.is_empty() { all } else { telling }
-        };
-        let held: std::collections::HashSet<String> = cut(&asset.title, false)
-            .into_iter()
-            .chain(cut(&asset.slug_words().join(" "), false))
-            .chain(cut(&asset.summary, false))
-            .chain(cut(
-                crate::domain::opening(&asset.body, COVERAGE_BODY_CHARS),
-                false,
-            ))
-            .collect();
-        let words = cut(text, true);
+        let held: std::collections::HashSet<String> = [
+            &asset.title[..],
+            &asset.slug_words().join(" "),
+            &asset.summary,
+            crate::domain::opening(&asset.body, COVERAGE_BODY_CHARS),
+        ]
+        .into_iter()
+        .flat_map(terms)
+        .collect();
+        let words: std::collections::HashSet<String> =
+            without_function_words(self.cut(text, analyzer)).collect();
         if words.is_empty() {
             return Ok(1.0);
         }
@@ -280,7 +263,7 @@ impl SearchIndex {
             ));
         }
         let synonym_found = synonyms.iter().any(|s| {
-            let words = cut(s, false);
+            let words = terms(s);
             !words.is_empty() && words.iter().all(|t| held.contains(t))
         });
         if synonym_found
@@ -359,10 +342,8 @@ impl SearchIndex {
         let fields = &self.inner.fields;
         let mut out: Vec<(Term, f32)> = Vec::new();
         for analyzer in Analyzer::ALL {
-            let cut = self.cut(text, analyzer);
-            let telling = cut.iter().any(|w| !w.stop);
             let mut words: Vec<String> = Vec::new();
-            for CutWord { term: word, .. } in cut.into_iter().filter(|w| !(telling && w.stop)) {
+            for word in without_function_words(self.cut(text, analyzer)) {
                 if !words.contains(&word) {
                     words.push(word);
                     if words.len() == MAX_QUERY_TERMS {
@@ -417,6 +398,15 @@ struct CutWord {
     at: usize,
     term: String,
     stop: bool,
+}
+
+/// The terms of a cut text without its function words, unless it has nothing else: what a
+/// query or a subject asks for, in search, recommendations and the coverage alike.
+fn without_function_words(cut: Vec<CutWord>) -> impl Iterator<Item = String> {
+    let telling = cut.iter().any(|w| !w.stop);
+    cut.into_iter()
+        .filter(move |w| !(telling && w.stop))
+        .map(|w| w.term)
 }
 
 /// Words that must stand together, as each field's analyzer cuts them: (position, term)
