@@ -81,7 +81,13 @@ async fn fixture(size: u64) -> Fixture {
     let follower = IndexFollower::start(store.clone(), writer, 1000, Duration::from_secs(3600))
         .await
         .expect("follower");
-    let library = Library::new(store, index.clone(), follower.handle(), &config);
+    let library = Library::new(
+        store,
+        index.clone(),
+        follower.handle(),
+        &config,
+        stagefit::meaning::Meaning::none(),
+    );
     // Every list gets a signed id, as a server's do.
     library
         .load_list_signer()
@@ -240,6 +246,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                     synonyms: Vec::new(),
                     sequels: Vec::new(),
                     similar_to: None,
+                    semantic_ratio: 0.0,
                 },
                 dimensions: &dims,
                 filter: &AssetFilter::default(),
@@ -376,6 +383,7 @@ fn main() {
                         highlights: false,
                         count: true,
                         synonyms: Vec::new(),
+                        semantic_ratio: None,
                     }))
                     .expect("ok")
             })
@@ -393,6 +401,7 @@ fn main() {
                         highlights: true,
                         count: false,
                         synonyms: Vec::new(),
+                        semantic_ratio: None,
                     }))
                     .expect("ok")
             })

@@ -509,6 +509,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         slow_request_ms,
         audit_retention_days,
         feedback_retention_days,
+        embedding_model,
+        semantic_ratio,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -546,6 +548,11 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.slow_request = std::time::Duration::from_millis(slow_request_ms);
     config.audit_retention_days = audit_retention_days;
     config.feedback_retention_days = feedback_retention_days;
+    config.embedding_model = embedding_model;
+    if !(0.0..=1.0).contains(&semantic_ratio) {
+        anyhow::bail!("--semantic-ratio {semantic_ratio}: give a share from 0 to 1");
+    }
+    config.ranking.semantic_ratio = semantic_ratio;
     let server = Server::start(&config, demo).await?;
     tracing::info!(
         addr = %server.addr,

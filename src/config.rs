@@ -122,7 +122,13 @@ pub struct RankingConfig {
     /// likely early in the journey.
     pub default_stage: Stage,
     pub default_language: Language,
+    /// The share of text relevance decided by meaning when an embedding model is loaded
+    /// (0: words alone, 1: meaning alone).
+    pub semantic_ratio: f64,
 }
+
+/// Meaning's default share of text relevance (see `RankingConfig::semantic_ratio`).
+pub const DEFAULT_SEMANTIC_RATIO: f64 = 0.3;
 
 /// Typed, validated settings for one process.
 #[derive(Clone, Debug)]
@@ -170,6 +176,9 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Days impressions and shown lists are kept (0: forever).
     pub feedback_retention_days: u32,
+    /// A sentence-embedding model's folder (config.json, tokenizer.json,
+    /// model.safetensors): ranking by meaning besides words. `None`: words alone.
+    pub embedding_model: Option<PathBuf>,
     /// Publishable keys and visitor tokens run only safelisted operations.
     pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
@@ -216,6 +225,7 @@ impl Config {
             slow_request: std::time::Duration::from_millis(DEFAULT_SLOW_REQUEST_MS),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             feedback_retention_days: DEFAULT_FEEDBACK_RETENTION_DAYS,
+            embedding_model: None,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
@@ -225,6 +235,7 @@ impl Config {
                 half_life_days: 365.0,
                 default_stage: Stage::Awareness,
                 default_language: Language::english(),
+                semantic_ratio: DEFAULT_SEMANTIC_RATIO,
             },
         }
     }
@@ -396,4 +407,13 @@ pub struct ServeArgs {
     /// for analytics stay
     #[arg(long, env = "STAGEFIT_FEEDBACK_RETENTION_DAYS", default_value_t = DEFAULT_FEEDBACK_RETENTION_DAYS)]
     pub feedback_retention_days: u32,
+    /// A sentence-embedding model's folder (config.json, tokenizer.json,
+    /// model.safetensors; `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2): search and
+    /// read-next then rank by meaning as well as words. Without it, words alone
+    #[arg(long, env = "STAGEFIT_EMBEDDING_MODEL")]
+    pub embedding_model: Option<PathBuf>,
+    /// With an embedding model: the share of text relevance decided by meaning, from 0
+    /// (words alone) to 1 (meaning alone)
+    #[arg(long, env = "STAGEFIT_SEMANTIC_RATIO", default_value_t = DEFAULT_SEMANTIC_RATIO)]
+    pub semantic_ratio: f64,
 }

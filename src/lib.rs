@@ -9,6 +9,7 @@ pub mod generate;
 pub mod graphql;
 pub mod http;
 pub mod import;
+pub mod meaning;
 pub mod metrics;
 pub mod ranking;
 pub mod search;

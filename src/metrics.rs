@@ -25,6 +25,8 @@ pub const BACKGROUND_RESTARTS: &str = "stagefit_background_restarts_total";
 pub const QUEUED: &str = "stagefit_background_queue_items";
 pub const KEY_LOOKUPS: &str = "stagefit_key_lookups_total";
 pub const AUDIT_POOLED: &str = "stagefit_audit_refusals_pooled_total";
+/// Published assets with a vector of the embedding model.
+pub const EMBEDDED_ASSETS: &str = "stagefit_embedded_assets";
 
 const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -81,6 +83,10 @@ fn describe() {
         "Changes in the database not yet in this server's index"
     );
     describe_gauge!(INDEX_DOCUMENTS, "Documents in this server's index");
+    describe_gauge!(
+        EMBEDDED_ASSETS,
+        "Published assets with a vector of the embedding model"
+    );
     describe_counter!(CACHE_HITS, "Requests answered from the response cache");
     describe_counter!(
         CACHE_MISSES,

@@ -75,6 +75,8 @@ pub struct Instance {
     metrics_upkeep: JoinHandle<()>,
     /// Hears other replicas' writes (PostgreSQL only).
     replicas: Option<JoinHandle<()>>,
+    /// Keeps the library's vectors in step (with an embedding model only).
+    meaning: Option<JoinHandle<()>>,
     _lock: IndexLock,
 }
 
@@ -95,7 +97,21 @@ impl Instance {
         )
         .await
         .context("cannot bring the index up to date")?;
-        let library = Library::new(store.clone(), index, follower.handle(), config);
+        let meaning = match &config.embedding_model {
+            Some(dir) => {
+                let dir = dir.clone();
+                let model =
+                    tokio::task::spawn_blocking(move || crate::meaning::LocalModel::load(&dir))
+                        .await?
+                        .context("cannot load the embedding model (--embedding-model)")?;
+                crate::meaning::Meaning::with_model(Some(model))
+            }
+            None => {
+                tracing::info!("no embedding model (--embedding-model): ranking by words alone");
+                crate::meaning::Meaning::none()
+            }
+        };
+        let library = Library::new(store.clone(), index, follower.handle(), config, meaning);
         // Read before the first request, so its cached answer carries their version.
         library
             .synonyms()
@@ -115,6 +131,8 @@ impl Instance {
             .await
             .map_err(AppError::unmasked)
             .context("cannot read ranking profiles and experiments")?;
+        let meaning =
+            library.start_meaning(Duration::from_millis(config.follow_interval_ms.max(500)));
         let access = Arc::new(Access::new(store.clone()));
         let (audit, audit_task) = AuditTrail::start(store.clone(), config.audit_retention_days);
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
@@ -147,6 +165,7 @@ impl Instance {
             audit_task,
             metrics_upkeep: crate::metrics::spawn_upkeep(),
             replicas,
+            meaning,
             _lock: lock,
         })
     }
@@ -161,6 +180,9 @@ impl Instance {
         self.metrics_upkeep.abort();
         if let Some(replicas) = self.replicas {
             replicas.abort();
+        }
+        if let Some(meaning) = self.meaning {
+            meaning.abort();
         }
         self.follower.stop().await;
         self.store.close().await;

@@ -67,8 +67,9 @@ def wait_for_binary(path, seconds=120):
 
 
 class Server:
-    def __init__(self, binary, library):
+    def __init__(self, binary, library, extra=()):
         self.binary = binary
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="stagefit-relevance-")
         self.env = dict(os.environ)
         self.env.pop("STAGEFIT_LOG", None)
@@ -89,7 +90,7 @@ class Server:
             sys.exit(f"import of {self.library} failed:\n{out.stdout}{out.stderr}")
         wait_for_binary(self.binary)
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--addr", "127.0.0.1:0", "--response-cache-mb", "0"],
+            [self.binary, "serve", "--addr", "127.0.0.1:0", "--response-cache-mb", "0"] + self.extra,
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         found = {}
@@ -109,6 +110,18 @@ class Server:
             self.stop()
             sys.exit("the server did not print its address")
         self.url = f"http://{found['addr']}/graphql"
+        # With an embedding model, ask only once every asset has its vector.
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{found['addr']}/readyz", timeout=10) as r:
+                    ready = json.load(r)
+            except (urllib.error.URLError, ValueError):
+                ready = {}
+            embeddings = ready.get("embeddings")
+            if ready.get("status") == "ready" and (embeddings is None or embeddings.get("complete")):
+                break
+            time.sleep(0.2)
         return self
 
     def query(self, text, variables=None):
@@ -305,6 +318,10 @@ def main():
     p.add_argument("--runs", type=int, default=1,
                    help="import and query each library N times on fresh storage; figures are the means "
                         "(ties among equal scores are not ordered the same way from one index to the next)")
+    p.add_argument("--embedding-model", metavar="DIR",
+                   help="serve with this sentence-embedding model (scripts/fetch-model.sh fetches one)")
+    p.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for `stagefit serve` (repeat), e.g. --serve-arg=--semantic-ratio=0.7")
     p.add_argument("libraries", nargs="*", help="library directories (default: every one with judgments.json)")
     args = p.parse_args()
     binary = find_binary(args.bin)
@@ -320,7 +337,10 @@ def main():
             judgments = json.load(f)
         runs = []
         for _ in range(max(1, args.runs)):
-            server = Server(binary, lib)
+            extra = list(args.serve_arg)
+            if args.embedding_model:
+                extra += ["--embedding-model", args.embedding_model]
+            server = Server(binary, lib, extra)
             try:
                 server.start()
                 runs.append(evaluate(server, judgments))

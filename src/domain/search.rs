@@ -93,6 +93,9 @@ pub struct SearchRequest {
     pub count: bool,
     /// Terms the text gains from the library's synonym groups, searched like its words.
     pub synonyms: Vec<String>,
+    /// Meaning's share of the relevance order (0 to 1) when an embedding model is loaded;
+    /// `None`: the server's default.
+    pub semantic_ratio: Option<f64>,
 }
 
 /// Counts of one field's values, most frequent first.

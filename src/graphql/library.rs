@@ -285,6 +285,7 @@ impl LibraryQuery {
                 highlights: false,
                 count: true,
                 synonyms: Vec::new(),
+                semantic_ratio: None,
             })
             .await?;
         let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);
@@ -303,7 +304,10 @@ impl LibraryQuery {
     /// Full-text search over titles, summaries and bodies in English (stemmed), Chinese
     /// (segmented into words) and other languages. An empty query lists the filtered
     /// library, newest first. Drafts and retired assets appear only when
-    /// `filter.statuses` names them (drafts for editor keys and above).
+    /// `filter.statuses` names them (drafts for editor keys and above). When the server
+    /// runs an embedding model, the order also weighs meaning: `semanticRatio` is its
+    /// share, from 0 (words alone) to 1 (meaning alone); the server's default (0.3 unless
+    /// configured) when left out. Each item's `score` is then the fused value (0 to 1).
     #[graphql(
         cache_control(max_age = 60),
         complexity = "super::cost::page(first, 20, child_complexity)"
@@ -315,8 +319,17 @@ impl LibraryQuery {
         filter: Option<AssetFilterInput>,
         #[graphql(default_with = "Some(DEFAULT_PAGE)")] first: Option<i32>,
         after: Option<String>,
+        semantic_ratio: Option<f64>,
     ) -> ApiResult<SearchResult> {
         let library = library(ctx)?;
+        if let Some(r) = semantic_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(AppError::bad_input(format!(
+                "semanticRatio {r}: give a share from 0 (words alone) to 1 (meaning alone)"
+            ))
+            .into());
+        }
         let limit = library.page_size(first.unwrap_or(DEFAULT_PAGE))?;
         let offset = decode_cursor(after.as_deref())?;
         let look = ctx.look_ahead();
@@ -338,6 +351,7 @@ impl LibraryQuery {
                 // Counting text matches means scoring all of them: only when asked.
                 count: look.field("totalCount").exists(),
                 synonyms: Vec::new(),
+                semantic_ratio,
             })
             .await?;
         let (total, has_more) = (page.total.unwrap_or_default(), page.has_more);

@@ -249,6 +249,7 @@ mod tests {
             index_seq,
             popularity: 0,
             synonyms: 0,
+            meaning: 0,
         }
     }
 

@@ -382,7 +382,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
             if lag > state.ready_max_lag {
                 not_ready("the index is catching up", Some(lag))
             } else {
-                Json(serde_json::json!({ "status": "ready", "indexLag": lag })).into_response()
+                // Embedding runs behind a ready server: words answer until it is done.
+                let embeddings = state.library.meaning().status().map(|s| {
+                    serde_json::json!({
+                        "model": s.model,
+                        "embedded": s.embedded,
+                        "pending": s.pending,
+                        "complete": s.complete,
+                    })
+                });
+                Json(serde_json::json!({
+                    "status": "ready",
+                    "indexLag": lag,
+                    "embeddings": embeddings,
+                }))
+                .into_response()
             }
         }
     }

@@ -424,6 +424,18 @@ pub fn text_value(bm25: f32, scale: f32) -> f64 {
     }
 }
 
+/// Cosines of sentence embeddings below this say nothing of a shared subject (unrelated
+/// texts of one library sit around 0 to 0.2 with all-MiniLM-L6-v2).
+pub const MEANING_FROM: f64 = 0.3;
+/// A cosine from which two texts are as alike as the library's best word match.
+pub const MEANING_FULL: f64 = 0.7;
+
+/// A vector's cosine scaled to [0, 1] like `text_value`: 0 up to `MEANING_FROM`, 1 from
+/// `MEANING_FULL`, linear between.
+pub fn meaning_value(cosine: f32) -> f64 {
+    ((f64::from(cosine) - MEANING_FROM) / (MEANING_FULL - MEANING_FROM)).clamp(0.0, 1.0)
+}
+
 /// The share of the requested concerns an asset answers (masks as in `Concern::mask`).
 pub fn concern_value(requested: u64, asset: u64) -> f64 {
     let wanted = requested.count_ones();
@@ -492,17 +504,22 @@ pub struct RankContext {
     /// Set when the text is not a visitor's query but an asset's subject (next content):
     /// the TEXT reason then says what the asset resembles.
     pub similar_to: Option<String>,
+    /// The share of the TEXT factor that meaning (embeddings) decides, words the rest: 0
+    /// without a model or vectors.
+    pub semantic_ratio: f64,
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
 /// `bm25` is the asset's BM25 and the text scale (see `text_value`), both 0 without a
-/// query; `popularity` is in [0, 1].
+/// query; `cosine` its vector's cosine with the query's or the seed's, when both have one
+/// (weighed by `ctx.semantic_ratio`); `popularity` is in [0, 1].
 pub fn explain(
     audience: &Audience,
     dimensions: &[Dimension],
     asset: &Asset,
     ctx: &RankContext,
     bm25: (f32, f32),
+    cosine: Option<f32>,
     popularity: f64,
 ) -> Scored {
     let mut reasons = Vec::with_capacity(8);
@@ -523,14 +540,31 @@ pub fn explain(
         push(dim.factor, value, detail_for(detail, dim.factor, asset));
     }
     if let Some(query) = ctx.query.as_deref().filter(|q| !q.trim().is_empty()) {
-        let value = text_value(bm25.0, bm25.1);
+        let words = text_value(bm25.0, bm25.1);
+        let ratio = match cosine {
+            Some(_) => ctx.semantic_ratio.clamp(0.0, 1.0),
+            None => 0.0,
+        };
+        let meaning = cosine.map_or(0.0, meaning_value);
+        let value = (1.0 - ratio) * words + ratio * meaning;
+        // Which part matched: meaning when it carries more of the value than the words.
+        let by_meaning = ratio * meaning > (1.0 - ratio) * words;
         let detail = match (ctx.similar_to.as_deref(), value > 0.0) {
+            (Some(subject), true) if by_meaning && value >= SAME_SUBJECT_FROM => format!(
+                "similar in meaning to \"{subject}\" ({:.2})",
+                cosine.unwrap_or(0.0)
+            ),
             // "The same subject" needs more than a shared common word.
             (Some(subject), true) if value >= SAME_SUBJECT_FROM => {
                 format!("on the same subject as \"{subject}\"")
             }
             (Some(subject), true) => format!("loosely related to \"{subject}\""),
             (Some(subject), false) => format!("on another subject than \"{subject}\""),
+            (None, true) if by_meaning => format!(
+                "similar in meaning to \"{}\" ({:.2})",
+                query.trim(),
+                cosine.unwrap_or(0.0)
+            ),
             (None, true) => format!("matches \"{}\"", query.trim()),
             (None, false) => format!("does not mention \"{}\"", query.trim()),
         };
@@ -690,8 +724,10 @@ mod tests {
                 synonyms: Vec::new(),
                 sequels: Vec::new(),
                 similar_to: None,
+                semantic_ratio: 0.0,
             },
             (0.0, 0.0),
+            None,
             0.0,
         );
         let role_reason = &scored.reasons[1].detail;
@@ -808,9 +844,10 @@ mod tests {
             synonyms: Vec::new(),
             sequels: Vec::new(),
             similar_to: None,
+            semantic_ratio: 0.0,
         };
         let dims = graded_dimensions(&aud);
-        let s = explain(&aud, &dims, &a, &ctx, (1.0, 2.0), 0.0);
+        let s = explain(&aud, &dims, &a, &ctx, (1.0, 2.0), None, 0.0);
         let sum: f64 = s.reasons.iter().map(|r| r.contribution).sum();
         assert_eq!(s.score, sum);
         let factors: Vec<Factor> = s.reasons.iter().map(|r| r.factor).collect();

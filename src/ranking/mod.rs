@@ -15,8 +15,8 @@ mod tagging;
 pub use diversity::{DiversityItem, diversify};
 pub use factors::{
     Audience, Criterion, Dimension, Level, RankContext, RankingTrust, SAME_SUBJECT_FROM,
-    ScoreReason, Scored, concern_value, explain, freshness_value, graded_dimensions, ranking_trust,
-    text_value,
+    ScoreReason, Scored, concern_value, explain, freshness_value, graded_dimensions, meaning_value,
+    ranking_trust, text_value,
 };
 pub use journey::{
     Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, decayed,

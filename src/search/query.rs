@@ -27,6 +27,21 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 
 const SNIPPET_CHARS: usize = 180;
+/// Text matches and assets near in meaning a hybrid search fuses at least (more when the
+/// page reaches further).
+const HYBRID_POOL: usize = 50;
+
+/// What meaning adds to a text search: the assets nearest the query's vector with their
+/// cosines, any asset's cosine, and meaning's share of the fused score.
+pub struct Hybrid<'a> {
+    pub near: Vec<(String, f32)>,
+    pub cosine: &'a (dyn Fn(&str) -> Option<f32> + Sync),
+    /// 0: words alone; 1: meaning alone.
+    pub ratio: f64,
+    /// A cosine from which the best hit counts as a good match even when its words
+    /// hold little of the query.
+    pub good_from: f32,
+}
 /// How much of a field highlights read: matches further in are found but not shown.
 pub const HIGHLIGHT_CHARS: usize = 20_000;
 
@@ -37,6 +52,16 @@ impl SearchIndex {
     /// facets is block-max pruned: only documents that can still reach the page are
     /// scored. Anything else walks every match once.
     pub fn search(&self, request: &SearchRequest) -> AppResult<SearchPage> {
+        self.search_with(request, None)
+    }
+
+    /// A search whose relevance order fuses the words' BM25 (scaled by the best hit's)
+    /// with meaning (`hybrid`), when there is text and the order is by relevance.
+    pub fn search_with(
+        &self,
+        request: &SearchRequest,
+        hybrid: Option<&Hybrid<'_>>,
+    ) -> AppResult<SearchPage> {
         let fields = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
         let text_query = request
@@ -52,6 +77,8 @@ impl SearchIndex {
         };
         // One more than the page tells whether another page follows.
         let wanted = request.offset + request.limit + 1;
+        let hybrid = hybrid
+            .filter(|h| text_query.is_some() && sort == SortOrder::Relevance && h.ratio > 0.0);
         let exhaustive = text_query.is_none()
             || request.count
             || !request.facets.is_empty()
@@ -78,7 +105,11 @@ impl SearchIndex {
                     .map(|phrase| phrase_query(phrase).weight(scoring)),
             )
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let mut best = TopScores::new(wanted);
+        let mut best = TopScores::new(if hybrid.is_some() {
+            wanted.max(HYBRID_POOL)
+        } else {
+            wanted
+        });
         let mut matched: Vec<Bits> = Vec::new();
         for (ord, reader) in searcher.segment_readers().iter().enumerate() {
             let allowed = self.filter_bits(reader, &plan)?;
@@ -127,13 +158,19 @@ impl SearchIndex {
             )?
         };
         let top = TopDocs::with_limit(wanted - request.offset).and_offset(request.offset);
-        let mut addresses: Vec<(f32, DocAddress)> = match sort {
-            SortOrder::Relevance => best
+        let mut best_cosine: f32 = 0.0;
+        let mut addresses: Vec<(f32, DocAddress)> = match (sort, hybrid) {
+            (SortOrder::Relevance, Some(hybrid)) => {
+                let fused = self.fuse(&searcher, &request.filter, best.into_sorted(), hybrid)?;
+                best_cosine = fused.best_cosine;
+                fused.hits.into_iter().skip(request.offset).collect()
+            }
+            (SortOrder::Relevance, None) => best
                 .into_sorted()
                 .into_iter()
                 .skip(request.offset)
                 .collect(),
-            SortOrder::Newest => drive(
+            (SortOrder::Newest, _) => drive(
                 &searcher,
                 &matched,
                 &top.order_by_fast_field::<i64>("published_ts", Order::Desc),
@@ -141,7 +178,7 @@ impl SearchIndex {
             .into_iter()
             .map(|(_, a)| (0.0, a))
             .collect(),
-            SortOrder::Id => by_id(&searcher, &matched, wanted)?
+            (SortOrder::Id, _) => by_id(&searcher, &matched, wanted)?
                 .into_iter()
                 .skip(request.offset)
                 .map(|a| (0.0, a))
@@ -168,7 +205,10 @@ impl SearchIndex {
                     &asset,
                 )?);
             }
-            if coverage < COVERAGE_FLOOR {
+            // Meaning can vouch for hits whose words say little ("pair programming" for
+            // a page on sharing a workspace).
+            let meant = hybrid.is_some_and(|h| best_cosine >= h.good_from);
+            if coverage < COVERAGE_FLOOR && !meant {
                 no_good_match = true;
                 addresses.clear();
             }
@@ -196,6 +236,84 @@ impl SearchIndex {
             hits,
             facets,
             no_good_match,
+        })
+    }
+
+    /// The text matches (BM25, best first) and the assets nearest in meaning that the
+    /// filter lets through, each scored `(1 - ratio) * bm25 / best bm25 + ratio *
+    /// meaning_value(cosine)`, best first.
+    fn fuse(
+        &self,
+        searcher: &Searcher,
+        filter: &AssetFilter,
+        lexical: Vec<(f32, DocAddress)>,
+        hybrid: &Hybrid<'_>,
+    ) -> AppResult<Fused> {
+        let top_bm25 = lexical.first().map_or(0.0, |(s, _)| *s);
+        let ratio = hybrid.ratio.clamp(0.0, 1.0);
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // (fused, bm25, address)
+        let mut scored: Vec<(f64, f32, DocAddress)> = Vec::with_capacity(lexical.len());
+        let mut best_cosine: f32 = 0.0;
+        for (bm25, address) in lexical {
+            let asset = self.load_asset(searcher, address)?;
+            let cosine = (hybrid.cosine)(asset.id.as_str()).unwrap_or(0.0);
+            best_cosine = best_cosine.max(cosine);
+            let words = if top_bm25 > 0.0 {
+                f64::from(bm25 / top_bm25)
+            } else {
+                0.0
+            };
+            scored.push((
+                (1.0 - ratio) * words + ratio * crate::ranking::meaning_value(cosine),
+                bm25,
+                address,
+            ));
+            seen.insert(asset.id.to_string());
+        }
+        let unseen: Vec<&(String, f32)> = hybrid
+            .near
+            .iter()
+            .filter(|(id, _)| !seen.contains(id))
+            .collect();
+        if !unseen.is_empty() {
+            let ids: Vec<Term> = unseen
+                .iter()
+                .map(|(id, _)| Term::from_field_text(self.inner.fields.id, id))
+                .collect();
+            let query = BooleanQuery::new(vec![
+                (Occur::Must, super::filter::any_term(&ids)),
+                (
+                    Occur::Must,
+                    super::filter::filter_query(&self.inner.fields, filter),
+                ),
+            ]);
+            let cosines: HashMap<&str, f32> =
+                unseen.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+            let mut found: Vec<DocAddress> = searcher
+                .search(&query, &tantivy::collector::DocSetCollector)?
+                .into_iter()
+                .collect();
+            found.sort();
+            for address in found {
+                let asset = self.load_asset(searcher, address)?;
+                let cosine = cosines.get(asset.id.as_str()).copied().unwrap_or(0.0);
+                best_cosine = best_cosine.max(cosine);
+                scored.push((ratio * crate::ranking::meaning_value(cosine), 0.0, address));
+            }
+        }
+        scored.retain(|(s, bm25, _)| *s > 0.0 || *bm25 > 0.0);
+        scored.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| b.1.total_cmp(&a.1))
+                .then_with(|| a.2.cmp(&b.2))
+        });
+        Ok(Fused {
+            hits: scored
+                .into_iter()
+                .map(|(s, _, address)| (s as f32, address))
+                .collect(),
+            best_cosine,
         })
     }
 
@@ -508,6 +626,12 @@ const COVERAGE_HITS: usize = 5;
 pub const COVERAGE_BODY_CHARS: usize = 6_000;
 
 /// The request's text, or nothing.
+/// A hybrid search's order, and the best cosine among the assets near the query.
+struct Fused {
+    hits: Vec<(f32, DocAddress)>,
+    best_cosine: f32,
+}
+
 fn text_of(request: &SearchRequest) -> &str {
     request.text.as_deref().unwrap_or_default()
 }

@@ -942,6 +942,7 @@ impl Library {
             diversify,
             sequels: Vec::new(),
             text_first: false,
+            seed_vector: None,
         };
         let shown = self
             .rank(
@@ -1034,6 +1035,7 @@ impl Library {
                             diversify: true,
                             sequels: Vec::new(),
                             text_first: false,
+                            seed_vector: None,
                         },
                     )
                     .await?;

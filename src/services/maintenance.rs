@@ -196,7 +196,13 @@ pub async fn open_read_only(config: &Config) -> anyhow::Result<(Library, Store)>
             )
         })?;
     let (index, seq) = search::open_read_only(&config.index_dir)?;
-    let library = Library::new(store.clone(), index, FollowerHandle::fixed(seq), config);
+    let library = Library::new(
+        store.clone(),
+        index,
+        FollowerHandle::fixed(seq),
+        config,
+        crate::meaning::Meaning::none(),
+    );
     library
         .load_for_reports()
         .await

@@ -8,6 +8,7 @@ mod feedback;
 mod follower;
 mod import;
 mod maintenance;
+mod meaning;
 mod operations;
 mod popularity;
 mod recommend;
@@ -86,7 +87,15 @@ pub struct Library {
     /// Index reads running at once (see [`Library::read_index`]).
     index_readers: Arc<tokio::sync::Semaphore>,
     synonyms: Arc<synonyms::SynonymBoard>,
+    /// The embedding model and the library's vectors (empty without a model).
+    meaning: Arc<crate::meaning::Meaning>,
 }
+
+/// Assets nearest a query's meaning a hybrid search considers (at least).
+const HYBRID_NEAR: usize = 50;
+/// A cosine with the query from which a search hit is a good match by meaning alone
+/// (all-MiniLM-L6-v2: a page on the query's subject in other words scores 0.5 to 0.7).
+const GOOD_MEANING: f32 = 0.4;
 
 /// Index reads allowed at once: two per core.
 fn index_readers() -> usize {
@@ -104,6 +113,8 @@ pub struct DataVersion {
     pub ranking: u64,
     /// The synonym groups.
     pub synonyms: u64,
+    /// The library's vectors (each publication of newly embedded assets).
+    pub meaning: u64,
 }
 
 /// Validates every draft of a GraphQL batch (at most `max`), reporting every problem at
@@ -181,6 +192,7 @@ impl Library {
         index: SearchIndex,
         follower: FollowerHandle,
         config: &Config,
+        meaning: crate::meaning::Meaning,
     ) -> Self {
         Self {
             store,
@@ -196,6 +208,7 @@ impl Library {
             stale_after_days: config.stale_after_days,
             index_readers: Arc::new(tokio::sync::Semaphore::new(index_readers())),
             synonyms: Arc::new(synonyms::SynonymBoard::default()),
+            meaning: Arc::new(meaning),
         }
     }
 
@@ -315,7 +328,34 @@ impl Library {
         }
         let mut request = request;
         request.synonyms = self.expansions(request.text.as_deref()).await?;
-        self.read_index(move |index| index.search(&request)).await
+        let ratio = request
+            .semantic_ratio
+            .unwrap_or(self.ranking.semantic_ratio);
+        let target = match (&request.text, request.sort) {
+            (Some(text), crate::domain::SortOrder::Relevance) if ratio > 0.0 => {
+                self.query_vector(text).await?
+            }
+            _ => None,
+        };
+        let Some(target) = target else {
+            return self.read_index(move |index| index.search(&request)).await;
+        };
+        let vectors = self.meaning.vectors();
+        self.read_index(move |index| {
+            let pool = (request.offset + request.limit + 1).max(HYBRID_NEAR);
+            let near = vectors.nearest(&target, pool, |_| true);
+            let cosine = |id: &str| vectors.cosine(id, &target);
+            index.search_with(
+                &request,
+                Some(&crate::search::Hybrid {
+                    near,
+                    cosine: &cosine,
+                    ratio,
+                    good_from: GOOD_MEANING,
+                }),
+            )
+        })
+        .await
     }
 
     /// Industries of the taxonomy with published-asset counts over their subtrees.
@@ -350,6 +390,7 @@ impl Library {
             popularity: self.popularity.version(),
             ranking: self.feedback.version(),
             synonyms: self.synonyms.version(),
+            meaning: self.meaning.version(),
         }
     }
 

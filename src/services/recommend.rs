@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::task;
 
 use super::Library;
 use super::feedback::Choice;
@@ -24,6 +25,9 @@ const MIN_DIVERSITY_WINDOW: usize = 20;
 /// How many times its usual weight text has in `nextContent` after a seed whose stage
 /// was read from its text or defaulted: the seed's subject then leads.
 const UNTAGGED_SEED_TEXT_FACTOR: f64 = 12.0;
+/// Assets nearest in meaning that join a ranking's candidates (at least; twice `first`
+/// when more are asked for).
+const MEANING_CANDIDATES: usize = 50;
 
 /// Where a resolved audience field came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +121,9 @@ pub(super) struct Ranking<'a> {
     /// The text is meant to outweigh the graded factors (an untagged seed's subject):
     /// candidates come from the best text matches (`RecommendRequest::text_first`).
     pub(super) text_first: bool,
+    /// A `nextContent` seed's vector: what the candidates' meaning is compared with. For
+    /// other lists with text, the query's vector is used (when there is a model).
+    pub(super) seed_vector: Option<Arc<Vec<f32>>>,
 }
 
 /// The context a list remembers (see [`ListContext`]).
@@ -281,6 +288,7 @@ impl Library {
                     diversify: query.diversify,
                     sequels: Vec::new(),
                     text_first: false,
+                    seed_vector: None,
                 },
             )
             .await?;
@@ -371,6 +379,7 @@ impl Library {
             subject.push(' ');
             subject.push_str(&word);
         }
+        let seed_vector = self.asset_vector(&asset).await?;
         let items = self
             .rank(
                 &resolved.audience,
@@ -384,6 +393,7 @@ impl Library {
                     diversify: true,
                     sequels: asset.sequel_ids(),
                     text_first: untagged_seed,
+                    seed_vector,
                 },
             )
             .await?;
@@ -417,6 +427,30 @@ impl Library {
             .with(&r.weights)
             .map_err(AppError::bad_input)?;
         let dimensions = graded_dimensions(audience);
+        // Meaning: the seed's vector, else the query's; the assets nearest to it join the
+        // candidates, and every candidate's cosine joins its TEXT value.
+        let target = match (&r.seed_vector, r.text) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(text)) if weights.text > 0.0 && r.similar_to.is_none() => {
+                self.query_vector(text).await?
+            }
+            _ => None,
+        };
+        let vectors = target.as_ref().map(|_| self.meaning.vectors());
+        let near: Vec<String> = match (&target, &vectors) {
+            (Some(target), Some(vectors)) => {
+                let exclude: std::collections::HashSet<&str> =
+                    r.exclude.iter().map(String::as_str).collect();
+                vectors
+                    .nearest(target, MEANING_CANDIDATES.max(r.first * 2), |id| {
+                        !exclude.contains(id)
+                    })
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         // One context for retrieval and explanation alike.
         let ctx = Arc::new(RankContext {
             weights,
@@ -431,6 +465,11 @@ impl Library {
             },
             similar_to: r.similar_to.map(str::to_owned),
             sequels: r.sequels.clone(),
+            semantic_ratio: if target.is_some() {
+                self.ranking.semantic_ratio
+            } else {
+                0.0
+            },
         });
         let window = if r.diversify {
             (r.first * DIVERSITY_WINDOW_FACTOR).max(MIN_DIVERSITY_WINDOW)
@@ -454,6 +493,8 @@ impl Library {
             popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
         // A seed's sequels are looked up like popular assets, whatever their tier.
         popular_ids.extend(r.sequels.iter().cloned());
+        // So are the assets nearest in meaning, which the words may not reach.
+        popular_ids.extend(near);
         let retrieval = ctx.clone();
         let text_first = r.text_first;
         let leaning_for = (audience.stage, audience.role);
@@ -485,6 +526,10 @@ impl Library {
                     &c.asset,
                     &ctx,
                     (c.bm25, candidates.text_scale),
+                    match (&target, &vectors) {
+                        (Some(t), Some(v)) => v.cosine(c.asset.id.as_str(), t),
+                        _ => None,
+                    },
                     popular
                         .as_ref()
                         .and_then(|p| p.values.get(c.asset.id.as_str()))
@@ -538,6 +583,41 @@ impl Library {
         };
         let mut slots: Vec<Option<Recommendation>> = scored.into_iter().map(Some).collect();
         Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+    }
+}
+
+impl Library {
+    /// A query's vector when a model and the library's vectors are there (a model run on
+    /// the blocking pool unless the query was seen lately).
+    pub(super) async fn query_vector(&self, text: &str) -> AppResult<Option<Arc<Vec<f32>>>> {
+        if !self.meaning.ready() || text.trim().is_empty() {
+            return Ok(None);
+        }
+        let meaning = self.meaning.clone();
+        let text = text.to_owned();
+        task::spawn_blocking(move || meaning.query_vector(&text))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)
+    }
+
+    /// An asset's vector: the stored one, else computed from its text now.
+    pub(super) async fn asset_vector(&self, asset: &Asset) -> AppResult<Option<Arc<Vec<f32>>>> {
+        if !self.meaning.ready() {
+            return Ok(None);
+        }
+        if let Some(v) = self.meaning.vectors().get(asset.id.as_str()) {
+            return Ok(Some(Arc::new(v)));
+        }
+        let Some(model) = self.meaning.model().cloned() else {
+            return Ok(None);
+        };
+        let text = crate::meaning::asset_text(asset);
+        let v = task::spawn_blocking(move || model.embed(&[text.as_str()]))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        Ok(v.into_iter().next().map(Arc::new))
     }
 }
 

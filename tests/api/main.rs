@@ -22,6 +22,7 @@ mod hardening;
 mod http_protocol;
 mod judged;
 mod library;
+mod meaning;
 mod observability;
 mod outage;
 mod recommend;

@@ -97,6 +97,15 @@ impl TestServer {
         s
     }
 
+    /// A fresh server on an empty library with settings changed by `adjust`.
+    pub async fn empty_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in_with(&dir, false, adjust).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// A server on the database and index below `dir`, which outlive it.
     pub async fn start_in(dir: &Path, demo: bool) -> Self {
         Self::start(config_in(dir), demo).await

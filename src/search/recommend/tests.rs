@@ -17,6 +17,7 @@ fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>
         synonyms: Vec::new(),
         sequels: Vec::new(),
         similar_to: None,
+        semantic_ratio: 0.0,
     }
 }
 use crate::domain::{AssetDraft, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};
@@ -223,7 +224,15 @@ fn tiers_give_exactly_the_brute_force_top_k() {
                 })
                 .map(|a| {
                     let b = bm25.get(a.id.as_str()).copied().unwrap_or(0.0);
-                    let scored = explain(&audience, &dims, a, ctx, (b, everything.text_scale), 0.0);
+                    let scored = explain(
+                        &audience,
+                        &dims,
+                        a,
+                        ctx,
+                        (b, everything.text_scale),
+                        None,
+                        0.0,
+                    );
                     (scored.score * 1e9).round() as i64
                 })
                 .collect();
@@ -430,6 +439,7 @@ fn retrieval_scores_equal_the_explanations() {
                 &c.asset,
                 &ctx,
                 (c.bm25, found.text_scale),
+                None,
                 0.0,
             );
             assert!(

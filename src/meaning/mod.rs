@@ -1,0 +1,173 @@
+//! Meaning: sentence embeddings of the library's assets and of queries, and the nearest
+//! assets to a vector. Knows neither the database nor the index; `services::meaning`
+//! keeps the vectors in step with the library.
+
+pub mod model;
+pub mod vectors;
+
+use std::sync::{Arc, RwLock};
+
+pub use model::LocalModel;
+pub use vectors::Vectors;
+
+use crate::domain::Asset;
+
+/// Characters of an asset's body its vector reads after the title and summary: the model
+/// cuts at 256 tokens (about 1,000 characters of English) anyway.
+const BODY_CHARS: usize = 1_500;
+
+/// Query vectors kept, by query text: a repeated query costs no model run.
+const QUERY_CACHE: usize = 4_096;
+
+/// The text an asset's vector is computed from: its title, summary and opening.
+pub fn asset_text(asset: &Asset) -> String {
+    let mut text = asset.title.trim().to_owned();
+    for part in [
+        asset.summary.trim(),
+        crate::domain::opening(&asset.body, BODY_CHARS).trim(),
+    ] {
+        if !part.is_empty() {
+            text.push_str(". ");
+            text.push_str(part);
+        }
+    }
+    text
+}
+
+/// The text an asset's title vector is computed from: its title, and the words of its
+/// address the title lacks.
+pub fn title_text(asset: &Asset) -> String {
+    let mut text = asset.title.trim().to_owned();
+    for word in asset.slug_words() {
+        text.push(' ');
+        text.push_str(&word);
+    }
+    text
+}
+
+/// A stable 64-bit hash of an embedded text (FNV-1a): equal texts keep their vectors.
+pub fn text_hash(model: &str, text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in model.bytes().chain([0]).chain(text.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The model (when one is configured) and the library's vectors, shared by requests.
+pub struct Meaning {
+    model: Option<Arc<LocalModel>>,
+    vectors: RwLock<Arc<Vectors>>,
+    queries: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
+    /// Published assets still to embed (0 when all are in).
+    pending: std::sync::atomic::AtomicUsize,
+    /// Bumped at each `replace_vectors`: cached answers computed before are stale.
+    version: std::sync::atomic::AtomicU64,
+    /// Whether a pass over the whole library has ended (every asset then had a vector).
+    caught_up: std::sync::atomic::AtomicBool,
+}
+
+/// How far the embedding of the library is, for `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeaningStatus {
+    pub model: String,
+    /// Assets with a vector.
+    pub embedded: usize,
+    /// Assets the current pass has still to embed.
+    pub pending: usize,
+    /// Every published asset had a vector at the end of the last pass, and none is pending.
+    pub complete: bool,
+}
+
+impl Meaning {
+    /// Without a model: everything lexical, as before.
+    pub fn none() -> Self {
+        Self::with_model(None)
+    }
+
+    pub fn with_model(model: Option<LocalModel>) -> Self {
+        let dims = model.as_ref().map_or(0, LocalModel::dims);
+        Self {
+            model: model.map(Arc::new),
+            vectors: RwLock::new(Arc::new(Vectors::new(dims))),
+            queries: quick_cache::sync::Cache::new(QUERY_CACHE),
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            version: std::sync::atomic::AtomicU64::new(0),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn model(&self) -> Option<&Arc<LocalModel>> {
+        self.model.as_ref()
+    }
+
+    /// The vectors as they stand; cheap (a shared pointer).
+    pub fn vectors(&self) -> Arc<Vectors> {
+        self.vectors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace_vectors(&self, vectors: Vectors) {
+        *self
+            .vectors
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(vectors);
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes whenever the vectors do.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn set_pending(&self, n: usize) {
+        self.pending.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that a pass over the whole library ended.
+    pub fn set_caught_up(&self) {
+        self.caught_up
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// `None` without a model.
+    pub fn status(&self) -> Option<MeaningStatus> {
+        let model = self.model.as_ref()?;
+        let pending = self.pending.load(std::sync::atomic::Ordering::Relaxed);
+        Some(MeaningStatus {
+            model: model.name().to_owned(),
+            embedded: self.vectors().len(),
+            pending,
+            complete: pending == 0 && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
+        })
+    }
+
+    /// Whether meaning can take part in ranking: a model, and vectors for the library.
+    pub fn ready(&self) -> bool {
+        self.model.is_some() && !self.vectors().is_empty()
+    }
+
+    /// A query's vector, from the cache or the model (blocking: call it on the blocking
+    /// pool). `None` without a model.
+    pub fn query_vector(&self, query: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
+        let Some(model) = &self.model else {
+            return Ok(None);
+        };
+        let key = query.trim().to_lowercase();
+        if let Some(v) = self.queries.get(&key) {
+            return Ok(Some(v));
+        }
+        let v = Arc::new(
+            model
+                .embed(&[key.as_str()])?
+                .pop()
+                .unwrap_or_else(|| vec![0.0; model.dims()]),
+        );
+        self.queries.insert(key, v.clone());
+        Ok(Some(v))
+    }
+}

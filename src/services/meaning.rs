@@ -1,0 +1,143 @@
+//! Keeps the library's vectors in step with the database: at start, then whenever the
+//! index moves, the assets whose content changed are embedded again (in batches, on the
+//! blocking pool) and deleted or retired ones dropped. Until every published asset has a
+//! vector, ranking runs on words alone for the ones without.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{self, JoinHandle};
+
+use super::Library;
+use crate::domain::AssetStatus;
+use crate::error::{AppError, AppResult};
+use crate::meaning::{Meaning, asset_text, text_hash, title_text};
+
+/// Assets read from the database at a time.
+const LOAD_PAGE: usize = 256;
+/// Texts one model run takes: larger batches pad more, smaller ones pay per-run costs.
+const EMBED_BATCH: usize = 32;
+/// Model runs between two publications of the vectors (so progress shows while a large
+/// library is embedded, without copying the vectors after every batch).
+const PUBLISH_EVERY: usize = 16;
+
+impl Library {
+    pub fn meaning(&self) -> &Arc<Meaning> {
+        &self.meaning
+    }
+
+    /// Embeds what is missing, then again whenever the index's change-log position moves
+    /// (checked every `every`), until the task is aborted. `None` without a model.
+    pub fn start_meaning(&self, every: Duration) -> Option<JoinHandle<()>> {
+        let model = self.meaning.model()?.clone();
+        tracing::info!(
+            model = model.name(),
+            dims = model.dims(),
+            "embedding model loaded"
+        );
+        let library = self.clone();
+        Some(tokio::spawn(async move {
+            let mut seen = None;
+            loop {
+                let seq = library.index_seq();
+                if seen != Some(seq) {
+                    match library.sync_meaning().await {
+                        Ok(()) => seen = Some(seq),
+                        Err(e) => tracing::warn!(error = %e, "embedding the library failed"),
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+
+    /// One pass: embeds the published assets whose vectors are missing or stale.
+    pub async fn sync_meaning(&self) -> AppResult<()> {
+        let Some(model) = self.meaning.model().cloned() else {
+            return Ok(());
+        };
+        let (fingerprints, _) = self.store.asset_fingerprints().await?;
+        let current = self.meaning.vectors();
+        let hashes: HashMap<String, String> = fingerprints.into_iter().collect();
+        let mut stale: Vec<String> = hashes
+            .iter()
+            .filter(|(id, hash)| !current.is_current(id, hash))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let gone = current.len() + stale.len() > hashes.len();
+        if stale.is_empty() && !gone {
+            self.meaning.set_pending(0);
+            self.meaning.set_caught_up();
+            return Ok(());
+        }
+        stale.sort();
+        let mut next = (*current).clone();
+        drop(current);
+        next.retain(|id| hashes.contains_key(id));
+        let started = std::time::Instant::now();
+        let mut embedded = 0usize;
+        let mut runs = 0usize;
+        for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
+            self.meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
+            let assets = self.store.load_assets(page).await?;
+            // (id, content hash, text hash, whole text, title)
+            let mut todo: Vec<(String, String, u64, String, String)> = Vec::new();
+            let mut retired: Vec<String> = Vec::new();
+            for asset in assets {
+                let id = asset.id.to_string();
+                let Some(hash) = hashes.get(&id) else {
+                    continue;
+                };
+                if asset.status != AssetStatus::Published {
+                    retired.push(id);
+                    continue;
+                }
+                let (text, title) = (asset_text(&asset), title_text(&asset));
+                let th = text_hash(model.name(), &format!("{title}\n{text}"));
+                if !next.keep_if_same_text(&id, hash, th) {
+                    todo.push((id, hash.clone(), th, text, title));
+                }
+            }
+            if !retired.is_empty() {
+                next.retain(|id| !retired.iter().any(|r| r == id));
+            }
+            for batch in todo.chunks(EMBED_BATCH) {
+                // Whole texts and titles in one run each (titles pad less among titles).
+                let texts: Vec<String> = batch.iter().map(|t| t.3.clone()).collect();
+                let titles: Vec<String> = batch.iter().map(|t| t.4.clone()).collect();
+                let m = model.clone();
+                let (wholes, titles) = task::spawn_blocking(move || {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    let title_refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+                    Ok::<_, anyhow::Error>((m.embed(&refs)?, m.embed(&title_refs)?))
+                })
+                .await
+                .map_err(AppError::internal)?
+                .map_err(AppError::internal)?;
+                for ((id, hash, th, _, _), (whole, title)) in
+                    batch.iter().zip(wholes.iter().zip(&titles))
+                {
+                    next.insert(id, hash, *th, whole, title);
+                }
+                embedded += batch.len();
+                runs += 1;
+                if runs.is_multiple_of(PUBLISH_EVERY) {
+                    self.meaning.replace_vectors(next.clone());
+                }
+            }
+        }
+        let total = next.len();
+        self.meaning.replace_vectors(next);
+        self.meaning.set_pending(0);
+        self.meaning.set_caught_up();
+        metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
+        tracing::info!(
+            embedded,
+            total,
+            ms = started.elapsed().as_millis() as u64,
+            "library embedded"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Meaning: a server with the sentence-embedding model finds pages that say the same in
+//! other words, in search and in what to read next, and says so; without the model, or
+//! with `semanticRatio: 0`, words alone decide as before.
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+/// The model `scripts/fetch-model.sh` unpacks (`scripts/test.sh` runs it first), or the
+/// folder `STAGEFIT_TEST_EMBEDDING_MODEL` names.
+fn model_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("STAGEFIT_TEST_EMBEDDING_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no embedding model in {}: run scripts/fetch-model.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+/// Pages whose subjects share meaning but few words.
+fn library() -> Value {
+    let page = |id: &str, title: &str, body: &str| {
+        json!({ "id": id, "title": title, "body": body, "contentType": "BLOG_POST",
+                "url": format!("/blog/{id}") })
+    };
+    json!([
+        page(
+            "retention-report",
+            "Retention report: see which customers come back",
+            "Cohorts of customers by signup week, and who keeps paying month after month.",
+        ),
+        page(
+            "okta-sso",
+            "Setting up single sign-on with Okta",
+            "Connect Okta as the identity provider with SAML; map groups to workspaces.",
+        ),
+        page(
+            "azure-ad",
+            "Log in through Microsoft Entra ID",
+            "Your company directory signs people in: a SAML application and group claims.",
+        ),
+        page(
+            "kubernetes",
+            "Deploy on Kubernetes",
+            "Helm chart, ingress and persistent volumes for the server.",
+        ),
+        page(
+            "pricing",
+            "Plans and prices",
+            "Per seat, billed yearly; volume discounts from fifty seats.",
+        ),
+        page(
+            "roadmap",
+            "What we build next",
+            "A look at the features planned for the coming quarters.",
+        ),
+    ])
+}
+
+async fn server(model: bool) -> TestServer {
+    let s = TestServer::empty_with(|config| {
+        if model {
+            config.embedding_model = Some(model_dir());
+        }
+    })
+    .await;
+    let upserted = s
+        .gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": library() }),
+        )
+        .await;
+    assert_eq!(upserted["upsertAssets"]["created"], 6, "{upserted}");
+    if model {
+        // Embedding follows the write in the background; /readyz tells when it is done.
+        for _ in 0..600 {
+            let ready: Value = s.get("/readyz").await.json().await.unwrap();
+            if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 6 {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the library was never embedded");
+    }
+    s
+}
+
+const SEARCH: &str = r#"query($q: String!, $r: Float) {
+    search(query: $q, first: 3, semanticRatio: $r) { noGoodMatch items { asset { id } score } } }"#;
+
+fn hit_ids(data: &Value) -> Vec<String> {
+    data["search"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["asset"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_a_page_that_says_the_query_in_other_words() {
+    let mut s = server(true).await;
+    let ready: Value = s.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["embeddings"]["model"], "all-minilm-l6-v2", "{ready}");
+    assert_eq!(ready["embeddings"]["pending"], 0, "{ready}");
+
+    // No page says "corporate" or "login": words alone find nothing.
+    let query = "corporate login";
+    let words = s.gql(SEARCH, json!({ "q": query, "r": 0.0 })).await;
+    assert!(hit_ids(&words).is_empty(), "{words}");
+    let meant = s.gql(SEARCH, json!({ "q": query })).await;
+    assert_eq!(meant["search"]["noGoodMatch"], false, "{meant}");
+    assert_eq!(hit_ids(&meant)[0], "azure-ad", "{meant}");
+    let only_meaning = s.gql(SEARCH, json!({ "q": query, "r": 1.0 })).await;
+    assert_eq!(
+        hit_ids(&only_meaning)[..2],
+        ["azure-ad", "okta-sso"],
+        "{only_meaning}"
+    );
+
+    // A query whose words match keeps its page first.
+    let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
+    assert_eq!(hit_ids(&exact)[0], "kubernetes", "{exact}");
+
+    // Out of range: a clear error, nothing run.
+    let bad = s.gql_error(SEARCH, json!({ "q": query, "r": 1.5 })).await;
+    assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT", "{bad}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn read_next_follows_meaning_and_says_so() {
+    let mut s = server(true).await;
+    let next = s
+        .gql(
+            r#"{ nextContent(afterAssetId: "okta-sso", first: 3) {
+                items { asset { id } reasons { factor detail } } } }"#,
+            json!({}),
+        )
+        .await;
+    let items = next["nextContent"]["items"].as_array().unwrap();
+    // The other single sign-on page shares the subject, not the title's words.
+    assert_eq!(items[0]["asset"]["id"], "azure-ad", "{next}");
+    let text = items[0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["factor"] == "TEXT")
+        .unwrap();
+    let detail = text["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("similar in meaning to \"Setting up single sign-on with Okta\" (0."),
+        "{detail}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_model_words_alone_answer_and_readiness_says_no_embeddings() {
+    let mut s = server(false).await;
+    let ready: Value = s.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert!(ready["embeddings"].is_null(), "{ready}");
+    let meant = s.gql(SEARCH, json!({ "q": "corporate login" })).await;
+    assert!(hit_ids(&meant).is_empty(), "{meant}");
+    let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
+    assert_eq!(hit_ids(&exact), ["kubernetes"], "{exact}");
+    s.stop().await;
+}
