@@ -16,6 +16,7 @@ mod m20261202_000007_feedback;
 mod m20261206_000008_hardening;
 mod m20261206_000009_tag_evidence;
 mod m20261206_000010_synonyms;
+mod m20261206_000011_embeddings;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_hardening::Migration),
             Box::new(m20261206_000009_tag_evidence::Migration),
             Box::new(m20261206_000010_synonyms::Migration),
+            Box::new(m20261206_000011_embeddings::Migration),
         ]
     }
 }

@@ -389,6 +389,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                         "embedded": s.embedded,
                         "pending": s.pending,
                         "complete": s.complete,
+                        "computed": s.computed,
                     })
                 });
                 Json(serde_json::json!({

@@ -66,6 +66,8 @@ pub struct Meaning {
     version: std::sync::atomic::AtomicU64,
     /// Whether a pass over the whole library has ended (every asset then had a vector).
     caught_up: std::sync::atomic::AtomicBool,
+    /// Assets this process ran through the model (the others' vectors were loaded).
+    computed: std::sync::atomic::AtomicUsize,
 }
 
 /// How far the embedding of the library is, for `/readyz`.
@@ -78,6 +80,9 @@ pub struct MeaningStatus {
     pub pending: usize,
     /// Every published asset had a vector at the end of the last pass, and none is pending.
     pub complete: bool,
+    /// Assets this process ran through the model since it started; the rest were loaded
+    /// from the database.
+    pub computed: usize,
 }
 
 impl Meaning {
@@ -95,6 +100,7 @@ impl Meaning {
             pending: std::sync::atomic::AtomicUsize::new(0),
             version: std::sync::atomic::AtomicU64::new(0),
             caught_up: std::sync::atomic::AtomicBool::new(false),
+            computed: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -128,6 +134,12 @@ impl Meaning {
         self.pending.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Counts assets run through the model.
+    pub fn add_computed(&self, n: usize) {
+        self.computed
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Records that a pass over the whole library ended.
     pub fn set_caught_up(&self) {
         self.caught_up
@@ -143,6 +155,7 @@ impl Meaning {
             embedded: self.vectors().len(),
             pending,
             complete: pending == 0 && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
+            computed: self.computed.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -22,6 +22,7 @@ pub struct LocalModel {
     tokenizer: Tokenizer,
     dims: usize,
     name: String,
+    key: String,
 }
 
 impl LocalModel {
@@ -46,6 +47,14 @@ impl LocalModel {
             ..PaddingParams::default()
         }));
         let weights = read("model.safetensors")?;
+        // Stored vectors are keyed by the model: its folder's name and a hash of its
+        // configuration, tokenizer and weights' size, so another model never reads them.
+        let config_bytes = read("config.json")?;
+        let tokenizer_len = std::fs::metadata(dir.join("tokenizer.json"))?.len();
+        let fingerprint = crate::meaning::text_hash(
+            &format!("{}:{}", weights.len(), tokenizer_len),
+            &String::from_utf8_lossy(&config_bytes),
+        );
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .context("reading model.safetensors")?;
         let model = BertModel::load(vb, &config).context("loading the BERT weights")?;
@@ -57,6 +66,7 @@ impl LocalModel {
             model,
             tokenizer,
             dims: config.hidden_size,
+            key: format!("{name}:{fingerprint:016x}"),
             name,
         })
     }
@@ -68,6 +78,11 @@ impl LocalModel {
     /// The model's folder name, which names it in logs and in the stored vectors' key.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What names this model's vectors in the database.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// One unit vector per text, in order. Texts longer than `MAX_TOKENS` tokens are cut.

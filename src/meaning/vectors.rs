@@ -115,6 +115,49 @@ impl Vectors {
         self.scales[at * ROWS + 1] = title_scale;
     }
 
+    /// `id`'s vectors as stored in the database: the codes of both rows, then their two
+    /// scales (f32, little-endian).
+    pub fn encoded(&self, id: &str) -> Option<Vec<u8>> {
+        let &i = self.position.get(id)?;
+        let width = ROWS * self.dims;
+        let mut bytes: Vec<u8> = self.codes[i * width..(i + 1) * width]
+            .iter()
+            .map(|&c| c as u8)
+            .collect();
+        for scale in &self.scales[i * ROWS..(i + 1) * ROWS] {
+            bytes.extend_from_slice(&scale.to_le_bytes());
+        }
+        Some(bytes)
+    }
+
+    /// Sets `id`'s vectors from their stored form (see `encoded`); false, and nothing
+    /// set, when the bytes are not of this model's size.
+    pub fn insert_encoded(
+        &mut self,
+        id: &str,
+        content_hash: &str,
+        text_hash: u64,
+        bytes: &[u8],
+    ) -> bool {
+        let width = ROWS * self.dims;
+        if bytes.len() != width + ROWS * 4 {
+            return false;
+        }
+        let scale = |r: usize| {
+            let at = width + r * 4;
+            f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let row = |r: usize| -> Vec<f32> {
+            bytes[r * self.dims..(r + 1) * self.dims]
+                .iter()
+                .map(|&b| f32::from(b as i8) * scale(r))
+                .collect()
+        };
+        let (whole, title) = (row(0), row(1));
+        self.insert(id, content_hash, text_hash, &whole, &title);
+        true
+    }
+
     /// Drops the vectors of assets `keep` rejects (deleted, retired).
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         if self.ids.iter().all(|id| keep(id)) {
@@ -260,5 +303,12 @@ mod tests {
         assert!(vectors.get("a").is_none());
         assert!(vectors.get("c").is_some_and(|v| (v[0] - 1.0).abs() < 0.01));
         assert!(vectors.is_current("c", "h4") && !vectors.is_current("c", "h3"));
+        // The stored form round-trips; a wrong size is refused.
+        let bytes = vectors.encoded("b").unwrap();
+        let mut loaded = Vectors::new(3);
+        assert!(!loaded.insert_encoded("b", "h2", 2, &bytes[1..]));
+        assert!(loaded.insert_encoded("b", "h2", 2, &bytes));
+        assert_eq!(loaded.encoded("b").unwrap(), bytes);
+        assert!(loaded.keep_if_same_text("b", "h9", 2) && loaded.is_current("b", "h9"));
     }
 }

@@ -78,26 +78,42 @@ impl Library {
         let started = std::time::Instant::now();
         let mut embedded = 0usize;
         let mut runs = 0usize;
+        let mut loaded = 0usize;
         for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
-            self.meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
+            self.meaning
+                .set_pending(stale.len() - page_at * LOAD_PAGE);
             let assets = self.store.load_assets(page).await?;
+            // What this or another replica stored before: used when the text is the same.
+            let stored: HashMap<String, (u64, Vec<u8>)> = self
+                .store
+                .embeddings(model.key(), page)
+                .await?
+                .into_iter()
+                .map(|(id, th, bytes)| (id, (th, bytes)))
+                .collect();
             // (id, content hash, text hash, whole text, title)
             let mut todo: Vec<(String, String, u64, String, String)> = Vec::new();
             let mut retired: Vec<String> = Vec::new();
             for asset in assets {
                 let id = asset.id.to_string();
-                let Some(hash) = hashes.get(&id) else {
-                    continue;
-                };
+                let Some(hash) = hashes.get(&id) else { continue };
                 if asset.status != AssetStatus::Published {
                     retired.push(id);
                     continue;
                 }
                 let (text, title) = (asset_text(&asset), title_text(&asset));
-                let th = text_hash(model.name(), &format!("{title}\n{text}"));
-                if !next.keep_if_same_text(&id, hash, th) {
-                    todo.push((id, hash.clone(), th, text, title));
+                let th = text_hash(model.key(), &format!("{title}\n{text}"));
+                if next.keep_if_same_text(&id, hash, th) {
+                    continue;
                 }
+                if let Some((stored_th, bytes)) = stored.get(&id)
+                    && *stored_th == th
+                    && next.insert_encoded(&id, hash, th, bytes)
+                {
+                    loaded += 1;
+                    continue;
+                }
+                todo.push((id, hash.clone(), th, text, title));
             }
             if !retired.is_empty() {
                 next.retain(|id| !retired.iter().any(|r| r == id));
@@ -115,12 +131,18 @@ impl Library {
                 .await
                 .map_err(AppError::internal)?
                 .map_err(AppError::internal)?;
+                let mut rows = Vec::with_capacity(batch.len());
                 for ((id, hash, th, _, _), (whole, title)) in
                     batch.iter().zip(wholes.iter().zip(&titles))
                 {
                     next.insert(id, hash, *th, whole, title);
+                    if let Some(bytes) = next.encoded(id) {
+                        rows.push((id.clone(), *th, bytes));
+                    }
                 }
+                self.store.save_embeddings(model.key(), &rows).await?;
                 embedded += batch.len();
+                self.meaning.add_computed(batch.len());
                 runs += 1;
                 if runs.is_multiple_of(PUBLISH_EVERY) {
                     self.meaning.replace_vectors(next.clone());
@@ -134,6 +156,7 @@ impl Library {
         metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
         tracing::info!(
             embedded,
+            loaded,
             total,
             ms = started.elapsed().as_millis() as u64,
             "library embedded"

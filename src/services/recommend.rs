@@ -595,6 +595,12 @@ impl Library {
         }
         let meaning = self.meaning.clone();
         let text = text.to_owned();
+        // A model run is CPU work like an index read: it takes a turn among them.
+        let _permit = self
+            .index_readers
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         task::spawn_blocking(move || meaning.query_vector(&text))
             .await
             .map_err(AppError::internal)?
@@ -613,6 +619,11 @@ impl Library {
             return Ok(None);
         };
         let text = crate::meaning::asset_text(asset);
+        let _permit = self
+            .index_readers
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let v = task::spawn_blocking(move || model.embed(&[text.as_str()]))
             .await
             .map_err(AppError::internal)?

@@ -13,6 +13,7 @@ use super::entity::{
     account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
     dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
     ranking_profile, safelisted_operation, served_list, server_secret, synonym_group,
+    asset_embedding,
 };
 use crate::error::{AppError, AppResult};
 
@@ -81,6 +82,7 @@ const TABLES: &[&str] = &[
     "dismissal",
     "server_secret",
     "synonym_group",
+    "asset_embedding",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -142,6 +144,8 @@ impl Store {
         // Recommendation ids given out before the move still open after it.
         copy_table::<server_secret::Entity>(from, conn, "server_secret", &mut counts).await?;
         copy_table::<synonym_group::Entity>(from, conn, "synonym_group", &mut counts).await?;
+        // Vectors move with the library: the model need not run again.
+        copy_table::<asset_embedding::Entity>(from, conn, "asset_embedding", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

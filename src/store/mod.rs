@@ -40,7 +40,7 @@ use crate::domain::{
     Stage, TagEvidence, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
-use entity::{asset, asset_tag, change_log, industry, synonym_group};
+use entity::{asset, asset_embedding, asset_tag, change_log, industry, synonym_group};
 
 /// Rows per multi-row INSERT: keeps every statement under SQLite's and PostgreSQL's
 /// bound-parameter limits.
@@ -451,6 +451,66 @@ impl Store {
             .collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             synonym_group::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The stored vectors of these assets under `model`: (asset id, text hash, vectors).
+    pub async fn embeddings(
+        &self,
+        model: &str,
+        ids: &[String],
+    ) -> AppResult<Vec<(String, u64, Vec<u8>)>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = asset_embedding::Entity::find()
+                .filter(asset_embedding::Column::Model.eq(model))
+                .filter(asset_embedding::Column::AssetId.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|r| (r.asset_id, r.text_hash as u64, r.vectors)),
+            );
+        }
+        Ok(found)
+    }
+
+    /// Stores vectors computed under `model` (asset id, text hash, vectors), replacing
+    /// what an asset had under it. Replicas may store the same asset at once: the last
+    /// write stands, and both computed the same vectors from the same text.
+    pub async fn save_embeddings(
+        &self,
+        model: &str,
+        rows: &[(String, u64, Vec<u8>)],
+    ) -> AppResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_txn().await?;
+        // Each row holds about 800 bytes: a few hundred per statement.
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
+            let models = chunk.iter().map(|(id, hash, vectors)| asset_embedding::ActiveModel {
+                asset_id: Set(id.clone()),
+                model: Set(model.to_owned()),
+                text_hash: Set(*hash as i64),
+                vectors: Set(vectors.clone()),
+            });
+            asset_embedding::Entity::insert_many(models)
+                .on_conflict(
+                    OnConflict::columns([
+                        asset_embedding::Column::AssetId,
+                        asset_embedding::Column::Model,
+                    ])
+                    .update_columns([
+                        asset_embedding::Column::TextHash,
+                        asset_embedding::Column::Vectors,
+                    ])
+                    .to_owned(),
+                )
                 .exec_without_returning(txn.conn())
                 .await?;
         }

@@ -161,6 +161,52 @@ async fn read_next_follows_meaning_and_says_so() {
 }
 
 #[tokio::test]
+async fn vectors_are_stored_and_a_restart_loads_them_instead_of_running_the_model() {
+    let mut s = server(true).await;
+    let ready: Value = s.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["embeddings"]["computed"], 6, "{ready}");
+    let dir = s.dir().to_owned();
+    let before = s.gql(SEARCH, json!({ "q": "corporate login" })).await;
+    s.stop().await;
+
+    let mut again = TestServer::start_in_with(&dir, false, |config| {
+        config.embedding_model = Some(model_dir());
+    })
+    .await;
+    let mut ready = Value::Null;
+    for _ in 0..600 {
+        ready = again.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["complete"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["embeddings"]["embedded"], 6, "{ready}");
+    assert_eq!(ready["embeddings"]["computed"], 0, "{ready}");
+    let after = again.gql(SEARCH, json!({ "q": "corporate login" })).await;
+    assert_eq!(before, after);
+
+    // A changed text is embedded again, and only it.
+    again
+        .gql(
+            r#"mutation { upsertAssets(assets: [{ id: "pricing", title: "Company sign-in options",
+                body: "Sign in with your corporate identity provider.", contentType: "BLOG_POST",
+                url: "/blog/pricing" }]) { updated } }"#,
+            json!({}),
+        )
+        .await;
+    for _ in 0..600 {
+        ready = again.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["computed"] == 1 && ready["embeddings"]["complete"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["embeddings"]["computed"], 1, "{ready}");
+    again.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_model_words_alone_answer_and_readiness_says_no_embeddings() {
     let mut s = server(false).await;
     let ready: Value = s.get("/readyz").await.json().await.unwrap();

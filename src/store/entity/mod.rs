@@ -3,6 +3,7 @@
 pub mod account;
 pub mod api_key;
 pub mod asset;
+pub mod asset_embedding;
 pub mod asset_popularity;
 pub mod asset_tag;
 pub mod audit_event;
