@@ -13,8 +13,8 @@ pub use vectors::Vectors;
 use crate::domain::Asset;
 
 /// Characters of an asset's body its vector reads after the title and summary: the model
-/// cuts at 256 tokens (about 1,000 characters of English) anyway.
-const BODY_CHARS: usize = 1_500;
+/// cuts at 128 tokens (about 500 characters of English) anyway.
+const BODY_CHARS: usize = 600;
 
 /// Query vectors kept, by query text: a repeated query costs no model run.
 const QUERY_CACHE: usize = 4_096;

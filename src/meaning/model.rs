@@ -11,9 +11,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-/// Tokens a text is cut to: the sentence model's own limit (its
-/// `sentence_bert_config.json` says 256), past which it never saw text in training.
-pub const MAX_TOKENS: usize = 256;
+/// Tokens a text is cut to. The model's own limit is 256, but a text's cost grows faster
+/// than its length: at 128 the library embeds 3x faster, and on the judged libraries
+/// read-next and search were as good or better (at 64 both fell).
+pub const MAX_TOKENS: usize = 128;
 
 /// A loaded model, shared by every request; `embed` runs on the calling thread (the
 /// blocking pool).

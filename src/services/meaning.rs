@@ -80,8 +80,7 @@ impl Library {
         let mut runs = 0usize;
         let mut loaded = 0usize;
         for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
-            self.meaning
-                .set_pending(stale.len() - page_at * LOAD_PAGE);
+            self.meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
             let assets = self.store.load_assets(page).await?;
             // What this or another replica stored before: used when the text is the same.
             let stored: HashMap<String, (u64, Vec<u8>)> = self
@@ -96,7 +95,9 @@ impl Library {
             let mut retired: Vec<String> = Vec::new();
             for asset in assets {
                 let id = asset.id.to_string();
-                let Some(hash) = hashes.get(&id) else { continue };
+                let Some(hash) = hashes.get(&id) else {
+                    continue;
+                };
                 if asset.status != AssetStatus::Published {
                     retired.push(id);
                     continue;

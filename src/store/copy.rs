@@ -10,10 +10,9 @@ use sea_orm::{
 
 use super::Store;
 use super::entity::{
-    account, api_key, asset, asset_popularity, asset_tag, audit_event, change_log, contact,
-    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
-    ranking_profile, safelisted_operation, served_list, server_secret, synonym_group,
-    asset_embedding,
+    account, api_key, asset, asset_embedding, asset_popularity, asset_tag, audit_event, change_log,
+    contact, dismissal, engagement, experiment, feedback_daily, feedback_total, impression,
+    industry, ranking_profile, safelisted_operation, served_list, server_secret, synonym_group,
 };
 use crate::error::{AppError, AppResult};
 

@@ -493,12 +493,14 @@ impl Store {
         let txn = self.begin_txn().await?;
         // Each row holds about 800 bytes: a few hundred per statement.
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
-            let models = chunk.iter().map(|(id, hash, vectors)| asset_embedding::ActiveModel {
-                asset_id: Set(id.clone()),
-                model: Set(model.to_owned()),
-                text_hash: Set(*hash as i64),
-                vectors: Set(vectors.clone()),
-            });
+            let models = chunk
+                .iter()
+                .map(|(id, hash, vectors)| asset_embedding::ActiveModel {
+                    asset_id: Set(id.clone()),
+                    model: Set(model.to_owned()),
+                    text_hash: Set(*hash as i64),
+                    vectors: Set(vectors.clone()),
+                });
             asset_embedding::Entity::insert_many(models)
                 .on_conflict(
                     OnConflict::columns([

@@ -127,6 +127,18 @@ async fn search_finds_a_page_that_says_the_query_in_other_words() {
     let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
     assert_eq!(hit_ids(&exact)[0], "kubernetes", "{exact}");
 
+    // Near the longest query the API takes (32 words, 479 characters), of words the model
+    // splits into many pieces: one model run over its first 128 tokens, answered like any
+    // other, and the server goes on.
+    let long: String = (0..32)
+        .map(|i| format!("zq{i:03}xwvutsrq"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let answer = s.gql(SEARCH, json!({ "q": long })).await;
+    assert!(answer["search"]["items"].is_array(), "{answer}");
+    let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
+    assert_eq!(hit_ids(&exact)[0], "kubernetes", "{exact}");
+
     // Out of range: a clear error, nothing run.
     let bad = s.gql_error(SEARCH, json!({ "q": query, "r": 1.5 })).await;
     assert_eq!(bad["extensions"]["code"], "BAD_USER_INPUT", "{bad}");
