@@ -102,7 +102,9 @@ impl Instance {
                 let dir = dir.clone();
                 let model =
                     tokio::task::spawn_blocking(move || crate::meaning::LocalModel::load(&dir))
-                        .await?
+                        .await
+                        .map_err(anyhow::Error::from)
+                        .and_then(|loaded| loaded)
                         .context("cannot load the embedding model (--embedding-model)")?;
                 crate::meaning::Meaning::with_model(Some(model))
             }

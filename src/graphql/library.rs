@@ -142,7 +142,9 @@ pub struct SearchHit {
 #[derive(SimpleObject)]
 pub struct SearchResult {
     /// How many assets match. With text, counting means scoring every match: select it
-    /// only when it is shown (without it, only what can reach the page is scored).
+    /// only when it is shown (without it, only what can reach the page is scored). It
+    /// counts the assets whose words match: with an embedding model, `items` may also
+    /// hold assets near the query in meaning, which it does not count.
     pub total_count: u64,
     pub items: Vec<SearchHit>,
     /// Counts per stage, role, industry, content type and language over all matches.
@@ -152,8 +154,10 @@ pub struct SearchResult {
     /// of the query (its words weighted by how rare they are in the library; a word no
     /// asset has weighs most; a synonym found counts as the rarest word missing), read in
     /// each hit's title, summary and first 6,000 characters. `items` is then empty, though
-    /// `totalCount` counts the assets that mention a word. False when nothing matches at
-    /// all (`items` is empty too).
+    /// `totalCount` counts the assets that mention a word. With an embedding model, a hit
+    /// with a cosine of 0.4 or more with the query counts as a good match, and hits near in
+    /// meaning but below it count as passing. False when nothing matches at all (`items`
+    /// is empty too).
     pub no_good_match: bool,
 }
 
@@ -308,6 +312,9 @@ impl LibraryQuery {
     /// runs an embedding model, the order also weighs meaning: `semanticRatio` is its
     /// share, from 0 (words alone) to 1 (meaning alone); the server's default (0.3 unless
     /// configured) when left out. Each item's `score` is then the fused value (0 to 1).
+    /// Meaning orders the first 100 results of a query of plain words (an operator such
+    /// as `-word`, NOT or a quoted phrase keeps the words' order), and such a list ends
+    /// there.
     #[graphql(
         cache_control(max_age = 60),
         complexity = "super::cost::page(first, 20, child_complexity)"

@@ -392,12 +392,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
                         "computed": s.computed,
                     })
                 });
-                Json(serde_json::json!({
-                    "status": "ready",
-                    "indexLag": lag,
-                    "embeddings": embeddings,
-                }))
-                .into_response()
+                let mut body = serde_json::json!({ "status": "ready", "indexLag": lag });
+                if let Some(embeddings) = embeddings {
+                    body["embeddings"] = embeddings;
+                }
+                Json(body).into_response()
             }
         }
     }

@@ -45,6 +45,20 @@ pub fn title_text(asset: &Asset) -> String {
     text
 }
 
+/// A stable 64-bit hash of byte strings (FNV-1a), for a model's fingerprint.
+pub fn bytes_hash(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// A stable 64-bit hash of an embedded text (FNV-1a): equal texts keep their vectors.
 pub fn text_hash(model: &str, text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -48,14 +48,14 @@ impl LocalModel {
             ..PaddingParams::default()
         }));
         let weights = read("model.safetensors")?;
-        // Stored vectors are keyed by the model: its folder's name and a hash of its
-        // configuration, tokenizer and weights' size, so another model never reads them.
-        let config_bytes = read("config.json")?;
-        let tokenizer_len = std::fs::metadata(dir.join("tokenizer.json"))?.len();
-        let fingerprint = crate::meaning::text_hash(
-            &format!("{}:{}", weights.len(), tokenizer_len),
-            &String::from_utf8_lossy(&config_bytes),
-        );
+        // Stored vectors are keyed by the model: a hash of its weights, configuration and
+        // tokenizer, so another model (or a fine-tune of the same size) never reads them,
+        // and replicas share them whatever their folders are called.
+        let fingerprint = crate::meaning::bytes_hash(&[
+            &weights,
+            &read("config.json")?,
+            &read("tokenizer.json")?,
+        ]);
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .context("reading model.safetensors")?;
         let model = BertModel::load(vb, &config).context("loading the BERT weights")?;
@@ -63,13 +63,25 @@ impl LocalModel {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_owned());
-        Ok(Self {
+        let loaded = Self {
             model,
             tokenizer,
             dims: config.hidden_size,
-            key: format!("{name}:{fingerprint:016x}"),
+            key: format!("{}:{fingerprint:016x}", config.hidden_size),
             name,
-        })
+        };
+        // A model that cannot embed a text of the longest length fails here, at start,
+        // and not on a visitor's query.
+        let probe = "probe ".repeat(MAX_TOKENS);
+        let v = loaded
+            .embed(&[probe.as_str()])
+            .context("the model does not embed a test text")?;
+        anyhow::ensure!(
+            v.len() == 1 && v[0].len() == loaded.dims && v[0].iter().all(|x| x.is_finite()),
+            "the model's vectors are not of its {} dimensions",
+            loaded.dims
+        );
+        Ok(loaded)
     }
 
     pub fn dims(&self) -> usize {

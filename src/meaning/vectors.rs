@@ -104,8 +104,9 @@ impl Vectors {
         whole: &[f32],
         title: &[f32],
     ) {
-        debug_assert_eq!(whole.len(), self.dims);
-        debug_assert_eq!(title.len(), self.dims);
+        if whole.len() != self.dims || title.len() != self.dims {
+            return;
+        }
         let (whole, whole_scale) = quantize(whole);
         let (title, title_scale) = quantize(title);
         let entry = Entry {
@@ -166,6 +167,10 @@ impl Vectors {
             let at = width + r * 4;
             f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
         };
+        // A scale is the value of code 1 of a unit vector: at most 1/127, never 0 or odd.
+        if (0..ROWS).any(|r| !(scale(r).is_finite() && scale(r) > 0.0 && scale(r) <= 1.0)) {
+            return false;
+        }
         let row = |r: usize| -> Vec<f32> {
             bytes[r * self.dims..(r + 1) * self.dims]
                 .iter()
@@ -319,6 +324,10 @@ mod tests {
         let bytes = vectors.encoded("b").unwrap();
         let mut loaded = Vectors::new(3);
         assert!(!loaded.insert_encoded("b", "h2", 2, &bytes[1..]));
+        let mut odd = bytes.clone();
+        let at = odd.len() - 4;
+        odd[at..].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert!(!loaded.insert_encoded("b", "h2", 2, &odd));
         assert!(loaded.insert_encoded("b", "h2", 2, &bytes));
         assert_eq!(loaded.encoded("b").unwrap(), bytes);
         assert!(loaded.keep_if_same_text("b", "h9", 2) && loaded.is_current("b", "h9"));

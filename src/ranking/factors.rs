@@ -433,6 +433,9 @@ pub const MEANING_FULL: f64 = 0.7;
 /// A vector's cosine scaled to [0, 1] like `text_value`: 0 up to `MEANING_FROM`, 1 from
 /// `MEANING_FULL`, linear between.
 pub fn meaning_value(cosine: f32) -> f64 {
+    if !cosine.is_finite() {
+        return 0.0;
+    }
     ((f64::from(cosine) - MEANING_FROM) / (MEANING_FULL - MEANING_FROM)).clamp(0.0, 1.0)
 }
 

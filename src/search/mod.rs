@@ -33,7 +33,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use crate::domain::Asset;
 pub use audit::AuditRow;
-pub use query::Hybrid;
+pub use query::{HYBRID_WINDOW, Hybrid};
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};

@@ -27,9 +27,9 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 
 const SNIPPET_CHARS: usize = 180;
-/// Text matches and assets near in meaning a hybrid search fuses at least (more when the
-/// page reaches further).
-const HYBRID_POOL: usize = 50;
+/// Results a hybrid search orders: the text matches and assets near in meaning it fuses,
+/// the same however deep the page (so pages never drift), and where its pages end.
+pub const HYBRID_WINDOW: usize = 100;
 
 /// What meaning adds to a text search: the assets nearest the query's vector with their
 /// cosines, any asset's cosine, and meaning's share of the fused score.
@@ -77,8 +77,15 @@ impl SearchIndex {
         };
         // One more than the page tells whether another page follows.
         let wanted = request.offset + request.limit + 1;
-        let hybrid = hybrid
-            .filter(|h| text_query.is_some() && sort == SortOrder::Relevance && h.ratio > 0.0);
+        // Meaning orders plain queries' first results only: an operator (-word, NOT, a
+        // phrase) is the searcher's own rule, which meaning cannot keep.
+        let hybrid = hybrid.filter(|h| {
+            text_query.is_some()
+                && sort == SortOrder::Relevance
+                && h.ratio > 0.0
+                && is_plain(text_of(request))
+                && request.offset < HYBRID_WINDOW
+        });
         let exhaustive = text_query.is_none()
             || request.count
             || !request.facets.is_empty()
@@ -106,7 +113,7 @@ impl SearchIndex {
             )
             .collect::<tantivy::Result<Vec<_>>>()?;
         let mut best = TopScores::new(if hybrid.is_some() {
-            wanted.max(HYBRID_POOL)
+            HYBRID_WINDOW + 1
         } else {
             wanted
         });
@@ -163,7 +170,13 @@ impl SearchIndex {
             (SortOrder::Relevance, Some(hybrid)) => {
                 let fused = self.fuse(&searcher, &request.filter, best.into_sorted(), hybrid)?;
                 best_cosine = fused.best_cosine;
-                fused.hits.into_iter().skip(request.offset).collect()
+                let mut hits: Vec<(f32, DocAddress)> = fused.hits;
+                // The window's end is the list's end.
+                hits.truncate(HYBRID_WINDOW);
+                hits.into_iter()
+                    .skip(request.offset)
+                    .take(wanted - request.offset)
+                    .collect()
             }
             (SortOrder::Relevance, None) => best
                 .into_sorted()
@@ -257,24 +270,28 @@ impl SearchIndex {
         let mut best_cosine: f32 = 0.0;
         for (bm25, address) in lexical {
             let asset = self.load_asset(searcher, address)?;
-            let cosine = (hybrid.cosine)(asset.id.as_str()).unwrap_or(0.0);
-            best_cosine = best_cosine.max(cosine);
             let words = if top_bm25 > 0.0 {
                 f64::from(bm25 / top_bm25)
             } else {
                 0.0
             };
-            scored.push((
-                (1.0 - ratio) * words + ratio * crate::ranking::meaning_value(cosine),
-                bm25,
-                address,
-            ));
+            // An asset without vectors yet (being embedded, or a draft) is ranked by its
+            // words alone, as `explain` does.
+            let fused = match (hybrid.cosine)(asset.id.as_str()) {
+                Some(cosine) => {
+                    best_cosine = best_cosine.max(cosine);
+                    (1.0 - ratio) * words + ratio * crate::ranking::meaning_value(cosine)
+                }
+                None => words,
+            };
+            scored.push((fused, bm25, address));
             seen.insert(asset.id.to_string());
         }
         let unseen: Vec<&(String, f32)> = hybrid
             .near
             .iter()
-            .filter(|(id, _)| !seen.contains(id))
+            // Assets meaning alone would score nothing are not looked up.
+            .filter(|(id, c)| !seen.contains(id) && crate::ranking::meaning_value(*c) > 0.0)
             .collect();
         if !unseen.is_empty() {
             let ids: Vec<Term> = unseen

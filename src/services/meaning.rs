@@ -57,7 +57,9 @@ impl Library {
         let Some(model) = self.meaning.model().cloned() else {
             return Ok(());
         };
-        let (fingerprints, _) = self.store.asset_fingerprints().await?;
+        // Published assets only: drafts and retired ones never have vectors, and would
+        // otherwise look stale at every pass.
+        let fingerprints = self.store.published_fingerprints().await?;
         let current = self.meaning.vectors();
         let hashes: HashMap<String, String> = fingerprints.into_iter().collect();
         let mut stale: Vec<String> = hashes
@@ -92,14 +94,14 @@ impl Library {
                 .collect();
             // (id, content hash, text hash, whole text, title)
             let mut todo: Vec<(String, String, u64, String, String)> = Vec::new();
-            let mut retired: Vec<String> = Vec::new();
+            let mut retired: std::collections::HashSet<String> = std::collections::HashSet::new();
             for asset in assets {
                 let id = asset.id.to_string();
                 let Some(hash) = hashes.get(&id) else {
                     continue;
                 };
                 if asset.status != AssetStatus::Published {
-                    retired.push(id);
+                    retired.insert(id);
                     continue;
                 }
                 let (text, title) = (asset_text(&asset), title_text(&asset));
@@ -117,7 +119,7 @@ impl Library {
                 todo.push((id, hash.clone(), th, text, title));
             }
             if !retired.is_empty() {
-                next.retain(|id| !retired.iter().any(|r| r == id));
+                next.retain(|id| !retired.contains(id));
             }
             for batch in todo.chunks(EMBED_BATCH) {
                 // Whole texts and titles in one run each (titles pad less among titles).

@@ -91,8 +91,6 @@ pub struct Library {
     meaning: Arc<crate::meaning::Meaning>,
 }
 
-/// Assets nearest a query's meaning a hybrid search considers (at least).
-const HYBRID_NEAR: usize = 50;
 /// A cosine with the query from which a search hit is a good match by meaning alone
 /// (all-MiniLM-L6-v2: a page on the query's subject in other words scores 0.5 to 0.7).
 const GOOD_MEANING: f32 = 0.4;
@@ -342,8 +340,7 @@ impl Library {
         };
         let vectors = self.meaning.vectors();
         self.read_index(move |index| {
-            let pool = (request.offset + request.limit + 1).max(HYBRID_NEAR);
-            let near = vectors.nearest(&target, pool, |_| true);
+            let near = vectors.nearest(&target, crate::search::HYBRID_WINDOW, |_| true);
             let cosine = |id: &str| vectors.cosine(id, &target);
             index.search_with(
                 &request,

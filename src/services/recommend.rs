@@ -430,27 +430,13 @@ impl Library {
         // Meaning: the seed's vector, else the query's; the assets nearest to it join the
         // candidates, and every candidate's cosine joins its TEXT value.
         let target = match (&r.seed_vector, r.text) {
+            _ if self.ranking.semantic_ratio <= 0.0 || weights.text <= 0.0 => None,
             (Some(v), _) => Some(v.clone()),
-            (None, Some(text)) if weights.text > 0.0 && r.similar_to.is_none() => {
-                self.query_vector(text).await?
-            }
+            (None, Some(text)) if r.similar_to.is_none() => self.query_vector(text).await?,
             _ => None,
         };
         let vectors = target.as_ref().map(|_| self.meaning.vectors());
-        let near: Vec<String> = match (&target, &vectors) {
-            (Some(target), Some(vectors)) => {
-                let exclude: std::collections::HashSet<&str> =
-                    r.exclude.iter().map(String::as_str).collect();
-                vectors
-                    .nearest(target, MEANING_CANDIDATES.max(r.first * 2), |id| {
-                        !exclude.contains(id)
-                    })
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
+        let near_count = MEANING_CANDIDATES.max(r.first * 2);
         // One context for retrieval and explanation alike.
         let ctx = Arc::new(RankContext {
             weights,
@@ -493,13 +479,24 @@ impl Library {
             popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
         // A seed's sequels are looked up like popular assets, whatever their tier.
         popular_ids.extend(r.sequels.iter().cloned());
-        // So are the assets nearest in meaning, which the words may not reach.
-        popular_ids.extend(near);
         let retrieval = ctx.clone();
         let text_first = r.text_first;
         let leaning_for = (audience.stage, audience.role);
+        let near_of = target.clone().zip(vectors.clone());
         let candidates = self
             .read_index(move |index| {
+                // So are the assets nearest in meaning, which the words may not reach (the
+                // scan is CPU work: here, on the blocking pool).
+                if let Some((target, vectors)) = near_of {
+                    let excluded: std::collections::HashSet<&str> =
+                        exclude.iter().map(String::as_str).collect();
+                    popular_ids.extend(
+                        vectors
+                            .nearest(&target, near_count, |id| !excluded.contains(id))
+                            .into_iter()
+                            .map(|(id, _)| id),
+                    );
+                }
                 index.recommend(&RecommendRequest {
                     rank: &retrieval,
                     dimensions: &dims,
@@ -601,10 +598,14 @@ impl Library {
             .acquire()
             .await
             .map_err(AppError::internal)?;
-        task::spawn_blocking(move || meaning.query_vector(&text))
+        let vector = task::spawn_blocking(move || meaning.query_vector(&text))
             .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)
+            .map_err(AppError::internal)?;
+        // A model that fails leaves the words to answer.
+        Ok(vector.unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a query");
+            None
+        }))
     }
 
     /// An asset's vector: the stored one, else computed from its text now.
@@ -626,9 +627,14 @@ impl Library {
             .map_err(AppError::internal)?;
         let v = task::spawn_blocking(move || model.embed(&[text.as_str()]))
             .await
-            .map_err(AppError::internal)?
             .map_err(AppError::internal)?;
-        Ok(v.into_iter().next().map(Arc::new))
+        match v {
+            Ok(v) => Ok(v.into_iter().next().map(Arc::new)),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a seed");
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -287,6 +287,18 @@ impl Store {
         Ok((rows, seq))
     }
 
+    /// Every published asset as (id, content hash): what the vectors follow.
+    pub async fn published_fingerprints(&self) -> AppResult<Vec<(String, String)>> {
+        Ok(asset::Entity::find()
+            .select_only()
+            .column(asset::Column::Id)
+            .column(asset::Column::ContentHash)
+            .filter(asset::Column::Status.eq(AssetStatus::Published.name().to_lowercase()))
+            .into_tuple::<(String, String)>()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Connections of the pool: (in use, open).
     pub fn pool_connections(&self) -> (u64, u64) {
         let (size, idle) = match self.db.get_database_backend() {

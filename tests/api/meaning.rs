@@ -123,6 +123,33 @@ async fn search_finds_a_page_that_says_the_query_in_other_words() {
         "{only_meaning}"
     );
 
+    // Page by page, the order by meaning holds: no asset twice, none skipped.
+    const PAGE: &str = r#"query($q: String!, $after: String) {
+        search(query: $q, first: 1, after: $after) {
+            items { asset { id } } pageInfo { endCursor hasNextPage } } }"#;
+    let mut paged = Vec::new();
+    let mut after = Value::Null;
+    for _ in 0..6 {
+        let page = s.gql(PAGE, json!({ "q": query, "after": after })).await;
+        paged.extend(hit_ids(&page));
+        if page["search"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["search"]["pageInfo"]["endCursor"].clone();
+    }
+    let whole = s
+        .gql(
+            r#"query($q: String!) { search(query: $q, first: 10) { items { asset { id } } } }"#,
+            json!({ "q": query }),
+        )
+        .await;
+    assert_eq!(paged, hit_ids(&whole), "{whole}");
+
+    // An operator is the searcher's rule: meaning does not bring back what it excludes,
+    // nor anything the words do not find.
+    let ruled = s.gql(SEARCH, json!({ "q": "corporate login -okta" })).await;
+    assert!(hit_ids(&ruled).is_empty(), "{ruled}");
+
     // A query whose words match keeps its page first.
     let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
     assert_eq!(hit_ids(&exact)[0], "kubernetes", "{exact}");
