@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, ids};
 
 /// The model `scripts/fetch-model.sh` unpacks (`scripts/test.sh` runs it first), or the
 /// folder `STAGEFIT_TEST_EMBEDDING_MODEL` names.
@@ -94,12 +94,7 @@ const SEARCH: &str = r#"query($q: String!, $r: Float) {
     search(query: $q, first: 3, semanticRatio: $r) { noGoodMatch items { asset { id } score } } }"#;
 
 fn hit_ids(data: &Value) -> Vec<String> {
-    data["search"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["asset"]["id"].as_str().unwrap().to_owned())
-        .collect()
+    ids(&data["search"]["items"], &["asset", "id"])
 }
 
 #[tokio::test]
