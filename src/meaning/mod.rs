@@ -45,7 +45,7 @@ pub fn title_text(asset: &Asset) -> String {
     text
 }
 
-/// A stable 64-bit hash of byte strings (FNV-1a), for a model's fingerprint.
+/// A stable 64-bit hash of byte strings (FNV-1a): a model's fingerprint, a text's key.
 pub fn bytes_hash(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
@@ -59,14 +59,9 @@ pub fn bytes_hash(parts: &[&[u8]]) -> u64 {
     h
 }
 
-/// A stable 64-bit hash of an embedded text (FNV-1a): equal texts keep their vectors.
+/// A stable 64-bit hash of an embedded text under a model: equal texts keep their vectors.
 pub fn text_hash(model: &str, text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in model.bytes().chain([0]).chain(text.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    bytes_hash(&[model.as_bytes(), text.as_bytes()])
 }
 
 /// The model (when one is configured) and the library's vectors, shared by requests.
@@ -154,8 +149,9 @@ impl Meaning {
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Records that a pass over the whole library ended.
-    pub fn set_caught_up(&self) {
+    /// Records that a pass over the whole library ended: nothing pending.
+    pub fn pass_ended(&self) {
+        self.set_pending(0);
         self.caught_up
             .store(true, std::sync::atomic::Ordering::Release);
     }

@@ -109,6 +109,24 @@ impl Vectors {
         }
         let (whole, whole_scale) = quantize(whole);
         let (title, title_scale) = quantize(title);
+        self.put(
+            id,
+            content_hash,
+            text_hash,
+            [&whole, &title],
+            [whole_scale, title_scale],
+        );
+    }
+
+    /// Sets `id`'s codes and scales, row by row (each of `dims` codes).
+    fn put(
+        &mut self,
+        id: &str,
+        content_hash: &str,
+        text_hash: u64,
+        codes: [&[i8]; ROWS],
+        scales: [f32; ROWS],
+    ) {
         let entry = Entry {
             content_hash: content_hash.to_owned(),
             text_hash,
@@ -128,11 +146,11 @@ impl Vectors {
                 i
             }
         };
-        let start = at * ROWS * self.dims;
-        self.codes[start..start + self.dims].copy_from_slice(&whole);
-        self.codes[start + self.dims..start + 2 * self.dims].copy_from_slice(&title);
-        self.scales[at * ROWS] = whole_scale;
-        self.scales[at * ROWS + 1] = title_scale;
+        for (r, row) in codes.iter().enumerate() {
+            let start = (at * ROWS + r) * self.dims;
+            self.codes[start..start + self.dims].copy_from_slice(row);
+        }
+        self.scales[at * ROWS..(at + 1) * ROWS].copy_from_slice(&scales);
     }
 
     /// `id`'s vectors as stored in the database: the codes of both rows, then their two
@@ -171,14 +189,16 @@ impl Vectors {
         if (0..ROWS).any(|r| !(scale(r).is_finite() && scale(r) > 0.0 && scale(r) <= 1.0)) {
             return false;
         }
-        let row = |r: usize| -> Vec<f32> {
-            bytes[r * self.dims..(r + 1) * self.dims]
-                .iter()
-                .map(|&b| f32::from(b as i8) * scale(r))
-                .collect()
-        };
-        let (whole, title) = (row(0), row(1));
-        self.insert(id, content_hash, text_hash, &whole, &title);
+        // The codes as they were stored: no round trip through f32.
+        let codes: Vec<i8> = bytes[..width].iter().map(|&b| b as i8).collect();
+        let (whole, title) = codes.split_at(self.dims);
+        self.put(
+            id,
+            content_hash,
+            text_hash,
+            [whole, title],
+            [scale(0), scale(1)],
+        );
         true
     }
 
@@ -271,13 +291,6 @@ impl Vectors {
         best.into_iter()
             .map(|(s, i)| (self.ids[i].clone(), s))
             .collect()
-    }
-
-    /// Memory the codes, scales and ids take, in bytes.
-    pub fn bytes(&self) -> usize {
-        self.codes.len()
-            + self.scales.len() * 4
-            + self.ids.iter().map(|id| id.len() * 2 + 64).sum::<usize>()
     }
 }
 

@@ -69,8 +69,7 @@ impl Library {
             .collect();
         let gone = current.len() + stale.len() > hashes.len();
         if stale.is_empty() && !gone {
-            self.meaning.set_pending(0);
-            self.meaning.set_caught_up();
+            self.meaning.pass_ended();
             return Ok(());
         }
         stale.sort();
@@ -168,8 +167,7 @@ impl Library {
         }
         let total = next.len();
         self.meaning.replace_vectors(next);
-        self.meaning.set_pending(0);
-        self.meaning.set_caught_up();
+        self.meaning.pass_ended();
         metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
         tracing::info!(
             embedded,

@@ -435,7 +435,8 @@ impl Library {
             (None, Some(text)) if r.similar_to.is_none() => self.query_vector(text).await?,
             _ => None,
         };
-        let vectors = target.as_ref().map(|_| self.meaning.vectors());
+        // The target with the vectors it is compared with, read once.
+        let meaning = target.map(|t| (t, self.meaning.vectors()));
         let near_count = MEANING_CANDIDATES.max(r.first * 2);
         // One context for retrieval and explanation alike.
         let ctx = Arc::new(RankContext {
@@ -451,11 +452,8 @@ impl Library {
             },
             similar_to: r.similar_to.map(str::to_owned),
             sequels: r.sequels.clone(),
-            semantic_ratio: if target.is_some() {
-                self.ranking.semantic_ratio
-            } else {
-                0.0
-            },
+            // Without a vector no cosine reaches `explain`, which then counts words alone.
+            semantic_ratio: self.ranking.semantic_ratio,
         });
         let window = if r.diversify {
             (r.first * DIVERSITY_WINDOW_FACTOR).max(MIN_DIVERSITY_WINDOW)
@@ -482,7 +480,7 @@ impl Library {
         let retrieval = ctx.clone();
         let text_first = r.text_first;
         let leaning_for = (audience.stage, audience.role);
-        let near_of = target.clone().zip(vectors.clone());
+        let near_of = meaning.clone();
         let candidates = self
             .read_index(move |index| {
                 // So are the assets nearest in meaning, which the words may not reach (the
@@ -523,10 +521,9 @@ impl Library {
                     &c.asset,
                     &ctx,
                     (c.bm25, candidates.text_scale),
-                    match (&target, &vectors) {
-                        (Some(t), Some(v)) => v.cosine(c.asset.id.as_str(), t),
-                        _ => None,
-                    },
+                    meaning
+                        .as_ref()
+                        .and_then(|(t, v)| v.cosine(c.asset.id.as_str(), t)),
                     popular
                         .as_ref()
                         .and_then(|p| p.values.get(c.asset.id.as_str()))
@@ -592,20 +589,10 @@ impl Library {
         }
         let meaning = self.meaning.clone();
         let text = text.to_owned();
-        // A model run is CPU work like an index read: it takes a turn among them.
-        let _permit = self
-            .index_readers
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
-        let vector = task::spawn_blocking(move || meaning.query_vector(&text))
-            .await
-            .map_err(AppError::internal)?;
-        // A model that fails leaves the words to answer.
-        Ok(vector.unwrap_or_else(|e| {
-            tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a query");
-            None
-        }))
+        Ok(self
+            .run_model("a query", move || meaning.query_vector(&text))
+            .await?
+            .flatten())
     }
 
     /// An asset's vector: the stored one, else computed from its text now.
@@ -620,18 +607,31 @@ impl Library {
             return Ok(None);
         };
         let text = crate::meaning::asset_text(asset);
+        Ok(self
+            .run_model("a seed", move || model.embed(&[text.as_str()]))
+            .await?
+            .and_then(|v| v.into_iter().next().map(Arc::new)))
+    }
+
+    /// Runs the model on the blocking pool, taking a turn among index reads (both are CPU
+    /// work). A model that fails is logged and gives `None`: the words answer alone.
+    async fn run_model<T: Send + 'static>(
+        &self,
+        what: &str,
+        run: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> AppResult<Option<T>> {
         let _permit = self
             .index_readers
             .acquire()
             .await
             .map_err(AppError::internal)?;
-        let v = task::spawn_blocking(move || model.embed(&[text.as_str()]))
+        match task::spawn_blocking(run)
             .await
-            .map_err(AppError::internal)?;
-        match v {
-            Ok(v) => Ok(v.into_iter().next().map(Arc::new)),
+            .map_err(AppError::internal)?
+        {
+            Ok(v) => Ok(Some(v)),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a seed");
+                tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on {what}");
                 Ok(None)
             }
         }

@@ -275,10 +275,7 @@ impl Store {
     /// transaction: what `verify-index` compares an index with.
     pub async fn asset_fingerprints(&self) -> AppResult<(Vec<(String, String)>, i64)> {
         let txn = self.db.begin().await?;
-        let rows = asset::Entity::find()
-            .select_only()
-            .column(asset::Column::Id)
-            .column(asset::Column::ContentHash)
+        let rows = fingerprints()
             .into_tuple::<(String, String)>()
             .all(&txn)
             .await?;
@@ -289,11 +286,8 @@ impl Store {
 
     /// Every published asset as (id, content hash): what the vectors follow.
     pub async fn published_fingerprints(&self) -> AppResult<Vec<(String, String)>> {
-        Ok(asset::Entity::find()
-            .select_only()
-            .column(asset::Column::Id)
-            .column(asset::Column::ContentHash)
-            .filter(asset::Column::Status.eq(AssetStatus::Published.name().to_lowercase()))
+        Ok(fingerprints()
+            .filter(asset::Column::Status.eq(stored_status(AssetStatus::Published)))
             .into_tuple::<(String, String)>()
             .all(&self.db)
             .await?)
@@ -812,10 +806,7 @@ impl LibraryWrite {
         }
         current.status = status;
         asset::Entity::update_many()
-            .col_expr(
-                asset::Column::Status,
-                Expr::value(status.name().to_lowercase()),
-            )
+            .col_expr(asset::Column::Status, Expr::value(stored_status(status)))
             .col_expr(
                 asset::Column::ContentHash,
                 Expr::value(current.fingerprint()),
@@ -955,7 +946,7 @@ fn asset_row(asset: &Asset, hash: String, now: chrono::DateTime<Utc>) -> asset::
         reviewed_at: Set(asset.reviewed_at),
         evergreen: Set(asset.evergreen),
         gated: Set(asset.gated),
-        status: Set(asset.status.name().to_lowercase()),
+        status: Set(stored_status(asset.status)),
         content_hash: Set(hash),
         created_at: Set(now),
         updated_at: Set(now),
@@ -1039,6 +1030,19 @@ fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<A
 /// A stored value that no longer parses is a bug or a hand-edited database, not user input.
 fn corrupt<T>(result: Result<T, String>, what: &str) -> AppResult<T> {
     result.map_err(|err| AppError::internal(anyhow::anyhow!("stored {what} is invalid: {err}")))
+}
+
+/// Every asset's (id, content hash): filter it, then read it with `into_tuple`.
+fn fingerprints() -> sea_orm::Select<asset::Entity> {
+    asset::Entity::find()
+        .select_only()
+        .column(asset::Column::Id)
+        .column(asset::Column::ContentHash)
+}
+
+/// How the `asset.status` column spells a status.
+fn stored_status(status: AssetStatus) -> String {
+    status.name().to_lowercase()
 }
 
 #[cfg(test)]
