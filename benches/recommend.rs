@@ -245,6 +245,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                     query: text.map(str::to_owned),
                     synonyms: Vec::new(),
                     sequels: Vec::new(),
+                    linked: Vec::new(),
                     similar_to: None,
                     semantic_ratio: 0.0,
                 },

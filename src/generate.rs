@@ -247,6 +247,7 @@ impl Generator {
             summary: Some(summary),
             body: Some(body),
             url: Some(format!("https://example.com/a/{i}")),
+            links: Vec::new(),
             content_type: Some(TYPES[r.below(TYPES.len())].to_owned()),
             stages: stages.iter().map(|s| STAGES[*s].0.to_owned()).collect(),
             roles: roles.iter().map(|x| ROLES[*x].0.to_owned()).collect(),

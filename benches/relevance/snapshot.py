@@ -98,6 +98,23 @@ def markdown_text(text):
     return text
 
 
+def page_links(source, limit=100):
+    """Link targets of a page as written (markdown `[text](target)`, `href="..."`,
+    `to="..."`), in order, each once: no images, same-page anchors, mail or template
+    placeholders. stagefit resolves them against the page's URL."""
+    found = []
+    pattern = r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)|\b(?:href|to)\s*=\s*[\"']([^\"']+)[\"']"
+    for m in re.finditer(pattern, source):
+        target = (m.group(1) or m.group(2)).strip()
+        if (not target or target.startswith(("#", "mailto:", "tel:", "javascript:")) or "{" in target
+                or target in found):
+            continue
+        found.append(target)
+        if len(found) == limit:
+            break
+    return found
+
+
 def squeeze(text):
     return re.sub(r"\s+", " ", text).strip()
 

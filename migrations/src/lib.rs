@@ -17,6 +17,7 @@ mod m20261206_000008_hardening;
 mod m20261206_000009_tag_evidence;
 mod m20261206_000010_synonyms;
 mod m20261206_000011_embeddings;
+mod m20261206_000012_links;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_tag_evidence::Migration),
             Box::new(m20261206_000010_synonyms::Migration),
             Box::new(m20261206_000011_embeddings::Migration),
+            Box::new(m20261206_000012_links::Migration),
         ]
     }
 }

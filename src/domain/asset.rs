@@ -21,6 +21,8 @@ const MAX_BODY_LEN: usize = 2_000_000;
 const MAX_URL_LEN: usize = 2_048;
 const MAX_TAGS: usize = 50;
 const MAX_TOPIC_LEN: usize = 64;
+/// Most links an asset lists (a long page's navigation is not what it points readers to).
+pub const MAX_LINKS: usize = 100;
 
 /// What is wrong with one field of one record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +89,9 @@ pub struct Asset {
     pub summary: String,
     pub body: String,
     pub url: String,
+    /// The pages this one links to, as written on it (absolute, site-relative or relative
+    /// to `url`): what it sends its reader to next. See [`link_key`].
+    pub links: Vec<String>,
     pub content_type: ContentType,
     /// Never empty: the declared stages, else those read from the text, else the content
     /// type's defaults (`evidence.stages` says which).
@@ -119,6 +124,8 @@ pub struct AssetDraft {
     pub summary: Option<String>,
     pub body: Option<String>,
     pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     pub content_type: Option<String>,
     pub stages: Vec<String>,
     pub roles: Vec<String>,
@@ -145,6 +152,7 @@ impl AssetDraft {
         "summary",
         "body",
         "url",
+        "links",
         "content_type",
         "stages",
         "roles",
@@ -179,6 +187,8 @@ impl AssetDraft {
         check("body", body.as_ref().map(drop).map_err(Clone::clone));
         let url = parse_url(self.url.as_deref().unwrap_or_default());
         check("url", url.as_ref().map(drop).map_err(Clone::clone));
+        let links = parse_links(&self.links);
+        check("links", links.as_ref().map(drop).map_err(Clone::clone));
         let content_type = match self.content_type.as_deref().map(str::trim) {
             None | Some("") => ContentType::from_path(self.url.as_deref().unwrap_or_default())
                 .ok_or_else(|| {
@@ -242,6 +252,7 @@ impl AssetDraft {
             summary: summary.unwrap_or_default(),
             body: body.unwrap_or_default(),
             url: url.unwrap_or_default(),
+            links: links.unwrap_or_default(),
             content_type,
             stages: stages.unwrap_or_default(),
             roles: roles.unwrap_or_default(),
@@ -375,6 +386,7 @@ impl Asset {
             summary: Some(self.summary.clone()),
             body: Some(self.body.clone()),
             url: Some(self.url.clone()),
+            links: self.links.clone(),
             content_type: Some(self.content_type.name().to_owned()),
             stages: names(self.declared(&self.stages, e.stages)),
             roles: names(self.declared(&self.roles, e.roles)),
@@ -656,6 +668,27 @@ impl Asset {
         out
     }
 
+    /// What a link to this asset is, spelled as [`link_key`] spells links; `None`
+    /// without an address.
+    pub fn url_key(&self) -> Option<String> {
+        if self.url.is_empty() {
+            return None;
+        }
+        link_key(&self.url, &self.url)
+    }
+
+    /// The keys of the pages this one links to, in order, itself left out.
+    pub fn link_keys(&self) -> Vec<String> {
+        let own = self.url_key();
+        let mut keys: Vec<String> = Vec::new();
+        for key in self.links.iter().filter_map(|l| link_key(l, &self.url)) {
+            if own.as_ref() != Some(&key) && !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     /// When the content was last vouched for: its review, else its publication.
     pub fn last_reviewed(&self) -> Option<DateTime<Utc>> {
         self.reviewed_at.or(self.published_at)
@@ -706,6 +739,32 @@ fn parse_industries(raw: &[String]) -> Result<Vec<IndustrySlug>, String> {
         let slug = IndustrySlug::parse(value)?;
         if !out.contains(&slug) {
             out.push(slug);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_links(raw: &[String]) -> Result<Vec<String>, String> {
+    if raw.len() > MAX_LINKS {
+        return Err(format!("has more than {MAX_LINKS} values"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for value in raw.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        if value.len() > MAX_URL_LEN {
+            return Err(format!("a link is longer than {MAX_URL_LEN} bytes"));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "link {value:?} contains a space (write it as %20) or a control character"
+            ));
+        }
+        if value.contains('|') {
+            return Err(format!(
+                "link {value:?} contains '|', the list separator (write it as %7C)"
+            ));
+        }
+        if !out.iter().any(|v| v == value) {
+            out.push(value.to_owned());
         }
     }
     Ok(out)
@@ -813,6 +872,80 @@ pub fn url_segments(url: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Where a link points, spelled one way however it was written: the host (lowercase;
+/// empty for a site-relative address) and the path, without fragment, query, trailing
+/// slash, a final `index` or a `.html`/`.htm`/`.md`/`.mdx` ending, `.` and `..` resolved.
+/// A relative link is read against `base`, the address of the page it is on. `None` for
+/// what cannot be a page (mail, telephone, scripts, protocol-relative or empty links).
+/// An asset's own key is `link_key(url, url)`: a link reaches the asset whose key it has.
+pub fn link_key(target: &str, base: &str) -> Option<String> {
+    fn host_and_path(url: &str) -> Option<(&str, &str)> {
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        let rest = if lower.starts_with("https://") {
+            &url[8..]
+        } else if lower.starts_with("http://") {
+            &url[7..]
+        } else {
+            return None;
+        };
+        Some(
+            rest.find('/')
+                .map_or((rest, "/"), |i| (&rest[..i], &rest[i..])),
+        )
+    }
+    let target = target.trim().split(['#', '?']).next().unwrap_or_default();
+    let base = base.trim().split(['#', '?']).next().unwrap_or_default();
+    if target.is_empty() || target.starts_with("//") {
+        return None;
+    }
+    let (base_host, base_path) = host_and_path(base).unwrap_or(("", base));
+    let (host, joined) = if let Some((host, path)) = host_and_path(target) {
+        (host, path.to_owned())
+    } else if target
+        .split('/')
+        .next()
+        .is_some_and(|first| first.contains(':'))
+    {
+        return None; // mailto:, tel:, javascript: and the like
+    } else if target.starts_with('/') {
+        (base_host, target.to_owned())
+    } else {
+        // Relative to the folder of the page it is on.
+        let folder = base_path.rfind('/').map_or("", |i| &base_path[..=i]);
+        (base_host, format!("{folder}{target}"))
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in joined.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    if let Some(last) = segments.last_mut() {
+        let lower = last.to_ascii_lowercase();
+        for ending in [".html", ".htm", ".mdx", ".md"] {
+            if lower.ends_with(ending) {
+                *last = &last[..last.len() - ending.len()];
+                break;
+            }
+        }
+    }
+    if segments
+        .last()
+        .is_some_and(|s| s.eq_ignore_ascii_case("index") || s.is_empty())
+    {
+        segments.pop();
+    }
+    Some(format!(
+        "{}/{}",
+        host.to_ascii_lowercase(),
+        segments.join("/")
+    ))
+}
+
 /// Most words an address adds to its page ([`Asset::slug_words`]): a slug is a few words;
 /// a crafted 2 KB address must not stuff a title.
 pub const MAX_SLUG_WORDS: usize = 8;
@@ -830,6 +963,50 @@ pub fn parse_bool(raw: &str) -> Result<Option<bool>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_keyed_however_they_are_written() {
+        let page = "/docs/install/kubernetes";
+        let key = |target: &str| link_key(target, page);
+        assert_eq!(key("./database").as_deref(), Some("/docs/install/database"));
+        assert_eq!(
+            key("database.md").as_deref(),
+            Some("/docs/install/database")
+        );
+        assert_eq!(key("../guides/").as_deref(), Some("/docs/guides"));
+        assert_eq!(
+            key("/docs/api/rest/#auth").as_deref(),
+            Some("/docs/api/rest")
+        );
+        assert_eq!(key("/blog/index.html?x=1").as_deref(), Some("/blog"));
+        assert_eq!(
+            key("HTTPS://Example.COM/Pricing").as_deref(),
+            Some("example.com/Pricing")
+        );
+        assert_eq!(key("https://example.com").as_deref(), Some("example.com/"));
+        assert_eq!(key("../../../../..").as_deref(), Some("/"));
+        for nothing in [
+            "mailto:a@b.c",
+            "tel:123",
+            "javascript:void(0)",
+            "//cdn.x/y",
+            "#top",
+            " ",
+        ] {
+            assert_eq!(key(nothing), None, "{nothing}");
+        }
+        // Against an absolute address, site-relative links keep its host.
+        assert_eq!(
+            link_key("/pricing", "https://Example.com/docs/a").as_deref(),
+            Some("example.com/pricing")
+        );
+        assert_eq!(
+            link_key("b", "https://example.com/docs/a").as_deref(),
+            Some("example.com/docs/b")
+        );
+        // A page's own key, with or without its trailing slash, is the key of links to it.
+        assert_eq!(link_key("/docs/a/", "/docs/a/"), link_key("/docs/a", "/x"));
+    }
 
     fn draft() -> AssetDraft {
         AssetDraft {

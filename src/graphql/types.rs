@@ -115,6 +115,11 @@ impl AssetObject {
     async fn topics(&self) -> &[String] {
         &self.0.topics
     }
+    /// The pages this one links to, as written on it: `nextContent` ranks those that are
+    /// in the library as what the page sends its reader to next.
+    async fn links(&self) -> &[String] {
+        &self.0.links
+    }
     /// BCP-47 language tag.
     async fn language(&self) -> &str {
         self.0.language.as_str()
@@ -285,6 +290,8 @@ pub struct AssetInput {
     pub summary: Option<String>,
     pub body: Option<String>,
     pub url: Option<String>,
+    /// Links on the page (absolute, site-relative or relative to `url`), at most 100.
+    pub links: Option<Vec<String>>,
     pub content_type: String,
     pub stages: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
@@ -308,6 +315,7 @@ impl From<AssetInput> for AssetDraft {
             summary: i.summary,
             body: i.body,
             url: i.url,
+            links: i.links.unwrap_or_default(),
             content_type: Some(i.content_type),
             stages: i.stages.unwrap_or_default(),
             roles: i.roles.unwrap_or_default(),

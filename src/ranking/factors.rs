@@ -504,6 +504,9 @@ pub struct RankContext {
     /// For `nextContent`: the ids of the assets that continue the seed (its next part,
     /// chapter or month), which the SEQUEL factor puts first.
     pub sequels: Vec<String>,
+    /// For `nextContent`: the ids of the assets the seed links to, which the SEQUEL
+    /// factor counts as continuations too.
+    pub linked: Vec<String>,
     /// Set when the text is not a visitor's query but an asset's subject (next content):
     /// the TEXT reason then says what the asset resembles.
     pub similar_to: Option<String>,
@@ -616,10 +619,13 @@ pub fn explain(
             "no engagement data yet".to_owned()
         },
     );
-    if !ctx.sequels.is_empty() {
+    if !ctx.sequels.is_empty() || !ctx.linked.is_empty() {
         let subject = ctx.similar_to.as_deref().unwrap_or_default();
-        let (value, detail) = if ctx.sequels.iter().any(|id| id == asset.id.as_str()) {
+        let id = asset.id.as_str();
+        let (value, detail) = if ctx.sequels.iter().any(|s| s == id) {
             (1.0, format!("the next part after \"{subject}\""))
+        } else if ctx.linked.iter().any(|s| s == id) {
+            (1.0, format!("\"{subject}\" links to it"))
         } else {
             (0.0, "not a continuation".to_owned())
         };
@@ -726,6 +732,7 @@ mod tests {
                 query: None,
                 synonyms: Vec::new(),
                 sequels: Vec::new(),
+                linked: Vec::new(),
                 similar_to: None,
                 semantic_ratio: 0.0,
             },
@@ -846,6 +853,7 @@ mod tests {
             query: Some("pricing".to_owned()),
             synonyms: Vec::new(),
             sequels: Vec::new(),
+            linked: Vec::new(),
             similar_to: None,
             semantic_ratio: 0.0,
         };

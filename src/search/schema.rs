@@ -15,7 +15,7 @@ use crate::ranking::ranking_trust;
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -120,6 +120,8 @@ pub struct Fields {
     pub role_rank: Field,
     pub industry_rank: Field,
     pub industry_tree_rank: Field,
+    /// `Asset::url_key`: how links on other pages reach this one.
+    pub url_key: Field,
 }
 
 impl TextFields {
@@ -185,6 +187,7 @@ pub fn build_schema() -> (Schema, Fields) {
         role_rank: b.add_text_field("role_rank", STRING),
         industry_rank: b.add_text_field("industry_rank", STRING),
         industry_tree_rank: b.add_text_field("industry_tree_rank", STRING),
+        url_key: b.add_text_field("url_key", STRING | STORED),
     };
     (b.build(), fields)
 }
@@ -288,6 +291,9 @@ pub fn build_document(fields: &Fields, asset: &Asset) -> TantivyDocument {
         doc.add_text(fields.language_match, asset.language.primary());
     }
     doc.add_text(fields.status, asset.status.name());
+    if let Some(key) = asset.url_key() {
+        doc.add_text(fields.url_key, &key);
+    }
     doc.add_u64(fields.stage_mask, TaxonomyValue::mask(&asset.stages));
     doc.add_u64(fields.role_mask, TaxonomyValue::mask(&asset.roles));
     doc.add_u64(fields.concern_mask, TaxonomyValue::mask(&asset.concerns));

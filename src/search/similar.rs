@@ -1,10 +1,11 @@
 //! Assets like a given text, for tag suggestions: tantivy's more-like-this over the text
 //! fields of the text's language, among published assets.
 
+use tantivy::TantivyDocument;
 use tantivy::Term;
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query};
-use tantivy::schema::OwnedValue;
+use tantivy::schema::{OwnedValue, Value};
 
 use super::SearchIndex;
 use super::filter::{any_term, filter_query};
@@ -27,6 +28,42 @@ pub struct SimilarTo<'a> {
 }
 
 impl SearchIndex {
+    /// The ids of the assets whose address has one of `keys` ([`crate::domain::link_key`]),
+    /// in the keys' order, each once: the pages a page links to that are in the library.
+    pub fn linked_ids(&self, keys: &[String]) -> AppResult<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let terms: Vec<Term> = keys
+            .iter()
+            .map(|k| Term::from_field_text(fields.url_key, k))
+            .collect();
+        let found = searcher.search(&any_term(&terms), &DocSetCollector)?;
+        let mut by_key: Vec<(String, String)> = Vec::with_capacity(found.len());
+        for address in found {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            if let (Some(key), Some(id)) = (text(fields.url_key), text(fields.id)) {
+                by_key.push((key, id));
+            }
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for key in keys {
+            for (_, id) in by_key.iter().filter(|(k, _)| k == key) {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// The `k` published assets the filter lets through most like `text`, best first with
     /// their similarity (BM25 of the text's most telling terms), leaving out `exclude`.
     pub fn similar(

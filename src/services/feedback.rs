@@ -941,6 +941,7 @@ impl Library {
             first,
             diversify,
             sequels: Vec::new(),
+            linked: Vec::new(),
             text_first: false,
             seed_vector: None,
         };
@@ -1034,6 +1035,7 @@ impl Library {
                             first: REPLAY_DEPTH,
                             diversify: true,
                             sequels: Vec::new(),
+                            linked: Vec::new(),
                             text_first: false,
                             seed_vector: None,
                         },

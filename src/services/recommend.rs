@@ -116,8 +116,9 @@ pub(super) struct Ranking<'a> {
     pub(super) weights: WeightOverrides,
     pub(super) first: usize,
     pub(super) diversify: bool,
-    /// Ids that continue a `nextContent` seed.
+    /// Ids that continue a `nextContent` seed: its next part, and the pages it links to.
     pub(super) sequels: Vec<String>,
+    pub(super) linked: Vec<String>,
     /// The text is meant to outweigh the graded factors (an untagged seed's subject):
     /// candidates come from the best text matches (`RecommendRequest::text_first`).
     pub(super) text_first: bool,
@@ -287,6 +288,7 @@ impl Library {
                     first: query.first,
                     diversify: query.diversify,
                     sequels: Vec::new(),
+                    linked: Vec::new(),
                     text_first: false,
                     seed_vector: None,
                 },
@@ -379,6 +381,12 @@ impl Library {
             subject.push(' ');
             subject.push_str(&word);
         }
+        // The pages the seed links to that are in the library: where it sends its reader.
+        let linked = {
+            let keys = asset.link_keys();
+            self.read_index(move |index| index.linked_ids(&keys))
+                .await?
+        };
         let seed_vector = self.asset_vector(&asset).await?;
         let items = self
             .rank(
@@ -392,6 +400,7 @@ impl Library {
                     first,
                     diversify: true,
                     sequels: asset.sequel_ids(),
+                    linked,
                     text_first: untagged_seed,
                     seed_vector,
                 },
@@ -452,6 +461,7 @@ impl Library {
             },
             similar_to: r.similar_to.map(str::to_owned),
             sequels: r.sequels.clone(),
+            linked: r.linked.clone(),
             // Without a vector no cosine reaches `explain`, which then counts words alone.
             semantic_ratio: self.ranking.semantic_ratio,
         });
@@ -475,8 +485,9 @@ impl Library {
         // Excluded ones among them are skipped by retrieval, with the rest of the exclusions.
         let mut popular_ids: Vec<String> =
             popular.as_ref().map(|p| p.ids.clone()).unwrap_or_default();
-        // A seed's sequels are looked up like popular assets, whatever their tier.
-        popular_ids.extend(r.sequels.iter().cloned());
+        // A seed's sequels and the pages it links to are looked up like popular assets,
+        // whatever their tier.
+        popular_ids.extend(r.sequels.iter().chain(&r.linked).cloned());
         let retrieval = ctx.clone();
         let text_first = r.text_first;
         let leaning_for = (audience.stage, audience.role);

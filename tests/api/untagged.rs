@@ -657,3 +657,184 @@ async fn oversized_synonym_lists_and_acceptances_are_refused_whole() {
     assert_ne!(evidence(&pricing["asset"], "ROLE")[0]["source"], "DECLARED");
     s.stop().await;
 }
+
+/// An install guide as it comes, with the links on the page: the pages it sends its
+/// reader to count as its continuations and say why; links taken off the page (here
+/// through `upsertAssets`) take that back.
+#[tokio::test]
+async fn next_content_follows_the_links_on_the_seed() {
+    let page = |id: &str, title: &str, url: &str, body: &str| json!({ "id": id, "title": title, "url": url, "body": body, "content_type": "implementation-guide" });
+    let seed = page(
+        "install-kubernetes",
+        "Install on Kubernetes",
+        "/docs/install/kubernetes",
+        "Install the server on any Kubernetes cluster with Helm. Then set up its database, \
+         its storage and its ingress.",
+    );
+    let mut linked_seed = seed.clone();
+    linked_seed["links"] = json!([
+        "./database",
+        "../guides/ingress.md#tls",
+        "/docs/install/storage/",
+        "https://helm.sh/docs",
+        "mailto:ops@example.com",
+        "./kubernetes"
+    ]);
+    let mut library = vec![
+        linked_seed,
+        page(
+            "database",
+            "Database",
+            "/docs/install/database",
+            "Point the server at a PostgreSQL database before you install it on Kubernetes.",
+        ),
+        page(
+            "storage",
+            "Storage",
+            "/docs/install/storage",
+            "Keep the files of the server in an object store bucket when you install it on Kubernetes.",
+        ),
+        page(
+            "ingress",
+            "Ingress",
+            "/docs/guides/ingress",
+            "Serve the domain of the server over HTTPS on Kubernetes with a certificate.",
+        ),
+    ];
+    // Pages that share the guide's words but that it does not link to.
+    for (id, title) in [
+        ("install-gke", "Install on Google Kubernetes Engine"),
+        ("install-eks", "Install on Amazon Kubernetes (EKS)"),
+        ("install-aks", "Install on Azure Kubernetes Service"),
+    ] {
+        library.push(page(
+            id,
+            title,
+            &format!("/docs/install/{id}"),
+            "Install the server on a Kubernetes cluster with Helm charts.",
+        ));
+    }
+    let mut s = TestServer::empty().await;
+    let dir = s.dir().to_owned();
+    let file = dir.join("site.jsonl");
+    std::fs::write(
+        &file,
+        library.iter().map(|a| format!("{a}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || stagefit(&dir, &["import", &path]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let q = r#"{ asset(id: "install-kubernetes") { links }
+        nextContent(afterAssetId: "install-kubernetes", first: 6) {
+            items { asset { id } reasons { factor value detail } } } }"#;
+    // Every other page with its score and SEQUEL reason, once `done` holds.
+    let list = |done: fn(&Value) -> bool| {
+        let s = &s;
+        async move {
+            for _ in 0..200 {
+                let data = s.gql(q, json!({})).await;
+                if done(&data) {
+                    let items = data["nextContent"]["items"].as_array().unwrap().clone();
+                    return (data, items);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("the server never showed the change");
+        }
+    };
+    let sequel = |item: &Value| -> Option<(f64, String)> {
+        item["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["factor"] == "SEQUEL")
+            .map(|r| {
+                (
+                    r["value"].as_f64().unwrap(),
+                    r["detail"].as_str().unwrap().to_owned(),
+                )
+            })
+    };
+    // The server follows the import through the change log.
+    let (data, with_links) =
+        list(|d| d["nextContent"]["items"].as_array().map_or(0, Vec::len) == 6).await;
+    // The links are kept as written.
+    assert_eq!(
+        data["asset"]["links"][1], "../guides/ingress.md#tls",
+        "{data:#}"
+    );
+    assert_eq!(with_links[0]["asset"]["id"], "database", "{data:#}");
+    for item in &with_links {
+        let id = item["asset"]["id"].as_str().unwrap();
+        let linked = ["database", "ingress", "storage"].contains(&id);
+        let expected = if linked {
+            (1.0, "\"Install on Kubernetes\" links to it".to_owned())
+        } else {
+            (0.0, "not a continuation".to_owned())
+        };
+        assert_eq!(sequel(item), Some(expected), "{item:#}");
+    }
+
+    // The same page without its links: nothing continues it any more.
+    let mut unlinked = seed.clone();
+    unlinked["contentType"] = unlinked["content_type"].take();
+    unlinked.as_object_mut().unwrap().remove("content_type");
+    let saved = s
+        .gql(
+            "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { updated } }",
+            json!({ "a": [unlinked] }),
+        )
+        .await;
+    assert_eq!(saved["upsertAssets"]["updated"], 1, "{saved}");
+    let (data, without) = list(|d| {
+        d["asset"]["links"].as_array().is_some_and(Vec::is_empty)
+            && d["nextContent"]["items"].as_array().map_or(0, Vec::len) == 6
+    })
+    .await;
+    for item in &without {
+        assert_eq!(
+            sequel(item),
+            None,
+            "no SEQUEL reason without links: {data:#}"
+        );
+    }
+    s.stop().await;
+}
+
+/// A link that cannot be one is refused with its line, and nothing is imported.
+#[test]
+fn bad_links_are_named_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.jsonl");
+    let many: Vec<String> = (0..101).map(|i| format!("/p/{i}")).collect();
+    let rows = [
+        json!({ "id": "ok", "title": "Fine", "content_type": "ebook", "links": ["/a", "b.html"] }),
+        json!({ "id": "spaced", "title": "Spaced", "content_type": "ebook", "links": ["/a page"] }),
+        json!({ "id": "many", "title": "Many", "content_type": "ebook", "links": many }),
+        json!({ "id": "number", "title": "Number", "content_type": "ebook", "links": [7] }),
+    ];
+    std::fs::write(
+        &file,
+        rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = stagefit(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("links.jsonl:2: [spaced] links: link \"/a page\" contains a space"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("links.jsonl:3: [many] links: has more than 100 values"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("links.jsonl:4: links: expected a list of strings"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+}

@@ -22,7 +22,8 @@ The content type comes from the URL alone (first matching rule):
   /docs/release-notes -> BLOG_POST; /docs -> IMPLEMENTATION_GUIDE; /blog, /changelog and
   anything else -> BLOG_POST.
 Assets are untagged: no stages, roles, industries or concerns. Bodies are the first 1,500
-characters of plain text; pages with less than 80 characters of text are left out.
+characters of plain text; pages with less than 80 characters of text are left out. `links`
+lists the link targets on the page as written (see snapshot.page_links).
 
 Usage: convert.py SNAPSHOT [--commit SHA] [--output assets.jsonl]
   SNAPSHOT is the repository's git directory (bare, as `fetch` brings it) or a work tree.
@@ -42,6 +43,7 @@ from snapshot import (  # noqa: E402
     front_matter,
     jsx_text,
     markdown_text,
+    page_links,
     squeeze,
     string_literals,
     trim,
@@ -89,7 +91,7 @@ def blog_date(raw):
     return datetime.strptime(f"{day} {month} {year}", "%d %b %Y").date().isoformat()
 
 
-def asset(id_, title, summary, text, url, published_at=None):
+def asset(id_, title, summary, text, url, published_at=None, links=()):
     a = {
         "id": id_,
         "title": squeeze(title),
@@ -101,6 +103,8 @@ def asset(id_, title, summary, text, url, published_at=None):
     }
     if published_at:
         a["published_at"] = published_at
+    if links:
+        a["links"] = list(links)
     return a
 
 
@@ -114,7 +118,7 @@ def markdown_pages(snap):
         text = markdown_text(rest)
         title = fields.get("title") or name
         summary = fields.get("excerpt") or fields.get("subtitle") or first_paragraph(text, title)
-        out.append(asset(f"blog/{name}", title, trim(summary, 300), text, f"/blog/{name}", blog_date(fields.get("date", ""))))
+        out.append(asset(f"blog/{name}", title, trim(summary, 300), text, f"/blog/{name}", blog_date(fields.get("date", "")), page_links(rest)))
     for path in snap.files("src/contents/changelog"):
         if not path.endswith(".md"):
             continue
@@ -123,7 +127,7 @@ def markdown_pages(snap):
         text = markdown_text(rest)
         heads = [squeeze(h) for h in re.findall(r"^##\s+(.+)$", rest, flags=re.M) if "Fixes" not in h]
         title = f"Changelog {month}" + (f": {heads[0]}" if heads else "")
-        out.append(asset(f"changelog/{month}", title, first_paragraph(text, title), text, f"/changelog/{month}", fields.get("date") or f"{month}-01"))
+        out.append(asset(f"changelog/{month}", title, first_paragraph(text, title), text, f"/changelog/{month}", fields.get("date") or f"{month}-01", page_links(rest)))
     for path in snap.files("src/routes/docs"):
         if not path.endswith(".md"):
             continue
@@ -143,7 +147,7 @@ def markdown_pages(snap):
         if m:
             date = m.group(1)
         url = "/docs" if rel == "index" else f"/docs/{rel}"
-        out.append(asset(f"docs/{rel}", title, first_paragraph(text, squeeze(title)), text, url, date))
+        out.append(asset(f"docs/{rel}", title, first_paragraph(text, squeeze(title)), text, url, date, page_links(rest)))
     return out
 
 
@@ -173,7 +177,10 @@ def svelte_page(snap, page, contents, title):
     body = ". ".join(t.rstrip(".") for t in text)
     desc = re.search(r'description\s*=\s*"([^"]+)"', source)
     summary = desc.group(1) if desc else trim(body, 300)
-    return asset(page, title, summary, body, f"/{page}")
+    links = page_links(source)
+    for c in contents:
+        links += [l for l in page_links(snap.read(c)) if l not in links]
+    return asset(page, title, summary, body, f"/{page}", links=links[:100])
 
 
 def main():

@@ -18,7 +18,8 @@ The content type comes from the URL alone (first matching rule):
   /customers, /case-stud -> CASE_STUDY; /tutorial -> TRAINING; /docs/reference -> API_DOCS;
   /docs -> IMPLEMENTATION_GUIDE; /blog and anything else -> BLOG_POST.
 Assets are untagged: no stages, roles, industries or concerns. The date of blog posts and
-tutorials comes from their file name. Bodies are the first 1,500 characters of plain text.
+tutorials comes from their file name. Bodies are the first 1,500 characters of plain text;
+`links` lists the link targets on the page as written (see snapshot.page_links).
 
 Usage: convert.py SNAPSHOT [--commit SHA] [--output assets.jsonl]
   SNAPSHOT is the repository's git directory (bare, as `fetch` brings it) or a work tree.
@@ -37,6 +38,7 @@ from snapshot import (  # noqa: E402
     front_matter,
     jsx_text,
     markdown_text,
+    page_links,
     squeeze,
     trim,
     write_jsonl,
@@ -61,7 +63,7 @@ def content_type(url):
     return "BLOG_POST"
 
 
-def asset(id_, title, summary, text, url, published_at=None):
+def asset(id_, title, summary, text, url, published_at=None, links=()):
     a = {
         "id": id_,
         "title": squeeze(title),
@@ -73,6 +75,8 @@ def asset(id_, title, summary, text, url, published_at=None):
     }
     if published_at:
         a["published_at"] = published_at
+    if links:
+        a["links"] = list(links)
     return a
 
 
@@ -87,7 +91,7 @@ def dated(snap, folder, ext):
         text = markdown_text(rest)
         title = fields.get("title") or name
         summary = fields.get("description") or first_paragraph(text, title)
-        out.append(asset(f"{folder}/{name}", title, summary, text, f"/{folder}/{y}/{mo}/{d}/{name}", f"{y}-{mo}-{d}"))
+        out.append(asset(f"{folder}/{name}", title, summary, text, f"/{folder}/{y}/{mo}/{d}/{name}", f"{y}-{mo}-{d}", page_links(rest)))
     return out
 
 
@@ -101,7 +105,7 @@ def docs(snap):
         text = markdown_text(rest)
         title = fields.get("title") or fields.get("sidebar_label") or rel
         summary = fields.get("description") or first_paragraph(text, title)
-        out.append(asset(f"docs/{rel}", title, summary, text, f"/docs/{rel}"))
+        out.append(asset(f"docs/{rel}", title, summary, text, f"/docs/{rel}", links=page_links(rest)))
     return out
 
 
@@ -123,6 +127,7 @@ def tsx_page(snap, path, url):
         desc.group(1) if desc else first_paragraph(text),
         text,
         url,
+        links=page_links(source),
     )
 
 
@@ -143,7 +148,7 @@ def main():
     fields, rest = front_matter(snap.read("src/pages/time-series-benchmark-suite.mdx"))
     text = markdown_text(rest)
     title = fields.get("title") or "Time Series Benchmark Suite"
-    assets.append(asset("time-series-benchmark-suite", title, fields.get("description") or first_paragraph(text, title), text, "/time-series-benchmark-suite"))
+    assets.append(asset("time-series-benchmark-suite", title, fields.get("description") or first_paragraph(text, title), text, "/time-series-benchmark-suite", links=page_links(rest)))
     write_jsonl(args.output, assets)
     counts = {}
     for a in assets:

@@ -16,6 +16,7 @@ fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>
         query: text.map(str::to_owned),
         synonyms: Vec::new(),
         sequels: Vec::new(),
+        linked: Vec::new(),
         similar_to: None,
         semantic_ratio: 0.0,
     }

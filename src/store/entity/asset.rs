@@ -9,6 +9,8 @@ pub struct Model {
     pub summary: String,
     pub body: String,
     pub url: String,
+    /// The links on the page as written, one a line, in order (empty for none).
+    pub links: String,
     pub content_type: String,
     pub language: String,
     pub published_at: Option<DateTimeUtc>,
