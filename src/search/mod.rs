@@ -37,7 +37,7 @@ pub use query::{HYBRID_WINDOW, Hybrid};
 pub use recommend::{Candidate, Candidates, DEFAULT_SLICE_TIERS_ABOVE, RecommendRequest};
 pub use schema::ANY;
 use schema::{Fields, SCHEMA_VERSION, build_document, build_schema, register_analyzers};
-pub use similar::{SimilarTo, StageWordCounts, TELLING_WORDS};
+pub use similar::{LINKED_PER_KEY, SimilarTo, StageWordCounts, TELLING_WORDS};
 
 const LOCK_FILE: &str = "LOCK";
 const CURRENT_FILE: &str = "CURRENT";

@@ -1,9 +1,10 @@
 //! Assets like a given text, for tag suggestions: tantivy's more-like-this over the text
 //! fields of the text's language, among published assets.
 
+use tantivy::DocAddress;
 use tantivy::TantivyDocument;
 use tantivy::Term;
-use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query};
 use tantivy::schema::{OwnedValue, Value};
 
@@ -27,9 +28,13 @@ pub struct SimilarTo<'a> {
     pub topics: &'a [String],
 }
 
+/// Most documents read per link by `linked_ids`.
+pub const LINKED_PER_KEY: usize = 2;
+
 impl SearchIndex {
     /// The ids of the assets whose address has one of `keys` ([`crate::domain::link_key`]),
-    /// in the keys' order, each once: the pages a page links to that are in the library.
+    /// in the keys' order, each once: the pages a page links to that are in the library
+    /// (at most `LINKED_PER_KEY` times as many documents as keys are read).
     pub fn linked_ids(&self, keys: &[String]) -> AppResult<Vec<String>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -40,7 +45,17 @@ impl SearchIndex {
             .iter()
             .map(|k| Term::from_field_text(fields.url_key, k))
             .collect();
-        let found = searcher.search(&any_term(&terms), &DocSetCollector)?;
+        // Many assets may share an address (a site's home page): at most two a link are
+        // read, so a visitor's request costs the same whatever the library holds.
+        let limit = keys.len().min(crate::domain::MAX_LINKS) * LINKED_PER_KEY;
+        let found: Vec<DocAddress> = searcher
+            .search(
+                &any_term(&terms),
+                &TopDocs::with_limit(limit).order_by_score(),
+            )?
+            .into_iter()
+            .map(|(_, address)| address)
+            .collect();
         let mut by_key: Vec<(String, String)> = Vec::with_capacity(found.len());
         for address in found {
             let doc: TantivyDocument = searcher.doc(address)?;

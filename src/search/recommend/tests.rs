@@ -453,3 +453,43 @@ fn retrieval_scores_equal_the_explanations() {
         }
     }
 }
+
+#[test]
+fn links_reach_their_pages_in_order_and_read_a_bounded_number_of_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = IndexLock::acquire(dir.path()).unwrap();
+    let (index, mut writer) = open(&lock, 32 * 1024 * 1024).unwrap();
+    let page = |id: &str, url: &str| {
+        AssetDraft {
+            id: Some(id.to_owned()),
+            title: Some(format!("Page {id}")),
+            url: Some(url.to_owned()),
+            content_type: Some("BLOG_POST".to_owned()),
+            ..AssetDraft::default()
+        }
+        .validate()
+        .unwrap()
+    };
+    // Five hundred pages share the home page's address.
+    let mut ops: Vec<IndexOp> = (0..500)
+        .map(|i| IndexOp::Upsert(Box::new(page(&format!("home-{i:03}"), "/"))))
+        .collect();
+    ops.push(IndexOp::Upsert(Box::new(page("a", "/docs/a/"))));
+    ops.push(IndexOp::Upsert(Box::new(page(
+        "b",
+        "https://Example.com/docs/b.html",
+    ))));
+    writer.stage(ops).unwrap();
+    writer.commit(1).unwrap();
+    drop(lock);
+    let key = |target: &str, base: &str| crate::domain::link_key(target, base).unwrap();
+    let keys = [
+        key("https://example.com/docs/b", "/"),
+        key("../a", "/docs/x/y"),
+        key("/nowhere", "/"),
+    ];
+    assert_eq!(index.linked_ids(&keys).unwrap(), vec!["b", "a"]);
+    let home = index.linked_ids(&[key("/index.html", "/")]).unwrap();
+    assert_eq!(home.len(), crate::search::LINKED_PER_KEY, "{home:?}");
+    assert!(home.iter().all(|id| id.starts_with("home-")), "{home:?}");
+}
