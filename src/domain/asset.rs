@@ -763,6 +763,18 @@ fn parse_links(raw: &[String]) -> Result<Vec<String>, String> {
                 "link {value:?} contains '|', the list separator (write it as %7C)"
             ));
         }
+        // What a browser would run rather than open: a front end may render links as they
+        // are. Other odd links (typos, `mailto:`) are kept and simply reach no asset.
+        let lower = value.to_ascii_lowercase();
+        if ["javascript:", "vbscript:", "data:"]
+            .iter()
+            .any(|scheme| lower.starts_with(scheme))
+        {
+            return Err(format!(
+                "link {value:?} is a script or inline data, not a page (javascript:, vbscript: \
+                 and data: links are refused)"
+            ));
+        }
         if !out.iter().any(|v| v == value) {
             out.push(value.to_owned());
         }
@@ -909,6 +921,8 @@ pub fn link_key(target: &str, base: &str) -> Option<String> {
         return None; // mailto:, tel:, javascript: and the like
     } else if target.starts_with('/') {
         (base_host, target.to_owned())
+    } else if base_path.is_empty() {
+        return None; // relative to nothing: the page has no address
     } else {
         // Relative to the folder of the page it is on.
         let folder = base_path.rfind('/').map_or("", |i| &base_path[..=i]);
@@ -1004,6 +1018,9 @@ mod tests {
             link_key("b", "https://example.com/docs/a").as_deref(),
             Some("example.com/docs/b")
         );
+        // A page without an address has no folder for relative links.
+        assert_eq!(link_key("b", ""), None);
+        assert_eq!(link_key("/b", "").as_deref(), Some("/b"));
         // A page's own key, with or without its trailing slash, is the key of links to it.
         assert_eq!(link_key("/docs/a/", "/docs/a/"), link_key("/docs/a", "/x"));
     }

@@ -1,17 +1,16 @@
 //! Assets like a given text, for tag suggestions: tantivy's more-like-this over the text
 //! fields of the text's language, among published assets.
 
-use tantivy::DocAddress;
 use tantivy::TantivyDocument;
 use tantivy::Term;
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query};
-use tantivy::schema::{OwnedValue, Value};
+use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, OwnedValue, Value};
 
 use super::SearchIndex;
 use super::filter::{any_term, filter_query};
 use super::schema::Analyzer;
-use crate::domain::{Asset, AssetFilter, Language};
+use crate::domain::{Asset, AssetFilter, AssetStatus, Language, TaxonomyValue};
 use crate::error::AppResult;
 
 /// Most distinct terms of the text a similarity query uses.
@@ -32,47 +31,38 @@ pub struct SimilarTo<'a> {
 pub const LINKED_PER_KEY: usize = 2;
 
 impl SearchIndex {
-    /// The ids of the assets whose address has one of `keys` ([`crate::domain::link_key`]),
-    /// in the keys' order, each once: the pages a page links to that are in the library
-    /// (at most `LINKED_PER_KEY` times as many documents as keys are read).
+    /// The ids of the published assets whose address has one of `keys`
+    /// ([`crate::domain::link_key`]), in the keys' order, each once: the pages a page links
+    /// to that are in the library. Each key reads at most `LINKED_PER_KEY` documents: many
+    /// assets may share an address (a site's home page), and one such link must neither
+    /// crowd out the others nor make a visitor's request read them all.
     pub fn linked_ids(&self, keys: &[String]) -> AppResult<Vec<String>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let fields = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
-        let terms: Vec<Term> = keys
-            .iter()
-            .map(|k| Term::from_field_text(fields.url_key, k))
-            .collect();
-        // Many assets may share an address (a site's home page): at most two a link are
-        // read, so a visitor's request costs the same whatever the library holds.
-        let limit = keys.len().min(crate::domain::MAX_LINKS) * LINKED_PER_KEY;
-        let found: Vec<DocAddress> = searcher
-            .search(
-                &any_term(&terms),
-                &TopDocs::with_limit(limit).order_by_score(),
-            )?
-            .into_iter()
-            .map(|(_, address)| address)
-            .collect();
-        let mut by_key: Vec<(String, String)> = Vec::with_capacity(found.len());
-        for address in found {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text = |field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            };
-            if let (Some(key), Some(id)) = (text(fields.url_key), text(fields.id)) {
-                by_key.push((key, id));
-            }
-        }
+        let published: Box<dyn Query> = Box::new(TermQuery::new(
+            Term::from_field_text(fields.status, AssetStatus::Published.name()),
+            IndexRecordOption::Basic,
+        ));
         let mut ids: Vec<String> = Vec::new();
-        for key in keys {
-            for (_, id) in by_key.iter().filter(|(k, _)| k == key) {
-                if !ids.contains(id) {
-                    ids.push(id.clone());
+        for key in keys.iter().take(crate::domain::MAX_LINKS) {
+            let at_key: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(fields.url_key, key),
+                IndexRecordOption::Basic,
+            ));
+            let query = BooleanQuery::new(vec![
+                (Occur::Must, at_key),
+                (Occur::Must, published.box_clone()),
+            ]);
+            let found = searcher.search(
+                &query,
+                &TopDocs::with_limit(LINKED_PER_KEY).order_by_score(),
+            )?;
+            for (_, address) in found {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                if let Some(id) = doc.get_first(fields.id).and_then(|v| v.as_str())
+                    && !ids.iter().any(|i| i == id)
+                {
+                    ids.push(id.to_owned());
                 }
             }
         }

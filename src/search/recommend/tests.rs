@@ -475,6 +475,13 @@ fn links_reach_their_pages_in_order_and_read_a_bounded_number_of_documents() {
         .map(|i| IndexOp::Upsert(Box::new(page(&format!("home-{i:03}"), "/"))))
         .collect();
     ops.push(IndexOp::Upsert(Box::new(page("a", "/docs/a/"))));
+    // Two retired pages at the pricing address, and the published one.
+    for id in ["pricing-2019", "pricing-2020"] {
+        let mut old = page(id, "/pricing");
+        old.status = crate::domain::AssetStatus::Retired;
+        ops.push(IndexOp::Upsert(Box::new(old)));
+    }
+    ops.push(IndexOp::Upsert(Box::new(page("pricing", "/pricing"))));
     ops.push(IndexOp::Upsert(Box::new(page(
         "b",
         "https://Example.com/docs/b.html",
@@ -492,4 +499,13 @@ fn links_reach_their_pages_in_order_and_read_a_bounded_number_of_documents() {
     let home = index.linked_ids(&[key("/index.html", "/")]).unwrap();
     assert_eq!(home.len(), crate::search::LINKED_PER_KEY, "{home:?}");
     assert!(home.iter().all(|id| id.starts_with("home-")), "{home:?}");
+    // A shared address crowds out no other link, and retired pages take no place.
+    let both = index
+        .linked_ids(&[key("/", "/"), key("/docs/a", "/"), key("/pricing", "/")])
+        .unwrap();
+    assert_eq!(
+        both[crate::search::LINKED_PER_KEY..],
+        ["a", "pricing"],
+        "{both:?}"
+    );
 }
