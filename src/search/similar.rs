@@ -164,11 +164,37 @@ impl SearchIndex {
         let mut counts: Vec<(String, (u32, String))> = counts.into_iter().collect();
         counts.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
         counts.truncate(CANDIDATE_WORDS);
+        // Deleted documents count in `doc_freq` until their segment merges: right after an
+        // asset is rewritten, a word only it has would pass as held by another (its old
+        // copy). Then a rare word's live documents are counted (none are deleted otherwise).
+        let deleted: u64 = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| u64::from(segment.num_deleted_docs()))
+            .sum();
         let mut scored: Vec<(f64, String)> = Vec::with_capacity(counts.len());
         for (token, (count, surface)) in counts {
-            let df = searcher
-                .doc_freq(&Term::from_field_text(tf.body, &token))?
-                .max(searcher.doc_freq(&Term::from_field_text(tf.title, &token))?);
+            let terms = [
+                Term::from_field_text(tf.body, &token),
+                Term::from_field_text(tf.title, &token),
+            ];
+            let mut df = searcher
+                .doc_freq(&terms[0])?
+                .max(searcher.doc_freq(&terms[1])?);
+            // Only where deleted copies could decide either bound below (held by one
+            // document only; held by more than a third of the library).
+            let undecided = |df: u64| {
+                let third = total / 3.0;
+                (df >= 2 && df < deleted + 2)
+                    || (df as f64 > third && (df.saturating_sub(deleted) as f64) <= third)
+            };
+            if undecided(df) {
+                let live = |term: &Term| -> tantivy::Result<u64> {
+                    let query = TermQuery::new(term.clone(), IndexRecordOption::Basic);
+                    Ok(searcher.search(&query, &tantivy::collector::Count)? as u64)
+                };
+                df = live(&terms[0])?.max(live(&terms[1])?);
+            }
             // Its own document is one; a word in most of the library says nothing.
             if df < 2 || df as f64 > total / 3.0 {
                 continue;

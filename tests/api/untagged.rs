@@ -816,6 +816,28 @@ async fn next_content_follows_the_links_on_the_seed() {
             "no SEQUEL reason without links: {data:#}"
         );
     }
+    // Links say nothing of the text: each page is as near the guide's subject as before,
+    // although the index still holds the guide's old copy (deleted, not yet merged away).
+    let text = |items: &[Value], id: &str| -> (f64, String) {
+        let item = items.iter().find(|i| i["asset"]["id"] == id).unwrap();
+        let reason = item["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["factor"] == "TEXT");
+        let reason = reason.unwrap();
+        (
+            reason["value"].as_f64().unwrap(),
+            reason["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    for item in &with_links {
+        let id = item["asset"]["id"].as_str().unwrap();
+        let (before, said_before) = text(&with_links, id);
+        let (after, said_after) = text(&without, id);
+        assert_eq!(said_before, said_after, "{id}: {data:#}");
+        assert!((before - after).abs() < 0.05, "{id}: {before} -> {after}");
+    }
     s.stop().await;
 }
 
