@@ -671,9 +671,6 @@ impl Asset {
     /// What a link to this asset is, spelled as [`link_key`] spells links; `None`
     /// without an address.
     pub fn url_key(&self) -> Option<String> {
-        if self.url.is_empty() {
-            return None;
-        }
         link_key(&self.url, &self.url)
     }
 

@@ -15,7 +15,7 @@ use crate::ranking::ranking_trust;
 
 /// Bumped whenever the schema or an analyzer changes; an index built by another version is
 /// rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// The token written for "no value": an asset for every role, a cross-industry asset.
 pub const ANY: &str = "ANY";
@@ -187,7 +187,7 @@ pub fn build_schema() -> (Schema, Fields) {
         role_rank: b.add_text_field("role_rank", STRING),
         industry_rank: b.add_text_field("industry_rank", STRING),
         industry_tree_rank: b.add_text_field("industry_tree_rank", STRING),
-        url_key: b.add_text_field("url_key", STRING | STORED),
+        url_key: b.add_text_field("url_key", STRING),
     };
     (b.build(), fields)
 }

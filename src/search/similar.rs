@@ -10,7 +10,7 @@ use tantivy::schema::{IndexRecordOption, OwnedValue, Value};
 use super::SearchIndex;
 use super::filter::{any_term, filter_query};
 use super::schema::Analyzer;
-use crate::domain::{Asset, AssetFilter, AssetStatus, Language, TaxonomyValue};
+use crate::domain::{Asset, AssetFilter, Language};
 use crate::error::AppResult;
 
 /// Most distinct terms of the text a similarity query uses.
@@ -39,10 +39,7 @@ impl SearchIndex {
     pub fn linked_ids(&self, keys: &[String]) -> AppResult<Vec<String>> {
         let fields = &self.inner.fields;
         let searcher = self.inner.reader.searcher();
-        let published: Box<dyn Query> = Box::new(TermQuery::new(
-            Term::from_field_text(fields.status, AssetStatus::Published.name()),
-            IndexRecordOption::Basic,
-        ));
+        let published = filter_query(fields, &AssetFilter::default());
         let mut ids: Vec<String> = Vec::new();
         for key in keys.iter().take(crate::domain::MAX_LINKS) {
             let at_key: Box<dyn Query> = Box::new(TermQuery::new(
@@ -172,6 +169,15 @@ impl SearchIndex {
             .iter()
             .map(|segment| u64::from(segment.num_deleted_docs()))
             .sum();
+        let third = total / 3.0;
+        let undecided = |df: u64| {
+            (df >= 2 && df < deleted + 2)
+                || (df as f64 > third && (df.saturating_sub(deleted) as f64) <= third)
+        };
+        let live = |term: &Term| -> tantivy::Result<u64> {
+            let query = TermQuery::new(term.clone(), IndexRecordOption::Basic);
+            Ok(searcher.search(&query, &tantivy::collector::Count)? as u64)
+        };
         let mut scored: Vec<(f64, String)> = Vec::with_capacity(counts.len());
         for (token, (count, surface)) in counts {
             let terms = [
@@ -183,20 +189,11 @@ impl SearchIndex {
                 .max(searcher.doc_freq(&terms[1])?);
             // Only where deleted copies could decide either bound below (held by one
             // document only; held by more than a third of the library).
-            let undecided = |df: u64| {
-                let third = total / 3.0;
-                (df >= 2 && df < deleted + 2)
-                    || (df as f64 > third && (df.saturating_sub(deleted) as f64) <= third)
-            };
             if undecided(df) {
-                let live = |term: &Term| -> tantivy::Result<u64> {
-                    let query = TermQuery::new(term.clone(), IndexRecordOption::Basic);
-                    Ok(searcher.search(&query, &tantivy::collector::Count)? as u64)
-                };
                 df = live(&terms[0])?.max(live(&terms[1])?);
             }
             // Its own document is one; a word in most of the library says nothing.
-            if df < 2 || df as f64 > total / 3.0 {
+            if df < 2 || df as f64 > third {
                 continue;
             }
             let idf = (total / df as f64).ln();

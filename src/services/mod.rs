@@ -218,15 +218,22 @@ impl Library {
         &self,
         read: impl FnOnce(&SearchIndex) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
+        let index = self.index.clone();
+        self.cpu_turn(move || read(&index)).await?
+    }
+
+    /// Runs CPU work (an index read, a model run) on the blocking pool once it has a turn
+    /// among the `index_readers` permits.
+    pub(crate) async fn cpu_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
         let _permit = self
             .index_readers
             .acquire()
             .await
             .map_err(AppError::internal)?;
-        let index = self.index.clone();
-        task::spawn_blocking(move || read(&index))
-            .await
-            .map_err(AppError::internal)?
+        task::spawn_blocking(work).await.map_err(AppError::internal)
     }
 
     /// Loads the popularity table, then keeps it fresh every `every` (when events changed)

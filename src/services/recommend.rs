@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::task;
 
 use super::Library;
 use super::feedback::Choice;
@@ -372,21 +371,22 @@ impl Library {
             subject.push(' ');
             subject.push_str(&word);
         }
-        let telling = {
+        // With them, in the same read, the pages the seed links to that are in the library:
+        // where it sends its reader.
+        let (telling, linked) = {
             let asset = asset.clone();
-            self.read_index(move |index| index.telling_words(&asset, crate::search::TELLING_WORDS))
-                .await?
+            self.read_index(move |index| {
+                Ok((
+                    index.telling_words(&asset, crate::search::TELLING_WORDS)?,
+                    index.linked_ids(&asset.link_keys())?,
+                ))
+            })
+            .await?
         };
         for word in telling {
             subject.push(' ');
             subject.push_str(&word);
         }
-        // The pages the seed links to that are in the library: where it sends its reader.
-        let linked = {
-            let keys = asset.link_keys();
-            self.read_index(move |index| index.linked_ids(&keys))
-                .await?
-        };
         let seed_vector = self.asset_vector(&asset).await?;
         let items = self
             .rank(
@@ -631,15 +631,7 @@ impl Library {
         what: &str,
         run: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> AppResult<Option<T>> {
-        let _permit = self
-            .index_readers
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
-        match task::spawn_blocking(run)
-            .await
-            .map_err(AppError::internal)?
-        {
+        match self.cpu_turn(run).await? {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on {what}");
