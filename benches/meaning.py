@@ -11,8 +11,9 @@ Imports the library into a temporary SQLite database and index, then:
 3. sends `search` one request at a time: 200 distinct queries (two to four words of the
    library's titles, each sent once, so each runs the model), the same 200 again (the
    query cache answers), and the 200 with `semanticRatio: 0` (words alone); p50 and p99 of
-   each; then `nextContent` after 100 seeds, with the model and with ratio-free words
-   (a server started without the model), p50 and p99;
+   each; then `nextContent` and `similarAssets` (unfiltered, and filtered to the library's
+   rarest content type) after 100 seeds, with the model and by words (a server started
+   without the model), p50 and p99;
 4. the RSS of a server on the same library without the model, for comparison.
 
 Only the standard library; the client runs on the same machine.
@@ -81,6 +82,8 @@ class Server:
 
 SEARCH = "query($q: String!, $r: Float) { search(query: $q, first: 10, semanticRatio: $r) { items { asset { id } } } }"
 NEXT = "query($id: ID!) { nextContent(afterAssetId: $id, first: 5) { items { asset { id } } } }"
+SIMILAR = ("query($id: ID!, $f: AssetFilter) { similarAssets(assetId: $id, first: 10, filter: $f) "
+           "{ by items { asset { id } } } }")
 
 
 def timed(server, query, variables_list):
@@ -94,6 +97,7 @@ def timed(server, query, variables_list):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     binary, library, model = sys.argv[1], sys.argv[2], sys.argv[3]
     port = int(sys.argv[4]) if len(sys.argv) > 4 else 18301
     storage = tempfile.mkdtemp(prefix="stagefit-meaning-")
@@ -119,6 +123,18 @@ def main():
             seen.add(q)
             queries.append(q)
     seeds = [{"id": ids[i]} for i in range(0, min(assets, 2000), 20)][:100]
+    # Chinese assets of the library's rarest content type: a filter that lets few of any
+    # seed's nearest through.
+    kinds = {}
+    with open(library) as f:
+        for line in f:
+            a = json.loads(line)
+            kind = a.get("content_type") or a.get("contentType")
+            if kind and a.get("language") == "zh":
+                kinds[kind] = kinds.get(kind, 0) + 1
+    rare = min(kinds, key=lambda k: (kinds[k], k))
+    narrow = [dict(v, f={"contentTypes": [rare], "languages": ["zh"]}) for v in seeds]
+    s = None
     try:
         s = Server(binary, env, port, ["--embedding-model", model])
         took, ready = s.wait()
@@ -139,15 +155,25 @@ def main():
         print(f"search, words alone (semanticRatio 0): p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
         p = timed(s, NEXT, seeds)
         print(f"nextContent with the model: p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
+        p = timed(s, SIMILAR, [dict(v, f=None) for v in seeds])
+        print(f"similarAssets by meaning: p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
+        p = timed(s, SIMILAR, narrow)
+        print(f"similarAssets by meaning, only {rare} in Chinese ({kinds[rare]} assets): "
+              f"p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
         s.stop()
         s = Server(binary, env, port, [])
         s.wait(embedded=False)
         p = timed(s, NEXT, seeds)
         print(f"nextContent without the model: p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
+        p = timed(s, SIMILAR, [dict(v, f=None) for v in seeds])
+        print(f"similarAssets by words (no model): p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms")
         p = timed(s, SEARCH, [{"q": q, "r": None} for q in queries])
         print(f"search without the model: p50 {p[0]:.2f} ms, p99 {p[1]:.2f} ms; RSS {rss_mb(s.proc.pid):.0f} MB")
         s.stop()
     finally:
+        # A server left running would answer the next run on this port.
+        if s and s.proc.poll() is None:
+            s.stop()
         shutil.rmtree(storage, ignore_errors=True)
 
 

@@ -172,6 +172,8 @@ NEXT = """query($id: ID!, $first: Int) { nextContent(afterAssetId: $id, first: $
 RECS = """query($a: AudienceInput!, $first: Int) { recommendations(audience: $a, first: $first) {
   items { score asset { id } } } }"""
 SEARCH = """query($q: String!, $first: Int) { search(query: $q, first: $first) { items { score asset { id } } } }"""
+SIMILAR = """query($id: ID!, $first: Int) { similarAssets(assetId: $id, first: $first) {
+  by items { similarity asset { id } } } }"""
 
 
 def items(answer):
@@ -199,7 +201,7 @@ TYPE_DEFAULT_STAGE = {
 
 
 def evaluate(server, judgments):
-    cases = {"tags": [], "next": [], "audiences": [], "search": [], "no_match": []}
+    cases = {"tags": [], "next": [], "similar": [], "audiences": [], "search": [], "no_match": []}
     for t in judgments["tags"]:
         d = server.query(SUGGEST, {"id": t["asset"]})
         s = d["suggestTags"]
@@ -220,6 +222,12 @@ def evaluate(server, judgments):
         ranked = [a for a, _ in got]
         cases["next"].append({"seed": n["seed"], "ndcg": ndcg(ranked, n["grades"]), "top": got[:K],
                               "grades": n["grades"], "ties": ties(got), "audience": d["audience"]})
+        # The same judgments for `similarAssets`: what is on the seed's subject, whatever
+        # the stage (a read-next judgment also weighs the stage, so this is indicative).
+        d = server.query(SIMILAR, {"id": n["seed"], "first": K})["similarAssets"]
+        got = [(i["asset"]["id"], i["similarity"]) for i in d["items"]]
+        cases["similar"].append({"seed": n["seed"], "ndcg": ndcg([a for a, _ in got], n["grades"]),
+                                 "top": got, "grades": n["grades"], "by": d["by"]})
     for a in judgments["audiences"]:
         audience = {"stage": a["stage"], "role": a["role"]}
         if a.get("industry"):
@@ -248,6 +256,7 @@ def evaluate(server, judgments):
         "role_suggested": sum(1 for c in tags if c["suggested"][1]),
         "tags": len(tags),
         "next_ndcg5": mean([c["ndcg"] for c in cases["next"]]),
+        "similar_ndcg5": mean([c["ndcg"] for c in cases["similar"]]),
         "audience_ndcg5": mean([c["ndcg"] for c in cases["audiences"]]),
         "search_ndcg5": mean([c["ndcg"] for c in cases["search"]]),
         "no_match_queries": len(cases["no_match"]),
@@ -265,6 +274,7 @@ ROWS = [
     ("role top-1 (suggestTags)", "role_accuracy"),
     ("stage baseline (type default)", "default_stage_accuracy"),
     ("next NDCG@5 (nextContent)", "next_ndcg5"),
+    ("similar NDCG@5 (similarAssets)", "similar_ndcg5"),
     ("audience NDCG@5 (recommendations)", "audience_ndcg5"),
     ("search NDCG@5 (search)", "search_ndcg5"),
 ]
@@ -301,11 +311,11 @@ def print_verbose(name, cases):
         print(f"  {mark} {c['asset']} [{c['content_type']}] judged {c['judged'][0]}/{c['judged'][1]}"
               f" -> {c['suggested'][0]}/{c['suggested'][1]}; default {c['default_stage']}"
               f"; stages {c['stages'][:3]} roles {c['roles'][:3]}")
-    for kind, key in (("next", "seed"), ("audiences", "audience"), ("search", "query"), ("no_match", "query")):
+    for kind, key in (("next", "seed"), ("similar", "seed"), ("audiences", "audience"), ("search", "query"), ("no_match", "query")):
         print(f"\n== {name}: {kind} (id[grade](score))")
         for c in cases[kind]:
             figure = f"NDCG@5 {fmt(c['ndcg'])}" if "ndcg" in c else f"{c['hits']} hits"
-            extra = f" ties {c['ties']}" if c["ties"] else ""
+            extra = f" ties {c['ties']}" if c.get("ties") else ""
             aud = f" audience {c['audience']}" if kind == "next" else ""
             print(f"  {figure}{extra} {c[key]}{aud}\n      {graded(c['top'], c['grades'])}")
 

@@ -47,8 +47,8 @@ pub use feedback::{
 pub use filter::AssetFilter;
 pub use search::{
     FacetCount, FacetField, Highlight, MAX_QUERY_CHARS, MAX_QUERY_NESTING, MAX_QUERY_TERMS,
-    MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SortOrder, check_query_text,
-    is_stop_word, query_nesting,
+    MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SimilarAssets, SimilarityBasis,
+    SortOrder, check_query_text, is_stop_word, query_nesting,
 };
 pub use synonyms::{MAX_EXPANSIONS, Synonyms, is_one_word};
 pub use taxonomy::{

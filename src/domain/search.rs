@@ -197,6 +197,22 @@ const CHINESE_STOP_WORDS: [&str; 22] = [
     "如何", "怎么", "怎样", "什么", "我们", "你",
 ];
 
+/// What `similarAssets` compared an asset with the others by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimilarityBasis {
+    /// The embedding model's vectors: a cosine.
+    Meaning,
+    /// The asset's most telling words (no model, or its vectors not yet there).
+    Words,
+}
+
+/// The assets most like one asset, best first, each with its similarity.
+#[derive(Clone, Debug)]
+pub struct SimilarAssets {
+    pub by: SimilarityBasis,
+    pub items: Vec<(std::sync::Arc<Asset>, f64)>,
+}
+
 #[cfg(test)]
 mod stop_word_tests {
     use super::*;

@@ -81,6 +81,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.asset", AtLeast(Publishable)),
     ("Query.assets", LibraryRead),
     ("Query.search", LibraryRead),
+    ("Query.similarAssets", LibraryRead),
     ("Query.taxonomy", AtLeast(Publishable)),
     ("Query.recommendations", AudienceNamesAccount),
     ("Query.nextContent", AudienceNamesAccount),

@@ -1,5 +1,5 @@
-//! Reading and editing the library: `asset`, `assets`, `search`, `taxonomy`,
-//! `upsertAssets`, `retireAsset`.
+//! Reading and editing the library: `asset`, `assets`, `search`, `similarAssets`,
+//! `taxonomy`, `upsertAssets`, `retireAsset`.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use base64::Engine;
@@ -11,8 +11,8 @@ use super::types::{
     TagFieldEnum,
 };
 use crate::domain::{
-    ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest, SortOrder, Stage,
-    TaxonomyValue,
+    ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest, SimilarAssets,
+    SimilarityBasis, SortOrder, Stage, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::Library;
@@ -22,6 +22,8 @@ const MAX_OFFSET: usize = 100_000;
 
 /// Page size of `assets` and `search` when `first` is left out or null.
 const DEFAULT_PAGE: i32 = 20;
+/// Page size of `similarAssets` when `first` is left out or null.
+const DEFAULT_SIMILAR: i32 = 10;
 
 #[derive(Default)]
 pub struct LibraryQuery;
@@ -159,6 +161,51 @@ pub struct SearchResult {
     /// meaning but below it count as passing. False when nothing matches at all (`items`
     /// is empty too).
     pub no_good_match: bool,
+}
+
+/// What `similarAssets` compared by.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "SimilarityBasis")]
+pub enum SimilarityBasisEnum {
+    /// The embedding model's vectors: `similarity` is a cosine (about 0.3 and up: a
+    /// related subject; 0.6 and up: the same subject).
+    Meaning,
+    /// The asset's most telling words (BM25), because the server runs no embedding model or
+    /// the asset's vector is not computed yet: `similarity` is relative to the best item
+    /// (1), and says nothing across lists.
+    Words,
+}
+
+#[derive(SimpleObject)]
+pub struct SimilarAsset {
+    pub asset: AssetObject,
+    pub similarity: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct SimilarAssetList {
+    pub by: SimilarityBasisEnum,
+    /// Best first; never the asset asked about.
+    pub items: Vec<SimilarAsset>,
+}
+
+impl From<SimilarAssets> for SimilarAssetList {
+    fn from(similar: SimilarAssets) -> Self {
+        Self {
+            by: match similar.by {
+                SimilarityBasis::Meaning => SimilarityBasisEnum::Meaning,
+                SimilarityBasis::Words => SimilarityBasisEnum::Words,
+            },
+            items: similar
+                .items
+                .into_iter()
+                .map(|(asset, similarity)| SimilarAsset {
+                    asset: AssetObject(asset),
+                    similarity,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -376,6 +423,44 @@ impl LibraryQuery {
             facets: facet_list,
             no_good_match,
         })
+    }
+
+    /// The assets most like `assetId`, whatever the audience: by meaning (cosine of the
+    /// embedding model's vectors) when the server runs a model and the asset has its
+    /// vector, else by its most telling words; `by` says which. The filter works as in
+    /// `search` (published assets unless `filter.statuses` names others) and is applied
+    /// before the cut, so a narrow filter still fills the page when it can. Only published
+    /// assets are embedded: a filter naming other statuses compares by words, and an
+    /// asset still being embedded joins once its vector is in.
+    #[graphql(
+        cache_control(max_age = 60),
+        complexity = "super::cost::page(first, DEFAULT_SIMILAR, child_complexity)"
+    )]
+    async fn similar_assets(
+        &self,
+        ctx: &Context<'_>,
+        asset_id: ID,
+        filter: Option<AssetFilterInput>,
+        #[graphql(default_with = "Some(DEFAULT_SIMILAR)")] first: Option<i32>,
+    ) -> ApiResult<SimilarAssetList> {
+        let library = library(ctx)?;
+        let first = library.page_size(first.unwrap_or(DEFAULT_SIMILAR))?;
+        let filter = AssetFilterInput::parse(filter)?;
+        // A draft is unreleased: below an editor key it is not there to compare with.
+        if !super::access::caller_sees_drafts(ctx)
+            && library
+                .asset(&asset_id)
+                .await?
+                .is_some_and(|a| a.status == crate::domain::AssetStatus::Draft)
+        {
+            return Err(
+                AppError::NotFound(format!("no asset with id {:?}", asset_id.as_str())).into(),
+            );
+        }
+        Ok(library
+            .similar_assets(&asset_id, first, filter)
+            .await?
+            .into())
     }
 
     /// The library's synonym groups: a search (or a recommendation's query) naming one term

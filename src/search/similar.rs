@@ -1,5 +1,6 @@
-//! Assets like a given text, for tag suggestions: tantivy's more-like-this over the text
-//! fields of the text's language, among published assets.
+//! Assets like a given text (tag suggestions, `similarAssets` without a model): tantivy's
+//! more-like-this over the text fields of the text's language; the pages an asset links
+//! to; which of some assets a filter lets through.
 
 use tantivy::TantivyDocument;
 use tantivy::Term;
@@ -337,5 +338,72 @@ impl SearchIndex {
             words,
             tags,
         })
+    }
+}
+
+impl SearchIndex {
+    /// The assets among `ids` that `filter` lets through (its statuses included), in no
+    /// particular order.
+    pub fn admitted(
+        &self,
+        ids: &[String],
+        filter: &AssetFilter,
+    ) -> AppResult<Vec<std::sync::Arc<Asset>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = &self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let terms: Vec<Term> = ids
+            .iter()
+            .map(|id| Term::from_field_text(fields.id, id))
+            .collect();
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, any_term(&terms)),
+            (Occur::Must, filter_query(fields, filter)),
+        ]);
+        let mut found: Vec<_> = searcher
+            .search(&query, &tantivy::collector::DocSetCollector)?
+            .into_iter()
+            .collect();
+        found.sort();
+        found
+            .into_iter()
+            .map(|address| self.load_asset(&searcher, address))
+            .collect()
+    }
+
+    /// The id of every asset `filter` lets through, read from the ids' column (no
+    /// document is loaded).
+    pub fn admitted_ids(&self, filter: &AssetFilter) -> AppResult<Vec<String>> {
+        let searcher = self.inner.reader.searcher();
+        let found = searcher.search(
+            &filter_query(&self.inner.fields, filter),
+            &tantivy::collector::DocSetCollector,
+        )?;
+        let mut per_segment: Vec<Vec<tantivy::DocId>> =
+            vec![Vec::new(); searcher.segment_readers().len()];
+        for address in found {
+            per_segment[address.segment_ord as usize].push(address.doc_id);
+        }
+        let mut ids = Vec::new();
+        for (reader, docs) in searcher.segment_readers().iter().zip(per_segment) {
+            let Some(column) = reader.fast_fields().str("id")? else {
+                continue;
+            };
+            let mut ords: Vec<u64> = docs
+                .into_iter()
+                .filter_map(|doc| column.term_ords(doc).next())
+                .collect();
+            ords.sort_unstable();
+            // One sorted pass over the dictionary, not a block decompressed per id.
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |bytes| {
+                    ids.push(String::from_utf8_lossy(bytes).into_owned());
+                })
+                .map_err(tantivy::TantivyError::from)?;
+        }
+        Ok(ids)
     }
 }

@@ -12,6 +12,7 @@ mod meaning;
 mod operations;
 mod popularity;
 mod recommend;
+mod similar;
 mod synonyms;
 mod tags;
 mod ttl;

@@ -31,6 +31,18 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         true,
     ),
     (
+        "similarAssets",
+        r#"{ similarAssets(assetId: "pricing-sheet", first: 1) { by } }"#,
+        Some(Scope::Publishable),
+        true,
+    ),
+    (
+        "similarAssets among drafts",
+        r#"{ similarAssets(assetId: "pricing-sheet", filter: { statuses: [DRAFT] }) { by } }"#,
+        Some(Scope::Editor),
+        false,
+    ),
+    (
         "taxonomy",
         "{ taxonomy { stages { name } } }",
         Some(Scope::Publishable),

@@ -20,6 +20,7 @@ const PUBLISHABLE_ROOTS: &[&str] = &[
     "asset",
     "assets",
     "search",
+    "similarAssets",
     "taxonomy",
     "recommendations",
     "nextContent",
@@ -209,7 +210,13 @@ impl Gen<'_> {
             "Int" | "Float" => self.rng.pick(ODD_NUMBERS).to_string(),
             "Boolean" => self.rng.pick(&["true", "false"]).to_string(),
             "String" | "ID" | "DateTime" => {
-                if name == "DateTime" && self.rng.chance(50) {
+                // An id that exists half the time, so requests that need one get past
+                // "not found" into the work.
+                if name == "ID" && self.rng.chance(50) {
+                    self.rng
+                        .pick(&["\"pricing-sheet\"", "\"acme\""])
+                        .to_string()
+                } else if name == "DateTime" && self.rng.chance(50) {
                     "\"2026-11-30T10:00:00Z\"".to_owned()
                 } else {
                     format!("{:?}", self.string())

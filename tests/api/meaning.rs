@@ -77,17 +77,22 @@ async fn server(model: bool) -> TestServer {
         .await;
     assert_eq!(upserted["upsertAssets"]["created"], 6, "{upserted}");
     if model {
-        // Embedding follows the write in the background; /readyz tells when it is done.
-        for _ in 0..600 {
-            let ready: Value = s.get("/readyz").await.json().await.unwrap();
-            if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 6 {
-                return s;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the library was never embedded");
+        embedded(&s, 6).await;
     }
     s
+}
+
+/// Waits until `n` assets have their vectors: embedding follows a write in the
+/// background, and /readyz tells when it is done.
+async fn embedded(s: &TestServer, n: u64) {
+    for _ in 0..600 {
+        let ready: Value = s.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the library was never embedded");
 }
 
 const SEARCH: &str = r#"query($q: String!, $r: Float) {
@@ -250,5 +255,88 @@ async fn without_a_model_words_alone_answer_and_readiness_says_no_embeddings() {
     assert!(hit_ids(&meant).is_empty(), "{meant}");
     let exact = s.gql(SEARCH, json!({ "q": "Kubernetes" })).await;
     assert_eq!(hit_ids(&exact), ["kubernetes"], "{exact}");
+    s.stop().await;
+}
+
+const SIMILAR: &str = r#"query($id: ID!, $f: AssetFilter) {
+    similarAssets(assetId: $id, first: 3, filter: $f) { by items { asset { id } similarity } } }"#;
+
+fn similar_ids(data: &Value) -> Vec<String> {
+    ids(&data["similarAssets"]["items"], &["asset", "id"])
+}
+
+#[tokio::test]
+async fn similar_assets_are_found_by_meaning_through_the_filter_and_by_words_without_a_model() {
+    let mut s = server(true).await;
+    let near = s.gql(SIMILAR, json!({ "id": "okta-sso" })).await;
+    assert_eq!(near["similarAssets"]["by"], "MEANING", "{near}");
+    let found = similar_ids(&near);
+    // The other single sign-on page first; never the asset itself.
+    assert_eq!(found[0], "azure-ad", "{near}");
+    assert!(!found.contains(&"okta-sso".to_owned()), "{near}");
+    let sims: Vec<f64> = near["similarAssets"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]), "{near}");
+    assert!(sims[0] > 0.3 && sims[0] <= 1.0, "{near}");
+
+    // The filter decides before the cut: a case study on the subject, far down the
+    // published list, is the whole list of case studies.
+    s.gql(
+        r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+        json!({ "a": [{ "id": "acme-story", "contentType": "CASE_STUDY", "url": "/customers/acme",
+            "title": "Acme's staff now sign in once",
+            "body": "One identity provider for every tool the company uses." }] }),
+    )
+    .await;
+    embedded(&s, 7).await;
+    let stories = s
+        .gql(
+            SIMILAR,
+            json!({ "id": "okta-sso", "f": { "contentTypes": ["CASE_STUDY"] } }),
+        )
+        .await;
+    assert_eq!(stories["similarAssets"]["by"], "MEANING", "{stories}");
+    assert_eq!(similar_ids(&stories), ["acme-story"], "{stories}");
+
+    // Retired assets are not embedded: among them, the words compare.
+    s.gql(
+        r#"mutation { retireAsset(id: "azure-ad") { id } }"#,
+        json!({}),
+    )
+    .await;
+    let published = s.gql(SIMILAR, json!({ "id": "okta-sso" })).await;
+    assert_eq!(published["similarAssets"]["by"], "MEANING", "{published}");
+    assert!(
+        !similar_ids(&published).contains(&"azure-ad".to_owned()),
+        "{published}"
+    );
+    let retired = s
+        .gql(
+            SIMILAR,
+            json!({ "id": "okta-sso", "f": { "statuses": ["RETIRED"] } }),
+        )
+        .await;
+    assert_eq!(retired["similarAssets"]["by"], "WORDS", "{retired}");
+    assert_eq!(similar_ids(&retired), ["azure-ad"], "{retired}");
+
+    let missing = s.gql_error(SIMILAR, json!({ "id": "nowhere" })).await;
+    assert_eq!(missing["extensions"]["code"], "NOT_FOUND", "{missing}");
+    s.stop().await;
+
+    // Without a model the words answer, and say so.
+    let mut s = server(false).await;
+    let words = s.gql(SIMILAR, json!({ "id": "okta-sso" })).await;
+    assert_eq!(words["similarAssets"]["by"], "WORDS", "{words}");
+    let found = similar_ids(&words);
+    assert_eq!(found[0], "azure-ad", "{words}");
+    assert!(!found.contains(&"okta-sso".to_owned()), "{words}");
+    assert_eq!(
+        words["similarAssets"]["items"][0]["similarity"], 1.0,
+        "{words}"
+    );
     s.stop().await;
 }
