@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphiQL at /, the API at /graphql and /healthz
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema
     Migrate,
     /// Import assets (or accounts, contacts, engagement events) from .jsonl or .csv files,
@@ -289,7 +289,7 @@ pub enum ImportKind {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.storage, args).await,
+        Command::Serve(args) => serve(&cli.storage, *args).await,
         Command::Migrate => migrate(&Config::new(&cli.storage)).await,
         Command::Import {
             files,
@@ -510,6 +510,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         audit_retention_days,
         feedback_retention_days,
         embedding_model,
+        embedder_url,
+        embedder_model,
         semantic_ratio,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
@@ -549,6 +551,10 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.audit_retention_days = audit_retention_days;
     config.feedback_retention_days = feedback_retention_days;
     config.embedding_model = embedding_model;
+    config.embedder = match (embedder_url, embedder_model) {
+        (Some(url), Some(model)) => Some(crate::config::RemoteEmbedderConfig::new(url, model)),
+        _ => None,
+    };
     if !(0.0..=1.0).contains(&semantic_ratio) {
         anyhow::bail!("--semantic-ratio {semantic_ratio}: give a share from 0 to 1");
     }

@@ -127,6 +127,32 @@ pub struct RankingConfig {
     pub semantic_ratio: f64,
 }
 
+/// An embeddings service that speaks OpenAI's `POST /embeddings` (Ollama, Hugging Face's
+/// text-embeddings-inference, vLLM, a hosted API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteEmbedderConfig {
+    /// The API's base address; requests go to `{url}/embeddings`.
+    pub url: String,
+    /// The model the service is asked for (its `model` field).
+    pub model: String,
+    /// Sent as `Authorization: Bearer KEY` when set; read from the environment only.
+    pub api_key: Option<String>,
+}
+
+impl RemoteEmbedderConfig {
+    /// The service at `url` asked for `model`, with the key STAGEFIT_EMBEDDER_KEY holds (a
+    /// secret stays out of the command line, where `ps` would show it).
+    pub fn new(url: String, model: String) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            model,
+            api_key: std::env::var("STAGEFIT_EMBEDDER_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+        }
+    }
+}
+
 /// Meaning's default share of text relevance (see `RankingConfig::semantic_ratio`).
 pub const DEFAULT_SEMANTIC_RATIO: f64 = 0.3;
 
@@ -179,6 +205,8 @@ pub struct Config {
     /// A sentence-embedding model's folder (config.json, tokenizer.json,
     /// model.safetensors): ranking by meaning besides words. `None`: words alone.
     pub embedding_model: Option<PathBuf>,
+    /// An OpenAI-compatible embeddings service to use instead of a model folder.
+    pub embedder: Option<RemoteEmbedderConfig>,
     /// Publishable keys and visitor tokens run only safelisted operations.
     pub publishable_safelist: bool,
     /// How long one GraphQL request may run.
@@ -226,6 +254,7 @@ impl Config {
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             feedback_retention_days: DEFAULT_FEEDBACK_RETENTION_DAYS,
             embedding_model: None,
+            embedder: None,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
@@ -410,8 +439,20 @@ pub struct ServeArgs {
     /// A sentence-embedding model's folder (config.json, tokenizer.json,
     /// model.safetensors; `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2): search and
     /// read-next then rank by meaning as well as words. Without it, words alone
-    #[arg(long, env = "STAGEFIT_EMBEDDING_MODEL")]
+    #[arg(
+        long,
+        env = "STAGEFIT_EMBEDDING_MODEL",
+        conflicts_with = "embedder_url"
+    )]
     pub embedding_model: Option<PathBuf>,
+    /// Instead of a model folder: the base address of an OpenAI-compatible embeddings API
+    /// (`http://localhost:11434/v1` for Ollama); vectors come from `URL/embeddings`. Its
+    /// key, if it needs one, goes in STAGEFIT_EMBEDDER_KEY
+    #[arg(long, env = "STAGEFIT_EMBEDDER_URL", requires = "embedder_model")]
+    pub embedder_url: Option<String>,
+    /// The model the embeddings API is asked for (with --embedder-url)
+    #[arg(long, env = "STAGEFIT_EMBEDDER_MODEL", requires = "embedder_url")]
+    pub embedder_model: Option<String>,
     /// With an embedding model: the share of text relevance decided by meaning, from 0
     /// (words alone) to 1 (meaning alone)
     #[arg(long, env = "STAGEFIT_SEMANTIC_RATIO", default_value_t = DEFAULT_SEMANTIC_RATIO)]

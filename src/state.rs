@@ -97,8 +97,8 @@ impl Instance {
         )
         .await
         .context("cannot bring the index up to date")?;
-        let meaning = match &config.embedding_model {
-            Some(dir) => {
+        let meaning = match (&config.embedding_model, &config.embedder) {
+            (Some(dir), _) => {
                 let dir = dir.clone();
                 let model =
                     tokio::task::spawn_blocking(move || crate::meaning::LocalModel::load(&dir))
@@ -106,10 +106,32 @@ impl Instance {
                         .map_err(anyhow::Error::from)
                         .and_then(|loaded| loaded)
                         .context("cannot load the embedding model (--embedding-model)")?;
-                crate::meaning::Meaning::with_model(Some(model))
+                crate::meaning::Meaning::with_model(Some(crate::meaning::Embedder::Local(
+                    Box::new(model),
+                )))
             }
-            None => {
-                tracing::info!("no embedding model (--embedding-model): ranking by words alone");
+            (None, Some(remote)) => {
+                let remote = remote.clone();
+                let embedder = tokio::task::spawn_blocking(move || {
+                    crate::meaning::RemoteEmbedder::connect(&remote)
+                })
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|connected| connected)
+                .context("cannot use the embeddings service (--embedder-url)")?;
+                tracing::info!(
+                    model = embedder.name(),
+                    dims = embedder.dims(),
+                    "embedding through the embeddings service"
+                );
+                crate::meaning::Meaning::with_model(Some(crate::meaning::Embedder::Remote(
+                    embedder,
+                )))
+            }
+            (None, None) => {
+                tracing::info!(
+                    "no embedding model (--embedding-model or --embedder-url): ranking by words alone"
+                );
                 crate::meaning::Meaning::none()
             }
         };

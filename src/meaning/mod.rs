@@ -3,11 +3,13 @@
 //! keeps the vectors in step with the library.
 
 pub mod model;
+pub mod remote;
 pub mod vectors;
 
 use std::sync::{Arc, RwLock};
 
 pub use model::LocalModel;
+pub use remote::RemoteEmbedder;
 pub use vectors::Vectors;
 
 use crate::domain::Asset;
@@ -64,9 +66,54 @@ pub fn text_hash(model: &str, text: &str) -> u64 {
     bytes_hash(&[model.as_bytes(), text.as_bytes()])
 }
 
-/// The model (when one is configured) and the library's vectors, shared by requests.
+/// Where vectors come from: a model run in the process, or a service over HTTP.
+pub enum Embedder {
+    /// Boxed: a loaded model is large beside a service's address.
+    Local(Box<LocalModel>),
+    Remote(RemoteEmbedder),
+}
+
+impl Embedder {
+    pub fn dims(&self) -> usize {
+        match self {
+            Self::Local(m) => m.dims(),
+            Self::Remote(r) => r.dims(),
+        }
+    }
+
+    /// The model's name, for logs and `/readyz`.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Local(m) => m.name(),
+            Self::Remote(r) => r.name(),
+        }
+    }
+
+    /// What names its vectors in the database.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Local(m) => m.key(),
+            Self::Remote(r) => r.key(),
+        }
+    }
+
+    /// One unit vector per text, in order (blocking: the CPU or the network).
+    pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        match self {
+            Self::Local(m) => m.embed(texts),
+            Self::Remote(r) => r.embed(texts),
+        }
+    }
+
+    /// Whether a call waits on the network rather than working the CPU.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Self::Remote(_))
+    }
+}
+
+/// The embedder (when one is configured) and the library's vectors, shared by requests.
 pub struct Meaning {
-    model: Option<Arc<LocalModel>>,
+    model: Option<Arc<Embedder>>,
     vectors: RwLock<Arc<Vectors>>,
     queries: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
     /// Published assets still to embed (0 when all are in).
@@ -100,8 +147,8 @@ impl Meaning {
         Self::with_model(None)
     }
 
-    pub fn with_model(model: Option<LocalModel>) -> Self {
-        let dims = model.as_ref().map_or(0, LocalModel::dims);
+    pub fn with_model(model: Option<Embedder>) -> Self {
+        let dims = model.as_ref().map_or(0, Embedder::dims);
         Self {
             model: model.map(Arc::new),
             vectors: RwLock::new(Arc::new(Vectors::new(dims))),
@@ -113,7 +160,7 @@ impl Meaning {
         }
     }
 
-    pub fn model(&self) -> Option<&Arc<LocalModel>> {
+    pub fn model(&self) -> Option<&Arc<Embedder>> {
         self.model.as_ref()
     }
 

@@ -625,13 +625,22 @@ impl Library {
     }
 
     /// Runs the model on the blocking pool, taking a turn among index reads (both are CPU
-    /// work). A model that fails is logged and gives `None`: the words answer alone.
+    /// work; a call to an embeddings service waits on the network and takes no turn). A
+    /// model that fails is logged and gives `None`: the words answer alone.
     async fn run_model<T: Send + 'static>(
         &self,
         what: &str,
         run: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> AppResult<Option<T>> {
-        match self.cpu_turn(run).await? {
+        let remote = self.meaning.model().is_some_and(|m| m.is_remote());
+        let outcome = if remote {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(AppError::internal)?
+        } else {
+            self.cpu_turn(run).await?
+        };
+        match outcome {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on {what}");

@@ -16,6 +16,7 @@ mod cli;
 mod cli_errors;
 mod concurrency;
 mod crash;
+mod embedder;
 mod feedback;
 mod fuzz;
 mod hardening;

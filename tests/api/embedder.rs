@@ -1,0 +1,232 @@
+//! An embeddings service instead of a model folder (`--embedder-url`): a fake
+//! OpenAI-compatible service in the test process, "multilingual" by a small dictionary,
+//! so that an English page and its Chinese translation relate; the key goes with every
+//! request; a service that is not there stops the server at start with its reason.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use stagefit::config::RemoteEmbedderConfig;
+
+use crate::support::{TestServer, config_in, ids};
+
+const DIMS: usize = 64;
+const KEY: &str = "test-embedder-key";
+
+/// Chinese words the fake reads as the English concepts they mean.
+const DICTIONARY: &[(&str, &[&str])] = &[
+    ("单点登录", &["single", "sign", "identity"]),
+    ("身份提供商", &["identity", "provider"]),
+    ("配置", &["setting", "connect"]),
+    ("价格", &["prices", "plans"]),
+];
+
+/// A deterministic vector: each concept (an English word, or a Chinese word through the
+/// dictionary) adds 1 to a dimension chosen by its hash.
+fn fake_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DIMS];
+    let mut add = |word: &str| {
+        let h = word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        v[(h % DIMS as u64) as usize] += 1.0;
+    };
+    let lower = text.to_lowercase();
+    for word in lower.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if word.len() > 2 {
+            add(word);
+        }
+    }
+    for (zh, concepts) in DICTIONARY {
+        for _ in 0..lower.matches(zh).count() {
+            concepts.iter().for_each(|c| add(c));
+        }
+    }
+    if v.iter().all(|x| *x == 0.0) {
+        v[0] = 1.0;
+    }
+    v
+}
+
+#[derive(Default)]
+struct Fake {
+    requests: AtomicUsize,
+    texts: AtomicUsize,
+}
+
+async fn embeddings(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    fake.requests.fetch_add(1, Ordering::SeqCst);
+    let authorized = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h == format!("Bearer {KEY}"));
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": { "message": "Incorrect API key provided" } })),
+        );
+    }
+    if body["model"] != "fake-multilingual" {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": { "message": "model not found" } })),
+        );
+    }
+    let texts: Vec<String> = body["input"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    fake.texts.fetch_add(texts.len(), Ordering::SeqCst);
+    // Answered out of order, as the API allows: `index` says which text each is.
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": fake_vector(t) }))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({ "object": "list", "data": data, "model": "fake-multilingual" })),
+    )
+}
+
+/// The fake service on a port of its own: its base URL and its counters.
+async fn fake_service() -> (String, Arc<Fake>) {
+    let fake = Arc::new(Fake::default());
+    let app = axum::Router::new()
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), fake)
+}
+
+fn remote(url: &str, key: Option<&str>) -> RemoteEmbedderConfig {
+    RemoteEmbedderConfig {
+        url: url.to_owned(),
+        model: "fake-multilingual".to_owned(),
+        api_key: key.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn an_embeddings_service_relates_pages_across_languages() {
+    let (url, fake) = fake_service().await;
+    let mut s =
+        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let page = |id: &str, title: &str, body: &str, lang: &str| {
+        json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
+                "language": lang, "url": format!("/docs/{id}") })
+    };
+    let library = json!([
+        page(
+            "sso",
+            "Single sign-on with your identity provider",
+            "Connect the identity provider your company uses; people sign in once.",
+            "en"
+        ),
+        page(
+            "sso-zh",
+            "配置单点登录",
+            "连接您公司使用的身份提供商。",
+            "zh"
+        ),
+        page(
+            "pricing",
+            "Plans and prices",
+            "Per seat, billed yearly.",
+            "en"
+        ),
+        page(
+            "kubernetes",
+            "Deploy on Kubernetes",
+            "Helm chart and ingress.",
+            "en"
+        ),
+    ]);
+    let upserted = s
+        .gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": library }),
+        )
+        .await;
+    assert_eq!(upserted["upsertAssets"]["created"], 4, "{upserted}");
+    let mut ready = Value::Null;
+    for _ in 0..600 {
+        ready = s.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["embeddings"]["model"], "fake-multilingual", "{ready}");
+    assert_eq!(ready["embeddings"]["embedded"], 4, "{ready}");
+    // The probe at start, then whole texts and titles in batches: a request each, not one
+    // a text.
+    let requests = fake.requests.load(Ordering::SeqCst);
+    assert!(requests <= 5, "{requests} requests for 4 assets");
+    assert_eq!(fake.texts.load(Ordering::SeqCst), 1 + 8);
+
+    // The Chinese page and the English one share no word; the service's vectors relate
+    // them.
+    const SIMILAR: &str = r#"query($id: ID!) {
+        similarAssets(assetId: $id, first: 2) { by items { asset { id } similarity } } }"#;
+    let near = s.gql(SIMILAR, json!({ "id": "sso-zh" })).await;
+    assert_eq!(near["similarAssets"]["by"], "MEANING", "{near}");
+    assert_eq!(
+        ids(&near["similarAssets"]["items"], &["asset", "id"])[0],
+        "sso",
+        "{near}"
+    );
+    // A search in English finds the Chinese page by meaning, after the page its words find.
+    let found = s
+        .gql(
+            r#"{ search(query: "single sign-on identity provider", first: 3) { items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    let hits = ids(&found["search"]["items"], &["asset", "id"]);
+    assert_eq!(hits[..2], ["sso", "sso-zh"], "{found}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_refuses_or_is_not_there_stops_the_server_at_start_with_its_reason() {
+    let (url, _fake) = fake_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path());
+    config.addr = "127.0.0.1:0".parse().unwrap();
+
+    config.embedder = Some(remote(&url, Some("a wrong key")));
+    let refused = stagefit::state::Server::start(&config, false)
+        .await
+        .err()
+        .unwrap();
+    let chain = format!("{refused:#}");
+    assert!(chain.contains("--embedder-url"), "{chain}");
+    assert!(chain.contains("401"), "{chain}");
+    assert!(chain.contains("Incorrect API key"), "{chain}");
+
+    // Nothing listens on port 9 of this machine.
+    config.embedder = Some(remote("http://127.0.0.1:9/v1", Some(KEY)));
+    let absent = stagefit::state::Server::start(&config, false)
+        .await
+        .err()
+        .unwrap();
+    let chain = format!("{absent:#}");
+    assert!(chain.contains("127.0.0.1:9/v1/embeddings"), "{chain}");
+}
