@@ -129,7 +129,7 @@ pub struct RankingConfig {
 
 /// An embeddings service that speaks OpenAI's `POST /embeddings` (Ollama, Hugging Face's
 /// text-embeddings-inference, vLLM, a hosted API).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteEmbedderConfig {
     /// The API's base address; requests go to `{url}/embeddings`.
     pub url: String,
@@ -137,6 +137,17 @@ pub struct RemoteEmbedderConfig {
     pub model: String,
     /// Sent as `Authorization: Bearer KEY` when set; read from the environment only.
     pub api_key: Option<String>,
+}
+
+/// Written without the key: a configuration printed in a log or a panic shows none.
+impl std::fmt::Debug for RemoteEmbedderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteEmbedderConfig")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 impl RemoteEmbedderConfig {

@@ -170,9 +170,10 @@ pub enum SimilarityBasisEnum {
     /// The embedding model's vectors: `similarity` is a cosine (about 0.3 and up: a
     /// related subject; 0.6 and up: the same subject).
     Meaning,
-    /// The asset's most telling words (BM25), because the server runs no embedding model or
-    /// the asset's vector is not computed yet: `similarity` is relative to the best item
-    /// (1), and says nothing across lists.
+    /// The asset's most telling words (BM25): the server runs no embedding model, the
+    /// library's vectors are not computed yet, or the filter names statuses other than
+    /// published (only published assets are embedded). `similarity` is relative to the
+    /// best item (1) and says nothing across lists.
     Words,
 }
 
@@ -446,21 +447,17 @@ impl LibraryQuery {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_SIMILAR))?;
         let filter = AssetFilterInput::parse(filter)?;
-        // A draft is unreleased: below an editor key it is not there to compare with.
-        if !super::access::caller_sees_drafts(ctx)
-            && library
-                .asset(&asset_id)
-                .await?
-                .is_some_and(|a| a.status == crate::domain::AssetStatus::Draft)
-        {
-            return Err(
-                AppError::NotFound(format!("no asset with id {:?}", asset_id.as_str())).into(),
-            );
-        }
-        Ok(library
-            .similar_assets(&asset_id, first, filter)
+        // A draft is unreleased: below an editor key it is not there to compare with. The
+        // asset checked is the one compared.
+        let sees_drafts = super::access::caller_sees_drafts(ctx);
+        let seed = library
+            .asset(&asset_id)
             .await?
-            .into())
+            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no asset with id {:?}", asset_id.as_str()))
+            })?;
+        Ok(library.similar_assets(seed, first, filter).await?.into())
     }
 
     /// The library's synonym groups: a search (or a recommendation's query) naming one term

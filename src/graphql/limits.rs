@@ -64,7 +64,8 @@ fn field_work(
         "search" | "assets" | "recommendations" | "explainRank" | "committee" | "coverage"
         | "suggestTags" | "assetPerformance" | "cellPerformance" => per_page(20),
         "nextContent" => 2 * per_page(5),
-        "similarAssets" => per_page(10),
+        // A scan of the library's vectors, or of the assets a selective filter admits.
+        "similarAssets" => 3 * per_page(10),
         "totalCount" => 20,
         "facets" => 30,
         "highlights" | "industries" => 10,

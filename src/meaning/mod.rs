@@ -97,11 +97,20 @@ impl Embedder {
         }
     }
 
-    /// One unit vector per text, in order (blocking: the CPU or the network).
+    /// One unit vector per text, in order (blocking: the CPU or the network), for the
+    /// background embedding of the library.
     pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         match self {
             Self::Local(m) => m.embed(texts),
-            Self::Remote(r) => r.embed(texts),
+            Self::Remote(r) => r.embed(texts, remote::BATCH_TIMEOUT),
+        }
+    }
+
+    /// The same for a visitor's request (a query, a seed): a service gets a few seconds.
+    pub fn embed_now(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        match self {
+            Self::Local(m) => m.embed(texts),
+            Self::Remote(r) => r.embed(texts, remote::QUERY_TIMEOUT),
         }
     }
 
@@ -224,16 +233,27 @@ impl Meaning {
     /// A query's vector, from the cache or the model (blocking: call it on the blocking
     /// pool). `None` without a model.
     pub fn query_vector(&self, query: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
+        let key = query.trim().to_lowercase();
+        self.cached(key.clone(), &key)
+    }
+
+    /// The vector of an asset's text that has none stored (a seed that is a draft, or not
+    /// yet embedded), cached like queries: asking about it again runs no model.
+    pub fn text_vector(&self, text: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
+        // A key no query has: queries are trimmed, this starts with a control character.
+        self.cached(format!("\u{1}{text}"), text)
+    }
+
+    fn cached(&self, key: String, text: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
         let Some(model) = &self.model else {
             return Ok(None);
         };
-        let key = query.trim().to_lowercase();
         if let Some(v) = self.queries.get(&key) {
             return Ok(Some(v));
         }
         let v = Arc::new(
             model
-                .embed(&[key.as_str()])?
+                .embed_now(&[text])?
                 .pop()
                 .unwrap_or_else(|| vec![0.0; model.dims()]),
         );

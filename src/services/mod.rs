@@ -87,6 +87,8 @@ pub struct Library {
     stale_after_days: u32,
     /// Index reads running at once (see [`Library::read_index`]).
     index_readers: Arc<tokio::sync::Semaphore>,
+    /// Calls to an embeddings service made for requests at once (see `run_model`).
+    remote_calls: Arc<tokio::sync::Semaphore>,
     synonyms: Arc<synonyms::SynonymBoard>,
     /// The embedding model and the library's vectors (empty without a model).
     meaning: Arc<crate::meaning::Meaning>,
@@ -97,6 +99,10 @@ pub struct Library {
 const GOOD_MEANING: f32 = 0.4;
 
 /// Index reads allowed at once: two per core.
+/// Calls to an embeddings service that requests wait on at once: each may take up to
+/// `meaning::remote::QUERY_TIMEOUT` of a blocking thread.
+const REMOTE_CALLS: usize = 4;
+
 fn index_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
@@ -206,6 +212,7 @@ impl Library {
             feedback: Arc::new(feedback::FeedbackBoard::default()),
             stale_after_days: config.stale_after_days,
             index_readers: Arc::new(tokio::sync::Semaphore::new(index_readers())),
+            remote_calls: Arc::new(tokio::sync::Semaphore::new(REMOTE_CALLS)),
             synonyms: Arc::new(synonyms::SynonymBoard::default()),
             meaning: Arc::new(meaning),
         }

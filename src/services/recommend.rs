@@ -614,19 +614,19 @@ impl Library {
         if let Some(v) = self.meaning.vectors().get(asset.id.as_str()) {
             return Ok(Some(Arc::new(v)));
         }
-        let Some(model) = self.meaning.model().cloned() else {
-            return Ok(None);
-        };
+        let meaning = self.meaning.clone();
         let text = crate::meaning::asset_text(asset);
         Ok(self
-            .run_model("a seed", move || model.embed(&[text.as_str()]))
+            .run_model("a seed", move || meaning.text_vector(&text))
             .await?
-            .and_then(|v| v.into_iter().next().map(Arc::new)))
+            .flatten())
     }
 
     /// Runs the model on the blocking pool, taking a turn among index reads (both are CPU
-    /// work; a call to an embeddings service waits on the network and takes no turn). A
-    /// model that fails is logged and gives `None`: the words answer alone.
+    /// work). A call to an embeddings service waits on the network instead: it takes one
+    /// of `REMOTE_CALLS` permits, or none is made. A model that fails (or a service that
+    /// does not answer within `remote::QUERY_TIMEOUT`) is logged and gives `None`: the
+    /// words answer alone.
     async fn run_model<T: Send + 'static>(
         &self,
         what: &str,
@@ -634,9 +634,18 @@ impl Library {
     ) -> AppResult<Option<T>> {
         let remote = self.meaning.model().is_some_and(|m| m.is_remote());
         let outcome = if remote {
-            tokio::task::spawn_blocking(run)
-                .await
-                .map_err(AppError::internal)?
+            // A few calls at a time: a slow service never holds the blocking pool, and
+            // past them the words answer alone.
+            let Ok(permit) = self.remote_calls.clone().try_acquire_owned() else {
+                tracing::debug!("the embeddings service is busy with other requests: words alone");
+                return Ok(None);
+            };
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                run()
+            })
+            .await
+            .map_err(AppError::internal)?
         } else {
             self.cpu_turn(run).await?
         };

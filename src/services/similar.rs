@@ -7,26 +7,25 @@ use std::sync::Arc;
 
 use super::Library;
 use crate::domain::{Asset, AssetFilter, AssetStatus, SimilarAssets, SimilarityBasis};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::meaning::Vectors;
 use crate::search::{SearchIndex, SimilarTo};
 
-/// The nearest vectors checked against the filter first. A filter that lets fewer than a
-/// page of them through admits few assets, which are then compared one by one.
+/// The nearest vectors checked against the filter first. When fewer than a page of them
+/// pass, the filter is selective: the assets it admits are compared one by one.
 const NEAREST_FIRST: usize = 256;
+/// Characters of the seed's body its telling words are read from, as for read-next: a
+/// page of 2 MB costs no more than its opening.
+const WORDS_BODY_CHARS: usize = 6_000;
 
 impl Library {
-    /// The `first` assets the filter lets through most like `id` (never `id` itself).
+    /// The `first` assets the filter lets through most like `seed` (never itself).
     pub async fn similar_assets(
         &self,
-        id: &str,
+        seed: Asset,
         first: usize,
         filter: AssetFilter,
     ) -> AppResult<SimilarAssets> {
-        let seed = self
-            .asset(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no asset with id {id:?}")))?;
         // Only published assets are embedded: a list of drafts or retired assets is
         // compared by words.
         let published_only = filter.effective_statuses() == [AssetStatus::Published];
@@ -68,10 +67,10 @@ impl Library {
     }
 }
 
-/// The `first` assets `filter` lets through nearest `target` in meaning (cosines as
-/// `Vectors::cosine` gives them, ties by id), leaving out `seed`. Exact whatever the
-/// filter: the nearest vectors are checked first; when fewer than a page of them pass, the
-/// filter admits few assets, and all of them are compared.
+/// The `first` assets `filter` lets through nearest `target` in meaning (ties by id),
+/// leaving out `seed`. The top whatever the filter, within the int8 codes' precision: the
+/// nearest vectors are checked first; when fewer than a page of them pass, every asset the
+/// filter admits is compared (`Vectors::cosine`), which costs about a scan of the library.
 fn nearest_admitted(
     index: &SearchIndex,
     vectors: &Vectors,
@@ -123,7 +122,7 @@ fn similar_to(asset: &Asset) -> SimilarTo<'_> {
     SimilarTo {
         title: &asset.title,
         summary: &asset.summary,
-        body: &asset.body,
+        body: crate::domain::opening(&asset.body, WORDS_BODY_CHARS),
         language: &asset.language,
         concerns: &asset.concerns,
         topics: &asset.topics,

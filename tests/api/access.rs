@@ -1723,6 +1723,12 @@ async fn drafts_are_shown_to_the_content_team_only() {
     );
     let (_, body) = call(&s, Some(&editor), &after("draft-pricing-2027")).await;
     assert!(body.get("errors").is_none(), "{body}");
+    // Nor to compare with.
+    let like = |id: &str| format!(r#"{{ similarAssets(assetId: "{id}") {{ by }} }}"#);
+    let (_, draft) = call(&s, Some(&site), &like("draft-pricing-2027")).await;
+    assert_eq!(code(&draft), Some("NOT_FOUND"), "{draft}");
+    let (_, body) = call(&s, Some(&editor), &like("draft-pricing-2027")).await;
+    assert!(body.get("errors").is_none(), "{body}");
     s.stop().await;
 }
 

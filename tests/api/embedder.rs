@@ -75,7 +75,8 @@ async fn embeddings(
             Json(json!({ "error": { "message": "Incorrect API key provided" } })),
         );
     }
-    if body["model"] != "fake-multilingual" {
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    if !["fake-multilingual", "picky", "forgetful"].contains(&model.as_str()) {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": { "message": "model not found" } })),
@@ -89,6 +90,20 @@ async fn embeddings(
                 .collect()
         })
         .unwrap_or_default();
+    // "picky" refuses any request holding a text it will not take, as a service refuses
+    // a text past its model's limit.
+    if model == "picky" && texts.iter().any(|t| t.contains("Unembeddable")) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": { "message": "input is too long" } })),
+        );
+    }
+    // "forgetful" answers one vector fewer than it was asked for.
+    let texts = if model == "forgetful" {
+        texts[1..].to_vec()
+    } else {
+        texts
+    };
     fake.texts.fetch_add(texts.len(), Ordering::SeqCst);
     // Answered out of order, as the API allows: `index` says which text each is.
     let data: Vec<Value> = texts
@@ -116,9 +131,13 @@ async fn fake_service() -> (String, Arc<Fake>) {
 }
 
 fn remote(url: &str, key: Option<&str>) -> RemoteEmbedderConfig {
+    model_at(url, key, "fake-multilingual")
+}
+
+fn model_at(url: &str, key: Option<&str>, model: &str) -> RemoteEmbedderConfig {
     RemoteEmbedderConfig {
         url: url.to_owned(),
-        model: "fake-multilingual".to_owned(),
+        model: model.to_owned(),
         api_key: key.map(str::to_owned),
     }
 }
@@ -221,12 +240,83 @@ async fn a_service_that_refuses_or_is_not_there_stops_the_server_at_start_with_i
     assert!(chain.contains("401"), "{chain}");
     assert!(chain.contains("Incorrect API key"), "{chain}");
 
-    // Nothing listens on port 9 of this machine.
-    config.embedder = Some(remote("http://127.0.0.1:9/v1", Some(KEY)));
+    // A model the service does not have.
+    config.embedder = Some(model_at(&url, Some(KEY), "no-such-model"));
+    let unknown = stagefit::state::Server::start(&config, false)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{unknown:#}").contains("model not found"),
+        "{unknown:#}"
+    );
+
+    // An answer without the vector asked for.
+    config.embedder = Some(model_at(&url, Some(KEY), "forgetful"));
+    let short = stagefit::state::Server::start(&config, false)
+        .await
+        .err()
+        .unwrap();
+    let chain = format!("{short:#}");
+    assert!(
+        chain.contains("asked for 1 vectors, the answer holds 0"),
+        "{chain}"
+    );
+
+    // A service that is not there: the port of a listener just closed.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/v1");
+    config.embedder = Some(remote(&url, Some(KEY)));
     let absent = stagefit::state::Server::start(&config, false)
         .await
         .err()
         .unwrap();
     let chain = format!("{absent:#}");
-    assert!(chain.contains("127.0.0.1:9/v1/embeddings"), "{chain}");
+    assert!(chain.contains(&format!("{url}/embeddings")), "{chain}");
+    // The key is in no message, nor in the configuration as printed.
+    assert!(!chain.contains(KEY), "{chain}");
+    assert!(!format!("{:?}", config.embedder).contains(KEY));
+}
+
+#[tokio::test]
+async fn a_text_the_service_refuses_leaves_that_asset_without_a_vector_and_the_rest_embedded() {
+    let (url, _fake) = fake_service().await;
+    let mut s =
+        TestServer::empty_with(|config| config.embedder = Some(model_at(&url, Some(KEY), "picky")))
+            .await;
+    let page = |id: &str, title: &str| json!({ "id": id, "title": title, "contentType": "DOCUMENTATION", "url": format!("/docs/{id}") });
+    s.gql(
+        r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+        json!({ "a": [
+            page("sso", "Single sign-on with your identity provider"),
+            page("odd", "Unembeddable page"),
+            page("saml", "SAML sign-on for your identity provider"),
+        ] }),
+    )
+    .await;
+    let mut ready = Value::Null;
+    for _ in 0..600 {
+        ready = s.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["embeddings"]["embedded"], 2, "{ready}");
+    let near = s
+        .gql(
+            r#"{ similarAssets(assetId: "sso") { by items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(near["similarAssets"]["by"], "MEANING", "{near}");
+    assert_eq!(
+        ids(&near["similarAssets"]["items"], &["asset", "id"])[0],
+        "saml",
+        "{near}"
+    );
+    s.stop().await;
 }
