@@ -48,6 +48,10 @@ pub enum Command {
         /// close, without writing anything (assets only)
         #[arg(long)]
         dry_run: bool,
+        /// With a model or an embeddings service: embed the published assets whose vectors
+        /// are missing once the import commits (assets only), so a server starts with them
+        #[command(flatten)]
+        embedder: crate::config::EmbedderArgs,
     },
     /// Export the whole library to a .jsonl or .csv file (reads only; safe beside a running
     /// server)
@@ -296,13 +300,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             best_effort,
             kind,
             dry_run,
+            embedder,
         } => match kind {
             ImportKind::Assets => {
                 let mode = services::ImportMode {
                     best_effort,
                     dry_run,
                 };
-                import(&Config::new(&cli.storage), files, mode).await
+                let mut config = Config::new(&cli.storage);
+                embedder.apply(&mut config);
+                import(&config, files, mode).await
             }
             _ if dry_run => bail!("--dry-run checks asset files only"),
             ImportKind::Accounts => {
@@ -509,9 +516,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         slow_request_ms,
         audit_retention_days,
         feedback_retention_days,
-        embedding_model,
-        embedder_url,
-        embedder_model,
+        embedder,
         semantic_ratio,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
@@ -550,11 +555,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.slow_request = std::time::Duration::from_millis(slow_request_ms);
     config.audit_retention_days = audit_retention_days;
     config.feedback_retention_days = feedback_retention_days;
-    config.embedding_model = embedding_model;
-    config.embedder = match (embedder_url, embedder_model) {
-        (Some(url), Some(model)) => Some(crate::config::RemoteEmbedderConfig::new(url, model)),
-        _ => None,
-    };
+    embedder.apply(&mut config);
     if !(0.0..=1.0).contains(&semantic_ratio) {
         anyhow::bail!("--semantic-ratio {semantic_ratio}: give a share from 0 to 1");
     }
@@ -791,6 +792,9 @@ async fn import(
         return dry_run(config, sources).await;
     }
     let store = connect_store(config).await?;
+    // Loaded (and probed) first: a model or service that cannot embed stops the import
+    // before it writes anything.
+    let embedder = crate::state::load_embedder(config).await?;
     let progress = Progress::new();
     let (report, indexed) =
         services::import_indexed(config, &store, sources, mode, |rows| progress.show(rows)).await?;
@@ -813,6 +817,24 @@ async fn import(
         report.seconds,
         index_note
     );
+    if let Some(embedder) = embedder
+        && report.committed
+    {
+        let progress = Progress::new();
+        let started = std::time::Instant::now();
+        let pass = services::embed_imported(&store, embedder, &|done, of| {
+            progress.show_of("embedded", done as u64, of as u64)
+        })
+        .await?;
+        progress.finish();
+        println!(
+            "{} published assets have vectors: {} embedded, {} already stored, in {:.1}s",
+            pass.total,
+            pass.embedded,
+            pass.loaded,
+            started.elapsed().as_secs_f64()
+        );
+    }
     store.close().await;
     refuse_uncommitted(&report)
 }
@@ -969,14 +991,24 @@ impl Progress {
     }
 
     fn show(&self, rows: u64) {
+        self.print(rows, |rate| format!("read {rows} rows ({rate:.0}/s)"));
+    }
+
+    /// Like `show`, for work of a known size: "embedded 320 of 5000 (25/s)".
+    fn show_of(&self, what: &str, done: u64, of: u64) {
+        self.print(done, |rate| format!("{what} {done} of {of} ({rate:.0}/s)"));
+    }
+
+    /// At most a line a second, on one line of a terminal.
+    fn print(&self, done: u64, line: impl FnOnce(f64) -> String) {
         let mut last = self.last_print.lock().unwrap_or_else(|p| p.into_inner());
         if last.elapsed().as_secs_f64() >= 1.0 {
             *last = std::time::Instant::now();
-            let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            let line = line(done as f64 / self.started.elapsed().as_secs_f64().max(1e-9));
             if self.tty {
-                eprint!("\rread {rows} rows ({rate:.0}/s)   ");
+                eprint!("\r{line}   ");
             } else {
-                eprintln!("read {rows} rows ({rate:.0}/s)");
+                eprintln!("{line}");
             }
         }
     }

@@ -447,6 +447,17 @@ pub struct ServeArgs {
     /// for analytics stay
     #[arg(long, env = "STAGEFIT_FEEDBACK_RETENTION_DAYS", default_value_t = DEFAULT_FEEDBACK_RETENTION_DAYS)]
     pub feedback_retention_days: u32,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+    /// With an embedding model: the share of text relevance decided by meaning, from 0
+    /// (words alone) to 1 (meaning alone)
+    #[arg(long, env = "STAGEFIT_SEMANTIC_RATIO", default_value_t = DEFAULT_SEMANTIC_RATIO)]
+    pub semantic_ratio: f64,
+}
+
+/// Where vectors come from, for `serve` and `import`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EmbedderArgs {
     /// A sentence-embedding model's folder (config.json, tokenizer.json,
     /// model.safetensors; `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2): search and
     /// read-next then rank by meaning as well as words. Without it, words alone
@@ -464,8 +475,15 @@ pub struct ServeArgs {
     /// The model the embeddings API is asked for (with --embedder-url)
     #[arg(long, env = "STAGEFIT_EMBEDDER_MODEL", requires = "embedder_url")]
     pub embedder_model: Option<String>,
-    /// With an embedding model: the share of text relevance decided by meaning, from 0
-    /// (words alone) to 1 (meaning alone)
-    #[arg(long, env = "STAGEFIT_SEMANTIC_RATIO", default_value_t = DEFAULT_SEMANTIC_RATIO)]
-    pub semantic_ratio: f64,
+}
+
+impl EmbedderArgs {
+    /// Sets the model folder or the service these name.
+    pub fn apply(self, config: &mut Config) {
+        config.embedding_model = self.embedding_model;
+        config.embedder = match (self.embedder_url, self.embedder_model) {
+            (Some(url), Some(model)) => Some(RemoteEmbedderConfig::new(url, model)),
+            _ => None,
+        };
+    }
 }

@@ -97,38 +97,9 @@ impl Instance {
         )
         .await
         .context("cannot bring the index up to date")?;
-        let meaning = match (&config.embedding_model, &config.embedder) {
-            (Some(dir), _) => {
-                let dir = dir.clone();
-                let model =
-                    tokio::task::spawn_blocking(move || crate::meaning::LocalModel::load(&dir))
-                        .await
-                        .map_err(anyhow::Error::from)
-                        .and_then(|loaded| loaded)
-                        .context("cannot load the embedding model (--embedding-model)")?;
-                crate::meaning::Meaning::with_model(Some(crate::meaning::Embedder::Local(
-                    Box::new(model),
-                )))
-            }
-            (None, Some(remote)) => {
-                let remote = remote.clone();
-                let embedder = tokio::task::spawn_blocking(move || {
-                    crate::meaning::RemoteEmbedder::connect(&remote)
-                })
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|connected| connected)
-                .context("cannot use the embeddings service (--embedder-url)")?;
-                tracing::info!(
-                    model = embedder.name(),
-                    dims = embedder.dims(),
-                    "embedding through the embeddings service"
-                );
-                crate::meaning::Meaning::with_model(Some(crate::meaning::Embedder::Remote(
-                    embedder,
-                )))
-            }
-            (None, None) => {
+        let meaning = match load_embedder(config).await? {
+            Some(embedder) => crate::meaning::Meaning::with_model(Some(embedder)),
+            None => {
                 tracing::info!(
                     "no embedding model (--embedding-model or --embedder-url): ranking by words alone"
                 );
@@ -370,4 +341,27 @@ impl Server {
         served.context("the HTTP server task failed")??;
         Ok(())
     }
+}
+
+/// The embedder the configuration names (a model folder, or an embeddings service),
+/// loaded and probed on the blocking pool; `None` when it names neither.
+pub async fn load_embedder(config: &Config) -> anyhow::Result<Option<crate::meaning::Embedder>> {
+    use crate::meaning::{Embedder, LocalModel, RemoteEmbedder};
+    if let Some(dir) = config.embedding_model.clone() {
+        let model = tokio::task::spawn_blocking(move || LocalModel::load(&dir))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|loaded| loaded)
+            .context("cannot load the embedding model (--embedding-model)")?;
+        return Ok(Some(Embedder::Local(Box::new(model))));
+    }
+    if let Some(remote) = config.embedder.clone() {
+        let embedder = tokio::task::spawn_blocking(move || RemoteEmbedder::connect(&remote))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|connected| connected)
+            .context("cannot use the embeddings service (--embedder-url)")?;
+        return Ok(Some(Embedder::Remote(embedder)));
+    }
+    Ok(None)
 }

@@ -14,6 +14,7 @@ use crate::domain::AssetStatus;
 use crate::error::{AppError, AppResult};
 use crate::meaning::remote::Refused;
 use crate::meaning::{Embedder, Meaning, asset_text, text_hash, title_text};
+use crate::store::Store;
 
 /// Assets read from the database at a time.
 const LOAD_PAGE: usize = 256;
@@ -55,128 +56,172 @@ impl Library {
 
     /// One pass: embeds the published assets whose vectors are missing or stale.
     pub async fn sync_meaning(&self) -> AppResult<()> {
-        let Some(model) = self.meaning.model().cloned() else {
-            return Ok(());
-        };
-        // Published assets only: drafts and retired ones never have vectors, and would
-        // otherwise look stale at every pass.
-        let fingerprints = self.store.published_fingerprints().await?;
-        let current = self.meaning.vectors();
-        let hashes: HashMap<String, String> = fingerprints.into_iter().collect();
-        let mut stale: Vec<String> = hashes
-            .iter()
-            .filter(|(id, hash)| !current.is_current(id, hash))
-            .map(|(id, _)| id.clone())
+        embed_library(&self.store, &self.meaning, &|_, _| {})
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A pass of [`embed_library`] with `embedder` over a library no server holds in memory:
+/// what `stagefit import` runs once its rows are committed.
+pub async fn embed_imported(
+    store: &Store,
+    embedder: Embedder,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> AppResult<EmbedPass> {
+    embed_library(store, &Meaning::with_model(Some(embedder)), progress).await
+}
+
+/// What a pass of [`embed_library`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmbedPass {
+    /// Assets run through the model (or the service).
+    pub embedded: usize,
+    /// Assets whose stored vectors were taken as they are.
+    pub loaded: usize,
+    /// Assets with vectors after the pass.
+    pub total: usize,
+}
+
+/// One pass over the library: the published assets whose vectors are missing or stale get
+/// them (stored ones are taken when their text is the same, the others are computed and
+/// stored), and `meaning` holds the result. `progress(done, stale)` follows each batch.
+/// The server runs it in the background; `stagefit import` runs it once the import
+/// commits. Without a model, nothing.
+pub async fn embed_library(
+    store: &Store,
+    meaning: &Meaning,
+    progress: &(dyn Fn(usize, usize) + Send + Sync),
+) -> AppResult<EmbedPass> {
+    let Some(model) = meaning.model().cloned() else {
+        return Ok(EmbedPass::default());
+    };
+    // Published assets only: drafts and retired ones never have vectors, and would
+    // otherwise look stale at every pass.
+    let fingerprints = store.published_fingerprints().await?;
+    let current = meaning.vectors();
+    let hashes: HashMap<String, String> = fingerprints.into_iter().collect();
+    let mut stale: Vec<String> = hashes
+        .iter()
+        .filter(|(id, hash)| !current.is_current(id, hash))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let gone = current.len() + stale.len() > hashes.len();
+    if stale.is_empty() && !gone {
+        meaning.pass_ended();
+        return Ok(EmbedPass {
+            total: current.len(),
+            ..EmbedPass::default()
+        });
+    }
+    stale.sort();
+    // Copies of the vectors (77 MB at 100k) are made on the blocking pool, never on the
+    // runtime's workers.
+    let alive: std::collections::HashSet<String> = hashes.keys().cloned().collect();
+    let mut next = task::spawn_blocking(move || {
+        let mut next = (*current).clone();
+        next.retain(|id| alive.contains(id));
+        next
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let started = std::time::Instant::now();
+    let mut embedded = 0usize;
+    let mut runs = 0usize;
+    let mut loaded = 0usize;
+    for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
+        meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
+        let assets = store.load_assets(page).await?;
+        // What this or another replica stored before: used when the text is the same.
+        let stored: HashMap<String, (u64, Vec<u8>)> = store
+            .embeddings(model.key(), page)
+            .await?
+            .into_iter()
+            .map(|(id, th, bytes)| (id, (th, bytes)))
             .collect();
-        let gone = current.len() + stale.len() > hashes.len();
-        if stale.is_empty() && !gone {
-            self.meaning.pass_ended();
-            return Ok(());
+        // (id, content hash, text hash, whole text, title)
+        let mut todo: Vec<(String, String, u64, String, String)> = Vec::new();
+        let mut retired: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for asset in assets {
+            let id = asset.id.to_string();
+            let Some(hash) = hashes.get(&id) else {
+                continue;
+            };
+            if asset.status != AssetStatus::Published {
+                retired.insert(id);
+                continue;
+            }
+            let (text, title) = (asset_text(&asset), title_text(&asset));
+            let th = text_hash(model.key(), &format!("{title}\n{text}"));
+            if next.keep_if_same_text(&id, hash, th) {
+                continue;
+            }
+            if let Some((stored_th, bytes)) = stored.get(&id)
+                && *stored_th == th
+                && next.insert_encoded(&id, hash, th, bytes)
+            {
+                loaded += 1;
+                continue;
+            }
+            todo.push((id, hash.clone(), th, text, title));
         }
-        stale.sort();
-        // Copies of the vectors (77 MB at 100k) are made on the blocking pool, never on the
-        // runtime's workers.
-        let alive: std::collections::HashSet<String> = hashes.keys().cloned().collect();
-        let mut next = task::spawn_blocking(move || {
-            let mut next = (*current).clone();
-            next.retain(|id| alive.contains(id));
-            next
-        })
-        .await
-        .map_err(AppError::internal)?;
-        let started = std::time::Instant::now();
-        let mut embedded = 0usize;
-        let mut runs = 0usize;
-        let mut loaded = 0usize;
-        for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
-            self.meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
-            let assets = self.store.load_assets(page).await?;
-            // What this or another replica stored before: used when the text is the same.
-            let stored: HashMap<String, (u64, Vec<u8>)> = self
-                .store
-                .embeddings(model.key(), page)
-                .await?
-                .into_iter()
-                .map(|(id, th, bytes)| (id, (th, bytes)))
-                .collect();
-            // (id, content hash, text hash, whole text, title)
-            let mut todo: Vec<(String, String, u64, String, String)> = Vec::new();
-            let mut retired: std::collections::HashSet<String> = std::collections::HashSet::new();
-            for asset in assets {
-                let id = asset.id.to_string();
-                let Some(hash) = hashes.get(&id) else {
+        if !retired.is_empty() {
+            next.retain(|id| !retired.contains(id));
+        }
+        progress(embedded + loaded, stale.len());
+        for batch in todo.chunks(EMBED_BATCH) {
+            // Whole texts and titles in one run each (titles pad less among titles).
+            let texts: Vec<String> = batch.iter().map(|t| t.3.clone()).collect();
+            let titles: Vec<String> = batch.iter().map(|t| t.4.clone()).collect();
+            let m = model.clone();
+            let vectors = task::spawn_blocking(move || embed_batch(&m, &texts, &titles))
+                .await
+                .map_err(AppError::internal)?
+                .map_err(AppError::internal)?;
+            let mut rows = Vec::with_capacity(batch.len());
+            for ((id, hash, th, _, _), pair) in batch.iter().zip(&vectors) {
+                let Some((whole, title)) = pair else {
+                    tracing::warn!(asset = %id, "the embeddings service refused the asset's text: it has no vector");
                     continue;
                 };
-                if asset.status != AssetStatus::Published {
-                    retired.insert(id);
-                    continue;
+                next.insert(id, hash, *th, whole, title);
+                if let Some(bytes) = next.encoded(id) {
+                    rows.push((id.clone(), *th, bytes));
                 }
-                let (text, title) = (asset_text(&asset), title_text(&asset));
-                let th = text_hash(model.key(), &format!("{title}\n{text}"));
-                if next.keep_if_same_text(&id, hash, th) {
-                    continue;
-                }
-                if let Some((stored_th, bytes)) = stored.get(&id)
-                    && *stored_th == th
-                    && next.insert_encoded(&id, hash, th, bytes)
-                {
-                    loaded += 1;
-                    continue;
-                }
-                todo.push((id, hash.clone(), th, text, title));
             }
-            if !retired.is_empty() {
-                next.retain(|id| !retired.contains(id));
-            }
-            for batch in todo.chunks(EMBED_BATCH) {
-                // Whole texts and titles in one run each (titles pad less among titles).
-                let texts: Vec<String> = batch.iter().map(|t| t.3.clone()).collect();
-                let titles: Vec<String> = batch.iter().map(|t| t.4.clone()).collect();
-                let m = model.clone();
-                let vectors = task::spawn_blocking(move || embed_batch(&m, &texts, &titles))
-                    .await
-                    .map_err(AppError::internal)?
-                    .map_err(AppError::internal)?;
-                let mut rows = Vec::with_capacity(batch.len());
-                for ((id, hash, th, _, _), pair) in batch.iter().zip(&vectors) {
-                    let Some((whole, title)) = pair else {
-                        tracing::warn!(asset = %id, "the embeddings service refused the asset's text: it has no vector");
-                        continue;
-                    };
-                    next.insert(id, hash, *th, whole, title);
-                    if let Some(bytes) = next.encoded(id) {
-                        rows.push((id.clone(), *th, bytes));
-                    }
-                }
-                self.store.save_embeddings(model.key(), &rows).await?;
-                embedded += rows.len();
-                self.meaning.add_computed(rows.len());
-                runs += 1;
-                if runs.is_multiple_of(PUBLISH_EVERY) {
-                    let (kept, copy) = task::spawn_blocking(move || {
-                        let copy = next.clone();
-                        (next, copy)
-                    })
-                    .await
-                    .map_err(AppError::internal)?;
-                    next = kept;
-                    self.meaning.replace_vectors(copy);
-                }
+            store.save_embeddings(model.key(), &rows).await?;
+            embedded += rows.len();
+            meaning.add_computed(rows.len());
+            progress(embedded + loaded, stale.len());
+            runs += 1;
+            if runs.is_multiple_of(PUBLISH_EVERY) {
+                let (kept, copy) = task::spawn_blocking(move || {
+                    let copy = next.clone();
+                    (next, copy)
+                })
+                .await
+                .map_err(AppError::internal)?;
+                next = kept;
+                meaning.replace_vectors(copy);
             }
         }
-        let total = next.len();
-        self.meaning.replace_vectors(next);
-        self.meaning.pass_ended();
-        metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
-        tracing::info!(
-            embedded,
-            loaded,
-            total,
-            ms = started.elapsed().as_millis() as u64,
-            "library embedded"
-        );
-        Ok(())
     }
+    let total = next.len();
+    meaning.replace_vectors(next);
+    meaning.pass_ended();
+    metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
+    tracing::info!(
+        embedded,
+        loaded,
+        total,
+        ms = started.elapsed().as_millis() as u64,
+        "library embedded"
+    );
+    Ok(EmbedPass {
+        embedded,
+        loaded,
+        total,
+    })
 }
 
 /// An asset's two vectors: its whole text's and its title's.

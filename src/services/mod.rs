@@ -58,6 +58,7 @@ pub use maintenance::{
     Backup, Rebuilt, Restored, backup, import_indexed, open_read_only, reindex, restore,
     verify_index,
 };
+pub use meaning::{EmbedPass, embed_imported};
 pub use operations::{Safelist, document_hash};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{

@@ -13,7 +13,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use stagefit::config::RemoteEmbedderConfig;
 
-use crate::support::{TestServer, config_in, ids};
+use crate::support::{TestServer, binary, config_in, ids, text};
 
 const DIMS: usize = 64;
 const KEY: &str = "test-embedder-key";
@@ -130,6 +130,20 @@ async fn fake_service() -> (String, Arc<Fake>) {
     (format!("http://{addr}/v1"), fake)
 }
 
+/// /readyz once a pass has ended with `n` assets embedded (at most 30 s): right after a
+/// write, the pass before it may still say complete.
+async fn embedded(s: &TestServer, n: u64) -> Value {
+    let mut ready = Value::Null;
+    for _ in 0..600 {
+        ready = s.get("/readyz").await.json().await.unwrap();
+        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ready
+}
+
 fn remote(url: &str, key: Option<&str>) -> RemoteEmbedderConfig {
     model_at(url, key, "fake-multilingual")
 }
@@ -184,14 +198,7 @@ async fn an_embeddings_service_relates_pages_across_languages() {
         )
         .await;
     assert_eq!(upserted["upsertAssets"]["created"], 4, "{upserted}");
-    let mut ready = Value::Null;
-    for _ in 0..600 {
-        ready = s.get("/readyz").await.json().await.unwrap();
-        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ready = embedded(&s, 4).await;
     assert_eq!(ready["embeddings"]["model"], "fake-multilingual", "{ready}");
     assert_eq!(ready["embeddings"]["embedded"], 4, "{ready}");
     // The probe at start, then whole texts and titles in batches: a request each, not one
@@ -297,14 +304,7 @@ async fn a_text_the_service_refuses_leaves_that_asset_without_a_vector_and_the_r
         ] }),
     )
     .await;
-    let mut ready = Value::Null;
-    for _ in 0..600 {
-        ready = s.get("/readyz").await.json().await.unwrap();
-        if ready["embeddings"]["complete"] == true && ready["embeddings"]["embedded"] == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ready = embedded(&s, 2).await;
     assert_eq!(ready["embeddings"]["embedded"], 2, "{ready}");
     let near = s
         .gql(
@@ -318,5 +318,79 @@ async fn a_text_the_service_refuses_leaves_that_asset_without_a_vector_and_the_r
         "saml",
         "{near}"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn import_embeds_the_library_so_a_server_starts_with_its_vectors() {
+    let (url, fake) = fake_service().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let file = dir.join("library.jsonl");
+    let lines: Vec<String> = [
+        ("sso", "Single sign-on with your identity provider"),
+        ("saml", "SAML sign-on for your identity provider"),
+        ("pricing", "Plans and prices"),
+    ]
+    .iter()
+    .map(|(id, title)| {
+        json!({ "id": id, "title": title, "content_type": "DOCUMENTATION" }).to_string()
+    })
+    .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let import = |model: &'static str| {
+        let (dir, file, url) = (dir.clone(), file.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let config = config_in(&dir);
+            std::process::Command::new(binary())
+                .args(["import", file.to_str().unwrap(), "--embedder-url", &url])
+                .args(["--embedder-model", model])
+                .env("STAGEFIT_DATABASE_URL", &config.database_url)
+                .env("STAGEFIT_INDEX_DIR", &config.index_dir)
+                .env("STAGEFIT_EMBEDDER_KEY", KEY)
+                .env_remove("STAGEFIT_LOG")
+                .output()
+                .unwrap()
+        })
+    };
+
+    // A model the service does not have stops the import before it writes.
+    let refused = import("no-such-model").await.unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("model not found"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let out = import("fake-multilingual").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("3 rows: 3 created"), "{said}");
+    assert!(
+        said.contains("3 published assets have vectors: 3 embedded, 0 already stored"),
+        "{said}"
+    );
+    // The probe, then three whole texts and three titles.
+    assert_eq!(fake.texts.load(Ordering::SeqCst), 1 + 6);
+
+    // Importing the same file again embeds nothing.
+    let again = import("fake-multilingual").await.unwrap();
+    let said = text(&again.stdout);
+    assert!(
+        said.contains("3 published assets have vectors: 0 embedded, 3 already stored"),
+        "{said}"
+    );
+    assert_eq!(fake.texts.load(Ordering::SeqCst), 2 + 6);
+
+    // A server on the same storage loads the stored vectors: nothing computed.
+    let mut s = TestServer::start_in_with(&dir, false, |config| {
+        config.embedder = Some(remote(&url, Some(KEY)));
+    })
+    .await;
+    let ready = embedded(&s, 3).await;
+    assert_eq!(ready["embeddings"]["embedded"], 3, "{ready}");
+    assert_eq!(ready["embeddings"]["computed"], 0, "{ready}");
+    assert_eq!(fake.texts.load(Ordering::SeqCst), 3 + 6);
     s.stop().await;
 }
