@@ -97,15 +97,13 @@ impl Instance {
         )
         .await
         .context("cannot bring the index up to date")?;
-        let meaning = match load_embedder(config).await? {
-            Some(embedder) => crate::meaning::Meaning::with_model(Some(embedder)),
-            None => {
-                tracing::info!(
-                    "no embedding model (--embedding-model or --embedder-url): ranking by words alone"
-                );
-                crate::meaning::Meaning::none()
-            }
-        };
+        let embedder = load_embedder(config).await?;
+        if embedder.is_none() {
+            tracing::info!(
+                "no embedding model (--embedding-model or --embedder-url): ranking by words alone"
+            );
+        }
+        let meaning = crate::meaning::Meaning::with_model(embedder);
         let library = Library::new(store.clone(), index, follower.handle(), config, meaning);
         // Read before the first request, so its cached answer carries their version.
         library
@@ -347,21 +345,20 @@ impl Server {
 /// loaded and probed on the blocking pool; `None` when it names neither.
 pub async fn load_embedder(config: &Config) -> anyhow::Result<Option<crate::meaning::Embedder>> {
     use crate::meaning::{Embedder, LocalModel, RemoteEmbedder};
-    if let Some(dir) = config.embedding_model.clone() {
-        let model = tokio::task::spawn_blocking(move || LocalModel::load(&dir))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| loaded)
-            .context("cannot load the embedding model (--embedding-model)")?;
-        return Ok(Some(Embedder::Local(Box::new(model))));
-    }
-    if let Some(remote) = config.embedder.clone() {
-        let embedder = tokio::task::spawn_blocking(move || RemoteEmbedder::connect(&remote))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|connected| connected)
-            .context("cannot use the embeddings service (--embedder-url)")?;
-        return Ok(Some(Embedder::Remote(embedder)));
-    }
-    Ok(None)
+    let (dir, remote) = (config.embedding_model.clone(), config.embedder.clone());
+    let flag = match (&dir, &remote) {
+        (Some(_), _) => "cannot load the embedding model (--embedding-model)",
+        (None, Some(_)) => "cannot use the embeddings service (--embedder-url)",
+        (None, None) => return Ok(None),
+    };
+    let load = move || match (dir, remote) {
+        (Some(dir), _) => LocalModel::load(&dir).map(|m| Some(Embedder::Local(Box::new(m)))),
+        (None, Some(remote)) => RemoteEmbedder::connect(&remote).map(|r| Some(Embedder::Remote(r))),
+        (None, None) => Ok(None),
+    };
+    tokio::task::spawn_blocking(load)
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|loaded| loaded)
+        .context(flag)
 }

@@ -202,7 +202,8 @@ const CHINESE_STOP_WORDS: [&str; 22] = [
 pub enum SimilarityBasis {
     /// The embedding model's vectors: a cosine.
     Meaning,
-    /// The asset's most telling words (no model, or its vectors not yet there).
+    /// The asset's most telling words: no model, the library's vectors not yet there, or a
+    /// filter naming statuses other than published (only published assets are embedded).
     Words,
 }
 

@@ -353,12 +353,11 @@ impl EngagementObject {
     /// The asset, published or retired; null if it is gone, or (below an editor key) a
     /// draft again.
     async fn asset(&self, ctx: &Context<'_>) -> ApiResult<Option<AssetObject>> {
-        let sees_drafts = super::access::caller_sees_drafts(ctx);
-        Ok(library(ctx)?
-            .asset(self.0.engagement.asset_id.as_str())
-            .await?
-            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
-            .map(AssetObject::from))
+        Ok(
+            super::library::visible_asset(ctx, self.0.engagement.asset_id.as_str())
+                .await?
+                .map(AssetObject::from),
+        )
     }
     async fn kind(&self) -> EngagementKindEnum {
         self.0.engagement.kind.into()

@@ -11,8 +11,8 @@ use super::types::{
     TagFieldEnum,
 };
 use crate::domain::{
-    ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest, SimilarAssets,
-    SimilarityBasis, SortOrder, Stage, TaxonomyValue,
+    Asset, AssetStatus, ContentType, FacetCount, FacetField, Role, SearchPage, SearchRequest,
+    SimilarAssets, SimilarityBasis, SortOrder, Stage, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::Library;
@@ -34,6 +34,22 @@ pub struct LibraryMutation;
 pub(super) fn library<'a>(ctx: &Context<'a>) -> AppResult<&'a Library> {
     ctx.data::<Library>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("schema built without a library")))
+}
+
+/// The asset `id` as the caller may see it: a draft is unreleased, so below an editor key
+/// there is none.
+pub(super) async fn visible_asset(ctx: &Context<'_>, id: &str) -> AppResult<Option<Asset>> {
+    let sees_drafts = super::access::caller_sees_drafts(ctx);
+    Ok(library(ctx)?
+        .asset(id)
+        .await?
+        .filter(|a| sees_drafts || a.status != AssetStatus::Draft))
+}
+
+/// What a request about an asset the caller may not see answers: the same as for one
+/// that does not exist.
+pub(super) fn no_asset(id: &str) -> AppError {
+    AppError::NotFound(format!("no asset with id {id:?}"))
 }
 
 pub(super) fn encode_cursor(offset: usize) -> String {
@@ -301,13 +317,7 @@ impl LibraryQuery {
     // Read from the database, which may be ahead of the index: never cached.
     #[graphql(cache_control(no_cache))]
     async fn asset(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<AssetObject>> {
-        // Drafts are unreleased: below an editor key, as if there were none.
-        let sees_drafts = super::access::caller_sees_drafts(ctx);
-        Ok(library(ctx)?
-            .asset(&id)
-            .await?
-            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
-            .map(AssetObject::from))
+        Ok(visible_asset(ctx, &id).await?.map(AssetObject::from))
     }
 
     /// The library in id order, filtered; published only unless `filter.statuses` says
@@ -447,16 +457,10 @@ impl LibraryQuery {
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_SIMILAR))?;
         let filter = AssetFilterInput::parse(filter)?;
-        // A draft is unreleased: below an editor key it is not there to compare with. The
-        // asset checked is the one compared.
-        let sees_drafts = super::access::caller_sees_drafts(ctx);
-        let seed = library
-            .asset(&asset_id)
+        // The asset checked is the one compared.
+        let seed = visible_asset(ctx, &asset_id)
             .await?
-            .filter(|a| sees_drafts || a.status != crate::domain::AssetStatus::Draft)
-            .ok_or_else(|| {
-                AppError::NotFound(format!("no asset with id {:?}", asset_id.as_str()))
-            })?;
+            .ok_or_else(|| no_asset(&asset_id))?;
         Ok(library.similar_assets(seed, first, filter).await?.into())
     }
 

@@ -472,20 +472,10 @@ impl RecommendQuery {
         let chosen = Chosen::parse(profile, placement)?;
         let library = library(ctx)?;
         let first = library.page_size(first.unwrap_or(DEFAULT_NEXT_CONTENT))?;
-        // A draft is unreleased: below an editor key it is not there to read after.
-        let sees_drafts = super::access::caller_sees_drafts(ctx);
-        if !sees_drafts
-            && library
-                .asset(&after_asset_id)
-                .await?
-                .is_some_and(|a| a.status == crate::domain::AssetStatus::Draft)
-        {
-            return Err(AppError::NotFound(format!(
-                "no asset with id {:?}",
-                after_asset_id.as_str()
-            ))
-            .into());
-        }
+        // Read once: the asset checked is the one read after.
+        let after = super::library::visible_asset(ctx, &after_asset_id)
+            .await?
+            .ok_or_else(|| super::library::no_asset(&after_asset_id))?;
         let mut audience = audience.unwrap_or_default();
         audience.for_visitor(ctx);
         if audience.account_id.is_some() || audience.contact_id.is_some() {
@@ -494,7 +484,7 @@ impl RecommendQuery {
         let request = audience.parse()?;
         Ok(library
             .next_content(
-                &after_asset_id,
+                after,
                 request,
                 first,
                 chosen.profile.as_deref(),

@@ -106,6 +106,23 @@ impl Embedder {
         }
     }
 
+    /// Like `embed`, a text at a time where the service refuses the whole for what it holds
+    /// (`remote::Refused`): a text it still refuses is `None`, and the others go on.
+    pub fn embed_each(&self, texts: &[&str]) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
+        match self.embed(texts) {
+            Ok(vectors) => Ok(vectors.into_iter().map(Some).collect()),
+            Err(e) if e.is::<remote::Refused>() => texts
+                .iter()
+                .map(|text| match self.embed(&[text]) {
+                    Ok(mut v) => Ok(v.pop()),
+                    Err(e) if e.is::<remote::Refused>() => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .collect(),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The same for a visitor's request (a query, a seed): a service gets a few seconds.
     pub fn embed_now(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         match self {

@@ -66,8 +66,8 @@ impl RemoteEmbedder {
     /// Asks the service for one vector, which tells the dimensions: a service that is not
     /// there, refuses the key or answers something else fails here, at start.
     pub fn connect(config: &RemoteEmbedderConfig) -> anyhow::Result<Self> {
+        // Each request sets its own timeout (a batch's or a visitor's).
         let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(BATCH_TIMEOUT))
             .http_status_as_error(false)
             .build()
             .into();

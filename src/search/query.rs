@@ -294,25 +294,10 @@ impl SearchIndex {
             .filter(|(id, c)| !seen.contains(id) && crate::ranking::meaning_value(*c) > 0.0)
             .collect();
         if !unseen.is_empty() {
-            let ids: Vec<Term> = unseen
-                .iter()
-                .map(|(id, _)| Term::from_field_text(self.inner.fields.id, id))
-                .collect();
-            let query = BooleanQuery::new(vec![
-                (Occur::Must, super::filter::any_term(&ids)),
-                (
-                    Occur::Must,
-                    super::filter::filter_query(&self.inner.fields, filter),
-                ),
-            ]);
+            let ids: Vec<String> = unseen.iter().map(|(id, _)| id.clone()).collect();
             let cosines: HashMap<&str, f32> =
                 unseen.iter().map(|(id, c)| (id.as_str(), *c)).collect();
-            let mut found: Vec<DocAddress> = searcher
-                .search(&query, &tantivy::collector::DocSetCollector)?
-                .into_iter()
-                .collect();
-            found.sort();
-            for address in found {
+            for address in self.admitted_addresses(searcher, &ids, filter)? {
                 let asset = self.load_asset(searcher, address)?;
                 let cosine = cosines.get(asset.id.as_str()).copied().unwrap_or(0.0);
                 best_cosine = best_cosine.max(cosine);

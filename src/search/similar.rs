@@ -349,11 +349,24 @@ impl SearchIndex {
         ids: &[String],
         filter: &AssetFilter,
     ) -> AppResult<Vec<std::sync::Arc<Asset>>> {
+        let searcher = self.inner.reader.searcher();
+        self.admitted_addresses(&searcher, ids, filter)?
+            .into_iter()
+            .map(|address| self.load_asset(&searcher, address))
+            .collect()
+    }
+
+    /// Where the assets among `ids` that `filter` lets through are, in address order.
+    pub(super) fn admitted_addresses(
+        &self,
+        searcher: &tantivy::Searcher,
+        ids: &[String],
+        filter: &AssetFilter,
+    ) -> AppResult<Vec<tantivy::DocAddress>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let fields = &self.inner.fields;
-        let searcher = self.inner.reader.searcher();
         let terms: Vec<Term> = ids
             .iter()
             .map(|id| Term::from_field_text(fields.id, id))
@@ -367,10 +380,7 @@ impl SearchIndex {
             .into_iter()
             .collect();
         found.sort();
-        found
-            .into_iter()
-            .map(|address| self.load_asset(&searcher, address))
-            .collect()
+        Ok(found)
     }
 
     /// The id of every asset `filter` lets through, read from the ids' column (no

@@ -12,7 +12,6 @@ use tokio::task::{self, JoinHandle};
 use super::Library;
 use crate::domain::AssetStatus;
 use crate::error::{AppError, AppResult};
-use crate::meaning::remote::Refused;
 use crate::meaning::{Embedder, Meaning, asset_text, text_hash, title_text};
 use crate::store::Store;
 
@@ -174,10 +173,22 @@ pub async fn embed_library(
             let texts: Vec<String> = batch.iter().map(|t| t.3.clone()).collect();
             let titles: Vec<String> = batch.iter().map(|t| t.4.clone()).collect();
             let m = model.clone();
-            let vectors = task::spawn_blocking(move || embed_batch(&m, &texts, &titles))
-                .await
-                .map_err(AppError::internal)?
-                .map_err(AppError::internal)?;
+            // An asset has vectors when the service took both its texts.
+            let vectors = task::spawn_blocking(move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let title_refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+                let (wholes, titles) = (m.embed_each(&refs)?, m.embed_each(&title_refs)?);
+                Ok::<_, anyhow::Error>(
+                    wholes
+                        .into_iter()
+                        .zip(titles)
+                        .map(|(w, t)| w.zip(t))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
             let mut rows = Vec::with_capacity(batch.len());
             for ((id, hash, th, _, _), pair) in batch.iter().zip(&vectors) {
                 let Some((whole, title)) = pair else {
@@ -222,41 +233,4 @@ pub async fn embed_library(
         loaded,
         total,
     })
-}
-
-/// An asset's two vectors: its whole text's and its title's.
-type Pair = (Vec<f32>, Vec<f32>);
-
-/// Whole texts and titles of a batch, a pair of vectors a text, in order. When the
-/// embeddings service refuses the batch for what it holds, each text is asked for alone,
-/// and one it refuses is `None` (left without vectors; the rest of the library goes on).
-fn embed_batch(
-    model: &Embedder,
-    texts: &[String],
-    titles: &[String],
-) -> anyhow::Result<Vec<Option<Pair>>> {
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let title_refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let whole = model
-        .embed(&refs)
-        .and_then(|w| Ok((w, model.embed(&title_refs)?)));
-    match whole {
-        Ok((wholes, titles)) => Ok(wholes.into_iter().zip(titles).map(Some).collect()),
-        Err(e) if e.is::<Refused>() => refs
-            .iter()
-            .zip(&title_refs)
-            .map(|(text, title)| {
-                let pair = model
-                    .embed(&[text])
-                    .and_then(|mut w| Ok((w.pop(), model.embed(&[title])?.pop())));
-                match pair {
-                    Ok((Some(w), Some(t))) => Ok(Some((w, t))),
-                    Ok(_) => Ok(None),
-                    Err(e) if e.is::<Refused>() => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .collect(),
-        Err(e) => Err(e),
-    }
 }

@@ -99,11 +99,11 @@ pub struct Library {
 /// (all-MiniLM-L6-v2: a page on the query's subject in other words scores 0.5 to 0.7).
 const GOOD_MEANING: f32 = 0.4;
 
-/// Index reads allowed at once: two per core.
 /// Calls to an embeddings service that requests wait on at once: each may take up to
 /// `meaning::remote::QUERY_TIMEOUT` of a blocking thread.
 const REMOTE_CALLS: usize = 4;
 
+/// Index reads allowed at once: two per core.
 fn index_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }

@@ -306,16 +306,12 @@ impl Library {
     /// the asset itself.
     pub async fn next_content(
         &self,
-        after: &str,
+        asset: Asset,
         request: AudienceRequest,
         first: usize,
         profile: Option<&str>,
         placement: Option<&str>,
     ) -> AppResult<RecommendationList> {
-        let asset = self
-            .asset(after)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no asset with id {after:?}")))?;
         let resolution = self.resolve(&request).await?;
         let choice = self.choose(profile, placement, subject(&request, &resolution))?;
         let Resolution {
@@ -411,7 +407,7 @@ impl Library {
             account_id,
             &choice,
             placement,
-            Some(after),
+            Some(asset.id.as_str()),
             None,
         );
         Ok(RecommendationList {
