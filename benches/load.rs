@@ -16,6 +16,8 @@
 //! through 64 searches of one to three words drawn like the library's text.
 //! `recommend-accounts` rotates through 1,000 accounts of `stagefit generate-engagement`
 //! (import them first, see BENCHMARKS.md); without them it reports errors.
+//! `search-text-mix` rotates through 64 searches of one to three words, `search-distinct`
+//! through 20,000 (with an embedding model, every one a model run).
 
 use std::time::{Duration, Instant};
 
@@ -89,6 +91,27 @@ fn text_mix() -> Vec<String> {
         .collect()
 }
 
+/// Searches of one to three words drawn like the library's text (`Generator::query`, seed
+/// 9): with an embedding model they are hybrid. `distinct` of them, each asked once per
+/// rotation: 64 are all in the query-vector cache after the warm-up; 20,000 are not.
+fn search_mix(distinct: usize) -> Vec<String> {
+    let mut generator = Generator::new(9);
+    let mut seen = std::collections::HashSet::new();
+    let mut bodies = Vec::with_capacity(distinct);
+    while bodies.len() < distinct {
+        let mut query = generator.query();
+        // The vocabulary has fewer combinations than asked for: a number makes it new.
+        if !seen.insert(query.clone()) {
+            query = format!("{query} {}", bodies.len());
+            seen.insert(query.clone());
+        }
+        bodies.push(format!(
+            r#"{{"query":"{{ search(query: \"{query}\", first: 10) {{ items {{ score asset {{ id title }} }} }} }}"}}"#
+        ));
+    }
+    bodies
+}
+
 fn cases() -> Vec<(&'static str, Vec<String>)> {
     let mut cases: Vec<(&str, Vec<String>)> = SINGLE_REQUEST_CASES
         .iter()
@@ -97,6 +120,8 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
     cases.insert(2, ("recommend-mixed", mixed_audiences()));
     cases.insert(3, ("recommend-accounts", account_audiences()));
     cases.insert(6, ("recommend-text-mix", text_mix()));
+    cases.push(("search-text-mix", search_mix(64)));
+    cases.push(("search-distinct", search_mix(20_000)));
     cases
 }
 

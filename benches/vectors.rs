@@ -1,9 +1,15 @@
-//! The cost of meaning's brute-force scan: `Vectors::nearest` over 10k, 100k and 1M
-//! assets (two int8 vectors of 384 dimensions each), with random unit vectors (the scan's
-//! cost does not depend on what the vectors say). No model is needed.
+//! The cost of meaning's scan: `Vectors::nearest` over 10k, 100k and 1M assets (two int8
+//! vectors of 384 dimensions each), with random unit vectors (the scan's cost does not
+//! depend on what the vectors say), beside the whole exact scan. No model is needed.
 //!
 //!     cargo bench --bench vectors
 //!     STAGEFIT_BENCH_SIZES=100000 cargo bench --bench vectors
+//!
+//! What the sketch misses does depend on the vectors: with STAGEFIT_BENCH_VECTORS=FILE
+//! (f32 little-endian, per asset its whole-text then its title vector, as
+//! `benches/export_vectors.py` writes them from a server's database) it prints, for the
+//! library in FILE, the share of the exact 10 and 100 nearest that the sketch finds when
+//! it rescores 1%, 2% or 5% of the library (at least 8 per asset asked for, as the server), asking with 200 of the assets' own vectors.
 
 use std::time::Duration;
 
@@ -51,7 +57,51 @@ fn main() {
         group.bench_with_input(BenchmarkId::new("nearest_50", size), &size, |b, _| {
             b.iter(|| vectors.nearest(&query, 50, |_| true))
         });
+        vectors.prepare();
+        group.bench_with_input(BenchmarkId::new("whole_scan_50", size), &size, |b, _| {
+            b.iter(|| vectors.nearest_by_sketch(&query, 50, size, |_| true))
+        });
     }
     group.finish();
     criterion.final_summary();
+    if let Ok(file) = std::env::var("STAGEFIT_BENCH_VECTORS") {
+        recall(&file);
+    }
+}
+
+/// What the sketch finds of the exact nearest, on real vectors.
+fn recall(file: &str) {
+    let bytes = std::fs::read(file).expect("reading STAGEFIT_BENCH_VECTORS");
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let rows: Vec<&[f32]> = values.chunks_exact(DIMS).collect();
+    let mut vectors = Vectors::new(DIMS);
+    for (i, pair) in rows.chunks_exact(2).enumerate() {
+        vectors.insert(&format!("asset-{i}"), "h", 0, pair[0], pair[1]);
+    }
+    let n = vectors.len();
+    let queries: Vec<&[f32]> = rows
+        .iter()
+        .step_by(2)
+        .step_by((n / 200).max(1))
+        .copied()
+        .collect();
+    for k in [10, 100] {
+        for percent in [1, 2, 5] {
+            let rescore = (n * percent / 100).max(8 * k);
+            let (mut found, mut wanted) = (0usize, 0usize);
+            for q in &queries {
+                let exact = vectors.nearest_by_sketch(q, k, n, |_| true);
+                let sketched = vectors.nearest_by_sketch(q, k, rescore, |_| true);
+                wanted += exact.len();
+                found += exact.iter().filter(|e| sketched.contains(e)).count();
+            }
+            println!(
+                "recall@{k}, {n} assets, {percent}% rescored ({rescore}): {:.3}",
+                found as f64 / wanted.max(1) as f64
+            );
+        }
+    }
 }

@@ -208,6 +208,7 @@ pub async fn embed_library(
             if runs.is_multiple_of(PUBLISH_EVERY) {
                 let (kept, copy) = task::spawn_blocking(move || {
                     let copy = next.clone();
+                    copy.prepare();
                     (next, copy)
                 })
                 .await
@@ -218,6 +219,13 @@ pub async fn embed_library(
         }
     }
     let total = next.len();
+    // The sketch a large library's scans read is built here, not by the first query.
+    let next = task::spawn_blocking(move || {
+        next.prepare();
+        next
+    })
+    .await
+    .map_err(AppError::internal)?;
     meaning.replace_vectors(next);
     meaning.pass_ended();
     metrics::gauge!(crate::metrics::EMBEDDED_ASSETS).set(total as f64);
