@@ -48,7 +48,7 @@ pub use filter::AssetFilter;
 pub use search::{
     FacetCount, FacetField, Highlight, MAX_QUERY_CHARS, MAX_QUERY_NESTING, MAX_QUERY_TERMS,
     MAX_QUERY_WORDS, SearchHit, SearchPage, SearchRequest, SimilarAssets, SimilarityBasis,
-    SortOrder, check_query_text, is_stop_word, query_nesting,
+    SortOrder, check_query_text, identifier_words, is_identifier, is_stop_word, query_nesting,
 };
 pub use synonyms::{MAX_EXPANSIONS, Synonyms, is_one_word};
 pub use taxonomy::{

@@ -36,6 +36,51 @@ pub fn check_query_text(what: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a query is one exact identifier rather than words: a single token of 3 to 100
+/// characters, with letters, that joins its parts (`SAML_ASSERTION_EXPIRED`, `v2.4.1`,
+/// `auth/callback`), mixes letters and digits (`ISO27001`) or is written in camel case
+/// (`createShareLink`). Such a query is looked up by its words alone: meaning would only
+/// add pages about something near it.
+pub fn is_identifier(text: &str) -> bool {
+    let text = text.trim();
+    let chars: Vec<char> = text.chars().collect();
+    if !(3..=100).contains(&chars.len())
+        || chars.iter().any(|c| c.is_whitespace())
+        || !chars.iter().any(|c| c.is_ascii_alphabetic())
+    {
+        return false;
+    }
+    let joined = chars.windows(3).any(|w| {
+        w[0].is_alphanumeric() && matches!(w[1], '_' | '.' | '/' | ':') && w[2].is_alphanumeric()
+    });
+    let mixed = chars.iter().any(|c| c.is_ascii_digit())
+        && chars.iter().filter(|c| c.is_ascii_alphabetic()).count() >= 2;
+    let camel = chars
+        .windows(2)
+        .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    joined || mixed || camel
+}
+
+/// An identifier's parts as words (`SAML_ASSERTION_EXPIRED` -> `SAML ASSERTION EXPIRED`,
+/// `createShareLink` -> `create Share Link`): what is searched when the identifier
+/// itself is found nowhere.
+pub fn identifier_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut previous: Option<char> = None;
+    for c in text.trim().chars() {
+        if !c.is_alphanumeric() {
+            out.push(' ');
+        } else {
+            if c.is_ascii_uppercase() && previous.is_some_and(|p| p.is_ascii_lowercase()) {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        previous = Some(c);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// How deep a text's parentheses and `NOT`s nest, the way a query parser would descend.
 pub fn query_nesting(text: &str) -> usize {
     let mut depth = 0usize;
@@ -138,6 +183,41 @@ pub struct SearchPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_are_single_tokens_that_join_parts_mix_digits_or_are_camel_case() {
+        for id in [
+            "SAML_ASSERTION_EXPIRED",
+            "v2.4.1",
+            "auth/callback",
+            "ISO27001",
+            "createShareLink",
+            "pg_stat_activity",
+            " ERR_CERT_DATE_INVALID ",
+        ] {
+            assert!(is_identifier(id), "{id}");
+        }
+        for words in [
+            "reduce churn",
+            "GDPR",
+            "prebuilds",
+            "SOC 2",
+            "42",
+            "a_",
+            "end.",
+            "Kubernetes",
+            "单点登录",
+            "x1",
+        ] {
+            assert!(!is_identifier(words), "{words}");
+        }
+        assert_eq!(
+            identifier_words("SAML_ASSERTION_EXPIRED"),
+            "SAML ASSERTION EXPIRED"
+        );
+        assert_eq!(identifier_words("createShareLink"), "create Share Link");
+        assert_eq!(identifier_words("v2.4.1"), "v2 4 1");
+    }
 
     #[test]
     fn query_texts_are_bounded_in_length_words_and_nesting() {

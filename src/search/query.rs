@@ -407,6 +407,15 @@ impl SearchIndex {
     fn text_query(&self, text: &str, synonyms: &[String]) -> TextQuery {
         // Syntax nested deeper than a caller may send (a title in a `nextContent` subject)
         // is read as words: the parser recurses once per level.
+        if is_plain(text) && crate::domain::is_identifier(text) {
+            // One identifier (`v2.4.1`, `createShareLink`): its parts together, and nothing
+            // else (no synonyms: it names one thing).
+            let (phrases, one_word) = self.phrase_terms(&[text.trim().to_owned()]);
+            return TextQuery::Words {
+                words: self.text_terms(&one_word.join(" ")),
+                phrases,
+            };
+        }
         if is_plain(text) || query_nesting(text) > MAX_QUERY_NESTING {
             // A hyphenated word of the query counts its words and, again, their being
             // together; a synonym of several words (`case study`, `self-hosted`) counts

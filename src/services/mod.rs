@@ -341,6 +341,18 @@ impl Library {
             crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
         }
         let mut request = request;
+        // An identifier is looked up exactly, by its words alone (see `is_identifier`);
+        // found nowhere, its parts are searched as words, with meaning.
+        if let Some(text) = request.text.clone()
+            && crate::domain::is_identifier(&text)
+        {
+            let exact = request.clone();
+            let page = self.read_index(move |index| index.search(&exact)).await?;
+            if !page.hits.is_empty() || request.offset > 0 {
+                return Ok(page);
+            }
+            request.text = Some(crate::domain::identifier_words(&text));
+        }
         request.synonyms = self.expansions(request.text.as_deref()).await?;
         let ratio = request
             .semantic_ratio

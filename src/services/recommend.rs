@@ -437,7 +437,10 @@ impl Library {
         let target = match (&r.seed_vector, r.text) {
             _ if self.ranking.semantic_ratio <= 0.0 || weights.text <= 0.0 => None,
             (Some(v), _) => Some(v.clone()),
-            (None, Some(text)) if r.similar_to.is_none() => self.query_vector(text).await?,
+            // An identifier is matched by its words alone (`domain::is_identifier`).
+            (None, Some(text)) if r.similar_to.is_none() && !crate::domain::is_identifier(text) => {
+                self.query_vector(text).await?
+            }
             _ => None,
         };
         // The target with the vectors it is compared with, read once.

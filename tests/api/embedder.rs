@@ -231,6 +231,84 @@ async fn an_embeddings_service_relates_pages_across_languages() {
 }
 
 #[tokio::test]
+async fn an_identifier_is_looked_up_exactly_by_its_words_without_asking_for_meaning() {
+    let (url, fake) = fake_service().await;
+    let mut s =
+        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let page = |id: &str, title: &str, body: &str| {
+        json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
+                "language": "en", "url": format!("/docs/{id}") })
+    };
+    let library = json!([
+        page(
+            "saml-errors",
+            "SAML error codes",
+            "SAML_ASSERTION_EXPIRED: the identity provider's assertion arrived after it expired."
+        ),
+        page(
+            "saml-setup",
+            "Set up SAML single sign-on",
+            "Connect your SAML identity provider. An assertion that has expired is refused."
+        ),
+        page(
+            "release-241",
+            "Release notes v2.4.1",
+            "Fixes in v2.4.1: faster imports."
+        ),
+        page(
+            "release-250",
+            "Release notes v2.5.0",
+            "Version 2.5.0 adds 4 webhooks and 1 regression test."
+        ),
+    ]);
+    let upserted = s
+        .gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": library }),
+        )
+        .await;
+    assert_eq!(upserted["upsertAssets"]["created"], 4, "{upserted}");
+    embedded(&s, 4).await;
+    const SEARCH: &str =
+        r#"query($q: String!) { search(query: $q, first: 5) { items { asset { id } } } }"#;
+    let asked = fake.requests.load(Ordering::SeqCst);
+    // The identifier's parts together, nothing near it in meaning, and no call to the
+    // service: the page that names it, alone.
+    for (query, expected) in [
+        ("SAML_ASSERTION_EXPIRED", "saml-errors"),
+        ("v2.4.1", "release-241"),
+    ] {
+        let found = s.gql(SEARCH, json!({ "q": query })).await;
+        assert_eq!(
+            ids(&found["search"]["items"], &["asset", "id"]),
+            [expected],
+            "{query}: {found}"
+        );
+    }
+    let recommended = s
+        .gql(
+            r#"{ recommendations(audience: {}, query: "v2.4.1", first: 3) { items { asset { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(
+        recommended["recommendations"]["items"].is_array(),
+        "{recommended}"
+    );
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        asked,
+        "meaning was asked"
+    );
+    // An identifier found nowhere is searched as its parts, words and meaning.
+    let found = s.gql(SEARCH, json!({ "q": "SAML_RESPONSE_INVALID" })).await;
+    let hits = ids(&found["search"]["items"], &["asset", "id"]);
+    assert!(hits.contains(&"saml-setup".to_owned()), "{found}");
+    assert_eq!(fake.requests.load(Ordering::SeqCst), asked + 1);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_service_that_refuses_or_is_not_there_stops_the_server_at_start_with_its_reason() {
     let (url, _fake) = fake_service().await;
     let dir = tempfile::tempdir().unwrap();
