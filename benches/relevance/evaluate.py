@@ -20,7 +20,11 @@ NDCG@5: DCG = sum over the first five results of grade / log2(rank + 1), grades 
 read-next case is removed from the answer before the cut (the server should never return
 it anyway).
 
-Usage: evaluate.py [--bin PATH] [--runs N] [--json] [--verbose] [LIBRARY...]
+Usage: evaluate.py [--bin PATH] [--runs N] [--json] [--verbose] [--declared] [LIBRARY...]
+  --declared imports the 30 judged assets of each library with their judged stage and
+  role declared, so the stage and role rows measure suggestions in a partly tagged
+  library: an asset's suggestion never reads its own tags (the server leaves the asset
+  out of its neighbours and of what it learns), the other 29 vote.
   --runs N repeats each library on fresh storage and prints the mean of each figure and
   its range (equal scores are ordered differently from one index to the next, which moves
   the audience and read-next figures); --verbose prints the cases of the last run.
@@ -67,9 +71,12 @@ def wait_for_binary(path, seconds=120):
 
 
 class Server:
-    def __init__(self, binary, library, extra=()):
+    def __init__(self, binary, library, extra=(), declared=None):
         self.binary = binary
         self.extra = list(extra)
+        # With `declared` ({asset id: (stage, role)}), those assets are imported with the
+        # tags declared: a partly tagged library.
+        self.declared = declared or {}
         self.dir = tempfile.mkdtemp(prefix="stagefit-relevance-")
         self.env = dict(os.environ)
         self.env.pop("STAGEFIT_LOG", None)
@@ -82,8 +89,19 @@ class Server:
 
     def start(self):
         wait_for_binary(self.binary)
+        assets = os.path.join(self.library, "assets.jsonl")
+        if self.declared:
+            tagged = os.path.join(self.dir, "assets.jsonl")
+            with open(assets, encoding="utf-8") as src, open(tagged, "w", encoding="utf-8") as out:
+                for line in src:
+                    a = json.loads(line)
+                    if a["id"] in self.declared:
+                        stage, role = self.declared[a["id"]]
+                        a["stages"], a["roles"] = [stage], [role]
+                    out.write(json.dumps(a, ensure_ascii=False) + "\n")
+            assets = tagged
         out = subprocess.run(
-            [self.binary, "import", os.path.join(self.library, "assets.jsonl")],
+            [self.binary, "import", assets],
             env=self.env, capture_output=True, text=True,
         )
         if out.returncode != 0:
@@ -332,6 +350,9 @@ def main():
                    help="serve with this sentence-embedding model (scripts/fetch-model.sh fetches one)")
     p.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                    help="one more argument for `stagefit serve` (repeat), e.g. --serve-arg=--semantic-ratio=0.7")
+    p.add_argument("--declared", action="store_true",
+                   help="import the judged assets with their judged stage and role declared (a partly tagged "
+                        "library); each asset's own tags are left out of its suggestion (leave one out)")
     p.add_argument("libraries", nargs="*", help="library directories (default: every one with judgments.json)")
     args = p.parse_args()
     binary = find_binary(args.bin)
@@ -350,7 +371,8 @@ def main():
             extra = list(args.serve_arg)
             if args.embedding_model:
                 extra += ["--embedding-model", args.embedding_model]
-            server = Server(binary, lib, extra)
+            declared = {t["asset"]: (t["stage"], t["role"]) for t in judgments["tags"]} if args.declared else None
+            server = Server(binary, lib, extra, declared)
             try:
                 server.start()
                 runs.append(evaluate(server, judgments))

@@ -38,9 +38,9 @@ pub fn check_query_text(what: &str, text: &str) -> Result<(), String> {
 
 /// Whether a query is one exact identifier rather than words: a single token of 3 to 100
 /// characters, with letters, that joins its parts (`SAML_ASSERTION_EXPIRED`, `v2.4.1`,
-/// `auth/callback`), mixes letters and digits (`ISO27001`) or is written in camel case
-/// (`createShareLink`). Such a query is looked up by its words alone: meaning would only
-/// add pages about something near it.
+/// `auth/callback`), mixes letters and two digits or more (`ISO27001`) or is written in
+/// camel case (`createShareLink`). Such a query is looked up by its words alone: meaning
+/// would only add pages about something near it.
 pub fn is_identifier(text: &str) -> bool {
     let text = text.trim();
     let chars: Vec<char> = text.chars().collect();
@@ -53,7 +53,8 @@ pub fn is_identifier(text: &str) -> bool {
     let joined = chars.windows(3).any(|w| {
         w[0].is_alphanumeric() && matches!(w[1], '_' | '.' | '/' | ':') && w[2].is_alphanumeric()
     });
-    let mixed = chars.iter().any(|c| c.is_ascii_digit())
+    // Two digits at least: `k8s`, `b2b` or `mp4` are words people give synonyms to.
+    let mixed = chars.iter().filter(|c| c.is_ascii_digit()).count() >= 2
         && chars.iter().filter(|c| c.is_ascii_alphabetic()).count() >= 2;
     let camel = chars
         .windows(2)
@@ -208,6 +209,8 @@ mod tests {
             "Kubernetes",
             "单点登录",
             "x1",
+            "k8s",
+            "b2b",
         ] {
             assert!(!is_identifier(words), "{words}");
         }

@@ -275,7 +275,9 @@ impl AuditQuery {
 
     /// Stages, roles, concerns and content type for an untagged or new asset, from its ten
     /// nearest tagged neighbours among published assets (each votes with its similarity;
-    /// a known content type adds its default stages). Give `assetId` (an asset of the
+    /// a known content type adds its default stages). With an embedding model the
+    /// neighbours are the nearest in meaning among assets with declared tags (`similarity`
+    /// is then their cosine), else the nearest by words. Give `assetId` (an asset of the
     /// library, compared with the others) or `text` (with its `language`, default `en`,
     /// and its `contentType` if known). `ignoreAssetIds` leaves assets out of the
     /// neighbours, to evaluate on a held-back part of the library.

@@ -276,6 +276,40 @@ const LABELS_TO_TRUST_EQUALLY: f64 = 200.0;
 const NEIGHBOURS_TO_TRUST_EQUALLY: f64 = 6.0;
 
 /// An asset with only its declared tags (the others cleared).
+/// Assets near in meaning read for tagged neighbours: the declared ones among them vote.
+const TAG_MEANING_WINDOW: usize = 100;
+
+/// The `TAG_NEIGHBOURS` published assets nearest `target` in meaning among those with a
+/// declared stage or role (never `exclude`), with their cosines (above 0), nearest first.
+fn tagged_nearest(
+    index: &crate::search::SearchIndex,
+    vectors: &crate::meaning::Vectors,
+    target: &[f32],
+    exclude: &[String],
+) -> AppResult<Vec<(Asset, f32)>> {
+    let near = vectors.nearest(target, TAG_MEANING_WINDOW, |id| {
+        !exclude.iter().any(|e| e == id)
+    });
+    let cosines: std::collections::HashMap<&str, f32> =
+        near.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+    let ids: Vec<String> = near.iter().map(|(id, _)| id.clone()).collect();
+    let mut tagged: Vec<(Asset, f32)> = index
+        .admitted(&ids, &AssetFilter::default())?
+        .into_iter()
+        .filter(|a| {
+            let d = declared_only(a);
+            !d.stages.is_empty() || !d.roles.is_empty()
+        })
+        .filter_map(|a| {
+            let cosine = cosines.get(a.id.as_str()).copied()?;
+            (cosine > 0.0).then(|| ((*a).clone(), cosine))
+        })
+        .collect();
+    tagged.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(&b.0.id)));
+    tagged.truncate(TAG_NEIGHBOURS);
+    Ok(tagged)
+}
+
 fn declared_only(asset: &Asset) -> Asset {
     use crate::domain::TagSource::Declared;
     let e = asset.evidence;
@@ -334,13 +368,14 @@ impl Library {
         subject: TagSubject,
         ignore: Vec<String>,
     ) -> AppResult<TagReport> {
-        let (text, mut exclude) = match subject {
+        let (text, mut exclude, target) = match subject {
             TagSubject::Asset(id) => {
                 let asset = self
                     .asset(&id)
                     .await?
                     .ok_or_else(|| AppError::NotFound(format!("no asset with id {id:?}")))?;
-                (TagText::of(asset), vec![id])
+                let target = self.asset_vector(&asset).await?;
+                (TagText::of(asset), vec![id], target)
             }
             TagSubject::Text {
                 text,
@@ -360,7 +395,8 @@ impl Library {
                     concerns: Vec::new(),
                     topics: Vec::new(),
                 };
-                (text, Vec::new())
+                let target = self.query_vector(&text.body).await?;
+                (text, Vec::new(), target)
             }
         };
         exclude.extend(ignore);
@@ -372,15 +408,26 @@ impl Library {
             url: &text.url,
             content_type,
         });
+        let vectors = self.meaning.vectors();
         let (neighbours, by_stage) = self
             .read_index(move |index| {
                 let similar_to = text.similar_to();
-                let neighbours = index.similar(
-                    &similar_to,
-                    &AssetFilter::default(),
-                    TAG_NEIGHBOURS,
-                    &exclude,
-                )?;
+                // With vectors, the nearest assets in meaning that carry declared tags;
+                // else (or when none near does) the words' nearest.
+                let by_meaning = match &target {
+                    Some(target) => tagged_nearest(index, &vectors, target, &exclude)?,
+                    None => Vec::new(),
+                };
+                let neighbours = if by_meaning.is_empty() {
+                    index.similar(
+                        &similar_to,
+                        &AssetFilter::default(),
+                        TAG_NEIGHBOURS,
+                        &exclude,
+                    )?
+                } else {
+                    by_meaning
+                };
                 let by_stage = index.stage_word_counts(&similar_to, &exclude)?;
                 Ok((neighbours, by_stage))
             })

@@ -341,8 +341,8 @@ impl Library {
             crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
         }
         let mut request = request;
-        // An identifier is looked up exactly, by its words alone (see `is_identifier`);
-        // found nowhere, its parts are searched as words, with meaning.
+        // An identifier is looked up exactly, by its words alone and without synonyms (see
+        // `is_identifier`); found nowhere, its parts are searched as words, with meaning.
         if let Some(text) = request.text.clone()
             && crate::domain::is_identifier(&text)
         {

@@ -231,6 +231,70 @@ async fn an_embeddings_service_relates_pages_across_languages() {
 }
 
 #[tokio::test]
+async fn tag_suggestions_learn_from_the_declared_assets_nearest_in_meaning() {
+    let (url, _fake) = fake_service().await;
+    let mut s =
+        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let page = |id: &str, title: &str, body: &str, lang: &str, roles: &[&str]| {
+        json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
+                "language": lang, "url": format!("/docs/{id}"), "roles": roles })
+    };
+    let library = json!([
+        page(
+            "sso",
+            "Single sign-on with your identity provider",
+            "Connect the identity provider your company uses; people sign in once.",
+            "en",
+            &["TECHNICAL_INTEGRATOR"]
+        ),
+        page(
+            "pricing",
+            "Plans and prices",
+            "Per seat, billed yearly.",
+            "en",
+            &["FINANCE"]
+        ),
+        // Untagged, and sharing no word with either.
+        page(
+            "sso-zh",
+            "配置单点登录",
+            "连接您公司使用的身份提供商。",
+            "zh",
+            &[]
+        ),
+    ]);
+    let upserted = s
+        .gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": library }),
+        )
+        .await;
+    assert_eq!(upserted["upsertAssets"]["created"], 3, "{upserted}");
+    embedded(&s, 3).await;
+    const SUGGEST: &str = r#"query($id: ID!, $ignore: [ID!]) {
+        suggestTags(assetId: $id, ignoreAssetIds: $ignore) {
+            roles { role confidence } neighbours { asset { id } similarity } } }"#;
+    let suggested = s.gql(SUGGEST, json!({ "id": "sso-zh" })).await;
+    let report = &suggested["suggestTags"];
+    assert_eq!(
+        ids(&report["neighbours"], &["asset", "id"])[0],
+        "sso",
+        "{suggested}"
+    );
+    assert_eq!(
+        report["roles"][0]["role"], "TECHNICAL_INTEGRATOR",
+        "{suggested}"
+    );
+    // Left out, the English page teaches nothing; only the pricing page is declared.
+    let without = s
+        .gql(SUGGEST, json!({ "id": "sso-zh", "ignore": ["sso"] }))
+        .await;
+    let neighbours = ids(&without["suggestTags"]["neighbours"], &["asset", "id"]);
+    assert!(!neighbours.contains(&"sso".to_owned()), "{without}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn an_identifier_is_looked_up_exactly_by_its_words_without_asking_for_meaning() {
     let (url, fake) = fake_service().await;
     let mut s =
