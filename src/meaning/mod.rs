@@ -66,6 +66,17 @@ pub fn text_hash(model: &str, text: &str) -> u64 {
     bytes_hash(&[model.as_bytes(), text.as_bytes()])
 }
 
+/// The query cache's key of a query: trimmed, lowercased.
+fn query_key(query: &str) -> String {
+    query.trim().to_lowercase()
+}
+
+/// The query cache's key of an asset's text: one no query has (queries are trimmed; this
+/// starts with a control character).
+fn text_key(text: &str) -> String {
+    format!("\u{1}{text}")
+}
+
 /// Where vectors come from: a model run in the process, or a service over HTTP.
 pub enum Embedder {
     /// Boxed: a loaded model is large beside a service's address.
@@ -250,15 +261,27 @@ impl Meaning {
     /// A query's vector, from the cache or the model (blocking: call it on the blocking
     /// pool). `None` without a model.
     pub fn query_vector(&self, query: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
-        let key = query.trim().to_lowercase();
+        let key = query_key(query);
         self.cached(key.clone(), &key)
     }
 
     /// The vector of an asset's text that has none stored (a seed that is a draft, or not
     /// yet embedded), cached like queries: asking about it again runs no model.
     pub fn text_vector(&self, text: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
-        // A key no query has: queries are trimmed, this starts with a control character.
-        self.cached(format!("\u{1}{text}"), text)
+        self.cached(text_key(text), text)
+    }
+
+    /// A query's vector if the cache holds it: no model run, no blocking (a cached query
+    /// takes no turn on the blocking pool and no call to a service).
+    pub fn cached_query_vector(&self, query: &str) -> Option<Arc<Vec<f32>>> {
+        self.model.as_ref()?;
+        self.queries.get(&query_key(query))
+    }
+
+    /// The same for a text's vector (`text_vector`).
+    pub fn cached_text_vector(&self, text: &str) -> Option<Arc<Vec<f32>>> {
+        self.model.as_ref()?;
+        self.queries.get(&text_key(text))
     }
 
     fn cached(&self, key: String, text: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {

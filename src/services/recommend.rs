@@ -597,6 +597,9 @@ impl Library {
         if !self.meaning.ready() || text.trim().is_empty() {
             return Ok(None);
         }
+        if let Some(v) = self.meaning.cached_query_vector(text) {
+            return Ok(Some(v));
+        }
         let meaning = self.meaning.clone();
         let text = text.to_owned();
         Ok(self
@@ -613,8 +616,11 @@ impl Library {
         if let Some(v) = self.meaning.vectors().get(asset.id.as_str()) {
             return Ok(Some(Arc::new(v)));
         }
-        let meaning = self.meaning.clone();
         let text = crate::meaning::asset_text(asset);
+        if let Some(v) = self.meaning.cached_text_vector(&text) {
+            return Ok(Some(v));
+        }
+        let meaning = self.meaning.clone();
         Ok(self
             .run_model("a seed", move || meaning.text_vector(&text))
             .await?

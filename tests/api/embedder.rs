@@ -130,6 +130,17 @@ async fn fake_service() -> (String, Arc<Fake>) {
     (format!("http://{addr}/v1"), fake)
 }
 
+/// Upserts `library` (a JSON list of assets), all of them new.
+async fn create(s: &TestServer, library: &Value, n: u64) {
+    let upserted = s
+        .gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": library }),
+        )
+        .await;
+    assert_eq!(upserted["upsertAssets"]["created"], n, "{upserted}");
+}
+
 /// /readyz once a pass has ended with `n` assets embedded (at most 30 s): right after a
 /// write, the pass before it may still say complete.
 async fn embedded(s: &TestServer, n: u64) -> Value {
@@ -191,13 +202,7 @@ async fn an_embeddings_service_relates_pages_across_languages() {
             "en"
         ),
     ]);
-    let upserted = s
-        .gql(
-            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
-            json!({ "a": library }),
-        )
-        .await;
-    assert_eq!(upserted["upsertAssets"]["created"], 4, "{upserted}");
+    create(&s, &library, 4).await;
     let ready = embedded(&s, 4).await;
     assert_eq!(ready["embeddings"]["model"], "fake-multilingual", "{ready}");
     assert_eq!(ready["embeddings"]["embedded"], 4, "{ready}");
@@ -263,13 +268,7 @@ async fn tag_suggestions_learn_from_the_declared_assets_nearest_in_meaning() {
             &[]
         ),
     ]);
-    let upserted = s
-        .gql(
-            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
-            json!({ "a": library }),
-        )
-        .await;
-    assert_eq!(upserted["upsertAssets"]["created"], 3, "{upserted}");
+    create(&s, &library, 3).await;
     embedded(&s, 3).await;
     const SUGGEST: &str = r#"query($id: ID!, $ignore: [ID!]) {
         suggestTags(assetId: $id, ignoreAssetIds: $ignore) {
@@ -325,13 +324,7 @@ async fn an_identifier_is_looked_up_exactly_by_its_words_without_asking_for_mean
             "Version 2.5.0 adds 4 webhooks and 1 regression test."
         ),
     ]);
-    let upserted = s
-        .gql(
-            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
-            json!({ "a": library }),
-        )
-        .await;
-    assert_eq!(upserted["upsertAssets"]["created"], 4, "{upserted}");
+    create(&s, &library, 4).await;
     embedded(&s, 4).await;
     const SEARCH: &str =
         r#"query($q: String!) { search(query: $q, first: 5) { items { asset { id } } } }"#;
