@@ -271,16 +271,15 @@ impl Meaning {
         self.cached(text_key(text), text)
     }
 
-    /// A query's vector if the cache holds it: no model run, no blocking (a cached query
-    /// takes no turn on the blocking pool and no call to a service).
+    /// A query's vector if the cache holds it (only a model fills it): no model run, no
+    /// blocking (a cached query takes no turn on the blocking pool and no call to a
+    /// service).
     pub fn cached_query_vector(&self, query: &str) -> Option<Arc<Vec<f32>>> {
-        self.model.as_ref()?;
         self.queries.get(&query_key(query))
     }
 
     /// The same for a text's vector (`text_vector`).
     pub fn cached_text_vector(&self, text: &str) -> Option<Arc<Vec<f32>>> {
-        self.model.as_ref()?;
         self.queries.get(&text_key(text))
     }
 

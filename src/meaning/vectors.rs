@@ -40,11 +40,17 @@ impl Sketch {
     fn of(vectors: &Vectors) -> Self {
         let dims = vectors.dims;
         let rows = vectors.scales.len();
-        let mut centre = vec![0f32; dims];
-        for (r, codes) in vectors.codes.chunks_exact(dims.max(1)).enumerate() {
+        // Row `r`'s values, from its codes.
+        let row = |r: usize| {
             let scale = vectors.scales[r];
-            for (c, &code) in centre.iter_mut().zip(codes) {
-                *c += f32::from(code) * scale;
+            vectors.codes[r * dims..(r + 1) * dims]
+                .iter()
+                .map(move |&c| f32::from(c) * scale)
+        };
+        let mut centre = vec![0f32; dims];
+        for r in 0..rows {
+            for (c, v) in centre.iter_mut().zip(row(r)) {
+                *c += v;
             }
         }
         for c in &mut centre {
@@ -52,10 +58,8 @@ impl Sketch {
         }
         let words = dims.div_ceil(64);
         let mut bits = vec![0u64; rows * words];
-        for (r, codes) in vectors.codes.chunks_exact(dims.max(1)).enumerate() {
-            let scale = vectors.scales[r];
-            let row: Vec<f32> = codes.iter().map(|&c| f32::from(c) * scale).collect();
-            Self::set_bits(&row, &centre, &mut bits[r * words..(r + 1) * words]);
+        for r in 0..rows {
+            set_bits(row(r), &centre, &mut bits[r * words..(r + 1) * words]);
         }
         Self {
             words,
@@ -64,17 +68,9 @@ impl Sketch {
         }
     }
 
-    fn set_bits(row: &[f32], centre: &[f32], out: &mut [u64]) {
-        for (d, (v, c)) in row.iter().zip(centre).enumerate() {
-            if v > c {
-                out[d / 64] |= 1 << (d % 64);
-            }
-        }
-    }
-
     fn query(&self, query: &[f32]) -> Vec<u64> {
         let mut out = vec![0u64; self.words];
-        Self::set_bits(query, &self.centre, &mut out);
+        set_bits(query.iter().copied(), &self.centre, &mut out);
         out
     }
 
@@ -85,6 +81,15 @@ impl Sketch {
             .zip(q)
             .map(|(a, b)| (a ^ b).count_ones())
             .sum()
+    }
+}
+
+/// Sets bit `d` of `out` where value `d` lies above the centre's.
+fn set_bits(values: impl Iterator<Item = f32>, centre: &[f32], out: &mut [u64]) {
+    for (d, (v, c)) in values.zip(centre).enumerate() {
+        if v > *c {
+            out[d / 64] |= 1 << (d % 64);
+        }
     }
 }
 

@@ -275,7 +275,6 @@ const LABELS_TO_TRUST_EQUALLY: f64 = 200.0;
 /// Neighbours with declared roles at which their vote weighs as much as the text's cues.
 const NEIGHBOURS_TO_TRUST_EQUALLY: f64 = 6.0;
 
-/// An asset with only its declared tags (the others cleared).
 /// Assets near in meaning read for tagged neighbours: the declared ones among them vote.
 const TAG_MEANING_WINDOW: usize = 100;
 
@@ -297,8 +296,9 @@ fn tagged_nearest(
         .admitted(&ids, &AssetFilter::default())?
         .into_iter()
         .filter(|a| {
-            let d = declared_only(a);
-            !d.stages.is_empty() || !d.roles.is_empty()
+            use crate::domain::TagSource::Declared;
+            (a.evidence.stages.source == Declared && !a.stages.is_empty())
+                || (a.evidence.roles.source == Declared && !a.roles.is_empty())
         })
         .filter_map(|a| {
             let cosine = cosines.get(a.id.as_str()).copied()?;
@@ -310,6 +310,7 @@ fn tagged_nearest(
     Ok(tagged)
 }
 
+/// An asset with only its declared tags (the others cleared).
 fn declared_only(asset: &Asset) -> Asset {
     use crate::domain::TagSource::Declared;
     let e = asset.evidence;

@@ -130,6 +130,13 @@ async fn fake_service() -> (String, Arc<Fake>) {
     (format!("http://{addr}/v1"), fake)
 }
 
+/// A server whose vectors come from the fake service, and the service's counters.
+async fn served() -> (TestServer, Arc<Fake>) {
+    let (url, fake) = fake_service().await;
+    let s = TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    (s, fake)
+}
+
 /// Upserts `library` (a JSON list of assets), all of them new.
 async fn create(s: &TestServer, library: &Value, n: u64) {
     let upserted = s
@@ -169,9 +176,7 @@ fn model_at(url: &str, key: Option<&str>, model: &str) -> RemoteEmbedderConfig {
 
 #[tokio::test]
 async fn an_embeddings_service_relates_pages_across_languages() {
-    let (url, fake) = fake_service().await;
-    let mut s =
-        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let (mut s, fake) = served().await;
     let page = |id: &str, title: &str, body: &str, lang: &str| {
         json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
                 "language": lang, "url": format!("/docs/{id}") })
@@ -237,9 +242,7 @@ async fn an_embeddings_service_relates_pages_across_languages() {
 
 #[tokio::test]
 async fn tag_suggestions_learn_from_the_declared_assets_nearest_in_meaning() {
-    let (url, _fake) = fake_service().await;
-    let mut s =
-        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let (mut s, _fake) = served().await;
     let page = |id: &str, title: &str, body: &str, lang: &str, roles: &[&str]| {
         json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
                 "language": lang, "url": format!("/docs/{id}"), "roles": roles })
@@ -295,9 +298,7 @@ async fn tag_suggestions_learn_from_the_declared_assets_nearest_in_meaning() {
 
 #[tokio::test]
 async fn an_identifier_is_looked_up_exactly_by_its_words_without_asking_for_meaning() {
-    let (url, fake) = fake_service().await;
-    let mut s =
-        TestServer::empty_with(|config| config.embedder = Some(remote(&url, Some(KEY)))).await;
+    let (mut s, fake) = served().await;
     let page = |id: &str, title: &str, body: &str| {
         json!({ "id": id, "title": title, "body": body, "contentType": "DOCUMENTATION",
                 "language": "en", "url": format!("/docs/{id}") })
