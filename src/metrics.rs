@@ -27,6 +27,8 @@ pub const KEY_LOOKUPS: &str = "stagefit_key_lookups_total";
 pub const AUDIT_POOLED: &str = "stagefit_audit_refusals_pooled_total";
 /// Published assets with a vector of the embedding model.
 pub const EMBEDDED_ASSETS: &str = "stagefit_embedded_assets";
+/// Queries one run of a model in the process embedded together.
+pub const QUERY_BATCH: &str = "stagefit_query_embedding_batch_size";
 
 const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -41,6 +43,8 @@ const DOCUMENTS: &[f64] = &[
     10_000_000.0,
 ];
 
+const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+
 /// Distinct operation labels kept; past this, new ones count as `other`, so clients naming
 /// operations at random cannot grow the metrics without bound.
 const MAX_OPERATIONS: usize = 200;
@@ -53,7 +57,8 @@ pub fn handle() -> &'static PrometheusHandle {
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(DOCUMENTS_SCORED.to_owned()), DOCUMENTS)
-            });
+            })
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(QUERY_BATCH.to_owned()), BATCH));
         let recorder = match builder {
             Ok(builder) => builder.build_recorder(),
             Err(_) => PrometheusBuilder::new().build_recorder(),
@@ -86,6 +91,10 @@ fn describe() {
     describe_gauge!(
         EMBEDDED_ASSETS,
         "Published assets with a vector of the embedding model"
+    );
+    describe_histogram!(
+        QUERY_BATCH,
+        "Visitors' queries embedded together in one run of the model"
     );
     describe_counter!(CACHE_HITS, "Requests answered from the response cache");
     describe_counter!(

@@ -390,6 +390,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
                         "pending": s.pending,
                         "complete": s.complete,
                         "computed": s.computed,
+                        "queriesEmbedded": s.queries_embedded,
+                        "queryRuns": s.query_runs,
                     })
                 });
                 let mut body = serde_json::json!({ "status": "ready", "indexLag": lag });

@@ -21,6 +21,17 @@ const BODY_CHARS: usize = 600;
 /// Query vectors kept, by query text: a repeated query costs no model run.
 const QUERY_CACHE: usize = 4_096;
 
+/// Queries one run of a model in the process embeds together at most.
+const QUERY_BATCH: usize = 32;
+
+/// Characters of query text one run takes at most: 32 short queries, or four of the
+/// longest the API takes (a run of long queries costs what their tokens do, and the
+/// queries behind it wait for it).
+const QUERY_RUN_CHARS: usize = 2_048;
+
+/// Queries waiting for the model at most; past them a query is answered by words alone.
+const QUERY_QUEUE: usize = 256;
+
 /// The text an asset's vector is computed from: its title, summary and opening.
 pub fn asset_text(asset: &Asset) -> String {
     let mut text = asset.title.trim().to_owned();
@@ -148,9 +159,95 @@ impl Embedder {
     }
 }
 
+/// A query on its way to the model, and where its vector goes.
+type QueryJob = (
+    String,
+    tokio::sync::oneshot::Sender<Result<Vec<f32>, String>>,
+);
+
+/// Visitors' queries for a model run in the process. One thread takes them in turn: a
+/// query that finds the model idle runs alone, and the queries that arrive while it runs
+/// go through together in the next run, whose dense layers then multiply many rows at
+/// once (16 short queries in one run cost a quarter of 16 runs: BENCHMARKS.md).
+struct QueryQueue {
+    sender: std::sync::mpsc::SyncSender<QueryJob>,
+    /// Queries embedded, and runs of the model they took.
+    embedded: Arc<std::sync::atomic::AtomicUsize>,
+    runs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl QueryQueue {
+    fn start(model: Arc<Embedder>) -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<QueryJob>(QUERY_QUEUE);
+        let embedded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (counted, ran) = (embedded.clone(), runs.clone());
+        // Ends when the queue's sender is dropped (with its `Meaning`).
+        std::thread::Builder::new()
+            .name("stagefit-queries".into())
+            .spawn(move || {
+                // A query taken that did not fit the last run opens the next.
+                let mut carried: Option<QueryJob> = None;
+                loop {
+                    let first = match carried.take() {
+                        Some(job) => job,
+                        None => match receiver.recv() {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        },
+                    };
+                    let mut chars = first.0.len();
+                    let mut jobs = vec![first];
+                    while jobs.len() < QUERY_BATCH {
+                        let Ok(job) = receiver.try_recv() else { break };
+                        chars += job.0.len();
+                        if chars > QUERY_RUN_CHARS {
+                            carried = Some(job);
+                            break;
+                        }
+                        jobs.push(job);
+                    }
+                    // The same query twice in a run is embedded once.
+                    let mut texts: Vec<&str> = jobs.iter().map(|(t, _)| t.as_str()).collect();
+                    texts.sort_unstable();
+                    texts.dedup();
+                    // A panic in the model fails this run's queries, not the thread.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        model.embed(&texts)
+                    }))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the model panicked")))
+                    .map_err(|e| format!("{e:#}"));
+                    counted.fetch_add(texts.len(), std::sync::atomic::Ordering::Relaxed);
+                    ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics::histogram!(crate::metrics::QUERY_BATCH).record(texts.len() as f64);
+                    let found = |text: &str| -> Result<Vec<f32>, String> {
+                        let vectors = outcome.as_ref().map_err(Clone::clone)?;
+                        texts
+                            .binary_search(&text)
+                            .ok()
+                            .and_then(|at| vectors.get(at).cloned())
+                            .ok_or_else(|| "the model returned too few vectors".to_owned())
+                    };
+                    let answers: Vec<_> = jobs.iter().map(|(t, _)| found(t)).collect();
+                    for ((_, reply), answer) in jobs.into_iter().zip(answers) {
+                        // The asker may have gone (its request cancelled): nothing to do.
+                        let _ = reply.send(answer);
+                    }
+                }
+            })?;
+        Ok(Self {
+            sender,
+            embedded,
+            runs,
+        })
+    }
+}
+
 /// The embedder (when one is configured) and the library's vectors, shared by requests.
 pub struct Meaning {
     model: Option<Arc<Embedder>>,
+    /// With a model in the process: the queue its visitors' queries take.
+    queries_queue: Option<QueryQueue>,
     vectors: RwLock<Arc<Vectors>>,
     queries: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
     /// Published assets still to embed (0 when all are in).
@@ -176,6 +273,10 @@ pub struct MeaningStatus {
     /// Assets this process ran through the model since it started; the rest were loaded
     /// from the database.
     pub computed: usize,
+    /// Visitors' queries a model in the process embedded, and the runs of the model they
+    /// took (several queries arriving together share a run); both 0 with a service.
+    pub queries_embedded: usize,
+    pub query_runs: usize,
 }
 
 impl Meaning {
@@ -186,8 +287,20 @@ impl Meaning {
 
     pub fn with_model(model: Option<Embedder>) -> Self {
         let dims = model.as_ref().map_or(0, Embedder::dims);
+        let model = model.map(Arc::new);
+        let queries_queue = model.as_ref().filter(|m| !m.is_remote()).and_then(|m| {
+            match QueryQueue::start(m.clone()) {
+                Ok(queue) => Some(queue),
+                Err(e) => {
+                    // Queries then take the blocking pool one at a time, as a service's do.
+                    tracing::warn!(error = %e, "no thread for the queries' model runs");
+                    None
+                }
+            }
+        });
         Self {
-            model: model.map(Arc::new),
+            model,
+            queries_queue,
             vectors: RwLock::new(Arc::new(Vectors::new(dims))),
             queries: quick_cache::sync::Cache::new(QUERY_CACHE),
             pending: std::sync::atomic::AtomicUsize::new(0),
@@ -250,6 +363,14 @@ impl Meaning {
             pending,
             complete: pending == 0 && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
             computed: self.computed.load(std::sync::atomic::Ordering::Relaxed),
+            queries_embedded: self
+                .queries_queue
+                .as_ref()
+                .map_or(0, |q| q.embedded.load(std::sync::atomic::Ordering::Relaxed)),
+            query_runs: self
+                .queries_queue
+                .as_ref()
+                .map_or(0, |q| q.runs.load(std::sync::atomic::Ordering::Relaxed)),
         })
     }
 
@@ -269,6 +390,37 @@ impl Meaning {
     /// yet embedded), cached like queries: asking about it again runs no model.
     pub fn text_vector(&self, text: &str) -> anyhow::Result<Option<Arc<Vec<f32>>>> {
         self.cached(text_key(text), text)
+    }
+
+    /// Whether queries go to the model through the queue (`queue_query`) rather than the
+    /// blocking pool (`query_vector`).
+    pub fn queues_queries(&self) -> bool {
+        self.queries_queue.is_some()
+    }
+
+    /// A query's vector from a model in the process, embedded with the other queries
+    /// waiting (see `QueryQueue`), and cached. `None` when the queue is full or absent: the
+    /// words answer alone. Holds no thread while it waits.
+    pub async fn queue_query(&self, query: &str) -> Option<anyhow::Result<Arc<Vec<f32>>>> {
+        let key = query_key(query);
+        if let Some(v) = self.queries.get(&key) {
+            return Some(Ok(v));
+        }
+        let queue = self.queries_queue.as_ref()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if queue.sender.try_send((key.clone(), reply)).is_err() {
+            tracing::debug!("the model has {QUERY_QUEUE} queries waiting: words alone");
+            return None;
+        }
+        let outcome = match answer.await {
+            Ok(Ok(v)) => Ok(Arc::new(v)),
+            Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+            Err(_) => Err(anyhow::anyhow!("the queries' model thread ended")),
+        };
+        if let Ok(v) = &outcome {
+            self.queries.insert(key, v.clone());
+        }
+        Some(outcome)
     }
 
     /// A query's vector if the cache holds it (only a model fills it): no model run, no

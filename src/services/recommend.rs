@@ -600,6 +600,16 @@ impl Library {
         if let Some(v) = self.meaning.cached_query_vector(text) {
             return Ok(Some(v));
         }
+        if self.meaning.queues_queries() {
+            return Ok(match self.meaning.queue_query(text).await {
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a query");
+                    None
+                }
+                None => None,
+            });
+        }
         let meaning = self.meaning.clone();
         let text = text.to_owned();
         Ok(self

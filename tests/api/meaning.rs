@@ -172,6 +172,49 @@ async fn search_finds_a_page_that_says_the_query_in_other_words() {
     s.stop().await;
 }
 
+/// Queries that arrive together share one run of the model, and each is ranked as it is
+/// when asked alone.
+#[tokio::test]
+async fn queries_asked_together_share_a_model_run_and_rank_as_alone() {
+    const QUERIES: [&str; 12] = [
+        "corporate login",
+        "who keeps paying",
+        "helm install",
+        "cost per seat",
+        "identity provider groups",
+        "upcoming features",
+        "customers that come back",
+        "cluster ingress",
+        "volume discount",
+        "sign in with the company directory",
+        "quarterly plans",
+        "persistent storage for the server",
+    ];
+    let mut together = server(true).await;
+    let answers = futures::future::join_all(
+        QUERIES
+            .iter()
+            .map(|q| together.gql(SEARCH, json!({ "q": q }))),
+    )
+    .await;
+    let ready: Value = together.get("/readyz").await.json().await.unwrap();
+    let embeddings = &ready["embeddings"];
+    assert_eq!(embeddings["queriesEmbedded"], QUERIES.len(), "{ready}");
+    let runs = embeddings["queryRuns"].as_u64().unwrap();
+    assert!(runs >= 1 && runs < QUERIES.len() as u64, "{ready}");
+
+    let mut alone = server(true).await;
+    for (query, together_answer) in QUERIES.iter().zip(&answers) {
+        let answer = alone.gql(SEARCH, json!({ "q": query })).await;
+        assert!(!hit_ids(&answer).is_empty(), "{query}: {answer}");
+        assert_eq!(hit_ids(&answer), hit_ids(together_answer), "{query}");
+    }
+    let ready: Value = alone.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["embeddings"]["queryRuns"], QUERIES.len(), "{ready}");
+    together.stop().await;
+    alone.stop().await;
+}
+
 #[tokio::test]
 async fn read_next_follows_meaning_and_says_so() {
     let mut s = server(true).await;
