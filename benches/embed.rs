@@ -58,7 +58,7 @@ fn main() {
     group.bench_function("query_1", |b| {
         b.iter(|| {
             next = (next + 1) % QUERIES.len();
-            model.embed(&[QUERIES[next]]).unwrap()
+            model.embed(&[QUERIES[next]]).expect("the model embeds")
         })
     });
     if testing {
@@ -68,18 +68,18 @@ fn main() {
     group.bench_function("queries_16_one_at_a_time", |b| {
         b.iter(|| {
             for query in QUERIES {
-                model.embed(&[query]).unwrap();
+                model.embed(&[query]).expect("the model embeds");
             }
         })
     });
     group.bench_function("queries_16_one_run", |b| {
-        b.iter(|| model.embed(&QUERIES).unwrap())
+        b.iter(|| model.embed(&QUERIES).expect("the model embeds"))
     });
     group.bench_function("document_128_tokens", |b| {
-        b.iter(|| model.embed(&[document.as_str()]).unwrap())
+        b.iter(|| model.embed(&[document.as_str()]).expect("the model embeds"))
     });
     group.bench_function("documents_32_one_run", |b| {
-        b.iter(|| model.embed(&documents).unwrap())
+        b.iter(|| model.embed(&documents).expect("the model embeds"))
     });
     group.finish();
     criterion.final_summary();
