@@ -162,7 +162,7 @@ impl Embedder {
 /// A query on its way to the model, and where its vector goes.
 type QueryJob = (
     String,
-    tokio::sync::oneshot::Sender<Result<Vec<f32>, String>>,
+    futures::channel::oneshot::Sender<Result<Vec<f32>, String>>,
 );
 
 /// Visitors' queries for a model run in the process. One thread takes them in turn: a
@@ -407,7 +407,7 @@ impl Meaning {
             return Some(Ok(v));
         }
         let queue = self.queries_queue.as_ref()?;
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, answer) = futures::channel::oneshot::channel();
         if queue.sender.try_send((key.clone(), reply)).is_err() {
             tracing::debug!("the model has {QUERY_QUEUE} queries waiting: words alone");
             return None;
