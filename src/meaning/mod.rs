@@ -171,17 +171,21 @@ type QueryJob = (
 /// once (16 short queries in one run cost a quarter of 16 runs: BENCHMARKS.md).
 struct QueryQueue {
     sender: std::sync::mpsc::SyncSender<QueryJob>,
-    /// Queries embedded, and runs of the model they took.
-    embedded: Arc<std::sync::atomic::AtomicUsize>,
-    runs: Arc<std::sync::atomic::AtomicUsize>,
+    counts: Arc<QueryCounts>,
+}
+
+/// Queries embedded, and runs of the model they took.
+#[derive(Default)]
+struct QueryCounts {
+    embedded: std::sync::atomic::AtomicUsize,
+    runs: std::sync::atomic::AtomicUsize,
 }
 
 impl QueryQueue {
     fn start(model: Arc<Embedder>) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<QueryJob>(QUERY_QUEUE);
-        let embedded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (counted, ran) = (embedded.clone(), runs.clone());
+        let counts = Arc::new(QueryCounts::default());
+        let counted = counts.clone();
         // Ends when the queue's sender is dropped (with its `Meaning`).
         std::thread::Builder::new()
             .name("stagefit-queries".into())
@@ -217,8 +221,9 @@ impl QueryQueue {
                     }))
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("the model panicked")))
                     .map_err(|e| format!("{e:#}"));
-                    counted.fetch_add(texts.len(), std::sync::atomic::Ordering::Relaxed);
-                    ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let relaxed = std::sync::atomic::Ordering::Relaxed;
+                    counted.embedded.fetch_add(texts.len(), relaxed);
+                    counted.runs.fetch_add(1, relaxed);
                     metrics::histogram!(crate::metrics::QUERY_BATCH).record(texts.len() as f64);
                     let found = |text: &str| -> Result<Vec<f32>, String> {
                         let vectors = outcome.as_ref().map_err(Clone::clone)?;
@@ -235,11 +240,7 @@ impl QueryQueue {
                     }
                 }
             })?;
-        Ok(Self {
-            sender,
-            embedded,
-            runs,
-        })
+        Ok(Self { sender, counts })
     }
 }
 
@@ -357,20 +358,16 @@ impl Meaning {
     pub fn status(&self) -> Option<MeaningStatus> {
         let model = self.model.as_ref()?;
         let pending = self.pending.load(std::sync::atomic::Ordering::Relaxed);
+        let counts = self.queries_queue.as_ref().map(|q| &q.counts);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
         Some(MeaningStatus {
             model: model.name().to_owned(),
             embedded: self.vectors().len(),
             pending,
             complete: pending == 0 && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
             computed: self.computed.load(std::sync::atomic::Ordering::Relaxed),
-            queries_embedded: self
-                .queries_queue
-                .as_ref()
-                .map_or(0, |q| q.embedded.load(std::sync::atomic::Ordering::Relaxed)),
-            query_runs: self
-                .queries_queue
-                .as_ref()
-                .map_or(0, |q| q.runs.load(std::sync::atomic::Ordering::Relaxed)),
+            queries_embedded: counts.map_or(0, |c| c.embedded.load(relaxed)),
+            query_runs: counts.map_or(0, |c| c.runs.load(relaxed)),
         })
     }
 
@@ -399,13 +396,11 @@ impl Meaning {
     }
 
     /// A query's vector from a model in the process, embedded with the other queries
-    /// waiting (see `QueryQueue`), and cached. `None` when the queue is full or absent: the
-    /// words answer alone. Holds no thread while it waits.
+    /// waiting (see `QueryQueue`), then cached (the caller has looked in the cache,
+    /// `cached_query_vector`). `None` when the queue is full or absent: the words answer
+    /// alone. Holds no thread while it waits.
     pub async fn queue_query(&self, query: &str) -> Option<anyhow::Result<Arc<Vec<f32>>>> {
         let key = query_key(query);
-        if let Some(v) = self.queries.get(&key) {
-            return Some(Ok(v));
-        }
         let queue = self.queries_queue.as_ref()?;
         let (reply, answer) = futures::channel::oneshot::channel();
         if queue.sender.try_send((key.clone(), reply)).is_err() {

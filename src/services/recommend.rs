@@ -601,14 +601,8 @@ impl Library {
             return Ok(Some(v));
         }
         if self.meaning.queues_queries() {
-            return Ok(match self.meaning.queue_query(text).await {
-                Some(Ok(v)) => Some(v),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on a query");
-                    None
-                }
-                None => None,
-            });
+            let outcome = self.meaning.queue_query(text).await;
+            return Ok(outcome.and_then(|o| model_answer("a query", o)));
         }
         let meaning = self.meaning.clone();
         let text = text.to_owned();
@@ -664,14 +658,17 @@ impl Library {
         } else {
             self.cpu_turn(run).await?
         };
-        match outcome {
-            Ok(v) => Ok(Some(v)),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on {what}");
-                Ok(None)
-            }
-        }
+        Ok(model_answer(what, outcome))
     }
+}
+
+/// A model's answer, or `None` (logged) when it failed: the words answer alone.
+fn model_answer<T>(what: &str, outcome: anyhow::Result<T>) -> Option<T> {
+    outcome
+        .inspect_err(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "the embedding model failed on {what}");
+        })
+        .ok()
 }
 
 /// Whom an experiment assigns: the contact when named, else the account, else the

@@ -281,7 +281,6 @@ pub struct ServedBinary {
 }
 
 impl ServedBinary {
-    /// The next log line, if one comes within 20 s.
     /// The next line the server logs; `None` when it ended (its stderr closed) or said
     /// nothing for two minutes. A server indexes what it missed before it listens, which
     /// after a 20,000-asset import took longer than 20 s in an unoptimised build.
