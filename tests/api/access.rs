@@ -837,6 +837,7 @@ async fn a_burst_on_one_publishable_key_is_limited_and_another_key_is_not() {
 
 #[tokio::test]
 async fn a_request_that_would_cost_too_much_is_refused_before_it_runs() {
+    let _machine = crate::support::quiet().await;
     let mut s = TestServer::demo().await;
     let one = r#"recommendations(audience: { stage: DECISION }, query: "reconciliation", first: 100) {
                    items { score asset { id title summary url contentType } reasons { factor contribution } } }"#;

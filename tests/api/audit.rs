@@ -294,6 +294,7 @@ async fn stale_assets_are_listed_oldest_first_with_evergreen_only_on_request() {
 
 #[tokio::test]
 async fn tag_suggestions_find_the_stage_of_held_back_assets() {
+    let _machine = crate::support::busy().await;
     use crate::support::demo_records;
     let mut s = TestServer::demo().await;
     // Four-fold: each published asset is held back once, with a quarter of the library,

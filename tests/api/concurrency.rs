@@ -95,6 +95,7 @@ async fn run_client(url: String, client_no: usize, assets: Vec<String>) -> Ackno
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_account_contact_and_event_writes_all_succeed_and_are_stored() {
+    let _machine = crate::support::busy().await;
     let mut s = TestServer::demo().await;
     let assets: Vec<String> = demo_records()
         .iter()

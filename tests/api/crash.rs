@@ -87,13 +87,13 @@ fn spread(i: u64, n: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
+    let _machine = crate::support::busy().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let http = reqwest::Client::new();
     let mut acknowledged_assets = BTreeSet::new();
     let mut acknowledged_events = BTreeSet::new();
     let mut slowest = Duration::ZERO;
-    let mut n = 0u64;
 
     // Ten kills during a stream of mutations and events.
     for round in 0..10u64 {
@@ -114,29 +114,57 @@ async fn killed_twenty_times_the_server_loses_nothing_it_acknowledged() {
                 .await
                 .expect("the account");
         }
-        let kill_after = Duration::from_millis(150 + spread(round, 600));
-        let started = Instant::now();
-        while started.elapsed() < kill_after {
-            n += 1;
-            let id = format!("crash-{n}");
-            let body = if n.is_multiple_of(2) {
-                json!({ "query": "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
-                        "variables": { "a": [{ "id": id, "title": format!("Crash {n}"), "contentType": "ebook" }] } })
-            } else {
-                json!({ "query": "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
-                        "variables": { "e": { "accountId": "crash", "assetId": "pricing-sheet", "kind": "VIEW", "clientEventId": id } } })
-            };
-            if post(&http, &addr, body).await.is_some() {
-                if n.is_multiple_of(2) {
-                    acknowledged_assets.insert(id);
-                } else {
-                    acknowledged_events.insert(id);
+        // The stream runs beside the clock, so the kill lands whenever it lands: often with
+        // a request half-way through. It waits for a few answers each round too, so a slow
+        // machine still kills mid-stream and not before the stream began.
+        let (answered, mut acknowledged) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let stream = tokio::spawn({
+            let (http, addr) = (http.clone(), addr.clone());
+            async move {
+                for n in round * 1_000_000.. {
+                    let id = format!("crash-{n}");
+                    let body = if n.is_multiple_of(2) {
+                        json!({ "query": "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+                                "variables": { "a": [{ "id": id, "title": format!("Crash {n}"), "contentType": "ebook" }] } })
+                    } else {
+                        json!({ "query": "mutation($e: EngagementInput!) { recordEngagement(event: $e) { recorded } }",
+                                "variables": { "e": { "accountId": "crash", "assetId": "pricing-sheet", "kind": "VIEW", "clientEventId": id } } })
+                    };
+                    if post(&http, &addr, body).await.is_some() && answered.send(n).is_err() {
+                        return;
+                    }
                 }
             }
+        });
+        let mut note = |n: u64| {
+            let id = format!("crash-{n}");
+            if n.is_multiple_of(2) {
+                acknowledged_assets.insert(id);
+            } else {
+                acknowledged_events.insert(id);
+            }
+        };
+        let kill_after = Duration::from_millis(150 + spread(round, 600));
+        let started = Instant::now();
+        let mut this_round = 0;
+        while started.elapsed() < kill_after || this_round < 6 {
+            match tokio::time::timeout(Duration::from_millis(5), acknowledged.recv()).await {
+                Ok(Some(n)) => {
+                    note(n);
+                    this_round += 1;
+                }
+                Ok(None) => panic!("the stream ended"),
+                Err(_) => {}
+            }
         }
-        // SIGKILL, mid-stream: the next request may be half-way through.
+        // SIGKILL, mid-stream. Only what was answered counts as acknowledged.
         child.0.kill().unwrap();
         child.0.wait().unwrap();
+        stream.abort();
+        let _ = stream.await;
+        while let Ok(n) = acknowledged.try_recv() {
+            note(n);
+        }
     }
 
     // Ten kills while another process imports 20,000 assets (one transaction), and after.

@@ -72,6 +72,7 @@ fn code(body: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn hostile_request_shapes_are_refused_quickly_and_the_server_lives() {
+    let _machine = crate::support::quiet().await;
     let tmp = tempfile::tempdir().unwrap();
     let (mut served, url, key) = demo_with_key(tmp.path(), &[]);
     let client = reqwest::Client::builder()
@@ -618,6 +619,7 @@ fn with_context(id: &str, change: impl FnOnce(&mut Value)) -> String {
 
 #[tokio::test]
 async fn recommendation_ids_are_signed_and_reports_must_match_their_list() {
+    let _machine = crate::support::quiet().await;
     let mut s = TestServer::demo().await;
     let site = new_key(&s, Scope::Publishable).await;
     let server = new_key(&s, Scope::Server).await;

@@ -104,6 +104,7 @@ fn hit_ids(data: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn search_finds_a_page_that_says_the_query_in_other_words() {
+    let _machine = crate::support::busy().await;
     let mut s = server(true).await;
     let ready: Value = s.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["embeddings"]["model"], "all-minilm-l6-v2", "{ready}");
@@ -176,6 +177,7 @@ async fn search_finds_a_page_that_says_the_query_in_other_words() {
 /// when asked alone.
 #[tokio::test]
 async fn queries_asked_together_share_a_model_run_and_rank_as_alone() {
+    let _machine = crate::support::busy().await;
     const QUERIES: [&str; 12] = [
         "corporate login",
         "who keeps paying",
@@ -217,6 +219,7 @@ async fn queries_asked_together_share_a_model_run_and_rank_as_alone() {
 
 #[tokio::test]
 async fn read_next_follows_meaning_and_says_so() {
+    let _machine = crate::support::busy().await;
     let mut s = server(true).await;
     let next = s
         .gql(
@@ -244,6 +247,7 @@ async fn read_next_follows_meaning_and_says_so() {
 
 #[tokio::test]
 async fn vectors_are_stored_and_a_restart_loads_them_instead_of_running_the_model() {
+    let _machine = crate::support::busy().await;
     let mut s = server(true).await;
     let ready: Value = s.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["embeddings"]["computed"], 6, "{ready}");
@@ -310,6 +314,7 @@ fn similar_ids(data: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn similar_assets_are_found_by_meaning_through_the_filter_and_by_words_without_a_model() {
+    let _machine = crate::support::busy().await;
     let mut s = server(true).await;
     let near = s.gql(SIMILAR, json!({ "id": "okta-sso" })).await;
     assert_eq!(near["similarAssets"]["by"], "MEANING", "{near}");

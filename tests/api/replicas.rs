@@ -60,6 +60,7 @@ async fn seen_after(s: &TestServer, word: &str, id: &str, since: Instant) -> Dur
 
 #[tokio::test]
 async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
+    let _machine = crate::support::quiet().await;
     if std::env::var(POSTGRES_ENV).is_err() {
         eprintln!("runs with the PostgreSQL suite (scripts/test.sh)");
         return;

@@ -11,6 +11,22 @@ use stagefit::state::Server;
 /// runs on PostgreSQL: each test directory gets a database of its own there.
 pub const POSTGRES_ENV: &str = "STAGEFIT_TEST_DATABASE_URL";
 
+/// The machine, as the tests share it. A test that holds a bar of a second or two takes it
+/// whole ([`quiet`]); a test that keeps both cores busy for long (a model, thousands of
+/// requests, a 20,000-asset import) takes a share ([`busy`]), so heavy tests may run beside
+/// each other and beside light ones, never beside a timed one. The rest take nothing.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held for a test whose bars are timings: nothing heavy runs meanwhile.
+pub async fn quiet() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// Held for a test that keeps the cores busy: no timed test runs meanwhile.
+pub async fn busy() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
 /// The settings of a server or CLI on `dir`: the index below it, and the database below it
 /// (SQLite), or, when [`POSTGRES_ENV`] is set, a PostgreSQL database named after it.
 pub fn config_in(dir: &Path) -> Config {
