@@ -834,6 +834,12 @@ async fn import(
             pass.loaded,
             started.elapsed().as_secs_f64()
         );
+        if pass.refused > 0 {
+            println!(
+                "published assets without vectors: {} (the embeddings service refused their text; a server asks again when it changes)",
+                pass.refused
+            );
+        }
     }
     store.close().await;
     refuse_uncommitted(&report)

@@ -388,6 +388,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                         "model": s.model,
                         "embedded": s.embedded,
                         "pending": s.pending,
+                        "refused": s.refused,
                         "complete": s.complete,
                         "computed": s.computed,
                         "queriesEmbedded": s.queries_embedded,

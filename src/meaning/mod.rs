@@ -6,6 +6,7 @@ pub mod model;
 pub mod remote;
 pub mod vectors;
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 pub use model::LocalModel;
@@ -257,6 +258,9 @@ pub struct Meaning {
     version: std::sync::atomic::AtomicU64,
     /// Whether a pass over the whole library has ended (every asset then had a vector).
     caught_up: std::sync::atomic::AtomicBool,
+    /// Assets whose text the embeddings service refused, with that text's hash: not asked
+    /// again until their text changes.
+    refused: std::sync::Mutex<HashMap<String, u64>>,
     /// Assets this process ran through the model (the others' vectors were loaded).
     computed: std::sync::atomic::AtomicUsize,
 }
@@ -269,6 +273,9 @@ pub struct MeaningStatus {
     pub embedded: usize,
     /// Assets the current pass has still to embed.
     pub pending: usize,
+    /// Published assets left without a vector because the service refused their text
+    /// (asked again when their text changes).
+    pub refused: usize,
     /// Every published asset had a vector at the end of the last pass, and none is pending.
     pub complete: bool,
     /// Assets this process ran through the model since it started; the rest were loaded
@@ -307,6 +314,7 @@ impl Meaning {
             pending: std::sync::atomic::AtomicUsize::new(0),
             version: std::sync::atomic::AtomicU64::new(0),
             caught_up: std::sync::atomic::AtomicBool::new(false),
+            refused: std::sync::Mutex::new(HashMap::new()),
             computed: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -347,6 +355,27 @@ impl Meaning {
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether the service refused this text of the asset before.
+    pub fn was_refused(&self, id: &str, text_hash: u64) -> bool {
+        self.refused_texts().get(id) == Some(&text_hash)
+    }
+
+    /// Records that the service refused this text of the asset.
+    pub fn refused(&self, id: &str, text_hash: u64) {
+        self.refused_texts().insert(id.to_owned(), text_hash);
+    }
+
+    /// Forgets the refusals of assets that have a vector now or are no longer published.
+    pub fn keep_refused(&self, keep: impl Fn(&str) -> bool) {
+        self.refused_texts().retain(|id, _| keep(id));
+    }
+
+    fn refused_texts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records that a pass over the whole library ended: nothing pending.
     pub fn pass_ended(&self) {
         self.set_pending(0);
@@ -360,11 +389,15 @@ impl Meaning {
         let pending = self.pending.load(std::sync::atomic::Ordering::Relaxed);
         let counts = self.queries_queue.as_ref().map(|q| &q.counts);
         let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let refused = self.refused_texts().len();
         Some(MeaningStatus {
             model: model.name().to_owned(),
             embedded: self.vectors().len(),
             pending,
-            complete: pending == 0 && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
+            refused,
+            complete: pending == 0
+                && refused == 0
+                && self.caught_up.load(std::sync::atomic::Ordering::Acquire),
             computed: self.computed.load(std::sync::atomic::Ordering::Relaxed),
             queries_embedded: counts.map_or(0, |c| c.embedded.load(relaxed)),
             query_runs: counts.map_or(0, |c| c.runs.load(relaxed)),

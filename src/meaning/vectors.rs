@@ -169,6 +169,11 @@ impl Vectors {
         self.ids.is_empty()
     }
 
+    /// Whether `id` holds vectors.
+    pub fn contains(&self, id: &str) -> bool {
+        self.position.contains_key(id)
+    }
+
     /// Whether `id` holds vectors of this content.
     pub fn is_current(&self, id: &str, content_hash: &str) -> bool {
         self.position

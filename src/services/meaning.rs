@@ -80,6 +80,8 @@ pub struct EmbedPass {
     pub loaded: usize,
     /// Assets with vectors after the pass.
     pub total: usize,
+    /// Published assets whose text the embeddings service refused: no vectors.
+    pub refused: usize,
 }
 
 /// One pass over the library: the published assets whose vectors are missing or stale get
@@ -107,6 +109,8 @@ pub async fn embed_library(
         .collect();
     let gone = current.len() + stale.len() > hashes.len();
     if stale.is_empty() && !gone {
+        // Every published asset has its vectors: nothing stays refused.
+        meaning.keep_refused(|_| false);
         meaning.pass_ended();
         return Ok(EmbedPass {
             total: current.len(),
@@ -155,6 +159,10 @@ pub async fn embed_library(
             if next.keep_if_same_text(&id, hash, th) {
                 continue;
             }
+            // Refused before, same text: the service would refuse it again.
+            if meaning.was_refused(&id, th) {
+                continue;
+            }
             if let Some((stored_th, bytes)) = stored.get(&id)
                 && *stored_th == th
                 && next.insert_encoded(&id, hash, th, bytes)
@@ -192,7 +200,8 @@ pub async fn embed_library(
             let mut rows = Vec::with_capacity(batch.len());
             for ((id, hash, th, _, _), pair) in batch.iter().zip(&vectors) {
                 let Some((whole, title)) = pair else {
-                    tracing::warn!(asset = %id, "the embeddings service refused the asset's text: it has no vector");
+                    tracing::warn!(asset = %id, "the embeddings service refused the asset's text: it has no vector until the text changes");
+                    meaning.refused(id, *th);
                     continue;
                 };
                 next.insert(id, hash, *th, whole, title);
@@ -219,6 +228,9 @@ pub async fn embed_library(
         }
     }
     let total = next.len();
+    // A refusal holds while its asset is published and still without vectors.
+    meaning.keep_refused(|id| hashes.contains_key(id) && !next.contains(id));
+    let refused = meaning.status().map_or(0, |s| s.refused);
     // The sketch a large library's scans read is built here, not by the first query.
     let next = task::spawn_blocking(move || {
         next.prepare();
@@ -233,6 +245,7 @@ pub async fn embed_library(
         embedded,
         loaded,
         total,
+        refused,
         ms = started.elapsed().as_millis() as u64,
         "library embedded"
     );
@@ -240,5 +253,6 @@ pub async fn embed_library(
         embedded,
         loaded,
         total,
+        refused,
     })
 }

@@ -57,6 +57,8 @@ fn fake_vector(text: &str) -> Vec<f32> {
 struct Fake {
     requests: AtomicUsize,
     texts: AtomicUsize,
+    /// Requests "picky" refused.
+    refusals: AtomicUsize,
 }
 
 async fn embeddings(
@@ -93,6 +95,7 @@ async fn embeddings(
     // "picky" refuses any request holding a text it will not take, as a service refuses
     // a text past its model's limit.
     if model == "picky" && texts.iter().any(|t| t.contains("Unembeddable")) {
+        fake.refusals.fetch_add(1, Ordering::SeqCst);
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": { "message": "input is too long" } })),
@@ -426,22 +429,27 @@ async fn a_service_that_refuses_or_is_not_there_stops_the_server_at_start_with_i
 
 #[tokio::test]
 async fn a_text_the_service_refuses_leaves_that_asset_without_a_vector_and_the_rest_embedded() {
-    let (url, _fake) = fake_service().await;
+    let (url, fake) = fake_service().await;
     let mut s =
         TestServer::empty_with(|config| config.embedder = Some(model_at(&url, Some(KEY), "picky")))
             .await;
     let page = |id: &str, title: &str| json!({ "id": id, "title": title, "contentType": "DOCUMENTATION", "url": format!("/docs/{id}") });
-    s.gql(
-        r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
-        json!({ "a": [
-            page("sso", "Single sign-on with your identity provider"),
-            page("odd", "Unembeddable page"),
-            page("saml", "SAML sign-on for your identity provider"),
-        ] }),
-    )
+    let upsert = |pages: Value| {
+        s.gql(
+            r#"mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }"#,
+            json!({ "a": pages }),
+        )
+    };
+    upsert(json!([
+        page("sso", "Single sign-on with your identity provider"),
+        page("odd", "Unembeddable page"),
+        page("saml", "SAML sign-on for your identity provider"),
+    ]))
     .await;
-    let ready = embedded(&s, 2).await;
-    assert_eq!(ready["embeddings"]["embedded"], 2, "{ready}");
+    // Readiness says the library is not whole, and why.
+    let ready = readiness_when(&s, |e| e["embedded"] == 2 && e["refused"] == 1).await;
+    assert_eq!(ready["embeddings"]["pending"], 0, "{ready}");
+    assert_eq!(ready["embeddings"]["complete"], false, "{ready}");
     let near = s
         .gql(
             r#"{ similarAssets(assetId: "sso") { by items { asset { id } } } }"#,
@@ -454,7 +462,33 @@ async fn a_text_the_service_refuses_leaves_that_asset_without_a_vector_and_the_r
         "saml",
         "{near}"
     );
+
+    // The next pass (another page written) does not ask for the refused text again.
+    let refusals = fake.refusals.load(Ordering::SeqCst);
+    assert!(refusals > 0);
+    upsert(json!([page("scim", "SCIM provisioning of users")])).await;
+    readiness_when(&s, |e| e["embedded"] == 3 && e["refused"] == 1).await;
+    assert_eq!(fake.refusals.load(Ordering::SeqCst), refusals);
+
+    // Its text changed, it is asked for and embedded: the library is whole.
+    upsert(json!([page("odd", "Single-page setup")])).await;
+    let ready = readiness_when(&s, |e| e["embedded"] == 4).await;
+    assert_eq!(ready["embeddings"]["refused"], 0, "{ready}");
+    assert_eq!(ready["embeddings"]["complete"], true, "{ready}");
     s.stop().await;
+}
+
+/// `/readyz` once its embeddings satisfy `done` (or after 30 s, for the caller to fail on).
+async fn readiness_when(s: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
+    let mut ready = Value::Null;
+    for _ in 0..600 {
+        ready = s.get("/readyz").await.json().await.unwrap();
+        if done(&ready["embeddings"]) {
+            return ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("readiness never came: {ready}");
 }
 
 #[tokio::test]
@@ -529,4 +563,21 @@ async fn import_embeds_the_library_so_a_server_starts_with_its_vectors() {
     assert_eq!(ready["embeddings"]["computed"], 0, "{ready}");
     assert_eq!(fake.texts.load(Ordering::SeqCst), 3 + 6);
     s.stop().await;
+
+    // A text the service refuses is named in the import's summary.
+    let odd = json!({ "id": "odd", "title": "Unembeddable page", "content_type": "DOCUMENTATION" });
+    std::fs::write(&file, lines.join("\n") + "\n" + &odd.to_string() + "\n").unwrap();
+    let out = import("picky").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("3 published assets have vectors: 3 embedded, 0 already stored"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "published assets without vectors: 1 (the embeddings service refused their text"
+        ),
+        "{said}"
+    );
 }
