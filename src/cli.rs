@@ -129,6 +129,12 @@ pub enum Command {
     /// Replace the library's synonym groups with those of a text file: one group a line,
     /// terms separated by commas (`churn, retention, attrition`); `#` starts a comment line
     Synonyms { file: PathBuf },
+    /// The sentence vectors stored in the database, by model: list them, or drop a model's
+    /// (after moving to another model)
+    Embeddings {
+        #[command(subcommand)]
+        action: EmbeddingsCommand,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -211,6 +217,17 @@ pub enum KeysCommand {
         #[command(flatten)]
         limits: KeyLimitArgs,
     },
+}
+
+/// `stagefit embeddings ...`
+#[derive(Subcommand, Debug)]
+pub enum EmbeddingsCommand {
+    /// Each model with stored vectors: how many assets, and how many of those are published
+    /// now
+    List,
+    /// Delete every vector stored under a model, as `list` names it (a server using that
+    /// model embeds the library again at its next start)
+    Drop { model: String },
 }
 
 /// `stagefit tags ...`
@@ -359,6 +376,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { action } => keys(&Config::new(&cli.storage), action).await,
         Command::Tags { action } => tags(&Config::new(&cli.storage), action).await,
         Command::Synonyms { file } => synonyms(&Config::new(&cli.storage), &file).await,
+        Command::Embeddings { action } => embeddings(&Config::new(&cli.storage), action).await,
         Command::GenerateFeedback {
             lists,
             days,
@@ -1233,6 +1251,44 @@ async fn synonyms(config: &Config, file: &Path) -> anyhow::Result<()> {
         file.display()
     );
     Ok(())
+}
+
+async fn embeddings(config: &Config, action: EmbeddingsCommand) -> anyhow::Result<()> {
+    let store = connect_store(config).await?;
+    let models = store.embedding_models().await?;
+    let done = match action {
+        EmbeddingsCommand::List => {
+            if models.is_empty() {
+                println!("no vectors stored");
+            }
+            for m in &models {
+                println!(
+                    "{}\t{} assets, {} published now",
+                    m.model, m.assets, m.published
+                );
+            }
+            Ok(())
+        }
+        EmbeddingsCommand::Drop { model } => {
+            if models.iter().any(|m| m.model == model) {
+                let dropped = store.drop_embeddings(&model).await?;
+                println!("{dropped} vectors of {model} deleted");
+                Ok(())
+            } else {
+                let names: Vec<&str> = models.iter().map(|m| m.model.as_str()).collect();
+                Err(anyhow::anyhow!(
+                    "no vectors stored under {model:?}; stored: {}",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            }
+        }
+    };
+    store.close().await;
+    done
 }
 
 async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {

@@ -49,6 +49,16 @@ const ROWS_PER_STATEMENT: usize = 400;
 /// Key of the PostgreSQL advisory lock that orders writers ("stagefit" in ASCII).
 const CHANGE_LOG_LOCK_KEY: i64 = 0x7374_6167_6566_6974;
 
+/// The vectors stored under one model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredModel {
+    pub model: String,
+    /// Assets with vectors under it.
+    pub assets: u64,
+    /// Of those, the ones published now.
+    pub published: u64,
+}
+
 /// A write recorded in the change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -483,6 +493,52 @@ impl Store {
             );
         }
         Ok(found)
+    }
+
+    /// Each model with stored vectors, by name.
+    pub async fn embedding_models(&self) -> AppResult<Vec<StoredModel>> {
+        let count = |published: bool| {
+            let mut rows = asset_embedding::Entity::find()
+                .select_only()
+                .column(asset_embedding::Column::Model)
+                .column_as(asset_embedding::Column::AssetId.count(), "assets")
+                .group_by(asset_embedding::Column::Model);
+            if published {
+                rows = rows.filter(
+                    asset_embedding::Column::AssetId.in_subquery(
+                        sea_orm::sea_query::Query::select()
+                            .column(asset::Column::Id)
+                            .from(asset::Entity)
+                            .and_where(
+                                asset::Column::Status.eq(stored_status(AssetStatus::Published)),
+                            )
+                            .to_owned(),
+                    ),
+                );
+            }
+            rows.into_tuple::<(String, i64)>().all(&self.db)
+        };
+        let published: HashMap<String, i64> = count(true).await?.into_iter().collect();
+        let mut models: Vec<StoredModel> = count(false)
+            .await?
+            .into_iter()
+            .map(|(model, assets)| StoredModel {
+                published: published.get(&model).copied().unwrap_or(0).max(0) as u64,
+                assets: assets.max(0) as u64,
+                model,
+            })
+            .collect();
+        models.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(models)
+    }
+
+    /// Deletes every vector stored under `model`; how many.
+    pub async fn drop_embeddings(&self, model: &str) -> AppResult<u64> {
+        let deleted = asset_embedding::Entity::delete_many()
+            .filter(asset_embedding::Column::Model.eq(model))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
     }
 
     /// Stores vectors computed under `model` (asset id, text hash, vectors), replacing

@@ -580,4 +580,42 @@ async fn import_embeds_the_library_so_a_server_starts_with_its_vectors() {
         ),
         "{said}"
     );
+
+    // Both models' vectors are stored; the old one's can be dropped, and only it.
+    let list = || {
+        let out = crate::support::stagefit(&dir, &["embeddings", "list"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let listed = list();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("remote:fake-multilingual:"), "{listed}");
+    assert!(
+        lines[0].ends_with("\t3 assets, 3 published now"),
+        "{listed}"
+    );
+    assert!(lines[1].starts_with("remote:picky:"), "{listed}");
+    assert!(
+        lines[1].ends_with("\t3 assets, 3 published now"),
+        "{listed}"
+    );
+    let old = lines[0].split('\t').next().unwrap().to_owned();
+    let new = lines[1].split('\t').next().unwrap().to_owned();
+    let unknown = crate::support::stagefit(&dir, &["embeddings", "drop", "no-such-model"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains(&format!(
+            "no vectors stored under \"no-such-model\"; stored: {old}, {new}"
+        )),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let dropped = crate::support::stagefit(&dir, &["embeddings", "drop", &old]);
+    assert!(dropped.status.success(), "{}", text(&dropped.stderr));
+    assert_eq!(
+        text(&dropped.stdout).trim(),
+        format!("3 vectors of {old} deleted")
+    );
+    assert_eq!(list().trim(), lines[1]);
 }
