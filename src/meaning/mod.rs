@@ -182,8 +182,11 @@ struct QueryCounts {
     runs: std::sync::atomic::AtomicUsize,
 }
 
+/// What a queue runs on a run's texts: the model in the process (a fake in the tests).
+type QueryRun = dyn Fn(&[&str]) -> anyhow::Result<Vec<Vec<f32>>> + Send;
+
 impl QueryQueue {
-    fn start(model: Arc<Embedder>) -> std::io::Result<Self> {
+    fn start(run: Box<QueryRun>) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<QueryJob>(QUERY_QUEUE);
         let counts = Arc::new(QueryCounts::default());
         let counted = counts.clone();
@@ -217,11 +220,10 @@ impl QueryQueue {
                     texts.sort_unstable();
                     texts.dedup();
                     // A panic in the model fails this run's queries, not the thread.
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        model.embed(&texts)
-                    }))
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the model panicked")))
-                    .map_err(|e| format!("{e:#}"));
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&texts)))
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("the model panicked")))
+                            .map_err(|e| format!("{e:#}"));
                     let relaxed = std::sync::atomic::Ordering::Relaxed;
                     counted.embedded.fetch_add(texts.len(), relaxed);
                     counted.runs.fetch_add(1, relaxed);
@@ -242,6 +244,17 @@ impl QueryQueue {
                 }
             })?;
         Ok(Self { sender, counts })
+    }
+
+    /// Puts a query (its key) in the queue; where its answer will come, or `None` when the
+    /// queue is full.
+    fn submit(
+        &self,
+        key: String,
+    ) -> Option<futures::channel::oneshot::Receiver<Result<Vec<f32>, String>>> {
+        let (reply, answer) = futures::channel::oneshot::channel();
+        self.sender.try_send((key, reply)).ok()?;
+        Some(answer)
     }
 }
 
@@ -297,7 +310,8 @@ impl Meaning {
         let dims = model.as_ref().map_or(0, Embedder::dims);
         let model = model.map(Arc::new);
         let queries_queue = model.as_ref().filter(|m| !m.is_remote()).and_then(|m| {
-            match QueryQueue::start(m.clone()) {
+            let model = m.clone();
+            match QueryQueue::start(Box::new(move |texts| model.embed(texts))) {
                 Ok(queue) => Some(queue),
                 Err(e) => {
                     // Queries then take the blocking pool one at a time, as a service's do.
@@ -435,11 +449,10 @@ impl Meaning {
     pub async fn queue_query(&self, query: &str) -> Option<anyhow::Result<Arc<Vec<f32>>>> {
         let key = query_key(query);
         let queue = self.queries_queue.as_ref()?;
-        let (reply, answer) = futures::channel::oneshot::channel();
-        if queue.sender.try_send((key.clone(), reply)).is_err() {
+        let Some(answer) = queue.submit(key.clone()) else {
             tracing::debug!("the model has {QUERY_QUEUE} queries waiting: words alone");
             return None;
-        }
+        };
         let outcome = match answer.await {
             Ok(Ok(v)) => Ok(Arc::new(v)),
             Ok(Err(e)) => Err(anyhow::anyhow!(e)),
@@ -478,5 +491,118 @@ impl Meaning {
         );
         self.queries.insert(key, v.clone());
         Ok(Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+
+    fn vector_of(text: &str) -> Vec<f32> {
+        vec![text.len() as f32, 1.0]
+    }
+
+    /// The texts of each run a fake model made.
+    type Runs = Arc<Mutex<Vec<Vec<String>>>>;
+
+    /// A fake model that says when a run begins, then waits until the test lets it go (one
+    /// message a run, or the sender dropped for all); "boom" makes it panic.
+    fn gated() -> (Box<QueryRun>, Runs, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let runs: Runs = Arc::default();
+        let (began, entered) = mpsc::channel();
+        let (open, gate) = mpsc::channel::<()>();
+        let seen = runs.clone();
+        let run = Box::new(move |texts: &[&str]| {
+            let _ = began.send(());
+            let _ = gate.recv();
+            assert!(!texts.contains(&"boom"), "the model panicked on boom");
+            seen.lock()
+                .unwrap()
+                .push(texts.iter().map(|t| t.to_string()).collect());
+            Ok(texts.iter().map(|t| vector_of(t)).collect())
+        });
+        (run, runs, entered, open)
+    }
+
+    #[test]
+    fn queries_waiting_while_the_model_runs_share_the_next_run_once_each() {
+        let (run, runs, entered, open) = gated();
+        let queue = QueryQueue::start(run).unwrap();
+        let first = queue.submit("alone".into()).unwrap();
+        entered.recv().unwrap();
+        let texts = ["b", "c", "b", "dd"];
+        let waiting: Vec<_> = texts
+            .iter()
+            .map(|t| queue.submit(t.to_string()).unwrap())
+            .collect();
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        assert_eq!(block_on(first).unwrap().unwrap(), vector_of("alone"));
+        for (text, answer) in texts.iter().zip(waiting) {
+            assert_eq!(block_on(answer).unwrap().unwrap(), vector_of(text));
+        }
+        assert_eq!(*runs.lock().unwrap(), [vec!["alone"], vec!["b", "c", "dd"]]);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(queue.counts.runs.load(relaxed), 2);
+        assert_eq!(queue.counts.embedded.load(relaxed), 4);
+    }
+
+    #[test]
+    fn a_run_takes_at_most_its_characters_and_the_rest_open_the_next() {
+        let (run, runs, entered, open) = gated();
+        let queue = QueryQueue::start(run).unwrap();
+        let first = queue.submit("first".into()).unwrap();
+        entered.recv().unwrap();
+        let long: Vec<String> = ["x", "y", "z"]
+            .iter()
+            .map(|c| c.repeat(QUERY_RUN_CHARS / 2 - 10))
+            .collect();
+        let waiting: Vec<_> = long
+            .iter()
+            .map(|t| queue.submit(t.clone()).unwrap())
+            .collect();
+        drop(open);
+        block_on(first).unwrap().unwrap();
+        for answer in waiting {
+            block_on(answer).unwrap().unwrap();
+        }
+        let sizes: Vec<usize> = runs.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 2, 1]);
+    }
+
+    #[test]
+    fn a_full_queue_turns_the_next_query_away_at_once_and_takes_queries_again_after() {
+        let (run, _runs, entered, open) = gated();
+        let queue = QueryQueue::start(run).unwrap();
+        let first = queue.submit("first".into()).unwrap();
+        entered.recv().unwrap();
+        let waiting: Vec<_> = (0..QUERY_QUEUE)
+            .map(|i| queue.submit(format!("q{i}")).expect("room in the queue"))
+            .collect();
+        assert!(queue.submit("one too many".into()).is_none());
+        drop(open);
+        block_on(first).unwrap().unwrap();
+        for (i, answer) in waiting.into_iter().enumerate() {
+            assert_eq!(
+                block_on(answer).unwrap().unwrap(),
+                vector_of(&format!("q{i}"))
+            );
+        }
+        let later = queue.submit("later".into()).unwrap();
+        assert_eq!(block_on(later).unwrap().unwrap(), vector_of("later"));
+    }
+
+    #[test]
+    fn a_panic_in_the_model_fails_its_run_and_the_queue_goes_on() {
+        let (run, _runs, _entered, open) = gated();
+        drop(open);
+        let queue = QueryQueue::start(run).unwrap();
+        let boom = block_on(queue.submit("boom".into()).unwrap()).unwrap();
+        assert_eq!(boom, Err("the model panicked".to_owned()));
+        let after = block_on(queue.submit("after".into()).unwrap()).unwrap();
+        assert_eq!(after, Ok(vector_of("after")));
     }
 }

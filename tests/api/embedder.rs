@@ -590,7 +590,10 @@ async fn import_embeds_the_library_so_a_server_starts_with_its_vectors() {
     let listed = list();
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");
-    assert!(lines[0].starts_with("remote:fake-multilingual:"), "{listed}");
+    assert!(
+        lines[0].starts_with("remote:fake-multilingual:"),
+        "{listed}"
+    );
     assert!(
         lines[0].ends_with("\t3 assets, 3 published now"),
         "{listed}"
