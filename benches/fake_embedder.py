@@ -4,6 +4,8 @@
 without an hour of model runs: the scan, the fusion and the lookups cost the same whatever
 the vectors say. Not a model: relevance measured against it means nothing.
 
+Needs numpy (`pip install numpy`).
+
 Usage: benches/fake_embedder.py PORT [DIMS]   (then --embedder-url http://127.0.0.1:PORT/v1
 --embedder-model fake)"""
 import hashlib

@@ -19,9 +19,13 @@ use crate::store::Store;
 const LOAD_PAGE: usize = 256;
 /// Texts one model run takes: larger batches pad more, smaller ones pay per-run costs.
 const EMBED_BATCH: usize = 32;
-/// Model runs between two publications of the vectors (so progress shows while a large
-/// library is embedded, without copying the vectors after every batch).
+/// Model runs between two publications of the vectors at least (so progress shows while a
+/// large library is embedded, without copying the vectors after every batch).
 const PUBLISH_EVERY: usize = 16;
+/// A publication copies every vector and builds the sketch again, so its cost grows with
+/// the library: the pass waits this many times its last publication's cost before the
+/// next (a fast service at 1M spent most of its time copying otherwise: BENCHMARKS.md).
+const PUBLISH_COST_SHARE: u32 = 10;
 
 impl Library {
     pub fn meaning(&self) -> &Arc<Meaning> {
@@ -132,6 +136,8 @@ pub async fn embed_library(
     let mut embedded = 0usize;
     let mut runs = 0usize;
     let mut loaded = 0usize;
+    let mut published = std::time::Instant::now();
+    let mut publish_cost = Duration::ZERO;
     for (page_at, page) in stale.chunks(LOAD_PAGE).enumerate() {
         meaning.set_pending(stale.len() - page_at * LOAD_PAGE);
         let assets = store.load_assets(page).await?;
@@ -214,7 +220,10 @@ pub async fn embed_library(
             meaning.add_computed(rows.len());
             progress(embedded + loaded, stale.len());
             runs += 1;
-            if runs.is_multiple_of(PUBLISH_EVERY) {
+            if runs.is_multiple_of(PUBLISH_EVERY)
+                && published.elapsed() >= publish_cost * PUBLISH_COST_SHARE
+            {
+                let copying = std::time::Instant::now();
                 let (kept, copy) = task::spawn_blocking(move || {
                     let copy = next.clone();
                     copy.prepare();
@@ -224,6 +233,8 @@ pub async fn embed_library(
                 .map_err(AppError::internal)?;
                 next = kept;
                 meaning.replace_vectors(copy);
+                publish_cost = copying.elapsed();
+                published = std::time::Instant::now();
             }
         }
     }
