@@ -154,6 +154,10 @@ fn code(text: &str) -> String {
                     .find(&close)
                     .map_or(rest.len() - body, |e| e + close.len());
             out.push_str("\"\"");
+        } else if let Some(len) = char_literal(rest) {
+            // '"' or b'"' would otherwise open a string that swallows the code after it.
+            i += len;
+            out.push_str("' '");
         } else if bytes[i] == b'"' {
             let mut j = i + 1;
             while j < bytes.len() && bytes[j] != b'"' {
@@ -168,6 +172,22 @@ fn code(text: &str) -> String {
         }
     }
     out
+}
+
+/// The length of the character literal `rest` starts with (`'x'`, `'"'`, `'\''`,
+/// `'\u{2014}'`), or `None` (a lifetime such as `'a` or `'static`, or no quote).
+fn char_literal(rest: &str) -> Option<usize> {
+    let body = rest.strip_prefix('\'')?;
+    if let Some(escaped) = body.strip_prefix('\\') {
+        // The escaped character, then up to the closing quote ('\u{...}' runs longer).
+        let first = escaped.chars().next()?;
+        let close = escaped[first.len_utf8()..].find('\'')?;
+        return Some(2 + first.len_utf8() + close + 1);
+    }
+    let c = body.chars().next()?;
+    body[c.len_utf8()..]
+        .starts_with('\'')
+        .then_some(1 + c.len_utf8() + 1)
 }
 
 /// Whether `code` names `what` as a path (not as part of a longer name).
@@ -286,8 +306,23 @@ fn each_kind_of_crossing_is_caught() {
 #[test]
 fn the_reader_sees_code_not_comments_or_strings() {
     let text = "// crate::store in a comment\nlet s = \"tantivy=warn\"; let r = r#\"sea_orm\"#;\nuse crate::search::X; /* crate::http */";
-    let code = code(text);
-    assert!(!names(&code, "crate::store") && !names(&code, "tantivy") && !names(&code, "sea_orm"));
-    assert!(names(&code, "crate::search") && !names(&code, "crate::http"));
+    let read = code(text);
+    assert!(!names(&read, "crate::store") && !names(&read, "tantivy") && !names(&read, "sea_orm"));
+    assert!(names(&read, "crate::search") && !names(&read, "crate::http"));
     assert!(!names("crate::searcher", "crate::search"));
+    // A quote in a character literal opens no string: the code after it is read.
+    for text in [
+        "let q = '\"'; use tantivy::Term;",
+        "if b == b'\"' { use tantivy::Term; }",
+        "let q = '\\''; let s = \"x\"; use tantivy::Term;",
+        "let q = '\\\\'; use tantivy::Term;",
+        "let d = '\\u{2014}'; use tantivy::Term;",
+        "fn f<'a>(x: &'a str) -> &'static str { use tantivy::Term; x }",
+    ] {
+        assert!(names(&code(text), "tantivy"), "{text}: {}", code(text));
+    }
+    assert!(!names(
+        &code("let q = '\"'; let s = \"tantivy\";"),
+        "tantivy"
+    ));
 }
