@@ -1255,9 +1255,9 @@ async fn synonyms(config: &Config, file: &Path) -> anyhow::Result<()> {
 
 async fn embeddings(config: &Config, action: EmbeddingsCommand) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let models = store.embedding_models().await?;
     let done = match action {
         EmbeddingsCommand::List => {
+            let models = store.embedding_models().await?;
             if models.is_empty() {
                 println!("no vectors stored");
             }
@@ -1270,11 +1270,13 @@ async fn embeddings(config: &Config, action: EmbeddingsCommand) -> anyhow::Resul
             Ok(())
         }
         EmbeddingsCommand::Drop { model } => {
-            if models.iter().any(|m| m.model == model) {
-                let dropped = store.drop_embeddings(&model).await?;
+            // Deleting nothing means the name is wrong: only then are the names listed.
+            let dropped = store.drop_embeddings(&model).await?;
+            if dropped > 0 {
                 println!("{dropped} vectors of {model} deleted");
                 Ok(())
             } else {
+                let models = store.embedding_models().await?;
                 let names: Vec<&str> = models.iter().map(|m| m.model.as_str()).collect();
                 Err(anyhow::anyhow!(
                     "no vectors stored under {model:?}; stored: {}",

@@ -379,9 +379,12 @@ impl Meaning {
         self.refused_texts().insert(id.to_owned(), text_hash);
     }
 
-    /// Forgets the refusals of assets that have a vector now or are no longer published.
-    pub fn keep_refused(&self, keep: impl Fn(&str) -> bool) {
-        self.refused_texts().retain(|id, _| keep(id));
+    /// Forgets the refusals of assets that have a vector now or are no longer published;
+    /// how many remain.
+    pub fn keep_refused(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut refused = self.refused_texts();
+        refused.retain(|id, _| keep(id));
+        refused.len()
     }
 
     fn refused_texts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {

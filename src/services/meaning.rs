@@ -240,8 +240,7 @@ pub async fn embed_library(
     }
     let total = next.len();
     // A refusal holds while its asset is published and still without vectors.
-    meaning.keep_refused(|id| hashes.contains_key(id) && !next.contains(id));
-    let refused = meaning.status().map_or(0, |s| s.refused);
+    let refused = meaning.keep_refused(|id| hashes.contains_key(id) && !next.contains(id));
     // The sketch a large library's scans read is built here, not by the first query.
     let next = task::spawn_blocking(move || {
         next.prepare();
