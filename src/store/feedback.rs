@@ -1,5 +1,6 @@
 //! The feedback tables: ranking profiles, experiments, shown lists and their impressions,
-//! the daily rollups analytics read, and dismissals.
+//! the daily rollups analytics read, and dismissals. Every statement names its tables and
+//! columns through the entities of `entity/`, so a renamed column fails the build.
 //!
 //! - An impression is a row per (list, asset), so recording one twice counts once. Its
 //!   outcome is two flags (clicked, completed) set at most once, so a retried event counts
@@ -12,24 +13,37 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TryInsertResult,
+};
 
-use super::{Store, WriteTxn};
+use super::entity::{
+    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, ranking_profile,
+    served_list,
+};
+use super::{Excluded, Store, WriteTxn};
 use crate::domain::{
-    Attribution, EngagementKind, Experiment, ListContext, RankingProfile, Variant, list_key,
-    weights_from_json, weights_to_json,
+    Attribution, EngagementKind, Experiment, JourneyEvent, ListContext, RankingProfile, Variant,
+    list_key, weights_from_json, weights_to_json,
 };
 use crate::error::{AppError, AppResult};
 
 const DAY: i64 = 86_400;
 
-fn t(name: &str) -> Alias {
-    Alias::new(name)
-}
-
 fn corrupt(what: &str, e: impl std::fmt::Display) -> AppError {
     AppError::internal(anyhow::anyhow!("stored {what} cannot be read: {e}"))
+}
+
+/// A count as the database stores it (saturating: no count reaches `i64::MAX`).
+fn stored(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored sum as a count (a sum of no rows is `NULL`).
+fn count(sum: Option<i64>) -> u64 {
+    sum.map_or(0, |v| u64::try_from(v).unwrap_or(0))
 }
 
 /// One list's impressions, as a client reported them.
@@ -51,6 +65,15 @@ pub struct FeedbackCounts {
     pub dismissals: u64,
 }
 
+impl FeedbackCounts {
+    fn add(&mut self, other: &FeedbackCounts) {
+        self.impressions += other.impressions;
+        self.clicks += other.clicks;
+        self.completions += other.completions;
+        self.dismissals += other.dismissals;
+    }
+}
+
 /// A logged list with what happened to its items, for replay.
 #[derive(Clone, Debug)]
 pub struct LoggedList {
@@ -59,18 +82,38 @@ pub struct LoggedList {
     pub items: Vec<(String, u32, bool, bool)>,
 }
 
-/// The rollup key of a list's counts.
-fn rollup_key(ctx: &ListContext, asset: &str) -> (i64, String, String, String, String) {
-    (
-        ctx.at.div_euclid(DAY),
-        asset.to_owned(),
-        ctx.profile.clone(),
-        ctx.experiment.clone().unwrap_or_default(),
-        ctx.variant.clone().unwrap_or_default(),
-    )
+/// Where a count goes: the rollup's key (day, asset, profile, experiment, variant).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RollupKey {
+    day: i64,
+    asset: String,
+    profile: String,
+    experiment: String,
+    variant: String,
 }
 
-type RollupKey = (i64, String, String, String, String);
+impl RollupKey {
+    fn of(ctx: &ListContext, asset: &str) -> Self {
+        RollupKey {
+            day: ctx.at.div_euclid(DAY),
+            asset: asset.to_owned(),
+            profile: ctx.profile.clone(),
+            experiment: ctx.experiment.clone().unwrap_or_default(),
+            variant: ctx.variant.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// `ON CONFLICT (keys) DO UPDATE` adding the new row's counts to the stored ones.
+fn add_counts<E: EntityTrait>(
+    table: E,
+    keys: impl IntoIterator<Item = E::Column>,
+    counts: [E::Column; 4],
+) -> OnConflict {
+    OnConflict::columns(keys)
+        .values(counts.map(|c| (c, Expr::col((table, c)).add(Expr::col((Excluded, c))))))
+        .to_owned()
+}
 
 /// Adds counts to the rollups: per day, and all time (what analytics without a span read,
 /// whose size is assets x variants whatever the days).
@@ -79,95 +122,65 @@ async fn bump(
     rows: &HashMap<RollupKey, FeedbackCounts>,
 ) -> AppResult<()> {
     let mut totals: HashMap<(&str, &str, &str, &str), FeedbackCounts> = HashMap::new();
-    for ((_, asset, profile, experiment, variant), c) in rows {
-        let t = totals
-            .entry((
-                asset.as_str(),
-                profile.as_str(),
-                experiment.as_str(),
-                variant.as_str(),
-            ))
-            .or_default();
-        t.impressions += c.impressions;
-        t.clicks += c.clicks;
-        t.completions += c.completions;
-        t.dismissals += c.dismissals;
+    for (k, c) in rows {
+        totals
+            .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
+            .or_default()
+            .add(c);
     }
-    let daily: Vec<(Vec<sea_orm::Value>, &FeedbackCounts)> = rows
-        .iter()
-        .map(|((day, asset, profile, experiment, variant), c)| {
-            (
-                vec![
-                    (*day).into(),
-                    asset.clone().into(),
-                    profile.clone().into(),
-                    experiment.clone().into(),
-                    variant.clone().into(),
-                ],
-                c,
-            )
-        })
-        .collect();
-    add_counts(
-        conn,
-        "feedback_daily",
-        &["day", "asset_id", "profile", "experiment", "variant"],
-        &daily,
-    )
-    .await?;
-    let total: Vec<(Vec<sea_orm::Value>, &FeedbackCounts)> = totals
-        .iter()
-        .map(|((asset, profile, experiment, variant), c)| {
-            (
-                vec![
-                    (*asset).into(),
-                    (*profile).into(),
-                    (*experiment).into(),
-                    (*variant).into(),
-                ],
-                c,
-            )
-        })
-        .collect();
-    add_counts(
-        conn,
-        "feedback_total",
-        &["asset_id", "profile", "experiment", "variant"],
-        &total,
-    )
-    .await
-}
-
-async fn add_counts(
-    conn: &DatabaseTransaction,
-    table: &str,
-    keys: &[&str],
-    rows: &[(Vec<sea_orm::Value>, &FeedbackCounts)],
-) -> AppResult<()> {
-    const COUNTS: [&str; 4] = ["impressions", "clicks", "completions", "dismissals"];
+    let rows: Vec<(&RollupKey, &FeedbackCounts)> = rows.iter().collect();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 10) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(t(table))
-            .columns(keys.iter().chain(COUNTS.iter()).map(|c| t(c)))
-            .on_conflict(
-                OnConflict::columns(keys.iter().map(|c| t(c)))
-                    .values(
-                        COUNTS
-                            .iter()
-                            .map(|c| (t(c), Expr::cust(format!("{table}.{c} + excluded.{c}")))),
-                    )
-                    .to_owned(),
-            );
-        for (key, c) in chunk {
-            let mut values: Vec<sea_orm::sea_query::SimpleExpr> =
-                key.iter().cloned().map(Into::into).collect();
-            for n in [c.impressions, c.clicks, c.completions, c.dismissals] {
-                values.push((n as i64).into());
-            }
-            insert.values_panic(values);
+        let mut models = Vec::with_capacity(chunk.len());
+        for (k, c) in chunk {
+            let day = i32::try_from(k.day)
+                .map_err(|_| AppError::internal(anyhow::anyhow!("day {} out of range", k.day)))?;
+            models.push(feedback_daily::ActiveModel {
+                day: Set(day),
+                asset_id: Set(k.asset.clone()),
+                profile: Set(k.profile.clone()),
+                experiment: Set(k.experiment.clone()),
+                variant: Set(k.variant.clone()),
+                impressions: Set(stored(c.impressions)),
+                clicks: Set(stored(c.clicks)),
+                completions: Set(stored(c.completions)),
+                dismissals: Set(stored(c.dismissals)),
+            });
         }
-        conn.execute(&insert).await?;
+        use feedback_daily::Column as D;
+        feedback_daily::Entity::insert_many(models)
+            .on_conflict(add_counts(
+                feedback_daily::Entity,
+                [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant],
+                [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
+            ))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    let totals: Vec<_> = totals.into_iter().collect();
+    for chunk in totals.chunks(super::ROWS_PER_STATEMENT / 10) {
+        let models = chunk
+            .iter()
+            .map(
+                |((asset, profile, experiment, variant), c)| feedback_total::ActiveModel {
+                    asset_id: Set((*asset).to_owned()),
+                    profile: Set((*profile).to_owned()),
+                    experiment: Set((*experiment).to_owned()),
+                    variant: Set((*variant).to_owned()),
+                    impressions: Set(stored(c.impressions)),
+                    clicks: Set(stored(c.clicks)),
+                    completions: Set(stored(c.completions)),
+                    dismissals: Set(stored(c.dismissals)),
+                },
+            );
+        use feedback_total::Column as T;
+        feedback_total::Entity::insert_many(models)
+            .on_conflict(add_counts(
+                feedback_total::Entity,
+                [T::AssetId, T::Profile, T::Experiment, T::Variant],
+                [T::Impressions, T::Clicks, T::Completions, T::Dismissals],
+            ))
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }
@@ -179,91 +192,79 @@ async fn remember_lists(
     lists: &[(String, &ListContext)],
 ) -> AppResult<()> {
     for chunk in lists.chunks(super::ROWS_PER_STATEMENT / 7) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(t("served_list"))
-            .columns(
-                [
-                    "id",
-                    "at",
-                    "account_id",
-                    "profile",
-                    "experiment",
-                    "variant",
-                    "context",
-                ]
-                .map(t),
-            )
-            .on_conflict(OnConflict::column(t("id")).do_nothing().to_owned());
+        let mut models = Vec::with_capacity(chunk.len());
         for (key, ctx) in chunk {
             let context = serde_json::to_string(ctx)
                 .map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
-            insert.values_panic([
-                key.clone().into(),
-                ctx.at.into(),
-                ctx.account.clone().into(),
-                ctx.profile.clone().into(),
-                ctx.experiment.clone().unwrap_or_default().into(),
-                ctx.variant.clone().unwrap_or_default().into(),
-                context.into(),
-            ]);
+            models.push(served_list::ActiveModel {
+                id: Set(key.clone()),
+                at: Set(ctx.at),
+                account_id: Set(ctx.account.clone()),
+                profile: Set(ctx.profile.clone()),
+                experiment: Set(ctx.experiment.clone().unwrap_or_default()),
+                variant: Set(ctx.variant.clone().unwrap_or_default()),
+                context: Set(context),
+            });
         }
-        conn.execute(&insert).await?;
+        served_list::Entity::insert_many(models)
+            .on_conflict_do_nothing_on([served_list::Column::Id])
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }
 
-/// An impression row: list key, asset, account, position, time. Its outcome flags start
-/// unset.
-type ImpressionRow = (String, String, Option<String>, u32, i64);
+/// An impression about to be stored: its outcome flags start unset.
+struct NewImpression {
+    list: String,
+    asset: String,
+    account: Option<String>,
+    position: u32,
+    at: i64,
+}
 
 /// Inserts impressions that are new; returns the (list key, asset) pairs inserted.
 async fn insert_impressions(
     conn: &DatabaseTransaction,
-    rows: &[ImpressionRow],
+    rows: &[NewImpression],
 ) -> AppResult<Vec<(String, String)>> {
     let mut inserted = Vec::new();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 8) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(t("impression"))
-            .columns(
-                [
-                    "list_id",
-                    "asset_id",
-                    "account_id",
-                    "position",
-                    "at",
-                    "clicked",
-                    "completed",
-                ]
-                .map(t),
-            )
-            .on_conflict(
-                OnConflict::columns([t("list_id"), t("asset_id")])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .returning(Query::returning().columns([t("list_id"), t("asset_id")]));
-        for (list, asset, account, position, at) in chunk {
-            insert.values_panic([
-                list.clone().into(),
-                asset.clone().into(),
-                account.clone().into(),
-                i64::from(*position).into(),
-                (*at).into(),
-                false.into(),
-                false.into(),
-            ]);
-        }
-        for row in conn.query_all(&insert).await? {
-            inserted.push((
-                row.try_get_by_index::<String>(0)?,
-                row.try_get_by_index::<String>(1)?,
-            ));
+        let models = chunk.iter().map(|r| impression::ActiveModel {
+            list_id: Set(r.list.clone()),
+            asset_id: Set(r.asset.clone()),
+            account_id: Set(r.account.clone()),
+            position: Set(i32::try_from(r.position).unwrap_or(i32::MAX)),
+            at: Set(r.at),
+            clicked: Set(false),
+            completed: Set(false),
+        });
+        let result = impression::Entity::insert_many(models)
+            .on_conflict_do_nothing_on([impression::Column::ListId, impression::Column::AssetId])
+            .exec_with_returning_keys(conn)
+            .await?;
+        if let TryInsertResult::Inserted(keys) = result {
+            inserted.extend(keys);
         }
     }
     Ok(inserted)
+}
+
+/// Sets an outcome flag of one impression if it is unset; true when it was.
+async fn flag(
+    conn: &DatabaseTransaction,
+    list: &str,
+    asset: &str,
+    column: impression::Column,
+) -> AppResult<bool> {
+    let done = impression::Entity::update_many()
+        .col_expr(column, Expr::value(true))
+        .filter(impression::Column::ListId.eq(list))
+        .filter(impression::Column::AssetId.eq(asset))
+        .filter(column.eq(false))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected > 0)
 }
 
 /// Ties an event to its list: the item counts as shown (if its impression was not
@@ -278,37 +279,31 @@ pub(super) async fn attribute(
     let conn = txn.conn();
     let key = list_key(&a.recommendation_id);
     remember_lists(conn, &[(key.clone(), &a.context)]).await?;
-    let mut counts = FeedbackCounts::default();
     let shown = insert_impressions(
         conn,
-        &[(
-            key.clone(),
-            asset.to_owned(),
-            a.context.account.clone(),
-            a.position.unwrap_or(0),
+        &[NewImpression {
+            list: key.clone(),
+            asset: asset.to_owned(),
+            account: a.context.account.clone(),
+            position: a.position.unwrap_or(0),
             at,
-        )],
+        }],
     )
     .await?;
-    counts.impressions = shown.len() as u64;
-    let flag = |column: &'static str| {
-        let mut update = Query::update();
-        update
-            .table(t("impression"))
-            .value(t(column), true)
-            .and_where(Expr::col(t("list_id")).eq(key.clone()))
-            .and_where(Expr::col(t("asset_id")).eq(asset))
-            .and_where(Expr::col(t(column)).eq(false));
-        update
+    let counts = FeedbackCounts {
+        impressions: shown.len() as u64,
+        clicks: u64::from(flag(conn, &key, asset, impression::Column::Clicked).await?),
+        completions: if kind == EngagementKind::Complete {
+            u64::from(flag(conn, &key, asset, impression::Column::Completed).await?)
+        } else {
+            0
+        },
+        dismissals: 0,
     };
-    counts.clicks = conn.execute(&flag("clicked")).await?.rows_affected();
-    if kind == EngagementKind::Complete {
-        counts.completions = conn.execute(&flag("completed")).await?.rows_affected();
-    }
     if counts != FeedbackCounts::default() {
         bump(
             conn,
-            &HashMap::from([(rollup_key(&a.context, asset), counts)]),
+            &HashMap::from([(RollupKey::of(&a.context, asset), counts)]),
         )
         .await?;
     }
@@ -318,13 +313,19 @@ pub(super) async fn attribute(
 /// Deletes what the feedback tables hold of one account (its rollup counts stay: they
 /// name no one).
 pub(super) async fn erase_account(txn: &WriteTxn, account: &str) -> AppResult<()> {
-    for table in ["impression", "served_list", "dismissal"] {
-        let mut delete = Query::delete();
-        delete
-            .from_table(t(table))
-            .and_where(Expr::col(t("account_id")).eq(account));
-        txn.conn().execute(&delete).await?;
-    }
+    let conn = txn.conn();
+    impression::Entity::delete_many()
+        .filter(impression::Column::AccountId.eq(account))
+        .exec(conn)
+        .await?;
+    served_list::Entity::delete_many()
+        .filter(served_list::Column::AccountId.eq(account))
+        .exec(conn)
+        .await?;
+    dismissal::Entity::delete_many()
+        .filter(dismissal::Column::AccountId.eq(account))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
@@ -345,13 +346,13 @@ impl Store {
         let mut rows = Vec::new();
         for (list, (key, _)) in lists.iter().zip(&keyed) {
             for (asset, position) in &list.assets {
-                rows.push((
-                    key.clone(),
-                    asset.clone(),
-                    list.context.account.clone(),
-                    *position,
-                    list.at,
-                ));
+                rows.push(NewImpression {
+                    list: key.clone(),
+                    asset: asset.clone(),
+                    account: list.context.account.clone(),
+                    position: *position,
+                    at: list.at,
+                });
             }
         }
         let txn = self.begin_txn().await?;
@@ -364,7 +365,7 @@ impl Store {
         for (key, asset) in &inserted {
             if let Some(ctx) = contexts.get(key.as_str()) {
                 rollup
-                    .entry(rollup_key(ctx, asset))
+                    .entry(RollupKey::of(ctx, asset))
                     .or_default()
                     .impressions += 1;
             }
@@ -390,36 +391,28 @@ impl Store {
     /// Never recommend `asset` to `account` again. False when it already was dismissed.
     pub async fn dismiss(&self, account: &str, asset: &str, at: i64) -> AppResult<bool> {
         let txn = self.begin_txn().await?;
-        let mut insert = Query::insert();
-        insert
-            .into_table(t("dismissal"))
-            .columns(["account_id", "asset_id", "at"].map(t))
-            .values_panic([account.into(), asset.into(), at.into()])
-            .on_conflict(
-                OnConflict::columns([t("account_id"), t("asset_id")])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .returning(Query::returning().column(t("asset_id")));
-        let new = !txn.conn().query_all(&insert).await?.is_empty();
+        let result = dismissal::Entity::insert(dismissal::ActiveModel {
+            account_id: Set(account.to_owned()),
+            asset_id: Set(asset.to_owned()),
+            at: Set(at),
+        })
+        .on_conflict_do_nothing_on([dismissal::Column::AccountId, dismissal::Column::AssetId])
+        .exec_without_returning(txn.conn())
+        .await?;
+        let new = matches!(result, TryInsertResult::Inserted(n) if n > 0);
         if new {
-            bump(
-                txn.conn(),
-                &HashMap::from([(
-                    (
-                        at.div_euclid(DAY),
-                        asset.to_owned(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ),
-                    FeedbackCounts {
-                        dismissals: 1,
-                        ..Default::default()
-                    },
-                )]),
-            )
-            .await?;
+            let key = RollupKey {
+                day: at.div_euclid(DAY),
+                asset: asset.to_owned(),
+                profile: String::new(),
+                experiment: String::new(),
+                variant: String::new(),
+            };
+            let counts = FeedbackCounts {
+                dismissals: 1,
+                ..Default::default()
+            };
+            bump(txn.conn(), &HashMap::from([(key, counts)])).await?;
         }
         txn.commit().await?;
         Ok(new)
@@ -427,112 +420,90 @@ impl Store {
 
     /// The assets an account dismissed.
     pub async fn dismissed(&self, account: &str) -> AppResult<Vec<String>> {
-        let mut select = Query::select();
-        select
-            .column(t("asset_id"))
-            .from(t("dismissal"))
-            .and_where(Expr::col(t("account_id")).eq(account))
-            .order_by(t("asset_id"), sea_orm::sea_query::Order::Asc);
-        self.db
-            .query_all(&select)
-            .await?
-            .into_iter()
-            .map(|r| Ok(r.try_get_by_index::<String>(0)?))
-            .collect()
+        Ok(dismissal::Entity::find()
+            .select_only()
+            .column(dismissal::Column::AssetId)
+            .filter(dismissal::Column::AccountId.eq(account))
+            .order_by_asc(dismissal::Column::AssetId)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
     }
 
-    /// Counts per asset from day `since_day` (Unix days) on.
+    /// Counts per asset from day `since_day` (Unix days) on; all time when `None`.
     pub async fn feedback_by_asset(
         &self,
-        since_day: i64,
+        since_day: Option<i64>,
     ) -> AppResult<HashMap<String, FeedbackCounts>> {
-        let rows = self
-            .rollup_sums("asset_id", since_day, None)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(rows)
+        let rows: Vec<SummedRow> = match since_day {
+            None => {
+                use feedback_total::Column as T;
+                summed(
+                    feedback_total::Entity::find(),
+                    T::AssetId,
+                    [T::Impressions, T::Clicks, T::Completions, T::Dismissals],
+                )
+                .all(&self.db)
+                .await?
+            }
+            Some(day) => {
+                use feedback_daily::Column as D;
+                let day = i32::try_from(day.clamp(0, i64::from(i32::MAX))).unwrap_or(0);
+                summed(
+                    feedback_daily::Entity::find().filter(D::Day.gte(day)),
+                    D::AssetId,
+                    [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
+                )
+                .all(&self.db)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(counts_row).collect())
     }
 
-    /// Counts per variant of an experiment.
+    /// Counts per variant of an experiment, all time.
     pub async fn feedback_by_variant(
         &self,
         experiment: &str,
     ) -> AppResult<HashMap<String, FeedbackCounts>> {
-        Ok(self
-            .rollup_sums("variant", i64::MIN, Some(experiment))
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    async fn rollup_sums(
-        &self,
-        by: &str,
-        since_day: i64,
-        experiment: Option<&str>,
-    ) -> AppResult<Vec<(String, FeedbackCounts)>> {
-        let all_time = since_day == i64::MIN;
-        let mut select = Query::select();
-        select
-            .column(t(by))
-            .expr(Expr::cust("CAST(SUM(impressions) AS BIGINT)"))
-            .expr(Expr::cust("CAST(SUM(clicks) AS BIGINT)"))
-            .expr(Expr::cust("CAST(SUM(completions) AS BIGINT)"))
-            .expr(Expr::cust("CAST(SUM(dismissals) AS BIGINT)"))
-            .from(t(if all_time {
-                "feedback_total"
-            } else {
-                "feedback_daily"
-            }))
-            .group_by_col(t(by));
-        if !all_time {
-            select.and_where(Expr::col(t("day")).gte(since_day));
-        }
-        if let Some(e) = experiment {
-            select.and_where(Expr::col(t("experiment")).eq(e));
-        }
-        let n = |r: &sea_orm::QueryResult, i: usize| -> AppResult<u64> {
-            Ok(r.try_get_by_index::<Option<i64>>(i)?
-                .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
-        };
-        self.db
-            .query_all(&select)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get_by_index::<String>(0)?,
-                    FeedbackCounts {
-                        impressions: n(r, 1)?,
-                        clicks: n(r, 2)?,
-                        completions: n(r, 3)?,
-                        dismissals: n(r, 4)?,
-                    },
-                ))
-            })
-            .collect()
+        use feedback_total::Column as T;
+        let rows = summed(
+            feedback_total::Entity::find().filter(T::Experiment.eq(experiment)),
+            T::Variant,
+            [T::Impressions, T::Clicks, T::Completions, T::Dismissals],
+        )
+        .all(&self.db)
+        .await?;
+        Ok(rows.into_iter().map(counts_row).collect())
     }
 
     /// Lists shown since `since` (Unix seconds) in which something was clicked or
     /// completed, with all their recorded items, oldest first.
     pub async fn logged_lists(&self, since: i64) -> AppResult<Vec<LoggedList>> {
-        let sql = "SELECT s.id, s.context, i.asset_id, i.position, i.clicked, i.completed \
-                   FROM served_list s JOIN impression i ON i.list_id = s.id \
-                   WHERE s.at >= $1 AND s.id IN (SELECT list_id FROM impression WHERE clicked) \
-                   ORDER BY s.at, s.id, i.position";
-        let sql = match self.db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => sql.to_owned(),
-            _ => sql.replace("$1", "?"),
-        };
-        let rows = self
-            .db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                self.db.get_database_backend(),
-                sql,
-                [since.into()],
-            ))
-            .await?;
+        use impression::Column as I;
+        use served_list::Column as S;
+        let (list, shown) = (served_list::Entity, impression::Entity);
+        let clicked = Query::select()
+            .column(I::ListId)
+            .from(shown)
+            .and_where(Expr::col(I::Clicked).eq(true))
+            .to_owned();
+        let select = Query::select()
+            .column((list, S::Id))
+            .column((list, S::Context))
+            .column((shown, I::AssetId))
+            .column((shown, I::Position))
+            .column((shown, I::Clicked))
+            .column((shown, I::Completed))
+            .from(list)
+            .inner_join(shown, Expr::col((shown, I::ListId)).equals((list, S::Id)))
+            .and_where(Expr::col((list, S::At)).gte(since))
+            .and_where(Expr::col((list, S::Id)).in_subquery(clicked))
+            .order_by((list, S::At), Order::Asc)
+            .order_by((list, S::Id), Order::Asc)
+            .order_by((shown, I::Position), Order::Asc)
+            .to_owned();
+        let rows = self.db.query_all(&select).await?;
         let mut out: Vec<(String, LoggedList)> = Vec::new();
         for r in rows {
             let id: String = r.try_get_by_index(0)?;
@@ -565,86 +536,72 @@ impl Store {
     /// stay. Returns the impressions deleted.
     pub async fn prune_feedback(&self, before: i64) -> AppResult<u64> {
         let txn = self.begin_txn().await?;
-        let mut deleted = 0;
-        for table in ["impression", "served_list"] {
-            let mut delete = Query::delete();
-            delete
-                .from_table(t(table))
-                .and_where(Expr::col(t("at")).lt(before));
-            let n = txn.conn().execute(&delete).await?.rows_affected();
-            if table == "impression" {
-                deleted = n;
-            }
-        }
+        let deleted = impression::Entity::delete_many()
+            .filter(impression::Column::At.lt(before))
+            .exec(txn.conn())
+            .await?
+            .rows_affected;
+        served_list::Entity::delete_many()
+            .filter(served_list::Column::At.lt(before))
+            .exec(txn.conn())
+            .await?;
         txn.commit().await?;
         Ok(deleted)
     }
 
     pub async fn ranking_profiles(&self) -> AppResult<Vec<RankingProfile>> {
-        let mut select = Query::select();
-        select
-            .columns(["name", "weights", "description", "updated_at"].map(t))
-            .from(t("ranking_profile"))
-            .order_by(t("name"), sea_orm::sea_query::Order::Asc);
-        self.db
-            .query_all(&select)
+        ranking_profile::Entity::find()
+            .order_by_asc(ranking_profile::Column::Name)
+            .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| {
-                let raw: String = r.try_get_by_index(1)?;
+            .map(|p| {
                 Ok(RankingProfile {
-                    name: r.try_get_by_index(0)?,
-                    weights: weights_from_json(&raw)
+                    weights: weights_from_json(&p.weights)
                         .map_err(|e| corrupt("ranking_profile.weights", e))?,
-                    description: r.try_get_by_index(2)?,
-                    updated_at: r.try_get_by_index(3)?,
+                    name: p.name,
+                    description: p.description,
+                    updated_at: p.updated_at,
                 })
             })
             .collect()
     }
 
     pub async fn upsert_ranking_profile(&self, p: &RankingProfile) -> AppResult<()> {
+        use ranking_profile::Column as P;
         let txn = self.begin_txn().await?;
-        let mut insert = Query::insert();
-        insert
-            .into_table(t("ranking_profile"))
-            .columns(["name", "weights", "description", "updated_at"].map(t))
-            .values_panic([
-                p.name.clone().into(),
-                weights_to_json(&p.weights).into(),
-                p.description.clone().into(),
-                p.updated_at.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(t("name"))
-                    .update_columns(["weights", "description", "updated_at"].map(t))
-                    .to_owned(),
-            );
-        txn.conn().execute(&insert).await?;
+        ranking_profile::Entity::insert(ranking_profile::ActiveModel {
+            name: Set(p.name.clone()),
+            weights: Set(weights_to_json(&p.weights)),
+            description: Set(p.description.clone()),
+            updated_at: Set(p.updated_at),
+        })
+        .on_conflict(
+            OnConflict::column(P::Name)
+                .update_columns([P::Weights, P::Description, P::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(txn.conn())
+        .await?;
         txn.commit().await
     }
 
     pub async fn experiments(&self) -> AppResult<Vec<Experiment>> {
-        let mut select = Query::select();
-        select
-            .columns(["name", "placement", "variants", "started_at", "stopped_at"].map(t))
-            .from(t("experiment"))
-            .order_by(t("started_at"), sea_orm::sea_query::Order::Asc)
-            .order_by(t("name"), sea_orm::sea_query::Order::Asc);
-        self.db
-            .query_all(&select)
+        experiment::Entity::find()
+            .order_by_asc(experiment::Column::StartedAt)
+            .order_by_asc(experiment::Column::Name)
+            .all(&self.db)
             .await?
             .into_iter()
-            .map(|r| {
-                let raw: String = r.try_get_by_index(2)?;
-                let variants: Vec<Variant> =
-                    serde_json::from_str(&raw).map_err(|e| corrupt("experiment.variants", e))?;
+            .map(|e| {
+                let variants: Vec<Variant> = serde_json::from_str(&e.variants)
+                    .map_err(|err| corrupt("experiment.variants", err))?;
                 Ok(Experiment {
-                    name: r.try_get_by_index(0)?,
-                    placement: r.try_get_by_index(1)?,
+                    name: e.name,
+                    placement: e.placement,
                     variants,
-                    started_at: r.try_get_by_index(3)?,
-                    stopped_at: r.try_get_by_index(4)?,
+                    started_at: e.started_at,
+                    stopped_at: e.stopped_at,
                 })
             })
             .collect()
@@ -652,66 +609,80 @@ impl Store {
 
     /// Stores a new experiment; false when one of that name exists (running or stopped).
     pub async fn insert_experiment(&self, e: &Experiment) -> AppResult<bool> {
-        let txn = self.begin_txn().await?;
         let variants = serde_json::to_string(&e.variants)
             .map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
-        let mut insert = Query::insert();
-        insert
-            .into_table(t("experiment"))
-            .columns(["name", "placement", "variants", "started_at", "stopped_at"].map(t))
-            .values_panic([
-                e.name.clone().into(),
-                e.placement.clone().into(),
-                variants.into(),
-                e.started_at.into(),
-                e.stopped_at.into(),
-            ])
-            .on_conflict(OnConflict::column(t("name")).do_nothing().to_owned())
-            .returning(Query::returning().column(t("name")));
-        let new = !txn.conn().query_all(&insert).await?.is_empty();
+        let txn = self.begin_txn().await?;
+        let result = experiment::Entity::insert(experiment::ActiveModel {
+            name: Set(e.name.clone()),
+            placement: Set(e.placement.clone()),
+            variants: Set(variants),
+            started_at: Set(e.started_at),
+            stopped_at: Set(e.stopped_at),
+        })
+        .on_conflict_do_nothing_on([experiment::Column::Name])
+        .exec_without_returning(txn.conn())
+        .await?;
         txn.commit().await?;
-        Ok(new)
+        Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0))
     }
 
     /// Marks a running experiment stopped at `at`; false when none of that name runs.
     pub async fn stop_experiment(&self, name: &str, at: i64) -> AppResult<bool> {
         let txn = self.begin_txn().await?;
-        let mut update = Query::update();
-        update
-            .table(t("experiment"))
-            .value(t("stopped_at"), at)
-            .and_where(Expr::col(t("name")).eq(name))
-            .and_where(Expr::col(t("stopped_at")).is_null());
-        let n = txn.conn().execute(&update).await?.rows_affected();
+        let done = experiment::Entity::update_many()
+            .col_expr(experiment::Column::StoppedAt, Expr::value(at))
+            .filter(experiment::Column::Name.eq(name))
+            .filter(experiment::Column::StoppedAt.is_null())
+            .exec(txn.conn())
+            .await?;
         txn.commit().await?;
-        Ok(n > 0)
+        Ok(done.rows_affected > 0)
     }
 
-    /// Every event as (account, asset, Unix seconds, cohort) from `since` on, by account
-    /// then time: what "moved forward" is computed from.
-    pub async fn journey_events(
-        &self,
-        since: i64,
-    ) -> AppResult<Vec<(String, String, i64, String)>> {
-        let mut select = Query::select();
-        select
-            .columns(["account_id", "asset_id", "occurred_at", "cohort"].map(t))
-            .from(t("engagement"))
-            .and_where(Expr::col(t("occurred_at")).gte(since))
-            .order_by(t("account_id"), sea_orm::sea_query::Order::Asc)
-            .order_by(t("occurred_at"), sea_orm::sea_query::Order::Asc);
-        self.db
-            .query_all(&select)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get_by_index(0)?,
-                    r.try_get_by_index(1)?,
-                    r.try_get_by_index(2)?,
-                    r.try_get_by_index(3)?,
-                ))
-            })
-            .collect()
+    /// The newest `limit` events recorded from `since` on (Unix seconds), in the order they
+    /// were recorded: what "moved forward" is computed from.
+    pub async fn journey_events(&self, since: i64, limit: u64) -> AppResult<Vec<JourneyEvent>> {
+        use engagement::Column as E;
+        let mut events: Vec<JourneyEvent> = engagement::Entity::find()
+            .select_only()
+            .columns([E::AccountId, E::AssetId, E::OccurredAt, E::Cohort])
+            .filter(E::OccurredAt.gte(since))
+            .order_by_desc(E::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        events.reverse();
+        Ok(events)
     }
+}
+
+type SummedRow = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// `key` and the sums of the four counts, per `key` (cast to BIGINT: PostgreSQL sums
+/// BIGINTs as NUMERIC).
+fn summed<E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    key: E::Column,
+    counts: [E::Column; 4],
+) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
+    let mut select = select.select_only().column(key);
+    for (i, c) in counts.into_iter().enumerate() {
+        select = select.column_as(Expr::col(c).sum().cast_as("BIGINT"), format!("n{i}"));
+    }
+    select.group_by(key).into_tuple()
+}
+
+fn counts_row(
+    (key, impressions, clicks, completions, dismissals): SummedRow,
+) -> (String, FeedbackCounts) {
+    (
+        key,
+        FeedbackCounts {
+            impressions: count(impressions),
+            clicks: count(clicks),
+            completions: count(completions),
+            dismissals: count(dismissals),
+        },
+    )
 }

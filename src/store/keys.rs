@@ -221,7 +221,7 @@ impl Store {
     /// Adds counted refusals to their buckets' rows (`AuditEvent::bucket`), creating
     /// those not there yet, in one transaction. Replicas counting the same bucket add up.
     pub async fn add_audit_counts(&self, events: &[AuditEvent]) -> AppResult<()> {
-        use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+        use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
         if events.is_empty() {
             return Ok(());
         }
@@ -233,9 +233,8 @@ impl Store {
                     OnConflict::column(audit_event::Column::Bucket)
                         .value(
                             audit_event::Column::Count,
-                            Expr::col((audit_event::Entity, audit_event::Column::Count)).add(
-                                Expr::col((Alias::new("excluded"), audit_event::Column::Count)),
-                            ),
+                            Expr::col((audit_event::Entity, audit_event::Column::Count))
+                                .add(Expr::col((super::Excluded, audit_event::Column::Count))),
                         )
                         .to_owned(),
                 )

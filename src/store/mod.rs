@@ -46,6 +46,11 @@ use entity::{asset, asset_embedding, asset_tag, change_log, industry, synonym_gr
 /// bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 400;
 
+/// The row an `INSERT ... ON CONFLICT DO UPDATE` would have written, as its `SET` clause
+/// names it (`excluded.count`).
+#[derive(sea_orm::DeriveIden, Clone, Copy)]
+struct Excluded;
+
 /// Key of the PostgreSQL advisory lock that orders writers ("stagefit" in ASCII).
 const CHANGE_LOG_LOCK_KEY: i64 = 0x7374_6167_6566_6974;
 
