@@ -454,7 +454,7 @@ async fn generate_feedback(
     let started = std::time::Instant::now();
     let generated =
         crate::generate::feedback_lists(&ids, lists, days, click_rate, seed, chrono::Utc::now());
-    let (impressions, clicks) = services::write_generated_feedback(&store, generated, 1_000)
+    let (impressions, clicks) = services::write_logged_lists(&store, generated, 1_000)
         .await
         .map_err(AppError::unmasked)?;
     store.close().await;

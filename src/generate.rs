@@ -362,14 +362,6 @@ pub fn write_engagement(
     events_out.flush()
 }
 
-/// One synthetic shown list: its context, its items (asset, position) and the items
-/// clicked, each with whether it was also completed.
-pub struct FeedbackList {
-    pub context: crate::domain::ListContext,
-    pub items: Vec<(String, u32)>,
-    pub clicked: Vec<(String, u32, bool)>,
-}
-
 /// Deterministic shown lists over `asset_ids` for benchmarks: ten items each, spread over
 /// the last `days` days before `now`, half of them in experiment `bench` (variants
 /// `default` and `bench-b`), and about `click_rate` of the items clicked (one in five of
@@ -381,7 +373,7 @@ pub fn feedback_lists(
     click_rate: f64,
     seed: u64,
     now: chrono::DateTime<chrono::Utc>,
-) -> impl Iterator<Item = FeedbackList> + '_ {
+) -> impl Iterator<Item = crate::domain::LoggedFeedback> + '_ {
     let mut rng = Rng(seed);
     let stages = ["AWARENESS", "CONSIDERATION", "DECISION", "ADOPTION"];
     (0..lists).map(move |n| {
@@ -417,7 +409,7 @@ pub fn feedback_lists(
                 clicked.push((id.clone(), *p, rng.unit() < 0.2));
             }
         }
-        FeedbackList {
+        crate::domain::LoggedFeedback {
             context,
             items,
             clicked,

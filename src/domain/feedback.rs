@@ -1,13 +1,16 @@
 //! The feedback loop's pure parts: what a shown list remembers of how it was ranked (its
 //! recommendation id), ranking profile names, experiments and who sees which variant, the
-//! statistics of click-through rates, and the measures of an offline replay.
+//! statistics of click-through rates, the measures of an offline replay, and which accounts
+//! moved forward after reading an asset.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Factor, WeightOverrides};
+use std::collections::{HashMap, HashSet};
+
+use super::{Factor, Stage, TaxonomyValue, WeightOverrides};
 
 /// The profile the configured weights make; it cannot be stored or replaced.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -481,9 +484,162 @@ pub fn ideal_dcg5(mut grades: Vec<f64>) -> f64 {
         .sum()
 }
 
+/// Which profile ranks a request, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub profile: String,
+    pub overrides: WeightOverrides,
+    pub experiment: Option<String>,
+    pub variant: Option<String>,
+}
+
+impl Choice {
+    /// The configured weights, chosen by nothing.
+    pub fn default_profile() -> Self {
+        Choice {
+            profile: DEFAULT_PROFILE.to_owned(),
+            overrides: WeightOverrides::default(),
+            experiment: None,
+            variant: None,
+        }
+    }
+}
+
+/// A shown list and what was done with it, as a bulk load writes it (the benchmarks'
+/// synthetic feedback): the context it was ranked with, its items with their positions,
+/// and the items clicked (with position, and whether the click completed).
+#[derive(Clone, Debug)]
+pub struct LoggedFeedback {
+    pub context: ListContext,
+    pub items: Vec<(String, u32)>,
+    pub clicked: Vec<(String, u32, bool)>,
+}
+
+/// A click-through rate: `k` of `n`, 0 when nothing was shown.
+pub fn rate(k: u64, n: u64) -> f64 {
+    if n == 0 { 0.0 } else { k as f64 / n as f64 }
+}
+
+/// "Moved forward": the account's stage advanced within this many days after engaging.
+pub const MOVED_FORWARD_DAYS: i64 = 30;
+/// "Moved forward" reads at most the newest this many events of the span, so its cost has
+/// a ceiling whatever the traffic (about a second of one core).
+pub const MOVED_FORWARD_EVENTS: u64 = 500_000;
+
+/// An event as "moved forward" reads it: (account, asset, Unix seconds, cohort). The
+/// cohort ends with the stage the account was at (`industry|STAGE`).
+pub type JourneyEvent = (String, String, i64, String);
+
+/// Per asset, the accounts whose journey stage advanced within [`MOVED_FORWARD_DAYS`]
+/// after they engaged with it (a later event of theirs was recorded at a later stage).
+/// Each account counts once per asset; `events` come in the order they were recorded
+/// (which orders events of the same second).
+pub fn moved_forward_counts(mut events: Vec<JourneyEvent>) -> HashMap<String, u64> {
+    // Stable: events of one account and second keep their recorded order.
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+    let stage_of = |cohort: &str| {
+        cohort
+            .rsplit('|')
+            .next()
+            .and_then(|s| Stage::parse(s).ok())
+            .map(|s| s.ordinal())
+    };
+    let window = MOVED_FORWARD_DAYS * 86_400;
+    let mut counted: HashSet<(&str, &str)> = HashSet::new();
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for slice in events.chunk_by(|a, b| a.0 == b.0) {
+        for (i, (account, asset, at, cohort)) in slice.iter().enumerate() {
+            let Some(stage) = stage_of(cohort) else {
+                continue;
+            };
+            if counted.contains(&(account.as_str(), asset.as_str())) {
+                continue;
+            }
+            let advanced = slice[i + 1..]
+                .iter()
+                .take_while(|later| later.2 <= at + window)
+                .any(|later| stage_of(&later.3).is_some_and(|s| s > stage));
+            if advanced {
+                counted.insert((account.as_str(), asset.as_str()));
+                *out.entry(asset.clone()).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// New impressions per list key, from the (list key, asset) pairs a write inserted.
+pub fn count_per_list(inserted: &[(String, String)]) -> HashMap<&str, u64> {
+    let mut counts = HashMap::new();
+    for (key, _) in inserted {
+        *counts.entry(key.as_str()).or_default() += 1;
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(account: &str, asset: &str, day: i64, stage: &str) -> JourneyEvent {
+        (
+            account.into(),
+            asset.into(),
+            day * 86_400,
+            format!("health|{stage}"),
+        )
+    }
+
+    #[test]
+    fn an_account_moves_forward_once_per_asset_within_the_window() {
+        let events = vec![
+            // acme reads a and b at awareness, then a again, and reaches consideration on
+            // day 10: a and b both moved it forward, a counted once.
+            event("acme", "b", 1, "AWARENESS"),
+            event("acme", "a", 0, "AWARENESS"),
+            event("acme", "a", 2, "AWARENESS"),
+            event("acme", "c", 10, "CONSIDERATION"),
+            // beta reads a, advances only after the 30-day window: not counted.
+            event("beta", "a", 0, "AWARENESS"),
+            event("beta", "d", 31, "DECISION"),
+            // gamma moves back: not forward.
+            event("gamma", "a", 0, "DECISION"),
+            event("gamma", "e", 1, "AWARENESS"),
+            // A cohort with no stage counts for nothing.
+            ("delta".into(), "a".into(), 0, "health|".into()),
+            event("delta", "f", 1, "DECISION"),
+        ];
+        let counts = moved_forward_counts(events);
+        assert_eq!(counts.get("a"), Some(&1));
+        assert_eq!(counts.get("b"), Some(&1));
+        assert_eq!(counts.get("c"), None);
+        assert_eq!(counts.len(), 2, "{counts:?}");
+    }
+
+    #[test]
+    fn two_accounts_moved_forward_by_one_asset_count_twice() {
+        let events = vec![
+            event("x", "a", 0, "AWARENESS"),
+            event("y", "a", 0, "CONSIDERATION"),
+            event("x", "z", 29, "DECISION"),
+            event("y", "z", 5, "DECISION"),
+        ];
+        assert_eq!(moved_forward_counts(events).get("a"), Some(&2));
+    }
+
+    #[test]
+    fn new_impressions_count_per_list() {
+        let inserted = vec![
+            ("l1".to_owned(), "a".to_owned()),
+            ("l2".to_owned(), "a".to_owned()),
+            ("l1".to_owned(), "b".to_owned()),
+        ];
+        let counts = count_per_list(&inserted);
+        assert_eq!(counts.get("l1"), Some(&2));
+        assert_eq!(counts.get("l2"), Some(&1));
+        assert_eq!(rate(1, 4), 0.25);
+        assert_eq!(rate(3, 0), 0.0);
+    }
 
     #[test]
     fn an_id_carries_its_context_and_items_and_opens_only_unaltered() {

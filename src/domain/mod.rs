@@ -39,10 +39,11 @@ pub use evidence::{
 };
 pub use factor::{Factor, MAX_WEIGHT, WeightOverrides, Weights};
 pub use feedback::{
-    DEFAULT_PROFILE, Experiment, ID_TAIL_LEN, ListContext, ListMeasures, ListSigner,
-    MAX_LIST_ID_BYTES, NONCE_LEN, RankingProfile, SignedList, Variant, ideal_dcg5, list_key,
-    list_measures, parse_name, two_proportion_test, weights_from_json, weights_to_json,
-    wilson_interval,
+    Choice, DEFAULT_PROFILE, Experiment, ID_TAIL_LEN, JourneyEvent, ListContext, ListMeasures,
+    ListSigner, LoggedFeedback, MAX_LIST_ID_BYTES, MOVED_FORWARD_DAYS, MOVED_FORWARD_EVENTS,
+    NONCE_LEN, RankingProfile, SignedList, Variant, count_per_list, ideal_dcg5, list_key,
+    list_measures, moved_forward_counts, parse_name, rate, two_proportion_test, weights_from_json,
+    weights_to_json, wilson_interval,
 };
 pub use filter::AssetFilter;
 pub use search::{

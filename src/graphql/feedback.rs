@@ -354,6 +354,11 @@ impl FeedbackQuery {
                 descending: direction == OrderDirection::Desc,
                 offset,
                 first,
+                moved_forward: ctx
+                    .look_ahead()
+                    .field("items")
+                    .field("movedForward")
+                    .exists(),
             })
             .await?;
         let items: Vec<AssetPerformanceObject> = page.items.into_iter().map(Into::into).collect();
@@ -374,7 +379,11 @@ impl FeedbackQuery {
         since_days: Option<u32>,
     ) -> ApiResult<Vec<CellPerformanceObject>> {
         Ok(library(ctx)?
-            .cell_performance(&AssetFilterInput::parse(filter)?, since_days)
+            .cell_performance(
+                &AssetFilterInput::parse(filter)?,
+                since_days,
+                ctx.look_ahead().field("movedForward").exists(),
+            )
             .await?
             .into_iter()
             .map(Into::into)

@@ -9,6 +9,7 @@
 
 mod diversity;
 mod factors;
+mod hindsight;
 mod journey;
 mod tagging;
 
@@ -18,6 +19,7 @@ pub use factors::{
     ScoreReason, Scored, concern_value, explain, freshness_value, graded_dimensions, meaning_value,
     ranking_trust, text_value,
 };
+pub use hindsight::{holding_back, replay_audience};
 pub use journey::{
     Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, decayed,
     infer_stage, journey_stage, popularity_value,

@@ -45,7 +45,7 @@ pub use audit::{
 };
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, PerformanceKey, PerformanceQuery, rate,
-    write_generated_feedback,
+    write_logged_lists,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Library;
-use super::feedback::Choice;
 use super::popularity::cohort_key;
+use crate::domain::Choice;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, ListContext, Role, Stage,
     TaxonomyValue, WeightOverrides, audience_leaning,

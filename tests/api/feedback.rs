@@ -961,3 +961,63 @@ async fn anonymous_visitors_are_assigned_by_their_own_id_and_shares_hold() {
     assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_asset_read_before_an_account_moved_forward_counts_it_once() {
+    let mut s = TestServer::demo().await;
+    let upsert = r#"mutation($id: ID!, $stage: Stage!) {
+        upsertAccount(account: { id: $id, name: $id, industry: "retail", stage: $stage }) { id } }"#;
+    s.gql(upsert, json!({ "id": "acme", "stage": "AWARENESS" }))
+        .await;
+    let list = recommend(
+        &s,
+        json!({ "audience": { "accountId": "acme" }, "first": 3 }),
+    )
+    .await;
+    let id = list["recommendationId"].as_str().unwrap().to_owned();
+    let ids = item_ids(&list);
+    s.gql(IMPRESSIONS, json!({ "id": id, "assets": ids })).await;
+    let view = |asset: &str| {
+        json!({ "event": { "accountId": "acme", "assetId": asset, "kind": "VIEW",
+                           "recommendationId": id, "position": 1 + ids.iter().position(|i| i == asset).unwrap() } })
+    };
+    // Read twice at awareness, then the account reaches decision and reads another.
+    s.gql(ENGAGE, view(&ids[0])).await;
+    s.gql(ENGAGE, view(&ids[0])).await;
+    s.gql(upsert, json!({ "id": "acme", "stage": "DECISION" }))
+        .await;
+    s.gql(ENGAGE, view(&ids[1])).await;
+    let perf = s
+        .gql(
+            r#"{ assetPerformance(orderBy: MOVED_FORWARD) {
+                   totalCount items { asset { id } movedForward clicks } } }"#,
+            json!({}),
+        )
+        .await["assetPerformance"]
+        .clone();
+    assert_eq!(perf["totalCount"], 3, "{perf}");
+    assert_eq!(
+        perf["items"][0],
+        json!({ "asset": { "id": ids[0] }, "movedForward": 1, "clicks": 1 }),
+        "{perf}"
+    );
+    assert_eq!(perf["items"][1]["movedForward"], 0, "{perf}");
+    // Cells add their assets' counts; without `movedForward` asked, the same rows answer.
+    let cells = s
+        .gql("{ cellPerformance { movedForward clicks } }", json!({}))
+        .await["cellPerformance"]
+        .clone();
+    let moved: u64 = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["movedForward"].as_u64().unwrap())
+        .sum();
+    assert!(moved >= 1, "{cells}");
+    let plain = s
+        .gql("{ assetPerformance { totalCount } }", json!({}))
+        .await["assetPerformance"]
+        .clone();
+    assert_eq!(plain["totalCount"], 3, "{plain}");
+    s.stop().await;
+}
