@@ -1,5 +1,5 @@
-//! Building a running instance once: database, index, indexer, schema. `AppState` is what
-//! request handlers get; it is cheap to clone.
+//! Building a running instance once: database, index, indexer, schema, and the
+//! `http::AppState` request handlers get.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::graphql::{AppSchema, build_schema};
-use crate::http::{ConnectionLimits, ParsedDocuments, RateLimits, ResponseCache};
+use crate::graphql::build_schema;
+use crate::http::{AppState, ConnectionLimits, ParsedDocuments, RateLimits, ResponseCache};
 use crate::import::Format;
 use crate::search::{self, IndexLock};
 use crate::services::{
@@ -27,40 +27,6 @@ pub const DEMO_LIBRARY: &[u8] = include_bytes!("../demo/library.jsonl");
 
 /// What the parses of recent documents may hold (a few hundred distinct documents).
 const PARSED_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub library: Library,
-    /// Who is calling: API keys and the credentials requests present.
-    pub access: Arc<Access>,
-    /// Mutations and refused requests, recorded off the request path.
-    pub audit: AuditTrail,
-    /// Documents web pages may run, by hash.
-    pub safelist: Arc<Safelist>,
-    /// Publishable keys and visitor tokens run only safelisted documents.
-    pub publishable_safelist: bool,
-    /// Requests per key and per visitor, checked before anything runs.
-    pub limits: Arc<RateLimits>,
-    /// How long one GraphQL request may run before it gets 503 `TIMEOUT`.
-    pub request_timeout: Duration,
-    /// How long a client may take to send a request body before it gets 408 `TIMEOUT`.
-    pub body_timeout: Duration,
-    /// Header timeout and shutdown grace of the listeners.
-    pub connections: ConnectionLimits,
-    /// Requests taking at least this long get a `slow request` line at `warn`.
-    pub slow_request: Duration,
-    /// `/readyz` answers 503 while the index is more changes than this behind.
-    pub ready_max_lag: i64,
-    /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-    /// Origins browsers may call `/graphql` from (validated at start).
-    pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
-    pub schema: AppSchema,
-    /// Responses to repeated queries; `None` when turned off.
-    pub cache: Option<Arc<ResponseCache>>,
-    /// Parses of the documents seen lately, by their text.
-    pub documents: Arc<ParsedDocuments>,
-}
 
 /// Everything an instance owns, to be stopped in order.
 pub struct Instance {

@@ -25,12 +25,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use super::AppState;
 use super::cache::{CacheKey, Method, Outcome};
 use crate::domain::Scope;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::{Who, check_access, limits, operation_label};
 use crate::services::Credential;
-use crate::state::AppState;
 use quick_cache::Weighter;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";

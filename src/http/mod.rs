@@ -3,12 +3,14 @@
 //! `/healthz`.
 //! Handlers only translate HTTP to calls on the schema or the services.
 
+mod app_state;
 mod cache;
 mod graphiql;
 mod graphql;
 mod limits;
 mod serve;
 
+pub use app_state::AppState;
 pub use cache::ResponseCache;
 pub use graphql::ParsedDocuments;
 pub use limits::RateLimits;
@@ -26,8 +28,6 @@ use tokio::net::TcpListener;
 
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-
-use crate::state::AppState;
 
 /// Largest request body: enough for a 1,000-asset `upsertAssets` with long bodies.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;

@@ -1,9 +1,14 @@
 //! The map of the house, held by a test: which room of `src/` may use what, as
-//! ARCHITECTURE.md says. It reads the sources (comments and string literals left out) and
-//! fails on a crossing the map forbids. There are none today: the list of known crossings
-//! that issue 14 started with is empty and gone.
+//! ARCHITECTURE.md says. It parses every source as Rust (syn), resolves every path it names
+//! (`use` trees with their groups and renames, `super::`, `self::`, paths inside macros) to
+//! where it leads, and fails on a crossing the map forbids, on a room without a row, and on
+//! rooms that import each other in a circle.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+
+use proc_macro2::{TokenStream, TokenTree};
+use syn::visit::Visit;
 
 /// I/O and frameworks: what pure rooms must not name.
 const IO: &[&str] = &[
@@ -27,14 +32,54 @@ const OUTER: &[&str] = &[
     "crate::graphql",
     "crate::http",
     "crate::config",
+    "crate::state",
+    "crate::cli",
 ];
 
-/// Room (a folder or file under `src/`), and what its code must not name.
+/// Room (a folder or file under `src/`), and what its code must not name. Every room has a
+/// row (tested), even when it is empty.
 const RULES: &[(&str, &[&[&str]])] = &[
     // Pure: no I/O, no framework, no other room.
     ("domain", &[IO, OUTER, &["crate::ranking"]]),
     // Pure scoring over domain types only.
     ("ranking", &[IO, OUTER]),
+    // Reading and writing the interchange formats: domain types from bytes, no I/O beyond
+    // the reader and writer it is given.
+    ("import", &[IO, OUTER, &["crate::ranking"]]),
+    // Synthetic libraries and feedback for benchmarks: files and domain types.
+    (
+        "generate.rs",
+        &[
+            OUTER,
+            &[
+                "sea_orm",
+                "tantivy",
+                "tokio",
+                "axum",
+                "reqwest",
+                "async_graphql",
+                "std::net",
+                "std::env",
+                "crate::ranking",
+            ],
+        ],
+    ),
+    // The error type: converts the store's and the index's errors, knows no room.
+    (
+        "error.rs",
+        &[
+            OUTER,
+            &[
+                "tokio",
+                "axum",
+                "reqwest",
+                "async_graphql",
+                "std::fs",
+                "std::net",
+                "std::env",
+            ],
+        ],
+    ),
     // The API calls services; it never reaches the database or the index.
     (
         "graphql",
@@ -45,6 +90,9 @@ const RULES: &[(&str, &[&[&str]])] = &[
             "crate::search",
             "crate::meaning",
             "crate::ranking",
+            "crate::http",
+            "crate::state",
+            "crate::cli",
             "std::env",
         ]],
     ),
@@ -56,6 +104,8 @@ const RULES: &[(&str, &[&[&str]])] = &[
             "crate::store",
             "crate::search",
             "crate::meaning",
+            "crate::state",
+            "crate::cli",
             "std::env",
         ]],
     ),
@@ -64,9 +114,12 @@ const RULES: &[(&str, &[&[&str]])] = &[
         &[&[
             "tantivy",
             "crate::search",
+            "crate::meaning",
             "crate::services",
             "crate::graphql",
             "crate::http",
+            "crate::state",
+            "crate::cli",
             "std::env",
         ]],
     ),
@@ -78,6 +131,8 @@ const RULES: &[(&str, &[&[&str]])] = &[
             "crate::services",
             "crate::graphql",
             "crate::http",
+            "crate::state",
+            "crate::cli",
             "std::env",
         ]],
     ),
@@ -96,6 +151,8 @@ const RULES: &[(&str, &[&[&str]])] = &[
             "crate::graphql",
             "crate::http",
             "crate::ranking",
+            "crate::state",
+            "crate::cli",
             "std::env",
         ]],
     ),
@@ -106,21 +163,67 @@ const RULES: &[(&str, &[&[&str]])] = &[
             "async_graphql",
             "crate::graphql",
             "crate::http",
+            "crate::state",
+            "crate::cli",
+            "crate::generate",
             "std::env",
         ]],
     ),
-    ("main.rs", &[&["std::env"]]),
-    ("cli.rs", &[&["std::env"]]),
-    ("state.rs", &[&["std::env"]]),
+    // Settings: the only room that reads the environment; knows no room with I/O.
+    (
+        "config.rs",
+        &[&[
+            "sea_orm",
+            "tantivy",
+            "axum",
+            "reqwest",
+            "async_graphql",
+            "crate::store",
+            "crate::search",
+            "crate::meaning",
+            "crate::services",
+            "crate::graphql",
+            "crate::http",
+            "crate::state",
+            "crate::cli",
+        ]],
+    ),
     (
         "metrics.rs",
         &[&["std::env", "crate::store", "crate::search"]],
     ),
+    // The composition root: wires the store, the index and the server once at start.
+    ("state.rs", &[&["std::env", "crate::cli"]]),
+    // The commands: parse arguments, then call services (or start a server).
+    (
+        "cli.rs",
+        &[&[
+            "std::env",
+            "tantivy",
+            "sea_orm",
+            "crate::search",
+            "crate::meaning",
+            "crate::http",
+        ]],
+    ),
+    ("main.rs", &[&["std::env"]]),
+    // Declares the rooms, nothing else.
+    ("lib.rs", &[IO]),
+];
+
+/// Rooms whose modules import one another in no circle either (`domain`'s asset and
+/// evidence modules still do: an asset's tags and the evidence read from its text).
+const ROOMS_WITHOUT_MODULE_CIRCLES: &[&str] = &[
+    "services", "graphql", "http", "store", "search", "ranking", "meaning", "import",
 ];
 
 /// Rooms besides `services` that may use both the store and the index: the composition
 /// root, which wires them together once at start.
 const WIRING: &[&str] = &["state.rs", "services"];
+
+/// A reading of the environment besides `config.rs`'s: these functions of `std::env`, or
+/// a clap `env = "..."` attribute.
+const ENV_READS: &[&str] = &["var", "var_os", "vars", "vars_os"];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
@@ -133,114 +236,393 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a Rust file without comments and string literals (raw ones included), so a
-/// word in a doc comment or a log filter is not an import.
-fn code(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = &text[i..];
-        if rest.starts_with("//") {
-            i += rest.find('\n').unwrap_or(rest.len());
-        } else if rest.starts_with("/*") {
-            i += rest.find("*/").map_or(rest.len(), |e| e + 2);
-        } else if rest.starts_with("r#\"") || rest.starts_with("r##\"") {
-            let hashes = rest[1..].chars().take_while(|c| *c == '#').count();
-            let close = format!("\"{}", "#".repeat(hashes));
-            let body = 2 + hashes;
-            i += body
-                + rest[body..]
-                    .find(&close)
-                    .map_or(rest.len() - body, |e| e + close.len());
-            out.push_str("\"\"");
-        } else if let Some(len) = char_literal(rest) {
-            // '"' or b'"' would otherwise open a string that swallows the code after it.
-            i += len;
-            out.push_str("' '");
-        } else if bytes[i] == b'"' {
-            let mut j = i + 1;
-            while j < bytes.len() && bytes[j] != b'"' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
+/// The module path of a file relative to `src/`: `services/feedback/mod.rs` is
+/// `crate::services::feedback`, `lib.rs` and `main.rs` are `crate`.
+fn module_of(relative: &str) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .trim_end_matches(".rs")
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    std::iter::once("crate".to_owned()).chain(parts).collect()
+}
+
+/// What a file names: every path, resolved to where it leads.
+#[derive(Default)]
+struct Named {
+    paths: BTreeSet<String>,
+    /// A clap `env = "..."` attribute.
+    env_attribute: bool,
+}
+
+struct Reader {
+    /// The module the code being read is in (inline `mod x { }` blocks push onto it).
+    module: Vec<String>,
+    /// What `use` brought into scope: name -> full path.
+    aliases: HashMap<String, Vec<String>>,
+    named: Named,
+}
+
+impl Reader {
+    /// `segments` as an absolute path: `crate`, `super` and `self` resolved against the
+    /// module, a first segment a `use` brought in replaced by what it names.
+    fn resolve(&self, segments: &[String]) -> Vec<String> {
+        let Some(first) = segments.first() else {
+            return Vec::new();
+        };
+        let mut base: Vec<String> = match first.as_str() {
+            "crate" => vec!["crate".to_owned()],
+            "self" => self.module.clone(),
+            "super" => {
+                let mut m = self.module.clone();
+                let mut rest = segments;
+                while rest.first().is_some_and(|s| s == "super") {
+                    m.pop();
+                    rest = &rest[1..];
+                }
+                return m.into_iter().chain(rest.iter().cloned()).collect();
             }
-            i = j + 1;
-            out.push_str("\"\"");
-        } else {
-            let c = rest.chars().next().unwrap();
-            out.push(c);
-            i += c.len_utf8();
+            _ => match self.aliases.get(first) {
+                Some(full) => full.clone(),
+                None => vec![first.clone()],
+            },
+        };
+        base.extend(segments[1..].iter().cloned());
+        base
+    }
+
+    fn record(&mut self, segments: &[String]) {
+        let full = self.resolve(segments);
+        if !full.is_empty() {
+            self.named.paths.insert(full.join("::"));
         }
     }
-    out
-}
 
-/// The length of the character literal `rest` starts with (`'x'`, `'"'`, `'\''`,
-/// `'\u{2014}'`), or `None` (a lifetime such as `'a` or `'static`, or no quote).
-fn char_literal(rest: &str) -> Option<usize> {
-    let body = rest.strip_prefix('\'')?;
-    if let Some(escaped) = body.strip_prefix('\\') {
-        // The escaped character, then up to the closing quote ('\u{...}' runs longer).
-        let first = escaped.chars().next()?;
-        let close = escaped[first.len_utf8()..].find('\'')?;
-        return Some(2 + first.len_utf8() + close + 1);
+    /// Every path a `use` tree names, with the name it brings into scope.
+    fn use_tree(&mut self, prefix: &[String], tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                let mut next = prefix.to_vec();
+                next.push(p.ident.to_string());
+                self.use_tree(&next, &p.tree);
+            }
+            syn::UseTree::Name(n) => {
+                let name = n.ident.to_string();
+                let mut full = prefix.to_vec();
+                if name != "self" {
+                    full.push(name.clone());
+                }
+                let resolved = self.resolve(&full);
+                let alias = if name == "self" {
+                    prefix.last().cloned().unwrap_or_default()
+                } else {
+                    name
+                };
+                self.named.paths.insert(resolved.join("::"));
+                self.aliases.insert(alias, resolved);
+            }
+            syn::UseTree::Rename(r) => {
+                let mut full = prefix.to_vec();
+                if r.ident != "self" {
+                    full.push(r.ident.to_string());
+                }
+                let resolved = self.resolve(&full);
+                self.named.paths.insert(resolved.join("::"));
+                self.aliases.insert(r.rename.to_string(), resolved);
+            }
+            syn::UseTree::Glob(_) => self.record(prefix),
+            syn::UseTree::Group(g) => {
+                for item in &g.items {
+                    self.use_tree(prefix, item);
+                }
+            }
+        }
     }
-    let c = body.chars().next()?;
-    body[c.len_utf8()..]
-        .starts_with('\'')
-        .then_some(1 + c.len_utf8() + 1)
+
+    /// Paths written inside a macro's tokens (`format!("{}", crate::x::y())`,
+    /// `tokio::select! { .. }`): runs of `ident :: ident`, read as paths.
+    fn tokens(&mut self, tokens: TokenStream) {
+        let mut run: Vec<String> = Vec::new();
+        let mut colons = 0;
+        let flush = |reader: &mut Reader, run: &mut Vec<String>| {
+            if run.len() > 1 {
+                reader.record(run);
+            }
+            run.clear();
+        };
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(ident) => {
+                    if colons != 2 {
+                        flush(self, &mut run);
+                    }
+                    run.push(ident.to_string());
+                    colons = 0;
+                }
+                TokenTree::Punct(p) if p.as_char() == ':' => colons += 1,
+                TokenTree::Group(g) => {
+                    flush(self, &mut run);
+                    colons = 0;
+                    self.tokens(g.stream());
+                }
+                _ => {
+                    flush(self, &mut run);
+                    colons = 0;
+                }
+            }
+        }
+        flush(self, &mut run);
+    }
+
+    /// Whether attribute tokens hold `env = ...` (clap reading a variable).
+    fn env_attribute(tokens: TokenStream) -> bool {
+        let mut last_env = false;
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(i) => last_env = i == "env",
+                TokenTree::Punct(p) if p.as_char() == '=' && last_env => return true,
+                TokenTree::Group(g) => {
+                    if Self::env_attribute(g.stream()) {
+                        return true;
+                    }
+                    last_env = false;
+                }
+                _ => last_env = false,
+            }
+        }
+        false
+    }
 }
 
-/// Whether `code` names `what` as a path (not as part of a longer name).
-fn names(code: &str, what: &str) -> bool {
-    code.match_indices(what).any(|(at, _)| {
-        let before = code[..at].chars().next_back();
-        let after = code[at + what.len()..].chars().next();
-        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
-            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
-    })
+impl<'ast> Visit<'ast> for Reader {
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        self.use_tree(&[], &u.tree);
+    }
+
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        // An inline module (`mod tests { use super::*; }`) is a module of its own.
+        let outer = std::mem::take(&mut self.aliases);
+        self.module.push(m.ident.to_string());
+        syn::visit::visit_item_mod(self, m);
+        self.module.pop();
+        self.aliases = outer;
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        let segments: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.record(&segments);
+        syn::visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        self.tokens(m.tokens.clone());
+        syn::visit::visit_macro(self, m);
+    }
+
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        if let syn::Meta::List(list) = &a.meta
+            && Self::env_attribute(list.tokens.clone())
+        {
+            self.named.env_attribute = true;
+        }
+        syn::visit::visit_attribute(self, a);
+    }
+}
+
+/// Everything a source file at `relative` (to `src/`) names. `use` items anywhere in the
+/// file are read before the paths they bring into scope.
+fn read(relative: &str, text: &str) -> Named {
+    let file = syn::parse_file(text).unwrap_or_else(|e| panic!("src/{relative}: {e}"));
+    let mut reader = Reader {
+        module: module_of(relative),
+        aliases: HashMap::new(),
+        named: Named::default(),
+    };
+    // Top-level `use` items first, so a path above its `use` still resolves.
+    for item in &file.items {
+        if let syn::Item::Use(u) = item {
+            reader.visit_item_use(u);
+        }
+    }
+    reader.visit_file(&file);
+    reader.named
+}
+
+/// Whether `path` is `what` or inside it.
+fn leads_into(path: &str, what: &str) -> bool {
+    path == what || path.strip_prefix(what).is_some_and(|r| r.starts_with("::"))
+}
+
+/// The room of a file relative to `src/`: its folder, or the file itself.
+fn room_of(relative: &str) -> &str {
+    match relative.split_once('/') {
+        Some((dir, _)) => dir,
+        None => relative,
+    }
+}
+
+/// The room a path into the crate leads to (`crate::store::X` -> `store`, or `state.rs`).
+fn room_named(path: &str, rooms: &BTreeSet<String>) -> Option<String> {
+    let name = path.strip_prefix("crate::")?.split("::").next()?;
+    if rooms.contains(name) {
+        Some(name.to_owned())
+    } else {
+        let file = format!("{name}.rs");
+        rooms.contains(&file).then_some(file)
+    }
 }
 
 /// What a source file at `relative` (to `src/`) names that the map forbids.
 fn crossings(relative: &str, text: &str) -> Vec<String> {
-    let room = relative.split('/').next().unwrap_or_default();
-    let code = code(text);
+    let room = room_of(relative);
+    let named = read(relative, text);
     let mut found = Vec::new();
     for (rule_room, forbidden) in RULES {
         if *rule_room != room {
             continue;
         }
         for what in forbidden.iter().flat_map(|list| list.iter()) {
-            if names(&code, what) {
-                found.push(format!("src/{relative} uses {what}"));
+            if let Some(path) = named.paths.iter().find(|p| leads_into(p, what)) {
+                found.push(format!("src/{relative} uses {what} ({path})"));
             }
         }
     }
     // Only config.rs reads the environment, through clap attributes or std::env.
-    if relative != "config.rs" && (names(&code, "env::var") || code.contains("env = \"\"")) {
+    let reads_env = named.env_attribute
+        || named.paths.iter().any(|p| {
+            ENV_READS
+                .iter()
+                .any(|f| leads_into(p, &format!("std::env::{f}")))
+        });
+    if relative != "config.rs" && reads_env {
         found.push(format!("src/{relative} reads the environment"));
     }
-    if !WIRING.contains(&room) && names(&code, "crate::store") && names(&code, "crate::search") {
+    let uses = |what: &str| named.paths.iter().any(|p| leads_into(p, what));
+    if !WIRING.contains(&room) && uses("crate::store") && uses("crate::search") {
         found.push(format!("src/{relative} uses both the store and the index"));
     }
     found
 }
 
-#[test]
-fn every_room_uses_only_what_the_map_allows() {
+/// The first circle in a graph of rooms, if any (`a -> b -> a`).
+fn circle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn walk(
+        at: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|r| r == at) {
+            let mut found = stack[i..].to_vec();
+            found.push(at.to_owned());
+            return Some(found);
+        }
+        if done.contains(at) {
+            return None;
+        }
+        stack.push(at.to_owned());
+        for next in edges.get(at).into_iter().flatten() {
+            if let Some(found) = walk(next, edges, stack, done) {
+                return Some(found);
+            }
+        }
+        stack.pop();
+        done.insert(at.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|room| walk(room, edges, &mut Vec::new(), &mut done))
+}
+
+/// Every source under `src/`, by its path relative to `src/`.
+fn all_sources() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &mut files);
-    assert!(files.len() > 40, "{} sources", files.len());
-    let found: Vec<String> = files
+    files
         .iter()
-        .flat_map(|file| {
+        .map(|file| {
             let relative = file
                 .strip_prefix(&root)
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
-            crossings(&relative, &std::fs::read_to_string(file).unwrap())
+            (relative, std::fs::read_to_string(file).unwrap())
         })
+        .collect()
+}
+
+/// Which room imports which (`lib.rs` and `main.rs`, which only declare and start, left
+/// out), from what each file names.
+fn room_graph(files: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let rooms: BTreeSet<String> = files.iter().map(|(r, _)| room_of(r).to_owned()).collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (relative, text) in files {
+        let room = room_of(relative);
+        if matches!(room, "lib.rs" | "main.rs") {
+            continue;
+        }
+        for path in read(relative, text).paths {
+            if let Some(to) = room_named(&path, &rooms)
+                && to != room
+            {
+                edges.entry(room.to_owned()).or_default().insert(to);
+            }
+        }
+    }
+    edges
+}
+
+/// Which module of `room` imports which of its sibling modules (the room's own root, which
+/// declares them, left out).
+fn module_graph(files: &[(String, String)], room: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let prefix = format!("crate::{room}::");
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (relative, text) in files {
+        let Some(inner) = relative.strip_prefix(&format!("{room}/")) else {
+            continue;
+        };
+        let module = inner
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".rs");
+        if module == "mod" {
+            continue;
+        }
+        for path in read(relative, text).paths {
+            if let Some(rest) = path.strip_prefix(&prefix) {
+                let to = rest.split("::").next().unwrap_or_default();
+                let is_module = files.iter().any(|(r, _)| {
+                    r == &format!("{room}/{to}.rs") || r == &format!("{room}/{to}/mod.rs")
+                });
+                if is_module && to != module {
+                    edges
+                        .entry(module.to_owned())
+                        .or_default()
+                        .insert(to.to_owned());
+                }
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn every_room_uses_only_what_the_map_allows() {
+    let files = all_sources();
+    assert!(files.len() > 40, "{} sources", files.len());
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|(relative, text)| crossings(relative, text))
         .collect();
     assert!(
         found.is_empty(),
@@ -250,8 +632,59 @@ fn every_room_uses_only_what_the_map_allows() {
 }
 
 #[test]
+fn every_room_has_a_row_and_rooms_import_each_other_in_no_circle() {
+    let files = all_sources();
+    let rooms: BTreeSet<&str> = files.iter().map(|(r, _)| room_of(r)).collect();
+    let rows: BTreeSet<&str> = RULES.iter().map(|(room, _)| *room).collect();
+    let missing: Vec<&&str> = rooms.difference(&rows).collect();
+    assert!(missing.is_empty(), "rooms without a rule row: {missing:?}");
+    let gone: Vec<&&str> = rows.difference(&rooms).collect();
+    assert!(gone.is_empty(), "rule rows for no room: {gone:?}");
+    let graph = room_graph(&files);
+    assert!(
+        graph
+            .get("graphql")
+            .is_some_and(|to| to.contains("services")),
+        "the graph reads no imports: {graph:?}"
+    );
+    if let Some(found) = circle(&graph) {
+        panic!(
+            "rooms import each other in a circle: {}",
+            found.join(" -> ")
+        );
+    }
+    for room in ROOMS_WITHOUT_MODULE_CIRCLES {
+        if let Some(found) = circle(&module_graph(&files, room)) {
+            panic!(
+                "modules of {room} import each other in a circle: {}",
+                found.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
 fn each_kind_of_crossing_is_caught() {
+    // One crossing per rule row, and per rule besides the rows.
     let cases = [
+        ("domain/asset.rs", "use tokio::fs;", "tokio"),
+        (
+            "domain/asset.rs",
+            "fn f() { crate::ranking::diversify(); }",
+            "crate::ranking",
+        ),
+        ("ranking/factors.rs", "use tantivy::Term;", "tantivy"),
+        (
+            "import/jsonl.rs",
+            "use crate::store::Store;",
+            "crate::store",
+        ),
+        ("generate.rs", "fn f() { tokio::spawn(async {}); }", "tokio"),
+        (
+            "error.rs",
+            "use crate::services::Library;",
+            "crate::services",
+        ),
         (
             "graphql/recommend.rs",
             "use crate::ranking::Factor;",
@@ -259,31 +692,81 @@ fn each_kind_of_crossing_is_caught() {
         ),
         (
             "graphql/library.rs",
-            "use crate::search::SearchRequest;",
+            "use crate::{domain::Stage, search::SearchRequest};",
             "crate::search",
         ),
         (
             "http/mod.rs",
-            "let q = sea_orm::Statement::default();",
+            "fn f() { let q = sea_orm::Statement::default(); }",
             "sea_orm",
         ),
-        ("domain/asset.rs", "use tokio::fs;", "tokio"),
-        ("ranking/factors.rs", "use tantivy::Term;", "tantivy"),
+        (
+            "http/graphql.rs",
+            "use crate::state::AppState;",
+            "crate::state",
+        ),
         (
             "store/mod.rs",
-            "use crate::search::SearchIndex;",
+            "use crate::search as index; fn f() { index::open(); }",
             "crate::search",
         ),
         ("search/query.rs", "use sea_orm::Database;", "sea_orm"),
         (
+            "meaning/mod.rs",
+            "fn f() { tokio::task::spawn_blocking(|| ()); }",
+            "tokio",
+        ),
+        (
+            "services/feedback/lists.rs",
+            "use super::super::super::http::AppState;",
+            "crate::http",
+        ),
+        (
+            "services/mod.rs",
+            "use crate::generate::feedback_lists;",
+            "crate::generate",
+        ),
+        ("config.rs", "use crate::store::Store;", "crate::store"),
+        (
+            "metrics.rs",
+            "fn f() { let _ = format!(\"{}\", crate::store::ROWS); }",
+            "crate::store",
+        ),
+        ("state.rs", "use crate::cli::run;", "crate::cli"),
+        ("cli.rs", "use crate::search::SearchIndex;", "crate::search"),
+        (
             "main.rs",
-            "let v = std::env::var(\"X\");",
+            "fn f() { let v = std::env::var(\"X\"); }",
+            "the environment",
+        ),
+        ("lib.rs", "use std::fs::File;", "std::fs"),
+        // The environment, however it is reached.
+        (
+            "services/tags.rs",
+            "use std::env; fn f() { env::var_os(\"X\"); }",
             "the environment",
         ),
         (
-            "cli.rs",
+            "graphql/mod.rs",
+            "use std::env::vars as all; fn f() { all(); }",
+            "the environment",
+        ),
+        (
+            "http/serve.rs",
+            "#[derive(Parser)] struct A { #[arg(long, env = \"X\")] x: u8 }",
+            "the environment",
+        ),
+        // Both the store and the index outside the wiring.
+        (
+            "graphql/mod.rs",
             "use crate::store::Store; use crate::search::SearchIndex;",
             "both",
+        ),
+        // Inside an inline module and a function body too.
+        (
+            "domain/mod.rs",
+            "mod tests { fn f() { use sea_orm::Value; } }",
+            "sea_orm",
         ),
     ];
     for (file, text, what) in cases {
@@ -293,36 +776,75 @@ fn each_kind_of_crossing_is_caught() {
             "{file}: {text} gave {found:?}"
         );
     }
-    assert!(
-        crossings(
+    // What the map allows stays allowed.
+    for (file, text) in [
+        (
             "services/mod.rs",
-            "use crate::store::Store; use crate::search::SearchIndex;"
-        )
-        .is_empty()
+            "use crate::store::Store; use crate::search::SearchIndex;",
+        ),
+        ("graphql/recommend.rs", "use crate::domain::Factor;"),
+        (
+            "config.rs",
+            "#[derive(Parser)] struct A { #[arg(long, env = \"X\")] x: u8 }",
+        ),
+        (
+            "graphql/limits.rs",
+            "fn f() { let v = env!(\"CARGO_PKG_VERSION\"); }",
+        ),
+        ("services/feedback/lists.rs", "use super::super::Library;"),
+    ] {
+        assert_eq!(
+            crossings(file, text),
+            Vec::<String>::new(),
+            "{file}: {text}"
+        );
+    }
+    // A circle of rooms is found, and its absence too.
+    let graph = |pairs: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in pairs {
+            g.entry((*a).into()).or_default().insert((*b).into());
+        }
+        g
+    };
+    let found = circle(&graph(&[
+        ("http", "services"),
+        ("state.rs", "http"),
+        ("http", "state.rs"),
+    ]));
+    assert_eq!(
+        found,
+        Some(vec!["http".into(), "state.rs".into(), "http".into()])
     );
-    assert!(crossings("graphql/recommend.rs", "use crate::domain::Factor;").is_empty());
+    assert_eq!(
+        circle(&graph(&[("http", "services"), ("state.rs", "http")])),
+        None
+    );
 }
 
 #[test]
 fn the_reader_sees_code_not_comments_or_strings() {
-    let text = "// crate::store in a comment\nlet s = \"tantivy=warn\"; let r = r#\"sea_orm\"#;\nuse crate::search::X; /* crate::http */";
-    let read = code(text);
-    assert!(!names(&read, "crate::store") && !names(&read, "tantivy") && !names(&read, "sea_orm"));
-    assert!(names(&read, "crate::search") && !names(&read, "crate::http"));
-    assert!(!names("crate::searcher", "crate::search"));
-    // A quote in a character literal opens no string: the code after it is read.
-    for text in [
-        "let q = '\"'; use tantivy::Term;",
-        "if b == b'\"' { use tantivy::Term; }",
-        "let q = '\\''; let s = \"x\"; use tantivy::Term;",
-        "let q = '\\\\'; use tantivy::Term;",
-        "let d = '\\u{2014}'; use tantivy::Term;",
-        "fn f<'a>(x: &'a str) -> &'static str { use tantivy::Term; x }",
-    ] {
-        assert!(names(&code(text), "tantivy"), "{text}: {}", code(text));
+    let read = |text: &str| read("graphql/x.rs", text).paths;
+    let paths = read(
+        "// crate::store in a comment\nfn f() { let s = \"tantivy=warn\"; let r = r#\"sea_orm\"#; \
+         let q = '\"'; crate::search::X::new(); }\n/* crate::http */",
+    );
+    assert!(paths.contains("crate::search::X::new"), "{paths:?}");
+    for hidden in ["crate::store", "tantivy", "sea_orm", "crate::http"] {
+        assert!(
+            !paths.iter().any(|p| leads_into(p, hidden)),
+            "{hidden}: {paths:?}"
+        );
     }
-    assert!(!names(
-        &code("let q = '\"'; let s = \"tantivy\";"),
-        "tantivy"
-    ));
+    // Groups, renames, `self` and relative paths resolve to where they lead.
+    let paths = read("use crate::{store::{self as db}, domain::*}; fn f() { db::Store::open(); }");
+    assert!(paths.contains("crate::store::Store::open"), "{paths:?}");
+    assert!(paths.contains("crate::domain"), "{paths:?}");
+    let paths = super_paths("services/feedback/lists.rs", "use super::super::Library;");
+    assert!(paths.contains("crate::services::Library"), "{paths:?}");
+    assert!(!leads_into("crate::searcher", "crate::search"));
+}
+
+fn super_paths(relative: &str, text: &str) -> BTreeSet<String> {
+    read(relative, text).paths
 }
