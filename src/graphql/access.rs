@@ -121,6 +121,18 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.stopExperiment", AtLeast(Editor)),
 ];
 
+impl Rule {
+    /// Whether a key of `scope` (not a visitor token) may run the field for some
+    /// arguments: what a fuzz run or a client generator starts from.
+    pub fn admits_some(self, scope: Scope) -> bool {
+        match self {
+            AtLeast(least) => scope >= least,
+            AudienceNamesAccount | LibraryRead | OwnList => scope >= Publishable,
+            OwnEvents | OwnAccount => scope >= Server,
+        }
+    }
+}
+
 pub fn rule(root: &str, field: &str) -> Option<Rule> {
     RULES
         .iter()

@@ -15,17 +15,15 @@ use stagefit::domain::Scope;
 use crate::support::TestServer;
 
 const REQUESTS: usize = 10_000;
-/// Root fields a publishable key may run (for some arguments).
-const PUBLISHABLE_ROOTS: &[&str] = &[
-    "asset",
-    "assets",
-    "search",
-    "similarAssets",
-    "taxonomy",
-    "recommendations",
-    "nextContent",
-    "recordEngagement",
-];
+/// Root fields a publishable key may run (for some arguments), from the server's rule table.
+fn publishable_roots() -> Vec<&'static str> {
+    stagefit::graphql::RULES
+        .iter()
+        .filter(|(_, rule)| rule.admits_some(stagefit::domain::Scope::Publishable))
+        .filter_map(|(field, _)| field.split_once('.').map(|(_, name)| name))
+        .filter(|name| !name.starts_with("__"))
+        .collect()
+}
 const SEED: u64 = 0x5EED_F00D;
 
 /// Fields only an account carries: none may appear in an answer to a publishable key.
@@ -317,10 +315,10 @@ impl Gen<'_> {
         // past the rule table to execution.
         let publishable: Vec<&Field> = fields
             .iter()
-            .filter(|f| PUBLISHABLE_ROOTS.contains(&f.name.as_str()))
+            .filter(|f| publishable_roots().contains(&f.name.as_str()))
             .collect();
         let mut parts = Vec::new();
-        for _ in 0..1 + self.rng.below(if depth == 0 { 3 } else { 4 }) {
+        for _ in 0..1 + self.rng.below(if depth == 0 { 2 } else { 4 }) {
             if self.rng.chance(1) {
                 parts.push("notAField".to_owned());
                 continue;
@@ -329,7 +327,7 @@ impl Gen<'_> {
                 parts.push(format!("...{}", self.rng.pick(fragments)));
                 continue;
             }
-            let field = if depth == 0 && !publishable.is_empty() && self.rng.chance(85) {
+            let field = if depth == 0 && !publishable.is_empty() && self.rng.chance(95) {
                 *self.rng.pick(&publishable)
             } else {
                 self.rng.pick(fields)
