@@ -16,6 +16,7 @@ use quick_cache::sync::Cache;
 
 use super::popularity::{PopularityStats, cohort_key};
 use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
+use super::references::EventReferences;
 use super::{Library, distinct, validate_batch};
 use crate::domain::{
     Account, AccountDraft, Contact, ContactDraft, ContactId, EngagementDraft, Role, Stage,
@@ -345,30 +346,26 @@ impl Library {
                 }
             }
         }
+        // The accounts' profiles are cached: they say which accounts and contacts exist.
         let mut profiles: HashMap<String, Arc<AccountProfile>> = HashMap::new();
         for e in &events {
             let id = e.account_id.as_str();
-            if !profiles.contains_key(id) {
-                profiles.insert(id.to_owned(), self.require_account(id).await?);
-            }
-            if let Some(contact) = &e.contact_id
-                && profiles[id].contact(contact.as_str()).is_none()
+            if !profiles.contains_key(id)
+                && let Some(profile) = self.account_profile(id).await?
             {
-                return Err(AppError::NotFound(format!(
-                    "no contact with id {:?} at account {id:?}",
-                    contact.as_str()
-                )));
+                profiles.insert(id.to_owned(), profile);
             }
         }
         let asset_ids = distinct(events.iter().map(|e| e.asset_id.to_string()));
-        // A draft answers as no asset does: whether an id is a draft is not a caller's to
-        // learn.
-        let known = self.store.released_asset_ids(&asset_ids).await?;
-        if let Some(missing) = events.iter().find(|e| !known.contains(e.asset_id.as_str())) {
-            return Err(AppError::NotFound(format!(
-                "no asset with id {:?}",
-                missing.asset_id.as_str()
-            )));
+        let refs = EventReferences::known(
+            profiles.values().map(|p| {
+                let contacts = p.contacts.iter().map(|c| c.id.to_string()).collect();
+                (p.account.clone(), contacts)
+            }),
+            self.store.released_asset_ids(&asset_ids).await?,
+        );
+        if let Some((_, problem)) = events.iter().find_map(|e| refs.missing(e)) {
+            return Err(AppError::NotFound(problem));
         }
         let default_stage = self.ranking.default_stage;
         let rows: Vec<_> = events

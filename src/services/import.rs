@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::references::EventReferences;
 use crate::domain::Asset;
 use crate::error::{AppError, AppResult};
 use crate::import::{CsvStyle, Format, LibraryWriter, read_rows};
@@ -418,13 +419,12 @@ fn push_problem(report: &mut ImportReport, problem: ImportProblem) {
 fn check_references<T>(
     report: &mut ImportReport,
     records: Vec<Located<T>>,
-    field: &str,
-    missing: impl Fn(&T) -> Option<String>,
+    missing: impl Fn(&T) -> Option<(&'static str, String)>,
 ) -> Vec<Located<T>> {
     let mut kept = Vec::with_capacity(records.len());
     for r in records {
         match missing(&r.value) {
-            Some(message) => push_problem(
+            Some((field, message)) => push_problem(
                 report,
                 ImportProblem {
                     file: r.file,
@@ -454,7 +454,7 @@ pub async fn import_records(
     default_stage: crate::domain::Stage,
 ) -> AppResult<ImportReport> {
     use crate::domain::{AccountDraft, ContactDraft, EngagementDraft};
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     let started = Instant::now();
     let now = chrono::Utc::now();
@@ -489,9 +489,13 @@ pub async fn import_records(
                 .await?
                 .into_iter()
                 .collect();
-            let records = check_references(&mut report, records, "account_id", |c| {
-                (!found.contains(c.account_id.as_str()))
-                    .then(|| format!("no account with id {:?}", c.account_id.as_str()))
+            let records = check_references(&mut report, records, |c| {
+                (!found.contains(c.account_id.as_str())).then(|| {
+                    (
+                        "account_id",
+                        format!("no account with id {:?}", c.account_id.as_str()),
+                    )
+                })
             });
             let written = if report.failed > 0 && !best_effort {
                 0
@@ -510,52 +514,20 @@ pub async fn import_records(
                 move |d| d.validate(now),
             )
             .await?;
-            let account_ids =
-                super::distinct(records.iter().map(|r| r.value.account_id.to_string()));
-            let accounts: HashMap<String, crate::domain::Account> = store
-                .load_accounts(&account_ids)
-                .await?
-                .into_iter()
-                .map(|a| (a.id.to_string(), a))
-                .collect();
-            let contacts: HashMap<String, String> = store
-                .contacts_of_accounts(&account_ids)
-                .await?
-                .into_iter()
-                .map(|c| (c.id.to_string(), c.account_id.to_string()))
-                .collect();
-            let asset_ids = super::distinct(records.iter().map(|r| r.value.asset_id.to_string()));
-            let assets = store.asset_stages(&asset_ids).await?;
-            let records = check_references(&mut report, records, "account_id", |e| {
-                (!accounts.contains_key(e.account_id.as_str()))
-                    .then(|| format!("no account with id {:?}", e.account_id.as_str()))
-            });
-            let records = check_references(&mut report, records, "contact_id", |e| {
-                e.contact_id.as_ref().and_then(|c| {
-                    (contacts.get(c.as_str()).map(String::as_str) != Some(e.account_id.as_str()))
-                        .then(|| {
-                            format!(
-                                "no contact with id {:?} at account {:?}",
-                                c.as_str(),
-                                e.account_id.as_str()
-                            )
-                        })
-                })
-            });
-            let records = check_references(&mut report, records, "asset_id", |e| {
-                (!assets.contains_key(e.asset_id.as_str()))
-                    .then(|| format!("no asset with id {:?}", e.asset_id.as_str()))
-            });
+            let events: Vec<&crate::domain::Engagement> =
+                records.iter().map(|r| &r.value).collect();
+            let refs = EventReferences::load(store, &events).await?;
+            let records = check_references(&mut report, records, |e| refs.missing(e));
             let written = if report.failed > 0 && !best_effort {
                 0
             } else {
                 let rows: Vec<_> = records
                     .into_iter()
                     .map(|r| {
-                        let a = &accounts[r.value.account_id.as_str()];
+                        let a = refs.account(r.value.account_id.as_str());
                         let cohort = super::cohort_key(
-                            a.industry.as_ref(),
-                            a.stage.unwrap_or(default_stage),
+                            a.and_then(|a| a.industry.as_ref()),
+                            a.and_then(|a| a.stage).unwrap_or(default_stage),
                         );
                         (r.value, cohort)
                     })

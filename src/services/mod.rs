@@ -12,6 +12,7 @@ mod meaning;
 mod operations;
 mod popularity;
 mod recommend;
+mod references;
 mod similar;
 mod synonyms;
 mod tags;
