@@ -16,9 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_graphql::Variables;
 use async_graphql::parser::Positioned;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql_value::{ConstValue, Name};
 
 use crate::domain::Scope;
@@ -154,16 +152,9 @@ pub fn check(
     if who.scope == Admin {
         return Ok(());
     }
-    let op = match (&document.operations, operation) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return Ok(()),
-        },
-        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-            Some(op) if ops.len() == 1 => op,
-            _ => return Ok(()),
-        },
+    // No operation runs: the engine reports that itself.
+    let Some(op) = super::running_operation(document, operation) else {
+        return Ok(());
     };
     let root = match op.node.ty {
         OperationType::Query => "Query",

@@ -215,20 +215,16 @@ pub fn check_document(
     };
     let mut selections: u64 = 0;
     let mut work: u64 = 0;
-    let only = operations == 1;
-    for (name, operation) in document.operations.iter() {
+    // The engine validates every operation, and runs one (or none) of them.
+    let runs = super::running_operation(document, operation_name);
+    for (_, operation) in document.operations.iter() {
         let size = sizer.selection_set(&operation.node.selection_set.node)?;
         selections = selections.saturating_add(size.selections);
         if selections > MAX_SELECTIONS {
             return Err(too_many_selections());
         }
-        // Without a name among several, the engine runs none; the heaviest stands for it.
-        let runs = match operation_name {
-            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
-            None => true,
-        };
-        if runs || only {
-            work = work.max(size.work);
+        if runs.is_some_and(|r| std::ptr::eq(r, operation)) {
+            work = size.work;
         }
     }
     if work_budget == WorkBudget::Bounded && work > MAX_WORK_UNITS * 10 {
@@ -546,7 +542,11 @@ mod tests {
             Ok(())
         );
         assert!(check_document(&document, Some("A"), None, WorkBudget::Bounded).is_err());
-        assert!(check_document(&document, None, None, WorkBudget::Bounded).is_err());
+        // Without a name among several the engine runs none (and says a name is needed).
+        assert_eq!(
+            check_document(&document, None, None, WorkBudget::Bounded),
+            Ok(())
+        );
         let spread = "{ ...R ...R } fragment R on QueryRoot { a: search(query: \"x\") { facets { field } } b: search(query: \"y\") { totalCount } c: recommendations(audience: {}) { items { score } } }";
         assert!(matches!(
             check_document_of(&parse(spread)),

@@ -11,9 +11,9 @@ mod accounts;
 mod audit;
 mod feedback;
 mod keys;
-mod label;
 mod library;
 pub mod limits;
+mod operation;
 mod recommend;
 mod types;
 
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::services::{Access, Library};
 
 pub use access::{RULES, Rule, Who, check as check_access, sees_drafts};
-pub use label::operation_label;
+pub use operation::{audited_mutation, operation_label, running_operation, runs_mutation};
 pub use types::{AssetFilterInput, AssetObject};
 
 #[derive(MergedObject, Default)]

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensionValues, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -29,7 +29,7 @@ use super::AppState;
 use super::cache::{CacheKey, Method, Outcome};
 use crate::domain::Scope;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::{Who, check_access, limits, operation_label};
+use crate::graphql::{Who, audited_mutation, check_access, limits, operation_label, runs_mutation};
 use crate::services::Credential;
 use quick_cache::Weighter;
 
@@ -549,45 +549,6 @@ pub async fn get(
     execute(&state, params, media, key, caller).await
 }
 
-/// Whether the operation `name` (or the only one) of a document is a mutation.
-/// The operation a request runs: the one named, or the first.
-fn operation_of<'d>(
-    document: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d async_graphql::parser::Positioned<async_graphql::parser::types::OperationDefinition>>
-{
-    match name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|(n, _)| n.map(|n| n.as_str() == name).unwrap_or(false))
-            .map(|(_, op)| op),
-        None => document.operations.iter().next().map(|(_, op)| op),
-    }
-}
-
-/// Whether the operation is a mutation (which a GET never runs).
-fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
-    operation_of(document, name).is_some_and(|op| op.node.ty == OperationType::Mutation)
-}
-
-/// Whether the operation is a mutation the audit trail records: any but one that only
-/// records impressions.
-fn audited_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool {
-    operation_of(document, name).is_some_and(|op| {
-        op.node.ty == OperationType::Mutation
-            && !op.node.selection_set.node.items.iter().all(|item| {
-                matches!(&item.node, Selection::Field(f)
-                    if UNAUDITED_MUTATIONS.contains(&f.node.name.node.as_str()))
-            })
-    })
-}
-
-/// Mutations that record what visitors saw, at the rate of page views: the audit trail
-/// (who changed what) would double their writes and tell nothing. Refused, they are
-/// audited like any request.
-const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions"];
-
 /// What the audit trail needs of an executed request.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Audited {
@@ -778,13 +739,14 @@ async fn execute(
                 .as_ref()
                 .and_then(|v| limits::check_variables(v).err())
         });
+    // The name, else what the parsed document runs (`run` sets it once parsed).
     let operation = match (&params.operation_name, &params.query) {
         (Some(name), _) if refused.is_none() => name.clone(),
-        (_, Some(query)) => operation_label(query),
         (_, None) => "persisted query".to_owned(),
+        _ => String::new(),
     };
     let mut audited = Audited {
-        operation: operation.clone(),
+        operation,
         key_id: caller.credential.key_id().map(str::to_owned),
         ..Default::default()
     };
@@ -794,7 +756,7 @@ async fn execute(
     };
     response
         .extensions_mut()
-        .insert(super::RequestOperation(operation));
+        .insert(super::RequestOperation(audited.operation.clone()));
     response.extensions_mut().insert(audited);
     response
 }
@@ -823,6 +785,11 @@ async fn run(
         }
     };
     let parsed = parsed.or_else(|| state.documents.parse(&query));
+    if let Some(document) = &parsed
+        && params.operation_name.is_none()
+    {
+        audited.operation = operation_label(document, None);
+    }
     if let Some(document) = &parsed
         && let Err(refusal) = limits::check_document(
             document,
