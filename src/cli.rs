@@ -90,8 +90,9 @@ pub enum Command {
     Audit {
         /// Dimensions of the matrix, comma-separated: stage, role, industry, content-type,
         /// language
-        #[arg(long, value_delimiter = ',', default_value = "stage,role")]
-        by: Vec<AuditDimension>,
+        #[arg(long, value_delimiter = ',', default_value = "stage,role",
+              value_parser = crate::domain::CoverageDimension::parse)]
+        by: Vec<crate::domain::CoverageDimension>,
         /// Days without review after which an asset is stale (default: 365)
         #[arg(long)]
         stale_after_days: Option<u32>,
@@ -287,16 +288,6 @@ impl From<KeyLimitArgs> for services::KeyLimits {
 
 fn parse_scope(raw: &str) -> Result<crate::domain::Scope, String> {
     crate::domain::Scope::parse(raw)
-}
-
-/// A dimension of `stagefit audit`'s matrix.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuditDimension {
-    Stage,
-    Role,
-    Industry,
-    ContentType,
-    Language,
 }
 
 /// What an import file holds.
@@ -871,21 +862,10 @@ struct GapKinds {
 
 async fn audit(
     config: &Config,
-    by: Vec<AuditDimension>,
+    dimensions: Vec<crate::domain::CoverageDimension>,
     stale_after_days: Option<u32>,
     fail_on: GapKinds,
 ) -> anyhow::Result<()> {
-    use crate::domain::CoverageDimension as D;
-    let dimensions: Vec<D> = by
-        .iter()
-        .map(|d| match d {
-            AuditDimension::Stage => D::Stage,
-            AuditDimension::Role => D::Role,
-            AuditDimension::Industry => D::Industry,
-            AuditDimension::ContentType => D::ContentType,
-            AuditDimension::Language => D::Language,
-        })
-        .collect();
     let view = view_name(&dimensions);
     let (library, store) = services::open_read_only(config).await?;
     let outcome = async {
@@ -1182,7 +1162,7 @@ fn refuse_uncommitted(report: &services::ImportReport) -> anyhow::Result<()> {
 fn view_name(dimensions: &[crate::domain::CoverageDimension]) -> String {
     dimensions
         .iter()
-        .map(|d| format!("{d:?}").to_lowercase())
+        .map(|d| d.name())
         .collect::<Vec<_>>()
         .join(" x ")
 }

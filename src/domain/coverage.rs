@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ContentType, IndustrySlug, Language, Role, Stage, TagSource, TaxonomyValue};
 
+/// A dimension of the coverage matrix: the one list the API, the CLI and the pages name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CoverageDimension {
     Stage,
@@ -23,6 +24,38 @@ pub enum CoverageDimension {
     Industry,
     ContentType,
     Language,
+}
+
+impl CoverageDimension {
+    pub const ALL: [CoverageDimension; 5] = [
+        CoverageDimension::Stage,
+        CoverageDimension::Role,
+        CoverageDimension::Industry,
+        CoverageDimension::ContentType,
+        CoverageDimension::Language,
+    ];
+
+    /// As the command line writes it (`content-type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CoverageDimension::Stage => "stage",
+            CoverageDimension::Role => "role",
+            CoverageDimension::Industry => "industry",
+            CoverageDimension::ContentType => "content-type",
+            CoverageDimension::Language => "language",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let wanted = raw.trim().to_ascii_lowercase().replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|d| d.name()).collect();
+                format!("{raw:?} is not a dimension; one of {}", names.join(", "))
+            })
+    }
 }
 
 /// What the index says of one published asset, as coverage needs it.

@@ -7,34 +7,24 @@ use super::ApiResult;
 use super::library::library;
 use super::types::ConcernEnum;
 use super::types::{AssetFilterInput, AssetObject, ContentTypeEnum, RoleEnum, StageEnum};
+use crate::domain::IndustryCell;
 use crate::domain::Language;
-use crate::domain::{CoverageDimension as Dimension, IndustryCell};
 use crate::error::AppError;
 use crate::services::{CoverageExtras, CoverageReport, CoverageReportCell, TagSubject};
 
 /// Most asset ids listed per cell unless asked otherwise (`count` is always whole).
 const DEFAULT_IDS_PER_CELL: i32 = 100;
 
-/// A dimension of the coverage matrix.
+/// A dimension of the coverage matrix (the domain's list: the conversions both ways are
+/// generated, so a variant missing on either side fails the build).
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::CoverageDimension")]
 pub enum CoverageDimension {
     Stage,
     Role,
     Industry,
     ContentType,
     Language,
-}
-
-impl From<CoverageDimension> for Dimension {
-    fn from(d: CoverageDimension) -> Self {
-        match d {
-            CoverageDimension::Stage => Dimension::Stage,
-            CoverageDimension::Role => Dimension::Role,
-            CoverageDimension::Industry => Dimension::Industry,
-            CoverageDimension::ContentType => Dimension::ContentType,
-            CoverageDimension::Language => Dimension::Language,
-        }
-    }
 }
 
 /// One combination of the requested dimensions; the others are null.

@@ -432,7 +432,7 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("  ADVOCACY x API_DOCS\n"), "{stdout}");
     assert!(
-        text(&out.stderr).contains("gap(s) in the coverage by stage x contenttype"),
+        text(&out.stderr).contains("gap(s) in the coverage by stage x content-type"),
         "{}",
         text(&out.stderr)
     );
@@ -464,7 +464,7 @@ fn audit_and_dry_run_import_report_in_the_terminal_without_writing() {
     );
     assert!(
         stdout.contains(
-            "stage x contenttype: closes 1 gap(s), opens 0\n  closes ADVOCACY x API_DOCS"
+            "stage x content-type: closes 1 gap(s), opens 0\n  closes ADVOCACY x API_DOCS"
         ),
         "{stdout}"
     );
