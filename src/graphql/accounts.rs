@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use super::ApiResult;
 use super::library::library;
 use super::recommend::{
-    AudienceSourceEnum, RankingWeightsInput, Recommendation, RecommendationListObject, RoleName,
-    StageName, recommend_for,
+    AudienceSourceEnum, RankingWeightsInput, RecommendArgs, Recommendation,
+    RecommendationListObject, RoleName, StageName, recommend_for,
 };
 use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum};
 use crate::domain::{AccountDraft, Contact, ContactDraft, EngagementDraft, EngagementKind, Given};
@@ -227,6 +227,7 @@ impl AccountObject {
     }
     /// Recommendations for the account as a whole (no contact's role); the arguments are
     /// those of `Query.recommendations`.
+    // One Rust argument per GraphQL argument: the public contract.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "super::cost::page(first, 10, child_complexity)")]
     async fn recommendations(
@@ -244,17 +245,15 @@ impl AccountObject {
             include_consumed: include_consumed.unwrap_or(false),
             ..Default::default()
         };
-        recommend_for(
-            ctx,
-            audience,
+        let args = RecommendArgs {
             first,
             query,
             filter,
             weights,
             diversify,
-            Default::default(),
-        )
-        .await
+            ..Default::default()
+        };
+        recommend_for(ctx, audience, args).await
     }
     /// The buying committee: every role with the contacts in it and what they engaged
     /// with, and for each contact their next best assets. An asset another contact of the
@@ -296,6 +295,7 @@ impl ContactObject {
     }
     /// Recommendations for this contact: the account's stage, industry and language,
     /// their role, leaving out what the account read.
+    // One Rust argument per GraphQL argument: the public contract.
     #[allow(clippy::too_many_arguments)]
     #[graphql(complexity = "super::cost::page(first, 10, child_complexity)")]
     async fn recommendations(
@@ -314,17 +314,15 @@ impl ContactObject {
             include_consumed: include_consumed.unwrap_or(false),
             ..Default::default()
         };
-        recommend_for(
-            ctx,
-            audience,
+        let args = RecommendArgs {
             first,
             query,
             filter,
             weights,
             diversify,
-            Default::default(),
-        )
-        .await
+            ..Default::default()
+        };
+        recommend_for(ctx, audience, args).await
     }
 }
 

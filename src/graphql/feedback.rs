@@ -12,8 +12,8 @@ use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum}
 use crate::domain::{Experiment, Factor, RankingProfile, Variant, WeightOverrides};
 use crate::error::AppError;
 use crate::services::{
-    AssetPerformance, CellPerformance, ExperimentReport, Library, PerformanceKey, PerformanceQuery,
-    rate,
+    AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, Library, PerformanceKey,
+    PerformanceQuery, rate,
 };
 
 const DEFAULT_PERFORMANCE_PAGE: i32 = 20;
@@ -323,6 +323,7 @@ impl FeedbackQuery {
         cache_control(no_cache),
         complexity = "super::cost::page(first, DEFAULT_PERFORMANCE_PAGE, child_complexity)"
     )]
+    // One Rust argument per GraphQL argument: the public contract.
     #[allow(clippy::too_many_arguments)]
     async fn asset_performance(
         &self,
@@ -394,6 +395,7 @@ impl FeedbackQuery {
     /// same arguments would rank it), its score and reasons, the score of the last item a
     /// list of `first` shows, and what holds it back; or why it cannot be shown at all.
     #[graphql(cache_control(no_cache))]
+    // One Rust argument per GraphQL argument: the public contract.
     #[allow(clippy::too_many_arguments)]
     async fn explain_rank(
         &self,
@@ -413,15 +415,15 @@ impl FeedbackQuery {
             .transpose()?;
         let request = audience.unwrap_or_default().parse()?;
         let e = library
-            .explain_rank(
-                &asset_id,
+            .explain_rank(ExplainQuery {
+                asset_id: asset_id.to_string(),
                 request,
-                query,
-                AssetFilterInput::parse(filter)?,
+                text: query,
+                filter: AssetFilterInput::parse(filter)?,
                 profile,
                 first,
-                diversify.unwrap_or(true),
-            )
+                diversify: diversify.unwrap_or(true),
+            })
             .await?;
         let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(RankExplanationObject {

@@ -325,19 +325,32 @@ impl From<RecommendationList> for RecommendationListObject {
     }
 }
 
-/// `recommendations` for an audience already parsed: the root field and the fields of
-/// `Account` and `Contact` share it.
-#[allow(clippy::too_many_arguments)]
+/// The arguments every `recommendations` field takes besides its audience: the root field
+/// and the fields of `Account` and `Contact` share them.
+#[derive(Default)]
+pub(super) struct RecommendArgs {
+    pub first: Option<i32>,
+    pub query: Option<String>,
+    pub filter: Option<AssetFilterInput>,
+    pub weights: Option<RankingWeightsInput>,
+    pub diversify: Option<bool>,
+    pub chosen: Chosen,
+}
+
+/// `recommendations` for an audience already parsed.
 pub(super) async fn recommend_for(
     ctx: &Context<'_>,
     audience: AudienceRequest,
-    first: Option<i32>,
-    query: Option<String>,
-    filter: Option<AssetFilterInput>,
-    weights: Option<RankingWeightsInput>,
-    diversify: Option<bool>,
-    chosen: Chosen,
+    args: RecommendArgs,
 ) -> ApiResult<RecommendationListObject> {
+    let RecommendArgs {
+        first,
+        query,
+        filter,
+        weights,
+        diversify,
+        chosen,
+    } = args;
     let library = library(ctx)?;
     let first = library.page_size(first.unwrap_or(DEFAULT_RECOMMENDATIONS))?;
     let list = library
@@ -447,10 +460,15 @@ impl RecommendQuery {
             // Built from one account's history: never stored or shared by a cache.
             ctx.insert_http_header("cache-control", PRIVATE);
         }
-        recommend_for(
-            ctx, audience, first, query, filter, weights, diversify, chosen,
-        )
-        .await
+        let args = RecommendArgs {
+            first,
+            query,
+            filter,
+            weights,
+            diversify,
+            chosen,
+        };
+        recommend_for(ctx, audience, args).await
     }
 
     /// What to read after `afterAssetId`: the same subject, pulling the reader one stage

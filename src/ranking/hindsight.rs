@@ -49,19 +49,15 @@ pub fn holding_back(
             let gap = theirs - contribution;
             (gap > 1e-9).then(|| {
                 let (weight, detail) = mine.map_or((0.0, ""), |r| (r.weight, r.detail.as_str()));
-                (
-                    gap,
-                    factor_words(
-                        f,
-                        asset,
-                        audience,
-                        detail,
-                        contribution,
-                        weight,
-                        theirs,
-                        first,
-                    ),
-                )
+                let gap_words = Gap {
+                    factor: f,
+                    detail,
+                    mine: contribution,
+                    weight,
+                    theirs,
+                    first,
+                };
+                (gap, gap_words.words(asset, audience))
             })
         })
         .collect();
@@ -73,51 +69,65 @@ fn reason_for(scored: &Scored, factor: Factor) -> Option<&ScoreReason> {
     scored.reasons.iter().find(|r| r.factor == factor)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn factor_words(
-    f: Factor,
-    asset: &Asset,
-    a: &Audience,
-    detail: &str,
+/// One factor where the asset gets less than the item at the cutoff.
+struct Gap<'a> {
+    factor: Factor,
+    detail: &'a str,
+    /// The asset's contribution, of `weight`.
     mine: f64,
     weight: f64,
+    /// The cutoff item's contribution.
     theirs: f64,
+    /// The position of the cutoff item.
     first: usize,
-) -> String {
-    let names = |v: Vec<&str>, none: &str| {
-        if v.is_empty() {
-            none.to_owned()
-        } else {
-            v.join(", ")
-        }
-    };
-    let what = match f {
-        Factor::Stage => format!(
-            "stage {}, audience {}",
-            names(asset.stages.iter().map(|s| s.name()).collect(), "none"),
-            a.stage.name()
-        ),
-        Factor::Language => format!(
-            "written in {}, the audience reads {}",
-            asset.language.as_str(),
-            a.language.as_str()
-        ),
-        Factor::Role => format!(
-            "written for {}, audience {}",
-            names(asset.roles.iter().map(|r| r.name()).collect(), "every role"),
-            a.role.map_or("unknown", |r| r.name())
-        ),
-        Factor::Industry => format!(
-            "for {}, audience {}",
-            names(
-                asset.industries.iter().map(|i| i.as_str()).collect(),
-                "every industry"
+}
+
+impl Gap<'_> {
+    /// The gap in an editor's words: what the asset and the audience are, and the numbers.
+    fn words(&self, asset: &Asset, a: &Audience) -> String {
+        let Gap {
+            factor: f,
+            detail,
+            mine,
+            weight,
+            theirs,
+            first,
+        } = *self;
+        let names = |v: Vec<&str>, none: &str| {
+            if v.is_empty() {
+                none.to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let what = match f {
+            Factor::Stage => format!(
+                "stage {}, audience {}",
+                names(asset.stages.iter().map(|s| s.name()).collect(), "none"),
+                a.stage.name()
             ),
-            a.industry.as_ref().map_or("unknown", |i| i.as_str())
-        ),
-        _ => format!("{}: {detail}", f.name().to_lowercase()),
-    };
-    format!("{what}: {mine:.2} of {weight:.2} (the item at {first} gets {theirs:.2})")
+            Factor::Language => format!(
+                "written in {}, the audience reads {}",
+                asset.language.as_str(),
+                a.language.as_str()
+            ),
+            Factor::Role => format!(
+                "written for {}, audience {}",
+                names(asset.roles.iter().map(|r| r.name()).collect(), "every role"),
+                a.role.map_or("unknown", |r| r.name())
+            ),
+            Factor::Industry => format!(
+                "for {}, audience {}",
+                names(
+                    asset.industries.iter().map(|i| i.as_str()).collect(),
+                    "every industry"
+                ),
+                a.industry.as_ref().map_or("unknown", |i| i.as_str())
+            ),
+            _ => format!("{}: {detail}", f.name().to_lowercase()),
+        };
+        format!("{what}: {mine:.2} of {weight:.2} (the item at {first} gets {theirs:.2})")
+    }
 }
 
 #[cfg(test)]

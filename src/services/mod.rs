@@ -45,8 +45,8 @@ pub use audit::{
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use feedback::{
-    AssetPerformance, CellPerformance, ExperimentReport, PerformanceKey, PerformanceQuery, rate,
-    write_logged_lists,
+    AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
+    PerformanceQuery, rate, write_logged_lists,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,

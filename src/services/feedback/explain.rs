@@ -14,6 +14,17 @@ pub const EXPLAIN_DEPTH: usize = 500;
 /// Lists ranked per replayed context.
 const REPLAY_DEPTH: usize = 10;
 
+/// `explainRank`'s question: an asset, and a request like `recommendations`.
+pub struct ExplainQuery {
+    pub asset_id: String,
+    pub request: AudienceRequest,
+    pub text: Option<String>,
+    pub filter: AssetFilter,
+    pub profile: Option<String>,
+    pub first: usize,
+    pub diversify: bool,
+}
+
 /// Where an asset ranks for an audience, and why not higher.
 #[derive(Clone, Debug)]
 pub struct RankExplanation {
@@ -50,18 +61,18 @@ pub struct ReplayReport {
 }
 
 impl Library {
-    /// Where `asset_id` ranks for a request like `recommendations`, and what holds it back.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn explain_rank(
-        &self,
-        asset_id: &str,
-        request: AudienceRequest,
-        text: Option<String>,
-        filter: AssetFilter,
-        profile: Option<String>,
-        first: usize,
-        diversify: bool,
-    ) -> AppResult<RankExplanation> {
+    /// Where an asset ranks for a request like `recommendations`, and what holds it back.
+    pub async fn explain_rank(&self, q: ExplainQuery) -> AppResult<RankExplanation> {
+        let ExplainQuery {
+            asset_id,
+            request,
+            text,
+            filter,
+            profile,
+            first,
+            diversify,
+        } = q;
+        let asset_id = asset_id.as_str();
         if let Some(text) = &text {
             crate::domain::check_query_text("query", text).map_err(AppError::bad_input)?;
         }

@@ -10,6 +10,7 @@ mod rules;
 
 pub use crate::domain::rate;
 pub use analytics::{AssetPerformance, CellPerformance, PerformanceKey, PerformanceQuery};
+pub use explain::ExplainQuery;
 pub use lists::write_logged_lists;
 pub use rules::ExperimentReport;
 pub(crate) use rules::FeedbackBoard;
