@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/coverage", get(coverage_page))
         .route("/insights", get(insights_page))
         .route("/widget.js", get(widget_script))
+        .route("/pages.js", get(pages_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -339,6 +340,26 @@ fn content_security_policy(html: &str) -> String {
 /// build, served from here so a page needs no CDN. Pages on any origin load it with a
 /// script tag; its GraphQL calls are what CORS governs.
 async fn widget_script() -> Response {
+    script(WIDGET)
+}
+
+/// The widget as served: the pages' shared script glued in front of it when the server is
+/// built, both inside one function so a customer's page gains no global name.
+const WIDGET: &str = concat!(
+    "(() => {\n",
+    include_str!("pages.js"),
+    include_str!("widget.js"),
+    "})();\n"
+);
+
+/// What the server's own pages share (GraphQL calls with the tab's key, the taxonomy's
+/// lists): a script of this server, which their policy admits.
+async fn pages_script() -> Response {
+    script(include_str!("pages.js"))
+}
+
+/// A script of this server's, cached for five minutes.
+fn script(body: &'static str) -> Response {
     (
         [
             (
@@ -347,7 +368,7 @@ async fn widget_script() -> Response {
             ),
             (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        include_str!("widget.js"),
+        body,
     )
         .into_response()
 }
