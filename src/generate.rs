@@ -248,6 +248,7 @@ impl Generator {
             body: Some(body),
             url: Some(format!("https://example.com/a/{i}")),
             links: Vec::new(),
+            image_url: None,
             content_type: Some(TYPES[r.below(TYPES.len())].to_owned()),
             stages: stages.iter().map(|s| STAGES[*s].0.to_owned()).collect(),
             roles: roles.iter().map(|x| ROLES[*x].0.to_owned()).collect(),

@@ -18,6 +18,7 @@ mod m20261206_000009_tag_evidence;
 mod m20261206_000010_synonyms;
 mod m20261206_000011_embeddings;
 mod m20261206_000012_links;
+mod m20261207_000013_image_url;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_synonyms::Migration),
             Box::new(m20261206_000011_embeddings::Migration),
             Box::new(m20261206_000012_links::Migration),
+            Box::new(m20261207_000013_image_url::Migration),
         ]
     }
 }

@@ -92,6 +92,8 @@ pub struct Asset {
     /// The pages this one links to, as written on it (absolute, site-relative or relative
     /// to `url`): what it sends its reader to next. See [`link_key`].
     pub links: Vec<String>,
+    /// A picture for the asset's card (http(s) or site-relative); empty for none.
+    pub image_url: String,
     pub content_type: ContentType,
     /// Never empty: the declared stages, else those read from the text, else the content
     /// type's defaults (`evidence.stages` says which).
@@ -126,6 +128,8 @@ pub struct AssetDraft {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
     pub content_type: Option<String>,
     pub stages: Vec<String>,
     pub roles: Vec<String>,
@@ -153,6 +157,7 @@ impl AssetDraft {
         "body",
         "url",
         "links",
+        "image_url",
         "content_type",
         "stages",
         "roles",
@@ -189,6 +194,11 @@ impl AssetDraft {
         check("url", url.as_ref().map(drop).map_err(Clone::clone));
         let links = parse_links(&self.links);
         check("links", links.as_ref().map(drop).map_err(Clone::clone));
+        let image_url = parse_url(self.image_url.as_deref().unwrap_or_default());
+        check(
+            "image_url",
+            image_url.as_ref().map(drop).map_err(Clone::clone),
+        );
         let content_type = match self.content_type.as_deref().map(str::trim) {
             None | Some("") => ContentType::from_path(self.url.as_deref().unwrap_or_default())
                 .ok_or_else(|| {
@@ -253,6 +263,7 @@ impl AssetDraft {
             body: body.unwrap_or_default(),
             url: url.unwrap_or_default(),
             links: links.unwrap_or_default(),
+            image_url: image_url.unwrap_or_default(),
             content_type,
             stages: stages.unwrap_or_default(),
             roles: roles.unwrap_or_default(),
@@ -387,6 +398,7 @@ impl Asset {
             body: Some(self.body.clone()),
             url: Some(self.url.clone()),
             links: self.links.clone(),
+            image_url: (!self.image_url.is_empty()).then(|| self.image_url.clone()),
             content_type: Some(self.content_type.name().to_owned()),
             stages: names(self.declared(&self.stages, e.stages)),
             roles: names(self.declared(&self.roles, e.roles)),

@@ -113,6 +113,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.revokeApiKey", AtLeast(Admin)),
     ("Mutation.setApiKeyLimits", AtLeast(Admin)),
     ("Mutation.recordImpressions", OwnList),
+    ("Mutation.recordClick", OwnList),
     ("Mutation.dismissRecommendation", OwnAccount),
     ("Mutation.upsertRankingProfile", AtLeast(Editor)),
     ("Mutation.startExperiment", AtLeast(Editor)),

@@ -451,6 +451,34 @@ pub struct FeedbackMutation;
 
 #[Object]
 impl FeedbackMutation {
+    /// Records that a visitor followed an item of a list shown to no account (an anonymous
+    /// page's widget, with a publishable key): the list's click, and its completion for
+    /// `COMPLETE` (`kind` is `VIEW` when left out), each counted once however often
+    /// reported. True when it counted now. The
+    /// item must have been in that list (at `position`, when given). A list shown to an
+    /// account is refused: `recordEngagement` records its clicks with the account's history.
+    #[graphql(cache_control(no_cache))]
+    async fn record_click(
+        &self,
+        ctx: &Context<'_>,
+        recommendation_id: ID,
+        asset_id: ID,
+        position: Option<i32>,
+        kind: Option<super::accounts::EngagementKindEnum>,
+    ) -> ApiResult<bool> {
+        let kind = kind.unwrap_or(super::accounts::EngagementKindEnum::View);
+        let position = position
+            .map(|p| {
+                u32::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                    AppError::bad_input(format!("position: must be 1 or more, got {p}"))
+                })
+            })
+            .transpose()?;
+        Ok(library(ctx)?
+            .record_click(&recommendation_id, &asset_id, position, kind.into())
+            .await?)
+    }
+
     /// Records which items of a shown list were seen (cheap: call it on every page view).
     /// `positions` gives each asset's position in the list (1 for the first); left out,
     /// each asset's position is the one it had in the list. Each asset must have been in

@@ -63,10 +63,11 @@ pub fn runs_mutation(document: &ExecutableDocument, name: Option<&str>) -> bool 
     running_operation(document, name).is_some_and(|op| op.node.ty == OperationType::Mutation)
 }
 
-/// Mutations that record what visitors saw, at the rate of page views: the audit trail
+/// Mutations that record what anonymous visitors saw and followed, at the rate of page
+/// views: the audit trail
 /// (who changed what) would double their writes and tell nothing. Refused, they are
 /// audited like any request.
-const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions"];
+const UNAUDITED_MUTATIONS: &[&str] = &["recordImpressions", "recordClick"];
 
 /// Whether the operation that runs is a mutation the audit trail records: any but one that
 /// only records impressions.

@@ -120,6 +120,10 @@ impl AssetObject {
     async fn links(&self) -> &[String] {
         &self.0.links
     }
+    /// A picture for the asset's card (http(s) or site-relative); null for none.
+    async fn image_url(&self) -> Option<&str> {
+        Some(self.0.image_url.as_str()).filter(|u| !u.is_empty())
+    }
     /// BCP-47 language tag.
     async fn language(&self) -> &str {
         self.0.language.as_str()
@@ -292,6 +296,8 @@ pub struct AssetInput {
     pub url: Option<String>,
     /// Links on the page (absolute, site-relative or relative to `url`), at most 100.
     pub links: Option<Vec<String>>,
+    /// A picture for the asset's card: an http(s) URL or a site-relative path.
+    pub image_url: Option<String>,
     pub content_type: String,
     pub stages: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
@@ -316,6 +322,7 @@ impl From<AssetInput> for AssetDraft {
             body: i.body,
             url: i.url,
             links: i.links.unwrap_or_default(),
+            image_url: i.image_url,
             content_type: Some(i.content_type),
             stages: i.stages.unwrap_or_default(),
             roles: i.roles.unwrap_or_default(),

@@ -135,6 +135,7 @@ fn draft_from_object(object: Map<String, Value>) -> Result<AssetDraft, (Option<S
             "body" => d.body = string(&value).map_err(|m| err(&m))?,
             "url" => d.url = string(&value).map_err(|m| err(&m))?,
             "links" => d.links = list(&value).map_err(|m| err(&m))?,
+            "image_url" => d.image_url = string(&value).map_err(|m| err(&m))?,
             "content_type" => d.content_type = string(&value).map_err(|m| err(&m))?,
             "language" => d.language = string(&value).map_err(|m| err(&m))?,
             "published_at" => d.published_at = string(&value).map_err(|m| err(&m))?,

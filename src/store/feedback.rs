@@ -275,7 +275,7 @@ pub(super) async fn attribute(
     asset: &str,
     kind: EngagementKind,
     at: i64,
-) -> AppResult<()> {
+) -> AppResult<FeedbackCounts> {
     let conn = txn.conn();
     let key = list_key(&a.recommendation_id);
     remember_lists(conn, &[(key.clone(), &a.context)]).await?;
@@ -303,11 +303,11 @@ pub(super) async fn attribute(
     if counts != FeedbackCounts::default() {
         bump(
             conn,
-            &HashMap::from([(RollupKey::of(&a.context, asset), counts)]),
+            &HashMap::from([(RollupKey::of(&a.context, asset), counts.clone())]),
         )
         .await?;
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Deletes what the feedback tables hold of one account (its rollup counts stay: they
@@ -375,17 +375,20 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Ties events to their lists in one transaction (what `attribute` does per event, for
-    /// bulk loads such as `stagefit generate-feedback`).
+    /// Ties events to their lists in one transaction (what `attribute` does per event: a
+    /// visitor's click on an anonymous list, bulk loads such as `stagefit
+    /// generate-feedback`). Returns what the events added (a repeated one adds nothing).
     pub async fn attribute_many(
         &self,
         events: &[(Attribution, String, EngagementKind, i64)],
-    ) -> AppResult<()> {
+    ) -> AppResult<FeedbackCounts> {
         let txn = self.begin_txn().await?;
+        let mut added = FeedbackCounts::default();
         for (a, asset, kind, at) in events {
-            attribute(&txn, a, asset, *kind, *at).await?;
+            added.add(&attribute(&txn, a, asset, *kind, *at).await?);
         }
-        txn.commit().await
+        txn.commit().await?;
+        Ok(added)
     }
 
     /// Never recommend `asset` to `account` again. False when it already was dismissed.

@@ -1003,6 +1003,7 @@ fn asset_row(asset: &Asset, hash: String, now: chrono::DateTime<Utc>) -> asset::
         body: Set(asset.body.clone()),
         url: Set(asset.url.clone()),
         links: Set(asset.links.join("\n")),
+        image_url: Set(asset.image_url.clone()),
         content_type: Set(asset.content_type.name().to_owned()),
         language: Set(asset.language.to_string()),
         published_at: Set(asset.published_at),
@@ -1070,6 +1071,7 @@ fn asset_from_row(row: asset::Model, tags: Vec<asset_tag::Model>) -> AppResult<A
         url: row.url,
         // One a line: a link holds no whitespace (`AssetDraft::validate`).
         links: row.links.lines().map(str::to_owned).collect(),
+        image_url: row.image_url,
         content_type: corrupt(ContentType::parse(&row.content_type), "asset.content_type")?,
         stages: parse_all::<Stage>(list("stage"), "asset_tag stage")?,
         roles: parse_all::<Role>(list("role"), "asset_tag role")?,

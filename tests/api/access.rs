@@ -266,6 +266,18 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         false,
     ),
     (
+        "recordClick on a list shown to no account",
+        r#"mutation { recordClick(recommendationId: "eyJhdCI6MCwicHJvZmlsZSI6ImRlZmF1bHQiLCJzdGFnZSI6IkRFQ0lTSU9OIiwibGFuZ3VhZ2UiOiJlbiJ9.0123456789abcdef", assetId: "pricing-sheet") }"#,
+        Some(Scope::Publishable),
+        true,
+    ),
+    (
+        "recordClick on a list shown to another account",
+        r#"mutation { recordClick(recommendationId: "eyJhdCI6MCwiYWNjb3VudCI6Imdsb2JleCIsInByb2ZpbGUiOiJkZWZhdWx0Iiwic3RhZ2UiOiJERUNJU0lPTiIsImxhbmd1YWdlIjoiZW4ifQ.0123456789abcdef", assetId: "pricing-sheet") }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
         "dismissRecommendation for the token's account",
         r#"mutation { dismissRecommendation(assetId: "pricing-sheet") }"#,
         Some(Scope::Server),

@@ -1021,3 +1021,79 @@ async fn an_asset_read_before_an_account_moved_forward_counts_it_once() {
     assert_eq!(plain["totalCount"], 3, "{plain}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_click_on_an_anonymous_list_counts_once_and_account_lists_are_refused() {
+    let mut s = TestServer::demo().await;
+    let list = recommend(
+        &s,
+        json!({ "audience": { "stage": "DECISION", "visitorId": "v-123" }, "first": 3 }),
+    )
+    .await;
+    let id = list["recommendationId"].as_str().unwrap().to_owned();
+    let ids = item_ids(&list);
+    s.gql(IMPRESSIONS, json!({ "id": id, "assets": ids })).await;
+    let click = r#"mutation($id: ID!, $asset: ID!, $position: Int, $kind: EngagementKind) {
+        recordClick(recommendationId: $id, assetId: $asset, position: $position, kind: $kind) }"#;
+    let first = s
+        .gql(click, json!({ "id": id, "asset": ids[1], "position": 2 }))
+        .await;
+    assert_eq!(first["recordClick"], true);
+    // Reported again (a retry, a second tab), it counts nothing more.
+    let again = s.gql(click, json!({ "id": id, "asset": ids[1] })).await;
+    assert_eq!(again["recordClick"], false);
+    let done = s
+        .gql(
+            click,
+            json!({ "id": id, "asset": ids[1], "kind": "COMPLETE" }),
+        )
+        .await;
+    assert_eq!(done["recordClick"], true);
+    let perf = s
+        .gql(
+            r#"{ assetPerformance(orderBy: CLICKS, first: 1) {
+                   items { asset { id } impressions clicks completions } } }"#,
+            json!({}),
+        )
+        .await["assetPerformance"]["items"][0]
+        .clone();
+    assert_eq!(
+        perf,
+        json!({ "asset": { "id": ids[1] }, "impressions": 1, "clicks": 1, "completions": 1 })
+    );
+    // Not in the list, or not at that position: refused, nothing counted.
+    for (asset, position) in [
+        ("pricing-sheet-that-is-not-there", None),
+        (ids[1].as_str(), Some(3)),
+    ] {
+        let err = s
+            .gql_error(
+                click,
+                json!({ "id": id, "asset": asset, "position": position }),
+            )
+            .await;
+        assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
+    }
+    // A list shown to an account records its clicks with recordEngagement.
+    account(&s, "acme").await;
+    let owned = recommend(
+        &s,
+        json!({ "audience": { "accountId": "acme" }, "first": 2 }),
+    )
+    .await;
+    let err = s
+        .gql_error(
+            click,
+            json!({ "id": owned["recommendationId"], "asset": item_ids(&owned)[0] }),
+        )
+        .await;
+    assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("recordEngagement"),
+        "{err}"
+    );
+    s.stop().await;
+}

@@ -458,3 +458,43 @@ async fn text_search_skips_nothing_when_it_prunes() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_asset_carries_its_card_image_and_a_script_address_is_refused() {
+    let mut s = TestServer::demo().await;
+    let upsert = "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created updated } }";
+    s.gql(
+        upsert,
+        json!({ "a": [{ "id": "with-image", "title": "Pictured", "contentType": "EBOOK",
+                        "url": "/ebooks/pictured", "imageUrl": "https://cdn.example.com/p.png" }] }),
+    )
+    .await;
+    let read = r#"{ asset(id: "with-image") { imageUrl } other: asset(id: "pricing-sheet") { imageUrl } }"#;
+    let got = s.gql(read, json!({})).await;
+    assert_eq!(
+        got,
+        json!({ "asset": { "imageUrl": "https://cdn.example.com/p.png" }, "other": { "imageUrl": null } })
+    );
+    // The same asset again, unchanged, is not rewritten; a new picture is an update.
+    let same = s
+        .gql(
+            upsert,
+            json!({ "a": [{ "id": "with-image", "title": "Pictured", "contentType": "EBOOK",
+                            "url": "/ebooks/pictured", "imageUrl": "https://cdn.example.com/p.png" }] }),
+        )
+        .await;
+    assert_eq!(same["upsertAssets"]["updated"], 0, "{same}");
+    for bad in ["javascript:alert(1)", "//evil.example/p.png", "data:image/png;base64,AAAA"] {
+        let err = s
+            .gql_error(
+                upsert,
+                json!({ "a": [{ "id": "with-image", "title": "Pictured", "contentType": "EBOOK",
+                                "imageUrl": bad }] }),
+            )
+            .await;
+        assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{bad}: {err}");
+        assert!(err.to_string().contains("image_url"), "{bad}: {err}");
+    }
+    assert_eq!(s.gql(read, json!({})).await, got);
+    s.stop().await;
+}

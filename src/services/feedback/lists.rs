@@ -151,6 +151,54 @@ impl Library {
         self.feedback.writer.get().map_or(0, BatchWriter::queued)
     }
 
+    /// Records that a visitor followed an item of a list shown to no account (`COMPLETE`:
+    /// and finished it): the list's click, and completion, each once however often it is
+    /// reported. True when it counted now. A list shown to an account takes
+    /// `recordEngagement`, which keeps the account's history too.
+    pub async fn record_click(
+        &self,
+        recommendation_id: &str,
+        asset: &str,
+        position: Option<u32>,
+        kind: crate::domain::EngagementKind,
+    ) -> AppResult<bool> {
+        let list = self.open_list(recommendation_id)?;
+        if let Some(account) = &list.context.account {
+            return Err(AppError::bad_input(format!(
+                "recommendationId: the list was shown to account {account:?}; record the click \
+                 with recordEngagement for that account"
+            )));
+        }
+        crate::domain::AssetId::parse(asset)
+            .map_err(|e| AppError::bad_input(format!("assetId: {e}")))?;
+        if let Some(position) = position
+            && (position == 0 || position > crate::domain::MAX_POSITION)
+        {
+            return Err(AppError::bad_input(format!(
+                "position: must be 1 to {}, got {position}",
+                crate::domain::MAX_POSITION
+            )));
+        }
+        let Some(position) = self.signer()?.place(&list, asset, position) else {
+            let place = position.map_or("in".to_owned(), |p| format!("at position {p} of"));
+            return Err(AppError::bad_input(format!(
+                "assetId: {asset:?} was not {place} that list; nothing was recorded"
+            )));
+        };
+        let click = (
+            crate::domain::Attribution {
+                recommendation_id: recommendation_id.to_owned(),
+                context: list.context,
+                position: Some(position),
+            },
+            asset.to_owned(),
+            kind,
+            Utc::now().timestamp(),
+        );
+        let added = self.store.attribute_many(&[click]).await?;
+        Ok(added.clicks > 0 || added.completions > 0)
+    }
+
     /// Records the items of a shown list that were seen, each once however often it is
     /// reported. `assets` are (asset id, position).
     pub async fn record_impressions(

@@ -11,6 +11,8 @@ pub struct Model {
     pub url: String,
     /// The links on the page as written, one a line, in order (empty for none).
     pub links: String,
+    /// A picture for the asset's card (empty for none).
+    pub image_url: String,
     pub content_type: String,
     pub language: String,
     pub published_at: Option<DateTimeUtc>,
