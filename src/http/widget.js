@@ -1,9 +1,13 @@
 // stagefit's drop-in widget: <stagefit-recommendations placement="home" first="3"
 // token="VISITOR_TOKEN"></stagefit-recommendations> after <script src=".../widget.js">.
+// On an anonymous page, key="PUBLISHABLE_KEY" instead of a token.
 //
 // Attributes:
 //   token            a visitor token (createVisitorToken, minted by your backend)
 //   token-callback   or the name of a global function returning one (or a promise of one)
+//   key              or a publishable key, for visitors nobody knows: the widget keeps a
+//                    first-party cookie (stagefit_visitor, a year) with a random id, so an
+//                    experiment shows a visitor the same variant on every page
 //   placement        where the list is shown; experiments run per placement
 //   first            how many cards (default 3)
 //   heading          the list's accessible name (default "Recommended for you")
@@ -11,24 +15,43 @@
 // Theme with CSS custom properties on the element: --stagefit-font, --stagefit-text,
 // --stagefit-muted, --stagefit-background, --stagefit-border, --stagefit-accent,
 // --stagefit-radius, --stagefit-gap, --stagefit-columns.
-// It records an impression when half a card has been visible, and a click (a VIEW event
-// tied to the list) when a card is followed.
+// It records an impression when half a card has been visible, and a click when a card is
+// followed, however it is opened (a click, a modified click for a new tab or window, a
+// middle click): a VIEW event of the token's account, or recordClick on an anonymous list.
+// When it cannot show anything it stays empty, sets data-state="failed" and data-error, and
+// says why in the console (a wrong endpoint, a refused key, an origin missing from the
+// server's --cors-origin).
 (() => {
   "use strict";
   if (customElements.get("stagefit-recommendations")) return;
   const script = document.currentScript;
   const defaultEndpoint = script && script.src ? new URL("graphql", script.src).href : "/graphql";
 
-  const QUERY = `query($first: Int, $placement: String) {
-    recommendations(audience: {}, first: $first, placement: $placement) {
+  const QUERY = `query($first: Int, $placement: String, $visitor: String) {
+    recommendations(audience: { visitorId: $visitor }, first: $first, placement: $placement) {
       recommendationId
-      items { position asset { id title url contentType } reasons { contribution detail } }
+      items { position asset { id title url imageUrl contentType } reasons { contribution detail } }
     }
   }`;
   const IMPRESSIONS = `mutation($id: ID!, $assets: [ID!]!, $positions: [Int!]) {
     recordImpressions(recommendationId: $id, assetIds: $assets, positions: $positions) { recorded }
   }`;
   const ENGAGE = `mutation($event: EngagementInput!) { recordEngagement(event: $event) { recorded } }`;
+  const CLICK = `mutation($id: ID!, $asset: ID!, $position: Int) {
+    recordClick(recommendationId: $id, assetId: $asset, position: $position)
+  }`;
+  const COOKIE = "stagefit_visitor";
+
+  // The anonymous visitor's id: a first-party cookie of this page's site, made once.
+  function visitorId() {
+    const found = document.cookie.split("; ").find((c) => c.startsWith(`${COOKIE}=`));
+    if (found) return decodeURIComponent(found.slice(COOKIE.length + 1));
+    const id = crypto.randomUUID ? crypto.randomUUID()
+      : [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${COOKIE}=${encodeURIComponent(id)}; Max-Age=31536000; Path=/; SameSite=Lax${secure}`;
+    return id;
+  }
 
   const STYLE = `
     :host { display: block; font: var(--stagefit-font, 14px/1.4 system-ui, sans-serif);
@@ -38,6 +61,8 @@
          grid-template-columns: repeat(var(--stagefit-columns, auto-fill), minmax(12em, 1fr)); }
     li { background: var(--stagefit-background, #fff); border: 1px solid var(--stagefit-border, #d9dde5);
          border-radius: var(--stagefit-radius, 8px); padding: .75em 1em; }
+    img { display: block; width: 100%; aspect-ratio: 16 / 9; object-fit: cover;
+          border-radius: calc(var(--stagefit-radius, 8px) / 2); margin-bottom: .5em; }
     a { color: var(--stagefit-accent, #2f6fde); font-weight: 600; text-decoration: none; }
     a:hover, a:focus-visible { text-decoration: underline; }
     .type { display: block; font-size: .8em; color: var(--stagefit-muted, #5a6478);
@@ -91,14 +116,10 @@
     }
 
     async gql(query, variables, keepalive = false) {
-      const headers = { "content-type": "application/json" };
-      if (this.credential) headers.authorization = `Bearer ${this.credential}`;
-      const response = await fetch(this.endpoint, {
-        method: "POST", headers, keepalive, body: JSON.stringify({ query, variables }),
+      const response = await stagefit.post({ query, variables }, {
+        endpoint: this.endpoint, credential: this.credential, keepalive,
       });
-      const body = await response.json();
-      if (body.errors) throw new Error(body.errors.map((e) => e.message).join("; "));
-      return body.data;
+      return stagefit.answer(response, this.endpoint);
     }
 
     async load() {
@@ -106,15 +127,20 @@
       try {
         this.credential = await this.token();
         this.account = this.credential ? accountOf(this.credential) : null;
+        if (!this.credential) this.credential = this.getAttribute("key");
+        if (!this.credential) throw new Error("give the widget a token, a token-callback or a publishable key");
+        // A visitor nobody knows keeps the same id (and experiment variant) across pages.
+        const visitor = this.account ? null : visitorId();
         const first = Number(this.getAttribute("first")) || 3;
         const placement = this.getAttribute("placement") || null;
-        const data = await this.gql(QUERY, { first, placement });
+        const data = await this.gql(QUERY, { first, placement, visitor });
         this.render(data.recommendations);
         this.dataset.state = "shown";
       } catch (e) {
         this.dataset.state = "failed";
         this.dataset.error = e.message;
         this.shadowRoot.replaceChildren();
+        console.warn(`stagefit-recommendations: ${e.message}`);
       }
     }
 
@@ -140,11 +166,22 @@
         a.href = item.asset.url || "#";
         a.textContent = item.asset.title;
         a.addEventListener("click", (event) => this.follow(event, item, a.href));
+        // A middle click opens a new tab without a click event.
+        a.addEventListener("auxclick", (event) => {
+          if (event.button === 1) this.record(item, true).catch(() => {});
+        });
         const best = [...item.reasons].sort((x, y) => y.contribution - x.contribution)[0];
         const reason = document.createElement("p");
         reason.className = "reason";
         reason.textContent = best ? best.detail.charAt(0).toUpperCase() + best.detail.slice(1) : "";
         const article = document.createElement("article");
+        if (item.asset.imageUrl) {
+          const img = document.createElement("img");
+          img.src = item.asset.imageUrl;
+          img.alt = "";
+          img.loading = "lazy";
+          article.append(img);
+        }
         article.append(type, a, reason);
         li.append(article);
         ul.append(li);
@@ -185,14 +222,19 @@
       }
     }
 
+    // The click: a VIEW of the token's account, or the anonymous list's click.
     record(item, keepalive) {
-      if (!this.account) return Promise.resolve();
-      return this.gql(ENGAGE, {
-        event: {
-          accountId: this.account, assetId: item.asset.id, kind: "VIEW",
-          recommendationId: this.list.recommendationId, position: item.position,
-        },
-      }, keepalive).then(() => {
+      const sent = this.account
+        ? this.gql(ENGAGE, {
+          event: {
+            accountId: this.account, assetId: item.asset.id, kind: "VIEW",
+            recommendationId: this.list.recommendationId, position: item.position,
+          },
+        }, keepalive)
+        : this.gql(CLICK, {
+          id: this.list.recommendationId, asset: item.asset.id, position: item.position,
+        }, keepalive);
+      return sent.then(() => {
         this.clicks += 1;
         this.dataset.clicks = this.clicks;
       });

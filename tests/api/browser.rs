@@ -544,3 +544,93 @@ async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_recor
     site.abort();
     s.stop().await;
 }
+
+/// An anonymous customer page: a widget with a publishable key, one pointed at a wrong
+/// endpoint and one with a refused key (the key and the API come in the query string).
+const ANONYMOUS_PAGE: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Customer site</title></head>
+<body><h1>Welcome</h1>
+<script>
+const params = new URLSearchParams(location.search);
+const script = document.createElement("script");
+script.src = params.get("api") + "/widget.js";
+document.head.append(script);
+for (const [id, attrs] of [
+  ["good", { key: params.get("key") }],
+  ["wrong", { key: params.get("key"), endpoint: location.origin + "/not-graphql" }],
+  ["refused", { key: "sf_pub_00000000000000000000000000000000" }],
+]) {
+  const widget = document.createElement("stagefit-recommendations");
+  widget.id = id;
+  for (const [k, v] of Object.entries(attrs)) widget.setAttribute(k, v);
+  document.body.append(widget);
+}
+</script></body></html>"##;
+
+#[tokio::test]
+async fn the_widget_serves_an_anonymous_page_with_images_and_says_what_is_wrong() {
+    let (origin, site) = customer_site(ANONYMOUS_PAGE).await;
+    let listed = origin.clone();
+    let mut s = TestServer::empty_with(move |c| c.cors_origins = vec![listed]).await;
+    // Three published assets, two with a card image (served from the customer's site).
+    let assets: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({ "id": format!("guide-{i}"), "title": format!("Guide {i}"), "contentType": "BUYER_GUIDE",
+                    "url": format!("{origin}/guides/{i}"), "stages": ["CONSIDERATION"],
+                    "imageUrl": (i < 3).then(|| format!("{origin}/cards/{i}.png")) })
+        })
+        .collect();
+    s.gql(
+        "mutation($a: [AssetInput!]!) { upsertAssets(assets: $a) { created } }",
+        json!({ "a": assets }),
+    )
+    .await;
+    let editor = key_of(&s, stagefit::domain::Scope::Editor, "content team").await;
+    let publishable = key_of(&s, stagefit::domain::Scope::Publishable, "site").await;
+
+    let page = format!("{origin}/?api={}&key={publishable}", s.url);
+    let seen = browse("anonymous.mjs", &[&page, &s.url]).await;
+    assert_eq!(seen["errors"], json!([]), "script errors on the page");
+    assert_eq!(seen["good"]["state"], "shown", "{seen}");
+    // A wrong endpoint and a refused key say so, instead of "Unexpected end of JSON input".
+    assert_eq!(seen["wrong"]["state"], "failed", "{seen}");
+    let wrong = seen["wrong"]["error"].as_str().unwrap();
+    assert!(
+        wrong.contains("not GraphQL") && wrong.contains("/not-graphql"),
+        "{wrong}"
+    );
+    assert_eq!(seen["refused"]["state"], "failed", "{seen}");
+    let refused = seen["refused"]["error"].as_str().unwrap();
+    assert!(refused.contains("key was refused"), "{refused}");
+    assert!(
+        seen["warnings"].to_string().contains("not GraphQL"),
+        "the console says why: {seen}"
+    );
+    // Cards show their images; the one without shows none.
+    let cards = seen["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 3, "{seen}");
+    for card in cards {
+        let n = card["id"].as_str().unwrap().trim_start_matches("guide-");
+        let image = (n != "3").then(|| format!("{origin}/cards/{n}.png"));
+        assert_eq!(card["image"], json!(image), "{card}");
+    }
+    // A first-party visitor id, kept across pages.
+    let cookie = seen["cookie"].as_str().unwrap();
+    assert!(cookie.starts_with("stagefit_visitor="), "{cookie}");
+    assert_eq!(seen["cookieAgain"], seen["cookie"]);
+    // Three impressions and a click on each card, however it was opened.
+    let perf = as_key(
+        &s,
+        &editor,
+        "{ assetPerformance(orderBy: CLICKS) { totalCount items { asset { id } impressions clicks } } }",
+    )
+    .await["assetPerformance"]
+        .clone();
+    assert_eq!(perf["totalCount"], 3, "{perf}");
+    for item in perf["items"].as_array().unwrap() {
+        assert_eq!(item["impressions"], 1, "{perf}");
+        assert_eq!(item["clicks"], 1, "{seen} {perf}");
+    }
+    site.abort();
+    s.stop().await;
+}

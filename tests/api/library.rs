@@ -484,7 +484,11 @@ async fn an_asset_carries_its_card_image_and_a_script_address_is_refused() {
         )
         .await;
     assert_eq!(same["upsertAssets"]["updated"], 0, "{same}");
-    for bad in ["javascript:alert(1)", "//evil.example/p.png", "data:image/png;base64,AAAA"] {
+    for bad in [
+        "javascript:alert(1)",
+        "//evil.example/p.png",
+        "data:image/png;base64,AAAA",
+    ] {
         let err = s
             .gql_error(
                 upsert,
