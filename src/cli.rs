@@ -675,7 +675,7 @@ fn rates(key: &crate::domain::ApiKey) -> String {
 
 async fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let access = services::Access::new(store.clone());
+    let access = services::Access::new(store.clone(), config.key_cache);
     let outcome = match action {
         KeysCommand::Create {
             scope,
@@ -733,7 +733,7 @@ async fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
 
 async fn operations(config: &Config, action: OperationsCommand) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let safelist = services::Safelist::new(store.clone());
+    let safelist = services::Safelist::new(store.clone(), config.key_cache);
     let outcome = async {
         match action {
             OperationsCommand::Add { files } => {

@@ -8,6 +8,8 @@ use crate::domain::{Language, Stage};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// How long a key lookup is reused (a revoked key works that long elsewhere at most).
+pub const DEFAULT_KEY_CACHE: std::time::Duration = std::time::Duration::from_secs(4);
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://stagefit.db?mode=rwc";
 pub const DEFAULT_INDEX_DIR: &str = "index";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -228,6 +230,9 @@ pub struct Config {
     pub body_timeout: std::time::Duration,
     /// How long requests in flight at shutdown may take to finish.
     pub shutdown_grace: std::time::Duration,
+    /// How long a key lookup (and the safelist) is reused before the database is asked
+    /// again: how long a key revoked elsewhere keeps working. Not a flag; tests shorten it.
+    pub key_cache: std::time::Duration,
     pub ranking: RankingConfig,
 }
 
@@ -270,6 +275,7 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
             shutdown_grace: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            key_cache: DEFAULT_KEY_CACHE,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,

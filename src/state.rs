@@ -92,7 +92,7 @@ impl Instance {
             .context("cannot read ranking profiles and experiments")?;
         let meaning =
             library.start_meaning(Duration::from_millis(config.follow_interval_ms.max(500)));
-        let access = Arc::new(Access::new(store.clone()));
+        let access = Arc::new(Access::new(store.clone(), config.key_cache));
         let (audit, audit_task) = AuditTrail::start(store.clone(), config.audit_retention_days);
         let schema = build_schema(Some(library.clone()), Some(access.clone()));
         Ok(Self {
@@ -100,7 +100,7 @@ impl Instance {
                 library,
                 access,
                 audit,
-                safelist: Arc::new(Safelist::new(store.clone())),
+                safelist: Arc::new(Safelist::new(store.clone(), config.key_cache)),
                 publishable_safelist: config.publishable_safelist,
                 limits: Arc::new(RateLimits::new(&config.rate_limits)),
                 request_timeout: config.request_timeout,

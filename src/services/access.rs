@@ -24,7 +24,7 @@ use crate::store::Store;
 
 /// How long a key lookup (and whether any key exists) is reused: under the 5 s within which
 /// a revoked key must stop working on every replica.
-pub const KEY_CACHE: Duration = Duration::from_secs(4);
+pub const KEY_CACHE: Duration = crate::config::DEFAULT_KEY_CACHE;
 /// `last_used_at` is written at most this often per key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
@@ -105,12 +105,14 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(store: Store) -> Self {
+    /// Keys looked up in `store`, each answer reused for `key_cache` (a revoked key works
+    /// that long at most on a replica that did not revoke it).
+    pub fn new(store: Store, key_cache: Duration) -> Self {
         Self {
             store,
-            keys: TtlCache::new(),
-            by_id: TtlCache::new(),
-            any_key: TtlCache::new(),
+            keys: TtlCache::new(key_cache),
+            by_id: TtlCache::new(key_cache),
+            any_key: TtlCache::new(key_cache),
             touched: Mutex::new(HashMap::new()),
         }
     }

@@ -34,10 +34,11 @@ pub struct Safelist {
 }
 
 impl Safelist {
-    pub fn new(store: Store) -> Self {
+    /// The safelist in `store`, read again at most every `cache`.
+    pub fn new(store: Store, cache: std::time::Duration) -> Self {
         Self {
             store,
-            loaded: TtlCache::new(),
+            loaded: TtlCache::new(cache),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Answers read from the database and reused for [`KEY_CACHE`]: API keys by hash and by id,
+//! Answers read from the database and reused for a while ([`KEY_CACHE`](super::KEY_CACHE) unless the
+//! settings say otherwise; tests shorten it): API keys by hash and by id,
 //! whether any key exists, the safelist. While the database cannot be reached, the last
 //! answer stands (reads go on; nothing can be revoked or registered meanwhile either).
 
@@ -8,7 +9,6 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::KEY_CACHE;
 use crate::error::{AppError, AppResult};
 
 /// Entries kept before the expired ones are swept: unknown keys are cached too, and a
@@ -17,12 +17,14 @@ const SWEEP_ABOVE: usize = 10_000;
 
 pub(super) struct TtlCache<K, V> {
     entries: Mutex<HashMap<K, (Instant, V)>>,
+    max_age: std::time::Duration,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(max_age: std::time::Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            max_age,
         }
     }
 
@@ -30,7 +32,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The answer for `key`: cached if younger than [`KEY_CACHE`], else `load`ed (and the
+    /// The answer for `key`: cached if younger than the cache's age, else `load`ed (and the
     /// stale answer kept when the database is unavailable).
     pub(super) async fn get_or_load(
         &self,
@@ -38,7 +40,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         load: impl Future<Output = AppResult<V>>,
     ) -> AppResult<V> {
         let stale = match self.entries().get(key) {
-            Some((at, value)) if at.elapsed() < KEY_CACHE => return Ok(value.clone()),
+            Some((at, value)) if at.elapsed() < self.max_age => return Ok(value.clone()),
             Some((_, value)) => Some(value.clone()),
             None => None,
         };
@@ -49,7 +51,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         };
         let mut entries = self.entries();
         if entries.len() > SWEEP_ABOVE {
-            entries.retain(|_, (at, _)| at.elapsed() < KEY_CACHE);
+            entries.retain(|_, (at, _)| at.elapsed() < self.max_age);
         }
         entries.insert(key.clone(), (Instant::now(), value.clone()));
         Ok(value)
@@ -59,7 +61,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     pub(super) fn holds_fresh(&self, key: &K) -> bool {
         self.entries()
             .get(key)
-            .is_some_and(|(at, _)| at.elapsed() < KEY_CACHE)
+            .is_some_and(|(at, _)| at.elapsed() < self.max_age)
     }
 
     /// Forgets every answer: after a change through this process.

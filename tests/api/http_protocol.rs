@@ -146,7 +146,10 @@ async fn graphiql_is_served_without_any_external_resource() {
             scripts += 1;
         }
     }
-    assert_eq!(scripts, 5, "four scripts (GraphiQL, React twice, the pages' own) and one stylesheet");
+    assert_eq!(
+        scripts, 5,
+        "four scripts (GraphiQL, React twice, the pages' own) and one stylesheet"
+    );
     assert!(!html.contains("unpkg") && !html.contains("cdn"));
     // The page offers example operations; the next test runs each of them.
     let operations = operation_count(graphiql_examples(&html));
