@@ -396,21 +396,9 @@ async fn generate_feedback(
     seed: u64,
 ) -> anyhow::Result<()> {
     let store = connect_store(config).await?;
-    let mut ids = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .assets_after(after.as_deref(), 10_000)
-            .await
-            .map_err(AppError::unmasked)?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.to_string());
-        ids.extend(
-            page.iter()
-                .filter(|a| a.status == crate::domain::AssetStatus::Published)
-                .map(|a| a.id.to_string()),
-        );
-    }
+    let ids = services::published_asset_ids(&store)
+        .await
+        .map_err(AppError::unmasked)?;
     if ids.is_empty() {
         bail!("the database has no published asset to show");
     }
@@ -418,28 +406,25 @@ async fn generate_feedback(
     let now = chrono::Utc::now().timestamp();
     let mut b = crate::domain::WeightOverrides::default();
     b.set(crate::domain::Factor::Freshness, 2.0);
-    store
-        .upsert_ranking_profile(&crate::domain::RankingProfile {
-            name: "bench-b".into(),
-            description: "stagefit generate-feedback".into(),
-            weights: b,
-            updated_at: now,
-        })
-        .await
-        .map_err(AppError::unmasked)?;
-    store
-        .insert_experiment(&crate::domain::Experiment {
-            name: "bench".into(),
-            placement: "home".into(),
-            variants: ["default", "bench-b"]
-                .map(|p| crate::domain::Variant {
-                    profile: p.into(),
-                    share: 0.5,
-                })
-                .into(),
-            started_at: now - i64::from(days) * 86_400,
-            stopped_at: None,
-        })
+    let profile = crate::domain::RankingProfile {
+        name: "bench-b".into(),
+        description: "stagefit generate-feedback".into(),
+        weights: b,
+        updated_at: now,
+    };
+    let experiment = crate::domain::Experiment {
+        name: "bench".into(),
+        placement: "home".into(),
+        variants: ["default", "bench-b"]
+            .map(|p| crate::domain::Variant {
+                profile: p.into(),
+                share: 0.5,
+            })
+            .into(),
+        started_at: now - i64::from(days) * 86_400,
+        stopped_at: None,
+    };
+    services::store_experiment(&store, &profile, &experiment)
         .await
         .map_err(AppError::unmasked)?;
     let started = std::time::Instant::now();
@@ -1223,7 +1208,7 @@ async fn synonyms(config: &Config, file: &Path) -> anyhow::Result<()> {
     let parsed = crate::domain::Synonyms::parse(&groups)
         .map_err(|problems| anyhow::anyhow!("{}: {}", file.display(), problems.join("; ")))?;
     let store = connect_store(config).await?;
-    store.replace_synonym_groups(parsed.groups()).await?;
+    services::replace_synonym_groups(&store, parsed.groups()).await?;
     store.close().await;
     println!(
         "{} synonym groups from {}; servers use them within 5 seconds",
@@ -1237,7 +1222,7 @@ async fn embeddings(config: &Config, action: EmbeddingsCommand) -> anyhow::Resul
     let store = connect_store(config).await?;
     let done = match action {
         EmbeddingsCommand::List => {
-            let models = store.embedding_models().await?;
+            let models = services::stored_models(&store).await?;
             if models.is_empty() {
                 println!("no vectors stored");
             }
@@ -1251,12 +1236,12 @@ async fn embeddings(config: &Config, action: EmbeddingsCommand) -> anyhow::Resul
         }
         EmbeddingsCommand::Drop { model } => {
             // Deleting nothing means the name is wrong: only then are the names listed.
-            let dropped = store.drop_embeddings(&model).await?;
+            let dropped = services::drop_model_vectors(&store, &model).await?;
             if dropped > 0 {
                 println!("{dropped} vectors of {model} deleted");
                 Ok(())
             } else {
-                let models = store.embedding_models().await?;
+                let models = services::stored_models(&store).await?;
                 let names: Vec<&str> = models.iter().map(|m| m.model.as_str()).collect();
                 Err(anyhow::anyhow!(
                     "no vectors stored under {model:?}; stored: {}",
@@ -1287,19 +1272,8 @@ async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {
             let file = std::fs::File::create(&tmp)
                 .with_context(|| format!("{}: cannot create", tmp.display()))?;
             let mut writer = services::ReviewWriter::new(std::io::BufWriter::new(file))?;
-            let (mut after, mut assets, mut rows) = (None::<String>, 0u64, 0u64);
-            loop {
-                let page = store.assets_after(after.as_deref(), 1_000).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.id.to_string());
-                for asset in &page {
-                    assets += 1;
-                    for row in services::review_rows(asset, min_confidence) {
-                        writer.write(&row)?;
-                        rows += 1;
-                    }
-                }
-            }
+            let (assets, rows) =
+                services::write_review(&store, &mut writer, min_confidence).await?;
             writer.finish()?;
             let renamed = std::fs::rename(&tmp, &output);
             if renamed.is_err() {
@@ -1332,12 +1306,7 @@ async fn tags(config: &Config, action: TagsCommand) -> anyhow::Result<()> {
             let mut ids: Vec<String> = accepted.iter().map(|a| a.asset_id.clone()).collect();
             ids.sort();
             ids.dedup();
-            let assets = store
-                .load_assets(&ids)
-                .await?
-                .into_iter()
-                .map(|a| (a.id.to_string(), a))
-                .collect();
+            let assets = services::assets_by_id(&store, &ids).await?;
             let drafts = services::declare(&assets, &accepted).map_err(|problems| {
                 anyhow::anyhow!("{name}: nothing declared:\n{}", problems.join("\n"))
             })?;

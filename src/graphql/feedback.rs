@@ -12,8 +12,8 @@ use super::types::{AssetFilterInput, AssetObject, PageInfo, RoleEnum, StageEnum}
 use crate::domain::{Experiment, Factor, RankingProfile, Variant, WeightOverrides};
 use crate::error::AppError;
 use crate::services::{
-    AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, Library, PerformanceKey,
-    PerformanceQuery, rate,
+    AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, Library, PerformanceQuery,
+    rate,
 };
 
 const DEFAULT_PERFORMANCE_PAGE: i32 = 20;
@@ -228,7 +228,10 @@ impl From<CellPerformance> for CellPerformanceObject {
     }
 }
 
+/// What `assetPerformance` orders by (the services' list: conversions both ways are
+/// generated).
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::services::PerformanceKey")]
 pub enum PerformanceOrder {
     Impressions,
     Clicks,
@@ -344,14 +347,7 @@ impl FeedbackQuery {
                 filter: AssetFilterInput::parse(filter)?,
                 since_days,
                 min_impressions: min_impressions.unwrap_or(0),
-                order: match order_by {
-                    PerformanceOrder::Impressions => PerformanceKey::Impressions,
-                    PerformanceOrder::Clicks => PerformanceKey::Clicks,
-                    PerformanceOrder::ClickThroughRate => PerformanceKey::ClickThroughRate,
-                    PerformanceOrder::Completions => PerformanceKey::Completions,
-                    PerformanceOrder::Dismissals => PerformanceKey::Dismissals,
-                    PerformanceOrder::MovedForward => PerformanceKey::MovedForward,
-                },
+                order: order_by.into(),
                 descending: direction == OrderDirection::Desc,
                 offset,
                 first,

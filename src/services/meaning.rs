@@ -266,3 +266,19 @@ pub async fn embed_library(
         refused,
     })
 }
+
+/// The vectors stored under each model (`stagefit embeddings list`).
+pub async fn stored_models(
+    store: &crate::store::Store,
+) -> crate::error::AppResult<Vec<crate::store::StoredModel>> {
+    store.embedding_models().await
+}
+
+/// Deletes the vectors of a model no server uses any more (`stagefit embeddings drop`);
+/// how many were deleted.
+pub async fn drop_model_vectors(
+    store: &crate::store::Store,
+    model: &str,
+) -> crate::error::AppResult<u64> {
+    store.drop_embeddings(model).await
+}

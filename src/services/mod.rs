@@ -46,7 +46,7 @@ pub use audit::{
 };
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
-    PerformanceQuery, rate, write_logged_lists,
+    PerformanceQuery, published_asset_ids, rate, store_experiment, write_logged_lists,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,
@@ -59,17 +59,17 @@ pub use maintenance::{
     Backup, Rebuilt, Restored, backup, import_indexed, open_read_only, reindex, restore,
     verify_index,
 };
-pub use meaning::{EmbedPass, embed_imported};
+pub use meaning::{EmbedPass, drop_model_vectors, embed_imported, stored_models};
 pub use operations::{Safelist, document_hash};
 pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
 pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
 };
-pub use synonyms::read_synonym_file;
+pub use synonyms::{read_synonym_file, replace_synonym_groups};
 pub use tags::{
-    Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, declare, newly_tagged,
-    read_review, review_rows,
+    Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, assets_by_id, declare,
+    newly_tagged, read_review, review_rows, write_review,
 };
 pub use writer::WriterHandle;
 

@@ -109,3 +109,12 @@ pub fn read_synonym_file(text: &str) -> Result<Vec<Vec<String>>, Vec<String>> {
         Err(problems)
     }
 }
+
+/// Replaces every synonym group with `groups` (`stagefit synonyms set`): servers read them
+/// again within 5 s.
+pub async fn replace_synonym_groups(
+    store: &crate::store::Store,
+    groups: &[Vec<String>],
+) -> crate::error::AppResult<()> {
+    store.replace_synonym_groups(groups).await
+}

@@ -413,6 +413,45 @@ impl Library {
     }
 }
 
+/// Writes the review rows of every asset (`stagefit tags suggest`), reading the library a
+/// thousand assets at a time: (assets read, rows written).
+pub async fn write_review<W: Write>(
+    store: &crate::store::Store,
+    writer: &mut ReviewWriter<W>,
+    min_confidence: f64,
+) -> anyhow::Result<(u64, u64)> {
+    let (mut after, mut assets, mut rows) = (None::<String>, 0u64, 0u64);
+    loop {
+        let page = store
+            .assets_after(after.as_deref(), 1_000)
+            .await
+            .map_err(crate::error::AppError::unmasked)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.to_string());
+        for asset in &page {
+            assets += 1;
+            for row in review_rows(asset, min_confidence) {
+                writer.write(&row)?;
+                rows += 1;
+            }
+        }
+    }
+    Ok((assets, rows))
+}
+
+/// The assets with these ids that exist, by id (`stagefit tags apply`).
+pub async fn assets_by_id(
+    store: &crate::store::Store,
+    ids: &[String],
+) -> crate::error::AppResult<HashMap<String, Asset>> {
+    Ok(store
+        .load_assets(ids)
+        .await?
+        .into_iter()
+        .map(|a| (a.id.to_string(), a))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1105,3 +1105,65 @@ async fn a_click_on_an_anonymous_list_counts_once_and_account_lists_are_refused(
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn generated_feedback_is_signed_counted_and_tied_to_its_experiment() {
+    let dir = crate::support::imported_demo();
+    let out = stagefit(
+        dir.path(),
+        &[
+            "generate-feedback",
+            "--lists",
+            "200",
+            "--days",
+            "10",
+            "--click-rate",
+            "0.2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.starts_with("200 lists: 2000 impressions"), "{said}");
+    let mut s = TestServer::start_in(dir.path(), false).await;
+    let e = s.gql(EXPERIMENT, json!({ "name": "bench" })).await["experiment"].clone();
+    let shown: u64 = e["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["impressions"].as_u64().unwrap())
+        .sum();
+    let clicks: u64 = e["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["clicks"].as_u64().unwrap())
+        .sum();
+    // Half the lists are in the experiment, split between its two variants.
+    assert_eq!(shown, 1000, "{e}");
+    assert!(clicks > 100, "{e}");
+    // All of them count in analytics, as the command said.
+    let mut items = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = s
+            .gql(
+                "query($after: String) { assetPerformance(first: 100, after: $after) {
+                   items { impressions clicks } pageInfo { endCursor hasNextPage } } }",
+                json!({ "after": after }),
+            )
+            .await["assetPerformance"]
+            .clone();
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let sum = |field: &str| -> u64 { items.iter().map(|i| i[field].as_u64().unwrap()).sum() };
+    assert_eq!(sum("impressions"), 2000);
+    assert!(
+        said.contains(&format!("2000 impressions, {} clicks", sum("clicks"))),
+        "{said}"
+    );
+    s.stop().await;
+}

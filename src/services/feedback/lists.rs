@@ -418,3 +418,32 @@ pub async fn write_logged_lists(
     flush(&mut shown, &mut events).await?;
     Ok((impressions, clicks))
 }
+
+/// The ids of every published asset, read a page at a time: what bulk-loaded lists show.
+pub async fn published_asset_ids(store: &Store) -> AppResult<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.assets_after(after.as_deref(), 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.to_string());
+        ids.extend(
+            page.iter()
+                .filter(|a| a.status == AssetStatus::Published)
+                .map(|a| a.id.to_string()),
+        );
+    }
+    Ok(ids)
+}
+
+/// Stores a ranking profile and an experiment over it as given, for a bulk load's lists
+/// to name (`stagefit generate-feedback`); an experiment of that name already stored stays.
+pub async fn store_experiment(
+    store: &Store,
+    profile: &crate::domain::RankingProfile,
+    experiment: &crate::domain::Experiment,
+) -> AppResult<()> {
+    store.upsert_ranking_profile(profile).await?;
+    store.insert_experiment(experiment).await?;
+    Ok(())
+}

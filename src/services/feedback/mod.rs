@@ -11,6 +11,6 @@ mod rules;
 pub use crate::domain::rate;
 pub use analytics::{AssetPerformance, CellPerformance, PerformanceKey, PerformanceQuery};
 pub use explain::ExplainQuery;
-pub use lists::write_logged_lists;
+pub use lists::{published_asset_ids, store_experiment, write_logged_lists};
 pub use rules::ExperimentReport;
 pub(crate) use rules::FeedbackBoard;
