@@ -546,7 +546,8 @@ async fn the_widget_on_another_origin_shows_a_visitors_recommendations_and_recor
 }
 
 /// An anonymous customer page: a widget with a publishable key, one pointed at a wrong
-/// endpoint and one with a refused key (the key and the API come in the query string).
+/// endpoint, one with a refused key and one at an address nothing answers (the key and
+/// the API come in the query string).
 const ANONYMOUS_PAGE: &str = r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Customer site</title></head>
 <body><h1>Welcome</h1>
@@ -559,6 +560,7 @@ for (const [id, attrs] of [
   ["good", { key: params.get("key") }],
   ["wrong", { key: params.get("key"), endpoint: location.origin + "/not-graphql" }],
   ["refused", { key: "sf_pub_00000000000000000000000000000000" }],
+  ["unreachable", { key: params.get("key"), endpoint: "http://127.0.0.1:9/graphql" }],
 ]) {
   const widget = document.createElement("stagefit-recommendations");
   widget.id = id;
@@ -602,6 +604,13 @@ async fn the_widget_serves_an_anonymous_page_with_images_and_says_what_is_wrong(
     assert_eq!(seen["refused"]["state"], "failed", "{seen}");
     let refused = seen["refused"]["error"].as_str().unwrap();
     assert!(refused.contains("key was refused"), "{refused}");
+    // A request the browser stops (nothing listening, or CORS) names the likely causes.
+    assert_eq!(seen["unreachable"]["state"], "failed", "{seen}");
+    let unreachable = seen["unreachable"]["error"].as_str().unwrap();
+    assert!(
+        unreachable.contains("cannot reach") && unreachable.contains("--cors-origin"),
+        "{unreachable}"
+    );
     assert!(
         seen["warnings"].to_string().contains("not GraphQL"),
         "the console says why: {seen}"

@@ -1,5 +1,6 @@
-// An anonymous customer page on another origin with three widgets: one with a publishable
-// key (the visitor nobody knows), one pointed at a wrong endpoint, one with a refused key.
+// An anonymous customer page on another origin with four widgets: one with a publishable
+// key (the visitor nobody knows), one pointed at a wrong endpoint, one with a refused key,
+// one at an address nothing answers (as a CORS refusal looks to the page).
 // The visitor opens the good widget's cards three ways: a middle click, a Ctrl-click (a new
 // tab) and a plain click (the page leaves):
 //   node anonymous.mjs PAGE_URL API_BASE
@@ -32,8 +33,8 @@ try {
     const s = document.getElementById(id).dataset.state;
     return s !== undefined && s !== "loading";
   }, id);
-  await Promise.all(["good", "wrong", "refused"].map(settled));
-  for (const id of ["good", "wrong", "refused"]) {
+  await Promise.all(["good", "wrong", "refused", "unreachable"].map(settled));
+  for (const id of ["good", "wrong", "refused", "unreachable"]) {
     result[id] = await page.evaluate((id) => ({
       state: document.getElementById(id).dataset.state,
       error: document.getElementById(id).dataset.error || null,
