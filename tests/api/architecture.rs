@@ -689,6 +689,17 @@ fn every_room_has_a_row_and_rooms_import_each_other_in_no_circle() {
 }
 
 #[test]
+fn the_feedback_room_stays_split_by_job() {
+    // Each job of the feedback loop in a file a reader takes in at once.
+    for (relative, text) in all_sources() {
+        if relative.starts_with("services/feedback/") {
+            let lines = text.lines().count();
+            assert!(lines < 400, "src/{relative} has {lines} lines");
+        }
+    }
+}
+
+#[test]
 fn each_kind_of_crossing_is_caught() {
     // One crossing per rule row, and per rule besides the rows.
     let cases = [

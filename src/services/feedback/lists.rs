@@ -1,5 +1,5 @@
 //! Shown lists: recommendation ids (signed, opened), the impression writer (lists from
-//! concurrent requests share one transaction), dismissals, and bulk loads of logged lists.
+//! concurrent requests share one transaction), clicks on anonymous lists, and dismissals.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,9 +11,7 @@ use tokio::sync::oneshot;
 
 use super::super::Library;
 use super::super::writer::{BatchWork, BatchWriter, Cadence, WriterHandle, WriterSettings};
-use crate::domain::{
-    AssetStatus, ListContext, ListSigner, LoggedFeedback, NONCE_LEN, SignedList, count_per_list,
-};
+use crate::domain::{AssetStatus, ListContext, ListSigner, NONCE_LEN, SignedList, count_per_list};
 use crate::error::{AppError, AppResult};
 use crate::store::{ShownList, Store};
 
@@ -56,7 +54,7 @@ const LIST_CLOCK_SKEW_SECS: i64 = 300;
 
 /// The signer of recommendation ids, with the secret the database holds (stored now, from
 /// 32 random bytes, when no replica stored one yet).
-async fn list_signer(store: &Store) -> AppResult<ListSigner> {
+pub(super) async fn list_signer(store: &Store) -> AppResult<ListSigner> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random)
         .map_err(|e| AppError::internal(anyhow::anyhow!("no randomness for a secret: {e}")))?;
@@ -360,90 +358,4 @@ async fn write_impressions(store: &Store, batch: Vec<Job>) {
             }
         }
     }
-}
-
-/// Writes logged lists in bulk (`stagefit generate-feedback` seeds the benchmarks with them)
-/// through the same store functions as `recordImpressions` and attributed events, in
-/// batches of `batch` lists. Returns the impressions and clicks written.
-pub async fn write_logged_lists(
-    store: &Store,
-    lists: impl Iterator<Item = LoggedFeedback>,
-    batch: usize,
-) -> AppResult<(u64, u64)> {
-    let (mut impressions, mut clicks) = (0u64, 0u64);
-    // Signed like a server's ids, so `recordImpressions` would take them.
-    let signer = list_signer(store).await?;
-    let mut shown = Vec::with_capacity(batch);
-    let mut events = Vec::new();
-    let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {
-        impressions += store.record_impressions(shown).await?.len() as u64;
-        store.attribute_many(events).await?;
-        clicks += events.len() as u64;
-        shown.clear();
-        events.clear();
-        Ok(())
-    };
-    for (n, list) in lists.enumerate() {
-        let id = signer.issue(
-            &list.context,
-            list.items.iter().map(|(asset, _)| asset.as_str()),
-            &format!("{n:016x}"),
-        );
-        for (asset, position, completed) in &list.clicked {
-            events.push((
-                crate::domain::Attribution {
-                    recommendation_id: id.clone(),
-                    context: list.context.clone(),
-                    position: Some(*position),
-                },
-                asset.clone(),
-                if *completed {
-                    crate::domain::EngagementKind::Complete
-                } else {
-                    crate::domain::EngagementKind::View
-                },
-                list.context.at,
-            ));
-        }
-        shown.push(ShownList {
-            id,
-            at: list.context.at,
-            context: list.context,
-            assets: list.items,
-        });
-        if shown.len() == batch {
-            flush(&mut shown, &mut events).await?;
-        }
-    }
-    flush(&mut shown, &mut events).await?;
-    Ok((impressions, clicks))
-}
-
-/// The ids of every published asset, read a page at a time: what bulk-loaded lists show.
-pub async fn published_asset_ids(store: &Store) -> AppResult<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.assets_after(after.as_deref(), 10_000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.to_string());
-        ids.extend(
-            page.iter()
-                .filter(|a| a.status == AssetStatus::Published)
-                .map(|a| a.id.to_string()),
-        );
-    }
-    Ok(ids)
-}
-
-/// Stores a ranking profile and an experiment over it as given, for a bulk load's lists
-/// to name (`stagefit generate-feedback`); an experiment of that name already stored stays.
-pub async fn store_experiment(
-    store: &Store,
-    profile: &crate::domain::RankingProfile,
-    experiment: &crate::domain::Experiment,
-) -> AppResult<()> {
-    store.upsert_ranking_profile(profile).await?;
-    store.insert_experiment(experiment).await?;
-    Ok(())
 }

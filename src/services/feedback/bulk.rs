@@ -1,0 +1,95 @@
+//! Bulk loads of logged lists (`stagefit generate-feedback` seeds the benchmarks with
+//! them): the published assets they may show, the experiment they name, and the lists and
+//! clicks themselves, written through the same store functions as `recordImpressions` and
+//! attributed events.
+
+use super::lists::list_signer;
+use crate::domain::{AssetStatus, LoggedFeedback};
+use crate::error::AppResult;
+use crate::store::{ShownList, Store};
+
+/// Writes logged lists in bulk (`stagefit generate-feedback` seeds the benchmarks with them)
+/// through the same store functions as `recordImpressions` and attributed events, in
+/// batches of `batch` lists. Returns the impressions and clicks written.
+pub async fn write_logged_lists(
+    store: &Store,
+    lists: impl Iterator<Item = LoggedFeedback>,
+    batch: usize,
+) -> AppResult<(u64, u64)> {
+    let (mut impressions, mut clicks) = (0u64, 0u64);
+    // Signed like a server's ids, so `recordImpressions` would take them.
+    let signer = list_signer(store).await?;
+    let mut shown = Vec::with_capacity(batch);
+    let mut events = Vec::new();
+    let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {
+        impressions += store.record_impressions(shown).await?.len() as u64;
+        store.attribute_many(events).await?;
+        clicks += events.len() as u64;
+        shown.clear();
+        events.clear();
+        Ok(())
+    };
+    for (n, list) in lists.enumerate() {
+        let id = signer.issue(
+            &list.context,
+            list.items.iter().map(|(asset, _)| asset.as_str()),
+            &format!("{n:016x}"),
+        );
+        for (asset, position, completed) in &list.clicked {
+            events.push((
+                crate::domain::Attribution {
+                    recommendation_id: id.clone(),
+                    context: list.context.clone(),
+                    position: Some(*position),
+                },
+                asset.clone(),
+                if *completed {
+                    crate::domain::EngagementKind::Complete
+                } else {
+                    crate::domain::EngagementKind::View
+                },
+                list.context.at,
+            ));
+        }
+        shown.push(ShownList {
+            id,
+            at: list.context.at,
+            context: list.context,
+            assets: list.items,
+        });
+        if shown.len() == batch {
+            flush(&mut shown, &mut events).await?;
+        }
+    }
+    flush(&mut shown, &mut events).await?;
+    Ok((impressions, clicks))
+}
+
+/// The ids of every published asset, read a page at a time: what bulk-loaded lists show.
+pub async fn published_asset_ids(store: &Store) -> AppResult<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.assets_after(after.as_deref(), 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.to_string());
+        ids.extend(
+            page.iter()
+                .filter(|a| a.status == AssetStatus::Published)
+                .map(|a| a.id.to_string()),
+        );
+    }
+    Ok(ids)
+}
+
+/// Stores a ranking profile and an experiment over it as given, for a bulk load's lists
+/// to name (`stagefit generate-feedback`); an experiment of that name already stored stays.
+pub async fn store_experiment(
+    store: &Store,
+    profile: &crate::domain::RankingProfile,
+    experiment: &crate::domain::Experiment,
+) -> AppResult<()> {
+    store.upsert_ranking_profile(profile).await?;
+    store.insert_experiment(experiment).await?;
+    Ok(())
+}
