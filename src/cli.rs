@@ -512,6 +512,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         feedback_retention_days,
         embedder,
         semantic_ratio,
+        public_url,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -531,6 +532,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.popularity_refresh_secs = popularity_refresh_secs;
     config.insecure_open = insecure_open;
     config.cors_origins = cors_origins;
+    config.public_url = public_url;
     config.rate_limits = crate::config::RateLimitConfig {
         per_key_per_second: rate_per_key,
         per_client_per_second: rate_per_client,

@@ -230,6 +230,8 @@ pub struct Config {
     pub body_timeout: std::time::Duration,
     /// How long requests in flight at shutdown may take to finish.
     pub shutdown_grace: std::time::Duration,
+    /// The address share links carry (`None`: `http://` and `addr`).
+    pub public_url: Option<String>,
     /// How long a key lookup (and the safelist) is reused before the database is asked
     /// again: how long a key revoked elsewhere keeps working. Not a flag; tests shorten it.
     pub key_cache: std::time::Duration,
@@ -276,6 +278,7 @@ impl Config {
             body_timeout: std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
             shutdown_grace: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             key_cache: DEFAULT_KEY_CACHE,
+            public_url: None,
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,
@@ -392,6 +395,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// The address readers reach this server at, such as https://content.example.com: share
+    /// links carry it (default: http:// and --addr)
+    #[arg(long, env = "STAGEFIT_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Requests a second one key may make, all its callers together
     #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
     pub rate_per_key: u32,

@@ -19,6 +19,7 @@ mod m20261206_000010_synonyms;
 mod m20261206_000011_embeddings;
 mod m20261206_000012_links;
 mod m20261207_000013_image_url;
+mod m20261207_000014_share_links;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_embeddings::Migration),
             Box::new(m20261206_000012_links::Migration),
             Box::new(m20261207_000013_image_url::Migration),
+            Box::new(m20261207_000014_share_links::Migration),
         ]
     }
 }

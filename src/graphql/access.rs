@@ -97,6 +97,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.assetPerformance", AtLeast(Editor)),
     ("Query.cellPerformance", AtLeast(Editor)),
     ("Query.explainRank", AtLeast(Editor)),
+    ("Query.shareLinks", AtLeast(Server)),
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),
@@ -118,6 +119,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.upsertRankingProfile", AtLeast(Editor)),
     ("Mutation.startExperiment", AtLeast(Editor)),
     ("Mutation.stopExperiment", AtLeast(Editor)),
+    ("Mutation.createShareLink", AtLeast(Server)),
+    ("Mutation.revokeShareLink", AtLeast(Server)),
 ];
 
 impl Rule {

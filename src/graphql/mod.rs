@@ -15,6 +15,7 @@ mod library;
 pub mod limits;
 mod operation;
 mod recommend;
+mod share;
 mod types;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
@@ -36,6 +37,7 @@ pub struct QueryRoot(
     audit::AuditQuery,
     keys::KeysQuery,
     feedback::FeedbackQuery,
+    share::ShareQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     accounts::AccountMutation,
     keys::KeysMutation,
     feedback::FeedbackMutation,
+    share::ShareMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -9,6 +9,7 @@ mod graphiql;
 mod graphql;
 mod limits;
 mod serve;
+mod share;
 
 pub use app_state::AppState;
 pub use cache::ResponseCache;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/insights", get(insights_page))
         .route("/widget.js", get(widget_script))
         .route("/pages.js", get(pages_script))
+        .route("/l/{token}", get(share::open))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -13,6 +13,7 @@ mod operations;
 mod popularity;
 mod recommend;
 mod references;
+mod share_links;
 mod similar;
 mod synonyms;
 mod tags;
@@ -34,7 +35,7 @@ use crate::store::{ReplicaChange, Store, WriteCounts};
 
 /// What ranking hands the API through the services: explanations and stage inference.
 pub use crate::ranking::{Evidence, Reading, ScoreReason, StageInference};
-pub use crate::store::StoredEngagement;
+pub use crate::store::{StoredEngagement, StoredShareLink};
 pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, VisitorToken};
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
@@ -66,6 +67,7 @@ pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
 };
+pub use share_links::{DEFAULT_SHARE_DAYS, ShareLink, ShareOpen, is_scanner};
 pub use synonyms::{read_synonym_file, replace_synonym_groups};
 pub use tags::{
     Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, assets_by_id, declare,
@@ -94,6 +96,8 @@ pub struct Library {
     synonyms: Arc<synonyms::SynonymBoard>,
     /// The embedding model and the library's vectors (empty without a model).
     meaning: Arc<crate::meaning::Meaning>,
+    /// What share links start with (`https://content.example.com`), no trailing slash.
+    public_url: Arc<str>,
 }
 
 /// A cosine with the query from which a search hit is a good match by meaning alone
@@ -217,6 +221,12 @@ impl Library {
             remote_calls: Arc::new(tokio::sync::Semaphore::new(REMOTE_CALLS)),
             synonyms: Arc::new(synonyms::SynonymBoard::default()),
             meaning: Arc::new(meaning),
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.addr))
+                .trim_end_matches('/')
+                .into(),
         }
     }
 

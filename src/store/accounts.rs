@@ -428,6 +428,7 @@ impl Store {
             .await?
             .rows_affected;
         super::feedback::erase_account(&txn, id).await?;
+        super::share_links::erase_account(&txn, id).await?;
         contact::Entity::delete_many()
             .filter(contact::Column::AccountId.eq(id))
             .exec(txn.conn())

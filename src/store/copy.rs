@@ -12,7 +12,8 @@ use super::Store;
 use super::entity::{
     account, api_key, asset, asset_embedding, asset_popularity, asset_tag, audit_event, change_log,
     contact, dismissal, engagement, experiment, feedback_daily, feedback_total, impression,
-    industry, ranking_profile, safelisted_operation, served_list, server_secret, synonym_group,
+    industry, ranking_profile, safelisted_operation, served_list, server_secret, share_link,
+    synonym_group,
 };
 use crate::error::{AppError, AppResult};
 
@@ -82,6 +83,7 @@ const TABLES: &[&str] = &[
     "server_secret",
     "synonym_group",
     "asset_embedding",
+    "share_link",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -145,6 +147,8 @@ impl Store {
         copy_table::<synonym_group::Entity>(from, conn, "synonym_group", &mut counts).await?;
         // Vectors move with the library: the model need not run again.
         copy_table::<asset_embedding::Entity>(from, conn, "asset_embedding", &mut counts).await?;
+        // Links sent before the move still open after it.
+        copy_table::<share_link::Entity>(from, conn, "share_link", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

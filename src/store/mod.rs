@@ -10,10 +10,12 @@ mod copy;
 mod entity;
 mod feedback;
 mod keys;
+mod share_links;
 
 pub use backup::{check_backup, replace_sqlite};
 pub use copy::CopyCounts;
 pub use feedback::{FeedbackCounts, LoggedList, ShownList};
+pub use share_links::StoredShareLink;
 
 pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 

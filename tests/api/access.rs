@@ -293,6 +293,24 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         false,
     ),
     (
+        "shareLinks",
+        r#"{ shareLinks(contactId: "acme-cfo") { id } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
+        "createShareLink",
+        r#"mutation { createShareLink(assetId: "pricing-sheet", contactId: "nobody") { id } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
+        "revokeShareLink",
+        r#"mutation { revokeShareLink(id: "nothing") { id } }"#,
+        Some(Scope::Server),
+        false,
+    ),
+    (
         "upsertRankingProfile",
         r#"mutation { upsertRankingProfile(name: "access-test", weights: { stage: 1 }) { name } }"#,
         Some(Scope::Editor),

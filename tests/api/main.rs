@@ -30,5 +30,6 @@ mod recommend;
 mod replicas;
 mod restart;
 mod schema;
+mod share;
 mod shutdown;
 mod untagged;

@@ -20,4 +20,5 @@ pub mod ranking_profile;
 pub mod safelisted_operation;
 pub mod served_list;
 pub mod server_secret;
+pub mod share_link;
 pub mod synonym_group;
