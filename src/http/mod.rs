@@ -192,6 +192,15 @@ struct RequestOperation(String);
 
 /// One line per request at `info`: method, path, status, milliseconds, and for GraphQL
 /// the operation and whether the response cache answered. `STAGEFIT_LOG=warn` silences it.
+/// A request's path as logs and metrics show it: a share link's token is a credential of
+/// sorts (whoever holds it opens the link as its contact), so it is never written down.
+fn logged_path(path: &str) -> String {
+    match path.strip_prefix("/l/") {
+        Some(_) => "/l/TOKEN".to_owned(),
+        None => path.to_owned(),
+    }
+}
+
 async fn log_request(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -200,7 +209,7 @@ async fn log_request(
     use tracing::Instrument;
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = logged_path(request.uri().path());
     let request_id = request_id(request.headers()).to_owned();
     let peer = request
         .extensions()
@@ -503,4 +512,16 @@ async fn not_found() -> Response {
         })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_link_tokens_are_never_logged() {
+        assert_eq!(logged_path("/l/Xq3abcDEF0123456789abc"), "/l/TOKEN");
+        assert_eq!(logged_path("/graphql"), "/graphql");
+        assert_eq!(logged_path("/lx"), "/lx");
+    }
 }
