@@ -1210,7 +1210,7 @@ async fn synonyms(config: &Config, file: &Path) -> anyhow::Result<()> {
     let parsed = crate::domain::Synonyms::parse(&groups)
         .map_err(|problems| anyhow::anyhow!("{}: {}", file.display(), problems.join("; ")))?;
     let store = connect_store(config).await?;
-    services::replace_synonym_groups(&store, parsed.groups()).await?;
+    services::replace_synonym_groups(&store, &parsed).await?;
     store.close().await;
     println!(
         "{} synonym groups from {}; servers use them within 5 seconds",

@@ -49,15 +49,12 @@ pub struct Instance {
 impl Instance {
     pub async fn start(config: &Config, demo: bool) -> anyhow::Result<Self> {
         let cors_origins = cors_origins(&config.cors_origins)?;
-        if let Some(url) = &config.public_url {
-            let lower = url.to_ascii_lowercase();
-            if !(lower.starts_with("https://") || lower.starts_with("http://"))
-                || url.chars().any(char::is_whitespace)
-            {
-                anyhow::bail!(
-                    "--public-url {url:?}: give the http(s) address readers reach this server at"
-                );
-            }
+        if let Some(url) = &config.public_url
+            && !crate::domain::is_http_url(url)
+        {
+            anyhow::bail!(
+                "--public-url {url:?}: give the http(s) address readers reach this server at"
+            );
         }
         let store = connect_store(config).await?;
         if demo {

@@ -715,6 +715,14 @@ fn text(raw: Option<&str>, required: bool, max: usize) -> Result<String, String>
     Ok(value.to_owned())
 }
 
+/// Whether `url` is an absolute http(s) address (the scheme in any case) without
+/// whitespace: what a redirect or a share link may lead to.
+pub fn is_http_url(url: &str) -> bool {
+    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    (scheme.starts_with("https://") || scheme.starts_with("http://"))
+        && !url.chars().any(char::is_whitespace)
+}
+
 fn parse_url(raw: &str) -> Result<String, String> {
     let url = raw.trim();
     if url.is_empty() {
@@ -723,11 +731,9 @@ fn parse_url(raw: &str) -> Result<String, String> {
     if url.len() > MAX_URL_LEN {
         return Err(format!("is longer than {MAX_URL_LEN} characters"));
     }
-    let lower = url.to_ascii_lowercase();
     // `//host/x` and `/\host/x` look site-relative, but browsers take them to another host.
     let site_relative = url.starts_with('/') && !url[1..].starts_with(['/', '\\']);
-    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://") || site_relative;
-    if !scheme_ok || url.chars().any(char::is_whitespace) {
+    if !(is_http_url(url) || site_relative) || url.chars().any(char::is_whitespace) {
         return Err(format!(
             "{url:?} is not an http(s) URL or a site-relative path (one that starts with a single /)"
         ));

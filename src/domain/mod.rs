@@ -26,8 +26,8 @@ pub use account::{
     EngagementDraft, FieldText, Given, MAX_CLOCK_SKEW, MAX_POSITION,
 };
 pub use asset::{
-    Asset, AssetDraft, AssetId, FieldError, MAX_LINKS, TagEntry, TagField, link_key, opening,
-    parse_bool, parse_timestamp, url_segments,
+    Asset, AssetDraft, AssetId, FieldError, MAX_LINKS, TagEntry, TagField, is_http_url, link_key,
+    opening, parse_bool, parse_timestamp, url_segments,
 };
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sha2::Digest;
 
 use super::Library;
-use crate::domain::{AssetStatus, EngagementDraft, EngagementKind, Given};
+use crate::domain::{AssetId, AssetStatus, ContactId, EngagementDraft, EngagementKind, Given};
 use crate::error::{AppError, AppResult};
 use crate::store::StoredShareLink;
 
@@ -105,6 +105,8 @@ impl Library {
                 "expiresInDays: 1 to {MAX_SHARE_DAYS}, got {days}"
             )));
         }
+        ContactId::parse(contact_id).map_err(|e| AppError::bad_input(format!("contactId: {e}")))?;
+        AssetId::parse(asset_id).map_err(|e| AppError::bad_input(format!("assetId: {e}")))?;
         let contact = self
             .store
             .get_contact(contact_id)
@@ -117,8 +119,7 @@ impl Library {
             .ok_or_else(|| {
                 AppError::NotFound(format!("no published asset with id {asset_id:?}"))
             })?;
-        let lower = asset.url.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        if !crate::domain::is_http_url(&asset.url) {
             return Err(AppError::bad_input(format!(
                 "assetId: {asset_id:?} has no absolute address (url {:?}) to send a reader to",
                 asset.url
@@ -182,6 +183,12 @@ impl Library {
         if contact_id.is_none() && asset_id.is_none() {
             return Err(AppError::bad_input("give contactId, assetId or both"));
         }
+        if let Some(id) = contact_id {
+            ContactId::parse(id).map_err(|e| AppError::bad_input(format!("contactId: {e}")))?;
+        }
+        if let Some(id) = asset_id {
+            AssetId::parse(id).map_err(|e| AppError::bad_input(format!("assetId: {e}")))?;
+        }
         self.store
             .share_links(contact_id, asset_id, first.min(MAX_SHARE_LINKS))
             .await
@@ -189,12 +196,8 @@ impl Library {
 
     /// Ends a link: it opens nothing from now on.
     pub async fn revoke_share_link(&self, id: &str) -> AppResult<StoredShareLink> {
-        let now = Utc::now().timestamp();
-        if !self.store.revoke_share_link(id, now).await? {
-            return Err(AppError::NotFound(format!("no share link with id {id:?}")));
-        }
         self.store
-            .share_link(id)
+            .revoke_share_link(id, Utc::now().timestamp())
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no share link with id {id:?}")))
     }

@@ -66,7 +66,7 @@ impl Library {
     pub async fn set_synonyms(&self, groups: Vec<Vec<String>>) -> AppResult<Arc<Synonyms>> {
         let parsed = Synonyms::parse(&groups)
             .map_err(|problems| AppError::bad_input(format!("groups: {}", problems.join("; "))))?;
-        self.store.replace_synonym_groups(parsed.groups()).await?;
+        replace_synonym_groups(&self.store, &parsed).await?;
         Ok(self.synonyms.put(parsed))
     }
 
@@ -110,11 +110,11 @@ pub fn read_synonym_file(text: &str) -> Result<Vec<Vec<String>>, Vec<String>> {
     }
 }
 
-/// Replaces every synonym group with `groups` (`stagefit synonyms set`): servers read them
-/// again within 5 s.
+/// Replaces every synonym group with checked ones (`setSynonyms`, `stagefit synonyms
+/// set`): servers read them again within 5 s.
 pub async fn replace_synonym_groups(
     store: &crate::store::Store,
-    groups: &[Vec<String>],
+    synonyms: &Synonyms,
 ) -> crate::error::AppResult<()> {
-    store.replace_synonym_groups(groups).await
+    store.replace_synonym_groups(synonyms.groups()).await
 }

@@ -109,21 +109,22 @@ impl Store {
             .collect())
     }
 
-    /// Marks a link revoked at `at` (once); false when there is no such link.
-    pub async fn revoke_share_link(&self, id: &str, at: i64) -> AppResult<bool> {
+    /// Marks a link revoked at `at` (the first revocation stands) and returns it; `None`
+    /// when there is no such link.
+    pub async fn revoke_share_link(&self, id: &str, at: i64) -> AppResult<Option<StoredShareLink>> {
         let txn = self.begin_txn().await?;
-        let found = share_link::Entity::find_by_id(id.to_owned())
-            .one(txn.conn())
-            .await?
-            .is_some();
         share_link::Entity::update_many()
             .col_expr(share_link::Column::RevokedAt, Expr::value(at))
             .filter(share_link::Column::Id.eq(id))
             .filter(share_link::Column::RevokedAt.is_null())
             .exec(txn.conn())
             .await?;
+        let link = share_link::Entity::find_by_id(id.to_owned())
+            .one(txn.conn())
+            .await?
+            .map(from_row);
         txn.commit().await?;
-        Ok(found)
+        Ok(link)
     }
 
     /// Counts one open at `at`: by a person, or (`scanned`) by a scanner.

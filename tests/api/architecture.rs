@@ -585,60 +585,73 @@ fn all_sources() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Which room imports which (`lib.rs` and `main.rs`, which only declare and start, left
-/// out), from what each file names.
-fn room_graph(files: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
-    let rooms: BTreeSet<String> = files.iter().map(|(r, _)| room_of(r).to_owned()).collect();
+/// Who imports whom: each file's node (`node` of its path; `None` leaves it out) gains an
+/// edge to the node of every path it names (`target`; `None` for paths to no node).
+fn import_graph(
+    files: &[(String, BTreeSet<String>)],
+    node: impl Fn(&str) -> Option<String>,
+    target: impl Fn(&str) -> Option<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (relative, text) in files {
-        let room = room_of(relative);
-        if matches!(room, "lib.rs" | "main.rs") {
+    for (relative, paths) in files {
+        let Some(from) = node(relative) else {
             continue;
-        }
-        for path in read(relative, text).paths {
-            if let Some(to) = room_named(&path, &rooms)
-                && to != room
-            {
-                edges.entry(room.to_owned()).or_default().insert(to);
+        };
+        for to in paths.iter().filter_map(|p| target(p)) {
+            if to != from {
+                edges.entry(from.clone()).or_default().insert(to);
             }
         }
     }
     edges
 }
 
+/// Which room imports which (`lib.rs` and `main.rs`, which only declare and start, left
+/// out).
+fn room_graph(files: &[(String, BTreeSet<String>)]) -> BTreeMap<String, BTreeSet<String>> {
+    let rooms: BTreeSet<String> = files.iter().map(|(r, _)| room_of(r).to_owned()).collect();
+    import_graph(
+        files,
+        |relative| {
+            let room = room_of(relative);
+            (!matches!(room, "lib.rs" | "main.rs")).then(|| room.to_owned())
+        },
+        |path| room_named(path, &rooms),
+    )
+}
+
 /// Which module of `room` imports which of its sibling modules (the room's own root, which
 /// declares them, left out).
-fn module_graph(files: &[(String, String)], room: &str) -> BTreeMap<String, BTreeSet<String>> {
+fn module_graph(
+    files: &[(String, BTreeSet<String>)],
+    room: &str,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeSet<String> = files
+        .iter()
+        .filter_map(|(r, _)| r.strip_prefix(&format!("{room}/")))
+        .map(|inner| {
+            inner
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .filter(|m| m != "mod")
+        .collect();
     let prefix = format!("crate::{room}::");
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (relative, text) in files {
-        let Some(inner) = relative.strip_prefix(&format!("{room}/")) else {
-            continue;
-        };
-        let module = inner
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".rs");
-        if module == "mod" {
-            continue;
-        }
-        for path in read(relative, text).paths {
-            if let Some(rest) = path.strip_prefix(&prefix) {
-                let to = rest.split("::").next().unwrap_or_default();
-                let is_module = files.iter().any(|(r, _)| {
-                    r == &format!("{room}/{to}.rs") || r == &format!("{room}/{to}/mod.rs")
-                });
-                if is_module && to != module {
-                    edges
-                        .entry(module.to_owned())
-                        .or_default()
-                        .insert(to.to_owned());
-                }
-            }
-        }
-    }
-    edges
+    import_graph(
+        files,
+        |relative| {
+            let inner = relative.strip_prefix(&format!("{room}/"))?;
+            let module = inner.split('/').next()?.trim_end_matches(".rs");
+            (module != "mod").then(|| module.to_owned())
+        },
+        |path| {
+            let to = path.strip_prefix(&prefix)?.split("::").next()?;
+            modules.contains(to).then(|| to.to_owned())
+        },
+    )
 }
 
 #[test]
@@ -665,7 +678,12 @@ fn every_room_has_a_row_and_rooms_import_each_other_in_no_circle() {
     assert!(missing.is_empty(), "rooms without a rule row: {missing:?}");
     let gone: Vec<&&str> = rows.difference(&rooms).collect();
     assert!(gone.is_empty(), "rule rows for no room: {gone:?}");
-    let graph = room_graph(&files);
+    // Each file read once for every graph below.
+    let named: Vec<(String, BTreeSet<String>)> = files
+        .iter()
+        .map(|(relative, text)| (relative.clone(), read(relative, text).paths))
+        .collect();
+    let graph = room_graph(&named);
     assert!(
         graph
             .get("graphql")
@@ -679,7 +697,7 @@ fn every_room_has_a_row_and_rooms_import_each_other_in_no_circle() {
         );
     }
     for room in ROOMS_WITHOUT_MODULE_CIRCLES {
-        if let Some(found) = circle(&module_graph(&files, room)) {
+        if let Some(found) = circle(&module_graph(&named, room)) {
             panic!(
                 "modules of {room} import each other in a circle: {}",
                 found.join(" -> ")
