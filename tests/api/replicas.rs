@@ -110,7 +110,6 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
     .unwrap();
     let url = config_in(shared.path()).database_url;
     let file = shared.path().join("one.jsonl");
-    let since = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_stagefit"))
             .args(["import", file.to_str().unwrap()])
@@ -122,11 +121,14 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
     .await
     .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Timed from the CLI's exit: the import committed before it, and how long a process
+    // takes to start is the machine's business, not the replicas'.
+    let since = Instant::now();
     for s in &servers {
         let delay = seen_after(s, "quokkaplume", "imported-late", since).await;
         assert!(
-            delay <= Duration::from_secs(2),
-            "{delay:?} (includes the CLI's start)"
+            delay <= Duration::from_secs(1),
+            "{delay:?} after the CLI exited"
         );
     }
 
