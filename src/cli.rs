@@ -513,6 +513,9 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         embedder,
         semantic_ratio,
         public_url,
+        webhook_allow_private,
+        webhook_timeout_ms,
+        webhook_retry_base_ms,
     } = args;
     let scratch = if demo && storage.database_url.is_none() && storage.index_dir.is_none() {
         Some(
@@ -533,6 +536,9 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.insecure_open = insecure_open;
     config.cors_origins = cors_origins;
     config.public_url = public_url;
+    config.webhooks.allow_private = webhook_allow_private;
+    config.webhooks.timeout = std::time::Duration::from_millis(webhook_timeout_ms);
+    config.webhooks.retry_base = std::time::Duration::from_millis(webhook_retry_base_ms);
     config.rate_limits = crate::config::RateLimitConfig {
         per_key_per_second: rate_per_key,
         per_client_per_second: rate_per_client,

@@ -169,6 +169,35 @@ impl RemoteEmbedderConfig {
 /// Meaning's default share of text relevance (see `RankingConfig::semantic_ratio`).
 pub const DEFAULT_SEMANTIC_RATIO: f64 = 0.3;
 
+/// How webhooks are delivered.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Deliver to loopback and private addresses too (`--webhook-allow-private`): for a
+    /// receiver on the same machine or network, and the tests.
+    pub allow_private: bool,
+    /// How long one attempt may take, connecting included; a claimed delivery is held
+    /// that long and as long again (at most 5 s more) before another deliverer may take it.
+    pub timeout: std::time::Duration,
+    /// The wait after a first failure; doubled per failure (see `domain::retry_delay`).
+    pub retry_base: std::time::Duration,
+    /// How long a delivery is retried before it fails and its webhook is disabled.
+    pub give_up_after: std::time::Duration,
+    /// How often a replica looks for deliveries other replicas wrote.
+    pub poll: std::time::Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            timeout: std::time::Duration::from_secs(10),
+            retry_base: std::time::Duration::from_secs(5),
+            give_up_after: std::time::Duration::from_secs(24 * 3600),
+            poll: std::time::Duration::from_millis(500),
+        }
+    }
+}
+
 /// Typed, validated settings for one process.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -235,6 +264,8 @@ pub struct Config {
     /// How long a key lookup (and the safelist) is reused before the database is asked
     /// again: how long a key revoked elsewhere keeps working. Not a flag; tests shorten it.
     pub key_cache: std::time::Duration,
+    /// Webhook delivery; only `allow_private` is a flag, tests shorten the rest.
+    pub webhooks: WebhookConfig,
     pub ranking: RankingConfig,
 }
 
@@ -279,6 +310,7 @@ impl Config {
             shutdown_grace: std::time::Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             key_cache: DEFAULT_KEY_CACHE,
             public_url: None,
+            webhooks: WebhookConfig::default(),
             ranking: RankingConfig {
                 weights: storage.weights.unwrap_or_default(),
                 half_life_days: 365.0,
@@ -399,6 +431,19 @@ pub struct ServeArgs {
     /// links carry it (default: http:// and --addr)
     #[arg(long, env = "STAGEFIT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Deliver webhooks to loopback and private network addresses too (refused by
+    /// default: a webhook must not reach into the network the server runs in)
+    #[arg(long, env = "STAGEFIT_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Milliseconds a webhook receiver may take to answer, connecting included
+    #[arg(long, env = "STAGEFIT_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub webhook_timeout_ms: u64,
+    /// Milliseconds before the first retry of a failed delivery; doubled per failure up
+    /// to 30 minutes, with jitter, for 24 hours
+    #[arg(long, env = "STAGEFIT_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub webhook_retry_base_ms: u64,
     /// Requests a second one key may make, all its callers together
     #[arg(long, env = "STAGEFIT_RATE_PER_KEY", default_value_t = 1_000)]
     pub rate_per_key: u32,

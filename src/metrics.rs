@@ -20,6 +20,7 @@ pub const POPULARITY_REFRESH: &str = "stagefit_popularity_refresh_duration_secon
 pub const DB_CONNECTIONS_IN_USE: &str = "stagefit_db_pool_connections_in_use";
 pub const DB_CONNECTIONS: &str = "stagefit_db_pool_connections";
 pub const IMPRESSIONS: &str = "stagefit_impressions_recorded_total";
+pub const WEBHOOK_ATTEMPTS: &str = "stagefit_webhook_attempts_total";
 pub const IMPRESSION_WRITE: &str = "stagefit_impression_write_duration_seconds";
 pub const BACKGROUND_RESTARTS: &str = "stagefit_background_restarts_total";
 pub const QUEUED: &str = "stagefit_background_queue_items";
@@ -111,6 +112,10 @@ fn describe() {
     describe_counter!(
         IMPRESSIONS,
         "Impressions recorded (each list and asset once)"
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by outcome (delivered, retry, failed)"
     );
     describe_counter!(
         BACKGROUND_RESTARTS,

@@ -43,6 +43,8 @@ pub struct Instance {
     replicas: Option<JoinHandle<()>>,
     /// Keeps the library's vectors in step (with an embedding model only).
     meaning: Option<JoinHandle<()>>,
+    /// Sends what the webhook outbox holds.
+    webhooks: JoinHandle<()>,
     _lock: IndexLock,
 }
 
@@ -97,6 +99,7 @@ impl Instance {
             .await
             .map_err(AppError::unmasked)
             .context("cannot read ranking profiles and experiments")?;
+        let webhooks = library.start_webhooks();
         let meaning =
             library.start_meaning(Duration::from_millis(config.follow_interval_ms.max(500)));
         let access = Arc::new(Access::new(store.clone(), config.key_cache));
@@ -132,6 +135,7 @@ impl Instance {
             metrics_upkeep: crate::metrics::spawn_upkeep(),
             replicas,
             meaning,
+            webhooks,
             _lock: lock,
         })
     }
@@ -144,6 +148,8 @@ impl Instance {
         self.audit_task.drain().await;
         self.feedback.drain().await;
         self.metrics_upkeep.abort();
+        // A delivery cut short is sent again once its lease runs out.
+        self.webhooks.abort();
         if let Some(replicas) = self.replicas {
             replicas.abort();
         }

@@ -20,6 +20,7 @@ mod m20261206_000011_embeddings;
 mod m20261206_000012_links;
 mod m20261207_000013_image_url;
 mod m20261207_000014_share_links;
+mod m20261207_000015_webhooks;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_links::Migration),
             Box::new(m20261207_000013_image_url::Migration),
             Box::new(m20261207_000014_share_links::Migration),
+            Box::new(m20261207_000015_webhooks::Migration),
         ]
     }
 }

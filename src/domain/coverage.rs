@@ -431,6 +431,45 @@ fn specific_values(row: &CoverageRow, dim: CoverageDimension) -> Vec<Value> {
     }
 }
 
+/// A cell of the stage x role x industry matrix: what `COVERAGE_GAP_OPENED` reports.
+pub type GapCell = (Stage, Role, IndustryCell);
+
+/// The stage x role x industry cells an asset of these tags counts in, by the counting
+/// rules above: no roles serve every role; no industry serves every industry of `known`
+/// and the cross-industry cell. An asset without a stage is in no cell.
+pub fn cells_served(
+    stages: &[Stage],
+    roles: &[Role],
+    industries: &[IndustrySlug],
+    known: &[IndustrySlug],
+) -> BTreeSet<GapCell> {
+    use super::TaxonomyValue;
+    let roles: &[Role] = if roles.is_empty() { Role::ALL } else { roles };
+    let industries: Vec<IndustryCell> = if industries.is_empty() {
+        known
+            .iter()
+            .cloned()
+            .map(IndustryCell::Industry)
+            .chain([IndustryCell::CrossIndustry])
+            .collect()
+    } else {
+        industries
+            .iter()
+            .cloned()
+            .map(IndustryCell::Industry)
+            .collect()
+    };
+    let mut cells = BTreeSet::new();
+    for stage in stages {
+        for role in roles {
+            for industry in &industries {
+                cells.insert((*stage, *role, industry.clone()));
+            }
+        }
+    }
+    cells
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,5 +653,38 @@ mod tests {
                 .iter()
                 .all(|c| c.specific_rows.is_none() && !c.is_specific_gap())
         );
+    }
+
+    #[test]
+    fn an_asset_without_roles_or_industry_serves_every_cell_of_its_stages() {
+        use crate::domain::TaxonomyValue;
+        let health = IndustrySlug::parse("healthcare").unwrap();
+        let retail = IndustrySlug::parse("retail").unwrap();
+        let known = [health.clone(), retail.clone()];
+        let open = cells_served(&[Stage::Decision], &[], &[], &known);
+        assert_eq!(open.len(), Role::ALL.len() * 3);
+        assert!(open.contains(&(Stage::Decision, Role::ALL[0], IndustryCell::CrossIndustry)));
+        let named = cells_served(
+            &[Stage::Decision, Stage::Adoption],
+            &[Role::ALL[1]],
+            std::slice::from_ref(&health),
+            &known,
+        );
+        assert_eq!(
+            named.into_iter().collect::<Vec<_>>(),
+            [
+                (
+                    Stage::Decision,
+                    Role::ALL[1],
+                    IndustryCell::Industry(health.clone())
+                ),
+                (
+                    Stage::Adoption,
+                    Role::ALL[1],
+                    IndustryCell::Industry(health)
+                ),
+            ]
+        );
+        assert!(cells_served(&[], &[], &[], &known).is_empty());
     }
 }

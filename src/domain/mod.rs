@@ -15,6 +15,7 @@ mod filter;
 mod search;
 mod synonyms;
 mod taxonomy;
+mod webhook;
 
 pub use access::{
     ApiKey, AuditEvent, KEY_LEN, KEY_RANDOM_BYTES, KeyClaim, MAX_AUDITED_OPERATION,
@@ -30,8 +31,8 @@ pub use asset::{
     opening, parse_bool, parse_timestamp, url_segments,
 };
 pub use coverage::{
-    CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, IndustryCell,
-    TagSources, coverage_matrix,
+    CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,
+    IndustryCell, TagSources, cells_served, coverage_matrix,
 };
 pub use evidence::{
     ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, Trust,
@@ -55,4 +56,8 @@ pub use synonyms::{MAX_EXPANSIONS, Synonyms, is_one_word};
 pub use taxonomy::{
     AssetStatus, Concern, ContentType, EngagementKind, IndustrySlug, Language, Role, Stage,
     TaxonomyValue,
+};
+pub use webhook::{
+    DeliveryState, MAX_RETRY_INTERVAL, OutboxEvent, SECRET_LENGTH, WebhookEvent, retry_delay,
+    signature,
 };

@@ -98,6 +98,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.cellPerformance", AtLeast(Editor)),
     ("Query.explainRank", AtLeast(Editor)),
     ("Query.shareLinks", AtLeast(Server)),
+    ("Query.webhooks", AtLeast(Admin)),
+    ("Query.webhookDeliveries", AtLeast(Admin)),
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),
@@ -121,6 +123,9 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.stopExperiment", AtLeast(Editor)),
     ("Mutation.createShareLink", AtLeast(Server)),
     ("Mutation.revokeShareLink", AtLeast(Server)),
+    ("Mutation.createWebhook", AtLeast(Admin)),
+    ("Mutation.updateWebhook", AtLeast(Admin)),
+    ("Mutation.deleteWebhook", AtLeast(Admin)),
 ];
 
 impl Rule {

@@ -17,6 +17,7 @@ mod operation;
 mod recommend;
 mod share;
 mod types;
+mod webhooks;
 
 use async_graphql::{EmptySubscription, ErrorExtensions, MergedObject, Schema};
 
@@ -38,6 +39,7 @@ pub struct QueryRoot(
     keys::KeysQuery,
     feedback::FeedbackQuery,
     share::ShareQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     keys::KeysMutation,
     feedback::FeedbackMutation,
     share::ShareMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -19,8 +19,8 @@ use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
 use super::references::EventReferences;
 use super::{Library, distinct, validate_batch};
 use crate::domain::{
-    Account, AccountDraft, Contact, ContactDraft, ContactId, EngagementDraft, Role, Stage,
-    TaxonomyValue,
+    Account, AccountDraft, Contact, ContactDraft, ContactId, Engagement, EngagementDraft, Role,
+    Stage, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
 use crate::ranking::{HORIZON_DAYS, Reading, StageInference, infer_stage, journey_stage};
@@ -171,9 +171,8 @@ impl Library {
             |d| d.validate(now),
         )?;
         let stored = self.store.upsert_accounts(&accounts).await?;
-        for a in &stored {
-            self.account_changed(a.id.as_str()).await;
-        }
+        let ids: Vec<String> = stored.iter().map(|a| a.id.to_string()).collect();
+        self.accounts_changed(&ids).await;
         Ok(stored)
     }
 
@@ -312,6 +311,22 @@ impl Library {
         &self,
         drafts: Vec<EngagementDraft>,
     ) -> AppResult<EngagementReceipt> {
+        let (rows, accounts) = self.prepare_engagements(drafts).await?;
+        let total = rows.len() as u64;
+        let recorded = self.store.insert_engagements(&rows).await?;
+        self.accounts_changed(&accounts).await;
+        Ok(EngagementReceipt {
+            recorded,
+            duplicates: total - recorded,
+        })
+    }
+
+    /// Events checked as [`Library::record_engagements`] checks them, each with its
+    /// account's popularity cohort, and the accounts they are of.
+    pub(super) async fn prepare_engagements(
+        &self,
+        drafts: Vec<EngagementDraft>,
+    ) -> AppResult<(Vec<(Engagement, String)>, Vec<String>)> {
         let now = Utc::now();
         let events = validate_batch(
             "events",
@@ -375,15 +390,9 @@ impl Library {
                 (e, cohort)
             })
             .collect();
-        let total = rows.len() as u64;
-        let recorded = self.store.insert_engagements(&rows).await?;
-        for id in profiles.keys() {
-            self.account_changed(id).await;
-        }
-        Ok(EngagementReceipt {
-            recorded,
-            duplicates: total - recorded,
-        })
+        let mut accounts: Vec<String> = profiles.into_keys().collect();
+        accounts.sort();
+        Ok((rows, accounts))
     }
 
     /// A page of an account's events in recording order, after the row id `after`, and

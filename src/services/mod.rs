@@ -18,6 +18,7 @@ mod similar;
 mod synonyms;
 mod tags;
 mod ttl;
+mod webhooks;
 mod writer;
 
 use std::sync::Arc;
@@ -35,7 +36,9 @@ use crate::store::{ReplicaChange, Store, WriteCounts};
 
 /// What ranking hands the API through the services: explanations and stage inference.
 pub use crate::ranking::{Evidence, Reading, ScoreReason, StageInference};
-pub use crate::store::{StoredEngagement, StoredShareLink};
+pub use crate::store::{
+    StageMove, StoredAttempt, StoredDelivery, StoredEngagement, StoredShareLink, StoredWebhook,
+};
 pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, VisitorToken};
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
@@ -73,6 +76,9 @@ pub use tags::{
     Acceptance, MAX_ACCEPTED, REVIEW_COLUMNS, ReviewRow, ReviewWriter, assets_by_id, declare,
     newly_tagged, read_review, review_rows, write_review,
 };
+pub use webhooks::{
+    DeliveryReport, MAX_DELIVERIES, MAX_WEBHOOKS, WebhookDraft, check_receiver, is_public_address,
+};
 pub use writer::WriterHandle;
 
 /// Most assets one `upsertAssets` call may carry; larger batches belong in `stagefit import`.
@@ -98,6 +104,9 @@ pub struct Library {
     meaning: Arc<crate::meaning::Meaning>,
     /// What share links start with (`https://content.example.com`), no trailing slash.
     public_url: Arc<str>,
+    webhook_config: crate::config::WebhookConfig,
+    /// Woken when a write of this process may have put something in the outbox.
+    deliverer: Arc<webhooks::Deliverer>,
 }
 
 /// A cosine with the query from which a search hit is a good match by meaning alone
@@ -227,6 +236,8 @@ impl Library {
                 .unwrap_or_else(|| format!("http://{}", config.addr))
                 .trim_end_matches('/')
                 .into(),
+            webhook_config: config.webhooks.clone(),
+            deliverer: Arc::new(webhooks::Deliverer::new()),
         }
     }
 

@@ -219,11 +219,9 @@ impl Library {
         let Some(asset) = self.asset(&link.asset_id).await? else {
             return Ok(ShareOpen::Gone);
         };
-        self.store
-            .count_share_link_open(&link.id, scanner, now)
-            .await?;
+        let mut view = Vec::new();
         if !scanner {
-            let view = |attributed: bool| EngagementDraft {
+            let draft = |attributed: bool| EngagementDraft {
                 account_id: Some(link.account_id.clone()),
                 contact_id: Some(link.contact_id.clone()),
                 asset_id: Some(link.asset_id.clone()),
@@ -233,12 +231,22 @@ impl Library {
                 ..Default::default()
             };
             // A list past the retention (or the contact gone) still opens the link.
-            let recorded = self.record_engagements(vec![view(true)]).await;
-            if let Err(AppError::BadUserInput { .. }) = recorded
-                && link.recommendation_id.is_some()
-            {
-                let _ = self.record_engagements(vec![view(false)]).await;
-            }
+            view = match self.prepare_engagements(vec![draft(true)]).await {
+                Ok((rows, _)) => rows,
+                Err(AppError::BadUserInput { .. }) if link.recommendation_id.is_some() => self
+                    .prepare_engagements(vec![draft(false)])
+                    .await
+                    .map(|(rows, _)| rows)
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+        }
+        self.store
+            .record_share_link_open(&link, scanner, Utc::now(), &view)
+            .await?;
+        if !scanner {
+            self.accounts_changed(std::slice::from_ref(&link.account_id))
+                .await;
         }
         Ok(ShareOpen::Go(asset.url))
     }

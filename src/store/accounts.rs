@@ -158,6 +158,7 @@ impl Store {
                     language: Set(a.language.as_ref().map(ToString::to_string)),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    journey_stage: sea_orm::ActiveValue::NotSet,
                 });
                 stored_out.push(a);
             }
@@ -308,50 +309,7 @@ impl Store {
     /// whose client id the account already used is skipped. Returns how many were new.
     pub async fn insert_engagements(&self, events: &[(Engagement, String)]) -> AppResult<u64> {
         let txn = self.begin_txn().await?;
-        let recorded_at = Utc::now().timestamp();
-        let mut inserted = 0;
-        for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
-                account_id: Set(e.account_id.to_string()),
-                contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
-                asset_id: Set(e.asset_id.to_string()),
-                kind: Set(e.kind.name().to_owned()),
-                occurred_at: Set(e.occurred_at.timestamp()),
-                client_event_id: Set(e.client_event_id.clone()),
-                cohort: Set(cohort.clone()),
-                recorded_at: Set(recorded_at),
-                recommendation_id: Set(e.attribution.as_ref().map(|a| a.recommendation_id.clone())),
-                position: Set(e
-                    .attribution
-                    .as_ref()
-                    .and_then(|a| a.position)
-                    .and_then(|p| i32::try_from(p).ok())),
-                ..Default::default()
-            });
-            let result = engagement::Entity::insert_many(rows)
-                .on_conflict_do_nothing_on([
-                    engagement::Column::AccountId,
-                    engagement::Column::ClientEventId,
-                ])
-                .exec_without_returning(txn.conn())
-                .await?;
-            if let sea_orm::TryInsertResult::Inserted(n) = result {
-                inserted += n;
-            }
-        }
-        // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
-        for (e, _) in events {
-            if let Some(a) = &e.attribution {
-                super::feedback::attribute(
-                    &txn,
-                    a,
-                    e.asset_id.as_str(),
-                    e.kind,
-                    e.occurred_at.timestamp(),
-                )
-                .await?;
-            }
-        }
+        let inserted = super::events::insert_engagements(&txn, events).await?;
         txn.commit().await?;
         Ok(inserted)
     }
@@ -429,6 +387,7 @@ impl Store {
             .rows_affected;
         super::feedback::erase_account(&txn, id).await?;
         super::share_links::erase_account(&txn, id).await?;
+        super::webhooks::erase_account(&txn, id).await?;
         contact::Entity::delete_many()
             .filter(contact::Column::AccountId.eq(id))
             .exec(txn.conn())

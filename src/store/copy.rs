@@ -13,7 +13,7 @@ use super::entity::{
     account, api_key, asset, asset_embedding, asset_popularity, asset_tag, audit_event, change_log,
     contact, dismissal, engagement, experiment, feedback_daily, feedback_total, impression,
     industry, ranking_profile, safelisted_operation, served_list, server_secret, share_link,
-    synonym_group,
+    stage_change, synonym_group, webhook, webhook_attempt, webhook_delivery,
 };
 use crate::error::{AppError, AppResult};
 
@@ -84,6 +84,10 @@ const TABLES: &[&str] = &[
     "synonym_group",
     "asset_embedding",
     "share_link",
+    "stage_change",
+    "webhook",
+    "webhook_delivery",
+    "webhook_attempt",
 ];
 
 /// Tables whose integer key the database numbers; PostgreSQL's sequences must be moved past
@@ -92,6 +96,9 @@ const NUMBERED: &[(&str, &str)] = &[
     ("change_log", "seq"),
     ("engagement", "id"),
     ("audit_event", "id"),
+    ("stage_change", "id"),
+    ("webhook_delivery", "id"),
+    ("webhook_attempt", "id"),
 ];
 
 impl Store {
@@ -149,6 +156,11 @@ impl Store {
         copy_table::<asset_embedding::Entity>(from, conn, "asset_embedding", &mut counts).await?;
         // Links sent before the move still open after it.
         copy_table::<share_link::Entity>(from, conn, "share_link", &mut counts).await?;
+        copy_table::<stage_change::Entity>(from, conn, "stage_change", &mut counts).await?;
+        // Webhooks with what they still owe: deliveries pending at the move go out after it.
+        copy_table::<webhook::Entity>(from, conn, "webhook", &mut counts).await?;
+        copy_table::<webhook_delivery::Entity>(from, conn, "webhook_delivery", &mut counts).await?;
+        copy_table::<webhook_attempt::Entity>(from, conn, "webhook_attempt", &mut counts).await?;
         if backend == DbBackend::Postgres {
             for (table, column) in NUMBERED {
                 conn.execute_raw(Statement::from_string(

@@ -8,14 +8,21 @@ mod accounts;
 mod backup;
 mod copy;
 mod entity;
+mod events;
 mod feedback;
+mod gaps;
 mod keys;
 mod share_links;
+mod webhooks;
 
 pub use backup::{check_backup, replace_sqlite};
 pub use copy::CopyCounts;
 pub use feedback::{FeedbackCounts, LoggedList, ShownList};
 pub use share_links::StoredShareLink;
+pub use webhooks::{
+    ClaimedDelivery, DeliveryOutcome, StageMove, StoredAttempt, StoredDelivery, StoredWebhook,
+    WebhookChange,
+};
 
 pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
 
@@ -390,9 +397,11 @@ impl Store {
                 ))
                 .await?;
         }
+        let gaps = gaps::watch(txn.conn()).await?;
         Ok(LibraryWrite {
             txn,
             known_industries: HashSet::new(),
+            gaps,
         })
     }
 
@@ -762,6 +771,8 @@ pub async fn preview_upserts(
 pub struct LibraryWrite {
     txn: WriteTxn,
     known_industries: HashSet<String>,
+    /// While a webhook listens for coverage gaps: what the touched assets served before.
+    gaps: Option<gaps::GapWatch>,
 }
 
 impl LibraryWrite {
@@ -800,6 +811,14 @@ impl LibraryWrite {
         }
         if rows.is_empty() {
             return Ok(counts);
+        }
+        if let Some(gaps) = &mut self.gaps {
+            let replaced: Vec<String> = changed_ids
+                .iter()
+                .filter(|id| stored.contains_key(id.as_str()))
+                .cloned()
+                .collect();
+            gaps.remember(self.txn.conn(), &replaced).await?;
         }
 
         asset::Entity::insert_many(rows)
@@ -868,6 +887,9 @@ impl LibraryWrite {
         if current.status == status {
             return Ok(Some(current));
         }
+        if let Some(gaps) = &mut self.gaps {
+            gaps.remember(self.txn.conn(), &[id.to_string()]).await?;
+        }
         current.status = status;
         asset::Entity::update_many()
             .col_expr(asset::Column::Status, Expr::value(stored_status(status)))
@@ -907,6 +929,9 @@ impl LibraryWrite {
     }
 
     pub async fn commit(self) -> AppResult<i64> {
+        if let Some(gaps) = self.gaps {
+            gaps.announce(self.txn.conn()).await?;
+        }
         let seq = last_seq(self.txn.conn()).await?;
         self.txn.commit().await?;
         Ok(seq)

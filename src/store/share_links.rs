@@ -7,7 +7,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::entity::share_link;
 use super::{Store, WriteTxn};
+use crate::domain::{Engagement, OutboxEvent, WebhookEvent};
 use crate::error::AppResult;
+use chrono::{DateTime, Utc};
 
 /// A share link as stored (never its token).
 #[derive(Clone, Debug, PartialEq)]
@@ -127,20 +129,50 @@ impl Store {
         Ok(link)
     }
 
-    /// Counts one open at `at`: by a person, or (`scanned`) by a scanner.
-    pub async fn count_share_link_open(&self, id: &str, scanned: bool, at: i64) -> AppResult<()> {
+    /// Counts one open of `link` at `at`, in one transaction with what it records: by a
+    /// scanner, a scan alone; by a person, the open, the `view` events (the contact's
+    /// `VIEW`, cohort) and a `SHARE_LINK_OPENED` event in the outbox.
+    pub async fn record_share_link_open(
+        &self,
+        link: &StoredShareLink,
+        scanned: bool,
+        at: DateTime<Utc>,
+        view: &[(Engagement, String)],
+    ) -> AppResult<()> {
         use share_link::Column as L;
         let txn = self.begin_txn().await?;
-        let mut update = share_link::Entity::update_many().filter(L::Id.eq(id));
+        let mut update = share_link::Entity::update_many().filter(L::Id.eq(&link.id));
         update = if scanned {
             update.col_expr(L::Scans, Expr::col(L::Scans).add(1))
         } else {
+            let seconds = at.timestamp();
             update
                 .col_expr(L::Opens, Expr::col(L::Opens).add(1))
-                .col_expr(L::LastOpenedAt, Expr::value(at))
-                .col_expr(L::FirstOpenedAt, Expr::col(L::FirstOpenedAt).if_null(at))
+                .col_expr(L::LastOpenedAt, Expr::value(seconds))
+                .col_expr(
+                    L::FirstOpenedAt,
+                    Expr::col(L::FirstOpenedAt).if_null(seconds),
+                )
         };
         update.exec(txn.conn()).await?;
+        if !scanned {
+            super::events::insert_engagements(&txn, view).await?;
+            let event = OutboxEvent::new(
+                super::webhooks::new_event_id()?,
+                WebhookEvent::ShareLinkOpened,
+                Some(&link.account_id),
+                at,
+                serde_json::json!({
+                    "shareLinkId": link.id,
+                    "accountId": link.account_id,
+                    "contactId": link.contact_id,
+                    "assetId": link.asset_id,
+                    "recommendationId": link.recommendation_id,
+                    "openedAt": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                }),
+            );
+            super::webhooks::publish(txn.conn(), WebhookEvent::ShareLinkOpened, &[event]).await?;
+        }
         txn.commit().await
     }
 }

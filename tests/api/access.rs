@@ -310,6 +310,31 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         Some(Scope::Server),
         false,
     ),
+    ("webhooks", "{ webhooks { id } }", Some(Scope::Admin), false),
+    (
+        "webhookDeliveries",
+        r#"{ webhookDeliveries(webhookId: "wh_none") { id } }"#,
+        Some(Scope::Admin),
+        false,
+    ),
+    (
+        "createWebhook",
+        r#"mutation { createWebhook(url: "https://hooks.example.com/x", events: [STAGE_CHANGED], secret: "0123456789abcdef") { id } }"#,
+        Some(Scope::Admin),
+        false,
+    ),
+    (
+        "updateWebhook",
+        r#"mutation { updateWebhook(id: "wh_none", change: { enabled: true }) { id } }"#,
+        Some(Scope::Admin),
+        false,
+    ),
+    (
+        "deleteWebhook",
+        r#"mutation { deleteWebhook(id: "wh_none") }"#,
+        Some(Scope::Admin),
+        false,
+    ),
     (
         "upsertRankingProfile",
         r#"mutation { upsertRankingProfile(name: "access-test", weights: { stage: 1 }) { name } }"#,

@@ -33,3 +33,4 @@ mod schema;
 mod share;
 mod shutdown;
 mod untagged;
+mod webhooks;

@@ -14,6 +14,8 @@ pub struct Model {
     pub language: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The buying stage as last settled (what `stage_change` moves from).
+    pub journey_stage: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,4 +21,8 @@ pub mod safelisted_operation;
 pub mod served_list;
 pub mod server_secret;
 pub mod share_link;
+pub mod stage_change;
 pub mod synonym_group;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

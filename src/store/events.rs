@@ -1,0 +1,104 @@
+//! Writing engagement events inside a transaction: the one path every recording takes
+//! (the API, share links, imports), which also puts `ENGAGEMENT_RECORDED` in the outbox
+//! and credits the recommendation list an event names.
+
+use chrono::{TimeZone, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::entity::engagement;
+use super::{ROWS_PER_STATEMENT, WriteTxn};
+use crate::domain::{Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
+use crate::error::AppResult;
+
+/// Records events inside `txn` (see `Store::insert_engagements`), each new one also as an
+/// `ENGAGEMENT_RECORDED` event in the outbox when a webhook listens for it.
+pub(super) async fn insert_engagements(
+    txn: &WriteTxn,
+    events: &[(Engagement, String)],
+) -> AppResult<u64> {
+    let hooks = super::webhooks::listeners(txn.conn(), WebhookEvent::EngagementRecorded).await?;
+    let recorded_at = Utc::now().timestamp();
+    let mut inserted = 0;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
+            account_id: Set(e.account_id.to_string()),
+            contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
+            asset_id: Set(e.asset_id.to_string()),
+            kind: Set(e.kind.name().to_owned()),
+            occurred_at: Set(e.occurred_at.timestamp()),
+            client_event_id: Set(e.client_event_id.clone()),
+            cohort: Set(cohort.clone()),
+            recorded_at: Set(recorded_at),
+            recommendation_id: Set(e.attribution.as_ref().map(|a| a.recommendation_id.clone())),
+            position: Set(e
+                .attribution
+                .as_ref()
+                .and_then(|a| a.position)
+                .and_then(|p| i32::try_from(p).ok())),
+            ..Default::default()
+        });
+        let insert = engagement::Entity::insert_many(rows).on_conflict_do_nothing_on([
+            engagement::Column::AccountId,
+            engagement::Column::ClientEventId,
+        ]);
+        if hooks.is_empty() {
+            if let sea_orm::TryInsertResult::Inserted(n) =
+                insert.exec_without_returning(txn.conn()).await?
+            {
+                inserted += n;
+            }
+            continue;
+        }
+        // Which rows were new decides which events are announced.
+        let sea_orm::TryInsertResult::Inserted(ids) =
+            insert.exec_with_returning_keys(txn.conn()).await?
+        else {
+            continue;
+        };
+        inserted += ids.len() as u64;
+        let rows = engagement::Entity::find()
+            .filter(engagement::Column::Id.is_in(ids))
+            .order_by_asc(engagement::Column::Id)
+            .all(txn.conn())
+            .await?;
+        let now = Utc::now();
+        let mut announced = Vec::with_capacity(rows.len());
+        for row in rows {
+            let occurred = Utc
+                .timestamp_opt(row.occurred_at, 0)
+                .single()
+                .unwrap_or(now);
+            announced.push(OutboxEvent::new(
+                super::webhooks::new_event_id()?,
+                WebhookEvent::EngagementRecorded,
+                Some(&row.account_id),
+                now,
+                serde_json::json!({
+                    "accountId": row.account_id,
+                    "contactId": row.contact_id,
+                    "assetId": row.asset_id,
+                    "kind": row.kind,
+                    "occurredAt": occurred.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "clientEventId": row.client_event_id,
+                    "recommendationId": row.recommendation_id,
+                    "position": row.position,
+                }),
+            ));
+        }
+        super::webhooks::enqueue(txn.conn(), &hooks, &announced).await?;
+    }
+    // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
+    for (e, _) in events {
+        if let Some(a) = &e.attribution {
+            super::feedback::attribute(
+                txn,
+                a,
+                e.asset_id.as_str(),
+                e.kind,
+                e.occurred_at.timestamp(),
+            )
+            .await?;
+        }
+    }
+    Ok(inserted)
+}
