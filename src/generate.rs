@@ -317,6 +317,7 @@ pub fn write_engagement(
             stage_updated_at: None,
             tier: Some(["enterprise", "mid-market", "smb"][rng.below(3)].to_owned()),
             language: Some("en".to_owned()),
+            crm_stage: None,
         };
         serde_json::to_writer(&mut accounts_out, &account)?;
         accounts_out.write_all(b"\n")?;

@@ -21,6 +21,7 @@ mod m20261206_000012_links;
 mod m20261207_000013_image_url;
 mod m20261207_000014_share_links;
 mod m20261207_000015_webhooks;
+mod m20261207_000016_crm_stages;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_image_url::Migration),
             Box::new(m20261207_000014_share_links::Migration),
             Box::new(m20261207_000015_webhooks::Migration),
+            Box::new(m20261207_000016_crm_stages::Migration),
         ]
     }
 }

@@ -59,6 +59,9 @@ pub struct Account {
     pub stage_updated_at: Option<DateTime<Utc>>,
     pub tier: Option<String>,
     pub language: Option<Language>,
+    /// The CRM's opportunity stage by its own name ("Proposal/Price Quote"), which the
+    /// stage mapping turns into a buying stage.
+    pub crm_stage: Option<String>,
 }
 
 /// A person at an account and their seat on the buying committee.
@@ -173,6 +176,8 @@ pub struct AccountDraft {
     pub stage_updated_at: Option<Given<DateTime<Utc>>>,
     pub tier: Option<String>,
     pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm_stage: Option<String>,
 }
 
 /// A contact as a client or an import file gives it, before validation.
@@ -278,6 +283,7 @@ impl AccountDraft {
         "stage_updated_at",
         "tier",
         "language",
+        "crm_stage",
     ];
 
     /// Every problem at once. A stage without a time of its own gets one when stored: now
@@ -297,6 +303,12 @@ impl AccountDraft {
         );
         let tier = optional(&mut errors, "tier", &self.tier, bounded(MAX_TIER_LEN));
         let language = optional(&mut errors, "language", &self.language, Language::parse);
+        let crm_stage = optional(
+            &mut errors,
+            "crm_stage",
+            &self.crm_stage,
+            bounded(super::MAX_CRM_STAGE_LEN),
+        );
         if let Some(at) = stage_updated_at
             && at > now + MAX_CLOCK_SKEW
         {
@@ -311,6 +323,7 @@ impl AccountDraft {
                 stage,
                 tier,
                 language,
+                crm_stage,
             }),
             _ => Err(errors),
         }
@@ -467,6 +480,7 @@ impl Account {
             stage_updated_at: self.stage_updated_at.map(Given::Value),
             tier: self.tier.clone(),
             language: self.language.as_ref().map(ToString::to_string),
+            crm_stage: self.crm_stage.clone(),
         }
     }
 }

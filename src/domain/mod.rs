@@ -8,6 +8,7 @@ mod access;
 mod account;
 mod asset;
 mod coverage;
+mod crm;
 mod evidence;
 mod factor;
 mod feedback;
@@ -33,6 +34,9 @@ pub use asset::{
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,
     IndustryCell, TagSources, cells_served, coverage_matrix,
+};
+pub use crm::{
+    CrmPreset, MAX_CRM_STAGE_LEN, MAX_MAPPING_ENTRIES, StageMapping, StageSource, crm_stage_key,
 };
 pub use evidence::{
     ABSTAIN_BELOW, InferenceInput, InferredTags, KindEvidence, TagEvidence, TagSource, Trust,

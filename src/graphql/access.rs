@@ -100,6 +100,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.shareLinks", AtLeast(Server)),
     ("Query.webhooks", AtLeast(Admin)),
     ("Query.webhookDeliveries", AtLeast(Admin)),
+    ("Query.stageMapping", AtLeast(Editor)),
     ("Mutation.__typename", AtLeast(Publishable)),
     ("Mutation.upsertAccount", AtLeast(Server)),
     ("Mutation.upsertContact", AtLeast(Server)),
@@ -126,6 +127,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Mutation.createWebhook", AtLeast(Admin)),
     ("Mutation.updateWebhook", AtLeast(Admin)),
     ("Mutation.deleteWebhook", AtLeast(Admin)),
+    ("Mutation.setStageMapping", AtLeast(Editor)),
 ];
 
 impl Rule {

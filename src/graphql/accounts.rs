@@ -27,6 +27,19 @@ use crate::services::{
 const DEFAULT_ENGAGEMENT_PAGE: i32 = 50;
 const DEFAULT_COMMITTEE_PICKS: i32 = 3;
 
+/// Where an account's buying stage comes from.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "StageSource", remote = "crate::domain::StageSource")]
+pub enum StageSourceEnum {
+    /// The CRM's opportunity stage, through the stage mapping.
+    Crm,
+    /// The buying stage given as the account's `stage`.
+    Declared,
+    /// What the account's people read: further along than the CRM says, or with no
+    /// stage from the CRM at all.
+    Reading,
+}
+
 /// What an account or contact record looks like on the way in.
 #[derive(InputObject)]
 pub struct AccountInput {
@@ -44,6 +57,9 @@ pub struct AccountInput {
     pub tier: Option<String>,
     /// BCP-47 tag of the account's reading language.
     pub language: Option<String>,
+    /// The CRM's opportunity stage by its own name (`Proposal/Price Quote`): mapped to a
+    /// buying stage by `stageMapping`, it comes before `stage`.
+    pub crm_stage: Option<String>,
 }
 
 impl From<AccountInput> for AccountDraft {
@@ -56,6 +72,7 @@ impl From<AccountInput> for AccountDraft {
             stage_updated_at: a.stage_updated_at.map(Given::Value),
             tier: a.tier,
             language: a.language,
+            crm_stage: a.crm_stage,
         }
     }
 }
@@ -172,6 +189,15 @@ impl AccountObject {
     /// missing or reading newer than it points elsewhere with confidence of at least 0.5.
     async fn journey_stage(&self) -> Option<StageEnum> {
         self.0.journey.map(|(s, _)| s.into())
+    }
+    /// The CRM's opportunity stage by its own name, as last upserted.
+    async fn crm_stage(&self) -> Option<&str> {
+        self.0.account.crm_stage.as_deref()
+    }
+    /// Where `journeyStage` comes from: `CRM` (the CRM stage through `stageMapping`),
+    /// `DECLARED` (`stage`) or `READING`; null when nothing says anything.
+    async fn stage_source(&self) -> Option<StageSourceEnum> {
+        self.0.stage_source.map(Into::into)
     }
     /// `ACCOUNT` (the CRM) or `INFERRED` (reading); null when neither says anything.
     async fn journey_stage_source(&self) -> Option<AudienceSourceEnum> {

@@ -9,6 +9,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod crm;
 mod feedback;
 mod keys;
 mod library;
@@ -40,6 +41,7 @@ pub struct QueryRoot(
     feedback::FeedbackQuery,
     share::ShareQuery,
     webhooks::WebhookQuery,
+    crm::CrmQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -50,6 +52,7 @@ pub struct MutationRoot(
     feedback::FeedbackMutation,
     share::ShareMutation,
     webhooks::WebhookMutation,
+    crm::CrmMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{EngagementKind, Stage, TaxonomyValue};
+use crate::domain::{EngagementKind, Stage, StageSource, TaxonomyValue};
 
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
 /// Older events are no evidence of where the account is now.
@@ -129,6 +129,32 @@ pub fn journey_stage(
         }
         (Some((stage, _)), _) => Some((stage, false)),
     }
+}
+
+/// Which stage to rank for and where it comes from: the CRM's opportunity stage (through
+/// the mapping) unless reading shows the account further along with at least
+/// [`OVERRULE_CONFIDENCE`]; without one, [`journey_stage`] over the declared stage.
+pub fn account_stage(
+    crm: Option<Stage>,
+    declared: Option<(Stage, Option<DateTime<Utc>>)>,
+    inference: Option<&StageInference>,
+) -> Option<(Stage, StageSource)> {
+    if let Some(crm) = crm {
+        return Some(match inference {
+            Some(inf) if inf.stage > crm && inf.confidence >= OVERRULE_CONFIDENCE => {
+                (inf.stage, StageSource::Reading)
+            }
+            _ => (crm, StageSource::Crm),
+        });
+    }
+    journey_stage(declared, inference).map(|(stage, read)| {
+        let source = if read {
+            StageSource::Reading
+        } else {
+            StageSource::Declared
+        };
+        (stage, source)
+    })
 }
 
 /// An asset's popularity in a cohort, in [0, 1]: log-scaled against the cohort's most
@@ -257,5 +283,40 @@ mod tests {
         let half = popularity_value(3.0, 15.0);
         assert!((half - 0.5).abs() < 1e-9, "{half}");
         assert!(decayed(2.0, 45.0, POPULARITY_HALF_LIFE_DAYS) - 1.0 < 1e-12);
+    }
+
+    #[test]
+    fn the_crm_stage_stands_unless_reading_is_further_along() {
+        let reading = |stage: Stage, confidence: f64| StageInference {
+            stage,
+            confidence,
+            stage_weights: Vec::new(),
+            evidence: Vec::new(),
+            latest: now(),
+        };
+        let decision = Some(Stage::Decision);
+        assert_eq!(
+            account_stage(decision, None, Some(&reading(Stage::Adoption, 0.8))),
+            Some((Stage::Adoption, StageSource::Reading))
+        );
+        // Reading behind the CRM, or too unsure, leaves the CRM's stage.
+        assert_eq!(
+            account_stage(decision, None, Some(&reading(Stage::Awareness, 0.9))),
+            Some((Stage::Decision, StageSource::Crm))
+        );
+        assert_eq!(
+            account_stage(decision, None, Some(&reading(Stage::Adoption, 0.3))),
+            Some((Stage::Decision, StageSource::Crm))
+        );
+        // The CRM's stage comes before the declared one; without it, the declared one.
+        assert_eq!(
+            account_stage(decision, Some((Stage::Awareness, None)), None),
+            Some((Stage::Decision, StageSource::Crm))
+        );
+        assert_eq!(
+            account_stage(None, Some((Stage::Awareness, None)), None),
+            Some((Stage::Awareness, StageSource::Declared))
+        );
+        assert_eq!(account_stage(None, None, None), None);
     }
 }

@@ -20,10 +20,10 @@ use super::references::EventReferences;
 use super::{Library, distinct, validate_batch};
 use crate::domain::{
     Account, AccountDraft, Contact, ContactDraft, ContactId, Engagement, EngagementDraft, Role,
-    Stage, TaxonomyValue,
+    Stage, StageSource, TaxonomyValue,
 };
 use crate::error::{AppError, AppResult};
-use crate::ranking::{HORIZON_DAYS, Reading, StageInference, infer_stage, journey_stage};
+use crate::ranking::{HORIZON_DAYS, Reading, StageInference, account_stage, infer_stage};
 use crate::store::ReplicaChange;
 use crate::store::StoredEngagement;
 
@@ -59,6 +59,9 @@ pub struct AccountProfile {
     /// The stage to rank for and whether reading (not the CRM) says so; `None` when
     /// neither says anything.
     pub journey: Option<(Stage, bool)>,
+    /// Where the journey stage comes from: the CRM's stage through the mapping, the
+    /// declared stage, or reading.
+    pub stage_source: Option<StageSource>,
     loaded: Instant,
 }
 
@@ -277,10 +280,16 @@ impl Library {
             })
             .collect();
         let inference = infer_stage(&readings, now);
-        let journey = journey_stage(
+        let crm = match &account.crm_stage {
+            Some(name) => self.store.crm_stage_mapped(name).await?.flatten(),
+            None => None,
+        };
+        let stage = account_stage(
+            crm,
             account.stage.map(|s| (s, account.stage_updated_at)),
             inference.as_ref(),
         );
+        let journey = stage.map(|(s, source)| (s, source == StageSource::Reading));
         let mut recent = recent;
         recent.truncate(RECENT_EVENTS);
         let dismissed = self.store.dismissed(id).await?;
@@ -294,6 +303,7 @@ impl Library {
             engagement_count,
             inference,
             journey,
+            stage_source: stage.map(|(_, source)| source),
             loaded: Instant::now(),
         }))
     }
@@ -531,11 +541,18 @@ impl Library {
             .await;
     }
 
+    /// Every account's profile may have changed: drop them here and on the other replicas.
+    pub(super) async fn all_accounts_changed(&self) {
+        self.profiles.forget_all();
+        self.store.announce(ReplicaChange::AllAccounts).await;
+    }
+
     /// Acts on a change another replica announced.
     pub(super) async fn replica_changed(&self, change: ReplicaChange) {
         match change {
             ReplicaChange::Library => self.follower.nudge(),
             ReplicaChange::Account(id) => self.profiles.forget(&id),
+            ReplicaChange::AllAccounts => self.profiles.forget_all(),
             ReplicaChange::Popularity => {
                 if let Err(err) = self.popularity.load(&self.store).await {
                     tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot load popularity another replica computed");

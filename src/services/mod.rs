@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod crm;
 mod feedback;
 mod follower;
 mod import;
@@ -48,6 +49,7 @@ pub use audit::{
     CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
+pub use crm::StageMappingReport;
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
     PerformanceQuery, published_asset_ids, rate, store_experiment, write_logged_lists,

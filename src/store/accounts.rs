@@ -57,6 +57,7 @@ fn account_from_row(row: account::Model) -> AppResult<Account> {
             .map(|s| corrupt(Stage::parse(&s), "account.stage"))
             .transpose()?,
         stage_updated_at: row.stage_updated_at,
+        crm_stage: row.crm_stage,
         tier: row.tier,
         language: row
             .language
@@ -159,6 +160,7 @@ impl Store {
                     created_at: Set(now),
                     updated_at: Set(now),
                     journey_stage: sea_orm::ActiveValue::NotSet,
+                    crm_stage: Set(a.crm_stage.clone()),
                 });
                 stored_out.push(a);
             }
@@ -172,6 +174,7 @@ impl Store {
                             account::Column::StageUpdatedAt,
                             account::Column::Tier,
                             account::Column::Language,
+                            account::Column::CrmStage,
                             account::Column::UpdatedAt,
                         ])
                         .to_owned(),

@@ -13,7 +13,7 @@ use super::entity::{
     account, api_key, asset, asset_embedding, asset_popularity, asset_tag, audit_event, change_log,
     contact, dismissal, engagement, experiment, feedback_daily, feedback_total, impression,
     industry, ranking_profile, safelisted_operation, served_list, server_secret, share_link,
-    stage_change, synonym_group, webhook, webhook_attempt, webhook_delivery,
+    stage_change, stage_mapping, synonym_group, webhook, webhook_attempt, webhook_delivery,
 };
 use crate::error::{AppError, AppResult};
 
@@ -85,6 +85,7 @@ const TABLES: &[&str] = &[
     "asset_embedding",
     "share_link",
     "stage_change",
+    "stage_mapping",
     "webhook",
     "webhook_delivery",
     "webhook_attempt",
@@ -157,6 +158,7 @@ impl Store {
         // Links sent before the move still open after it.
         copy_table::<share_link::Entity>(from, conn, "share_link", &mut counts).await?;
         copy_table::<stage_change::Entity>(from, conn, "stage_change", &mut counts).await?;
+        copy_table::<stage_mapping::Entity>(from, conn, "stage_mapping", &mut counts).await?;
         // Webhooks with what they still owe: deliveries pending at the move go out after it.
         copy_table::<webhook::Entity>(from, conn, "webhook", &mut counts).await?;
         copy_table::<webhook_delivery::Entity>(from, conn, "webhook_delivery", &mut counts).await?;

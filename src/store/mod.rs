@@ -7,6 +7,7 @@
 mod accounts;
 mod backup;
 mod copy;
+mod crm;
 mod entity;
 mod events;
 mod feedback;
@@ -137,6 +138,9 @@ pub enum ReplicaChange {
     Account(String),
     /// Popularity was recomputed: load it.
     Popularity,
+    /// Something every account's profile depends on changed (the CRM stage mapping):
+    /// drop them all.
+    AllAccounts,
 }
 
 impl ReplicaChange {
@@ -145,6 +149,7 @@ impl ReplicaChange {
             ReplicaChange::Library => "library".to_owned(),
             ReplicaChange::Account(id) => format!("account:{id}"),
             ReplicaChange::Popularity => "popularity".to_owned(),
+            ReplicaChange::AllAccounts => "accounts".to_owned(),
         }
     }
 
@@ -153,6 +158,7 @@ impl ReplicaChange {
         match payload {
             "library" => Some(ReplicaChange::Library),
             "popularity" => Some(ReplicaChange::Popularity),
+            "accounts" => Some(ReplicaChange::AllAccounts),
             other => other
                 .strip_prefix("account:")
                 .map(|id| ReplicaChange::Account(id.to_owned())),

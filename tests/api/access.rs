@@ -330,6 +330,18 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         false,
     ),
     (
+        "stageMapping",
+        "{ stageMapping { entries { crmStage stage } } }",
+        Some(Scope::Editor),
+        false,
+    ),
+    (
+        "setStageMapping",
+        r#"mutation { setStageMapping(entries: [{ crmStage: "Demo", stage: DECISION }]) { entries { crmStage } } }"#,
+        Some(Scope::Editor),
+        false,
+    ),
+    (
         "deleteWebhook",
         r#"mutation { deleteWebhook(id: "wh_none") }"#,
         Some(Scope::Admin),

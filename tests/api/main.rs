@@ -16,6 +16,7 @@ mod cli;
 mod cli_errors;
 mod concurrency;
 mod crash;
+mod crm;
 mod embedder;
 mod feedback;
 mod fuzz;

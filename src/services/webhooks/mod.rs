@@ -187,7 +187,8 @@ impl Library {
         let Some(profile) = self.account_profile(id).await? else {
             return Ok(None);
         };
-        let Some((stage, from_reading)) = profile.journey else {
+        let (Some((stage, from_reading)), Some(source)) = (profile.journey, profile.stage_source)
+        else {
             return Ok(None);
         };
         let cause = if from_reading {
@@ -200,9 +201,8 @@ impl Library {
         } else {
             None
         };
-        let source = if from_reading { "reading" } else { "declared" };
         self.store
-            .settle_stage(id, stage, source, cause.as_deref(), Utc::now())
+            .settle_stage(id, stage, source.name(), cause.as_deref(), Utc::now())
             .await
     }
 

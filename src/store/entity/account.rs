@@ -16,6 +16,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The buying stage as last settled (what `stage_change` moves from).
     pub journey_stage: Option<String>,
+    /// The CRM's opportunity stage by its own name.
+    pub crm_stage: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,7 @@ pub mod served_list;
 pub mod server_secret;
 pub mod share_link;
 pub mod stage_change;
+pub mod stage_mapping;
 pub mod synonym_group;
 pub mod webhook;
 pub mod webhook_attempt;
