@@ -98,6 +98,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("Query.cellPerformance", AtLeast(Editor)),
     ("Query.explainRank", AtLeast(Editor)),
     ("Query.shareLinks", AtLeast(Server)),
+    ("Query.accountActivity", AtLeast(Server)),
     ("Query.webhooks", AtLeast(Admin)),
     ("Query.webhookDeliveries", AtLeast(Admin)),
     ("Query.stageMapping", AtLeast(Editor)),

@@ -8,6 +8,7 @@
 
 mod access;
 mod accounts;
+mod activity;
 mod audit;
 mod crm;
 mod feedback;
@@ -42,6 +43,7 @@ pub struct QueryRoot(
     share::ShareQuery,
     webhooks::WebhookQuery,
     crm::CrmQuery,
+    activity::ActivityQuery,
 );
 
 #[derive(MergedObject, Default)]

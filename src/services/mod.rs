@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+mod activity;
 mod audit;
 mod crm;
 mod feedback;
@@ -44,6 +45,9 @@ pub use access::{Access, AuditTrail, Credential, KEY_CACHE, KeyLimits, Visitor, 
 pub use accounts::{
     AccountExport, AccountProfile, CLEARLY_BEST_MARGIN, Committee, CommitteeMember, CommitteeRole,
     EngagementReceipt, MAX_ENGAGEMENT_BATCH,
+};
+pub use activity::{
+    AccountActivity, ActivityRead, ContactActivity, DEFAULT_ACTIVITY_DAYS, MAX_ACTIVITY_CONTACTS,
 };
 pub use audit::{
     CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,

@@ -111,6 +111,27 @@ impl Store {
             .collect())
     }
 
+    /// An account's links opened by a person since `since` (Unix seconds), the most
+    /// recently opened first, at most `limit`.
+    pub async fn opened_share_links(
+        &self,
+        account: &str,
+        since: i64,
+        limit: u64,
+    ) -> AppResult<Vec<StoredShareLink>> {
+        Ok(share_link::Entity::find()
+            .filter(share_link::Column::AccountId.eq(account))
+            .filter(share_link::Column::LastOpenedAt.gte(since))
+            .order_by_desc(share_link::Column::LastOpenedAt)
+            .order_by_asc(share_link::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(from_row)
+            .collect())
+    }
+
     /// Marks a link revoked at `at` (the first revocation stands) and returns it; `None`
     /// when there is no such link.
     pub async fn revoke_share_link(&self, id: &str, at: i64) -> AppResult<Option<StoredShareLink>> {

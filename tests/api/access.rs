@@ -310,6 +310,12 @@ const FIELDS: &[(&str, &str, Option<Scope>, bool)] = &[
         Some(Scope::Server),
         false,
     ),
+    (
+        "accountActivity",
+        r#"{ accountActivity(accountId: "acme") { since } }"#,
+        Some(Scope::Server),
+        false,
+    ),
     ("webhooks", "{ webhooks { id } }", Some(Scope::Admin), false),
     (
         "webhookDeliveries",

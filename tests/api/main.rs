@@ -8,6 +8,7 @@ mod support;
 
 mod access;
 mod accounts;
+mod activity;
 mod architecture;
 mod audit;
 mod browser;
