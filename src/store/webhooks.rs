@@ -431,56 +431,89 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Logs an attempt at delivery `id` and applies its outcome. A delivery another
-    /// replica already finished (its lease ran out while this one was sending) keeps its
-    /// state; the attempt is logged all the same.
-    pub async fn finish_delivery(
+    /// Logs attempts at deliveries and applies their outcomes, in one transaction. A
+    /// delivery another replica already finished (its lease ran out while this one was
+    /// sending) keeps its state; the attempt is logged all the same.
+    pub async fn finish_deliveries(
         &self,
-        id: i64,
-        webhook_id: &str,
-        attempt: &StoredAttempt,
-        outcome: &DeliveryOutcome,
+        finished: &[(&StoredDelivery, StoredAttempt, DeliveryOutcome)],
     ) -> AppResult<()> {
         use webhook_delivery::Column as D;
+        if finished.is_empty() {
+            return Ok(());
+        }
         let txn = self.begin_txn().await?;
-        webhook_attempt::Entity::insert(webhook_attempt::ActiveModel {
-            delivery_id: Set(id),
-            webhook_id: Set(webhook_id.to_owned()),
-            attempted_at: Set(attempt.attempted_at),
-            status: Set(attempt.status.map(i32::from)),
-            error: Set(attempt.error.clone()),
-            response: Set(attempt.response.clone()),
-            duration_ms: Set(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
-            ..Default::default()
-        })
-        .exec_without_returning(txn.conn())
-        .await?;
+        let attempts: Vec<_> = finished
+            .iter()
+            .map(|(d, attempt, _)| webhook_attempt::ActiveModel {
+                delivery_id: Set(d.id),
+                webhook_id: Set(d.webhook_id.clone()),
+                attempted_at: Set(attempt.attempted_at),
+                status: Set(attempt.status.map(i32::from)),
+                error: Set(attempt.error.clone()),
+                response: Set(attempt.response.clone()),
+                duration_ms: Set(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
+                ..Default::default()
+            })
+            .collect();
+        for chunk in attempts.chunks(super::ROWS_PER_STATEMENT / 8) {
+            webhook_attempt::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
         let now = chrono::Utc::now().timestamp();
-        let mut update = webhook_delivery::Entity::update_many()
-            .filter(D::Id.eq(id))
-            .filter(D::State.eq(DeliveryState::Pending.name()))
-            .col_expr(D::Attempts, Expr::col(D::Attempts).add(1))
-            .col_expr(D::LeaseUntilMs, Expr::value(0i64))
-            .col_expr(D::LastStatus, Expr::value(attempt.status.map(i32::from)))
-            .col_expr(D::LastError, Expr::value(attempt.error.clone()));
-        update = match outcome {
-            DeliveryOutcome::Delivered => update
-                .col_expr(D::State, Expr::value(DeliveryState::Delivered.name()))
-                .col_expr(D::DeliveredAt, Expr::value(now)),
-            DeliveryOutcome::Retry(at) => update.col_expr(D::NextAttemptMs, Expr::value(*at)),
-            DeliveryOutcome::GiveUp(_) => {
-                update.col_expr(D::State, Expr::value(DeliveryState::Failed.name()))
+        // Delivered ones by status in one statement each (nearly always one: 200); the
+        // rest one by one, each with its own next time.
+        let mut delivered: std::collections::BTreeMap<Option<u16>, Vec<i64>> =
+            std::collections::BTreeMap::new();
+        for (d, attempt, outcome) in finished {
+            if *outcome == DeliveryOutcome::Delivered {
+                delivered.entry(attempt.status).or_default().push(d.id);
             }
-        };
-        update.exec(txn.conn()).await?;
-        if let DeliveryOutcome::GiveUp(reason) = outcome {
-            webhook::Entity::update_many()
-                .filter(webhook::Column::Id.eq(webhook_id))
-                .filter(webhook::Column::DisabledAt.is_null())
-                .col_expr(webhook::Column::DisabledAt, Expr::value(now))
-                .col_expr(webhook::Column::DisabledReason, Expr::value(reason.clone()))
+        }
+        for (status, ids) in delivered {
+            webhook_delivery::Entity::update_many()
+                .filter(D::Id.is_in(ids))
+                .filter(D::State.eq(DeliveryState::Pending.name()))
+                .col_expr(D::Attempts, Expr::col(D::Attempts).add(1))
+                .col_expr(D::LeaseUntilMs, Expr::value(0i64))
+                .col_expr(D::LastStatus, Expr::value(status.map(i32::from)))
+                .col_expr(D::LastError, Expr::value(Option::<String>::None))
+                .col_expr(D::State, Expr::value(DeliveryState::Delivered.name()))
+                .col_expr(D::DeliveredAt, Expr::value(now))
                 .exec(txn.conn())
                 .await?;
+        }
+        for (d, attempt, outcome) in finished {
+            let update = webhook_delivery::Entity::update_many()
+                .filter(D::Id.eq(d.id))
+                .filter(D::State.eq(DeliveryState::Pending.name()))
+                .col_expr(D::Attempts, Expr::col(D::Attempts).add(1))
+                .col_expr(D::LeaseUntilMs, Expr::value(0i64))
+                .col_expr(D::LastStatus, Expr::value(attempt.status.map(i32::from)))
+                .col_expr(D::LastError, Expr::value(attempt.error.clone()));
+            match outcome {
+                DeliveryOutcome::Delivered => continue,
+                DeliveryOutcome::Retry(at) => {
+                    update
+                        .col_expr(D::NextAttemptMs, Expr::value(*at))
+                        .exec(txn.conn())
+                        .await?;
+                }
+                DeliveryOutcome::GiveUp(reason) => {
+                    update
+                        .col_expr(D::State, Expr::value(DeliveryState::Failed.name()))
+                        .exec(txn.conn())
+                        .await?;
+                    webhook::Entity::update_many()
+                        .filter(webhook::Column::Id.eq(&d.webhook_id))
+                        .filter(webhook::Column::DisabledAt.is_null())
+                        .col_expr(webhook::Column::DisabledAt, Expr::value(now))
+                        .col_expr(webhook::Column::DisabledReason, Expr::value(reason.clone()))
+                        .exec(txn.conn())
+                        .await?;
+                }
+            }
         }
         txn.commit().await
     }
@@ -563,6 +596,17 @@ impl Store {
         }
         txn.commit().await?;
         Ok(ids.len() as u64)
+    }
+
+    /// The account's stage as last settled (none before the first).
+    pub async fn settled_stage(&self, account_id: &str) -> AppResult<Option<Stage>> {
+        let stage: Option<Option<String>> = account::Entity::find_by_id(account_id.to_owned())
+            .select_only()
+            .column(account::Column::JourneyStage)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(stage.flatten().and_then(|s| Stage::parse(&s).ok()))
     }
 
     /// Records the account's stage as `to` if it was something else (or nothing), with

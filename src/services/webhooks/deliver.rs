@@ -243,6 +243,30 @@ fn jitter() -> f64 {
     f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
 }
 
+/// Sends one claimed delivery and decides what follows; `None` when the sending task died.
+async fn attempt(
+    agent: ureq::Agent,
+    claimed: ClaimedDelivery,
+    config: &WebhookConfig,
+) -> Option<(ClaimedDelivery, StoredAttempt, DeliveryOutcome)> {
+    let sent = {
+        let claimed = claimed.clone();
+        tokio::task::spawn_blocking(move || post(&agent, &claimed)).await
+    };
+    let attempt = sent.ok()?;
+    let next = outcome(&attempt, &claimed, config, jitter());
+    let label = match next {
+        DeliveryOutcome::Delivered => "delivered",
+        DeliveryOutcome::Retry(_) => "retry",
+        DeliveryOutcome::GiveUp(_) => "failed",
+    };
+    metrics::counter!(crate::metrics::WEBHOOK_ATTEMPTS, "outcome" => label).increment(1);
+    if let DeliveryOutcome::GiveUp(reason) = &next {
+        tracing::warn!(webhook = %claimed.delivery.webhook_id, %reason, "webhook disabled");
+    }
+    Some((claimed, attempt, next))
+}
+
 impl Library {
     /// Starts this replica's deliverer.
     pub fn start_webhooks(&self) -> JoinHandle<()> {
@@ -281,43 +305,29 @@ impl Library {
                 }
                 continue;
             }
-            futures::stream::iter(claimed)
-                .for_each_concurrent(IN_FLIGHT, |claimed| {
+            // Sent at once; the outcomes written together as they come in (whatever is
+            // done at that moment, in one transaction), so a slow receiver holds back
+            // only its own.
+            let done = futures::stream::iter(claimed)
+                .map(|claimed| {
                     let agent = agent.clone();
                     let config = &config;
-                    let library = &self;
-                    async move { library.attempt(agent, claimed, config).await }
+                    async move { attempt(agent, claimed, config).await }
                 })
-                .await;
-        }
-    }
-
-    async fn attempt(&self, agent: ureq::Agent, claimed: ClaimedDelivery, config: &WebhookConfig) {
-        let sent = {
-            let claimed = claimed.clone();
-            tokio::task::spawn_blocking(move || post(&agent, &claimed)).await
-        };
-        let Ok(attempt) = sent else {
-            return;
-        };
-        let next = outcome(&attempt, &claimed, config, jitter());
-        let label = match next {
-            DeliveryOutcome::Delivered => "delivered",
-            DeliveryOutcome::Retry(_) => "retry",
-            DeliveryOutcome::GiveUp(_) => "failed",
-        };
-        metrics::counter!(crate::metrics::WEBHOOK_ATTEMPTS, "outcome" => label).increment(1);
-        if let DeliveryOutcome::GiveUp(reason) = &next {
-            tracing::warn!(webhook = %claimed.delivery.webhook_id, %reason, "webhook disabled");
-        }
-        let d = &claimed.delivery;
-        if let Err(err) = self
-            .store
-            .finish_delivery(d.id, &d.webhook_id, &attempt, &next)
-            .await
-        {
-            // The lease runs out and the delivery goes again: at least once.
-            tracing::warn!(error = %err, event = %d.event_id, "cannot record a webhook attempt");
+                .buffer_unordered(IN_FLIGHT)
+                .filter_map(|done| async move { done })
+                .ready_chunks(IN_FLIGHT);
+            let mut done = std::pin::pin!(done);
+            while let Some(finished) = done.next().await {
+                let rows: Vec<_> = finished
+                    .iter()
+                    .map(|(c, a, o)| (&c.delivery, a.clone(), o.clone()))
+                    .collect();
+                if let Err(err) = self.store.finish_deliveries(&rows).await {
+                    // The leases run out and the deliveries go again: at least once.
+                    tracing::warn!(error = %err, "cannot record webhook attempts");
+                }
+            }
         }
     }
 

@@ -23,6 +23,10 @@ pub const MAX_DELIVERIES: u64 = 500;
 const MAX_DESCRIPTION: usize = 500;
 /// Longest receiver address.
 const MAX_URL: usize = 2_000;
+/// Accounts of one write whose profiles are read again and stages settled at once.
+const SETTLING_AT_ONCE: usize = 4;
+/// Most accounts of one write settled before it answers.
+const SETTLED_INLINE: usize = 4;
 
 /// A delivery with its attempts, oldest first.
 pub struct DeliveryReport {
@@ -170,14 +174,31 @@ impl Library {
 
     /// After writes about these accounts: their cached profiles are read again and their
     /// stages settled; the deliverer looks for new work.
+    /// A write of a few accounts answers once their stages are settled; a batch over many
+    /// (a backfill) answers at once and settles them in the background.
     pub(crate) async fn accounts_changed(&self, ids: &[String]) {
         for id in ids {
             self.account_changed(id).await;
-            if let Err(err) = self.settle_stage(id).await {
-                // The write stands; the stage settles at the account's next write.
-                tracing::warn!(account = %id, error = %err, "cannot settle the account's stage");
-            }
         }
+        if ids.len() <= SETTLED_INLINE {
+            self.settle_stages(ids).await;
+        } else {
+            let library = self.clone();
+            let ids = ids.to_vec();
+            tokio::spawn(async move { library.settle_stages(&ids).await });
+        }
+    }
+
+    async fn settle_stages(&self, ids: &[String]) {
+        use futures::StreamExt;
+        futures::stream::iter(ids)
+            .for_each_concurrent(SETTLING_AT_ONCE, |id| async move {
+                if let Err(err) = self.settle_stage(id).await {
+                    // The write stands; the stage settles at the account's next write.
+                    tracing::warn!(account = %id, error = %err, "cannot settle the account's stage");
+                }
+            })
+            .await;
         self.deliverer.wake();
     }
 
@@ -191,6 +212,10 @@ impl Library {
         else {
             return Ok(None);
         };
+        // Most writes move nothing: a read says so without taking the write lock.
+        if self.store.settled_stage(id).await? == Some(stage) {
+            return Ok(None);
+        }
         let cause = if from_reading {
             profile.inference.as_ref().and_then(|inf| {
                 inf.evidence
