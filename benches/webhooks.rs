@@ -9,8 +9,12 @@
 //!    webhook listens: how long until the receiver has every one, and deliveries per
 //!    second.
 //!
-//!     cargo bench --bench webhooks
-//!     STAGEFIT_BENCH_DATABASE_URL=postgres://... cargo bench --bench webhooks
+//! Run with:
+//!
+//! ```text
+//! cargo bench --bench webhooks
+//! STAGEFIT_BENCH_DATABASE_URL=postgres://... cargo bench --bench webhooks
+//! ```
 //!
 //! `STAGEFIT_BENCH_NO_WEBHOOKS=1` stops after the writes without a webhook (what a build
 //! from before webhooks can run, for a before/after of the write path).
@@ -82,16 +86,18 @@ fn main() {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver = format!("http://{}/hook", listener.local_addr().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the receiver");
+        let receiver = format!("http://{}/hook", listener.local_addr().expect("its address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
 
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = Config::in_dir(dir.path());
         if let Ok(url) = std::env::var("STAGEFIT_BENCH_DATABASE_URL") {
             config.database_url = url;
         }
-        config.addr = "127.0.0.1:0".parse().unwrap();
+        config.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.webhooks.allow_private = true;
         let server = Server::start(&config, true).await.expect("server");
         let url = format!("http://{}/graphql", server.addr);
