@@ -663,6 +663,58 @@ async fn a_receiver_down_gets_every_event_once_and_a_webhook_failing_too_long_is
 }
 
 #[tokio::test]
+async fn a_receiver_down_for_a_while_gets_every_event_once_when_it_is_back() {
+    let _machine = crate::support::busy().await;
+    let (addr, inbox) = Receiver::start(&[]).await.down();
+    let mut s = TestServer::demo_with(quick).await;
+    let hook = create_webhook(&s, &format!("http://{addr}/hook"), &["ENGAGEMENT_RECORDED"]).await;
+    s.gql(
+        r#"mutation { a: upsertAccount(account: { id: "a1", name: "A" }) { id }
+                      b: upsertAccount(account: { id: "a2", name: "B" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    for i in 0..3 {
+        record(&s, "a1", "pricing-sheet", &format!("a1-{i}")).await;
+        record(&s, "a2", "pricing-sheet", &format!("a2-{i}")).await;
+    }
+    // Down long enough for several refused attempts (100 ms, doubling, with jitter).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let receiver = Receiver::start_on(addr, inbox).await;
+    receiver
+        .until("six events", |got| delivered(got).len() == 6)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 6, "each event once: {got:#?}");
+    let log = s
+        .gql(
+            "query($w: ID!) { webhookDeliveries(webhookId: $w) { state attemptCount attempts { error } } }",
+            json!({ "w": hook }),
+        )
+        .await["webhookDeliveries"]
+        .clone();
+    let refused = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["attemptCount"].as_u64().unwrap() > 2)
+        .count();
+    assert!(
+        refused >= 2,
+        "the first of each account was tried again and again: {log:#}"
+    );
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "DELIVERED"),
+        "{log:#}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_coverage_gap_is_announced_when_a_cell_loses_its_last_published_asset() {
     let _machine = crate::support::busy().await;
     let receiver = Receiver::start(&[]).await;
