@@ -74,6 +74,14 @@ impl AccountProfile {
         )
     }
 
+    /// The contacts in committee order: by role in the taxonomy's order (no role last),
+    /// then by id.
+    pub fn committee_order(&self) -> Vec<&Contact> {
+        let mut ordered: Vec<&Contact> = self.contacts.iter().collect();
+        ordered.sort_by_key(|c| (c.role.map_or(usize::MAX, |r| r.ordinal()), c.id.clone()));
+        ordered
+    }
+
     pub fn contact(&self, id: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.id.as_str() == id)
     }
@@ -454,27 +462,12 @@ impl Library {
                 }
             })
             .collect();
-        let mut ordered: Vec<&Contact> = profile.contacts.iter().collect();
-        ordered.sort_by_key(|c| (c.role.map_or(usize::MAX, |r| r.ordinal()), c.id.clone()));
+        let ordered = profile.committee_order();
         let mut picked: HashSet<String> = HashSet::new();
         let mut members = Vec::with_capacity(ordered.len());
         for contact in ordered {
             let list = self
-                .recommend(RecommendationQuery {
-                    profile: None,
-                    placement: None,
-                    audience: AudienceRequest {
-                        account_id: Some(profile.account.id.to_string()),
-                        contact_id: Some(contact.id.to_string()),
-                        include_consumed,
-                        ..Default::default()
-                    },
-                    first: first + 1,
-                    text: None,
-                    filter: Default::default(),
-                    weights: Default::default(),
-                    diversify: true,
-                })
+                .contact_list(profile, contact, first + 1, include_consumed)
                 .await?;
             let mut items = list.items;
             let others_have = |id: &str| {
@@ -508,6 +501,33 @@ impl Library {
             });
         }
         Ok(Committee { roles, members })
+    }
+
+    /// A contact's list as the committee and the activity ask for it: the account's
+    /// stage, industry and language, the contact's role, diversified.
+    pub(super) async fn contact_list(
+        &self,
+        profile: &AccountProfile,
+        contact: &Contact,
+        first: usize,
+        include_consumed: bool,
+    ) -> AppResult<super::RecommendationList> {
+        self.recommend(RecommendationQuery {
+            profile: None,
+            placement: None,
+            audience: AudienceRequest {
+                account_id: Some(profile.account.id.to_string()),
+                contact_id: Some(contact.id.to_string()),
+                include_consumed,
+                ..Default::default()
+            },
+            first,
+            text: None,
+            filter: Default::default(),
+            weights: Default::default(),
+            diversify: true,
+        })
+        .await
     }
 
     /// Everything stored about an account, for a data-subject request.

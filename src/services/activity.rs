@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
+use super::recommend::Recommendation;
 use super::{AccountProfile, Library};
-use crate::domain::{Asset, Contact, TaxonomyValue};
+use crate::domain::{Asset, Contact};
 use crate::error::AppResult;
 use crate::store::{StageMove, StoredEngagement, StoredShareLink};
 
@@ -85,10 +85,12 @@ impl Library {
         let links_opened = self.store.opened_share_links(id, from, first).await?;
         let stage_changes = self.store.stage_changes(id, from, first).await?;
 
-        let mut ordered: Vec<&Contact> = profile.contacts.iter().collect();
-        ordered.sort_by_key(|c| (c.role.map_or(usize::MAX, |r| r.ordinal()), c.id.clone()));
         let mut contacts = Vec::new();
-        for contact in ordered.into_iter().take(MAX_ACTIVITY_CONTACTS) {
+        for contact in profile
+            .committee_order()
+            .into_iter()
+            .take(MAX_ACTIVITY_CONTACTS)
+        {
             let theirs: Vec<&ActivityRead> = reads
                 .iter()
                 .filter(|r| r.event.engagement.contact_id.as_ref() == Some(&contact.id))
@@ -101,20 +103,7 @@ impl Library {
                 .map(|l| l.asset_id)
                 .collect();
             let list = self
-                .recommend(RecommendationQuery {
-                    profile: None,
-                    placement: None,
-                    audience: AudienceRequest {
-                        account_id: Some(profile.account.id.to_string()),
-                        contact_id: Some(contact.id.to_string()),
-                        ..Default::default()
-                    },
-                    first: NEXT_SEND_CANDIDATES,
-                    text: None,
-                    filter: Default::default(),
-                    weights: Default::default(),
-                    diversify: true,
-                })
+                .contact_list(&profile, contact, NEXT_SEND_CANDIDATES, false)
                 .await?;
             let list_id = list.id;
             let next_send = list
