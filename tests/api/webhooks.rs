@@ -722,6 +722,42 @@ async fn a_receiver_down_for_a_while_gets_every_event_once_when_it_is_back() {
 }
 
 #[tokio::test]
+async fn a_receiver_that_hangs_holds_back_only_its_own_deliveries() {
+    let _machine = crate::support::busy().await;
+    let hang = Answer::Hang(Duration::from_secs(10));
+    let slow = Receiver::start(&[hang; 8]).await;
+    let fast = Receiver::start(&[]).await;
+    let mut s = TestServer::demo_with(|c| {
+        quick(c);
+        c.webhooks.timeout = Duration::from_secs(4);
+    })
+    .await;
+    create_webhook(&s, &slow.url, &["ENGAGEMENT_RECORDED"]).await;
+    create_webhook(&s, &fast.url, &["ENGAGEMENT_RECORDED"]).await;
+    s.gql(
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let since = Instant::now();
+    for i in 0..4 {
+        record(&s, "acme", "pricing-sheet", &format!("e{i}")).await;
+    }
+    // One after another (one account), each waiting for the one before: had they waited
+    // for the hanging receiver's 4 s timeout too, this would take 12 s and more.
+    fast.until("four events", |got| delivered(got).len() == 4)
+        .await;
+    let took = since.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(
+        slow.got().len(),
+        1,
+        "the slow one's first is still in flight"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_coverage_gap_is_announced_when_a_cell_loses_its_last_published_asset() {
     let _machine = crate::support::busy().await;
     let receiver = Receiver::start(&[]).await;

@@ -13,7 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -24,9 +23,8 @@ use crate::config::WebhookConfig;
 use crate::domain::{retry_delay, signature};
 use crate::store::{ClaimedDelivery, DeliveryOutcome, StoredAttempt};
 
-/// Deliveries claimed at once, and sent at once.
-const BATCH: u64 = 64;
-const IN_FLIGHT: usize = 16;
+/// Deliveries in flight at once (claimed as room frees up).
+const IN_FLIGHT: usize = 32;
 /// How much of a receiver's answer is kept with the attempt.
 const RESPONSE_KEPT: u64 = 1024;
 /// Delivered and failed deliveries are kept this long, then pruned.
@@ -282,19 +280,37 @@ impl Library {
         let margin = config.timeout.min(Duration::from_secs(5));
         let lease_ms = i64::try_from((config.timeout + margin).as_millis()).unwrap_or(i64::MAX / 4);
         let mut pruned = Instant::now();
+        // Attempts run as tasks of their own and report here; the loop claims more as soon
+        // as there is room, so a receiver that hangs to its timeout holds back only its
+        // own deliveries, never another webhook's or another account's.
+        let (report, mut reports) = tokio::sync::mpsc::channel(IN_FLIGHT * 2);
+        let mut in_flight = 0usize;
+        // Each turn follows something that may have made deliveries due: a start, an
+        // attempt done (the next of its account may go), a wake-up or a poll.
         loop {
-            let claimed = match self
-                .store
-                .claim_deliveries(Utc::now().timestamp_millis(), lease_ms, BATCH)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the webhook outbox");
-                    Vec::new()
+            if in_flight < IN_FLIGHT {
+                let room = (IN_FLIGHT - in_flight) as u64;
+                match self
+                    .store
+                    .claim_deliveries(Utc::now().timestamp_millis(), lease_ms, room)
+                    .await
+                {
+                    Ok(claimed) => {
+                        for claimed in claimed {
+                            in_flight += 1;
+                            let agent = agent.clone();
+                            let config = config.clone();
+                            let report = report.clone();
+                            tokio::spawn(async move {
+                                let done = attempt(agent, claimed, &config).await;
+                                let _ = report.send(done).await;
+                            });
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot read the webhook outbox"),
                 }
-            };
-            if claimed.is_empty() {
+            }
+            if in_flight == 0 {
                 if pruned.elapsed() >= PRUNE_EVERY {
                     pruned = Instant::now();
                     self.prune_deliveries().await;
@@ -305,28 +321,27 @@ impl Library {
                 }
                 continue;
             }
-            // Sent at once; the outcomes written together as they come in (whatever is
-            // done at that moment, in one transaction), so a slow receiver holds back
-            // only its own.
-            let done = futures::stream::iter(claimed)
-                .map(|claimed| {
-                    let agent = agent.clone();
-                    let config = &config;
-                    async move { attempt(agent, claimed, config).await }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .filter_map(|done| async move { done })
-                .ready_chunks(IN_FLIGHT);
-            let mut done = std::pin::pin!(done);
-            while let Some(finished) = done.next().await {
-                let rows: Vec<_> = finished
-                    .iter()
-                    .map(|(c, a, o)| (&c.delivery, a.clone(), o.clone()))
-                    .collect();
-                if let Err(err) = self.store.finish_deliveries(&rows).await {
-                    // The leases run out and the deliveries go again: at least once.
-                    tracing::warn!(error = %err, "cannot record webhook attempts");
+            let room = in_flight < IN_FLIGHT;
+            tokio::select! {
+                Some(first) = reports.recv() => {
+                    // Whatever else is done by now goes in the same transaction.
+                    let mut finished: Vec<_> = first.into_iter().collect();
+                    in_flight -= 1;
+                    while let Ok(more) = reports.try_recv() {
+                        in_flight -= 1;
+                        finished.extend(more);
+                    }
+                    let rows: Vec<_> = finished
+                        .iter()
+                        .map(|(c, a, o)| (&c.delivery, a.clone(), o.clone()))
+                        .collect();
+                    if let Err(err) = self.store.finish_deliveries(&rows).await {
+                        // The leases run out and the deliveries go again: at least once.
+                        tracing::warn!(error = %err, "cannot record webhook attempts");
+                    }
                 }
+                () = self.deliverer.wake.notified(), if room => {}
+                () = tokio::time::sleep(config.poll), if room => {}
             }
         }
     }
