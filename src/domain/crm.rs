@@ -31,6 +31,16 @@ impl StageSource {
             StageSource::Reading => "reading",
         }
     }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            StageSource::Crm,
+            StageSource::Declared,
+            StageSource::Reading,
+        ]
+        .into_iter()
+        .find(|s| s.name() == stored)
+    }
 }
 
 /// How a CRM stage name is looked up: trimmed, lowercase, single spaces.

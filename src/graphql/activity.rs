@@ -1,15 +1,14 @@
 //! An account's activity for a sales tool's account page (a server key).
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::ApiResult;
 use super::accounts::{AccountObject, ContactObject, EngagementKindEnum, StageSourceEnum};
 use super::library::library;
 use super::recommend::{PRIVATE, Recommendation};
 use super::share::ShareLinkObject;
-use super::types::StageEnum;
-use crate::domain::StageSource;
+use super::types::{StageEnum, unix_time};
 use crate::services::{AccountActivity, ActivityRead, ContactActivity, StageMove};
 
 /// Entries per list when `first` is left out.
@@ -58,17 +57,11 @@ pub struct StageChangeObject {
 
 impl From<StageMove> for StageChangeObject {
     fn from(m: StageMove) -> Self {
-        let source = match m.source.as_str() {
-            "crm" => Some(StageSource::Crm),
-            "declared" => Some(StageSource::Declared),
-            "reading" => Some(StageSource::Reading),
-            _ => None,
-        };
         StageChangeObject {
-            at: Utc.timestamp_opt(m.changed_at, 0).single(),
+            at: unix_time(m.changed_at),
             from: m.from.map(Into::into),
             to: m.to.into(),
-            source: source.map(Into::into),
+            source: m.source.map(Into::into),
             cause_asset_id: m.cause.map(ID),
         }
     }

@@ -2,18 +2,15 @@
 //! with who opened what, end one.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use super::ApiResult;
 use super::library::library;
+use super::types::unix_time;
 use crate::services::{ShareLink, StoredShareLink};
 
 /// Links listed when `first` is left out.
 const DEFAULT_SHARE_LINKS: i32 = 50;
-
-fn time(seconds: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(seconds, 0).single()
-}
 
 /// A link to one asset for one contact. Opens by people record a `VIEW` of the contact
 /// (and a click on the list it came from); opens by mail scanners and link unfurlers are
@@ -52,13 +49,13 @@ impl From<StoredShareLink> for ShareLinkObject {
             contact_id: ID(l.contact_id),
             asset_id: ID(l.asset_id),
             recommendation_id: l.recommendation_id,
-            created_at: time(l.created_at),
-            expires_at: time(l.expires_at),
-            revoked_at: l.revoked_at.and_then(time),
+            created_at: unix_time(l.created_at),
+            expires_at: unix_time(l.expires_at),
+            revoked_at: l.revoked_at.and_then(unix_time),
             opens: l.opens,
             scans: l.scans,
-            first_opened_at: l.first_opened_at.and_then(time),
-            last_opened_at: l.last_opened_at.and_then(time),
+            first_opened_at: l.first_opened_at.and_then(unix_time),
+            last_opened_at: l.last_opened_at.and_then(unix_time),
         }
     }
 }

@@ -345,3 +345,9 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
     pub has_next_page: bool,
 }
+
+/// A stored time in Unix seconds, as the API shows it.
+pub(super) fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    Utc.timestamp_opt(seconds, 0).single()
+}

@@ -6,14 +6,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::ApiResult;
 use super::library::library;
+use super::types::unix_time;
 use crate::services::{DeliveryReport, StoredAttempt, StoredWebhook, WebhookDraft};
 
 /// Deliveries listed when `first` is left out.
 const DEFAULT_DELIVERIES: i32 = 50;
-
-fn time(seconds: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(seconds, 0).single()
-}
 
 fn time_ms(millis: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(millis).single()
@@ -71,9 +68,9 @@ impl From<StoredWebhook> for WebhookObject {
             url: h.url,
             events: h.events.into_iter().map(Into::into).collect(),
             description: h.description,
-            created_at: time(h.created_at),
+            created_at: unix_time(h.created_at),
             enabled: h.disabled_at.is_none(),
-            disabled_at: h.disabled_at.and_then(time),
+            disabled_at: h.disabled_at.and_then(unix_time),
             disabled_reason: h.disabled_reason,
         }
     }
@@ -145,11 +142,11 @@ impl From<DeliveryReport> for DeliveryObject {
             event_type: d.event_type,
             account_id: Some(d.ordering_key).filter(|k| !k.is_empty()).map(ID),
             payload: d.payload,
-            created_at: time(d.created_at),
+            created_at: unix_time(d.created_at),
             state: d.state.into(),
             attempt_count: d.attempts,
             next_attempt_at: time_ms(d.next_attempt_ms).filter(|_| pending),
-            delivered_at: d.delivered_at.and_then(time),
+            delivered_at: d.delivered_at.and_then(unix_time),
             last_status: d.last_status,
             last_error: d.last_error,
             attempts: r.attempts.into_iter().map(Into::into).collect(),

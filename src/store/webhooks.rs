@@ -14,7 +14,7 @@ use sea_orm::{
 
 use super::entity::{account, stage_change, webhook, webhook_attempt, webhook_delivery};
 use super::{Store, WriteTxn};
-use crate::domain::{DeliveryState, OutboxEvent, Stage, TaxonomyValue, WebhookEvent};
+use crate::domain::{DeliveryState, OutboxEvent, Stage, StageSource, TaxonomyValue, WebhookEvent};
 use crate::error::{AppError, AppResult};
 
 /// A webhook as stored.
@@ -97,8 +97,8 @@ pub struct StageMove {
     pub changed_at: i64,
     pub from: Option<Stage>,
     pub to: Stage,
-    /// `reading` or `declared`.
-    pub source: String,
+    /// What said so; `None` for a source this build does not know.
+    pub source: Option<StageSource>,
     /// The asset whose reading moved it, when reading did.
     pub cause: Option<String>,
 }
@@ -617,7 +617,7 @@ impl Store {
         &self,
         account_id: &str,
         to: Stage,
-        source: &str,
+        source: StageSource,
         cause: Option<&str>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> AppResult<Option<StageMove>> {
@@ -647,7 +647,7 @@ impl Store {
             changed_at: now.timestamp(),
             from,
             to,
-            source: source.to_owned(),
+            source: Some(source),
             cause: cause.map(str::to_owned),
         };
         stage_change::Entity::insert(stage_change::ActiveModel {
@@ -655,7 +655,7 @@ impl Store {
             changed_at: Set(moved.changed_at),
             from_stage: Set(from.map(|s| s.name().to_owned())),
             to_stage: Set(to.name().to_owned()),
-            source: Set(moved.source.clone()),
+            source: Set(source.name().to_owned()),
             cause: Set(moved.cause.clone()),
             ..Default::default()
         })
@@ -670,7 +670,7 @@ impl Store {
                 "accountId": account_id,
                 "from": from.map(|s| s.name()),
                 "to": to.name(),
-                "source": moved.source,
+                "source": source.name(),
                 "cause": moved.cause,
             }),
         );
@@ -702,7 +702,7 @@ impl Store {
                     to: Stage::parse(&r.to_stage).ok()?,
                     account_id: r.account_id,
                     changed_at: r.changed_at,
-                    source: r.source,
+                    source: StageSource::parse(&r.source),
                     cause: r.cause,
                 })
             })

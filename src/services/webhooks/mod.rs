@@ -227,7 +227,7 @@ impl Library {
             None
         };
         self.store
-            .settle_stage(id, stage, source.name(), cause.as_deref(), Utc::now())
+            .settle_stage(id, stage, source, cause.as_deref(), Utc::now())
             .await
     }
 
