@@ -14,7 +14,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://stagefit.db?mode=rwc";
 pub const DEFAULT_INDEX_DIR: &str = "index";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_RESPONSE_CACHE_MB: u64 = 64;
-pub const DEFAULT_POPULARITY_REFRESH_SECS: u64 = 300;
+pub const DEFAULT_POPULARITY_REFRESH_SECS: u64 = 1;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 /// Seconds a client has to send a request's headers, and an idle connection to start its
 /// next request.
@@ -217,8 +217,9 @@ pub struct Config {
     /// Bytes of GraphQL responses the server keeps to answer repeated queries; 0 turns the
     /// response cache off.
     pub response_cache_bytes: u64,
-    /// How often popularity is recomputed from new engagement; 0: only on request
-    /// (`refreshPopularity`) and after an erasure.
+    /// How often each replica reads the popularity counters' best lists (the counters
+    /// themselves move with each event); 0: only at start, after an erasure and when
+    /// another replica announces a rebuild.
     pub popularity_refresh_secs: u64,
     /// How long an account's profile (record, contacts, what it read, inferred stage) is
     /// reused before it is read again. Writes through this process drop it at once; the
@@ -412,7 +413,8 @@ pub struct ServeArgs {
     /// Megabytes of responses kept to answer repeated queries (0: no response cache)
     #[arg(long, env = "STAGEFIT_RESPONSE_CACHE_MB", default_value_t = DEFAULT_RESPONSE_CACHE_MB)]
     pub response_cache_mb: u64,
-    /// Seconds between popularity refreshes when events arrived (0: only on request)
+    /// Seconds between reads of the popularity counters' best lists (0: only at start and
+    /// after erasures or rebuilds)
     #[arg(long, env = "STAGEFIT_POPULARITY_REFRESH_SECS", default_value_t = DEFAULT_POPULARITY_REFRESH_SECS)]
     pub popularity_refresh_secs: u64,
     /// Serve with no API key on an address other than loopback, open to anyone who can

@@ -22,6 +22,7 @@ mod m20261207_000013_image_url;
 mod m20261207_000014_share_links;
 mod m20261207_000015_webhooks;
 mod m20261207_000016_crm_stages;
+mod m20261207_000017_engagement_counters;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000014_share_links::Migration),
             Box::new(m20261207_000015_webhooks::Migration),
             Box::new(m20261207_000016_crm_stages::Migration),
+            Box::new(m20261207_000017_engagement_counters::Migration),
         ]
     }
 }

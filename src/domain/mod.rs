@@ -7,6 +7,7 @@
 mod access;
 mod account;
 mod asset;
+mod counters;
 mod coverage;
 mod crm;
 mod evidence;
@@ -30,6 +31,11 @@ pub use account::{
 pub use asset::{
     Asset, AssetDraft, AssetId, FieldError, MAX_LINKS, TagEntry, TagField, is_http_url, link_key,
     opening, parse_bool, parse_timestamp, url_segments,
+};
+pub use counters::{
+    ANY_INDUSTRY, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH, COUNTER_HALF_LIFE_DAYS,
+    CountedRead, CounterPlan, Delta, Share, account_contribution, co_read_cohorts, counted_cohorts,
+    decay_at, growth, plan,
 };
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,

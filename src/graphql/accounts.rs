@@ -659,7 +659,7 @@ impl AccountMutation {
     /// Recomputes popularity among similar accounts now instead of at the next scheduled
     /// refresh.
     async fn refresh_popularity(&self, ctx: &Context<'_>) -> ApiResult<PopularityRefresh> {
-        let stats = library(ctx)?.refresh_popularity(true).await?;
+        let stats = library(ctx)?.rebuild_popularity().await?;
         Ok(PopularityRefresh {
             events: stats.events,
             cohorts: stats.cohorts,

@@ -20,9 +20,6 @@ pub const HORIZON_DAYS: i64 = 180;
 pub const PRIOR_MASS: f64 = 2.0;
 /// Confidence reading needs to overrule a CRM stage set before that reading.
 pub const OVERRULE_CONFIDENCE: f64 = 0.5;
-/// Popularity halves every this many days, so yesterday's favourites do not bury new assets
-/// for ever.
-pub const POPULARITY_HALF_LIFE_DAYS: f64 = 45.0;
 /// Evidence items kept in an inference for the reader.
 const MAX_EVIDENCE: usize = 10;
 
@@ -282,7 +279,7 @@ mod tests {
         assert_eq!(popularity_value(10.0, 10.0), 1.0);
         let half = popularity_value(3.0, 15.0);
         assert!((half - 0.5).abs() < 1e-9, "{half}");
-        assert!(decayed(2.0, 45.0, POPULARITY_HALF_LIFE_DAYS) - 1.0 < 1e-12);
+        assert!(decayed(2.0, 45.0, 45.0) - 1.0 < 1e-12);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use factors::{
 };
 pub use hindsight::{holding_back, replay_audience};
 pub use journey::{
-    Evidence, HORIZON_DAYS, POPULARITY_HALF_LIFE_DAYS, Reading, StageInference, account_stage,
-    decayed, infer_stage, journey_stage, popularity_value,
+    Evidence, HORIZON_DAYS, Reading, StageInference, account_stage, decayed, infer_stage,
+    journey_stage, popularity_value,
 };
 pub use tagging::{MIN_CONFIDENCE, TagSuggestions, stage_naive_bayes, suggest_tags};

@@ -598,12 +598,15 @@ impl Library {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no account with id {id:?}")))?;
         self.account_changed(id).await;
-        self.popularity.refresh(&self.store, true).await?;
+        // Its share left the counters with it: every replica reads them again now.
+        self.popularity.load(&self.store).await?;
+        self.store.announce(ReplicaChange::Popularity).await;
         Ok(erased)
     }
 
-    /// Recomputes popularity now (when events changed, or always with `force`).
-    pub async fn refresh_popularity(&self, force: bool) -> AppResult<PopularityStats> {
-        self.popularity.refresh(&self.store, force).await
+    /// Rebuilds the popularity and co-read counters from the stored events (a repair: they
+    /// are kept as events arrive).
+    pub async fn rebuild_popularity(&self) -> AppResult<PopularityStats> {
+        self.popularity.rebuild(&self.store).await
     }
 }

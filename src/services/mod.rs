@@ -273,9 +273,6 @@ impl Library {
         task::spawn_blocking(work).await.map_err(AppError::internal)
     }
 
-    /// Loads the popularity table, then keeps it fresh every `every` (when events changed)
-    /// until the returned task is aborted. A refresh that fails is logged and retried at
-    /// the next tick.
     /// Reads what ranking needs besides the index (popularity, profiles and experiments)
     /// once, for a report that runs no background task.
     pub(crate) async fn load_for_reports(&self) -> AppResult<()> {
@@ -283,10 +280,21 @@ impl Library {
         self.refresh_feedback_rules().await
     }
 
+    /// Loads popularity, then reads it again every `every` (0: only when told) until the
+    /// returned task is aborted; a read that fails is logged and tried at the next tick.
+    /// Counters left empty by an upgrade from a version that recomputed popularity are
+    /// built from the stored events first.
     pub async fn start_popularity(
         &self,
         every: Duration,
     ) -> AppResult<tokio::task::JoinHandle<()>> {
+        if self.store.counters_empty().await? && self.store.has_engagement().await? {
+            let stats = self.popularity.rebuild(&self.store).await?;
+            tracing::info!(
+                events = stats.events,
+                "popularity counters built from the events"
+            );
+        }
         self.popularity.load(&self.store).await?;
         let library = self.clone();
         Ok(tokio::spawn(async move {
@@ -297,15 +305,8 @@ impl Library {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                match library.popularity.refresh(&library.store, false).await {
-                    Ok(stats) if stats.refreshed => tracing::info!(
-                        events = stats.events,
-                        cohorts = stats.cohorts,
-                        assets = stats.assets,
-                        "popularity refreshed"
-                    ),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = ?err, "popularity refresh failed"),
+                if let Err(err) = library.popularity.load(&library.store).await {
+                    tracing::warn!(error = ?err, "cannot read popularity");
                 }
             }
         }))

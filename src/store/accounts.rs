@@ -10,7 +10,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entity::{account, asset, asset_popularity, asset_tag, contact, engagement};
+use super::entity::{account, asset, asset_tag, contact, engagement};
 use super::{ROWS_PER_STATEMENT, Store, corrupt};
 use crate::domain::{
     Account, AccountId, AssetId, Contact, ContactId, Engagement, EngagementKind, IndustrySlug,
@@ -23,25 +23,6 @@ use crate::error::{AppError, AppResult};
 pub struct StoredEngagement {
     pub id: i64,
     pub engagement: Engagement,
-}
-
-/// What the popularity refresh reads of an event.
-#[derive(Clone, Debug)]
-pub struct CohortEvent {
-    pub id: i64,
-    pub account_id: String,
-    pub asset_id: String,
-    pub kind: EngagementKind,
-    pub occurred_at: i64,
-    pub cohort: String,
-}
-
-/// One value of the popularity side table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PopularityRow {
-    pub cohort: String,
-    pub asset_id: String,
-    pub value: f64,
 }
 
 fn account_from_row(row: account::Model) -> AppResult<Account> {
@@ -372,6 +353,18 @@ impl Store {
             .collect()
     }
 
+    /// Whether any event is stored.
+    pub async fn has_engagement(&self) -> AppResult<bool> {
+        Ok(engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::Id)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     pub async fn count_engagements(&self, account_id: &str) -> AppResult<u64> {
         Ok(engagement::Entity::find()
             .filter(engagement::Column::AccountId.eq(account_id))
@@ -388,6 +381,7 @@ impl Store {
             .exec(txn.conn())
             .await?
             .rows_affected;
+        super::counters::erase_account(&txn, id).await?;
         super::feedback::erase_account(&txn, id).await?;
         super::share_links::erase_account(&txn, id).await?;
         super::webhooks::erase_account(&txn, id).await?;
@@ -404,90 +398,6 @@ impl Store {
         }
         txn.commit().await?;
         Ok(Some(events))
-    }
-
-    /// The newest event row id and the number of rows: together they change whenever an
-    /// event is recorded or erased.
-    pub async fn engagement_watermark(&self) -> AppResult<(i64, u64)> {
-        let max: Option<Option<i64>> = engagement::Entity::find()
-            .select_only()
-            .column_as(engagement::Column::Id.max(), "max_id")
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        let count = engagement::Entity::find().count(&self.db).await?;
-        Ok((max.flatten().unwrap_or(0), count))
-    }
-
-    /// Events that occurred at or after `since`, in row order after `after_id`.
-    pub async fn cohort_events(
-        &self,
-        since: i64,
-        after_id: i64,
-        limit: u64,
-    ) -> AppResult<Vec<CohortEvent>> {
-        let rows: Vec<(i64, String, String, String, i64, String)> = engagement::Entity::find()
-            .select_only()
-            .column(engagement::Column::Id)
-            .column(engagement::Column::AccountId)
-            .column(engagement::Column::AssetId)
-            .column(engagement::Column::Kind)
-            .column(engagement::Column::OccurredAt)
-            .column(engagement::Column::Cohort)
-            .filter(engagement::Column::Id.gt(after_id))
-            .filter(engagement::Column::OccurredAt.gte(since))
-            .order_by_asc(engagement::Column::Id)
-            .limit(limit)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|(id, account_id, asset_id, kind, occurred_at, cohort)| {
-                Ok(CohortEvent {
-                    id,
-                    account_id,
-                    asset_id,
-                    kind: corrupt(EngagementKind::parse(&kind), "engagement.kind")?,
-                    occurred_at,
-                    cohort,
-                })
-            })
-            .collect()
-    }
-
-    /// Replaces the whole popularity table in one transaction.
-    pub async fn replace_popularity(&self, rows: &[PopularityRow]) -> AppResult<()> {
-        let txn = self.begin_txn().await?;
-        asset_popularity::Entity::delete_many()
-            .exec(txn.conn())
-            .await?;
-        let now = Utc::now().timestamp();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let models = chunk.iter().map(|r| asset_popularity::ActiveModel {
-                cohort: Set(r.cohort.clone()),
-                asset_id: Set(r.asset_id.clone()),
-                value: Set(r.value),
-                refreshed_at: Set(now),
-            });
-            asset_popularity::Entity::insert_many(models)
-                .exec_without_returning(txn.conn())
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
-    pub async fn popularity(&self) -> AppResult<Vec<PopularityRow>> {
-        Ok(asset_popularity::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| PopularityRow {
-                cohort: r.cohort,
-                asset_id: r.asset_id,
-                value: r.value,
-            })
-            .collect())
     }
 }
 

@@ -10,10 +10,11 @@ use sea_orm::{
 
 use super::Store;
 use super::entity::{
-    account, api_key, asset, asset_embedding, asset_popularity, asset_tag, audit_event, change_log,
-    contact, dismissal, engagement, experiment, feedback_daily, feedback_total, impression,
-    industry, ranking_profile, safelisted_operation, served_list, server_secret, share_link,
-    stage_change, stage_mapping, synonym_group, webhook, webhook_attempt, webhook_delivery,
+    account, api_key, asset, asset_embedding, asset_tag, audit_event, change_log, co_read, contact,
+    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
+    popularity_cohort, popularity_count, popularity_share, ranking_profile, safelisted_operation,
+    served_list, server_secret, share_link, stage_change, stage_mapping, synonym_group, webhook,
+    webhook_attempt, webhook_delivery,
 };
 use crate::error::{AppError, AppResult};
 
@@ -69,7 +70,10 @@ const TABLES: &[&str] = &[
     "account",
     "contact",
     "engagement",
-    "asset_popularity",
+    "popularity_share",
+    "popularity_count",
+    "popularity_cohort",
+    "co_read",
     "api_key",
     "audit_event",
     "safelisted_operation",
@@ -138,7 +142,13 @@ impl Store {
         copy_table::<account::Entity>(from, conn, "account", &mut counts).await?;
         copy_table::<contact::Entity>(from, conn, "contact", &mut counts).await?;
         copy_table::<engagement::Entity>(from, conn, "engagement", &mut counts).await?;
-        copy_table::<asset_popularity::Entity>(from, conn, "asset_popularity", &mut counts).await?;
+        // The counters move as they are: no rebuild from events (which retention may have
+        // thinned) after a move.
+        copy_table::<popularity_share::Entity>(from, conn, "popularity_share", &mut counts).await?;
+        copy_table::<popularity_count::Entity>(from, conn, "popularity_count", &mut counts).await?;
+        copy_table::<popularity_cohort::Entity>(from, conn, "popularity_cohort", &mut counts)
+            .await?;
+        copy_table::<co_read::Entity>(from, conn, "co_read", &mut counts).await?;
         copy_table::<api_key::Entity>(from, conn, "api_key", &mut counts).await?;
         copy_table::<audit_event::Entity>(from, conn, "audit_event", &mut counts).await?;
         copy_table::<safelisted_operation::Entity>(from, conn, "safelisted_operation", &mut counts)

@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::entity::engagement;
 use super::{ROWS_PER_STATEMENT, WriteTxn};
-use crate::domain::{Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
+use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
 
 /// Records events inside `txn` (see `Store::insert_engagements`), each new one also as an
@@ -87,6 +87,20 @@ pub(super) async fn insert_engagements(
         }
         super::webhooks::enqueue(txn.conn(), &hooks, &announced).await?;
     }
+    // Popularity and co-reads, in the events' own transaction (a retried event changes
+    // no counter: see `counters::count_reads`). A clock a little ahead counts as now.
+    let now = Utc::now().timestamp();
+    let reads: Vec<CountedRead> = events
+        .iter()
+        .map(|(e, cohort)| CountedRead {
+            account: e.account_id.to_string(),
+            asset: e.asset_id.to_string(),
+            cohort: cohort.clone(),
+            depth: e.kind.depth(),
+            at: e.occurred_at.timestamp().min(now),
+        })
+        .collect();
+    super::counters::count_reads(txn, &reads).await?;
     // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
     for (e, _) in events {
         if let Some(a) = &e.attribution {

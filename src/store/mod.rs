@@ -7,6 +7,7 @@
 mod accounts;
 mod backup;
 mod copy;
+mod counters;
 mod crm;
 mod entity;
 mod events;
@@ -25,7 +26,8 @@ pub use webhooks::{
     WebhookChange,
 };
 
-pub use accounts::{CohortEvent, PopularityRow, StoredEngagement};
+pub use accounts::StoredEngagement;
+pub use counters::Counted;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,17 +1,19 @@
 use sea_orm::entity::prelude::*;
 
-/// An asset's popularity in a cohort of similar accounts, in [0, 1]; rewritten as a whole
-/// by each refresh.
+/// Accounts (of a cohort: an industry, or `*` for all) that read `next_id` within a window
+/// after `asset_id`, and their weight in growing units.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-#[sea_orm(table_name = "asset_popularity")]
+#[sea_orm(table_name = "co_read")]
 pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub asset_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub cohort: String,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub asset_id: String,
+    pub next_id: String,
     #[sea_orm(column_type = "Double")]
-    pub value: f64,
-    pub refreshed_at: i64,
+    pub weight: f64,
+    pub accounts: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
