@@ -248,6 +248,7 @@ fn report_work(size: u64, index: &search::SearchIndex) {
                     linked: Vec::new(),
                     similar_to: None,
                     semantic_ratio: 0.0,
+                    also_read: None,
                 },
                 dimensions: &dims,
                 filter: &AssetFilter::default(),

@@ -23,6 +23,7 @@ macro_rules! with_factors {
             (Popularity, popularity, "POPULARITY", 0.5),
             (Language, language, "LANGUAGE", 2.5),
             (Sequel, sequel, "SEQUEL", 3.0),
+            (AlsoRead, also_read, "ALSO_READ", 2.0),
         }
     };
 }

@@ -556,10 +556,11 @@ pub struct AccountErasure {
 
 #[derive(SimpleObject)]
 pub struct PopularityRefresh {
-    /// Events of the last 180 days read.
+    /// Events read.
     pub events: u64,
+    /// Cohorts with a popularity value after the rebuild.
     pub cohorts: u64,
-    /// Asset values written (at most 16 per cohort).
+    /// Asset values they hold (at most 16 per cohort).
     pub assets: u64,
 }
 
@@ -646,8 +647,9 @@ impl AccountMutation {
         receipt(ctx, events).await
     }
 
-    /// Deletes an account with its contacts and every event, and recomputes popularity so
-    /// no aggregate counts them any more. The index never held them.
+    /// Deletes an account with its contacts and every event, and subtracts its share from
+    /// every popularity and co-read counter in the same transaction, so no aggregate counts
+    /// it any more. The index never held them.
     async fn erase_account(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AccountErasure> {
         let erased = library(ctx)?.erase_account(&id).await?;
         Ok(AccountErasure {
@@ -656,8 +658,8 @@ impl AccountMutation {
         })
     }
 
-    /// Recomputes popularity among similar accounts now instead of at the next scheduled
-    /// refresh.
+    /// Rebuilds the popularity and co-read counters from the stored events: a repair (the
+    /// counters move with every event). Events removed by retention no longer count.
     async fn refresh_popularity(&self, ctx: &Context<'_>) -> ApiResult<PopularityRefresh> {
         let stats = library(ctx)?.rebuild_popularity().await?;
         Ok(PopularityRefresh {

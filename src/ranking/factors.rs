@@ -513,6 +513,56 @@ pub struct RankContext {
     /// The share of the TEXT factor that meaning (embeddings) decides, words the rest: 0
     /// without a model or vectors.
     pub semantic_ratio: f64,
+    /// What readers of the seeds (a `nextContent` seed, an account's latest reads) read
+    /// next; `None` without seeds, and then no ALSO_READ reason.
+    pub also_read: Option<AlsoRead>,
+}
+
+/// What accounts read after some seed assets: the ALSO_READ factor's values.
+#[derive(Clone, Debug, Default)]
+pub struct AlsoRead {
+    /// The seeds' titles, for the reason of an asset none of their readers read next.
+    pub seeds: Vec<String>,
+    /// Asset id -> its best value over the seeds.
+    pub hits: std::collections::HashMap<String, AlsoReadHit>,
+}
+
+/// One asset read next by readers of a seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlsoReadHit {
+    /// In [0, 1]: log-scaled against the seed's most read next asset (as popularity is
+    /// within a cohort).
+    pub value: f64,
+    /// Accounts that read it after the seed.
+    pub accounts: i64,
+    /// The seed's title.
+    pub seed: String,
+    /// The industry those accounts are in, when the count is of one industry.
+    pub industry: Option<String>,
+}
+
+impl AlsoRead {
+    fn reason(&self, asset_id: &str) -> (f64, String) {
+        if let Some(hit) = self.hits.get(asset_id) {
+            let within = hit
+                .industry
+                .as_deref()
+                .map(|i| format!(" in {i}"))
+                .unwrap_or_default();
+            return (
+                hit.value,
+                format!(
+                    "read next by {} accounts{within} that read \"{}\"",
+                    hit.accounts, hit.seed
+                ),
+            );
+        }
+        let detail = match self.seeds.as_slice() {
+            [seed] => format!("not read next by readers of \"{seed}\""),
+            _ => "not read next by readers of what this account read".to_owned(),
+        };
+        (0.0, detail)
+    }
 }
 
 /// Scores an asset for an audience, with one reason per factor that has a weight.
@@ -631,6 +681,10 @@ pub fn explain(
         };
         push(Factor::Sequel, value, detail);
     }
+    if let Some(also_read) = &ctx.also_read {
+        let (value, detail) = also_read.reason(asset.id.as_str());
+        push(Factor::AlsoRead, value, detail);
+    }
     let score = reasons.iter().map(|r| r.contribution).sum();
     Scored { score, reasons }
 }
@@ -735,6 +789,7 @@ mod tests {
                 linked: Vec::new(),
                 similar_to: None,
                 semantic_ratio: 0.0,
+                also_read: None,
             },
             (0.0, 0.0),
             None,
@@ -856,6 +911,7 @@ mod tests {
             linked: Vec::new(),
             similar_to: None,
             semantic_ratio: 0.0,
+            also_read: None,
         };
         let dims = graded_dimensions(&aud);
         let s = explain(&aud, &dims, &a, &ctx, (1.0, 2.0), None, 0.0);

@@ -15,9 +15,9 @@ mod tagging;
 
 pub use diversity::{DiversityItem, diversify};
 pub use factors::{
-    Audience, Criterion, Dimension, Level, RankContext, RankingTrust, SAME_SUBJECT_FROM,
-    ScoreReason, Scored, concern_value, explain, freshness_value, graded_dimensions, meaning_value,
-    ranking_trust, text_value,
+    AlsoRead, AlsoReadHit, Audience, Criterion, Dimension, Level, RankContext, RankingTrust,
+    SAME_SUBJECT_FROM, ScoreReason, Scored, concern_value, explain, freshness_value,
+    graded_dimensions, meaning_value, ranking_trust, text_value,
 };
 pub use hindsight::{holding_back, replay_audience};
 pub use journey::{

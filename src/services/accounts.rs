@@ -574,6 +574,7 @@ impl Library {
             ReplicaChange::Account(id) => self.profiles.forget(&id),
             ReplicaChange::AllAccounts => self.profiles.forget_all(),
             ReplicaChange::Popularity => {
+                self.popularity.touch();
                 if let Err(err) = self.popularity.load(&self.store).await {
                     tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot load popularity another replica computed");
                 }
@@ -600,6 +601,7 @@ impl Library {
         self.account_changed(id).await;
         // Its share left the counters with it: every replica reads them again now.
         self.popularity.load(&self.store).await?;
+        self.popularity.touch();
         self.store.announce(ReplicaChange::Popularity).await;
         Ok(erased)
     }

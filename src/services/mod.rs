@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod activity;
+mod also_read;
 mod audit;
 mod crm;
 mod feedback;
@@ -99,6 +100,8 @@ pub struct Library {
     ranking: RankingConfig,
     profiles: Arc<accounts::ProfileCache>,
     popularity: Arc<popularity::PopularityBoard>,
+    /// Neighbour lists of the ALSO_READ factor, each read again after a second.
+    read_next: Arc<also_read::ReadNextCache>,
     feedback: Arc<feedback::FeedbackBoard>,
     stale_after_days: u32,
     /// Index reads running at once (see [`Library::read_index`]).
@@ -230,6 +233,7 @@ impl Library {
                 config.account_cache_secs,
             ))),
             popularity: Arc::new(popularity::PopularityBoard::default()),
+            read_next: Arc::new(also_read::ReadNextCache::default()),
             feedback: Arc::new(feedback::FeedbackBoard::default()),
             stale_after_days: config.stale_after_days,
             index_readers: Arc::new(tokio::sync::Semaphore::new(index_readers())),

@@ -16,7 +16,7 @@
 //! of a log scale is worth little anyway.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
@@ -112,6 +112,9 @@ pub struct PopularityBoard {
     snapshot: RwLock<Arc<PopularitySnapshot>>,
     /// Moves with every swap, so cached responses computed with older values expire.
     version: AtomicU64,
+    /// The newest event row the last load saw: a new one may have moved co-reads, which
+    /// answers cached under the current version would not show.
+    newest_event: AtomicI64,
     /// One load or rebuild at a time.
     loading: Mutex<()>,
 }
@@ -121,6 +124,7 @@ impl Default for PopularityBoard {
         Self {
             snapshot: RwLock::new(Arc::new(PopularitySnapshot::default())),
             version: AtomicU64::new(0),
+            newest_event: AtomicI64::new(0),
             loading: Mutex::new(()),
         }
     }
@@ -138,6 +142,12 @@ impl PopularityBoard {
         self.version.load(Ordering::Acquire)
     }
 
+    /// Makes every answer computed before it stale (events moved counters that the best
+    /// lists do not show, such as co-reads).
+    pub fn touch(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Replaces the values when they differ; says whether they did.
     fn swap(&self, snapshot: PopularitySnapshot) -> bool {
         if self.snapshot().same_as(&snapshot) {
@@ -153,7 +163,8 @@ impl PopularityBoard {
     }
 
     /// Reads every cohort's best from the counters (as any replica's events left them).
-    /// Returns whether a value changed.
+    /// Returns whether a value changed. A new event since the last load moves the version
+    /// even when no best list changed.
     pub async fn load(&self, store: &Store) -> AppResult<bool> {
         let _one = self.loading.lock().await;
         self.load_locked(store).await
@@ -169,7 +180,12 @@ impl PopularityBoard {
             cohorts.push((cohort, best));
         }
         let at = now - now.rem_euclid(DECAY_STEP_SECS);
-        Ok(self.swap(PopularitySnapshot::from_counts(cohorts, at)))
+        let newest = store.newest_engagement_id().await?;
+        let changed = self.swap(PopularitySnapshot::from_counts(cohorts, at));
+        if self.newest_event.swap(newest, Ordering::AcqRel) != newest && !changed {
+            self.touch();
+        }
+        Ok(changed)
     }
 
     /// Rebuilds the counters from the stored events (a repair), then loads them.

@@ -104,6 +104,8 @@ pub(super) struct Resolution {
     pub(super) exclude: Vec<String>,
     /// The account asking or asked about (also when only a contact was named).
     pub(super) account_id: Option<String>,
+    /// The account's latest reads, newest first (the ALSO_READ factor's seeds).
+    pub(super) recent_reads: Vec<String>,
 }
 
 /// What the ranking of one request needs besides the audience.
@@ -124,6 +126,8 @@ pub(super) struct Ranking<'a> {
     /// A `nextContent` seed's vector: what the candidates' meaning is compared with. For
     /// other lists with text, the query's vector is used (when there is a model).
     pub(super) seed_vector: Option<Arc<Vec<f32>>>,
+    /// Seeds of the ALSO_READ factor: a `nextContent` seed, an account's latest reads.
+    pub(super) also_read_after: Vec<String>,
 }
 
 /// The context a list remembers (see [`ListContext`]).
@@ -224,6 +228,15 @@ impl Library {
             }
         }
         let account_id = profile.as_ref().map(|p| p.account.id.to_string());
+        let mut recent_reads: Vec<String> = Vec::new();
+        for e in profile.iter().flat_map(|p| &p.recent) {
+            let id = e.engagement.asset_id.as_str();
+            if recent_reads.len() < super::also_read::ACCOUNT_SEEDS
+                && !recent_reads.iter().any(|r| r == id)
+            {
+                recent_reads.push(id.to_owned());
+            }
+        }
         Ok(Resolution {
             resolved: ResolvedAudience {
                 audience: Audience {
@@ -240,6 +253,7 @@ impl Library {
             },
             exclude,
             account_id,
+            recent_reads,
         })
     }
 
@@ -273,7 +287,10 @@ impl Library {
             query.text.as_deref(),
         );
         let Resolution {
-            resolved, exclude, ..
+            resolved,
+            exclude,
+            recent_reads,
+            ..
         } = resolution;
         let items = self
             .rank(
@@ -290,6 +307,7 @@ impl Library {
                     linked: Vec::new(),
                     text_first: false,
                     seed_vector: None,
+                    also_read_after: recent_reads,
                 },
             )
             .await?;
@@ -318,6 +336,7 @@ impl Library {
             mut resolved,
             mut exclude,
             account_id,
+            ..
         } = resolution;
         if request.stage.is_none() {
             let furthest = asset
@@ -399,6 +418,7 @@ impl Library {
                     linked,
                     text_first: untagged_seed,
                     seed_vector,
+                    also_read_after: vec![asset.id.to_string()],
                 },
             )
             .await?;
@@ -446,6 +466,13 @@ impl Library {
         // The target with the vectors it is compared with, read once.
         let meaning = target.map(|t| (t, self.meaning.vectors()));
         let near_count = MEANING_CANDIDATES.max(r.first * 2);
+        // What readers of the seeds read next; looked up like popular assets.
+        let also_read = if weights.also_read > 0.0 {
+            self.also_read(&r.also_read_after, r.similar_to, audience.industry.as_ref())
+                .await?
+        } else {
+            None
+        };
         // One context for retrieval and explanation alike.
         let ctx = Arc::new(RankContext {
             weights,
@@ -463,6 +490,7 @@ impl Library {
             linked: r.linked.clone(),
             // Without a vector no cosine reaches `explain`, which then counts words alone.
             semantic_ratio: self.ranking.semantic_ratio,
+            also_read,
         });
         let window = if r.diversify {
             (r.first * DIVERSITY_WINDOW_FACTOR).max(MIN_DIVERSITY_WINDOW)
@@ -487,6 +515,9 @@ impl Library {
         // A seed's sequels and the pages it links to are looked up like popular assets,
         // whatever their tier.
         popular_ids.extend(r.sequels.iter().chain(&r.linked).cloned());
+        if let Some(a) = &ctx.also_read {
+            popular_ids.extend(a.hits.keys().cloned());
+        }
         let retrieval = ctx.clone();
         let text_first = r.text_first;
         let leaning_for = (audience.stage, audience.role);

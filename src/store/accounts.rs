@@ -353,6 +353,17 @@ impl Store {
             .collect()
     }
 
+    /// The newest event's row id (0 without events).
+    pub async fn newest_engagement_id(&self) -> AppResult<i64> {
+        let max: Option<Option<i64>> = engagement::Entity::find()
+            .select_only()
+            .column_as(engagement::Column::Id.max(), "max_id")
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(max.flatten().unwrap_or(0))
+    }
+
     /// Whether any event is stored.
     pub async fn has_engagement(&self) -> AppResult<bool> {
         Ok(engagement::Entity::find()

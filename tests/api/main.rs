@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod accounts;
 mod activity;
+mod also_read;
 mod architecture;
 mod audit;
 mod browser;

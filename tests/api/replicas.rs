@@ -194,6 +194,47 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    // So do co-reads: two accounts that read the pricing sheet and then the webhooks docs
+    // make the second an ALSO_READ reason after the first, on another replica.
+    let next = r#"{ nextContent(afterAssetId: "pricing-sheet", first: 30) {
+                      items { asset { id } reasons { factor value } } } }"#;
+    let also_read = |body: Value| -> f64 {
+        body["data"]["nextContent"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["asset"]["id"] == popular)
+            .and_then(|i| {
+                i["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["factor"] == "ALSO_READ")
+                    .map(|r| r["value"].as_f64().unwrap())
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(also_read(post(&servers[2], next, json!({})).await), 0.0);
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let since = Instant::now();
+    for reader in ["reader-2", "reader-3"] {
+        post(
+            &servers[0],
+            r#"mutation($id: ID!, $e: [EngagementInput!]!) {
+                 upsertAccount(account: { id: $id, name: "R" }) { id }
+                 recordEngagements(events: $e) { recorded } }"#,
+            json!({ "id": reader, "e": [
+                { "accountId": reader, "assetId": "pricing-sheet", "kind": "VIEW", "occurredAt": hour_ago },
+                { "accountId": reader, "assetId": popular, "kind": "VIEW" },
+            ] }),
+        )
+        .await;
+    }
+    while also_read(post(&servers[2], next, json!({})).await) == 0.0 {
+        assert!(since.elapsed() < Duration::from_secs(2), "stale co-reads");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
     for s in &mut servers {
         s.stop().await;
     }

@@ -19,6 +19,7 @@ fn rank_ctx(weights: &Weights, now: i64, half_life_days: f64, text: Option<&str>
         linked: Vec::new(),
         similar_to: None,
         semantic_ratio: 0.0,
+        also_read: None,
     }
 }
 use crate::domain::{AssetDraft, Concern, IndustrySlug, Language, Role, Stage, TaxonomyValue};

@@ -84,6 +84,7 @@ impl Library {
             resolved,
             exclude,
             account_id,
+            recent_reads,
         } = self.resolve(&request).await?;
         let choice = self.choose(profile.as_deref(), None, None)?;
         let mut ineligible = Vec::new();
@@ -138,6 +139,7 @@ impl Library {
             linked: Vec::new(),
             text_first: false,
             seed_vector: None,
+            also_read_after: recent_reads.clone(),
         };
         let shown = self
             .rank(
@@ -238,6 +240,9 @@ impl Library {
                             linked: Vec::new(),
                             text_first: false,
                             seed_vector: None,
+                            // A next-content list's seed; an account's reads at the time
+                            // are not logged.
+                            also_read_after: ctx.after.iter().cloned().collect(),
                         },
                     )
                     .await?;
