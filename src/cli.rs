@@ -174,21 +174,34 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
     },
-    /// Write deterministic synthetic accounts, contacts and engagement events over the
-    /// published assets of a library file, for benchmarks
+    /// Write deterministic synthetic accounts, contacts and engagement events for
+    /// benchmarks: into the database over its published assets, with planted reading
+    /// journeys and the counters they make (the server must not be running), or with
+    /// --output-dir as JSON-lines files over the assets of --library
     GenerateEngagement {
-        /// The library (JSON lines) whose assets the events read
-        #[arg(long)]
-        library: PathBuf,
+        /// The library (JSON lines) whose assets the events read (with --output-dir)
+        #[arg(long, requires = "output_dir")]
+        library: Option<PathBuf>,
         #[arg(long, default_value_t = 10_000)]
         accounts: u64,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Directory for accounts.jsonl, contacts.jsonl and events.jsonl
+        /// Directory for accounts.jsonl, contacts.jsonl and events.jsonl instead of the
+        /// database
+        #[arg(long, requires = "library")]
+        output_dir: Option<PathBuf>,
+        /// Reading journeys to plant (4 to 6 assets each, read in order)
+        #[arg(long, default_value_t = 50)]
+        journeys: usize,
+        /// The share of accounts that follow a journey
+        #[arg(long, default_value_t = 0.7)]
+        on_journey: f64,
+        /// Write the planted journeys here (JSON): the known answer of "readers of this
+        /// also read"
         #[arg(long)]
-        output_dir: PathBuf,
+        journeys_out: Option<PathBuf>,
     },
 }
 
@@ -384,7 +397,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             events,
             seed,
             output_dir,
-        } => generate_engagement(&library, accounts, events, seed, &output_dir),
+            journeys,
+            on_journey,
+            journeys_out,
+        } => match (library, output_dir) {
+            (Some(library), Some(dir)) => {
+                generate_engagement(&library, accounts, events, seed, &dir)
+            }
+            _ => {
+                let plan = BulkPlan {
+                    accounts,
+                    events,
+                    seed,
+                    journeys,
+                    on_journey,
+                    journeys_out,
+                };
+                generate_engagement_bulk(&Config::new(&cli.storage), plan).await
+            }
+        },
     }
 }
 
@@ -613,6 +644,68 @@ fn generate(assets: u64, seed: u64, output: Option<PathBuf>) -> anyhow::Result<(
             )?;
         }
     }
+    Ok(())
+}
+
+/// What `generate-engagement` writes into the database.
+struct BulkPlan {
+    accounts: u64,
+    events: u64,
+    seed: u64,
+    journeys: usize,
+    on_journey: f64,
+    journeys_out: Option<PathBuf>,
+}
+
+async fn generate_engagement_bulk(config: &Config, plan: BulkPlan) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&plan.on_journey) {
+        bail!(
+            "--on-journey {}: give a share between 0 and 1",
+            plan.on_journey
+        );
+    }
+    let store = connect_store(config).await?;
+    let ids = services::published_asset_ids(&store)
+        .await
+        .map_err(AppError::unmasked)?;
+    if ids.is_empty() {
+        bail!("the database has no published asset to read");
+    }
+    let journeys = crate::generate::Journeys::plant(&ids, plan.journeys, plan.seed);
+    if let Some(path) = &plan.journeys_out {
+        std::fs::write(path, serde_json::to_vec_pretty(&journeys)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let started = std::time::Instant::now();
+    let generated = crate::generate::EngagementPlan {
+        asset_ids: &ids,
+        accounts: plan.accounts,
+        events: plan.events,
+        journeys: &journeys,
+        on_journey: plan.on_journey,
+        seed: plan.seed,
+        now: chrono::Utc::now(),
+    };
+    let written = services::write_engagement_bulk(
+        &store,
+        crate::generate::engagement(&generated).map(|g| (g.account, g.contacts, g.events)),
+        50_000,
+        config.ranking.default_stage,
+    )
+    .await
+    .map_err(AppError::unmasked);
+    store.close().await;
+    let written = written?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{} accounts, {} events ({:.0} events/s), {} co-read pairs; {} journeys over {} assets in {seconds:.1} s",
+        written.accounts,
+        written.events,
+        written.events as f64 / seconds.max(1e-9),
+        written.pairs,
+        journeys.paths.len(),
+        ids.len(),
+    );
     Ok(())
 }
 

@@ -37,10 +37,10 @@ impl Rng {
     fn weighted(&mut self, cumulative: &[f64]) -> usize {
         let total = cumulative.last().copied().unwrap_or(1.0);
         let x = self.unit() * total;
+        // The first weight past x (a binary search: libraries have 100k assets).
         cumulative
-            .iter()
-            .position(|c| x < *c)
-            .unwrap_or(cumulative.len() - 1)
+            .partition_point(|c| *c <= x)
+            .min(cumulative.len().saturating_sub(1))
     }
 }
 
@@ -416,6 +416,195 @@ pub fn feedback_lists(
             items,
             clicked,
         }
+    })
+}
+
+/// Reading journeys planted in generated engagement: accounts that follow one read its
+/// assets in order, so "readers of this also read" has a known answer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Journeys {
+    pub paths: Vec<Vec<String>>,
+}
+
+impl Journeys {
+    /// `count` journeys of 4 to 6 assets each, drawn without repeats from `asset_ids` while
+    /// they last (then again from the start).
+    pub fn plant(asset_ids: &[String], count: usize, seed: u64) -> Self {
+        let mut rng = Rng(seed ^ 0x4A4F_5552_4E45_5953);
+        let mut order: Vec<&String> = asset_ids.iter().collect();
+        // Fisher-Yates.
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let mut next = 0;
+        let paths = (0..count)
+            .map(|_| {
+                let len = rng.range(4, 6).min(order.len());
+                (0..len)
+                    .map(|_| {
+                        let id = order[next % order.len().max(1)].clone();
+                        next += 1;
+                        id
+                    })
+                    .collect()
+            })
+            .filter(|p: &Vec<String>| p.len() >= 2)
+            .collect();
+        Journeys { paths }
+    }
+
+    /// Every step with a planted next asset, when the seed is a step of one journey only
+    /// (else its next is not one asset): (seed, planted next).
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for p in &self.paths {
+            for id in p {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        self.paths
+            .iter()
+            .flat_map(|p| p.windows(2))
+            .filter(|w| seen[w[0].as_str()] == 1)
+            .map(|w| (w[0].clone(), w[1].clone()))
+            .collect()
+    }
+}
+
+/// One generated account with its committee and what it read, oldest first.
+pub struct GeneratedAccount {
+    pub account: crate::domain::Account,
+    pub contacts: Vec<crate::domain::Contact>,
+    pub events: Vec<crate::domain::Engagement>,
+}
+
+/// What [`engagement`] generates.
+pub struct EngagementPlan<'a> {
+    pub asset_ids: &'a [String],
+    pub accounts: u64,
+    /// About this many events in all.
+    pub events: u64,
+    pub journeys: &'a Journeys,
+    /// The share of accounts that follow a journey.
+    pub on_journey: f64,
+    pub seed: u64,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Accounts (`acct-0000i`, three contacts each) reading over the last 180 days: most
+/// follow one planted journey step by step (each step a few days after the last, 85% going
+/// on to the next), and every account reads other assets as well, the popular ones most
+/// (a Zipf-like draw). A few accounts read much more than most. Account `i` depends on
+/// the seed and `i` alone, so any range of accounts can be generated on its own.
+pub fn engagement<'a>(plan: &'a EngagementPlan<'a>) -> impl Iterator<Item = GeneratedAccount> + 'a {
+    use crate::domain::{
+        Account, AccountId, AssetId, Contact, ContactId, Engagement, EngagementKind, IndustrySlug,
+        Language, Role,
+    };
+    let asset_weights = cumulative(
+        &(0..plan.asset_ids.len())
+            .map(|i| 1.0 / (i as f64 + 10.0))
+            .collect::<Vec<_>>(),
+    );
+    let assets: Vec<Option<AssetId>> = plan
+        .asset_ids
+        .iter()
+        .map(|id| AssetId::parse(id).ok())
+        .collect();
+    let industries: Vec<IndustrySlug> = INDUSTRIES
+        .iter()
+        .filter_map(|i| IndustrySlug::parse(i).ok())
+        .collect();
+    let kinds = cumulative(&[0.6, 0.15, 0.2, 0.05]);
+    let kind_of = [
+        EngagementKind::View,
+        EngagementKind::Download,
+        EngagementKind::Complete,
+        EngagementKind::Share,
+    ];
+    let per_account = plan.events as f64 / plan.accounts.max(1) as f64;
+    let journey_ids: Vec<Vec<Option<AssetId>>> = plan
+        .journeys
+        .paths
+        .iter()
+        .map(|p| p.iter().map(|id| AssetId::parse(id).ok()).collect())
+        .collect();
+    let now = plan.now;
+    (0..plan.accounts).filter_map(move |i| {
+        let mut rng = Rng(plan.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x454E_4741_4745);
+        let id = AccountId::parse(&format!("acct-{i:05}")).ok()?;
+        let account = Account {
+            id: id.clone(),
+            name: format!("Account {i}"),
+            industry: (rng.unit() < 0.9).then(|| industries[rng.below(industries.len())].clone()),
+            stage: None,
+            stage_updated_at: None,
+            tier: Some(["enterprise", "mid-market", "smb"][rng.below(3)].to_owned()),
+            language: Language::parse("en").ok(),
+            crm_stage: None,
+        };
+        let contacts: Vec<Contact> = [
+            Role::DecisionMaker,
+            Role::TechnicalIntegrator,
+            Role::Finance,
+        ]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, role)| {
+            Some(Contact {
+                id: ContactId::parse(&format!("{id}-c{j}")).ok()?,
+                account_id: id.clone(),
+                name: format!("Contact {j} of account {i}"),
+                role: Some(role),
+            })
+        })
+        .collect();
+        // Squaring a uniform draw gives a few heavy readers and many light ones, with the
+        // mean the plan asks for (E[3u^2] = 1).
+        let u = rng.unit();
+        let total = (3.0 * u * u * per_account).round().max(1.0) as usize;
+        let mut events: Vec<Engagement> = Vec::with_capacity(total);
+        let push = |events: &mut Vec<Engagement>, rng: &mut Rng, asset: &AssetId, ago: i64| {
+            let contact =
+                (rng.unit() < 0.8).then(|| contacts[rng.below(contacts.len())].id.clone());
+            events.push(Engagement {
+                account_id: id.clone(),
+                contact_id: contact,
+                asset_id: asset.clone(),
+                kind: kind_of[rng.weighted(&kinds)],
+                occurred_at: now - chrono::Duration::seconds(ago.max(0)),
+                client_event_id: None,
+                attribution: None,
+            });
+        };
+        if !journey_ids.is_empty() && rng.unit() < plan.on_journey {
+            let path = &journey_ids[rng.below(journey_ids.len())];
+            // Started within the last 150 days, a step every one to five days.
+            let mut ago = (30.0 + rng.unit() * 120.0) * 86_400.0;
+            for step in path {
+                if let Some(asset) = step {
+                    push(&mut events, &mut rng, asset, ago as i64);
+                }
+                if rng.unit() >= 0.85 {
+                    break;
+                }
+                ago -= (1.0 + rng.unit() * 4.0) * 86_400.0;
+            }
+        }
+        while events.len() < total {
+            let at = rng.weighted(&asset_weights);
+            let ago = (rng.unit() * 180.0 * 86_400.0) as i64;
+            match &assets[at] {
+                Some(asset) => push(&mut events, &mut rng, asset, ago),
+                None => break,
+            }
+        }
+        events.sort_by_key(|e| e.occurred_at);
+        Some(GeneratedAccount {
+            account,
+            contacts,
+            events,
+        })
     })
 }
 

@@ -33,9 +33,9 @@ pub use asset::{
     opening, parse_bool, parse_timestamp, url_segments,
 };
 pub use counters::{
-    ANY_INDUSTRY, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH, COUNTER_HALF_LIFE_DAYS,
-    CountedRead, CounterPlan, Delta, Share, account_contribution, co_read_cohorts, counted_cohorts,
-    decay_at, growth, plan,
+    ANY_INDUSTRY, CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH,
+    COUNTER_HALF_LIFE_DAYS, CountedRead, CounterPlan, Delta, Share, account_contribution,
+    co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, keep_best_co_reads, plan,
 };
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,

@@ -14,10 +14,11 @@ use chrono::Utc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::popularity::{PopularityStats, cohort_key};
+use super::popularity::PopularityStats;
 use super::recommend::{AudienceRequest, Recommendation, RecommendationQuery};
 use super::references::EventReferences;
 use super::{Library, distinct, validate_batch};
+use crate::domain::cohort_key;
 use crate::domain::{
     Account, AccountDraft, Contact, ContactDraft, ContactId, Engagement, EngagementDraft, Role,
     Stage, StageSource, TaxonomyValue,

@@ -525,7 +525,7 @@ pub async fn import_records(
                     .into_iter()
                     .map(|r| {
                         let a = refs.account(r.value.account_id.as_str());
-                        let cohort = super::cohort_key(
+                        let cohort = crate::domain::cohort_key(
                             a.and_then(|a| a.industry.as_ref()),
                             a.and_then(|a| a.stage).unwrap_or(default_stage),
                         );

@@ -6,6 +6,7 @@ mod accounts;
 mod activity;
 mod also_read;
 mod audit;
+mod bulk_engagement;
 mod crm;
 mod feedback;
 mod follower;
@@ -54,6 +55,7 @@ pub use audit::{
     CoverageExtras, CoverageReport, CoverageReportCell, ENGAGEMENT_WINDOW_DAYS, GAP_VIEWS,
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
+pub use bulk_engagement::{BulkEngagement, write_engagement_bulk};
 pub use crm::StageMappingReport;
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
@@ -72,7 +74,7 @@ pub use maintenance::{
 };
 pub use meaning::{EmbedPass, drop_model_vectors, embed_imported, stored_models};
 pub use operations::{Safelist, document_hash};
-pub use popularity::{POPULAR_PER_COHORT, PopularityStats, cohort_key};
+pub use popularity::{POPULAR_PER_COHORT, PopularityStats};
 pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
@@ -125,6 +127,9 @@ const GOOD_MEANING: f32 = 0.4;
 /// Calls to an embeddings service that requests wait on at once: each may take up to
 /// `meaning::remote::QUERY_TIMEOUT` of a blocking thread.
 const REMOTE_CALLS: usize = 4;
+
+/// How often a replica drops co-read pairs beyond each asset's heaviest.
+const PRUNE_CO_READS_EVERY: Duration = Duration::from_secs(600);
 
 /// Index reads allowed at once: two per core.
 fn index_readers() -> usize {
@@ -307,10 +312,20 @@ impl Library {
             }
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned = tokio::time::Instant::now();
             loop {
                 ticks.tick().await;
                 if let Err(err) = library.popularity.load(&library.store).await {
                     tracing::warn!(error = ?err, "cannot read popularity");
+                }
+                // Co-read pairs past each asset's heaviest are dropped now and then.
+                if pruned.elapsed() >= PRUNE_CO_READS_EVERY {
+                    pruned = tokio::time::Instant::now();
+                    match library.store.prune_co_reads().await {
+                        Ok(n) if n > 0 => tracing::info!(pairs = n, "co-read pairs pruned"),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = ?err, "cannot prune co-read pairs"),
+                    }
                 }
             }
         }))

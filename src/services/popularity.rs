@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use tokio::sync::Mutex;
 
-use crate::domain::{COUNTER_HALF_LIFE_DAYS, IndustrySlug, Stage, TaxonomyValue, decay_at};
+use crate::domain::{COUNTER_HALF_LIFE_DAYS, decay_at};
 use crate::error::AppResult;
 use crate::ranking::popularity_value;
 use crate::store::{Counted, Store};
@@ -34,15 +34,6 @@ const REBUILD_CHUNK: u64 = 5_000;
 /// Values are decayed to the start of the hour they are read in, so they move with the
 /// events, not with every read.
 const DECAY_STEP_SECS: i64 = 3_600;
-
-/// The cohort an account at `stage` in `industry` belongs to.
-pub fn cohort_key(industry: Option<&IndustrySlug>, stage: Stage) -> String {
-    format!(
-        "{}|{}",
-        industry.map_or(crate::domain::ANY_INDUSTRY, IndustrySlug::root),
-        stage.name()
-    )
-}
 
 /// One cohort's popular assets.
 #[derive(Default, Debug)]
@@ -244,11 +235,5 @@ mod tests {
             )],
             now,
         )));
-        assert_eq!(cohort_key(None, Stage::Decision), "*|DECISION");
-        let payments = IndustrySlug::parse("financial-services/payments").unwrap();
-        assert_eq!(
-            cohort_key(Some(&payments), Stage::Awareness),
-            "financial-services|AWARENESS"
-        );
     }
 }

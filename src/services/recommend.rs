@@ -6,12 +6,11 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Library;
-use super::popularity::cohort_key;
-use crate::domain::Choice;
 use crate::domain::{
     Asset, AssetFilter, AssetStatus, Concern, IndustrySlug, Language, ListContext, Role, Stage,
     TaxonomyValue, WeightOverrides, audience_leaning,
 };
+use crate::domain::{Choice, cohort_key};
 use crate::error::{AppError, AppResult};
 use crate::ranking::{
     Audience, DiversityItem, RankContext, Scored, diversify, explain, graded_dimensions,

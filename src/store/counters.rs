@@ -12,11 +12,16 @@ use sea_orm::{
 use super::entity::{co_read, engagement, popularity_cohort, popularity_count, popularity_share};
 use super::{Excluded, ROWS_PER_STATEMENT, Store, WriteTxn};
 use crate::domain::{
-    CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_HALF_LIFE_DAYS, CountedRead, CounterPlan, Delta,
-    Share, TaxonomyValue, account_contribution, plan,
+    CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_HALF_LIFE_DAYS, CountedRead,
+    CounterPlan, Delta, Engagement, Share, TaxonomyValue, account_contribution, plan,
 };
 use crate::error::AppResult;
 
+/// Up to this many accounts in a batch, each account's recent reads are read on their own
+/// (bounded by the co-read rule); more are read together.
+const FEW_ACCOUNTS: usize = 8;
+/// Rows per statement of a bulk load.
+const BULK_ROWS: usize = 2_000;
 /// Below this, a counter is taken for zero (what is left of subtracting what was added).
 const EPSILON: f64 = 1e-9;
 
@@ -75,6 +80,31 @@ async fn stored_shares<C: ConnectionTrait>(
             );
         }
     }
+    if per_account.len() > FEW_ACCOUNTS {
+        // Many accounts (an import's chunk): their reads of the window in a few queries,
+        // not one query each.
+        let from = per_account.values().map(|v| v.0).min().unwrap_or(0);
+        let to = per_account.values().map(|v| v.1).max().unwrap_or(0);
+        for chunk in accounts
+            .iter()
+            .collect::<Vec<_>>()
+            .chunks(ROWS_PER_STATEMENT)
+        {
+            let found = popularity_share::Entity::find()
+                .filter(S::AccountId.is_in(chunk.iter().map(|a| a.to_string())))
+                .filter(S::FirstAt.gte(from - CO_READ_WINDOW_DAYS * 86_400))
+                .filter(S::FirstAt.lte(to))
+                .all(conn)
+                .await?;
+            for m in found {
+                rows.insert(
+                    (m.account_id.clone(), m.asset_id.clone(), m.cohort.clone()),
+                    m,
+                );
+            }
+        }
+        return Ok(rows.into_values().map(share_from_row).collect());
+    }
     for (account, (from, to, n)) in per_account {
         // A read has at most a few cohorts (its own and every industry's, and more when
         // the account moved): room for the recent reads and the batch's own.
@@ -109,8 +139,15 @@ fn share_from_row(m: popularity_share::Model) -> Share {
 /// Writes a plan: shares set, counts and co-reads added, each table's rows in key order
 /// (so concurrent writers lock them in the same order), new cohorts noted.
 async fn apply<C: ConnectionTrait>(conn: &C, plan: &CounterPlan) -> AppResult<()> {
+    write_shares(conn, &plan.shares).await?;
+    add_counts(conn, &plan.counts).await?;
+    add_co_reads(conn, &plan.co_reads).await?;
+    note_cohorts(conn, &plan.counts).await
+}
+
+async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
     use popularity_share::Column as S;
-    for chunk in plan.shares.chunks(ROWS_PER_STATEMENT / 5) {
+    for chunk in shares.chunks(ROWS_PER_STATEMENT / 5) {
         let models = chunk.iter().map(|s| popularity_share::ActiveModel {
             account_id: Set(s.account.clone()),
             asset_id: Set(s.asset.clone()),
@@ -127,18 +164,25 @@ async fn apply<C: ConnectionTrait>(conn: &C, plan: &CounterPlan) -> AppResult<()
             .exec_without_returning(conn)
             .await?;
     }
-    add_counts(conn, &plan.counts).await?;
-    add_co_reads(conn, &plan.co_reads).await?;
-    let cohorts: BTreeSet<&String> = plan.counts.keys().map(|(c, _)| c).collect();
-    if !cohorts.is_empty() {
-        let models = cohorts.into_iter().map(|c| popularity_cohort::ActiveModel {
-            cohort: Set(c.clone()),
-        });
-        popularity_cohort::Entity::insert_many(models)
-            .on_conflict_do_nothing_on([popularity_cohort::Column::Cohort])
-            .exec_without_returning(conn)
-            .await?;
+    Ok(())
+}
+
+/// Notes the cohorts of `counts` (every replica reads the best of each).
+async fn note_cohorts<C: ConnectionTrait>(
+    conn: &C,
+    counts: &std::collections::BTreeMap<(String, String), Delta>,
+) -> AppResult<()> {
+    let cohorts: BTreeSet<&String> = counts.keys().map(|(c, _)| c).collect();
+    if cohorts.is_empty() {
+        return Ok(());
     }
+    let models = cohorts.into_iter().map(|c| popularity_cohort::ActiveModel {
+        cohort: Set(c.clone()),
+    });
+    popularity_cohort::Entity::insert_many(models)
+        .on_conflict_do_nothing_on([popularity_cohort::Column::Cohort])
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -270,6 +314,46 @@ pub(super) async fn erase_account(txn: &WriteTxn, account_id: &str) -> AppResult
 }
 
 impl Store {
+    /// Writes events with their cohorts and the shares they made in one transaction,
+    /// through statements of many rows: a bulk load (`stagefit generate-engagement`), with
+    /// no outbox and no list attribution. The counts and co-reads are added apart
+    /// ([`Store::add_counters`]).
+    pub async fn insert_events_bulk(
+        &self,
+        events: &[(Engagement, String)],
+        shares: &[Share],
+    ) -> AppResult<()> {
+        let txn = self.begin_txn().await?;
+        let recorded_at = chrono::Utc::now().timestamp();
+        for chunk in events.chunks(BULK_ROWS) {
+            let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
+                account_id: Set(e.account_id.to_string()),
+                contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
+                asset_id: Set(e.asset_id.to_string()),
+                kind: Set(e.kind.name().to_owned()),
+                occurred_at: Set(e.occurred_at.timestamp()),
+                client_event_id: Set(e.client_event_id.clone()),
+                cohort: Set(cohort.clone()),
+                recorded_at: Set(recorded_at),
+                ..Default::default()
+            });
+            engagement::Entity::insert_many(rows)
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        write_shares(txn.conn(), shares).await?;
+        txn.commit().await
+    }
+
+    /// Adds counts and co-reads (a bulk load's, summed), in one transaction.
+    pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
+        let txn = self.begin_txn().await?;
+        add_counts(txn.conn(), &plan.counts).await?;
+        add_co_reads(txn.conn(), &plan.co_reads).await?;
+        note_cohorts(txn.conn(), &plan.counts).await?;
+        txn.commit().await
+    }
+
     /// The cohorts that have popularity counts.
     pub async fn popularity_cohorts(&self) -> AppResult<Vec<String>> {
         Ok(popularity_cohort::Entity::find()
@@ -327,6 +411,55 @@ impl Store {
                 accounts: m.accounts,
             })
             .collect())
+    }
+
+    /// Deletes co-read pairs beyond the [`CO_READ_KEPT`] heaviest of each asset and cohort,
+    /// each group in its own short transaction; returns the pairs deleted. What it costs
+    /// grows with the assets and the pairs recorded since the last pass, not with events.
+    pub async fn prune_co_reads(&self) -> AppResult<u64> {
+        use co_read::Column as R;
+        let crowded: Vec<(String, String)> = co_read::Entity::find()
+            .select_only()
+            .column(R::AssetId)
+            .column(R::Cohort)
+            .group_by(R::AssetId)
+            .group_by(R::Cohort)
+            .having(R::NextId.count().gt(CO_READ_KEPT as i64))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut deleted = 0;
+        for (asset, cohort) in crowded {
+            let txn = self.begin_txn().await?;
+            let last_kept: Option<(f64, String)> = co_read::Entity::find()
+                .select_only()
+                .column(R::Weight)
+                .column(R::NextId)
+                .filter(R::AssetId.eq(&asset))
+                .filter(R::Cohort.eq(&cohort))
+                .order_by_desc(R::Weight)
+                .order_by_asc(R::NextId)
+                .offset(CO_READ_KEPT as u64 - 1)
+                .limit(1)
+                .into_tuple()
+                .one(txn.conn())
+                .await?;
+            if let Some((weight, next)) = last_kept {
+                deleted += co_read::Entity::delete_many()
+                    .filter(R::AssetId.eq(&asset))
+                    .filter(R::Cohort.eq(&cohort))
+                    .filter(
+                        R::Weight
+                            .lt(weight)
+                            .or(R::Weight.eq(weight).and(R::NextId.gt(next))),
+                    )
+                    .exec(txn.conn())
+                    .await?
+                    .rows_affected;
+            }
+            txn.commit().await?;
+        }
+        Ok(deleted)
     }
 
     /// Whether the counters hold anything.
@@ -393,5 +526,46 @@ impl Store {
             txn.commit().await?;
         }
         Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CO_READ_KEPT;
+
+    #[tokio::test]
+    async fn pruning_keeps_the_heaviest_neighbours_of_each_asset() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let mut plan = CounterPlan::default();
+        let pair = |a: &str, n: usize| (a.to_owned(), "*".to_owned(), format!("n{n:03}"));
+        for n in 0..CO_READ_KEPT + 7 {
+            plan.co_reads.insert(
+                pair("a", n),
+                Delta {
+                    weight: n as f64,
+                    accounts: 2,
+                },
+            );
+        }
+        plan.co_reads.insert(
+            pair("b", 0),
+            Delta {
+                weight: 1.0,
+                accounts: 2,
+            },
+        );
+        store.add_counters(&plan).await.unwrap();
+        assert_eq!(store.prune_co_reads().await.unwrap(), 7);
+        let kept = store.read_next("a", "*", 100, 1).await.unwrap();
+        assert_eq!(kept.len(), CO_READ_KEPT);
+        assert_eq!(kept[0].asset_id, format!("n{:03}", CO_READ_KEPT + 6));
+        assert!(kept.iter().all(|c| c.weight >= 7.0));
+        assert_eq!(store.read_next("b", "*", 100, 1).await.unwrap().len(), 1);
+        // Nothing more to drop.
+        assert_eq!(store.prune_co_reads().await.unwrap(), 0);
+        store.close().await;
     }
 }
