@@ -16,6 +16,11 @@
 //! through 64 searches of one to three words drawn like the library's text.
 //! `recommend-accounts` rotates through 1,000 accounts of `stagefit generate-engagement`
 //! (import them first, see BENCHMARKS.md); without them it reports errors.
+//! `record-engagement` records one event per request (a view, a download or a completion)
+//! for one of those 10,000 accounts and one of the first 10,000 assets of the reference
+//! library, 20,000 distinct in rotation: the write path with its counters.
+//! `next-content-mix` asks what to read after each of the first 1,000 assets (the
+//! ALSO_READ factor reads each seed's co-reads).
 //! `search-text-mix` rotates through 64 searches of one to three words, `search-distinct`
 //! through 20,000 (with an embedding model, every one a model run).
 
@@ -112,6 +117,33 @@ fn search_mix(distinct: usize) -> Vec<String> {
     bodies
 }
 
+/// One event per request, for 10,000 accounts of `stagefit generate-engagement` and the
+/// first 10,000 assets of the reference library.
+fn engagement_writes() -> Vec<String> {
+    let kinds = ["VIEW", "VIEW", "DOWNLOAD", "COMPLETE"];
+    (0..20_000u64)
+        .map(|i| {
+            let account = format!("acct-{:05}", (i * 7_919) % 10_000);
+            let asset = format!("s-{:07}", (i * 104_729) % 10_000);
+            format!(
+                r#"{{"query":"mutation {{ recordEngagement(event: {{ accountId: \"{account}\", assetId: \"{asset}\", kind: {} }}) {{ recorded }} }}"}}"#,
+                kinds[(i % 4) as usize]
+            )
+        })
+        .collect()
+}
+
+/// What to read after each of the first 1,000 assets of the reference library.
+fn next_content() -> Vec<String> {
+    (0..1_000u64)
+        .map(|i| {
+            format!(
+                r#"{{"query":"{{ nextContent(afterAssetId: \"s-{i:07}\", first: 10) {{ items {{ score asset {{ id title }} }} }} }}"}}"#
+            )
+        })
+        .collect()
+}
+
 fn cases() -> Vec<(&'static str, Vec<String>)> {
     let mut cases: Vec<(&str, Vec<String>)> = SINGLE_REQUEST_CASES
         .iter()
@@ -120,6 +152,8 @@ fn cases() -> Vec<(&'static str, Vec<String>)> {
     cases.insert(2, ("recommend-mixed", mixed_audiences()));
     cases.insert(3, ("recommend-accounts", account_audiences()));
     cases.insert(6, ("recommend-text-mix", text_mix()));
+    cases.push(("record-engagement", engagement_writes()));
+    cases.push(("next-content-mix", next_content()));
     cases.push(("search-text-mix", search_mix(64)));
     cases.push(("search-distinct", search_mix(20_000)));
     cases

@@ -162,6 +162,12 @@ pub enum Command {
         click_rate: f64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Journeys written by `generate-engagement --journeys-out`: the lists are then
+        /// `nextContent` lists after their steps, ranked by a profile without ALSO_READ
+        /// (`no-also-read`), whose readers click the planted next asset most (for
+        /// `stagefit replay`)
+        #[arg(long)]
+        journeys: Option<PathBuf>,
     },
     /// Rank the contexts of logged lists again with a candidate ranking profile and say,
     /// against the profiles that ranked them, where the clicked and completed assets land
@@ -386,7 +392,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             days,
             click_rate,
             seed,
-        } => generate_feedback(&Config::new(&cli.storage), lists, days, click_rate, seed).await,
+            journeys,
+        } => match journeys {
+            Some(path) => {
+                generate_journey_feedback(
+                    &Config::new(&cli.storage),
+                    &path,
+                    lists,
+                    days,
+                    click_rate,
+                    seed,
+                )
+                .await
+            }
+            None => {
+                generate_feedback(&Config::new(&cli.storage), lists, days, click_rate, seed).await
+            }
+        },
         Command::Replay { profile, since } => {
             replay(&Config::new(&cli.storage), &profile, since.as_deref()).await
         }
@@ -467,6 +489,66 @@ async fn generate_feedback(
     store.close().await;
     println!(
         "{lists} lists: {impressions} impressions, {clicks} clicks over {days} days in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn generate_journey_feedback(
+    config: &Config,
+    path: &std::path::Path,
+    lists: u64,
+    days: u32,
+    click_rate: f64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let journeys: crate::generate::Journeys = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: not a journeys file", path.display()))?;
+    if journeys.pairs().is_empty() {
+        bail!(
+            "{}: no journey step has a planted next asset",
+            path.display()
+        );
+    }
+    let store = connect_store(config).await?;
+    let ids = services::published_asset_ids(&store)
+        .await
+        .map_err(AppError::unmasked)?;
+    if ids.is_empty() {
+        bail!("the database has no published asset to show");
+    }
+    let mut weights = crate::domain::WeightOverrides::default();
+    weights.set(crate::domain::Factor::AlsoRead, 0.0);
+    let profile = crate::domain::RankingProfile {
+        name: "no-also-read".into(),
+        description: "stagefit generate-feedback --journeys".into(),
+        weights,
+        updated_at: chrono::Utc::now().timestamp(),
+    };
+    services::store_profile(&store, &profile)
+        .await
+        .map_err(AppError::unmasked)?;
+    let started = std::time::Instant::now();
+    let generated = crate::generate::journey_lists(
+        &journeys,
+        crate::generate::ListPlan {
+            asset_ids: &ids,
+            lists,
+            days,
+            click_rate,
+            profile: &profile.name,
+            seed,
+            now: chrono::Utc::now(),
+        },
+    );
+    let (impressions, clicks) = services::write_logged_lists(&store, generated, 1_000)
+        .await
+        .map_err(AppError::unmasked)?;
+    store.close().await;
+    println!(
+        "{lists} lists after journey steps (profile no-also-read): {impressions} impressions, {clicks} clicks in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

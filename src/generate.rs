@@ -471,6 +471,81 @@ impl Journeys {
     }
 }
 
+/// What [`journey_lists`] shows: `lists` lists over `asset_ids` in the last `days` days,
+/// logged as ranked by `profile`.
+pub struct ListPlan<'a> {
+    pub asset_ids: &'a [String],
+    pub lists: u64,
+    pub days: u32,
+    pub click_rate: f64,
+    pub profile: &'a str,
+    pub seed: u64,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// `nextContent` lists after the journeys' steps, for replays: each shown after a step
+/// with a planted next asset (ranked by profile `profile`), ten items of which the planted
+/// next asset is one, at a random place; readers click it on 60% of lists, and any item
+/// with `click_rate` besides (one in five clicks a completion).
+pub fn journey_lists<'a>(
+    journeys: &'a Journeys,
+    plan: ListPlan<'a>,
+) -> impl Iterator<Item = crate::domain::LoggedFeedback> + 'a {
+    let ListPlan {
+        asset_ids,
+        lists,
+        days,
+        click_rate,
+        profile,
+        seed,
+        now,
+    } = plan;
+    let mut rng = Rng(seed ^ 0x4C49_5354_5341_4654);
+    let pairs = journeys.pairs();
+    (0..lists).filter_map(move |_| {
+        let (seed_id, next) = pairs.get(rng.below(pairs.len()))?.clone();
+        let at = now.timestamp() - (rng.unit() * f64::from(days) * 86_400.0) as i64;
+        let context = crate::domain::ListContext {
+            at,
+            profile: profile.to_owned(),
+            placement: Some("article".to_owned()),
+            after: Some(seed_id.clone()),
+            stage: "CONSIDERATION".to_owned(),
+            language: "en".to_owned(),
+            ..Default::default()
+        };
+        // Nine others (popular ones most), then the planted next asset at a random place.
+        let width = 10.min(asset_ids.len());
+        let mut others: Vec<String> = Vec::with_capacity(width);
+        let mut draws = 0;
+        while others.len() + 1 < width && draws < 1_000 {
+            draws += 1;
+            let id = &asset_ids[(rng.unit() * rng.unit() * asset_ids.len() as f64) as usize];
+            if *id != seed_id && *id != next && !others.contains(id) {
+                others.push(id.clone());
+            }
+        }
+        others.insert(rng.below(others.len() + 1), next.clone());
+        let items: Vec<(String, u32)> = others
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as u32 + 1))
+            .collect();
+        let mut clicked = Vec::new();
+        for (id, p) in &items {
+            let wanted = if *id == next { 0.6 } else { click_rate };
+            if rng.unit() < wanted {
+                clicked.push((id.clone(), *p, rng.unit() < 0.2));
+            }
+        }
+        Some(crate::domain::LoggedFeedback {
+            context,
+            items,
+            clicked,
+        })
+    })
+}
+
 /// One generated account with its committee and what it read, oldest first.
 pub struct GeneratedAccount {
     pub account: crate::domain::Account,

@@ -249,30 +249,6 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
     plan
 }
 
-/// Keeps the [`CO_READ_KEPT`] heaviest neighbours of each asset and cohort (ties by
-/// id): what a bulk load writes, as the periodic pruning would leave it.
-pub fn keep_best_co_reads(co_reads: &mut BTreeMap<(String, String, String), Delta>) {
-    let mut groups: HashMap<(&str, &str), Vec<(f64, &str)>> = HashMap::new();
-    for ((a, c, n), d) in co_reads.iter() {
-        groups.entry((a, c)).or_default().push((d.weight, n));
-    }
-    let mut drop: Vec<(String, String, String)> = Vec::new();
-    for ((a, c), mut next) in groups {
-        if next.len() <= CO_READ_KEPT {
-            continue;
-        }
-        next.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
-        drop.extend(
-            next[CO_READ_KEPT..]
-                .iter()
-                .map(|(_, n)| (a.to_owned(), c.to_owned(), (*n).to_owned())),
-        );
-    }
-    for k in drop {
-        co_reads.remove(&k);
-    }
-}
-
 /// What an account's stored shares added to the counters: the counts of each share, and
 /// the co-reads its first reads made by the rule of [`plan`]. Subtracted at erasure.
 ///
@@ -440,22 +416,6 @@ mod tests {
         let sources = p.co_reads.keys().filter(|(_, _, b)| *b == last).count();
         assert_eq!(sources, CO_READ_RECENT);
         assert_eq!(co_read_cohorts("*|AWARENESS"), vec!["*".to_owned()]);
-        // The heaviest neighbours are kept.
-        let mut many: BTreeMap<(String, String, String), Delta> = (0..CO_READ_KEPT + 3)
-            .map(|i| {
-                (
-                    ("a".to_owned(), "*".to_owned(), format!("n{i:03}")),
-                    Delta {
-                        weight: i as f64,
-                        accounts: 1,
-                    },
-                )
-            })
-            .collect();
-        keep_best_co_reads(&mut many);
-        assert_eq!(many.len(), CO_READ_KEPT);
-        assert!(!many.contains_key(&("a".into(), "*".into(), "n002".into())));
-        assert!(many.contains_key(&("a".into(), "*".into(), "n003".into())));
         assert_eq!(cohort_key(None, Stage::Decision), "*|DECISION");
         let payments = IndustrySlug::parse("financial-services/payments").unwrap();
         assert_eq!(

@@ -35,7 +35,7 @@ pub use asset::{
 pub use counters::{
     ANY_INDUSTRY, CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH,
     COUNTER_HALF_LIFE_DAYS, CountedRead, CounterPlan, Delta, Share, account_contribution,
-    co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, keep_best_co_reads, plan,
+    co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, plan,
 };
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,

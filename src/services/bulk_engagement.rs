@@ -3,12 +3,97 @@
 //! their popularity and co-read counters computed by the same rule as the write path
 //! (`domain::counters`) and added once at the end.
 
+use std::collections::HashMap;
+
 use crate::domain::{
-    Account, COUNTER_HALF_LIFE_DAYS, Contact, CountedRead, CounterPlan, Engagement, Stage,
-    cohort_key, keep_best_co_reads, plan,
+    Account, CO_READ_KEPT, COUNTER_HALF_LIFE_DAYS, Contact, CountedRead, CounterPlan, Delta,
+    Engagement, Stage, cohort_key, plan,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
+
+/// Co-read pairs held before the lightest of crowded assets are dropped (what the server's
+/// pruning does every 10 minutes), so memory stays bounded whatever the events.
+const PAIRS_HELD: usize = 8_000_000;
+/// Pairs written per transaction at the end.
+const PAIRS_PER_WRITE: usize = 100_000;
+
+/// Counts and co-reads summed over a load, by interned ids (a pair's key is 12 bytes, not
+/// three strings).
+#[derive(Default)]
+struct Totals {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+    counts: HashMap<(u32, u32), Delta>,
+    /// (asset, cohort, next asset).
+    co_reads: HashMap<(u32, u32, u32), Delta>,
+}
+
+impl Totals {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn add(&mut self, batch: CounterPlan) {
+        for ((cohort, asset), d) in batch.counts {
+            let key = (self.id(&cohort), self.id(&asset));
+            let t = self.counts.entry(key).or_default();
+            t.weight += d.weight;
+            t.accounts += d.accounts;
+        }
+        for ((asset, cohort, next), d) in batch.co_reads {
+            let key = (self.id(&asset), self.id(&cohort), self.id(&next));
+            let t = self.co_reads.entry(key).or_default();
+            t.weight += d.weight;
+            t.accounts += d.accounts;
+        }
+        if self.co_reads.len() > PAIRS_HELD {
+            self.keep_best();
+        }
+    }
+
+    /// Keeps each asset's and cohort's [`CO_READ_KEPT`] heaviest pairs.
+    fn keep_best(&mut self) {
+        let mut groups: HashMap<(u32, u32), Vec<(f64, u32)>> = HashMap::new();
+        for (&(a, c, n), d) in &self.co_reads {
+            groups.entry((a, c)).or_default().push((d.weight, n));
+        }
+        for ((a, c), mut next) in groups {
+            if next.len() <= CO_READ_KEPT {
+                continue;
+            }
+            next.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            for (_, n) in &next[CO_READ_KEPT..] {
+                self.co_reads.remove(&(a, c, *n));
+            }
+        }
+    }
+
+    /// The totals by name, in pieces of about `size` pairs.
+    fn into_plans(mut self, size: usize) -> Vec<CounterPlan> {
+        self.keep_best();
+        let name = |id: u32| self.names[id as usize].clone();
+        let mut plans = vec![CounterPlan::default()];
+        for ((c, a), d) in &self.counts {
+            plans[0].counts.insert((name(*c), name(*a)), *d);
+        }
+        for ((a, c, n), d) in &self.co_reads {
+            if plans.last().is_some_and(|p| p.co_reads.len() >= size) {
+                plans.push(CounterPlan::default());
+            }
+            if let Some(p) = plans.last_mut() {
+                p.co_reads.insert((name(*a), name(*c), name(*n)), *d);
+            }
+        }
+        plans
+    }
+}
 
 /// What a bulk load wrote.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,11 +124,11 @@ pub async fn write_engagement_bulk(
         )));
     }
     let mut done = BulkEngagement::default();
-    let mut total = CounterPlan::default();
+    let mut total = Totals::default();
     let mut pending: Vec<(Account, Vec<Contact>, Vec<Engagement>)> = Vec::new();
     let mut pending_events = 0;
     let mut flush = async |pending: &mut Vec<(Account, Vec<Contact>, Vec<Engagement>)>,
-                           total: &mut CounterPlan|
+                           total: &mut Totals|
            -> AppResult<()> {
         let accounts: Vec<Account> = pending.iter().map(|p| p.0.clone()).collect();
         store.upsert_accounts(&accounts).await?;
@@ -71,16 +156,10 @@ pub async fn write_engagement_bulk(
         let batch = plan(&reads, &[], COUNTER_HALF_LIFE_DAYS);
         store.insert_events_bulk(&rows, &batch.shares).await?;
         done.events += rows.len() as u64;
-        for (k, d) in batch.counts {
-            let t = total.counts.entry(k).or_default();
-            t.weight += d.weight;
-            t.accounts += d.accounts;
-        }
-        for (k, d) in batch.co_reads {
-            let t = total.co_reads.entry(k).or_default();
-            t.weight += d.weight;
-            t.accounts += d.accounts;
-        }
+        total.add(CounterPlan {
+            shares: Vec::new(),
+            ..batch
+        });
         Ok(())
     };
     for account in accounts {
@@ -95,8 +174,43 @@ pub async fn write_engagement_bulk(
     if !pending.is_empty() {
         flush(&mut pending, &mut total).await?;
     }
-    keep_best_co_reads(&mut total.co_reads);
-    done.pairs = total.co_reads.len() as u64;
-    store.add_counters(&total).await?;
+    for piece in total.into_plans(PAIRS_PER_WRITE) {
+        done.pairs += piece.co_reads.len() as u64;
+        store.add_counters(&piece).await?;
+    }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crowded_assets_keep_their_heaviest_pairs() {
+        let mut t = Totals::default();
+        let mut batch = CounterPlan::default();
+        for n in 0..CO_READ_KEPT + 3 {
+            batch.co_reads.insert(
+                ("a".into(), "*".into(), format!("n{n:03}")),
+                Delta {
+                    weight: n as f64,
+                    accounts: 1,
+                },
+            );
+        }
+        batch.co_reads.insert(
+            ("b".into(), "*".into(), "n000".into()),
+            Delta {
+                weight: 0.5,
+                accounts: 1,
+            },
+        );
+        t.add(batch);
+        let plans = t.into_plans(PAIRS_PER_WRITE);
+        let pairs: Vec<_> = plans.iter().flat_map(|p| p.co_reads.keys()).collect();
+        assert_eq!(pairs.len(), CO_READ_KEPT + 1);
+        assert!(!pairs.contains(&&("a".into(), "*".into(), "n002".into())));
+        assert!(pairs.contains(&&("a".into(), "*".into(), "n003".into())));
+        assert!(pairs.contains(&&("b".into(), "*".into(), "n000".into())));
+    }
 }

@@ -59,7 +59,8 @@ pub use bulk_engagement::{BulkEngagement, write_engagement_bulk};
 pub use crm::StageMappingReport;
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
-    PerformanceQuery, published_asset_ids, rate, store_experiment, write_logged_lists,
+    PerformanceQuery, published_asset_ids, rate, store_experiment, store_profile,
+    write_logged_lists,
 };
 pub use follower::{
     FollowerHandle, IndexDifference, IndexFollower, catch_up, compare_index, rebuild,

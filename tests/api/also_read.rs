@@ -288,4 +288,33 @@ async fn also_read_finds_the_planted_next_asset() {
         assert_eq!(&top5(seed).await, top, "after {seed}");
     }
     s.stop().await;
+
+    // Lists shown after the steps, ranked without ALSO_READ, whose readers click the
+    // planted next asset: the replay ranks them again with and without it.
+    let out = stagefit(
+        dir.path(),
+        &[
+            "generate-feedback",
+            "--journeys",
+            journeys.to_str().unwrap(),
+            "--lists",
+            "200",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stagefit(dir.path(), &["replay", "--profile", "default"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let ndcg = |profile: &str| -> f64 {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(profile))
+            .unwrap_or_else(|| panic!("{report}"));
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    assert!(
+        ndcg("default") > ndcg("no-also-read") + 0.1,
+        "ALSO_READ should beat the profile without it:\n{report}"
+    );
+    eprintln!("{report}");
 }

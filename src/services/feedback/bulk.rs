@@ -84,6 +84,14 @@ pub async fn published_asset_ids(store: &Store) -> AppResult<Vec<String>> {
 
 /// Stores a ranking profile and an experiment over it as given, for a bulk load's lists
 /// to name (`stagefit generate-feedback`); an experiment of that name already stored stays.
+/// Stores a ranking profile (what bulk-loaded lists name as the one that ranked them).
+pub async fn store_profile(
+    store: &Store,
+    profile: &crate::domain::RankingProfile,
+) -> AppResult<()> {
+    store.upsert_ranking_profile(profile).await
+}
+
 pub async fn store_experiment(
     store: &Store,
     profile: &crate::domain::RankingProfile,

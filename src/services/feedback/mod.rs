@@ -12,7 +12,7 @@ mod rules;
 
 pub use crate::domain::rate;
 pub use analytics::{AssetPerformance, CellPerformance, PerformanceKey, PerformanceQuery};
-pub use bulk::{published_asset_ids, store_experiment, write_logged_lists};
+pub use bulk::{published_asset_ids, store_experiment, store_profile, write_logged_lists};
 pub use explain::ExplainQuery;
 pub use rules::ExperimentReport;
 pub(crate) use rules::FeedbackBoard;
