@@ -146,8 +146,16 @@ async fn apply<C: ConnectionTrait>(conn: &C, plan: &CounterPlan) -> AppResult<()
 }
 
 async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
+    write_shares_by(conn, shares, ROWS_PER_STATEMENT / 5).await
+}
+
+async fn write_shares_by<C: ConnectionTrait>(
+    conn: &C,
+    shares: &[Share],
+    rows: usize,
+) -> AppResult<()> {
     use popularity_share::Column as S;
-    for chunk in shares.chunks(ROWS_PER_STATEMENT / 5) {
+    for chunk in shares.chunks(rows) {
         let models = chunk.iter().map(|s| popularity_share::ActiveModel {
             account_id: Set(s.account.clone()),
             asset_id: Set(s.asset.clone()),
@@ -190,9 +198,17 @@ async fn add_counts<C: ConnectionTrait>(
     conn: &C,
     counts: &std::collections::BTreeMap<(String, String), Delta>,
 ) -> AppResult<()> {
+    add_counts_by(conn, counts, ROWS_PER_STATEMENT / 4).await
+}
+
+async fn add_counts_by<C: ConnectionTrait>(
+    conn: &C,
+    counts: &std::collections::BTreeMap<(String, String), Delta>,
+    per_statement: usize,
+) -> AppResult<()> {
     use popularity_count::Column as P;
     let rows: Vec<_> = counts.iter().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT / 4) {
+    for chunk in rows.chunks(per_statement) {
         let models = chunk
             .iter()
             .map(|((cohort, asset), d)| popularity_count::ActiveModel {
@@ -222,9 +238,17 @@ async fn add_co_reads<C: ConnectionTrait>(
     conn: &C,
     co_reads: &std::collections::BTreeMap<(String, String, String), Delta>,
 ) -> AppResult<()> {
+    add_co_reads_by(conn, co_reads, ROWS_PER_STATEMENT / 5).await
+}
+
+async fn add_co_reads_by<C: ConnectionTrait>(
+    conn: &C,
+    co_reads: &std::collections::BTreeMap<(String, String, String), Delta>,
+    per_statement: usize,
+) -> AppResult<()> {
     use co_read::Column as R;
     let rows: Vec<_> = co_reads.iter().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+    for chunk in rows.chunks(per_statement) {
         let models = chunk
             .iter()
             .map(|((asset, cohort, next), d)| co_read::ActiveModel {
@@ -341,15 +365,15 @@ impl Store {
                 .exec_without_returning(txn.conn())
                 .await?;
         }
-        write_shares(txn.conn(), shares).await?;
+        write_shares_by(txn.conn(), shares, BULK_ROWS).await?;
         txn.commit().await
     }
 
     /// Adds counts and co-reads (a bulk load's, summed), in one transaction.
     pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
         let txn = self.begin_txn().await?;
-        add_counts(txn.conn(), &plan.counts).await?;
-        add_co_reads(txn.conn(), &plan.co_reads).await?;
+        add_counts_by(txn.conn(), &plan.counts, BULK_ROWS).await?;
+        add_co_reads_by(txn.conn(), &plan.co_reads, BULK_ROWS).await?;
         note_cohorts(txn.conn(), &plan.counts).await?;
         txn.commit().await
     }
