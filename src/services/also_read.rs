@@ -37,12 +37,15 @@ type Neighbours = Arc<Vec<Counted>>;
 pub(super) struct ReadNextCache {
     /// (seed, cohort) -> (the popularity version it was read at, the list).
     lists: Cache<(String, String), (u64, Neighbours)>,
+    /// Seed -> (the index position it was read at, its title), for the reasons.
+    titles: Cache<String, (i64, String)>,
 }
 
 impl Default for ReadNextCache {
     fn default() -> Self {
         Self {
             lists: Cache::new(CACHED_LISTS),
+            titles: Cache::new(CACHED_LISTS),
         }
     }
 }
@@ -100,12 +103,7 @@ impl Library {
         // Reasons name seeds by title: read only for the seeds that gave something.
         let mut titles: HashMap<&str, String> = HashMap::new();
         for seed in hit_seeds {
-            let title = self
-                .store
-                .get_asset(seed)
-                .await?
-                .map_or_else(|| seed.to_owned(), |a| a.title);
-            titles.insert(seed, title);
+            titles.insert(seed, self.seed_title(seed).await?);
         }
         for hit in hits.values_mut() {
             if let Some(title) = titles.get(hit.seed.as_str()) {
@@ -117,6 +115,25 @@ impl Library {
             _ => Vec::new(),
         };
         Ok(Some(AlsoRead { seeds, hits }))
+    }
+
+    /// A seed's title, from the cache while the library has not changed.
+    async fn seed_title(&self, seed: &str) -> AppResult<String> {
+        let seq = self.index_seq();
+        if let Some((at, title)) = self.read_next.titles.get(seed)
+            && at == seq
+        {
+            return Ok(title);
+        }
+        let title = self
+            .store
+            .get_asset(seed)
+            .await?
+            .map_or_else(|| seed.to_owned(), |a| a.title);
+        self.read_next
+            .titles
+            .insert(seed.to_owned(), (seq, title.clone()));
+        Ok(title)
     }
 
     /// A seed's neighbours in a cohort, from the cache when read since the popularity
