@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
 use super::entity::{co_read, engagement, popularity_cohort, popularity_count, popularity_share};
-use super::{Excluded, ROWS_PER_STATEMENT, Store, WriteTxn};
+use super::{ROWS_PER_STATEMENT, Store, WriteTxn};
 use crate::domain::{
     CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_HALF_LIFE_DAYS, CountedRead,
     CounterPlan, Delta, Engagement, Share, TaxonomyValue, account_contribution, plan,
@@ -218,16 +218,11 @@ async fn add_counts_by<C: ConnectionTrait>(
                 accounts: Set(d.accounts),
             });
         popularity_count::Entity::insert_many(models)
-            .on_conflict(
-                OnConflict::columns([P::Cohort, P::AssetId])
-                    .values([P::Score, P::Accounts].map(|c| {
-                        (
-                            c,
-                            Expr::col((popularity_count::Entity, c)).add(Expr::col((Excluded, c))),
-                        )
-                    }))
-                    .to_owned(),
-            )
+            .on_conflict(super::adding(
+                popularity_count::Entity,
+                [P::Cohort, P::AssetId],
+                [P::Score, P::Accounts],
+            ))
             .exec_without_returning(conn)
             .await?;
     }
@@ -259,16 +254,11 @@ async fn add_co_reads_by<C: ConnectionTrait>(
                 accounts: Set(d.accounts),
             });
         co_read::Entity::insert_many(models)
-            .on_conflict(
-                OnConflict::columns([R::AssetId, R::Cohort, R::NextId])
-                    .values([R::Weight, R::Accounts].map(|c| {
-                        (
-                            c,
-                            Expr::col((co_read::Entity, c)).add(Expr::col((Excluded, c))),
-                        )
-                    }))
-                    .to_owned(),
-            )
+            .on_conflict(super::adding(
+                co_read::Entity,
+                [R::AssetId, R::Cohort, R::NextId],
+                [R::Weight, R::Accounts],
+            ))
             .exec_without_returning(conn)
             .await?;
     }
@@ -350,17 +340,9 @@ impl Store {
         let txn = self.begin_txn().await?;
         let recorded_at = chrono::Utc::now().timestamp();
         for chunk in events.chunks(BULK_ROWS) {
-            let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
-                account_id: Set(e.account_id.to_string()),
-                contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
-                asset_id: Set(e.asset_id.to_string()),
-                kind: Set(e.kind.name().to_owned()),
-                occurred_at: Set(e.occurred_at.timestamp()),
-                client_event_id: Set(e.client_event_id.clone()),
-                cohort: Set(cohort.clone()),
-                recorded_at: Set(recorded_at),
-                ..Default::default()
-            });
+            let rows = chunk
+                .iter()
+                .map(|(e, cohort)| super::events::engagement_row(e, cohort, recorded_at));
             engagement::Entity::insert_many(rows)
                 .exec_without_returning(txn.conn())
                 .await?;

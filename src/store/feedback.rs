@@ -23,7 +23,7 @@ use super::entity::{
     dismissal, engagement, experiment, feedback_daily, feedback_total, impression, ranking_profile,
     served_list,
 };
-use super::{Excluded, Store, WriteTxn};
+use super::{Store, WriteTxn};
 use crate::domain::{
     Attribution, EngagementKind, Experiment, JourneyEvent, ListContext, RankingProfile, Variant,
     list_key, weights_from_json, weights_to_json,
@@ -104,17 +104,6 @@ impl RollupKey {
     }
 }
 
-/// `ON CONFLICT (keys) DO UPDATE` adding the new row's counts to the stored ones.
-fn add_counts<E: EntityTrait>(
-    table: E,
-    keys: impl IntoIterator<Item = E::Column>,
-    counts: [E::Column; 4],
-) -> OnConflict {
-    OnConflict::columns(keys)
-        .values(counts.map(|c| (c, Expr::col((table, c)).add(Expr::col((Excluded, c))))))
-        .to_owned()
-}
-
 /// Adds counts to the rollups: per day, and all time (what analytics without a span read,
 /// whose size is assets x variants whatever the days).
 async fn bump(
@@ -148,7 +137,7 @@ async fn bump(
         }
         use feedback_daily::Column as D;
         feedback_daily::Entity::insert_many(models)
-            .on_conflict(add_counts(
+            .on_conflict(super::adding(
                 feedback_daily::Entity,
                 [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant],
                 [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
@@ -174,7 +163,7 @@ async fn bump(
             );
         use feedback_total::Column as T;
         feedback_total::Entity::insert_many(models)
-            .on_conflict(add_counts(
+            .on_conflict(super::adding(
                 feedback_total::Entity,
                 [T::AssetId, T::Profile, T::Experiment, T::Variant],
                 [T::Impressions, T::Clicks, T::Completions, T::Dismissals],

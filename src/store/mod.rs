@@ -63,6 +63,18 @@ const ROWS_PER_STATEMENT: usize = 400;
 #[derive(sea_orm::DeriveIden, Clone, Copy)]
 struct Excluded;
 
+/// `ON CONFLICT (keys) DO UPDATE` adding the new row's `sums` to the stored ones.
+fn adding<E: EntityTrait, const N: usize>(
+    table: E,
+    keys: impl IntoIterator<Item = E::Column>,
+    sums: [E::Column; N],
+) -> OnConflict {
+    use sea_orm::sea_query::ExprTrait;
+    OnConflict::columns(keys)
+        .values(sums.map(|c| (c, Expr::col((table, c)).add(Expr::col((Excluded, c))))))
+        .to_owned()
+}
+
 /// Key of the PostgreSQL advisory lock that orders writers ("stagefit" in ASCII).
 const CHANGE_LOG_LOCK_KEY: i64 = 0x7374_6167_6566_6974;
 
