@@ -13,7 +13,7 @@ use super::entity::{co_read, engagement, popularity_cohort, popularity_count, po
 use super::{ROWS_PER_STATEMENT, Store, WriteTxn};
 use crate::domain::{
     CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_HALF_LIFE_DAYS, CountedRead,
-    CounterPlan, Delta, Engagement, Share, TaxonomyValue, account_contribution, plan,
+    CounterPlan, Delta, Share, TaxonomyValue, account_contribution, plan,
 };
 use crate::error::AppResult;
 
@@ -21,7 +21,7 @@ use crate::error::AppResult;
 /// (bounded by the co-read rule); more are read together.
 const FEW_ACCOUNTS: usize = 8;
 /// Rows per statement of a bulk load.
-const BULK_ROWS: usize = 2_000;
+pub(super) const BULK_ROWS: usize = 2_000;
 /// Below this, a counter is taken for zero (what is left of subtracting what was added).
 const EPSILON: f64 = 1e-9;
 
@@ -149,7 +149,7 @@ async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResu
     write_shares_by(conn, shares, ROWS_PER_STATEMENT / 5).await
 }
 
-async fn write_shares_by<C: ConnectionTrait>(
+pub(super) async fn write_shares_by<C: ConnectionTrait>(
     conn: &C,
     shares: &[Share],
     rows: usize,
@@ -328,29 +328,6 @@ pub(super) async fn erase_account(txn: &WriteTxn, account_id: &str) -> AppResult
 }
 
 impl Store {
-    /// Writes events with their cohorts and the shares they made in one transaction,
-    /// through statements of many rows: a bulk load (`stagefit generate-engagement`), with
-    /// no outbox and no list attribution. The counts and co-reads are added apart
-    /// ([`Store::add_counters`]).
-    pub async fn insert_events_bulk(
-        &self,
-        events: &[(Engagement, String)],
-        shares: &[Share],
-    ) -> AppResult<()> {
-        let txn = self.begin_txn().await?;
-        let recorded_at = chrono::Utc::now().timestamp();
-        for chunk in events.chunks(BULK_ROWS) {
-            let rows = chunk
-                .iter()
-                .map(|(e, cohort)| super::events::engagement_row(e, cohort, recorded_at));
-            engagement::Entity::insert_many(rows)
-                .exec_without_returning(txn.conn())
-                .await?;
-        }
-        write_shares_by(txn.conn(), shares, BULK_ROWS).await?;
-        txn.commit().await
-    }
-
     /// Adds counts and co-reads (a bulk load's, summed), in one transaction.
     pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
         let txn = self.begin_txn().await?;

@@ -127,3 +127,28 @@ pub(super) async fn insert_engagements(
     }
     Ok(inserted)
 }
+
+impl super::Store {
+    /// Writes events with their cohorts and the shares they made in one transaction,
+    /// through statements of many rows: a bulk load (`stagefit generate-engagement`), with
+    /// no outbox and no list attribution. The counts and co-reads are added apart
+    /// (`Store::add_counters`).
+    pub async fn insert_events_bulk(
+        &self,
+        events: &[(Engagement, String)],
+        shares: &[crate::domain::Share],
+    ) -> AppResult<()> {
+        let txn = self.begin_txn().await?;
+        let recorded_at = chrono::Utc::now().timestamp();
+        for chunk in events.chunks(super::counters::BULK_ROWS) {
+            let rows = chunk
+                .iter()
+                .map(|(e, cohort)| engagement_row(e, cohort, recorded_at));
+            engagement::Entity::insert_many(rows)
+                .exec_without_returning(txn.conn())
+                .await?;
+        }
+        super::counters::write_shares_by(txn.conn(), shares, super::counters::BULK_ROWS).await?;
+        txn.commit().await
+    }
+}
