@@ -20,7 +20,8 @@ use crate::error::AppResult;
 /// Up to this many accounts in a batch, each account's recent reads are read on their own
 /// (bounded by the co-read rule); more are read together.
 const FEW_ACCOUNTS: usize = 8;
-/// Rows per statement of a bulk load.
+/// Rows per statement (at most 5 columns of the counters, 8 of an event: well under
+/// SQLite's and PostgreSQL's limits on bound values).
 pub(super) const BULK_ROWS: usize = 2_000;
 /// Below this, a counter is taken for zero (what is left of subtracting what was added).
 const EPSILON: f64 = 1e-9;
@@ -145,17 +146,9 @@ async fn apply<C: ConnectionTrait>(conn: &C, plan: &CounterPlan) -> AppResult<()
     note_cohorts(conn, &plan.counts).await
 }
 
-async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
-    write_shares_by(conn, shares, ROWS_PER_STATEMENT / 5).await
-}
-
-pub(super) async fn write_shares_by<C: ConnectionTrait>(
-    conn: &C,
-    shares: &[Share],
-    rows: usize,
-) -> AppResult<()> {
+pub(super) async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
     use popularity_share::Column as S;
-    for chunk in shares.chunks(rows) {
+    for chunk in shares.chunks(BULK_ROWS) {
         let models = chunk.iter().map(|s| popularity_share::ActiveModel {
             account_id: Set(s.account.clone()),
             asset_id: Set(s.asset.clone()),
@@ -198,17 +191,9 @@ async fn add_counts<C: ConnectionTrait>(
     conn: &C,
     counts: &std::collections::BTreeMap<(String, String), Delta>,
 ) -> AppResult<()> {
-    add_counts_by(conn, counts, ROWS_PER_STATEMENT / 4).await
-}
-
-async fn add_counts_by<C: ConnectionTrait>(
-    conn: &C,
-    counts: &std::collections::BTreeMap<(String, String), Delta>,
-    per_statement: usize,
-) -> AppResult<()> {
     use popularity_count::Column as P;
     let rows: Vec<_> = counts.iter().collect();
-    for chunk in rows.chunks(per_statement) {
+    for chunk in rows.chunks(BULK_ROWS) {
         let models = chunk
             .iter()
             .map(|((cohort, asset), d)| popularity_count::ActiveModel {
@@ -233,17 +218,9 @@ async fn add_co_reads<C: ConnectionTrait>(
     conn: &C,
     co_reads: &std::collections::BTreeMap<(String, String, String), Delta>,
 ) -> AppResult<()> {
-    add_co_reads_by(conn, co_reads, ROWS_PER_STATEMENT / 5).await
-}
-
-async fn add_co_reads_by<C: ConnectionTrait>(
-    conn: &C,
-    co_reads: &std::collections::BTreeMap<(String, String, String), Delta>,
-    per_statement: usize,
-) -> AppResult<()> {
     use co_read::Column as R;
     let rows: Vec<_> = co_reads.iter().collect();
-    for chunk in rows.chunks(per_statement) {
+    for chunk in rows.chunks(BULK_ROWS) {
         let models = chunk
             .iter()
             .map(|((asset, cohort, next), d)| co_read::ActiveModel {
@@ -331,8 +308,8 @@ impl Store {
     /// Adds counts and co-reads (a bulk load's, summed), in one transaction.
     pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
         let txn = self.begin_txn().await?;
-        add_counts_by(txn.conn(), &plan.counts, BULK_ROWS).await?;
-        add_co_reads_by(txn.conn(), &plan.co_reads, BULK_ROWS).await?;
+        add_counts(txn.conn(), &plan.counts).await?;
+        add_co_reads(txn.conn(), &plan.co_reads).await?;
         note_cohorts(txn.conn(), &plan.counts).await?;
         txn.commit().await
     }

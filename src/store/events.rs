@@ -148,7 +148,7 @@ impl super::Store {
                 .exec_without_returning(txn.conn())
                 .await?;
         }
-        super::counters::write_shares_by(txn.conn(), shares, super::counters::BULK_ROWS).await?;
+        super::counters::write_shares(txn.conn(), shares).await?;
         txn.commit().await
     }
 }

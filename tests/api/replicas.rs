@@ -39,6 +39,25 @@ async fn replicas(shared: &std::path::Path, dirs: &[tempfile::TempDir]) -> Vec<T
 }
 
 /// Searches `s` for `word` until `id` is the answer; how long that took.
+/// The value of `factor`'s reason for `asset` in the list a query's `field` answered, 0
+/// when the asset or the reason is not there.
+fn reason_value(body: &Value, field: &str, asset: &str, factor: &str) -> f64 {
+    body["data"][field]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["asset"]["id"] == asset)
+        .and_then(|i| {
+            i["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["factor"] == factor)
+                .map(|r| r["value"].as_f64().unwrap())
+        })
+        .unwrap_or(0.0)
+}
+
 async fn seen_after(s: &TestServer, word: &str, id: &str, since: Instant) -> Duration {
     loop {
         let body = post(
@@ -164,22 +183,7 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
     let ranked = r#"{ recommendations(audience: { stage: ADOPTION, industry: "retail", role: TECHNICAL_INTEGRATOR },
                        weights: { freshness: 0 }, diversify: false, first: 30) {
                        items { asset { id } reasons { factor value } } } }"#;
-    let popularity = |body: Value| -> f64 {
-        body["data"]["recommendations"]["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["asset"]["id"] == popular)
-            .and_then(|i| {
-                i["reasons"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|r| r["factor"] == "POPULARITY")
-                    .map(|r| r["value"].as_f64().unwrap())
-            })
-            .unwrap_or(0.0)
-    };
+    let popularity = |body: Value| reason_value(&body, "recommendations", popular, "POPULARITY");
     // Asked before the event: an answer the cache may keep.
     assert_eq!(popularity(post(&servers[2], ranked, json!({})).await), 0.0);
     let since = Instant::now();
@@ -198,22 +202,7 @@ async fn a_write_through_one_replica_shows_on_the_others_within_a_second() {
     // make the second an ALSO_READ reason after the first, on another replica.
     let next = r#"{ nextContent(afterAssetId: "pricing-sheet", first: 30) {
                       items { asset { id } reasons { factor value } } } }"#;
-    let also_read = |body: Value| -> f64 {
-        body["data"]["nextContent"]["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["asset"]["id"] == popular)
-            .and_then(|i| {
-                i["reasons"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|r| r["factor"] == "ALSO_READ")
-                    .map(|r| r["value"].as_f64().unwrap())
-            })
-            .unwrap_or(0.0)
-    };
+    let also_read = |body: Value| reason_value(&body, "nextContent", popular, "ALSO_READ");
     assert_eq!(also_read(post(&servers[2], next, json!({})).await), 0.0);
     let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let since = Instant::now();
