@@ -168,6 +168,32 @@ pub(super) async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share])
     Ok(())
 }
 
+/// Writes the shares of new accounts through the bulk path (a key already stored fails).
+pub(super) async fn write_shares_bulk(bulk: &mut super::bulk::Bulk, shares: &[Share]) -> AppResult<()> {
+    use super::bulk::{Cell, OnKey};
+    use popularity_share::Column as S;
+    use sea_orm::{EntityName, IdenStatic};
+    let cells: Vec<Cell> = shares
+        .iter()
+        .flat_map(|s| {
+            [
+                Cell::Text(&s.account),
+                Cell::Text(&s.asset),
+                Cell::Text(&s.cohort),
+                Cell::Real(s.weight),
+                Cell::Int(s.first_at),
+            ]
+        })
+        .collect();
+    bulk.write(
+        popularity_share::Entity.table_name(),
+        &[S::AccountId, S::AssetId, S::Cohort, S::Weight, S::FirstAt].map(|c| c.as_str()),
+        &cells,
+        OnKey::Fail,
+    )
+    .await
+}
+
 /// Notes the cohorts of `counts` (every replica reads the best of each).
 async fn note_cohorts<C: ConnectionTrait>(
     conn: &C,
@@ -305,13 +331,74 @@ pub(super) async fn erase_account(txn: &WriteTxn, account_id: &str) -> AppResult
 }
 
 impl Store {
-    /// Adds counts and co-reads (a bulk load's, summed), in one transaction.
+    /// Adds counts and co-reads (a bulk load's, summed), in one transaction through the
+    /// bulk path (`store::bulk`).
     pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
-        let txn = self.begin_txn().await?;
-        add_counts(txn.conn(), &plan.counts).await?;
-        add_co_reads(txn.conn(), &plan.co_reads).await?;
-        note_cohorts(txn.conn(), &plan.counts).await?;
-        txn.commit().await
+        use super::bulk::{Cell, OnKey};
+        use sea_orm::{EntityName, IdenStatic};
+        let mut bulk = self.bulk().await?;
+        {
+            use popularity_count::Column as P;
+            let cells: Vec<Cell> = plan
+                .counts
+                .iter()
+                .flat_map(|((cohort, asset), d)| {
+                    [
+                        Cell::Text(cohort),
+                        Cell::Text(asset),
+                        Cell::Real(d.weight),
+                        Cell::Int(d.accounts),
+                    ]
+                })
+                .collect();
+            bulk.write(
+                popularity_count::Entity.table_name(),
+                &[P::Cohort, P::AssetId, P::Score, P::Accounts].map(|c| c.as_str()),
+                &cells,
+                OnKey::Add {
+                    keys: &[P::Cohort, P::AssetId].map(|c| c.as_str()),
+                    sums: &[P::Score, P::Accounts].map(|c| c.as_str()),
+                },
+            )
+            .await?;
+        }
+        {
+            use co_read::Column as R;
+            let cells: Vec<Cell> = plan
+                .co_reads
+                .iter()
+                .flat_map(|((asset, cohort, next), d)| {
+                    [
+                        Cell::Text(asset),
+                        Cell::Text(cohort),
+                        Cell::Text(next),
+                        Cell::Real(d.weight),
+                        Cell::Int(d.accounts),
+                    ]
+                })
+                .collect();
+            bulk.write(
+                co_read::Entity.table_name(),
+                &[R::AssetId, R::Cohort, R::NextId, R::Weight, R::Accounts].map(|c| c.as_str()),
+                &cells,
+                OnKey::Add {
+                    keys: &[R::AssetId, R::Cohort, R::NextId].map(|c| c.as_str()),
+                    sums: &[R::Weight, R::Accounts].map(|c| c.as_str()),
+                },
+            )
+            .await?;
+        }
+        let cohorts: BTreeSet<&String> = plan.counts.keys().map(|(c, _)| c).collect();
+        let cells: Vec<Cell> = cohorts.into_iter().map(|c| Cell::Text(c)).collect();
+        let cohort = popularity_cohort::Column::Cohort.as_str();
+        bulk.write(
+            popularity_cohort::Entity.table_name(),
+            &[cohort],
+            &cells,
+            OnKey::Keep { keys: &[cohort] },
+        )
+        .await?;
+        bulk.commit().await
     }
 
     /// The cohorts that have popularity counts.

@@ -130,25 +130,58 @@ pub(super) async fn insert_engagements(
 
 impl super::Store {
     /// Writes events with their cohorts and the shares they made in one transaction,
-    /// through statements of many rows: a bulk load (`stagefit generate-engagement`), with
-    /// no outbox and no list attribution. The counts and co-reads are added apart
-    /// (`Store::add_counters`).
+    /// through the bulk path (`store::bulk`): a bulk load (`stagefit generate-engagement`)
+    /// of new accounts, with no outbox and no list attribution. The counts and co-reads
+    /// are added apart (`Store::add_counters`).
     pub async fn insert_events_bulk(
         &self,
         events: &[(Engagement, String)],
         shares: &[crate::domain::Share],
     ) -> AppResult<()> {
-        let txn = self.begin_txn().await?;
+        use super::bulk::{Cell, OnKey};
+        use engagement::Column as E;
+        use sea_orm::{EntityName, IdenStatic};
+        let columns = [
+            E::AccountId,
+            E::ContactId,
+            E::AssetId,
+            E::Kind,
+            E::OccurredAt,
+            E::ClientEventId,
+            E::Cohort,
+            E::RecordedAt,
+            E::RecommendationId,
+            E::Position,
+        ]
+        .map(|c| c.as_str());
         let recorded_at = chrono::Utc::now().timestamp();
-        for chunk in events.chunks(super::counters::BULK_ROWS) {
-            let rows = chunk
-                .iter()
-                .map(|(e, cohort)| engagement_row(e, cohort, recorded_at));
-            engagement::Entity::insert_many(rows)
-                .exec_without_returning(txn.conn())
-                .await?;
+        let mut cells = Vec::with_capacity(events.len() * columns.len());
+        for (e, cohort) in events {
+            let attribution = e.attribution.as_ref();
+            cells.extend([
+                Cell::Text(e.account_id.as_str()),
+                e.contact_id.as_ref().map(|c| c.as_str()).into(),
+                Cell::Text(e.asset_id.as_str()),
+                Cell::Text(e.kind.name()),
+                Cell::Int(e.occurred_at.timestamp()),
+                e.client_event_id.as_deref().into(),
+                Cell::Text(cohort),
+                Cell::Int(recorded_at),
+                attribution.map(|a| a.recommendation_id.as_str()).into(),
+                attribution
+                    .and_then(|a| a.position)
+                    .map_or(Cell::Null, |p| Cell::Int(i64::from(p))),
+            ]);
         }
-        super::counters::write_shares(txn.conn(), shares).await?;
-        txn.commit().await
+        let mut bulk = self.bulk().await?;
+        bulk.write(
+            engagement::Entity.table_name(),
+            &columns,
+            &cells,
+            OnKey::Fail,
+        )
+        .await?;
+        super::counters::write_shares_bulk(&mut bulk, shares).await?;
+        bulk.commit().await
     }
 }

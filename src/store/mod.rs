@@ -6,6 +6,7 @@
 
 mod accounts;
 mod backup;
+mod bulk;
 mod copy;
 mod counters;
 mod crm;

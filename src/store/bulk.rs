@@ -1,0 +1,286 @@
+//! Bulk writes (`stagefit generate-engagement`): many rows through statements that bind
+//! values directly (SQLite, a few thousand values a statement, its prepared form reused)
+//! or through `COPY` (PostgreSQL), in one transaction that holds the process's writer
+//! lock. Tables and columns are named through their entities; values are always bound or
+//! escaped, never spliced into the SQL.
+
+use std::fmt::Write as _;
+
+use sea_orm::sqlx::{self, AssertSqlSafe, Postgres, Sqlite};
+use sea_orm::{DbBackend, DbErr, RuntimeErr};
+use tokio::sync::OwnedMutexGuard;
+
+use super::Store;
+use crate::error::{AppError, AppResult};
+
+/// One value of a row.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Cell<'a> {
+    Text(&'a str),
+    Int(i64),
+    Real(f64),
+    Null,
+}
+
+impl<'a> From<Option<&'a str>> for Cell<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Cell::Null, Cell::Text)
+    }
+}
+
+/// What a row whose key is already stored does.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum OnKey<'a> {
+    /// Nothing is expected there: the statement fails (the transaction with it).
+    Fail,
+    /// The stored row keeps its values.
+    Keep { keys: &'a [&'a str] },
+    /// The new row's `sums` are added to the stored ones.
+    Add {
+        keys: &'a [&'a str],
+        sums: &'a [&'a str],
+    },
+}
+
+/// At most this many values a statement on SQLite (its limit is 32,766).
+const SQLITE_VALUES: usize = 16_000;
+/// `COPY` data sent in pieces of about this many bytes.
+const COPY_PIECE: usize = 1 << 20;
+
+enum Txn {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// An open bulk transaction (see the module).
+pub(super) struct Bulk {
+    txn: Txn,
+    _guard: OwnedMutexGuard<()>,
+}
+
+fn failed(err: sqlx::Error) -> AppError {
+    AppError::from(DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(err))))
+}
+
+impl Store {
+    /// Begins a bulk transaction (SQLite: `BEGIN IMMEDIATE`, the writer from the start).
+    pub(super) async fn bulk(&self) -> AppResult<Bulk> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let txn = match self.db.get_database_backend() {
+            DbBackend::Sqlite => Txn::Sqlite(
+                self.db
+                    .get_sqlite_connection_pool()
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(failed)?,
+            ),
+            _ => Txn::Postgres(
+                self.db
+                    .get_postgres_connection_pool()
+                    .begin()
+                    .await
+                    .map_err(failed)?,
+            ),
+        };
+        Ok(Bulk { txn, _guard: guard })
+    }
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `ON CONFLICT ...` for `table`, or nothing.
+fn conflict_clause(table: &str, on_key: OnKey<'_>) -> String {
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| quoted(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match on_key {
+        OnKey::Fail => String::new(),
+        OnKey::Keep { keys } => format!(" ON CONFLICT ({}) DO NOTHING", list(keys)),
+        OnKey::Add { keys, sums } => {
+            let set = sums
+                .iter()
+                .map(|c| {
+                    let c = quoted(c);
+                    format!("{c} = {}.{c} + excluded.{c}", quoted(table))
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" ON CONFLICT ({}) DO UPDATE SET {set}", list(keys))
+        }
+    }
+}
+
+/// One value in `COPY`'s text format.
+fn copy_cell(out: &mut String, cell: Cell<'_>) {
+    match cell {
+        Cell::Null => out.push_str("\\N"),
+        Cell::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Cell::Real(v) => {
+            let _ = write!(out, "{v:?}");
+        }
+        Cell::Text(s) => {
+            for ch in s.chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+impl Bulk {
+    /// Writes rows of `columns` into `table`: `cells` holds them one after another.
+    pub(super) async fn write(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        cells: &[Cell<'_>],
+        on_key: OnKey<'_>,
+    ) -> AppResult<()> {
+        if columns.is_empty() || cells.is_empty() {
+            return Ok(());
+        }
+        debug_assert_eq!(cells.len() % columns.len(), 0);
+        let names = columns
+            .iter()
+            .map(|c| quoted(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &mut self.txn {
+            Txn::Sqlite(txn) => {
+                let conflict = conflict_clause(table, on_key);
+                let per = (SQLITE_VALUES / columns.len()).max(1) * columns.len();
+                let row = format!("({})", vec!["?"; columns.len()].join(", "));
+                for chunk in cells.chunks(per) {
+                    let rows = chunk.len() / columns.len();
+                    let sql = format!(
+                        "INSERT INTO {} ({names}) VALUES {}{conflict}",
+                        quoted(table),
+                        vec![row.as_str(); rows].join(", ")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(sql));
+                    for cell in chunk {
+                        query = match *cell {
+                            Cell::Text(s) => query.bind(s),
+                            Cell::Int(v) => query.bind(v),
+                            Cell::Real(v) => query.bind(v),
+                            Cell::Null => query.bind(None::<i64>),
+                        };
+                    }
+                    query.execute(&mut **txn).await.map_err(failed)?;
+                }
+            }
+            Txn::Postgres(txn) => {
+                // Rows whose key may be stored go through a temporary table first.
+                let target = match on_key {
+                    OnKey::Fail => quoted(table),
+                    _ => {
+                        let scratch = quoted(&format!("bulk_{table}"));
+                        let create = format!(
+                            "CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                            quoted(table)
+                        );
+                        sqlx::query(AssertSqlSafe(create))
+                            .execute(&mut **txn)
+                            .await
+                            .map_err(failed)?;
+                        scratch
+                    }
+                };
+                let mut copy = txn
+                    .copy_in_raw(&format!("COPY {target} ({names}) FROM STDIN"))
+                    .await
+                    .map_err(failed)?;
+                let mut data = String::with_capacity(COPY_PIECE + 4096);
+                for row in cells.chunks(columns.len()) {
+                    for (i, cell) in row.iter().enumerate() {
+                        if i > 0 {
+                            data.push('\t');
+                        }
+                        copy_cell(&mut data, *cell);
+                    }
+                    data.push('\n');
+                    if data.len() >= COPY_PIECE {
+                        copy.send(data.as_bytes()).await.map_err(failed)?;
+                        data.clear();
+                    }
+                }
+                if !data.is_empty() {
+                    copy.send(data.as_bytes()).await.map_err(failed)?;
+                }
+                copy.finish().await.map_err(failed)?;
+                if !matches!(on_key, OnKey::Fail) {
+                    let merge = format!(
+                        "INSERT INTO {} ({names}) SELECT {names} FROM {target}{}",
+                        quoted(table),
+                        conflict_clause(table, on_key)
+                    );
+                    sqlx::query(AssertSqlSafe(merge))
+                        .execute(&mut **txn)
+                        .await
+                        .map_err(failed)?;
+                    sqlx::query(AssertSqlSafe(format!("TRUNCATE {target}")))
+                        .execute(&mut **txn)
+                        .await
+                        .map_err(failed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(self) -> AppResult<()> {
+        match self.txn {
+            Txn::Sqlite(txn) => txn.commit().await,
+            Txn::Postgres(txn) => txn.commit().await,
+        }
+        .map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_value() {
+        let mut out = String::new();
+        for cell in [
+            Cell::Text("a\tb\\c\nd\re"),
+            Cell::Null,
+            Cell::Int(-3),
+            Cell::Real(0.1),
+        ] {
+            copy_cell(&mut out, cell);
+            out.push('|');
+        }
+        assert_eq!(out, "a\\tb\\\\c\\nd\\re|\\N|-3|0.1|");
+    }
+
+    #[test]
+    fn adding_on_conflict_names_the_table_and_its_columns() {
+        let clause = conflict_clause(
+            "co_read",
+            OnKey::Add {
+                keys: &["asset_id", "next_id"],
+                sums: &["weight"],
+            },
+        );
+        assert_eq!(
+            clause,
+            " ON CONFLICT (\"asset_id\", \"next_id\") DO UPDATE SET \"weight\" = \"co_read\".\"weight\" + excluded.\"weight\""
+        );
+    }
+}
