@@ -133,15 +133,15 @@ impl CounterPlan {
 }
 
 /// An account's reads as the co-read rule sees them: each asset once, at its first read,
-/// with the cohort of that read.
+/// with the cohort of that read. Names are borrowed from the reads and shares planned.
 #[derive(Default)]
-struct Reads {
+struct Reads<'a> {
     /// asset -> (first read, its cohort).
-    first: HashMap<String, (i64, String)>,
+    first: HashMap<&'a str, (i64, &'a str)>,
 }
 
-impl Reads {
-    fn from_shares<'a>(shares: impl IntoIterator<Item = &'a Share>) -> Self {
+impl<'a> Reads<'a> {
+    fn from_shares(shares: impl IntoIterator<Item = &'a Share>) -> Self {
         let mut reads = Reads::default();
         for s in shares {
             reads.note(&s.asset, s.first_at, &s.cohort);
@@ -151,30 +151,28 @@ impl Reads {
 
     /// Keeps the earliest read of `asset`; between two cohorts of the same moment, the one
     /// of an industry (it names more).
-    fn note(&mut self, asset: &str, at: i64, cohort: &str) {
+    fn note(&mut self, asset: &'a str, at: i64, cohort: &'a str) {
         match self.first.get_mut(asset) {
             Some(first) => {
                 let industry = !cohort.starts_with(ANY_INDUSTRY);
                 if at < first.0 || (at == first.0 && industry) {
-                    *first = (at, cohort.to_owned());
+                    *first = (at, cohort);
                 }
             }
             None => {
-                self.first.insert(asset.to_owned(), (at, cohort.to_owned()));
+                self.first.insert(asset, (at, cohort));
             }
         }
     }
 
     /// The reads a first read of `asset` at `at` pairs with: read before it (by time, then
     /// id), within the window, the latest [`CO_READ_RECENT`].
-    fn sources(&self, asset: &str, at: i64) -> Vec<&str> {
-        let mut before: Vec<(i64, &str)> = self
+    fn sources(&self, asset: &str, at: i64) -> Vec<&'a str> {
+        let mut before: Vec<(i64, &'a str)> = self
             .first
             .iter()
-            .filter(|(a, (t, _))| {
-                (*t, a.as_str()) < (at, asset) && at - *t <= CO_READ_WINDOW_DAYS * 86_400
-            })
-            .map(|(a, (t, _))| (*t, a.as_str()))
+            .filter(|(a, (t, _))| (*t, **a) < (at, asset) && at - *t <= CO_READ_WINDOW_DAYS * 86_400)
+            .map(|(a, (t, _))| (*t, *a))
             .collect();
         before.sort_unstable_by(|x, y| y.cmp(x));
         before.truncate(CO_READ_RECENT);
@@ -182,10 +180,51 @@ impl Reads {
     }
 }
 
+/// The counted and co-read cohorts of each cohort a plan meets, worked out once.
+#[derive(Default)]
+struct CohortsOf(HashMap<String, (Vec<String>, Vec<String>)>);
+
+impl CohortsOf {
+    fn new<'a>(cohorts: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut all = CohortsOf::default();
+        for c in cohorts {
+            if !all.0.contains_key(c) {
+                all.0
+                    .insert(c.to_owned(), (counted_cohorts(c), co_read_cohorts(c)));
+            }
+        }
+        all
+    }
+
+    fn counted(&self, cohort: &str) -> &[String] {
+        self.0.get(cohort).map_or(&[], |c| &c.0)
+    }
+
+    fn co_read(&self, cohort: &str) -> &[String] {
+        self.0.get(cohort).map_or(&[], |c| &c.1)
+    }
+}
+
+/// Sums by borrowed key, turned into the plan's owned and ordered keys once at the end.
+fn owned_counts(sums: HashMap<(&str, &str), Delta>) -> BTreeMap<(String, String), Delta> {
+    sums.into_iter()
+        .map(|((a, b), d)| ((a.to_owned(), b.to_owned()), d))
+        .collect()
+}
+
+fn owned_co_reads(
+    sums: HashMap<(&str, &str, &str), Delta>,
+) -> BTreeMap<(String, String, String), Delta> {
+    sums.into_iter()
+        .map(|((a, b, c), d)| ((a.to_owned(), b.to_owned(), c.to_owned()), d))
+        .collect()
+}
+
 /// What `reads` change, given the stored shares of their accounts: every share of an
 /// (account, asset) pair the batch names, and the account's shares recent enough to pair
 /// with (see [`CO_READ_WINDOW_DAYS`]). Reads of one account are taken in time order.
 pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> CounterPlan {
+    let cohorts = CohortsOf::new(reads.iter().map(|r| r.cohort.as_str()));
     let mut by_account: BTreeMap<&str, Vec<&CountedRead>> = BTreeMap::new();
     for r in reads {
         by_account.entry(&r.account).or_default().push(r);
@@ -194,49 +233,40 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
     for s in stored {
         stored_of.entry(&s.account).or_default().push(s);
     }
-    let mut plan = CounterPlan::default();
-    let mut shares: BTreeMap<(String, String, String), Share> = BTreeMap::new();
+    let mut counts: HashMap<(&str, &str), Delta> = HashMap::new();
+    let mut co_reads: HashMap<(&str, &str, &str), Delta> = HashMap::new();
+    let mut shares: Vec<Share> = Vec::new();
     for (account, mut events) in by_account {
         events.sort_by(|a, b| (a.at, &a.asset).cmp(&(b.at, &b.asset)));
         let own = stored_of.remove(account).unwrap_or_default();
         // (asset, cohort) -> (weight, first read), as stored and then as planned.
-        let mut known: HashMap<(String, String), (f64, i64)> = own
+        let mut known: HashMap<(&str, &str), (f64, i64)> = own
             .iter()
-            .map(|s| ((s.asset.clone(), s.cohort.clone()), (s.weight, s.first_at)))
+            .map(|s| ((s.asset.as_str(), s.cohort.as_str()), (s.weight, s.first_at)))
             .collect();
-        let mut read: HashSet<String> = own.iter().map(|s| s.asset.clone()).collect();
+        // The shares this account's events raise: (asset, cohort) -> (weight, first read).
+        let mut raised: BTreeMap<(&str, &str), (f64, i64)> = BTreeMap::new();
+        let mut read: HashSet<&str> = own.iter().map(|s| s.asset.as_str()).collect();
         let mut history = Reads::from_shares(own.iter().copied());
         for e in events {
             let w = e.depth * growth(e.at, half_life_days);
-            for cohort in counted_cohorts(&e.cohort) {
-                let key = (e.asset.clone(), cohort);
+            for cohort in cohorts.counted(&e.cohort) {
+                let key = (e.asset.as_str(), cohort.as_str());
                 let (raise, first_at, new) = match known.get(&key) {
                     None => (w, e.at, 1),
                     Some(&(old, _)) if w <= old => continue,
                     Some(&(old, first)) => (w - old, first, 0),
                 };
-                known.insert(key.clone(), (w, first_at));
-                plan.counts
-                    .entry((key.1.clone(), key.0.clone()))
-                    .or_default()
-                    .add(raise, new);
-                shares.insert(
-                    (account.to_owned(), key.0.clone(), key.1.clone()),
-                    Share {
-                        account: account.to_owned(),
-                        asset: key.0,
-                        cohort: key.1,
-                        weight: w,
-                        first_at,
-                    },
-                );
+                known.insert(key, (w, first_at));
+                counts.entry((key.1, key.0)).or_default().add(raise, new);
+                raised.insert(key, (w, first_at));
             }
-            if read.insert(e.asset.clone()) {
+            if read.insert(&e.asset) {
                 let unit = growth(e.at, half_life_days);
                 for source in history.sources(&e.asset, e.at) {
-                    for cohort in co_read_cohorts(&e.cohort) {
-                        plan.co_reads
-                            .entry((source.to_owned(), cohort, e.asset.clone()))
+                    for cohort in cohorts.co_read(&e.cohort) {
+                        co_reads
+                            .entry((source, cohort.as_str(), e.asset.as_str()))
                             .or_default()
                             .add(unit, 1);
                     }
@@ -244,9 +274,23 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
                 history.note(&e.asset, e.at, &e.cohort);
             }
         }
+        shares.extend(
+            raised
+                .into_iter()
+                .map(|((asset, cohort), (weight, first_at))| Share {
+                    account: account.to_owned(),
+                    asset: asset.to_owned(),
+                    cohort: cohort.to_owned(),
+                    weight,
+                    first_at,
+                }),
+        );
     }
-    plan.shares = shares.into_values().collect();
-    plan
+    CounterPlan {
+        shares,
+        counts: owned_counts(counts),
+        co_reads: owned_co_reads(co_reads),
+    }
 }
 
 /// What an account's stored shares added to the counters: the counts of each share, and
@@ -257,26 +301,32 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
 /// before it, not with those that followed: the contribution computed here then differs
 /// for those pairs, and the erasure clamps counters at zero.
 pub fn account_contribution(shares: &[Share], half_life_days: f64) -> CounterPlan {
-    let mut plan = CounterPlan::default();
+    let cohorts = CohortsOf::new(shares.iter().map(|s| s.cohort.as_str()));
+    let mut counts: HashMap<(&str, &str), Delta> = HashMap::new();
     for s in shares {
-        plan.counts
-            .entry((s.cohort.clone(), s.asset.clone()))
+        counts
+            .entry((&s.cohort, &s.asset))
             .or_default()
             .add(s.weight, 1);
     }
+    let mut co_reads: HashMap<(&str, &str, &str), Delta> = HashMap::new();
     let reads = Reads::from_shares(shares);
     for (asset, (at, cohort)) in &reads.first {
         let unit = growth(*at, half_life_days);
         for source in reads.sources(asset, *at) {
-            for c in co_read_cohorts(cohort) {
-                plan.co_reads
-                    .entry((source.to_owned(), c, asset.clone()))
+            for c in cohorts.co_read(cohort) {
+                co_reads
+                    .entry((source, c.as_str(), asset))
                     .or_default()
                     .add(unit, 1);
             }
         }
     }
-    plan
+    CounterPlan {
+        shares: Vec::new(),
+        counts: owned_counts(counts),
+        co_reads: owned_co_reads(co_reads),
+    }
 }
 
 #[cfg(test)]

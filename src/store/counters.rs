@@ -35,6 +35,32 @@ pub struct Counted {
     pub accounts: i64,
 }
 
+/// Rows to add to the counters, by borrowed names (a bulk load's sums).
+#[derive(Debug, Default)]
+pub struct CounterRows<'a> {
+    /// (cohort, asset, addition).
+    pub counts: Vec<(&'a str, &'a str, Delta)>,
+    /// (asset, cohort, next asset, addition).
+    pub co_reads: Vec<(&'a str, &'a str, &'a str, Delta)>,
+}
+
+impl<'a> From<&'a CounterPlan> for CounterRows<'a> {
+    fn from(plan: &'a CounterPlan) -> Self {
+        CounterRows {
+            counts: plan
+                .counts
+                .iter()
+                .map(|((c, a), d)| (c.as_str(), a.as_str(), *d))
+                .collect(),
+            co_reads: plan
+                .co_reads
+                .iter()
+                .map(|((a, c, n), d)| (a.as_str(), c.as_str(), n.as_str(), *d))
+                .collect(),
+        }
+    }
+}
+
 /// Adds `reads` to the counters inside `txn` (the events' own transaction). Events already
 /// counted change nothing: a share only grows, and a pair is made by a first read only.
 pub(super) async fn count_reads(txn: &WriteTxn, reads: &[CountedRead]) -> AppResult<()> {
@@ -333,16 +359,16 @@ pub(super) async fn erase_account(txn: &WriteTxn, account_id: &str) -> AppResult
 impl Store {
     /// Adds counts and co-reads (a bulk load's, summed), in one transaction through the
     /// bulk path (`store::bulk`).
-    pub async fn add_counters(&self, plan: &CounterPlan) -> AppResult<()> {
+    pub async fn add_counters(&self, rows: &CounterRows<'_>) -> AppResult<()> {
         use super::bulk::{Cell, OnKey};
         use sea_orm::{EntityName, IdenStatic};
         let mut bulk = self.bulk().await?;
         {
             use popularity_count::Column as P;
-            let cells: Vec<Cell> = plan
+            let cells: Vec<Cell> = rows
                 .counts
                 .iter()
-                .flat_map(|((cohort, asset), d)| {
+                .flat_map(|(cohort, asset, d)| {
                     [
                         Cell::Text(cohort),
                         Cell::Text(asset),
@@ -364,10 +390,10 @@ impl Store {
         }
         {
             use co_read::Column as R;
-            let cells: Vec<Cell> = plan
+            let cells: Vec<Cell> = rows
                 .co_reads
                 .iter()
-                .flat_map(|((asset, cohort, next), d)| {
+                .flat_map(|(asset, cohort, next, d)| {
                     [
                         Cell::Text(asset),
                         Cell::Text(cohort),
@@ -388,8 +414,8 @@ impl Store {
             )
             .await?;
         }
-        let cohorts: BTreeSet<&String> = plan.counts.keys().map(|(c, _)| c).collect();
-        let cells: Vec<Cell> = cohorts.into_iter().map(|c| Cell::Text(c)).collect();
+        let cohorts: BTreeSet<&str> = rows.counts.iter().map(|(c, _, _)| *c).collect();
+        let cells: Vec<Cell> = cohorts.into_iter().map(Cell::Text).collect();
         let cohort = popularity_cohort::Column::Cohort.as_str();
         bulk.write(
             popularity_cohort::Entity.table_name(),
@@ -604,7 +630,7 @@ mod tests {
                 accounts: 2,
             },
         );
-        store.add_counters(&plan).await.unwrap();
+        store.add_counters(&(&plan).into()).await.unwrap();
         assert_eq!(store.prune_co_reads().await.unwrap(), 7);
         let kept = store.read_next("a", "*", 100, 1).await.unwrap();
         assert_eq!(kept.len(), CO_READ_KEPT);

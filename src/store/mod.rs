@@ -28,7 +28,7 @@ pub use webhooks::{
 };
 
 pub use accounts::StoredEngagement;
-pub use counters::Counted;
+pub use counters::{Counted, CounterRows};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
