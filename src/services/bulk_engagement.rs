@@ -81,22 +81,33 @@ impl Totals {
         }
     }
 
-    /// The totals by name, in pieces of about `size` pairs (the counts in the first).
+    /// The totals by name, in key order (a B-tree takes rows in order several times
+    /// faster than scattered), in pieces of about `size` pairs (the counts in the first).
     fn pieces(&mut self, size: usize) -> Vec<CounterRows<'_>> {
         self.keep_best();
         let name = |id: u32| self.names[id as usize].as_str();
-        let mut pieces = vec![CounterRows::default()];
-        pieces[0].counts = self
+        let mut counts: Vec<_> = self
             .counts
             .iter()
             .map(|(&(c, a), d)| (name(c), name(a), *d))
             .collect();
-        for (&(a, c, n), d) in &self.co_reads {
-            if pieces.last().is_some_and(|p| p.co_reads.len() >= size) {
+        counts.sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+        let mut co_reads: Vec<_> = self
+            .co_reads
+            .iter()
+            .map(|(&(a, c, n), d)| (name(a), name(c), name(n), *d))
+            .collect();
+        co_reads.sort_unstable_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
+        let mut pieces = vec![CounterRows {
+            counts,
+            co_reads: Vec::new(),
+        }];
+        for (i, piece) in co_reads.chunks(size.max(1)).enumerate() {
+            if i > 0 {
                 pieces.push(CounterRows::default());
             }
             if let Some(p) = pieces.last_mut() {
-                p.co_reads.push((name(a), name(c), name(n), *d));
+                p.co_reads = piece.to_vec();
             }
         }
         pieces
