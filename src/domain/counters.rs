@@ -182,10 +182,10 @@ impl<'a> Reads<'a> {
 
 /// The counted and co-read cohorts of each cohort a plan meets, worked out once.
 #[derive(Default)]
-struct CohortsOf(HashMap<String, (Vec<String>, Vec<String>)>);
+pub struct CohortsOf(HashMap<String, (Vec<String>, Vec<String>)>);
 
 impl CohortsOf {
-    fn new<'a>(cohorts: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn new<'a>(cohorts: impl IntoIterator<Item = &'a str>) -> Self {
         let mut all = CohortsOf::default();
         for c in cohorts {
             if !all.0.contains_key(c) {
@@ -220,11 +220,61 @@ fn owned_co_reads(
         .collect()
 }
 
+/// Where a plan's additions go: summed by key for [`plan`], or straight into a bulk
+/// load's interned totals. Names borrow from the reads, the shares and the cohorts planned.
+pub trait CounterSink<'a> {
+    /// Adds to the popularity of `asset` in `cohort`.
+    fn count(&mut self, cohort: &'a str, asset: &'a str, delta: Delta);
+    /// Adds to the co-read "read `asset`, then `next`" in `cohort`.
+    fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta);
+}
+
+/// Sums by borrowed key.
+#[derive(Default)]
+struct Sums<'a> {
+    counts: HashMap<(&'a str, &'a str), Delta>,
+    co_reads: HashMap<(&'a str, &'a str, &'a str), Delta>,
+}
+
+impl<'a> CounterSink<'a> for Sums<'a> {
+    fn count(&mut self, cohort: &'a str, asset: &'a str, delta: Delta) {
+        self.counts
+            .entry((cohort, asset))
+            .or_default()
+            .add(delta.weight, delta.accounts);
+    }
+
+    fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta) {
+        self.co_reads
+            .entry((asset, cohort, next))
+            .or_default()
+            .add(delta.weight, delta.accounts);
+    }
+}
+
 /// What `reads` change, given the stored shares of their accounts: every share of an
 /// (account, asset) pair the batch names, and the account's shares recent enough to pair
 /// with (see [`CO_READ_WINDOW_DAYS`]). Reads of one account are taken in time order.
 pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> CounterPlan {
     let cohorts = CohortsOf::new(reads.iter().map(|r| r.cohort.as_str()));
+    let mut sums = Sums::default();
+    let shares = plan_each(reads, stored, &cohorts, half_life_days, &mut sums);
+    CounterPlan {
+        shares,
+        counts: owned_counts(sums.counts),
+        co_reads: owned_co_reads(sums.co_reads),
+    }
+}
+
+/// [`plan`] with its additions handed to `sink` as they are found (not summed), and the
+/// shares returned. `cohorts` must know the cohort of every read.
+pub fn plan_each<'a>(
+    reads: &'a [CountedRead],
+    stored: &'a [Share],
+    cohorts: &'a CohortsOf,
+    half_life_days: f64,
+    sink: &mut impl CounterSink<'a>,
+) -> Vec<Share> {
     let mut by_account: BTreeMap<&str, Vec<&CountedRead>> = BTreeMap::new();
     for r in reads {
         by_account.entry(&r.account).or_default().push(r);
@@ -233,8 +283,6 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
     for s in stored {
         stored_of.entry(&s.account).or_default().push(s);
     }
-    let mut counts: HashMap<(&str, &str), Delta> = HashMap::new();
-    let mut co_reads: HashMap<(&str, &str, &str), Delta> = HashMap::new();
     let mut shares: Vec<Share> = Vec::new();
     for (account, mut events) in by_account {
         events.sort_by(|a, b| (a.at, &a.asset).cmp(&(b.at, &b.asset)));
@@ -258,17 +306,24 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
                     Some(&(old, first)) => (w - old, first, 0),
                 };
                 known.insert(key, (w, first_at));
-                counts.entry((key.1, key.0)).or_default().add(raise, new);
+                sink.count(
+                    key.1,
+                    key.0,
+                    Delta {
+                        weight: raise,
+                        accounts: new,
+                    },
+                );
                 raised.insert(key, (w, first_at));
             }
             if read.insert(&e.asset) {
-                let unit = growth(e.at, half_life_days);
+                let unit = Delta {
+                    weight: growth(e.at, half_life_days),
+                    accounts: 1,
+                };
                 for source in history.sources(&e.asset, e.at) {
                     for cohort in cohorts.co_read(&e.cohort) {
-                        co_reads
-                            .entry((source, cohort.as_str(), e.asset.as_str()))
-                            .or_default()
-                            .add(unit, 1);
+                        sink.co_read(source, cohort, &e.asset, unit);
                     }
                 }
                 history.note(&e.asset, e.at, &e.cohort);
@@ -286,11 +341,7 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
                 }),
         );
     }
-    CounterPlan {
-        shares,
-        counts: owned_counts(counts),
-        co_reads: owned_co_reads(co_reads),
-    }
+    shares
 }
 
 /// What an account's stored shares added to the counters: the counts of each share, and

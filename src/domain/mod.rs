@@ -34,7 +34,8 @@ pub use asset::{
 };
 pub use counters::{
     ANY_INDUSTRY, CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH,
-    COUNTER_HALF_LIFE_DAYS, CountedRead, CounterPlan, Delta, Share, account_contribution,
+    COUNTER_HALF_LIFE_DAYS, CohortsOf, CountedRead, CounterPlan, CounterSink, Delta, Share,
+    account_contribution, plan_each,
     co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, plan,
 };
 pub use coverage::{

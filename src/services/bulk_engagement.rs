@@ -9,8 +9,8 @@ use std::hash::BuildHasherDefault;
 use rustc_hash::FxHasher;
 
 use crate::domain::{
-    Account, CO_READ_KEPT, COUNTER_HALF_LIFE_DAYS, Contact, CountedRead, CounterPlan, Delta,
-    Engagement, Stage, cohort_key, plan,
+    Account, CO_READ_KEPT, COUNTER_HALF_LIFE_DAYS, CohortsOf, Contact, CountedRead, CounterSink,
+    Delta, Engagement, Stage, cohort_key, plan_each,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::{CounterRows, Store};
@@ -35,6 +35,22 @@ struct Totals {
     co_reads: Fast<(u32, u32, u32), Delta>,
 }
 
+impl<'a> CounterSink<'a> for Totals {
+    fn count(&mut self, cohort: &'a str, asset: &'a str, delta: Delta) {
+        let key = (self.id(cohort), self.id(asset));
+        let t = self.counts.entry(key).or_default();
+        t.weight += delta.weight;
+        t.accounts += delta.accounts;
+    }
+
+    fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta) {
+        let key = (self.id(asset), self.id(cohort), self.id(next));
+        let t = self.co_reads.entry(key).or_default();
+        t.weight += delta.weight;
+        t.accounts += delta.accounts;
+    }
+}
+
 impl Totals {
     fn id(&mut self, name: &str) -> u32 {
         if let Some(id) = self.ids.get(name) {
@@ -46,19 +62,8 @@ impl Totals {
         id
     }
 
-    fn add(&mut self, batch: CounterPlan) {
-        for ((cohort, asset), d) in batch.counts {
-            let key = (self.id(&cohort), self.id(&asset));
-            let t = self.counts.entry(key).or_default();
-            t.weight += d.weight;
-            t.accounts += d.accounts;
-        }
-        for ((asset, cohort, next), d) in batch.co_reads {
-            let key = (self.id(&asset), self.id(&cohort), self.id(&next));
-            let t = self.co_reads.entry(key).or_default();
-            t.weight += d.weight;
-            t.accounts += d.accounts;
-        }
+    /// Drops the lightest pairs of crowded assets once too many are held.
+    fn bound(&mut self) {
         if self.co_reads.len() > PAIRS_HELD {
             self.keep_best();
         }
@@ -172,13 +177,11 @@ pub async fn write_engagement_bulk(
             }
         }
         // New accounts: nothing stored to compare with.
-        let batch = plan(&reads, &[], COUNTER_HALF_LIFE_DAYS);
-        store.insert_events_bulk(&rows, &batch.shares).await?;
+        let cohorts = CohortsOf::new(reads.iter().map(|r| r.cohort.as_str()));
+        let shares = plan_each(&reads, &[], &cohorts, COUNTER_HALF_LIFE_DAYS, total);
+        store.insert_events_bulk(&rows, &shares).await?;
         done.events += rows.len() as u64;
-        total.add(CounterPlan {
-            shares: Vec::new(),
-            ..batch
-        });
+        total.bound();
         Ok(())
     };
     for account in accounts {
@@ -207,24 +210,18 @@ mod tests {
     #[test]
     fn crowded_assets_keep_their_heaviest_pairs() {
         let mut t = Totals::default();
-        let mut batch = CounterPlan::default();
         for n in 0..CO_READ_KEPT + 3 {
-            batch.co_reads.insert(
-                ("a".into(), "*".into(), format!("n{n:03}")),
-                Delta {
-                    weight: n as f64,
-                    accounts: 1,
-                },
-            );
-        }
-        batch.co_reads.insert(
-            ("b".into(), "*".into(), "n000".into()),
-            Delta {
-                weight: 0.5,
+            let delta = Delta {
+                weight: n as f64,
                 accounts: 1,
-            },
-        );
-        t.add(batch);
+            };
+            t.co_read("a", "*", &format!("n{n:03}"), delta);
+        }
+        let delta = Delta {
+            weight: 0.5,
+            accounts: 1,
+        };
+        t.co_read("b", "*", "n000", delta);
         let pieces = t.pieces(PAIRS_PER_WRITE);
         let pairs: Vec<_> = pieces
             .iter()
