@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use rustc_hash::FxHasher;
+use tokio::task::JoinHandle;
 
 use crate::domain::{
     Account, CO_READ_KEPT, COUNTER_HALF_LIFE_DAYS, CohortsOf, Contact, CountedRead, CounterSink,
@@ -119,6 +120,16 @@ impl Totals {
     }
 }
 
+/// Waits for a batch's write, if one is under way.
+async fn finish(writing: Option<JoinHandle<AppResult<()>>>) -> AppResult<()> {
+    match writing {
+        Some(write) => write
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("a bulk write stopped: {e}")))?,
+        None => Ok(()),
+    }
+}
+
 /// What a bulk load wrote.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BulkEngagement {
@@ -151,16 +162,18 @@ pub async fn write_engagement_bulk(
     let mut total = Totals::default();
     let mut pending: Vec<(Account, Vec<Contact>, Vec<Engagement>)> = Vec::new();
     let mut pending_events = 0;
+    // One batch is written (by the database's own thread or server) while the next is
+    // generated and planned here.
+    let mut writing: Option<JoinHandle<AppResult<()>>> = None;
     let mut flush = async |pending: &mut Vec<(Account, Vec<Contact>, Vec<Engagement>)>,
-                           total: &mut Totals|
+                           total: &mut Totals,
+                           writing: &mut Option<JoinHandle<AppResult<()>>>|
            -> AppResult<()> {
-        let accounts: Vec<Account> = pending.iter().map(|p| p.0.clone()).collect();
-        store.upsert_accounts(&accounts).await?;
-        let contacts: Vec<Contact> = pending.iter().flat_map(|p| p.1.iter().cloned()).collect();
-        store.upsert_contacts(&contacts).await?;
+        let mut accounts = Vec::with_capacity(pending.len());
+        let mut contacts = Vec::new();
         let mut rows = Vec::new();
         let mut reads = Vec::new();
-        for (account, _, events) in pending.drain(..) {
+        for (account, people, events) in pending.drain(..) {
             let cohort = cohort_key(
                 account.industry.as_ref(),
                 account.stage.unwrap_or(default_stage),
@@ -175,13 +188,21 @@ pub async fn write_engagement_bulk(
                 });
                 rows.push((e, cohort.clone()));
             }
+            accounts.push(account);
+            contacts.extend(people);
         }
         // New accounts: nothing stored to compare with.
         let cohorts = CohortsOf::new(reads.iter().map(|r| r.cohort.as_str()));
         let shares = plan_each(&reads, &[], &cohorts, COUNTER_HALF_LIFE_DAYS, total);
-        store.insert_events_bulk(&rows, &shares).await?;
-        done.events += rows.len() as u64;
         total.bound();
+        done.events += rows.len() as u64;
+        finish(writing.take()).await?;
+        let store = store.clone();
+        *writing = Some(tokio::spawn(async move {
+            store.upsert_accounts(&accounts).await?;
+            store.upsert_contacts(&contacts).await?;
+            store.insert_events_bulk(&rows, &shares).await
+        }));
         Ok(())
     };
     for account in accounts {
@@ -189,13 +210,14 @@ pub async fn write_engagement_bulk(
         done.accounts += 1;
         pending.push(account);
         if pending_events >= batch {
-            flush(&mut pending, &mut total).await?;
+            flush(&mut pending, &mut total, &mut writing).await?;
             pending_events = 0;
         }
     }
     if !pending.is_empty() {
-        flush(&mut pending, &mut total).await?;
+        flush(&mut pending, &mut total, &mut writing).await?;
     }
+    finish(writing).await?;
     for piece in total.pieces(PAIRS_PER_WRITE) {
         done.pairs += piece.co_reads.len() as u64;
         store.add_counters(&piece).await?;
