@@ -44,6 +44,12 @@ pub(super) enum OnKey<'a> {
 
 /// At most this many values a statement on SQLite (its limit is 32,766).
 const SQLITE_VALUES: usize = 16_000;
+/// SQLite's page cache during a bulk transaction, in KiB (its default is 2 MiB): rows
+/// land all over the indexes of a large database, and every page the cache lost is read
+/// again from the file.
+const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
+/// SQLite's default page cache, in KiB, put back after a bulk transaction.
+const SQLITE_CACHE_KIB: i64 = 2_000;
 /// `COPY` data sent in pieces of about this many bytes.
 const COPY_PIECE: usize = 1 << 20;
 
@@ -67,13 +73,16 @@ impl Store {
     pub(super) async fn bulk(&self) -> AppResult<Bulk> {
         let guard = self.write_lock.clone().lock_owned().await;
         let txn = match self.db.get_database_backend() {
-            DbBackend::Sqlite => Txn::Sqlite(
-                self.db
+            DbBackend::Sqlite => {
+                let mut txn = self
+                    .db
                     .get_sqlite_connection_pool()
                     .begin_with("BEGIN IMMEDIATE")
                     .await
-                    .map_err(failed)?,
-            ),
+                    .map_err(failed)?;
+                cache_size(&mut txn, SQLITE_BULK_CACHE_KIB).await?;
+                Txn::Sqlite(txn)
+            }
             _ => Txn::Postgres(
                 self.db
                     .get_postgres_connection_pool()
@@ -84,6 +93,15 @@ impl Store {
         };
         Ok(Bulk { txn, _guard: guard })
     }
+}
+
+/// Sets the connection's page cache (a pragma takes no bound value; `kib` is ours).
+async fn cache_size(txn: &mut sqlx::Transaction<'static, Sqlite>, kib: i64) -> AppResult<()> {
+    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{kib}")))
+        .execute(&mut **txn)
+        .await
+        .map_err(failed)?;
+    Ok(())
 }
 
 fn quoted(name: &str) -> String {
@@ -243,10 +261,12 @@ impl Bulk {
 
     pub(super) async fn commit(self) -> AppResult<()> {
         match self.txn {
-            Txn::Sqlite(txn) => txn.commit().await,
-            Txn::Postgres(txn) => txn.commit().await,
+            Txn::Sqlite(mut txn) => {
+                cache_size(&mut txn, SQLITE_CACHE_KIB).await?;
+                txn.commit().await.map_err(failed)
+            }
+            Txn::Postgres(txn) => txn.commit().await.map_err(failed),
         }
-        .map_err(failed)
     }
 }
 
