@@ -171,7 +171,9 @@ impl<'a> Reads<'a> {
         let mut before: Vec<(i64, &'a str)> = self
             .first
             .iter()
-            .filter(|(a, (t, _))| (*t, **a) < (at, asset) && at - *t <= CO_READ_WINDOW_DAYS * 86_400)
+            .filter(|(a, (t, _))| {
+                (*t, **a) < (at, asset) && at - *t <= CO_READ_WINDOW_DAYS * 86_400
+            })
             .map(|(a, (t, _))| (*t, *a))
             .collect();
         before.sort_unstable_by(|x, y| y.cmp(x));
@@ -290,7 +292,12 @@ pub fn plan_each<'a>(
         // (asset, cohort) -> (weight, first read), as stored and then as planned.
         let mut known: HashMap<(&str, &str), (f64, i64)> = own
             .iter()
-            .map(|s| ((s.asset.as_str(), s.cohort.as_str()), (s.weight, s.first_at)))
+            .map(|s| {
+                (
+                    (s.asset.as_str(), s.cohort.as_str()),
+                    (s.weight, s.first_at),
+                )
+            })
             .collect();
         // The shares this account's events raise: (asset, cohort) -> (weight, first read).
         let mut raised: BTreeMap<(&str, &str), (f64, i64)> = BTreeMap::new();

@@ -35,8 +35,8 @@ pub use asset::{
 pub use counters::{
     ANY_INDUSTRY, CO_READ_KEPT, CO_READ_RECENT, CO_READ_WINDOW_DAYS, COUNTER_EPOCH,
     COUNTER_HALF_LIFE_DAYS, CohortsOf, CountedRead, CounterPlan, CounterSink, Delta, Share,
-    account_contribution, plan_each,
-    co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, plan,
+    account_contribution, co_read_cohorts, cohort_key, counted_cohorts, decay_at, growth, plan,
+    plan_each,
 };
 pub use coverage::{
     CoverageCell, CoverageDimension, CoverageKey, CoverageRow, CoverageUniverse, GapCell,

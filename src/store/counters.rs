@@ -195,7 +195,10 @@ pub(super) async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share])
 }
 
 /// Writes the shares of new accounts through the bulk path (a key already stored fails).
-pub(super) async fn write_shares_bulk(bulk: &mut super::bulk::Bulk, shares: &[Share]) -> AppResult<()> {
+pub(super) async fn write_shares_bulk(
+    bulk: &mut super::bulk::Bulk,
+    shares: &[Share],
+) -> AppResult<()> {
     use super::bulk::{Cell, OnKey};
     use popularity_share::Column as S;
     use sea_orm::{EntityName, IdenStatic};
