@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use sea_orm::sqlx::{self, AssertSqlSafe, Postgres, Sqlite};
+use sea_orm::sqlx::{self, AssertSqlSafe, Connection, Postgres, SqliteConnection};
 use sea_orm::{DbBackend, DbErr, RuntimeErr};
 use tokio::sync::OwnedMutexGuard;
 
@@ -44,17 +44,17 @@ pub(super) enum OnKey<'a> {
 
 /// At most this many values a statement on SQLite (its limit is 32,766).
 const SQLITE_VALUES: usize = 16_000;
-/// SQLite's page cache during a bulk transaction, in KiB (its default is 2 MiB): rows
-/// land all over the indexes of a large database, and every page the cache lost is read
-/// again from the file.
+/// SQLite's page cache for a bulk transaction, in KiB (its default is 2 MiB): rows land
+/// all over the indexes of a large database, and every page the cache lost is read again
+/// from the file.
 const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
-/// SQLite's default page cache, in KiB, put back after a bulk transaction.
-const SQLITE_CACHE_KIB: i64 = 2_000;
 /// `COPY` data sent in pieces of about this many bytes.
 const COPY_PIECE: usize = 1 << 20;
 
 enum Txn {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// A connection taken out of the pool for this transaction alone: the large page
+    /// cache leaves with it, and closed without `COMMIT` (an error, a panic) it rolls back.
+    Sqlite(SqliteConnection),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
@@ -74,14 +74,22 @@ impl Store {
         let guard = self.write_lock.clone().lock_owned().await;
         let txn = match self.db.get_database_backend() {
             DbBackend::Sqlite => {
-                let mut txn = self
+                let mut conn = self
                     .db
                     .get_sqlite_connection_pool()
-                    .begin_with("BEGIN IMMEDIATE")
+                    .acquire()
                     .await
-                    .map_err(failed)?;
-                cache_size(&mut txn, SQLITE_BULK_CACHE_KIB).await?;
-                Txn::Sqlite(txn)
+                    .map_err(failed)?
+                    .detach();
+                // A pragma takes no bound value; the size is ours.
+                let cache = format!("PRAGMA cache_size = -{SQLITE_BULK_CACHE_KIB}");
+                for statement in [cache.as_str(), "BEGIN IMMEDIATE"] {
+                    sqlx::query(AssertSqlSafe(statement))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(failed)?;
+                }
+                Txn::Sqlite(conn)
             }
             _ => Txn::Postgres(
                 self.db
@@ -93,15 +101,6 @@ impl Store {
         };
         Ok(Bulk { txn, _guard: guard })
     }
-}
-
-/// Sets the connection's page cache (a pragma takes no bound value; `kib` is ours).
-async fn cache_size(txn: &mut sqlx::Transaction<'static, Sqlite>, kib: i64) -> AppResult<()> {
-    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{kib}")))
-        .execute(&mut **txn)
-        .await
-        .map_err(failed)?;
-    Ok(())
 }
 
 fn quoted(name: &str) -> String {
@@ -177,7 +176,7 @@ impl Bulk {
             .collect::<Vec<_>>()
             .join(", ");
         match &mut self.txn {
-            Txn::Sqlite(txn) => {
+            Txn::Sqlite(conn) => {
                 let conflict = conflict_clause(table, on_key);
                 let per = (SQLITE_VALUES / columns.len()).max(1) * columns.len();
                 let row = format!("({})", vec!["?"; columns.len()].join(", "));
@@ -197,7 +196,7 @@ impl Bulk {
                             Cell::Null => query.bind(None::<i64>),
                         };
                     }
-                    query.execute(&mut **txn).await.map_err(failed)?;
+                    query.execute(&mut *conn).await.map_err(failed)?;
                 }
             }
             Txn::Postgres(txn) => {
@@ -261,9 +260,12 @@ impl Bulk {
 
     pub(super) async fn commit(self) -> AppResult<()> {
         match self.txn {
-            Txn::Sqlite(mut txn) => {
-                cache_size(&mut txn, SQLITE_CACHE_KIB).await?;
-                txn.commit().await.map_err(failed)
+            Txn::Sqlite(mut conn) => {
+                sqlx::query("COMMIT")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                conn.close().await.map_err(failed)
             }
             Txn::Postgres(txn) => txn.commit().await.map_err(failed),
         }
@@ -273,6 +275,35 @@ impl Bulk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_bulk_write_leaves_nothing_and_the_store_writes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let share = crate::domain::Share {
+            account: "acme".into(),
+            asset: "a".into(),
+            cohort: "*|AWARENESS".into(),
+            weight: 1.0,
+            first_at: 0,
+        };
+        // More rows than one statement takes, the last a key already written: the second
+        // statement fails after the first one's rows went in.
+        let mut shares: Vec<_> = (0..SQLITE_VALUES / 5 + 10)
+            .map(|i| crate::domain::Share {
+                asset: format!("a{i:05}"),
+                ..share.clone()
+            })
+            .collect();
+        shares.push(shares[SQLITE_VALUES / 5 + 5].clone());
+        assert!(store.insert_events_bulk(&[], &shares).await.is_err());
+        assert!(store.counters_empty().await.unwrap(), "a half-written load");
+        // The writer lock and the database are free for the next write.
+        store.insert_events_bulk(&[], &[share]).await.unwrap();
+        assert!(!store.counters_empty().await.unwrap());
+        store.close().await;
+    }
 
     #[test]
     fn copy_text_escapes_what_would_end_a_value() {
