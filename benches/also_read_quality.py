@@ -6,24 +6,15 @@ the seeds whose planted next asset is in the top 5.
 
     benches/also_read_quality.py URL KEY JOURNEYS.json   (KEY may be "-" without keys)
 """
+import graphql_client
 import json
 import sys
-import urllib.request
 
 url, key, path = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
 def gql(query, variables=None):
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    headers = {"content-type": "application/json"}
-    if key != "-":
-        headers["authorization"] = "Bearer " + key
-    req = urllib.request.Request(url.rstrip("/") + "/graphql", body, headers)
-    with urllib.request.urlopen(req) as r:
-        answer = json.load(r)
-    if answer.get("errors"):
-        sys.exit(f"errors: {answer['errors']}")
-    return answer["data"]
+    return graphql_client.gql(url, key, query, variables)
 
 
 paths = json.load(open(path))["paths"]

@@ -7,26 +7,16 @@ Both replicas share one PostgreSQL database.
 
     benches/freshness.py URL_A URL_B KEY TRIALS   (KEY may be "-" without keys)
 """
-import json
+import graphql_client
 import random
 import sys
 import time
-import urllib.request
 
 url_a, url_b, key, trials = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 
 def gql(url, query, variables=None):
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    headers = {"content-type": "application/json"}
-    if key != "-":
-        headers["authorization"] = "Bearer " + key
-    req = urllib.request.Request(url.rstrip("/") + "/graphql", body, headers)
-    with urllib.request.urlopen(req) as r:
-        answer = json.load(r)
-    if answer.get("errors"):
-        sys.exit(f"errors: {answer['errors']}")
-    return answer["data"]
+    return graphql_client.gql(url, key, query, variables)
 
 
 items = gql(url_a, "{ assets(first: 100) { items { id industries } } }")["assets"]["items"]

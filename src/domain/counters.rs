@@ -107,10 +107,10 @@ pub struct Delta {
     pub accounts: i64,
 }
 
-impl Delta {
-    fn add(&mut self, weight: f64, accounts: i64) {
-        self.weight += weight;
-        self.accounts += accounts;
+impl std::ops::AddAssign for Delta {
+    fn add_assign(&mut self, other: Delta) {
+        self.weight += other.weight;
+        self.accounts += other.accounts;
     }
 }
 
@@ -207,21 +207,6 @@ impl CohortsOf {
     }
 }
 
-/// Sums by borrowed key, turned into the plan's owned and ordered keys once at the end.
-fn owned_counts(sums: HashMap<(&str, &str), Delta>) -> BTreeMap<(String, String), Delta> {
-    sums.into_iter()
-        .map(|((a, b), d)| ((a.to_owned(), b.to_owned()), d))
-        .collect()
-}
-
-fn owned_co_reads(
-    sums: HashMap<(&str, &str, &str), Delta>,
-) -> BTreeMap<(String, String, String), Delta> {
-    sums.into_iter()
-        .map(|((a, b, c), d)| ((a.to_owned(), b.to_owned(), c.to_owned()), d))
-        .collect()
-}
-
 /// Where a plan's additions go: summed by key for [`plan`], or straight into a bulk
 /// load's interned totals. Names borrow from the reads, the shares and the cohorts planned.
 pub trait CounterSink<'a> {
@@ -231,7 +216,7 @@ pub trait CounterSink<'a> {
     fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta);
 }
 
-/// Sums by borrowed key.
+/// Sums by borrowed key, turned into a plan's owned and ordered keys once at the end.
 #[derive(Default)]
 struct Sums<'a> {
     counts: HashMap<(&'a str, &'a str), Delta>,
@@ -240,17 +225,29 @@ struct Sums<'a> {
 
 impl<'a> CounterSink<'a> for Sums<'a> {
     fn count(&mut self, cohort: &'a str, asset: &'a str, delta: Delta) {
-        self.counts
-            .entry((cohort, asset))
-            .or_default()
-            .add(delta.weight, delta.accounts);
+        *self.counts.entry((cohort, asset)).or_default() += delta;
     }
 
     fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta) {
-        self.co_reads
-            .entry((asset, cohort, next))
-            .or_default()
-            .add(delta.weight, delta.accounts);
+        *self.co_reads.entry((asset, cohort, next)).or_default() += delta;
+    }
+}
+
+impl Sums<'_> {
+    fn into_plan(self, shares: Vec<Share>) -> CounterPlan {
+        CounterPlan {
+            shares,
+            counts: self
+                .counts
+                .into_iter()
+                .map(|((c, a), d)| ((c.to_owned(), a.to_owned()), d))
+                .collect(),
+            co_reads: self
+                .co_reads
+                .into_iter()
+                .map(|((a, c, n), d)| ((a.to_owned(), c.to_owned(), n.to_owned()), d))
+                .collect(),
+        }
     }
 }
 
@@ -261,11 +258,7 @@ pub fn plan(reads: &[CountedRead], stored: &[Share], half_life_days: f64) -> Cou
     let cohorts = CohortsOf::new(reads.iter().map(|r| r.cohort.as_str()));
     let mut sums = Sums::default();
     let shares = plan_each(reads, stored, &cohorts, half_life_days, &mut sums);
-    CounterPlan {
-        shares,
-        counts: owned_counts(sums.counts),
-        co_reads: owned_co_reads(sums.co_reads),
-    }
+    sums.into_plan(shares)
 }
 
 /// [`plan`] with its additions handed to `sink` as they are found (not summed), and the
@@ -360,31 +353,27 @@ pub fn plan_each<'a>(
 /// for those pairs, and the erasure clamps counters at zero.
 pub fn account_contribution(shares: &[Share], half_life_days: f64) -> CounterPlan {
     let cohorts = CohortsOf::new(shares.iter().map(|s| s.cohort.as_str()));
-    let mut counts: HashMap<(&str, &str), Delta> = HashMap::new();
+    let mut sums = Sums::default();
     for s in shares {
-        counts
-            .entry((&s.cohort, &s.asset))
-            .or_default()
-            .add(s.weight, 1);
+        let delta = Delta {
+            weight: s.weight,
+            accounts: 1,
+        };
+        sums.count(&s.cohort, &s.asset, delta);
     }
-    let mut co_reads: HashMap<(&str, &str, &str), Delta> = HashMap::new();
     let reads = Reads::from_shares(shares);
     for (asset, (at, cohort)) in &reads.first {
-        let unit = growth(*at, half_life_days);
+        let unit = Delta {
+            weight: growth(*at, half_life_days),
+            accounts: 1,
+        };
         for source in reads.sources(asset, *at) {
             for c in cohorts.co_read(cohort) {
-                co_reads
-                    .entry((source, c.as_str(), asset))
-                    .or_default()
-                    .add(unit, 1);
+                sums.co_read(source, c, asset, unit);
             }
         }
     }
-    CounterPlan {
-        shares: Vec::new(),
-        counts: owned_counts(counts),
-        co_reads: owned_co_reads(co_reads),
-    }
+    sums.into_plan(Vec::new())
 }
 
 #[cfg(test)]
@@ -500,7 +489,7 @@ mod tests {
         );
         let mut added = p.co_reads.clone();
         for (k, d) in next.co_reads {
-            added.entry(k).or_default().add(d.weight, d.accounts);
+            *added.entry(k).or_default() += d;
         }
         assert_eq!(account_contribution(&stored, HL).co_reads, added);
     }

@@ -39,16 +39,12 @@ struct Totals {
 impl<'a> CounterSink<'a> for Totals {
     fn count(&mut self, cohort: &'a str, asset: &'a str, delta: Delta) {
         let key = (self.id(cohort), self.id(asset));
-        let t = self.counts.entry(key).or_default();
-        t.weight += delta.weight;
-        t.accounts += delta.accounts;
+        *self.counts.entry(key).or_default() += delta;
     }
 
     fn co_read(&mut self, asset: &'a str, cohort: &'a str, next: &'a str, delta: Delta) {
         let key = (self.id(asset), self.id(cohort), self.id(next));
-        let t = self.co_reads.entry(key).or_default();
-        t.weight += delta.weight;
-        t.accounts += delta.accounts;
+        *self.co_reads.entry(key).or_default() += delta;
     }
 }
 
@@ -104,18 +100,15 @@ impl Totals {
             .map(|(&(a, c, n), d)| (name(a), name(c), name(n), *d))
             .collect();
         co_reads.sort_unstable_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
+        let mut chunks = co_reads.chunks(size.max(1)).map(<[_]>::to_vec);
         let mut pieces = vec![CounterRows {
             counts,
-            co_reads: Vec::new(),
+            co_reads: chunks.next().unwrap_or_default(),
         }];
-        for (i, piece) in co_reads.chunks(size.max(1)).enumerate() {
-            if i > 0 {
-                pieces.push(CounterRows::default());
-            }
-            if let Some(p) = pieces.last_mut() {
-                p.co_reads = piece.to_vec();
-            }
-        }
+        pieces.extend(chunks.map(|co_reads| CounterRows {
+            counts: Vec::new(),
+            co_reads,
+        }));
         pieces
     }
 }

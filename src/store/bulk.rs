@@ -107,18 +107,20 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `"a", "b"`.
+fn quoted_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| quoted(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `ON CONFLICT ...` for `table`, or nothing.
 fn conflict_clause(table: &str, on_key: OnKey<'_>) -> String {
-    let list = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| quoted(n))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match on_key {
         OnKey::Fail => String::new(),
-        OnKey::Keep { keys } => format!(" ON CONFLICT ({}) DO NOTHING", list(keys)),
+        OnKey::Keep { keys } => format!(" ON CONFLICT ({}) DO NOTHING", quoted_list(keys)),
         OnKey::Add { keys, sums } => {
             let set = sums
                 .iter()
@@ -128,7 +130,7 @@ fn conflict_clause(table: &str, on_key: OnKey<'_>) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!(" ON CONFLICT ({}) DO UPDATE SET {set}", list(keys))
+            format!(" ON CONFLICT ({}) DO UPDATE SET {set}", quoted_list(keys))
         }
     }
 }
@@ -170,92 +172,11 @@ impl Bulk {
             return Ok(());
         }
         debug_assert_eq!(cells.len() % columns.len(), 0);
-        let names = columns
-            .iter()
-            .map(|c| quoted(c))
-            .collect::<Vec<_>>()
-            .join(", ");
         match &mut self.txn {
-            Txn::Sqlite(conn) => {
-                let conflict = conflict_clause(table, on_key);
-                let per = (SQLITE_VALUES / columns.len()).max(1) * columns.len();
-                let row = format!("({})", vec!["?"; columns.len()].join(", "));
-                for chunk in cells.chunks(per) {
-                    let rows = chunk.len() / columns.len();
-                    let sql = format!(
-                        "INSERT INTO {} ({names}) VALUES {}{conflict}",
-                        quoted(table),
-                        vec![row.as_str(); rows].join(", ")
-                    );
-                    let mut query = sqlx::query(AssertSqlSafe(sql));
-                    for cell in chunk {
-                        query = match *cell {
-                            Cell::Text(s) => query.bind(s),
-                            Cell::Int(v) => query.bind(v),
-                            Cell::Real(v) => query.bind(v),
-                            Cell::Null => query.bind(None::<i64>),
-                        };
-                    }
-                    query.execute(&mut *conn).await.map_err(failed)?;
-                }
-            }
-            Txn::Postgres(txn) => {
-                // Rows whose key may be stored go through a temporary table first.
-                let target = match on_key {
-                    OnKey::Fail => quoted(table),
-                    _ => {
-                        let scratch = quoted(&format!("bulk_{table}"));
-                        let create = format!(
-                            "CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                            quoted(table)
-                        );
-                        sqlx::query(AssertSqlSafe(create))
-                            .execute(&mut **txn)
-                            .await
-                            .map_err(failed)?;
-                        scratch
-                    }
-                };
-                let mut copy = txn
-                    .copy_in_raw(&format!("COPY {target} ({names}) FROM STDIN"))
-                    .await
-                    .map_err(failed)?;
-                let mut data = String::with_capacity(COPY_PIECE + 4096);
-                for row in cells.chunks(columns.len()) {
-                    for (i, cell) in row.iter().enumerate() {
-                        if i > 0 {
-                            data.push('\t');
-                        }
-                        copy_cell(&mut data, *cell);
-                    }
-                    data.push('\n');
-                    if data.len() >= COPY_PIECE {
-                        copy.send(data.as_bytes()).await.map_err(failed)?;
-                        data.clear();
-                    }
-                }
-                if !data.is_empty() {
-                    copy.send(data.as_bytes()).await.map_err(failed)?;
-                }
-                copy.finish().await.map_err(failed)?;
-                if !matches!(on_key, OnKey::Fail) {
-                    let merge = format!(
-                        "INSERT INTO {} ({names}) SELECT {names} FROM {target}{}",
-                        quoted(table),
-                        conflict_clause(table, on_key)
-                    );
-                    sqlx::query(AssertSqlSafe(merge))
-                        .execute(&mut **txn)
-                        .await
-                        .map_err(failed)?;
-                    sqlx::query(AssertSqlSafe(format!("TRUNCATE {target}")))
-                        .execute(&mut **txn)
-                        .await
-                        .map_err(failed)?;
-                }
-            }
+            Txn::Sqlite(conn) => insert_sqlite(conn, table, columns, cells, on_key).await,
+            Txn::Postgres(txn) => copy_postgres(txn, table, columns, cells, on_key).await,
         }
-        Ok(())
+        .map_err(failed)
     }
 
     pub(super) async fn commit(self) -> AppResult<()> {
@@ -270,6 +191,96 @@ impl Bulk {
             Txn::Postgres(txn) => txn.commit().await.map_err(failed),
         }
     }
+}
+
+/// Multi-row `INSERT`s of at most [`SQLITE_VALUES`] bound values.
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    table: &str,
+    columns: &[&str],
+    cells: &[Cell<'_>],
+    on_key: OnKey<'_>,
+) -> Result<(), sqlx::Error> {
+    let head = format!("INSERT INTO {} ({})", quoted(table), quoted_list(columns));
+    let conflict = conflict_clause(table, on_key);
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let per = (SQLITE_VALUES / columns.len()).max(1) * columns.len();
+    for chunk in cells.chunks(per) {
+        let rows = vec![row.as_str(); chunk.len() / columns.len()].join(", ");
+        let mut query = sqlx::query(AssertSqlSafe(format!("{head} VALUES {rows}{conflict}")));
+        for cell in chunk {
+            query = match *cell {
+                Cell::Text(s) => query.bind(s),
+                Cell::Int(v) => query.bind(v),
+                Cell::Real(v) => query.bind(v),
+                Cell::Null => query.bind(None::<i64>),
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `COPY` into `table`, or, when a row's key may be stored, into a temporary table merged
+/// with one `INSERT ... SELECT ... ON CONFLICT`.
+async fn copy_postgres(
+    txn: &mut sqlx::Transaction<'static, Postgres>,
+    table: &str,
+    columns: &[&str],
+    cells: &[Cell<'_>],
+    on_key: OnKey<'_>,
+) -> Result<(), sqlx::Error> {
+    let names = quoted_list(columns);
+    let target = match on_key {
+        OnKey::Fail => quoted(table),
+        _ => {
+            let scratch = quoted(&format!("bulk_{table}"));
+            let create = format!(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                quoted(table)
+            );
+            sqlx::query(AssertSqlSafe(create))
+                .execute(&mut **txn)
+                .await?;
+            scratch
+        }
+    };
+    let mut copy = txn
+        .copy_in_raw(&format!("COPY {target} ({names}) FROM STDIN"))
+        .await?;
+    let mut data = String::with_capacity(COPY_PIECE + 4096);
+    for row in cells.chunks(columns.len()) {
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                data.push('\t');
+            }
+            copy_cell(&mut data, *cell);
+        }
+        data.push('\n');
+        if data.len() >= COPY_PIECE {
+            copy.send(data.as_bytes()).await?;
+            data.clear();
+        }
+    }
+    if !data.is_empty() {
+        copy.send(data.as_bytes()).await?;
+    }
+    copy.finish().await?;
+    if matches!(on_key, OnKey::Fail) {
+        return Ok(());
+    }
+    let merge = format!(
+        "INSERT INTO {} ({names}) SELECT {names} FROM {target}{}",
+        quoted(table),
+        conflict_clause(table, on_key)
+    );
+    sqlx::query(AssertSqlSafe(merge))
+        .execute(&mut **txn)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!("TRUNCATE {target}")))
+        .execute(&mut **txn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

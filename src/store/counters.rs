@@ -20,9 +20,9 @@ use crate::error::AppResult;
 /// Up to this many accounts in a batch, each account's recent reads are read on their own
 /// (bounded by the co-read rule); more are read together.
 const FEW_ACCOUNTS: usize = 8;
-/// Rows per statement (at most 5 columns of the counters, 8 of an event: well under
-/// SQLite's and PostgreSQL's limits on bound values).
-pub(super) const BULK_ROWS: usize = 2_000;
+/// Rows per statement of the counters' writes (5 columns at most: well under SQLite's and
+/// PostgreSQL's limits on bound values).
+const COUNTER_ROWS: usize = 2_000;
 /// Below this, a counter is taken for zero (what is left of subtracting what was added).
 const EPSILON: f64 = 1e-9;
 
@@ -172,9 +172,9 @@ async fn apply<C: ConnectionTrait>(conn: &C, plan: &CounterPlan) -> AppResult<()
     note_cohorts(conn, &plan.counts).await
 }
 
-pub(super) async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
+async fn write_shares<C: ConnectionTrait>(conn: &C, shares: &[Share]) -> AppResult<()> {
     use popularity_share::Column as S;
-    for chunk in shares.chunks(BULK_ROWS) {
+    for chunk in shares.chunks(COUNTER_ROWS) {
         let models = chunk.iter().map(|s| popularity_share::ActiveModel {
             account_id: Set(s.account.clone()),
             asset_id: Set(s.asset.clone()),
@@ -248,7 +248,7 @@ async fn add_counts<C: ConnectionTrait>(
 ) -> AppResult<()> {
     use popularity_count::Column as P;
     let rows: Vec<_> = counts.iter().collect();
-    for chunk in rows.chunks(BULK_ROWS) {
+    for chunk in rows.chunks(COUNTER_ROWS) {
         let models = chunk
             .iter()
             .map(|((cohort, asset), d)| popularity_count::ActiveModel {
@@ -275,7 +275,7 @@ async fn add_co_reads<C: ConnectionTrait>(
 ) -> AppResult<()> {
     use co_read::Column as R;
     let rows: Vec<_> = co_reads.iter().collect();
-    for chunk in rows.chunks(BULK_ROWS) {
+    for chunk in rows.chunks(COUNTER_ROWS) {
         let models = chunk
             .iter()
             .map(|((asset, cohort, next), d)| co_read::ActiveModel {

@@ -10,31 +10,6 @@ use super::{ROWS_PER_STATEMENT, WriteTxn};
 use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
 
-/// The row of an event recorded at `recorded_at` (Unix seconds) in `cohort`.
-pub(super) fn engagement_row(
-    e: &Engagement,
-    cohort: &str,
-    recorded_at: i64,
-) -> engagement::ActiveModel {
-    engagement::ActiveModel {
-        account_id: Set(e.account_id.to_string()),
-        contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
-        asset_id: Set(e.asset_id.to_string()),
-        kind: Set(e.kind.name().to_owned()),
-        occurred_at: Set(e.occurred_at.timestamp()),
-        client_event_id: Set(e.client_event_id.clone()),
-        cohort: Set(cohort.to_owned()),
-        recorded_at: Set(recorded_at),
-        recommendation_id: Set(e.attribution.as_ref().map(|a| a.recommendation_id.clone())),
-        position: Set(e
-            .attribution
-            .as_ref()
-            .and_then(|a| a.position)
-            .and_then(|p| i32::try_from(p).ok())),
-        ..Default::default()
-    }
-}
-
 /// Records events inside `txn` (see `Store::insert_engagements`), each new one also as an
 /// `ENGAGEMENT_RECORDED` event in the outbox when a webhook listens for it.
 pub(super) async fn insert_engagements(
@@ -45,9 +20,23 @@ pub(super) async fn insert_engagements(
     let recorded_at = Utc::now().timestamp();
     let mut inserted = 0;
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let rows = chunk
-            .iter()
-            .map(|(e, cohort)| engagement_row(e, cohort, recorded_at));
+        let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
+            account_id: Set(e.account_id.to_string()),
+            contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
+            asset_id: Set(e.asset_id.to_string()),
+            kind: Set(e.kind.name().to_owned()),
+            occurred_at: Set(e.occurred_at.timestamp()),
+            client_event_id: Set(e.client_event_id.clone()),
+            cohort: Set(cohort.clone()),
+            recorded_at: Set(recorded_at),
+            recommendation_id: Set(e.attribution.as_ref().map(|a| a.recommendation_id.clone())),
+            position: Set(e
+                .attribution
+                .as_ref()
+                .and_then(|a| a.position)
+                .and_then(|p| i32::try_from(p).ok())),
+            ..Default::default()
+        });
         let insert = engagement::Entity::insert_many(rows).on_conflict_do_nothing_on([
             engagement::Column::AccountId,
             engagement::Column::ClientEventId,
