@@ -623,6 +623,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         slow_request_ms,
         audit_retention_days,
         feedback_retention_days,
+        engagement_retention_days,
         embedder,
         semantic_ratio,
         public_url,
@@ -670,6 +671,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.slow_request = std::time::Duration::from_millis(slow_request_ms);
     config.audit_retention_days = audit_retention_days;
     config.feedback_retention_days = feedback_retention_days;
+    config.engagement_retention_days = engagement_retention_days;
     embedder.apply(&mut config);
     if !(0.0..=1.0).contains(&semantic_ratio) {
         anyhow::bail!("--semantic-ratio {semantic_ratio}: give a share from 0 to 1");

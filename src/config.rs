@@ -85,6 +85,9 @@ pub const DEFAULT_SLOW_REQUEST_MS: u64 = 1_000;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 /// Days impressions and shown lists are kept; the daily rollups (no account in them) stay.
 pub const DEFAULT_FEEDBACK_RETENTION_DAYS: u32 = 180;
+/// Days engagement events are kept: a year and a month, so a month compares with the same
+/// month a year before. Popularity and co-reads built from them stay.
+pub const DEFAULT_ENGAGEMENT_RETENTION_DAYS: u32 = 395;
 
 /// Token buckets per credential (see `http::limits`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,6 +248,8 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Days impressions and shown lists are kept (0: forever).
     pub feedback_retention_days: u32,
+    /// Days engagement events are kept (0: forever).
+    pub engagement_retention_days: u32,
     /// A sentence-embedding model's folder (config.json, tokenizer.json,
     /// model.safetensors): ranking by meaning besides words. `None`: words alone.
     pub embedding_model: Option<PathBuf>,
@@ -303,6 +308,7 @@ impl Config {
             slow_request: std::time::Duration::from_millis(DEFAULT_SLOW_REQUEST_MS),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             feedback_retention_days: DEFAULT_FEEDBACK_RETENTION_DAYS,
+            engagement_retention_days: DEFAULT_ENGAGEMENT_RETENTION_DAYS,
             embedding_model: None,
             embedder: None,
             request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
@@ -507,6 +513,11 @@ pub struct ServeArgs {
     /// for analytics stay
     #[arg(long, env = "STAGEFIT_FEEDBACK_RETENTION_DAYS", default_value_t = DEFAULT_FEEDBACK_RETENTION_DAYS)]
     pub feedback_retention_days: u32,
+    /// Days engagement events are kept (0: forever); the popularity and co-reads built from
+    /// them stay, as does what each account read. Stage inference reads the last 180 days,
+    /// so a shorter retention shortens what it sees
+    #[arg(long, env = "STAGEFIT_ENGAGEMENT_RETENTION_DAYS", default_value_t = DEFAULT_ENGAGEMENT_RETENTION_DAYS)]
+    pub engagement_retention_days: u32,
     #[command(flatten)]
     pub embedder: EmbedderArgs,
     /// With an embedding model: the share of text relevance decided by meaning, from 0

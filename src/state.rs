@@ -34,6 +34,7 @@ pub struct Instance {
     store: Store,
     follower: IndexFollower,
     popularity: JoinHandle<()>,
+    retention: JoinHandle<()>,
     /// The audit trail's writer.
     audit_task: WriterHandle,
     /// The impression writer, with the profiles' refresh and impression retention.
@@ -99,6 +100,10 @@ impl Instance {
             .await
             .map_err(AppError::unmasked)
             .context("cannot read ranking profiles and experiments")?;
+        let retention = library.start_retention(crate::services::Retention {
+            engagement_days: config.engagement_retention_days,
+            feedback_days: config.feedback_retention_days,
+        });
         let webhooks = library.start_webhooks();
         let meaning =
             library.start_meaning(Duration::from_millis(config.follow_interval_ms.max(500)));
@@ -130,6 +135,7 @@ impl Instance {
             store,
             follower,
             popularity,
+            retention,
             feedback,
             audit_task,
             metrics_upkeep: crate::metrics::spawn_upkeep(),
@@ -145,6 +151,9 @@ impl Instance {
         // A refresh cut short leaves the last complete one: it writes in one transaction.
         self.popularity.abort();
         let _ = self.popularity.await;
+        // A deletion cut short rolls back its batch; the next start goes on.
+        self.retention.abort();
+        let _ = self.retention.await;
         self.audit_task.drain().await;
         self.feedback.drain().await;
         self.metrics_upkeep.abort();

@@ -2,7 +2,9 @@
 //!
 //! This crate imports nothing from the server: a migration describes the tables as they were
 //! when it was written, so later code changes cannot rewrite history. Only portable column
-//! types and statements are used; the same migrations run on SQLite and PostgreSQL.
+//! types and statements are used; the same migrations run on SQLite and PostgreSQL, except
+//! where a database has something the other lacks (PostgreSQL's partitioned tables, in
+//! migration 18).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -23,6 +25,7 @@ mod m20261207_000014_share_links;
 mod m20261207_000015_webhooks;
 mod m20261207_000016_crm_stages;
 mod m20261207_000017_engagement_counters;
+mod m20261208_000018_raw_event_retention;
 
 pub struct Migrator;
 
@@ -47,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_webhooks::Migration),
             Box::new(m20261207_000016_crm_stages::Migration),
             Box::new(m20261207_000017_engagement_counters::Migration),
+            Box::new(m20261208_000018_raw_event_retention::Migration),
         ]
     }
 }

@@ -213,10 +213,13 @@ impl AccountObject {
     async fn inferred_stage(&self) -> Option<StageInferenceObject> {
         self.0.inference.clone().map(StageInferenceObject)
     }
-    /// Every asset the account engaged with (recommendations leave them out).
+    /// Every asset the account engaged with (recommendations leave them out), also those
+    /// whose events the server's engagement retention removed.
     async fn consumed_asset_ids(&self) -> Vec<ID> {
         self.0.consumed.iter().cloned().map(ID).collect()
     }
+    /// The account's events the server still keeps (its engagement retention, 395 days
+    /// unless configured, removes older ones).
     async fn engagement_count(&self) -> u64 {
         self.0.engagement_count
     }
@@ -229,7 +232,8 @@ impl AccountObject {
             .map(EngagementObject)
             .collect()
     }
-    /// Every event in the order it was recorded, a page at a time.
+    /// Every event kept (see `engagementCount`) in the order it was recorded, a page at a
+    /// time.
     #[graphql(complexity = "super::cost::page(first, 20, child_complexity)")]
     async fn engagements(
         &self,
@@ -578,7 +582,7 @@ impl AccountQuery {
         Ok(library(ctx)?.account_profile(&id).await?.map(AccountObject))
     }
 
-    /// Everything stored about an account (record, contacts, every event), for a
+    /// Everything stored about an account (record, contacts, every event kept), for a
     /// data-subject request. `NOT_FOUND` when there is no such account.
     #[graphql(cache_control(no_cache))]
     async fn account_export(&self, ctx: &Context<'_>, id: ID) -> ApiResult<AccountExportObject> {

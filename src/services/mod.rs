@@ -17,6 +17,7 @@ mod operations;
 mod popularity;
 mod recommend;
 mod references;
+mod retention;
 mod share_links;
 mod similar;
 mod synonyms;
@@ -56,6 +57,7 @@ pub use audit::{
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use bulk_engagement::{BulkEngagement, write_engagement_bulk};
+pub use retention::{Retention, RetentionPass};
 pub use crm::StageMappingReport;
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,

@@ -10,7 +10,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entity::{account, asset, asset_tag, contact, engagement};
+use super::entity::{account, asset, asset_tag, contact, engagement, popularity_share};
 use super::{ROWS_PER_STATEMENT, Store, corrupt};
 use crate::domain::{
     Account, AccountId, AssetId, Contact, ContactId, Engagement, EngagementKind, IndustrySlug,
@@ -318,12 +318,14 @@ impl Store {
             .collect()
     }
 
-    /// Every asset the account engaged with, by id, with the contacts who did.
+    /// Every asset the account engaged with, by id, with the contacts who did: from its
+    /// stored events, and from its popularity shares for what it read before the events
+    /// retention removed (whose contacts are not known any more).
     pub async fn consumed_assets(
         &self,
         account_id: &str,
     ) -> AppResult<Vec<(String, Option<String>)>> {
-        Ok(engagement::Entity::find()
+        let mut read: Vec<(String, Option<String>)> = engagement::Entity::find()
             .select_only()
             .column(engagement::Column::AssetId)
             .column(engagement::Column::ContactId)
@@ -331,7 +333,23 @@ impl Store {
             .filter(engagement::Column::AccountId.eq(account_id))
             .into_tuple()
             .all(&self.db)
-            .await?)
+            .await?;
+        let known: HashSet<String> = read.iter().map(|(asset, _)| asset.clone()).collect();
+        let shared: Vec<String> = popularity_share::Entity::find()
+            .select_only()
+            .column(popularity_share::Column::AssetId)
+            .distinct()
+            .filter(popularity_share::Column::AccountId.eq(account_id))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        read.extend(
+            shared
+                .into_iter()
+                .filter(|asset| !known.contains(asset))
+                .map(|asset| (asset, None)),
+        );
+        Ok(read)
     }
 
     /// A page of an account's events in the order they were recorded.
@@ -392,6 +410,10 @@ impl Store {
             .exec(txn.conn())
             .await?
             .rows_affected;
+        super::entity::engagement_key::Entity::delete_many()
+            .filter(super::entity::engagement_key::Column::AccountId.eq(id))
+            .exec(txn.conn())
+            .await?;
         super::counters::erase_account(&txn, id).await?;
         super::feedback::erase_account(&txn, id).await?;
         super::share_links::erase_account(&txn, id).await?;

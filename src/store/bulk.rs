@@ -103,7 +103,8 @@ impl Store {
     }
 }
 
-fn quoted(name: &str) -> String {
+/// A name as an SQL identifier, in double quotes.
+pub(super) fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::Store;
 use super::entity::{
     account, api_key, asset, asset_embedding, asset_tag, audit_event, change_log, co_read, contact,
-    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, industry,
+    dismissal, engagement, engagement_key, experiment, feedback_daily, feedback_total, impression, industry,
     popularity_cohort, popularity_count, popularity_share, ranking_profile, safelisted_operation,
     served_list, server_secret, share_link, stage_change, stage_mapping, synonym_group, webhook,
     webhook_attempt, webhook_delivery,
@@ -70,6 +70,7 @@ const TABLES: &[&str] = &[
     "account",
     "contact",
     "engagement",
+    "engagement_key",
     "popularity_share",
     "popularity_count",
     "popularity_cohort",
@@ -142,6 +143,7 @@ impl Store {
         copy_table::<account::Entity>(from, conn, "account", &mut counts).await?;
         copy_table::<contact::Entity>(from, conn, "contact", &mut counts).await?;
         copy_table::<engagement::Entity>(from, conn, "engagement", &mut counts).await?;
+        copy_table::<engagement_key::Entity>(from, conn, "engagement_key", &mut counts).await?;
         // The counters move as they are: no rebuild from events (which retention may have
         // thinned) after a move.
         copy_table::<popularity_share::Entity>(from, conn, "popularity_share", &mut counts).await?;

@@ -5,7 +5,9 @@
 use chrono::{TimeZone, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::entity::engagement;
+use std::collections::HashSet;
+
+use super::entity::{engagement, engagement_key};
 use super::{ROWS_PER_STATEMENT, WriteTxn};
 use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
@@ -18,8 +20,9 @@ pub(super) async fn insert_engagements(
 ) -> AppResult<u64> {
     let hooks = super::webhooks::listeners(txn.conn(), WebhookEvent::EngagementRecorded).await?;
     let recorded_at = Utc::now().timestamp();
+    let fresh = new_events(txn, events).await?;
     let mut inserted = 0;
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
         let rows = chunk.iter().map(|(e, cohort)| engagement::ActiveModel {
             account_id: Set(e.account_id.to_string()),
             contact_id: Set(e.contact_id.as_ref().map(ToString::to_string)),
@@ -37,24 +40,12 @@ pub(super) async fn insert_engagements(
                 .and_then(|p| i32::try_from(p).ok())),
             ..Default::default()
         });
-        let insert = engagement::Entity::insert_many(rows).on_conflict_do_nothing_on([
-            engagement::Column::AccountId,
-            engagement::Column::ClientEventId,
-        ]);
+        let insert = engagement::Entity::insert_many(rows);
         if hooks.is_empty() {
-            if let sea_orm::TryInsertResult::Inserted(n) =
-                insert.exec_without_returning(txn.conn()).await?
-            {
-                inserted += n;
-            }
+            inserted += insert.exec_without_returning(txn.conn()).await?;
             continue;
         }
-        // Which rows were new decides which events are announced.
-        let sea_orm::TryInsertResult::Inserted(ids) =
-            insert.exec_with_returning_keys(txn.conn()).await?
-        else {
-            continue;
-        };
+        let ids = insert.exec_with_returning_keys(txn.conn()).await?;
         inserted += ids.len() as u64;
         let rows = engagement::Entity::find()
             .filter(engagement::Column::Id.is_in(ids))
@@ -104,17 +95,54 @@ pub(super) async fn insert_engagements(
     // Outcomes are idempotent (a flag set once), so a retried event counts nothing twice.
     for (e, _) in events {
         if let Some(a) = &e.attribution {
-            super::feedback::attribute(
-                txn,
-                a,
-                e.asset_id.as_str(),
-                e.kind,
-                e.occurred_at.timestamp(),
-            )
-            .await?;
+            super::feedback::attribute(txn, a, e.asset_id.as_str(), e.kind).await?;
         }
     }
     Ok(inserted)
+}
+
+/// The events of `events` to record: those without a client id, and the first with each
+/// client id its account has not used yet (whose key is stored here, in `txn`).
+async fn new_events<'a>(
+    txn: &WriteTxn,
+    events: &'a [(Engagement, String)],
+) -> AppResult<Vec<&'a (Engagement, String)>> {
+    let mut keys = Vec::new();
+    let mut seen = HashSet::new();
+    for (e, _) in events {
+        if let Some(client) = &e.client_event_id
+            && seen.insert((e.account_id.as_str(), client.as_str()))
+        {
+            keys.push(engagement_key::ActiveModel {
+                account_id: Set(e.account_id.to_string()),
+                client_event_id: Set(client.clone()),
+                occurred_at: Set(e.occurred_at.timestamp()),
+            });
+        }
+    }
+    let mut unused: HashSet<(String, String)> = HashSet::with_capacity(keys.len());
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let chunk: Vec<_> = keys.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let stored = engagement_key::Entity::insert_many(chunk)
+            .on_conflict_do_nothing_on([
+                engagement_key::Column::AccountId,
+                engagement_key::Column::ClientEventId,
+            ])
+            .exec_with_returning_keys(txn.conn())
+            .await?;
+        if let sea_orm::TryInsertResult::Inserted(new) = stored {
+            unused.extend(new);
+        }
+    }
+    Ok(events
+        .iter()
+        .filter(|(e, _)| match &e.client_event_id {
+            None => true,
+            // `remove`: a second event with the same id in this batch is a retry too.
+            Some(client) => unused.remove(&(e.account_id.to_string(), client.clone())),
+        })
+        .collect())
 }
 
 impl super::Store {
@@ -162,11 +190,30 @@ impl super::Store {
                     .map_or(Cell::Null, |p| Cell::Int(i64::from(p))),
             ]);
         }
+        // The client ids (a bulk load's events are new: a used one fails the load).
+        let mut keys = Vec::new();
+        for (e, _) in events {
+            if let Some(client) = &e.client_event_id {
+                keys.extend([
+                    Cell::Text(e.account_id.as_str()),
+                    Cell::Text(client),
+                    Cell::Int(e.occurred_at.timestamp()),
+                ]);
+            }
+        }
         let mut bulk = self.bulk().await?;
         bulk.write(
             engagement::Entity.table_name(),
             &columns,
             &cells,
+            OnKey::Fail,
+        )
+        .await?;
+        use engagement_key::Column as K;
+        bulk.write(
+            engagement_key::Entity.table_name(),
+            &[K::AccountId, K::ClientEventId, K::OccurredAt].map(|c| c.as_str()),
+            &keys,
             OnKey::Fail,
         )
         .await?;

@@ -53,7 +53,6 @@ pub struct ShownList {
     pub context: ListContext,
     /// Asset ids with their positions (1 for the first).
     pub assets: Vec<(String, u32)>,
-    pub at: i64,
 }
 
 /// Counts of one asset (or one variant) over a span of days.
@@ -229,7 +228,11 @@ async fn insert_impressions(
             completed: Set(false),
         });
         let result = impression::Entity::insert_many(models)
-            .on_conflict_do_nothing_on([impression::Column::ListId, impression::Column::AssetId])
+            .on_conflict_do_nothing_on([
+                impression::Column::ListId,
+                impression::Column::AssetId,
+                impression::Column::At,
+            ])
             .exec_with_returning_keys(conn)
             .await?;
         if let TryInsertResult::Inserted(keys) = result {
@@ -242,14 +245,14 @@ async fn insert_impressions(
 /// Sets an outcome flag of one impression if it is unset; true when it was.
 async fn flag(
     conn: &DatabaseTransaction,
-    list: &str,
-    asset: &str,
+    (list, asset, at): (&str, &str, i64),
     column: impression::Column,
 ) -> AppResult<bool> {
     let done = impression::Entity::update_many()
         .col_expr(column, Expr::value(true))
         .filter(impression::Column::ListId.eq(list))
         .filter(impression::Column::AssetId.eq(asset))
+        .filter(impression::Column::At.eq(at))
         .filter(column.eq(false))
         .exec(conn)
         .await?;
@@ -263,7 +266,6 @@ pub(super) async fn attribute(
     a: &Attribution,
     asset: &str,
     kind: EngagementKind,
-    at: i64,
 ) -> AppResult<FeedbackCounts> {
     let conn = txn.conn();
     let key = list_key(&a.recommendation_id);
@@ -275,15 +277,15 @@ pub(super) async fn attribute(
             asset: asset.to_owned(),
             account: a.context.account.clone(),
             position: a.position.unwrap_or(0),
-            at,
+            at: a.context.at,
         }],
     )
     .await?;
     let counts = FeedbackCounts {
         impressions: shown.len() as u64,
-        clicks: u64::from(flag(conn, &key, asset, impression::Column::Clicked).await?),
+        clicks: u64::from(flag(conn, (&key, asset, a.context.at), impression::Column::Clicked).await?),
         completions: if kind == EngagementKind::Complete {
-            u64::from(flag(conn, &key, asset, impression::Column::Completed).await?)
+            u64::from(flag(conn, (&key, asset, a.context.at), impression::Column::Completed).await?)
         } else {
             0
         },
@@ -340,7 +342,7 @@ impl Store {
                     asset: asset.clone(),
                     account: list.context.account.clone(),
                     position: *position,
-                    at: list.at,
+                    at: list.context.at,
                 });
             }
         }
@@ -369,12 +371,12 @@ impl Store {
     /// generate-feedback`). Returns what the events added (a repeated one adds nothing).
     pub async fn attribute_many(
         &self,
-        events: &[(Attribution, String, EngagementKind, i64)],
+        events: &[(Attribution, String, EngagementKind)],
     ) -> AppResult<FeedbackCounts> {
         let txn = self.begin_txn().await?;
         let mut added = FeedbackCounts::default();
-        for (a, asset, kind, at) in events {
-            added.add(&attribute(&txn, a, asset, *kind, *at).await?);
+        for (a, asset, kind) in events {
+            added.add(&attribute(&txn, a, asset, *kind).await?);
         }
         txn.commit().await?;
         Ok(added)
@@ -522,23 +524,6 @@ impl Store {
             }
         }
         Ok(out.into_iter().map(|(_, l)| l).collect())
-    }
-
-    /// Deletes impressions and shown lists older than `before` (Unix seconds); the rollups
-    /// stay. Returns the impressions deleted.
-    pub async fn prune_feedback(&self, before: i64) -> AppResult<u64> {
-        let txn = self.begin_txn().await?;
-        let deleted = impression::Entity::delete_many()
-            .filter(impression::Column::At.lt(before))
-            .exec(txn.conn())
-            .await?
-            .rows_affected;
-        served_list::Entity::delete_many()
-            .filter(served_list::Column::At.lt(before))
-            .exec(txn.conn())
-            .await?;
-        txn.commit().await?;
-        Ok(deleted)
     }
 
     pub async fn ranking_profiles(&self) -> AppResult<Vec<RankingProfile>> {

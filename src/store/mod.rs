@@ -15,12 +15,14 @@ mod events;
 mod feedback;
 mod gaps;
 mod keys;
+mod retention;
 mod share_links;
 mod webhooks;
 
 pub use backup::{check_backup, replace_sqlite};
 pub use copy::CopyCounts;
 pub use feedback::{FeedbackCounts, LoggedList, ShownList};
+pub use retention::{EXPIRY_BATCH, Expired, Expiring, Month};
 pub use share_links::StoredShareLink;
 pub use webhooks::{
     ClaimedDelivery, DeliveryOutcome, StageMove, StoredAttempt, StoredDelivery, StoredWebhook,

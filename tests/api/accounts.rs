@@ -427,11 +427,21 @@ async fn events_are_validated_all_or_nothing_and_retries_are_recorded_once() {
         )
         .await;
     assert_eq!(elsewhere["recordEngagement"]["recorded"], 1);
-    let acme = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
-    assert_eq!(acme["engagementCount"], 1);
+    // Sent twice in one batch (a client retrying into the same flush): recorded once.
+    let twice = json!({ "accountId": "acme", "assetId": "roi-calculator-payments", "kind": "VIEW",
+                        "clientEventId": "pv-2" });
+    let batch = s
+        .gql(RECORD, json!({ "events": [twice.clone(), twice] }))
+        .await;
     assert_eq!(
-        acme["recentEngagements"],
-        json!([{ "assetId": "pricing-sheet", "kind": "DOWNLOAD", "contactId": "acme-buyer" }])
+        batch["recordEngagements"],
+        json!({ "recorded": 1, "duplicates": 1 })
+    );
+    let acme = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
+    assert_eq!(acme["engagementCount"], 2);
+    assert_eq!(
+        acme["recentEngagements"][1],
+        json!({ "assetId": "pricing-sheet", "kind": "DOWNLOAD", "contactId": "acme-buyer" })
     );
     s.stop().await;
 }

@@ -32,6 +32,7 @@ mod outage;
 mod recommend;
 mod replicas;
 mod restart;
+mod retention;
 mod schema;
 mod share;
 mod shutdown;

@@ -48,12 +48,10 @@ pub async fn write_logged_lists(
                 } else {
                     crate::domain::EngagementKind::View
                 },
-                list.context.at,
             ));
         }
         shown.push(ShownList {
             id,
-            at: list.context.at,
             context: list.context,
             assets: list.items,
         });

@@ -10,15 +10,13 @@ use chrono::Utc;
 use tokio::sync::oneshot;
 
 use super::super::Library;
-use super::super::writer::{BatchWork, BatchWriter, Cadence, WriterHandle, WriterSettings};
+use super::super::writer::{BatchWork, BatchWriter, WriterHandle, WriterSettings};
 use crate::domain::{AssetStatus, ListContext, ListSigner, NONCE_LEN, SignedList, count_per_list};
 use crate::error::{AppError, AppResult};
 use crate::store::{ShownList, Store};
 
 /// How often profiles and experiments are read again (other replicas' changes).
 const RULES_EVERY: Duration = Duration::from_secs(2);
-/// How often impressions past the retention are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Lists waiting for the impression writer; past this, callers wait for room.
 const IMPRESSION_QUEUE: usize = 4_096;
 /// Lists written in one transaction at most.
@@ -119,7 +117,7 @@ impl Library {
 
     /// Starts what the feedback loop runs beside requests: the impression writer (lists
     /// from concurrent requests share one transaction), and as its upkeep the rules'
-    /// refresh and the deletion of impressions older than `retention_days` (0 keeps them).
+    /// refresh. Lists older than `retention_days` (0: none) are refused.
     pub async fn start_feedback(&self, retention_days: u32) -> AppResult<WriterHandle> {
         self.refresh_feedback_rules().await?;
         self.load_list_signer().await?;
@@ -128,8 +126,6 @@ impl Library {
             .store(retention_days, Ordering::Relaxed);
         let work = Arc::new(ImpressionWork {
             library: self.clone(),
-            retention_days,
-            prune: Cadence::new(PRUNE_EVERY),
         });
         let (writer, handle) = super::super::writer::start(
             work,
@@ -191,7 +187,6 @@ impl Library {
             },
             asset.to_owned(),
             kind,
-            Utc::now().timestamp(),
         );
         let added = self.store.attribute_many(&[click]).await?;
         Ok(added.clicks > 0 || added.completions > 0)
@@ -245,7 +240,6 @@ impl Library {
             id: recommendation_id.to_owned(),
             context,
             assets: unique,
-            at: Utc::now().timestamp(),
         };
         let recorded = match self.feedback.writer.get() {
             Some(writer) => {
@@ -292,11 +286,10 @@ impl Library {
 }
 
 /// The impression writer's work: lists in batches; as upkeep, the rules' refresh (other
-/// replicas' changes) and the hourly deletion past the retention.
+/// replicas' changes). Impressions past the retention go in the raw events' upkeep
+/// (`services::retention`).
 struct ImpressionWork {
     library: Library,
-    retention_days: u32,
-    prune: Cadence,
 }
 
 impl BatchWork for ImpressionWork {
@@ -309,22 +302,6 @@ impl BatchWork for ImpressionWork {
     async fn upkeep(&self) {
         if let Err(err) = self.library.refresh_feedback_rules().await {
             tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot read ranking profiles and experiments");
-        }
-        if self.retention_days == 0 || !self.prune.due() {
-            return;
-        }
-        let before =
-            (Utc::now() - chrono::Duration::days(i64::from(self.retention_days))).timestamp();
-        match self.library.store.prune_feedback(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                impressions = n,
-                retention_days = self.retention_days,
-                "impressions pruned"
-            ),
-            Err(err) => {
-                tracing::warn!(error = %format!("{:#}", err.unmasked()), "cannot prune impressions")
-            }
         }
     }
 }

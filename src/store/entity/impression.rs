@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 
-/// An asset shown in a list, and whether it was clicked and completed.
+/// An asset shown in a list, and whether it was clicked and completed. `at` is the list's
+/// time, the same for every row of a list; the table's key is (list, asset, at), since
+/// PostgreSQL partitions it by `at`, and (list, asset) names one row.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "impression")]
 pub struct Model {

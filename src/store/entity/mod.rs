@@ -11,6 +11,7 @@ pub mod co_read;
 pub mod contact;
 pub mod dismissal;
 pub mod engagement;
+pub mod engagement_key;
 pub mod experiment;
 pub mod feedback_daily;
 pub mod feedback_total;
