@@ -26,6 +26,7 @@ mod m20261207_000015_webhooks;
 mod m20261207_000016_crm_stages;
 mod m20261207_000017_engagement_counters;
 mod m20261208_000018_raw_event_retention;
+mod m20261208_000019_weekly_rollups;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_crm_stages::Migration),
             Box::new(m20261207_000017_engagement_counters::Migration),
             Box::new(m20261208_000018_raw_event_retention::Migration),
+            Box::new(m20261208_000019_weekly_rollups::Migration),
         ]
     }
 }

@@ -130,10 +130,11 @@ impl Library {
             .count() as u64;
         let undated = coverage_rows.iter().filter(|r| r.undated).count() as u64;
         let cells = coverage_matrix(&coverage_rows, &dimensions, &universe, extras.written);
-        let since = (Utc::now() - chrono::Duration::days(ENGAGEMENT_WINDOW_DAYS)).timestamp();
-        // One grouped query over the window's events: skipped when nobody asked.
+        // The window's whole days (UTC), today included, from the engagement rollups:
+        // skipped when nobody asked.
+        let since_day = Utc::now().timestamp().div_euclid(86_400) - (ENGAGEMENT_WINDOW_DAYS - 1);
         let engaged: HashMap<String, u64> = if extras.engagement {
-            self.store.engagement_by_asset(since).await?
+            self.store.engagement_by_asset(since_day).await?
         } else {
             HashMap::new()
         };

@@ -57,7 +57,6 @@ pub use audit::{
     GapChange, StaleAsset, TAG_NEIGHBOURS, TagReport, TagSubject, gap_changes,
 };
 pub use bulk_engagement::{BulkEngagement, write_engagement_bulk};
-pub use retention::{Retention, RetentionPass};
 pub use crm::StageMappingReport;
 pub use feedback::{
     AssetPerformance, CellPerformance, ExperimentReport, ExplainQuery, PerformanceKey,
@@ -82,6 +81,7 @@ pub use recommend::{
     AudienceRequest, AudienceSource, Recommendation, RecommendationList, RecommendationQuery,
     ResolvedAudience,
 };
+pub use retention::{Retention, RetentionPass};
 pub use share_links::{DEFAULT_SHARE_DAYS, ShareLink, ShareOpen, is_scanner};
 pub use synonyms::{read_synonym_file, replace_synonym_groups};
 pub use tags::{

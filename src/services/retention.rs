@@ -46,13 +46,13 @@ impl Library {
     /// One pass of the upkeep at `now` (Unix seconds).
     pub async fn keep_raw_events(&self, r: Retention, now: i64) -> AppResult<RetentionPass> {
         let store = &self.store;
-        let (events_from, feedback_from) = (
-            cut(now, r.engagement_days),
-            cut(now, r.feedback_days),
-        );
+        let (events_from, feedback_from) = (cut(now, r.engagement_days), cut(now, r.feedback_days));
         let mut pass = RetentionPass::default();
-        pass.partitions
-            .extend(store.add_partitions(Expiring::Events, now, events_from).await?);
+        pass.partitions.extend(
+            store
+                .add_partitions(Expiring::Events, now, events_from)
+                .await?,
+        );
         pass.partitions.extend(
             store
                 .add_partitions(Expiring::Impressions, now, feedback_from)
@@ -65,6 +65,10 @@ impl Library {
         if r.feedback_days > 0 {
             pass.impressions = store.expire(Expiring::Impressions, feedback_from).await?;
             pass.lists = store.expire(Expiring::Lists, feedback_from).await?.rows;
+        }
+        // Profiles read before hold the events that went (their reading, their counts).
+        if pass.events.rows > 0 || !pass.events.months.is_empty() {
+            self.all_accounts_changed().await;
         }
         Ok(pass)
     }

@@ -405,6 +405,22 @@ impl Store {
     /// number of events deleted, or `None` when there is no such account.
     pub async fn erase_account(&self, id: &str) -> AppResult<Option<u64>> {
         let txn = self.begin_txn().await?;
+        // Its events leave the per-asset counts too (those past the retention are gone
+        // already, and stay counted: a count per asset and day, no account in it).
+        let read: Vec<(String, i64)> = engagement::Entity::find()
+            .select_only()
+            .column(engagement::Column::AssetId)
+            .column(engagement::Column::OccurredAt)
+            .filter(engagement::Column::AccountId.eq(id))
+            .into_tuple()
+            .all(txn.conn())
+            .await?;
+        super::spans::count_events(
+            txn.conn(),
+            read.iter().map(|(asset, at)| (asset.as_str(), *at)),
+            -1,
+        )
+        .await?;
         let events = engagement::Entity::delete_many()
             .filter(engagement::Column::AccountId.eq(id))
             .exec(txn.conn())
@@ -431,25 +447,6 @@ impl Store {
         }
         txn.commit().await?;
         Ok(Some(events))
-    }
-}
-
-impl Store {
-    /// Events per asset since `since` (Unix seconds).
-    pub async fn engagement_by_asset(&self, since: i64) -> AppResult<HashMap<String, u64>> {
-        let rows: Vec<(String, i64)> = engagement::Entity::find()
-            .select_only()
-            .column(engagement::Column::AssetId)
-            .column_as(engagement::Column::Id.count(), "events")
-            .filter(engagement::Column::OccurredAt.gte(since))
-            .group_by(engagement::Column::AssetId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, n)| (id, n.max(0) as u64))
-            .collect())
     }
 }
 

@@ -11,9 +11,10 @@ use sea_orm::{
 use super::Store;
 use super::entity::{
     account, api_key, asset, asset_embedding, asset_tag, audit_event, change_log, co_read, contact,
-    dismissal, engagement, engagement_key, experiment, feedback_daily, feedback_total, impression, industry,
-    popularity_cohort, popularity_count, popularity_share, ranking_profile, safelisted_operation,
-    served_list, server_secret, share_link, stage_change, stage_mapping, synonym_group, webhook,
+    dismissal, engagement, engagement_daily, engagement_key, engagement_weekly, experiment,
+    feedback_daily, feedback_total, feedback_weekly, impression, industry, popularity_cohort,
+    popularity_count, popularity_share, ranking_profile, safelisted_operation, served_list,
+    server_secret, share_link, stage_change, stage_mapping, synonym_group, webhook,
     webhook_attempt, webhook_delivery,
 };
 use crate::error::{AppError, AppResult};
@@ -71,6 +72,8 @@ const TABLES: &[&str] = &[
     "contact",
     "engagement",
     "engagement_key",
+    "engagement_daily",
+    "engagement_weekly",
     "popularity_share",
     "popularity_count",
     "popularity_cohort",
@@ -84,6 +87,7 @@ const TABLES: &[&str] = &[
     "impression",
     "feedback_daily",
     "feedback_total",
+    "feedback_weekly",
     "dismissal",
     "server_secret",
     "synonym_group",
@@ -144,6 +148,9 @@ impl Store {
         copy_table::<contact::Entity>(from, conn, "contact", &mut counts).await?;
         copy_table::<engagement::Entity>(from, conn, "engagement", &mut counts).await?;
         copy_table::<engagement_key::Entity>(from, conn, "engagement_key", &mut counts).await?;
+        copy_table::<engagement_daily::Entity>(from, conn, "engagement_daily", &mut counts).await?;
+        copy_table::<engagement_weekly::Entity>(from, conn, "engagement_weekly", &mut counts)
+            .await?;
         // The counters move as they are: no rebuild from events (which retention may have
         // thinned) after a move.
         copy_table::<popularity_share::Entity>(from, conn, "popularity_share", &mut counts).await?;
@@ -161,6 +168,7 @@ impl Store {
         copy_table::<impression::Entity>(from, conn, "impression", &mut counts).await?;
         copy_table::<feedback_daily::Entity>(from, conn, "feedback_daily", &mut counts).await?;
         copy_table::<feedback_total::Entity>(from, conn, "feedback_total", &mut counts).await?;
+        copy_table::<feedback_weekly::Entity>(from, conn, "feedback_weekly", &mut counts).await?;
         copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
         // Recommendation ids given out before the move still open after it.
         copy_table::<server_secret::Entity>(from, conn, "server_secret", &mut counts).await?;

@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use std::collections::HashSet;
 
-use super::entity::{engagement, engagement_key};
+use super::entity::{engagement, engagement_daily, engagement_key, engagement_weekly};
 use super::{ROWS_PER_STATEMENT, WriteTxn};
 use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
@@ -78,6 +78,14 @@ pub(super) async fn insert_engagements(
         }
         super::webhooks::enqueue(txn.conn(), &hooks, &announced).await?;
     }
+    super::spans::count_events(
+        txn.conn(),
+        fresh
+            .iter()
+            .map(|(e, _)| (e.asset_id.as_str(), e.occurred_at.timestamp())),
+        1,
+    )
+    .await?;
     // Popularity and co-reads, in the events' own transaction (a retried event changes
     // no counter: see `counters::count_reads`). A clock a little ahead counts as now.
     let now = Utc::now().timestamp();
@@ -217,6 +225,34 @@ impl super::Store {
             OnKey::Fail,
         )
         .await?;
+        // The per-day and per-week counts.
+        let (days, weeks) = super::spans::tally(
+            events
+                .iter()
+                .map(|(e, _)| (e.asset_id.as_str(), e.occurred_at.timestamp())),
+            1,
+        );
+        for (table, period, rows) in [
+            (engagement_daily::Entity.table_name(), "day", &days),
+            (engagement_weekly::Entity.table_name(), "week", &weeks),
+        ] {
+            let cells: Vec<Cell> = rows
+                .iter()
+                .flat_map(|((at, asset), n)| [Cell::Int(*at), Cell::Text(asset), Cell::Int(*n)])
+                .collect();
+            let events = engagement_daily::Column::Events.as_str();
+            let asset = engagement_daily::Column::AssetId.as_str();
+            bulk.write(
+                table,
+                &[period, asset, events],
+                &cells,
+                OnKey::Add {
+                    keys: &[period, asset],
+                    sums: &[events],
+                },
+            )
+            .await?;
+        }
         super::counters::write_shares_bulk(&mut bulk, shares).await?;
         bulk.commit().await
     }

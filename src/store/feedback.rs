@@ -11,7 +11,7 @@
 //! - Inserts that may collide use `ON CONFLICT DO NOTHING RETURNING`, so replicas writing
 //!   the same list at once on PostgreSQL never count a row twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{
@@ -20,8 +20,8 @@ use sea_orm::{
 };
 
 use super::entity::{
-    dismissal, engagement, experiment, feedback_daily, feedback_total, impression, ranking_profile,
-    served_list,
+    dismissal, engagement, experiment, feedback_daily, feedback_total, feedback_weekly, impression,
+    ranking_profile, served_list,
 };
 use super::{Store, WriteTxn};
 use crate::domain::{
@@ -103,18 +103,47 @@ impl RollupKey {
     }
 }
 
-/// Adds counts to the rollups: per day, and all time (what analytics without a span read,
-/// whose size is assets x variants whatever the days).
+/// Adds counts to the rollups: per day, per week and asset (what a span reads past its
+/// first days, see `store::spans`), and all time (what analytics without a span read, whose
+/// size is assets x variants whatever the days).
 async fn bump(
     conn: &DatabaseTransaction,
     rows: &HashMap<RollupKey, FeedbackCounts>,
 ) -> AppResult<()> {
     let mut totals: HashMap<(&str, &str, &str, &str), FeedbackCounts> = HashMap::new();
+    let mut weeks: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
     for (k, c) in rows {
         totals
             .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
             .or_default()
             .add(c);
+        weeks
+            .entry((super::spans::week_of(k.day), &k.asset))
+            .or_default()
+            .add(c);
+    }
+    let weeks: Vec<_> = weeks.into_iter().collect();
+    for chunk in weeks.chunks(super::ROWS_PER_STATEMENT / 6) {
+        let mut models = Vec::with_capacity(chunk.len());
+        for ((week, asset), c) in chunk {
+            models.push(feedback_weekly::ActiveModel {
+                week: Set(super::spans::period(*week)?),
+                asset_id: Set((*asset).to_owned()),
+                impressions: Set(stored(c.impressions)),
+                clicks: Set(stored(c.clicks)),
+                completions: Set(stored(c.completions)),
+                dismissals: Set(stored(c.dismissals)),
+            });
+        }
+        use feedback_weekly::Column as W;
+        feedback_weekly::Entity::insert_many(models)
+            .on_conflict(super::adding(
+                feedback_weekly::Entity,
+                [W::Week, W::AssetId],
+                [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
+            ))
+            .exec_without_returning(conn)
+            .await?;
     }
     let rows: Vec<(&RollupKey, &FeedbackCounts)> = rows.iter().collect();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 10) {
@@ -283,9 +312,23 @@ pub(super) async fn attribute(
     .await?;
     let counts = FeedbackCounts {
         impressions: shown.len() as u64,
-        clicks: u64::from(flag(conn, (&key, asset, a.context.at), impression::Column::Clicked).await?),
+        clicks: u64::from(
+            flag(
+                conn,
+                (&key, asset, a.context.at),
+                impression::Column::Clicked,
+            )
+            .await?,
+        ),
         completions: if kind == EngagementKind::Complete {
-            u64::from(flag(conn, (&key, asset, a.context.at), impression::Column::Completed).await?)
+            u64::from(
+                flag(
+                    conn,
+                    (&key, asset, a.context.at),
+                    impression::Column::Completed,
+                )
+                .await?,
+            )
         } else {
             0
         },
@@ -441,18 +484,39 @@ impl Store {
                 .await?
             }
             Some(day) => {
+                // The days before the first whole week, then whole weeks.
                 use feedback_daily::Column as D;
-                let day = i32::try_from(day.clamp(0, i64::from(i32::MAX))).unwrap_or(0);
-                summed(
-                    feedback_daily::Entity::find().filter(D::Day.gte(day)),
+                use feedback_weekly::Column as W;
+                let week = super::spans::first_whole_week(day);
+                let from = i32::try_from(day.clamp(0, i64::from(i32::MAX))).unwrap_or(0);
+                let to = super::spans::period(week * 7)?;
+                let mut rows = summed(
+                    feedback_daily::Entity::find()
+                        .filter(D::Day.gte(from))
+                        .filter(D::Day.lt(to)),
                     D::AssetId,
                     [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
                 )
                 .all(&self.db)
-                .await?
+                .await?;
+                rows.extend(
+                    summed(
+                        feedback_weekly::Entity::find()
+                            .filter(W::Week.gte(super::spans::period(week)?)),
+                        W::AssetId,
+                        [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
+                    )
+                    .all(&self.db)
+                    .await?,
+                );
+                rows
             }
         };
-        Ok(rows.into_iter().map(counts_row).collect())
+        let mut out: HashMap<String, FeedbackCounts> = HashMap::new();
+        for (asset, counts) in rows.into_iter().map(counts_row) {
+            out.entry(asset).or_default().add(&counts);
+        }
+        Ok(out)
     }
 
     /// Counts per variant of an experiment, all time.

@@ -17,6 +17,7 @@ mod gaps;
 mod keys;
 mod retention;
 mod share_links;
+mod spans;
 mod webhooks;
 
 pub use backup::{check_backup, replace_sqlite};

@@ -362,11 +362,20 @@ mod tests {
             .await
             .unwrap();
         let expired = store.expire(Expiring::EventKeys, 2_000).await.unwrap();
-        assert_eq!(expired, Expired { rows: 2_000, months: Vec::new() });
+        assert_eq!(
+            expired,
+            Expired {
+                rows: 2_000,
+                months: Vec::new()
+            }
+        );
         let left = engagement_key::Entity::find().all(&store.db).await.unwrap();
         assert_eq!(left.len(), 500);
         assert!(left.iter().all(|k| k.occurred_at >= 2_000));
-        assert_eq!(store.expire(Expiring::EventKeys, 2_000).await.unwrap().rows, 0);
+        assert_eq!(
+            store.expire(Expiring::EventKeys, 2_000).await.unwrap().rows,
+            0
+        );
         store.close().await;
     }
 }

@@ -844,7 +844,10 @@ async fn impressions_past_the_retention_are_deleted_and_their_counts_stay() {
         .try_get_by_index(0)
         .unwrap()
     };
-    assert_eq!((count("impression").await, count("served_list").await), (1, 1));
+    assert_eq!(
+        (count("impression").await, count("served_list").await),
+        (1, 1)
+    );
 
     // The next start deletes what is past the retention; the counts stay.
     let mut s =

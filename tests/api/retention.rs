@@ -1,7 +1,8 @@
 //! Raw events past their retention: a server removes them at start (then hourly) while
-//! what they built stays (what an account read, its place in popularity), and on
-//! PostgreSQL whole months go at once.
+//! what they built stays (what an account read, the counts per day and week), and on
+//! PostgreSQL whole months go at once. Spans of days read those counts.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -15,7 +16,21 @@ const RECORD: &str = r#"mutation($events: [EngagementInput!]!) {
 const ACCOUNT: &str = r#"query($id: ID!) { account(id: $id) {
   engagementCount consumedAssetIds recentEngagements { assetId } } }"#;
 const OLD: &str = "pricing-sheet";
+const MIDDLE: &str = "demo-live-demo";
 const RECENT: &str = "roi-calculator-payments";
+/// Every asset has one content type, so it counts in one cell.
+const READ_IN_90_DAYS: &str = "{ coverage(by: [CONTENT_TYPE]) { cells { recentEngagements } } }";
+
+/// Events in the last 90 days per content type, as `coverage` says.
+async fn read_in_90_days(s: &TestServer) -> Vec<i64> {
+    let report = s.gql(READ_IN_90_DAYS, json!({})).await;
+    report["coverage"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["recentEngagements"].as_i64().unwrap())
+        .collect()
+}
 
 fn days_ago(days: i64) -> chrono::DateTime<Utc> {
     Utc::now() - chrono::Duration::days(days)
@@ -76,7 +91,7 @@ async fn events_past_the_retention_go_and_what_they_built_stays() {
         json!({}),
     )
     .await;
-    let (old_at, recent_at) = (days_ago(500), days_ago(10));
+    let (old_at, middle_at, recent_at) = (days_ago(500), days_ago(60), days_ago(10));
     let event = |asset: &str, at: chrono::DateTime<Utc>, client: &str| {
         json!({ "accountId": "acme", "assetId": asset, "kind": "COMPLETE",
                 "occurredAt": at.to_rfc3339(), "clientEventId": client })
@@ -84,10 +99,12 @@ async fn events_past_the_retention_go_and_what_they_built_stays() {
     let recorded = s
         .gql(
             RECORD,
-            json!({ "events": [event(OLD, old_at, "old"), event(RECENT, recent_at, "recent")] }),
+            json!({ "events": [event(OLD, old_at, "old"), event(MIDDLE, middle_at, "middle"),
+                               event(RECENT, recent_at, "recent")] }),
         )
         .await;
-    assert_eq!(recorded["recordEngagements"]["recorded"], 2);
+    assert_eq!(recorded["recordEngagements"]["recorded"], 3);
+    let read = read_in_90_days(&s).await;
     s.stop().await;
 
     // Kept forever, the old event moves into its month at the next start.
@@ -105,15 +122,27 @@ async fn events_past_the_retention_go_and_what_they_built_stays() {
         }
     }
     let both = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
-    assert_eq!(both["engagementCount"], 2, "{both}");
+    assert_eq!(both["engagementCount"], 3, "{both}");
     s.stop().await;
 
-    // With 30 days of retention the old event goes (its whole month on PostgreSQL).
+    // With 30 days of retention two events go (the old one with its whole month on
+    // PostgreSQL).
     let mut s = TestServer::start_in_with(&dir, false, |c| c.engagement_retention_days = 30).await;
-    let acme = account_when(&s, |a| a["engagementCount"] == 1).await;
+    // (Both: a profile read while the pass ran may hold some of what went.)
+    let acme = account_when(&s, |a| {
+        a["engagementCount"] == 1 && a["recentEngagements"].as_array().unwrap().len() == 1
+    })
+    .await;
     assert_eq!(acme["recentEngagements"], json!([{ "assetId": RECENT }]));
     // What it read is still known, so recommendations still leave it out.
-    assert_eq!(acme["consumedAssetIds"], json!([OLD, RECENT]), "{acme}");
+    assert_eq!(
+        acme["consumedAssetIds"],
+        json!([MIDDLE, OLD, RECENT]),
+        "{acme}"
+    );
+    // The read counts of the last 90 days keep the event of 60 days ago.
+    assert_eq!(read.iter().sum::<i64>(), 2, "{read:?}");
+    assert_eq!(read_in_90_days(&s).await, read);
     let list = s
         .gql(
             r#"{ recommendations(audience: { accountId: "acme" }, first: 50) { items { asset { id } } } }"#,
@@ -129,7 +158,10 @@ async fn events_past_the_retention_go_and_what_they_built_stays() {
     assert!(!shown.is_empty() && !shown.contains(&OLD), "{shown:?}");
     // The kept event's client id is kept with it: a retry is still a duplicate.
     let retried = s
-        .gql(RECORD, json!({ "events": [event(RECENT, recent_at, "recent")] }))
+        .gql(
+            RECORD,
+            json!({ "events": [event(RECENT, recent_at, "recent")] }),
+        )
         .await;
     assert_eq!(
         retried["recordEngagements"],
@@ -153,4 +185,128 @@ async fn events_past_the_retention_go_and_what_they_built_stays() {
         );
     }
     s.stop().await;
+}
+
+/// Rows of a grouped query: (asset, numbers).
+async fn grouped(db: &sea_orm::DatabaseConnection, sql: &str) -> BTreeMap<String, Vec<i64>> {
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let asset: String = r.try_get_by_index(0).unwrap();
+            let numbers = (1..r.column_names().len())
+                .map(|i| r.try_get_by_index::<i64>(i).unwrap())
+                .collect();
+            (asset, numbers)
+        })
+        .collect()
+}
+
+/// A span of days reads its first days from the daily rollups and whole weeks from the
+/// weekly ones: over generated feedback (60 days of lists) and events (180 days), what
+/// the API says for spans that start on every day of the week is what the stored days
+/// (and events) hold.
+#[tokio::test]
+async fn spans_of_days_count_what_their_days_hold() {
+    use crate::support::{stagefit, text};
+    let dir = crate::support::imported_demo();
+    for args in [
+        &["generate-feedback", "--lists", "1500", "--days", "60"][..],
+        &[
+            "generate-engagement",
+            "--accounts",
+            "60",
+            "--events",
+            "3000",
+        ][..],
+    ] {
+        let out = stagefit(dir.path(), args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let url = config_in(dir.path()).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let mut s = TestServer::start_in(dir.path(), false).await;
+    let now = Utc::now().timestamp();
+    for days in [1, 5, 6, 7, 8, 9, 10, 13, 30, 45] {
+        let since_day = (now - days * 86_400).div_euclid(86_400);
+        let expected = grouped(
+            &db,
+            &format!(
+                "SELECT asset_id, CAST(SUM(impressions) AS BIGINT), CAST(SUM(clicks) AS BIGINT) \
+                 FROM feedback_daily WHERE day >= {since_day} GROUP BY asset_id"
+            ),
+        )
+        .await;
+        let page = s
+            .gql(
+                r#"query($d: Int) { assetPerformance(sinceDays: $d, first: 100) {
+                     totalCount items { asset { id } impressions clicks } } }"#,
+                json!({ "d": days }),
+            )
+            .await;
+        let said: BTreeMap<String, Vec<i64>> = page["assetPerformance"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["asset"]["id"].as_str().unwrap().to_owned(),
+                    vec![
+                        i["impressions"].as_i64().unwrap(),
+                        i["clicks"].as_i64().unwrap(),
+                    ],
+                )
+            })
+            .collect();
+        // A page of at most 100: each says what its days hold, and the total is theirs.
+        assert!(said.len() > 10, "{days} days: {page}");
+        assert_eq!(
+            page["assetPerformance"]["totalCount"].as_u64().unwrap() as usize,
+            expected.len(),
+            "{days} days"
+        );
+        for (asset, counts) in &said {
+            assert_eq!(Some(counts), expected.get(asset), "{days} days: {asset}");
+        }
+    }
+
+    // Coverage's reads of the last 90 days, today included, against the stored events.
+    let since = (now.div_euclid(86_400) - 89) * 86_400;
+    let events = grouped(
+        &db,
+        &format!(
+            "SELECT asset_id, COUNT(*) FROM engagement WHERE occurred_at >= {since} \
+             GROUP BY asset_id"
+        ),
+    )
+    .await;
+    let report = s
+        .gql(
+            "{ coverage(by: [CONTENT_TYPE]) { cells { recentEngagements assetIds } } }",
+            json!({}),
+        )
+        .await;
+    let mut total = 0;
+    for cell in report["coverage"]["cells"].as_array().unwrap() {
+        let expected: i64 = cell["assetIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| events.get(id.as_str().unwrap()).map_or(0, |n| n[0]))
+            .sum();
+        assert_eq!(
+            cell["recentEngagements"].as_i64().unwrap(),
+            expected,
+            "{cell}"
+        );
+        total += expected;
+    }
+    assert!(total > 1000, "{total}");
+    s.stop().await;
+    db.close().await.unwrap();
 }

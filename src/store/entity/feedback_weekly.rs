@@ -1,0 +1,20 @@
+use sea_orm::entity::prelude::*;
+
+/// Feedback counts per week (Unix day / 7) and asset, every profile and variant together.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "feedback_weekly")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub week: i32,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub asset_id: String,
+    pub impressions: i64,
+    pub clicks: i64,
+    pub completions: i64,
+    pub dismissals: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
