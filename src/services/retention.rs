@@ -31,6 +31,8 @@ pub struct RetentionPass {
     pub event_keys: u64,
     pub impressions: Expired,
     pub lists: u64,
+    /// The longest any step held the writer lock (a batch of deletions, a dropped month).
+    pub longest_hold: Duration,
 }
 
 /// The first second kept for `days` of retention (`i64::MIN`: all).
@@ -58,14 +60,20 @@ impl Library {
                 .add_partitions(Expiring::Impressions, now, feedback_from)
                 .await?,
         );
+        let mut holds = Vec::new();
         if r.engagement_days > 0 {
             pass.events = store.expire(Expiring::Events, events_from).await?;
-            pass.event_keys = store.expire(Expiring::EventKeys, events_from).await?.rows;
+            let keys = store.expire(Expiring::EventKeys, events_from).await?;
+            pass.event_keys = keys.rows;
+            holds.extend([pass.events.longest_hold, keys.longest_hold]);
         }
         if r.feedback_days > 0 {
             pass.impressions = store.expire(Expiring::Impressions, feedback_from).await?;
-            pass.lists = store.expire(Expiring::Lists, feedback_from).await?.rows;
+            let lists = store.expire(Expiring::Lists, feedback_from).await?;
+            pass.lists = lists.rows;
+            holds.extend([pass.impressions.longest_hold, lists.longest_hold]);
         }
+        pass.longest_hold = holds.into_iter().max().unwrap_or_default();
         // Profiles read before hold the events that went (their reading, their counts).
         if pass.events.rows > 0 || !pass.events.months.is_empty() {
             self.all_accounts_changed().await;
@@ -112,6 +120,7 @@ fn log(pass: &RetentionPass, took: Duration) {
         impressions = pass.impressions.rows,
         impression_months = ?pass.impressions.months,
         lists = pass.lists,
+        longest_hold_ms = pass.longest_hold.as_secs_f64() * 1e3,
         took_ms = took.as_millis() as u64,
         "raw events past their retention removed"
     );

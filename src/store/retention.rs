@@ -118,6 +118,8 @@ pub struct Expired {
     pub rows: u64,
     /// Whole months dropped (PostgreSQL).
     pub months: Vec<String>,
+    /// The longest a batch or a drop held the writer lock.
+    pub longest_hold: std::time::Duration,
 }
 
 impl Store {
@@ -260,6 +262,7 @@ impl Store {
                     continue;
                 }
                 let txn = self.begin_txn().await?;
+                let held = std::time::Instant::now();
                 let conn = txn.conn();
                 conn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                     .await?;
@@ -268,18 +271,26 @@ impl Store {
                 conn.execute_unprepared(&format!("DROP TABLE IF EXISTS {}", quoted(&partition)))
                     .await?;
                 txn.commit().await?;
+                expired.longest_hold = expired.longest_hold.max(held.elapsed());
                 expired.months.push(partition);
             }
         }
         for target in targets {
-            expired.rows += self.delete_before(&target, table.column(), before).await?;
+            self.delete_before(&target, table.column(), before, &mut expired)
+                .await?;
         }
         Ok(expired)
     }
 
     /// Deletes the rows of `table` whose `column` is below `before`, [`EXPIRY_BATCH`] rows
-    /// a transaction. Returns how many.
-    async fn delete_before(&self, table: &str, column: &str, before: i64) -> AppResult<u64> {
+    /// a transaction, and says so in `expired`.
+    async fn delete_before(
+        &self,
+        table: &str,
+        column: &str,
+        before: i64,
+        expired: &mut Expired,
+    ) -> AppResult<()> {
         let (t, c) = (quoted(table), quoted(column));
         let sql = match self.db.get_database_backend() {
             DbBackend::Postgres => format!(
@@ -291,18 +302,19 @@ impl Store {
                  SELECT rowid FROM {t} WHERE {c} < ? LIMIT {EXPIRY_BATCH})"
             ),
         };
-        let mut deleted = 0;
         loop {
             let txn = self.begin_txn().await?;
+            let held = std::time::Instant::now();
             let n = txn
                 .conn()
                 .execute_raw(self.statement(sql.clone(), vec![before.into()]))
                 .await?
                 .rows_affected();
             txn.commit().await?;
-            deleted += n;
+            expired.longest_hold = expired.longest_hold.max(held.elapsed());
+            expired.rows += n;
             if n < EXPIRY_BATCH {
-                return Ok(deleted);
+                return Ok(());
             }
             // The writers queued meanwhile go first.
             tokio::task::yield_now().await;
@@ -362,13 +374,7 @@ mod tests {
             .await
             .unwrap();
         let expired = store.expire(Expiring::EventKeys, 2_000).await.unwrap();
-        assert_eq!(
-            expired,
-            Expired {
-                rows: 2_000,
-                months: Vec::new()
-            }
-        );
+        assert_eq!((expired.rows, expired.months), (2_000, Vec::new()));
         let left = engagement_key::Entity::find().all(&store.db).await.unwrap();
         assert_eq!(left.len(), 500);
         assert!(left.iter().all(|k| k.occurred_at >= 2_000));
