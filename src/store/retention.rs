@@ -8,8 +8,10 @@
 //! rows of the default partition move into their month when it is created. Expiry drops the
 //! months that ended before the cut, in one statement each, whatever their size. The rest
 //! (the month the cut falls in, the default partition, SQLite, the tables not partitioned)
-//! is deleted in batches of [`EXPIRY_BATCH`] rows, each its own short transaction, so a
-//! writer waits at most one batch; hourly, a pass deletes about an hour of rows.
+//! is deleted in batches, each its own short transaction holding the writer lock: a batch
+//! is sized from the last one's time to take about [`BATCH_TARGET`], so a writer waits
+//! a few milliseconds at most, whatever the table or the machine. Hourly, a pass deletes
+//! about an hour of rows.
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{ConnectionTrait, DbBackend, EntityName, IdenStatic, Statement, Value};
@@ -21,8 +23,11 @@ use crate::error::AppResult;
 
 /// Months created beyond the current one, so inserts never wait for a new month.
 const MONTHS_AHEAD: i32 = 2;
-/// Rows deleted per transaction.
-pub const EXPIRY_BATCH: u64 = 1_000;
+/// How long one batch of deletions should hold the writer lock.
+pub const BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(4);
+/// Rows in the first batch, and the bounds of the later ones.
+const FIRST_BATCH: u64 = 100;
+const BATCH_ROWS: std::ops::RangeInclusive<u64> = 10..=10_000;
 /// Serialises partition changes across replicas (`pg_advisory_xact_lock`).
 const PARTITION_LOCK: i64 = 0x5354_4147_4546_4954;
 /// How long a partition change waits for a table lock before it gives up until next time
@@ -282,8 +287,8 @@ impl Store {
         Ok(expired)
     }
 
-    /// Deletes the rows of `table` whose `column` is below `before`, [`EXPIRY_BATCH`] rows
-    /// a transaction, and says so in `expired`.
+    /// Deletes the rows of `table` whose `column` is below `before`, a batch a transaction
+    /// (sized to take about [`BATCH_TARGET`]), and says so in `expired`.
     async fn delete_before(
         &self,
         table: &str,
@@ -295,31 +300,41 @@ impl Store {
         let sql = match self.db.get_database_backend() {
             DbBackend::Postgres => format!(
                 "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
-                 SELECT ctid FROM {t} WHERE {c} < $1 LIMIT {EXPIRY_BATCH}))"
+                 SELECT ctid FROM {t} WHERE {c} < $1 LIMIT $2))"
             ),
             _ => format!(
                 "DELETE FROM {t} WHERE rowid IN (\
-                 SELECT rowid FROM {t} WHERE {c} < ? LIMIT {EXPIRY_BATCH})"
+                 SELECT rowid FROM {t} WHERE {c} < ? LIMIT ?)"
             ),
         };
+        let mut batch = FIRST_BATCH;
         loop {
             let txn = self.begin_txn().await?;
             let held = std::time::Instant::now();
             let n = txn
                 .conn()
-                .execute_raw(self.statement(sql.clone(), vec![before.into()]))
+                .execute_raw(self.statement(sql.clone(), vec![before.into(), batch.into()]))
                 .await?
                 .rows_affected();
             txn.commit().await?;
-            expired.longest_hold = expired.longest_hold.max(held.elapsed());
+            let took = held.elapsed();
+            expired.longest_hold = expired.longest_hold.max(took);
             expired.rows += n;
-            if n < EXPIRY_BATCH {
+            if n < batch {
                 return Ok(());
             }
+            batch = next_batch(batch, took);
             // The writers queued meanwhile go first.
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// The next batch's rows after one of `rows` took `took`: toward [`BATCH_TARGET`], at most
+/// doubling at a time.
+fn next_batch(rows: u64, took: std::time::Duration) -> u64 {
+    let scaled = rows as f64 * BATCH_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-6);
+    (scaled.min(rows as f64 * 2.0) as u64).clamp(*BATCH_ROWS.start(), *BATCH_ROWS.end())
 }
 
 #[cfg(test)]
@@ -358,12 +373,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn batches_grow_toward_the_target_time_and_shrink_past_it() {
+        use std::time::Duration;
+        // Twice as fast as wanted: twice the rows, but no more than double at a time.
+        assert_eq!(next_batch(100, BATCH_TARGET / 2), 200);
+        assert_eq!(next_batch(100, Duration::from_micros(1)), 200);
+        // Ten times too slow: a tenth.
+        assert_eq!(next_batch(1_000, BATCH_TARGET * 10), 100);
+        // Within bounds either way.
+        assert_eq!(next_batch(10_000, Duration::from_micros(1)), 10_000);
+        assert_eq!(next_batch(10, Duration::from_secs(5)), 10);
+    }
+
     #[tokio::test]
     async fn expiry_deletes_batch_after_batch_and_keeps_what_is_newer() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = Store::connect(&url).await.unwrap();
-        // 2,500 keys at times 0..2500: enough for three batches below 2,000.
+        // 2,500 keys at times 0..2500: several batches below 2,000 (the first takes 100).
         store
             .db
             .execute_unprepared(
