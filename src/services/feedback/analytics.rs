@@ -62,6 +62,9 @@ pub struct PerformancePage {
     pub has_more: bool,
 }
 
+/// Published assets that pass a filter, with their stages and roles.
+type Passing = HashMap<String, (Vec<Stage>, Vec<Role>)>;
+
 /// One asset's numbers before its asset is loaded.
 struct AssetPerformanceRow {
     id: String,
@@ -112,30 +115,43 @@ impl Library {
         Ok(rows)
     }
 
-    /// The rows whose asset passes `filter`, with the stages and roles of each: from the
-    /// index's columns for published assets (the default), without loading one; only a
-    /// filter naming other statuses loads the assets.
-    async fn admitted(
-        &self,
-        rows: Vec<(String, FeedbackCounts, u64)>,
-        filter: &AssetFilter,
-    ) -> AppResult<Vec<(AssetPerformanceRow, Option<Arc<Asset>>)>> {
-        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let mut out = Vec::with_capacity(rows.len());
-        if filter
+    /// For a filter of published assets (the default), which pass it, with their stages
+    /// and roles, from the index's columns without loading one; `None` for other filters.
+    async fn passing(&self, filter: &AssetFilter) -> AppResult<Option<Passing>> {
+        if !filter
             .statuses
             .iter()
             .all(|s| *s == crate::domain::AssetStatus::Published)
         {
-            // The index's columns say which published assets pass, and their stages and
-            // roles, without loading one.
-            let filter = filter.clone();
-            let passing: HashMap<String, (Vec<Stage>, Vec<Role>)> = self
-                .read_index(move |index| index.audit_rows(&filter, 0))
+            return Ok(None);
+        }
+        let filter = filter.clone();
+        Ok(Some(
+            self.read_index(move |index| index.audit_rows(&filter, 0))
                 .await?
                 .into_iter()
                 .map(|r| (r.coverage.id, (r.coverage.stages, r.coverage.roles)))
-                .collect();
+                .collect(),
+        ))
+    }
+
+    /// The counts since `since_days` ago and what passes `filter`, read at once (the
+    /// database and the index, on two threads), joined: only the rows whose asset passes,
+    /// with its stages and roles. A filter naming other statuses than published loads the
+    /// assets.
+    async fn admitted(
+        &self,
+        since_days: Option<u32>,
+        moved_forward: bool,
+        filter: &AssetFilter,
+    ) -> AppResult<Vec<(AssetPerformanceRow, Option<Arc<Asset>>)>> {
+        let (rows, passing) = tokio::try_join!(
+            self.feedback_rows(since_days, moved_forward),
+            self.passing(filter)
+        )?;
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut out = Vec::with_capacity(rows.len());
+        if let Some(passing) = passing {
             for (id, counts, moved_forward) in rows {
                 if let Some((stages, roles)) = passing.get(&id) {
                     out.push((
@@ -183,11 +199,8 @@ impl Library {
     pub async fn asset_performance(&self, q: &PerformanceQuery) -> AppResult<PerformancePage> {
         let mut rows = self
             .admitted(
-                self.feedback_rows(
-                    q.since_days,
-                    q.moved_forward || q.order == PerformanceKey::MovedForward,
-                )
-                .await?,
+                q.since_days,
+                q.moved_forward || q.order == PerformanceKey::MovedForward,
                 &q.filter,
             )
             .await?;
@@ -249,9 +262,7 @@ impl Library {
         since_days: Option<u32>,
         moved_forward: bool,
     ) -> AppResult<Vec<CellPerformance>> {
-        let rows = self
-            .admitted(self.feedback_rows(since_days, moved_forward).await?, filter)
-            .await?;
+        let rows = self.admitted(since_days, moved_forward, filter).await?;
         let mut cells: Vec<CellPerformance> = Vec::new();
         for stage in Stage::ALL {
             for role in std::iter::once(None).chain(Role::ALL.iter().copied().map(Some)) {
