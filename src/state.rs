@@ -35,6 +35,7 @@ pub struct Instance {
     follower: IndexFollower,
     popularity: JoinHandle<()>,
     retention: JoinHandle<()>,
+    checkpoints: Option<JoinHandle<()>>,
     /// The audit trail's writer.
     audit_task: WriterHandle,
     /// The impression writer, with the profiles' refresh and impression retention.
@@ -59,7 +60,10 @@ impl Instance {
                 "--public-url {url:?}: give the http(s) address readers reach this server at"
             );
         }
-        let store = connect_store(config).await?;
+        let store = Store::connect_serving(&config.database_url, config.durability)
+            .await
+            .with_context(|| format!("database {}", config.redacted_database_url()))?;
+        let checkpoints = store.start_checkpoints();
         if demo {
             load_demo(&store).await?;
         }
@@ -136,6 +140,7 @@ impl Instance {
             follower,
             popularity,
             retention,
+            checkpoints,
             feedback,
             audit_task,
             metrics_upkeep: crate::metrics::spawn_upkeep(),
@@ -166,6 +171,10 @@ impl Instance {
             meaning.abort();
         }
         self.follower.stop().await;
+        // Closing the last connection checkpoints what is left.
+        if let Some(checkpoints) = self.checkpoints {
+            checkpoints.abort();
+        }
         self.store.close().await;
     }
 }

@@ -79,6 +79,9 @@ fn adding<E: EntityTrait, const N: usize>(
         .to_owned()
 }
 
+/// How often a server checkpoints SQLite's write-ahead log (see `Store::start_checkpoints`).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// Key of the PostgreSQL advisory lock that orders writers ("stagefit" in ASCII).
 const CHANGE_LOG_LOCK_KEY: i64 = 0x7374_6167_6566_6974;
 
@@ -219,7 +222,25 @@ impl Store {
         url: &str,
         durability: crate::config::Durability,
     ) -> anyhow::Result<Self> {
-        let db = open(url, false, durability).await?;
+        Self::connect_with(url, durability, false).await
+    }
+
+    /// [`Store::connect_durable`] for a server: on SQLite no commit checkpoints the
+    /// write-ahead log (the commit crossing 1,000 pages would, holding the writer lock
+    /// 20-30 ms); the server calls [`Store::start_checkpoints`] instead.
+    pub async fn connect_serving(
+        url: &str,
+        durability: crate::config::Durability,
+    ) -> anyhow::Result<Self> {
+        Self::connect_with(url, durability, true).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        durability: crate::config::Durability,
+        own_checkpoints: bool,
+    ) -> anyhow::Result<Self> {
+        let db = open(url, false, durability, own_checkpoints).await?;
         Migrator::up(&db, None)
             .await
             .context("cannot bring the database schema up to date")?;
@@ -240,7 +261,7 @@ impl Store {
         {
             return Ok(None);
         }
-        let db = open(url, true, crate::config::Durability::Normal).await?;
+        let db = open(url, true, crate::config::Durability::Normal, false).await?;
         let applied: Vec<String> = match db
             .query_all_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
@@ -392,6 +413,30 @@ impl Store {
                 Err(err)
             }
         }
+    }
+
+    /// On SQLite opened with [`Store::connect_serving`]: checkpoints the write-ahead log
+    /// every [`CHECKPOINT_EVERY`] outside the writer lock (`PASSIVE`: it copies what no
+    /// reader still needs and never waits for writers or readers), until the task is
+    /// aborted. `None` on PostgreSQL.
+    pub fn start_checkpoints(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.db.get_database_backend() != DbBackend::Sqlite {
+            return None;
+        }
+        let db = self.db.clone();
+        Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = db
+                    .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                    .await
+                {
+                    tracing::warn!(error = %err, "cannot checkpoint the write-ahead log");
+                }
+            }
+        }))
     }
 
     fn reachable(&self) -> AppResult<()> {
@@ -678,6 +723,7 @@ async fn open(
     url: &str,
     read_only: bool,
     durability: crate::config::Durability,
+    own_checkpoints: bool,
 ) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -706,6 +752,11 @@ async fn open(
                 })
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            let o = if own_checkpoints {
+                o.pragma("wal_autocheckpoint", "0")
+            } else {
+                o
+            };
             if read_only {
                 o.read_only(true).create_if_missing(false)
             } else if explicit_mode {
@@ -1167,18 +1218,37 @@ fn stored_status(status: AssetStatus) -> String {
 mod tests {
     use super::*;
 
-    async fn synchronous(store: &Store) -> i64 {
+    async fn pragma(store: &Store, name: &str) -> i64 {
         store
             .db
             .query_one_raw(sea_orm::Statement::from_string(
                 DbBackend::Sqlite,
-                "PRAGMA synchronous",
+                format!("PRAGMA {name}"),
             ))
             .await
             .unwrap()
             .unwrap()
             .try_get_by_index::<i64>(0)
             .unwrap()
+    }
+
+    async fn synchronous(store: &Store) -> i64 {
+        pragma(store, "synchronous").await
+    }
+
+    #[tokio::test]
+    async fn a_server_checkpoints_the_log_itself_and_commands_leave_it_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let normal = crate::config::Durability::Normal;
+        let command = Store::connect_durable(&url, normal).await.unwrap();
+        assert_eq!(pragma(&command, "wal_autocheckpoint").await, 1000);
+        // On SQLite a task checkpoints (stopped here before closing).
+        command.start_checkpoints().unwrap().abort();
+        command.close().await;
+        let server = Store::connect_serving(&url, normal).await.unwrap();
+        assert_eq!(pragma(&server, "wal_autocheckpoint").await, 0);
+        server.close().await;
     }
 
     #[tokio::test]
