@@ -149,10 +149,8 @@ async fn bump(
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 10) {
         let mut models = Vec::with_capacity(chunk.len());
         for (k, c) in chunk {
-            let day = i32::try_from(k.day)
-                .map_err(|_| AppError::internal(anyhow::anyhow!("day {} out of range", k.day)))?;
             models.push(feedback_daily::ActiveModel {
-                day: Set(day),
+                day: Set(super::spans::period(k.day)?),
                 asset_id: Set(k.asset.clone()),
                 profile: Set(k.profile.clone()),
                 experiment: Set(k.experiment.clone()),
@@ -490,7 +488,7 @@ impl Store {
                 let week = super::spans::first_whole_week(day);
                 let from = i32::try_from(day.clamp(0, i64::from(i32::MAX))).unwrap_or(0);
                 let to = super::spans::period(week * 7)?;
-                let mut rows = summed(
+                let mut rows = span_summed(
                     feedback_daily::Entity::find()
                         .filter(D::Day.gte(from))
                         .filter(D::Day.lt(to)),
@@ -500,7 +498,7 @@ impl Store {
                 .all(&self.db)
                 .await?;
                 rows.extend(
-                    summed(
+                    span_summed(
                         feedback_weekly::Entity::find()
                             .filter(W::Week.gte(super::spans::period(week)?)),
                         W::AssetId,
@@ -707,9 +705,29 @@ fn summed<E: EntityTrait>(
     key: E::Column,
     counts: [E::Column; 4],
 ) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
+    summed_as(select, key, counts, |c| {
+        Expr::col(c).sum().cast_as("BIGINT")
+    })
+}
+
+/// [`summed`] over the rows of a span of days or weeks (`spans::span_sum`).
+fn span_summed<E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    key: E::Column,
+    counts: [E::Column; 4],
+) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
+    summed_as(select, key, counts, super::spans::span_sum)
+}
+
+fn summed_as<E: EntityTrait>(
+    select: sea_orm::Select<E>,
+    key: E::Column,
+    counts: [E::Column; 4],
+    sum: impl Fn(E::Column) -> sea_orm::sea_query::SimpleExpr,
+) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
     let mut select = select.select_only().column(key);
     for (i, c) in counts.into_iter().enumerate() {
-        select = select.column_as(Expr::col(c).sum().cast_as("BIGINT"), format!("n{i}"));
+        select = select.column_as(sum(c), format!("n{i}"));
     }
     select.group_by(key).into_tuple()
 }
