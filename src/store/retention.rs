@@ -1,6 +1,6 @@
 //! Raw events past their retention: engagement events (with their client ids) and
 //! impressions (with their lists). What was built from them stays: the popularity shares,
-//! counts and co-reads, and the feedback rollups.
+//! counts and co-reads, and the feedback and engagement rollups.
 //!
 //! On PostgreSQL `engagement` and `impression` are partitioned by month (migration 18):
 //! rows land in the partition of their month, created ahead (`add_partitions`), or in the
@@ -9,9 +9,9 @@
 //! months that ended before the cut, in one statement each, whatever their size. The rest
 //! (the month the cut falls in, the default partition, SQLite, the tables not partitioned)
 //! is deleted in batches, each its own short transaction holding the writer lock: a batch
-//! is sized from the last one's time to take about [`BATCH_TARGET`], so a writer waits
-//! a few milliseconds at most, whatever the table or the machine. Hourly, a pass deletes
-//! about an hour of rows.
+//! is sized from the last one's time to take about [`BATCH_TARGET`], whatever the table or
+//! the machine, so a writer mostly waits a few milliseconds (BENCHMARKS.md has the
+//! distribution). Hourly, a pass deletes about an hour of rows.
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{ConnectionTrait, DbBackend, EntityName, IdenStatic, Statement, Value};
