@@ -405,27 +405,19 @@ impl Store {
     /// number of events deleted, or `None` when there is no such account.
     pub async fn erase_account(&self, id: &str) -> AppResult<Option<u64>> {
         let txn = self.begin_txn().await?;
+        let erased = engagement::Entity::delete_many()
+            .filter(engagement::Column::AccountId.eq(id))
+            .exec_with_returning(txn.conn())
+            .await?;
+        let events = erased.len() as u64;
         // Its events leave the per-asset counts too (those past the retention are gone
         // already, and stay counted: a count per asset and day, no account in it).
-        let read: Vec<(String, i64)> = engagement::Entity::find()
-            .select_only()
-            .column(engagement::Column::AssetId)
-            .column(engagement::Column::OccurredAt)
-            .filter(engagement::Column::AccountId.eq(id))
-            .into_tuple()
-            .all(txn.conn())
-            .await?;
         super::spans::count_events(
             txn.conn(),
-            read.iter().map(|(asset, at)| (asset.as_str(), *at)),
+            erased.iter().map(|e| (e.asset_id.as_str(), e.occurred_at)),
             -1,
         )
         .await?;
-        let events = engagement::Entity::delete_many()
-            .filter(engagement::Column::AccountId.eq(id))
-            .exec(txn.conn())
-            .await?
-            .rows_affected;
         super::entity::engagement_key::Entity::delete_many()
             .filter(super::entity::engagement_key::Column::AccountId.eq(id))
             .exec(txn.conn())

@@ -232,16 +232,24 @@ impl super::Store {
                 .map(|(e, _)| (e.asset_id.as_str(), e.occurred_at.timestamp())),
             1,
         );
-        for (table, period, rows) in [
-            (engagement_daily::Entity.table_name(), "day", &days),
-            (engagement_weekly::Entity.table_name(), "week", &weeks),
+        use engagement_daily::Column as D;
+        use engagement_weekly::Column as W;
+        for (table, [period, asset, events], rows) in [
+            (
+                engagement_daily::Entity.table_name(),
+                [D::Day, D::AssetId, D::Events].map(|c| c.as_str()),
+                &days,
+            ),
+            (
+                engagement_weekly::Entity.table_name(),
+                [W::Week, W::AssetId, W::Events].map(|c| c.as_str()),
+                &weeks,
+            ),
         ] {
             let cells: Vec<Cell> = rows
                 .iter()
                 .flat_map(|((at, asset), n)| [Cell::Int(*at), Cell::Text(asset), Cell::Int(*n)])
                 .collect();
-            let events = engagement_daily::Column::Events.as_str();
-            let asset = engagement_daily::Column::AssetId.as_str();
             bulk.write(
                 table,
                 &[period, asset, events],

@@ -24,7 +24,7 @@ use crate::error::AppResult;
 /// Months created beyond the current one, so inserts never wait for a new month.
 const MONTHS_AHEAD: i32 = 2;
 /// How long one batch of deletions should hold the writer lock.
-pub const BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(4);
+const BATCH_TARGET: std::time::Duration = std::time::Duration::from_millis(4);
 /// Rows in the first batch, and the bounds of the later ones.
 const FIRST_BATCH: u64 = 100;
 const BATCH_ROWS: std::ops::RangeInclusive<u64> = 10..=10_000;
@@ -36,11 +36,11 @@ const LOCK_TIMEOUT: &str = "2s";
 
 /// A calendar month in UTC, counted from year 0 (`year * 12 + month - 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Month(i32);
+struct Month(i32);
 
 impl Month {
     /// The month of a Unix time.
-    pub fn of(t: i64) -> Month {
+    fn of(t: i64) -> Month {
         let day = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
         Month(day.year() * 12 + day.month0() as i32)
     }
@@ -50,7 +50,7 @@ impl Month {
     }
 
     /// Its first second (Unix time).
-    pub fn start(self) -> i64 {
+    fn start(self) -> i64 {
         NaiveDate::from_ymd_opt(self.0.div_euclid(12), self.0.rem_euclid(12) as u32 + 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map_or(i64::MIN, |t| t.and_utc().timestamp())
@@ -111,6 +111,11 @@ impl Expiring {
         }
     }
 
+    /// Its default partition (PostgreSQL).
+    fn default_partition(self) -> String {
+        format!("{}_default", self.table())
+    }
+
     fn partitioned(self, backend: DbBackend) -> bool {
         backend == DbBackend::Postgres && matches!(self, Expiring::Events | Expiring::Impressions)
     }
@@ -130,6 +135,18 @@ pub struct Expired {
 impl Store {
     fn statement(&self, sql: String, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.db.get_database_backend(), sql, values)
+    }
+
+    /// A transaction for a partition change (PostgreSQL): one replica at a time, and one
+    /// that gives up after [`LOCK_TIMEOUT`] rather than queue the writers behind a long read.
+    async fn partition_change(&self) -> AppResult<super::WriteTxn> {
+        let txn = self.begin_txn().await?;
+        let conn = txn.conn();
+        conn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            .await?;
+        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK})"))
+            .await?;
+        Ok(txn)
     }
 
     /// The monthly partitions of `table` (PostgreSQL), with their months.
@@ -185,7 +202,7 @@ impl Store {
                      + EXTRACT(MONTH FROM to_timestamp(c) AT TIME ZONE 'UTC') - 1)::int \
                      FROM (SELECT {} AS c FROM {} WHERE {} >= $1) t",
                     quoted(column),
-                    quoted(&format!("{name}_default")),
+                    quoted(&table.default_partition()),
                     quoted(column)
                 ),
                 vec![keep_from.into()],
@@ -210,12 +227,8 @@ impl Store {
     async fn add_month(&self, table: Expiring, month: Month) -> AppResult<bool> {
         let (name, column) = (table.table(), table.column());
         let partition = month.partition(name);
-        let txn = self.begin_txn().await?;
+        let txn = self.partition_change().await?;
         let conn = txn.conn();
-        conn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-            .await?;
-        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK})"))
-            .await?;
         let exists = conn
             .query_one_raw(self.statement(
                 "SELECT to_regclass($1) IS NOT NULL".to_owned(),
@@ -237,7 +250,7 @@ impl Store {
         conn.execute_unprepared(&format!(
             "WITH moved AS (DELETE FROM {} WHERE {c} >= {from} AND {c} < {to} RETURNING *) \
              INSERT INTO {quoted_partition} SELECT * FROM moved",
-            quoted(&format!("{name}_default")),
+            quoted(&table.default_partition()),
             c = quoted(column),
         ))
         .await?;
@@ -256,9 +269,11 @@ impl Store {
     pub async fn expire(&self, table: Expiring, before: i64) -> AppResult<Expired> {
         let backend = self.db.get_database_backend();
         let mut expired = Expired::default();
-        let mut targets = vec![table.table().to_owned()];
-        if table.partitioned(backend) {
-            targets = vec![format!("{}_default", table.table())];
+        let mut targets = Vec::new();
+        if !table.partitioned(backend) {
+            targets.push(table.table().to_owned());
+        } else {
+            targets.push(table.default_partition());
             for (month, partition) in self.partitions(table).await? {
                 if month.next().start() > before {
                     if month.start() < before {
@@ -266,14 +281,10 @@ impl Store {
                     }
                     continue;
                 }
-                let txn = self.begin_txn().await?;
+                let txn = self.partition_change().await?;
                 let held = std::time::Instant::now();
-                let conn = txn.conn();
-                conn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                    .await?;
-                conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({PARTITION_LOCK})"))
-                    .await?;
-                conn.execute_unprepared(&format!("DROP TABLE IF EXISTS {}", quoted(&partition)))
+                txn.conn()
+                    .execute_unprepared(&format!("DROP TABLE IF EXISTS {}", quoted(&partition)))
                     .await?;
                 txn.commit().await?;
                 expired.longest_hold = expired.longest_hold.max(held.elapsed());
