@@ -27,6 +27,7 @@ mod m20261207_000016_crm_stages;
 mod m20261207_000017_engagement_counters;
 mod m20261208_000018_raw_event_retention;
 mod m20261208_000019_weekly_rollups;
+mod m20261208_000020_four_week_rollups;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_engagement_counters::Migration),
             Box::new(m20261208_000018_raw_event_retention::Migration),
             Box::new(m20261208_000019_weekly_rollups::Migration),
+            Box::new(m20261208_000020_four_week_rollups::Migration),
         ]
     }
 }

@@ -11,11 +11,11 @@ use sea_orm::{
 use super::Store;
 use super::entity::{
     account, api_key, asset, asset_embedding, asset_tag, audit_event, change_log, co_read, contact,
-    dismissal, engagement, engagement_daily, engagement_key, engagement_weekly, experiment,
-    feedback_daily, feedback_total, feedback_weekly, impression, industry, popularity_cohort,
-    popularity_count, popularity_share, ranking_profile, safelisted_operation, served_list,
-    server_secret, share_link, stage_change, stage_mapping, synonym_group, webhook,
-    webhook_attempt, webhook_delivery,
+    dismissal, engagement, engagement_daily, engagement_four_weekly, engagement_key,
+    engagement_weekly, experiment, feedback_daily, feedback_four_weekly, feedback_total,
+    feedback_weekly, impression, industry, popularity_cohort, popularity_count, popularity_share,
+    ranking_profile, safelisted_operation, served_list, server_secret, share_link, stage_change,
+    stage_mapping, synonym_group, webhook, webhook_attempt, webhook_delivery,
 };
 use crate::error::{AppError, AppResult};
 
@@ -74,6 +74,7 @@ const TABLES: &[&str] = &[
     "engagement_key",
     "engagement_daily",
     "engagement_weekly",
+    "engagement_four_weekly",
     "popularity_share",
     "popularity_count",
     "popularity_cohort",
@@ -88,6 +89,7 @@ const TABLES: &[&str] = &[
     "feedback_daily",
     "feedback_total",
     "feedback_weekly",
+    "feedback_four_weekly",
     "dismissal",
     "server_secret",
     "synonym_group",
@@ -151,6 +153,13 @@ impl Store {
         copy_table::<engagement_daily::Entity>(from, conn, "engagement_daily", &mut counts).await?;
         copy_table::<engagement_weekly::Entity>(from, conn, "engagement_weekly", &mut counts)
             .await?;
+        copy_table::<engagement_four_weekly::Entity>(
+            from,
+            conn,
+            "engagement_four_weekly",
+            &mut counts,
+        )
+        .await?;
         // The counters move as they are: no rebuild from events (which retention may have
         // thinned) after a move.
         copy_table::<popularity_share::Entity>(from, conn, "popularity_share", &mut counts).await?;
@@ -169,6 +178,8 @@ impl Store {
         copy_table::<feedback_daily::Entity>(from, conn, "feedback_daily", &mut counts).await?;
         copy_table::<feedback_total::Entity>(from, conn, "feedback_total", &mut counts).await?;
         copy_table::<feedback_weekly::Entity>(from, conn, "feedback_weekly", &mut counts).await?;
+        copy_table::<feedback_four_weekly::Entity>(from, conn, "feedback_four_weekly", &mut counts)
+            .await?;
         copy_table::<dismissal::Entity>(from, conn, "dismissal", &mut counts).await?;
         // Recommendation ids given out before the move still open after it.
         copy_table::<server_secret::Entity>(from, conn, "server_secret", &mut counts).await?;

@@ -7,7 +7,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use std::collections::HashSet;
 
-use super::entity::{engagement, engagement_daily, engagement_key, engagement_weekly};
+use super::entity::{
+    engagement, engagement_daily, engagement_four_weekly, engagement_key, engagement_weekly,
+};
 use super::{ROWS_PER_STATEMENT, WriteTxn};
 use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
@@ -225,25 +227,31 @@ impl super::Store {
             OnKey::Fail,
         )
         .await?;
-        // The per-day and per-week counts.
-        let (days, weeks) = super::spans::tally(
+        // The per-day, per-week and per-block counts.
+        let tallies = super::spans::tally(
             events
                 .iter()
                 .map(|(e, _)| (e.asset_id.as_str(), e.occurred_at.timestamp())),
             1,
         );
         use engagement_daily::Column as D;
+        use engagement_four_weekly::Column as B;
         use engagement_weekly::Column as W;
         for (table, [period, asset, events], rows) in [
             (
                 engagement_daily::Entity.table_name(),
                 [D::Day, D::AssetId, D::Events].map(|c| c.as_str()),
-                &days,
+                &tallies.days,
             ),
             (
                 engagement_weekly::Entity.table_name(),
                 [W::Week, W::AssetId, W::Events].map(|c| c.as_str()),
-                &weeks,
+                &tallies.weeks,
+            ),
+            (
+                engagement_four_weekly::Entity.table_name(),
+                [B::Block, B::AssetId, B::Events].map(|c| c.as_str()),
+                &tallies.blocks,
             ),
         ] {
             let cells: Vec<Cell> = rows

@@ -20,8 +20,8 @@ use sea_orm::{
 };
 
 use super::entity::{
-    dismissal, engagement, experiment, feedback_daily, feedback_total, feedback_weekly, impression,
-    ranking_profile, served_list,
+    dismissal, engagement, experiment, feedback_daily, feedback_four_weekly, feedback_total,
+    feedback_weekly, impression, ranking_profile, served_list,
 };
 use super::{Store, WriteTxn};
 use crate::domain::{
@@ -73,6 +73,12 @@ impl FeedbackCounts {
     }
 }
 
+impl std::ops::AddAssign for FeedbackCounts {
+    fn add_assign(&mut self, other: FeedbackCounts) {
+        self.add(&other);
+    }
+}
+
 /// A logged list with what happened to its items, for replay.
 #[derive(Clone, Debug)]
 pub struct LoggedList {
@@ -111,17 +117,16 @@ async fn bump(
     rows: &HashMap<RollupKey, FeedbackCounts>,
 ) -> AppResult<()> {
     let mut totals: HashMap<(&str, &str, &str, &str), FeedbackCounts> = HashMap::new();
-    let mut weeks: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
+    let mut days: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
     for (k, c) in rows {
         totals
             .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
             .or_default()
             .add(c);
-        weeks
-            .entry((super::spans::week_of(k.day), &k.asset))
-            .or_default()
-            .add(c);
+        days.entry((k.day, &k.asset)).or_default().add(c);
     }
+    let weeks = super::spans::coarser(&days, super::spans::week_of);
+    let blocks = super::spans::coarser(&weeks, super::spans::block_of);
     let weeks: Vec<_> = weeks.into_iter().collect();
     for chunk in weeks.chunks(super::ROWS_PER_STATEMENT / 6) {
         let mut models = Vec::with_capacity(chunk.len());
@@ -141,6 +146,29 @@ async fn bump(
                 feedback_weekly::Entity,
                 [W::Week, W::AssetId],
                 [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
+            ))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    let blocks: Vec<_> = blocks.into_iter().collect();
+    for chunk in blocks.chunks(super::ROWS_PER_STATEMENT / 6) {
+        let mut models = Vec::with_capacity(chunk.len());
+        for ((block, asset), c) in chunk {
+            models.push(feedback_four_weekly::ActiveModel {
+                block: Set(super::spans::period(*block)?),
+                asset_id: Set((*asset).to_owned()),
+                impressions: Set(stored(c.impressions)),
+                clicks: Set(stored(c.clicks)),
+                completions: Set(stored(c.completions)),
+                dismissals: Set(stored(c.dismissals)),
+            });
+        }
+        use feedback_four_weekly::Column as B;
+        feedback_four_weekly::Entity::insert_many(models)
+            .on_conflict(super::adding(
+                feedback_four_weekly::Entity,
+                [B::Block, B::AssetId],
+                [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
             ))
             .exec_without_returning(conn)
             .await?;
@@ -482,32 +510,40 @@ impl Store {
                 .await?
             }
             Some(day) => {
-                // The days before the first whole week, then whole weeks.
+                use super::spans::{Levels, level_rows, levels, sums_per_asset};
                 use feedback_daily::Column as D;
+                use feedback_four_weekly::Column as B;
                 use feedback_weekly::Column as W;
-                let week = super::spans::first_whole_week(day);
-                let from = i32::try_from(day.clamp(0, i64::from(i32::MAX))).unwrap_or(0);
-                let to = super::spans::period(week * 7)?;
-                let mut rows = span_summed(
-                    feedback_daily::Entity::find()
-                        .filter(D::Day.gte(from))
-                        .filter(D::Day.lt(to)),
-                    D::AssetId,
-                    [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
-                )
-                .all(&self.db)
-                .await?;
-                rows.extend(
-                    span_summed(
-                        feedback_weekly::Entity::find()
-                            .filter(W::Week.gte(super::spans::period(week)?)),
-                        W::AssetId,
+                let Levels {
+                    days,
+                    weeks,
+                    blocks,
+                } = levels(day);
+                let span = [
+                    level_rows(
+                        feedback_daily::Entity,
+                        [D::Day, D::AssetId],
+                        [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
+                        (days.0, Some(days.1)),
+                    )?,
+                    level_rows(
+                        feedback_weekly::Entity,
+                        [W::Week, W::AssetId],
                         [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
-                    )
-                    .all(&self.db)
-                    .await?,
-                );
-                rows
+                        (weeks.0, Some(weeks.1)),
+                    )?,
+                    level_rows(
+                        feedback_four_weekly::Entity,
+                        [B::Block, B::AssetId],
+                        [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
+                        (blocks, None),
+                    )?,
+                ];
+                sums_per_asset(&self.db, span)
+                    .await?
+                    .into_iter()
+                    .map(|(asset, [i, c, co, d])| (asset, Some(i), Some(c), Some(co), Some(d)))
+                    .collect()
             }
         };
         let mut out: HashMap<String, FeedbackCounts> = HashMap::new();
@@ -705,29 +741,9 @@ fn summed<E: EntityTrait>(
     key: E::Column,
     counts: [E::Column; 4],
 ) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
-    summed_as(select, key, counts, |c| {
-        Expr::col(c).sum().cast_as("BIGINT")
-    })
-}
-
-/// [`summed`] over the rows of a span of days or weeks (`spans::span_sum`).
-fn span_summed<E: EntityTrait>(
-    select: sea_orm::Select<E>,
-    key: E::Column,
-    counts: [E::Column; 4],
-) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
-    summed_as(select, key, counts, super::spans::span_sum)
-}
-
-fn summed_as<E: EntityTrait>(
-    select: sea_orm::Select<E>,
-    key: E::Column,
-    counts: [E::Column; 4],
-    sum: impl Fn(E::Column) -> sea_orm::sea_query::SimpleExpr,
-) -> sea_orm::Selector<sea_orm::SelectGetableTuple<SummedRow>> {
     let mut select = select.select_only().column(key);
     for (i, c) in counts.into_iter().enumerate() {
-        select = select.column_as(sum(c), format!("n{i}"));
+        select = select.column_as(Expr::col(c).sum().cast_as("BIGINT"), format!("n{i}"));
     }
     select.group_by(key).into_tuple()
 }

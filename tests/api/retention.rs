@@ -207,10 +207,10 @@ async fn grouped(db: &sea_orm::DatabaseConnection, sql: &str) -> BTreeMap<String
         .collect()
 }
 
-/// A span of days reads its first days from the daily rollups and whole weeks from the
-/// weekly ones: over generated feedback (60 days of lists) and events (180 days), what
-/// the API says for spans that start on every day of the week is what the stored days
-/// (and events) hold.
+/// A span of days reads its first days from the daily rollups, then weeks, then blocks of
+/// four weeks: over generated feedback (60 days of lists) and events (180 days), what the
+/// API says for spans that start on every day of the week, and on either side of a block,
+/// is what the stored days (and events) hold.
 #[tokio::test]
 async fn spans_of_days_count_what_their_days_hold() {
     use crate::support::{stagefit, text};
@@ -232,7 +232,7 @@ async fn spans_of_days_count_what_their_days_hold() {
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
     let mut s = TestServer::start_in(dir.path(), false).await;
     let now = Utc::now().timestamp();
-    for days in [1, 5, 6, 7, 8, 9, 10, 13, 30, 45] {
+    for days in [1, 5, 6, 7, 8, 9, 10, 13, 27, 28, 29, 30, 45, 57, 90] {
         let since_day = (now - days * 86_400).div_euclid(86_400);
         let expected = grouped(
             &db,
