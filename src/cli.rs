@@ -483,7 +483,7 @@ async fn generate_feedback(
     let started = std::time::Instant::now();
     let generated =
         crate::generate::feedback_lists(&ids, lists, days, click_rate, seed, chrono::Utc::now());
-    let (impressions, clicks) = services::write_logged_lists(&store, generated, 1_000)
+    let (impressions, clicks) = services::write_logged_lists(&store, generated, 10_000)
         .await
         .map_err(AppError::unmasked)?;
     store.close().await;
@@ -543,7 +543,7 @@ async fn generate_journey_feedback(
             now: chrono::Utc::now(),
         },
     );
-    let (impressions, clicks) = services::write_logged_lists(&store, generated, 1_000)
+    let (impressions, clicks) = services::write_logged_lists(&store, generated, 10_000)
         .await
         .map_err(AppError::unmasked)?;
     store.close().await;

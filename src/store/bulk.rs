@@ -1,4 +1,4 @@
-//! Bulk writes (`stagefit generate-engagement`): many rows through statements that bind
+//! Bulk writes (`stagefit generate-engagement`, `generate-feedback`): many rows through statements that bind
 //! values directly (SQLite, a few thousand values a statement, its prepared form reused)
 //! or through `COPY` (PostgreSQL), in one transaction that holds the process's writer
 //! lock. Tables and columns are named through their entities; values are always bound or
@@ -18,6 +18,7 @@ use crate::error::{AppError, AppResult};
 pub(super) enum Cell<'a> {
     Text(&'a str),
     Int(i64),
+    Bool(bool),
     Real(f64),
     Null,
 }
@@ -143,6 +144,7 @@ fn copy_cell(out: &mut String, cell: Cell<'_>) {
         Cell::Int(v) => {
             let _ = write!(out, "{v}");
         }
+        Cell::Bool(v) => out.push(if v { 't' } else { 'f' }),
         Cell::Real(v) => {
             let _ = write!(out, "{v:?}");
         }
@@ -213,6 +215,7 @@ async fn insert_sqlite(
             query = match *cell {
                 Cell::Text(s) => query.bind(s),
                 Cell::Int(v) => query.bind(v),
+                Cell::Bool(v) => query.bind(v),
                 Cell::Real(v) => query.bind(v),
                 Cell::Null => query.bind(None::<i64>),
             };

@@ -370,6 +370,110 @@ pub(super) async fn attribute(
     Ok(counts)
 }
 
+/// A bulk write's cells of counts per (period, asset).
+fn per_period<'a>(
+    periods: &'a BTreeMap<(i64, &'a str), FeedbackCounts>,
+) -> Vec<super::bulk::Cell<'a>> {
+    use super::bulk::Cell;
+    let mut cells = Vec::with_capacity(periods.len() * 6);
+    for ((period, asset), c) in periods {
+        cells.extend([Cell::Int(*period), Cell::Text(asset)]);
+        cells.extend(
+            [c.impressions, c.clicks, c.completions, c.dismissals].map(|n| Cell::Int(stored(n))),
+        );
+    }
+    cells
+}
+
+/// What [`bump`] writes, through a bulk transaction: the same rollups, each count added
+/// to the stored one.
+async fn bulk_rollups(
+    bulk: &mut super::bulk::Bulk,
+    rows: &HashMap<RollupKey, FeedbackCounts>,
+) -> AppResult<()> {
+    use super::bulk::{Cell, OnKey};
+    use sea_orm::{EntityName, IdenStatic};
+    let count = |c: &FeedbackCounts| {
+        [c.impressions, c.clicks, c.completions, c.dismissals].map(|n| Cell::Int(stored(n)))
+    };
+    let mut totals: BTreeMap<(&str, &str, &str, &str), FeedbackCounts> = BTreeMap::new();
+    let mut days: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
+    let mut daily = Vec::with_capacity(rows.len() * 9);
+    for (k, c) in rows {
+        totals
+            .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
+            .or_default()
+            .add(c);
+        days.entry((k.day, &k.asset)).or_default().add(c);
+        daily.extend([
+            Cell::Int(k.day),
+            Cell::Text(&k.asset),
+            Cell::Text(&k.profile),
+            Cell::Text(&k.experiment),
+            Cell::Text(&k.variant),
+        ]);
+        daily.extend(count(c));
+    }
+    let weeks = super::spans::coarser(&days, super::spans::week_of);
+    let blocks = super::spans::coarser(&weeks, super::spans::block_of);
+    let weekly = per_period(&weeks);
+    let four_weekly = per_period(&blocks);
+    let mut total = Vec::with_capacity(totals.len() * 8);
+    for ((asset, profile, experiment, variant), c) in &totals {
+        total.extend([asset, profile, experiment, variant].map(|v| Cell::Text(v)));
+        total.extend(count(c));
+    }
+    use feedback_daily::Column as D;
+    use feedback_four_weekly::Column as B;
+    use feedback_total::Column as T;
+    use feedback_weekly::Column as W;
+    let sums = [D::Impressions, D::Clicks, D::Completions, D::Dismissals].map(|c| c.as_str());
+    let keys = [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant].map(|c| c.as_str());
+    bulk.write(
+        feedback_daily::Entity.table_name(),
+        &[&keys[..], &sums[..]].concat(),
+        &daily,
+        OnKey::Add {
+            keys: &keys,
+            sums: &sums,
+        },
+    )
+    .await?;
+    let keys = [W::Week, W::AssetId].map(|c| c.as_str());
+    bulk.write(
+        feedback_weekly::Entity.table_name(),
+        &[&keys[..], &sums[..]].concat(),
+        &weekly,
+        OnKey::Add {
+            keys: &keys,
+            sums: &sums,
+        },
+    )
+    .await?;
+    let keys = [B::Block, B::AssetId].map(|c| c.as_str());
+    bulk.write(
+        feedback_four_weekly::Entity.table_name(),
+        &[&keys[..], &sums[..]].concat(),
+        &four_weekly,
+        OnKey::Add {
+            keys: &keys,
+            sums: &sums,
+        },
+    )
+    .await?;
+    let keys = [T::AssetId, T::Profile, T::Experiment, T::Variant].map(|c| c.as_str());
+    bulk.write(
+        feedback_total::Entity.table_name(),
+        &[&keys[..], &sums[..]].concat(),
+        &total,
+        OnKey::Add {
+            keys: &keys,
+            sums: &sums,
+        },
+    )
+    .await
+}
+
 /// Deletes what the feedback tables hold of one account (its rollup counts stay: they
 /// name no one).
 pub(super) async fn erase_account(txn: &WriteTxn, account: &str) -> AppResult<()> {
@@ -433,6 +537,101 @@ impl Store {
         bump(conn, &rollup).await?;
         txn.commit().await?;
         Ok(inserted)
+    }
+
+    /// Writes logged lists, their impressions with their outcomes and the rollups they make
+    /// in one transaction, through the bulk path (`store::bulk`): a bulk load (`stagefit
+    /// generate-feedback`) of new lists, `(id, list)` each; a list already stored fails the
+    /// load. Returns what the lists added.
+    pub async fn insert_lists_bulk(
+        &self,
+        lists: &[(String, LoggedList)],
+    ) -> AppResult<FeedbackCounts> {
+        use super::bulk::{Cell, OnKey};
+        use sea_orm::{EntityName, IdenStatic};
+        let mut keyed = Vec::with_capacity(lists.len());
+        for (id, list) in lists {
+            let context = serde_json::to_string(&list.context)
+                .map_err(|e| AppError::internal(anyhow::Error::from(e)))?;
+            keyed.push((list_key(id), context, list));
+        }
+        let mut served = Vec::with_capacity(keyed.len() * 7);
+        let mut shown = Vec::new();
+        let mut rollup: HashMap<RollupKey, FeedbackCounts> = HashMap::new();
+        let mut added = FeedbackCounts::default();
+        for (key, context, list) in &keyed {
+            let ctx = &list.context;
+            served.extend([
+                Cell::Text(key),
+                Cell::Int(ctx.at),
+                ctx.account.as_deref().into(),
+                Cell::Text(&ctx.profile),
+                Cell::Text(ctx.experiment.as_deref().unwrap_or_default()),
+                Cell::Text(ctx.variant.as_deref().unwrap_or_default()),
+                Cell::Text(context),
+            ]);
+            for (asset, position, clicked, completed) in &list.items {
+                shown.extend([
+                    Cell::Text(key),
+                    Cell::Text(asset),
+                    ctx.account.as_deref().into(),
+                    Cell::Int(i64::from(*position)),
+                    Cell::Int(ctx.at),
+                    Cell::Bool(*clicked),
+                    Cell::Bool(*completed),
+                ]);
+                let counts = FeedbackCounts {
+                    impressions: 1,
+                    clicks: u64::from(*clicked),
+                    completions: u64::from(*completed),
+                    dismissals: 0,
+                };
+                added.add(&counts);
+                *rollup.entry(RollupKey::of(ctx, asset)).or_default() += counts;
+            }
+        }
+        let mut bulk = self.bulk().await?;
+        {
+            use served_list::Column as S;
+            let columns = [
+                S::Id,
+                S::At,
+                S::AccountId,
+                S::Profile,
+                S::Experiment,
+                S::Variant,
+                S::Context,
+            ]
+            .map(|c| c.as_str());
+            bulk.write(
+                served_list::Entity.table_name(),
+                &columns,
+                &served,
+                OnKey::Fail,
+            )
+            .await?;
+            use impression::Column as I;
+            let columns = [
+                I::ListId,
+                I::AssetId,
+                I::AccountId,
+                I::Position,
+                I::At,
+                I::Clicked,
+                I::Completed,
+            ]
+            .map(|c| c.as_str());
+            bulk.write(
+                impression::Entity.table_name(),
+                &columns,
+                &shown,
+                OnKey::Fail,
+            )
+            .await?;
+        }
+        bulk_rollups(&mut bulk, &rollup).await?;
+        bulk.commit().await?;
+        Ok(added)
     }
 
     /// Ties events to their lists in one transaction (what `attribute` does per event: a

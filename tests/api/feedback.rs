@@ -1182,4 +1182,51 @@ async fn generated_feedback_is_signed_counted_and_tied_to_its_experiment() {
         "{said}"
     );
     s.stop().await;
+
+    // The bulk path wrote every rollup level as the impressions' flags say.
+    use sea_orm::ConnectionTrait;
+    let url = crate::support::config_in(dir.path()).database_url;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let numbers = |sql: &'static str| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            (0..3)
+                .map(|i| row.try_get_by_index::<i64>(i).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let shown = numbers(
+        "SELECT COUNT(*), CAST(SUM(CASE WHEN clicked THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN completed THEN 1 ELSE 0 END) AS BIGINT) FROM impression",
+    )
+    .await;
+    assert_eq!(shown[0], 2000);
+    assert_eq!(shown[1] as u64, sum("clicks"));
+    assert!(shown[2] > 0 && shown[2] < shown[1], "{shown:?}");
+    for sql in [
+        "SELECT CAST(SUM(impressions) AS BIGINT), CAST(SUM(clicks) AS BIGINT), \
+         CAST(SUM(completions) AS BIGINT) FROM feedback_daily",
+        "SELECT CAST(SUM(impressions) AS BIGINT), CAST(SUM(clicks) AS BIGINT), \
+         CAST(SUM(completions) AS BIGINT) FROM feedback_weekly",
+        "SELECT CAST(SUM(impressions) AS BIGINT), CAST(SUM(clicks) AS BIGINT), \
+         CAST(SUM(completions) AS BIGINT) FROM feedback_four_weekly",
+        "SELECT CAST(SUM(impressions) AS BIGINT), CAST(SUM(clicks) AS BIGINT), \
+         CAST(SUM(completions) AS BIGINT) FROM feedback_total",
+    ] {
+        assert_eq!(numbers(sql).await, shown, "{sql}");
+    }
+    let lists =
+        numbers("SELECT COUNT(*), COUNT(DISTINCT context), COUNT(DISTINCT at) FROM served_list")
+            .await;
+    assert_eq!(lists[0], 200);
+    assert_eq!(lists[1], 200);
+    db.close().await.unwrap();
 }

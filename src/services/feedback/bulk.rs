@@ -1,16 +1,16 @@
 //! Bulk loads of logged lists (`stagefit generate-feedback` seeds the benchmarks with
-//! them): the published assets they may show, the experiment they name, and the lists and
-//! clicks themselves, written through the same store functions as `recordImpressions` and
-//! attributed events.
+//! them): the published assets they may show, the experiment they name, and the lists with
+//! their clicks, written through the store's bulk path (multi-row inserts, `COPY`).
 
 use super::lists::list_signer;
 use crate::domain::{AssetStatus, LoggedFeedback};
 use crate::error::AppResult;
-use crate::store::{ShownList, Store};
+use crate::store::{LoggedList, Store};
 
 /// Writes logged lists in bulk (`stagefit generate-feedback` seeds the benchmarks with them)
-/// through the same store functions as `recordImpressions` and attributed events, in
-/// batches of `batch` lists. Returns the impressions and clicks written.
+/// through the store's bulk path, in transactions of `batch` lists: each list with its
+/// impressions, their clicks and completions, and the rollups they make. Returns the
+/// impressions and clicks written.
 pub async fn write_logged_lists(
     store: &Store,
     lists: impl Iterator<Item = LoggedFeedback>,
@@ -19,14 +19,12 @@ pub async fn write_logged_lists(
     let (mut impressions, mut clicks) = (0u64, 0u64);
     // Signed like a server's ids, so `recordImpressions` would take them.
     let signer = list_signer(store).await?;
-    let mut shown = Vec::with_capacity(batch);
-    let mut events = Vec::new();
-    let mut flush = async |shown: &mut Vec<ShownList>, events: &mut Vec<_>| -> AppResult<()> {
-        impressions += store.record_impressions(shown).await?.len() as u64;
-        store.attribute_many(events).await?;
-        clicks += events.len() as u64;
-        shown.clear();
-        events.clear();
+    let mut pending: Vec<(String, LoggedList)> = Vec::with_capacity(batch);
+    let mut flush = async |pending: &mut Vec<(String, LoggedList)>| -> AppResult<()> {
+        let added = store.insert_lists_bulk(pending).await?;
+        impressions += added.impressions;
+        clicks += added.clicks;
+        pending.clear();
         Ok(())
     };
     for (n, list) in lists.enumerate() {
@@ -35,31 +33,27 @@ pub async fn write_logged_lists(
             list.items.iter().map(|(asset, _)| asset.as_str()),
             &format!("{n:016x}"),
         );
-        for (asset, position, completed) in &list.clicked {
-            events.push((
-                crate::domain::Attribution {
-                    recommendation_id: id.clone(),
-                    context: list.context.clone(),
-                    position: Some(*position),
-                },
-                asset.clone(),
-                if *completed {
-                    crate::domain::EngagementKind::Complete
-                } else {
-                    crate::domain::EngagementKind::View
-                },
-            ));
-        }
-        shown.push(ShownList {
+        let items = list
+            .items
+            .into_iter()
+            .map(|(asset, position)| {
+                let outcome = list.clicked.iter().find(|(a, _, _)| *a == asset);
+                let completed = outcome.is_some_and(|(_, _, completed)| *completed);
+                (asset, position, outcome.is_some(), completed)
+            })
+            .collect();
+        pending.push((
             id,
-            context: list.context,
-            assets: list.items,
-        });
-        if shown.len() == batch {
-            flush(&mut shown, &mut events).await?;
+            LoggedList {
+                context: list.context,
+                items,
+            },
+        ));
+        if pending.len() == batch {
+            flush(&mut pending).await?;
         }
     }
-    flush(&mut shown, &mut events).await?;
+    flush(&mut pending).await?;
     Ok((impressions, clicks))
 }
 
