@@ -127,52 +127,47 @@ async fn bump(
     }
     let weeks = super::spans::coarser(&days, super::spans::week_of);
     let blocks = super::spans::coarser(&weeks, super::spans::block_of);
+    use super::spans::add_per_period;
+    use feedback_four_weekly::Column as B;
+    use feedback_weekly::Column as W;
     let weeks: Vec<_> = weeks.into_iter().collect();
-    for chunk in weeks.chunks(super::ROWS_PER_STATEMENT / 6) {
-        let mut models = Vec::with_capacity(chunk.len());
-        for ((week, asset), c) in chunk {
-            models.push(feedback_weekly::ActiveModel {
-                week: Set(super::spans::period(*week)?),
-                asset_id: Set((*asset).to_owned()),
-                impressions: Set(stored(c.impressions)),
-                clicks: Set(stored(c.clicks)),
-                completions: Set(stored(c.completions)),
-                dismissals: Set(stored(c.dismissals)),
-            });
-        }
-        use feedback_weekly::Column as W;
-        feedback_weekly::Entity::insert_many(models)
-            .on_conflict(super::adding(
-                feedback_weekly::Entity,
-                [W::Week, W::AssetId],
-                [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
-            ))
-            .exec_without_returning(conn)
-            .await?;
-    }
+    add_per_period(
+        conn,
+        (
+            feedback_weekly::Entity,
+            [W::Week, W::AssetId],
+            [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
+        ),
+        &weeks,
+        |week, asset_id, c| feedback_weekly::ActiveModel {
+            week: Set(week),
+            asset_id: Set(asset_id),
+            impressions: Set(stored(c.impressions)),
+            clicks: Set(stored(c.clicks)),
+            completions: Set(stored(c.completions)),
+            dismissals: Set(stored(c.dismissals)),
+        },
+    )
+    .await?;
     let blocks: Vec<_> = blocks.into_iter().collect();
-    for chunk in blocks.chunks(super::ROWS_PER_STATEMENT / 6) {
-        let mut models = Vec::with_capacity(chunk.len());
-        for ((block, asset), c) in chunk {
-            models.push(feedback_four_weekly::ActiveModel {
-                block: Set(super::spans::period(*block)?),
-                asset_id: Set((*asset).to_owned()),
-                impressions: Set(stored(c.impressions)),
-                clicks: Set(stored(c.clicks)),
-                completions: Set(stored(c.completions)),
-                dismissals: Set(stored(c.dismissals)),
-            });
-        }
-        use feedback_four_weekly::Column as B;
-        feedback_four_weekly::Entity::insert_many(models)
-            .on_conflict(super::adding(
-                feedback_four_weekly::Entity,
-                [B::Block, B::AssetId],
-                [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
-            ))
-            .exec_without_returning(conn)
-            .await?;
-    }
+    add_per_period(
+        conn,
+        (
+            feedback_four_weekly::Entity,
+            [B::Block, B::AssetId],
+            [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
+        ),
+        &blocks,
+        |block, asset_id, c| feedback_four_weekly::ActiveModel {
+            block: Set(block),
+            asset_id: Set(asset_id),
+            impressions: Set(stored(c.impressions)),
+            clicks: Set(stored(c.clicks)),
+            completions: Set(stored(c.completions)),
+            dismissals: Set(stored(c.dismissals)),
+        },
+    )
+    .await?;
     let rows: Vec<(&RollupKey, &FeedbackCounts)> = rows.iter().collect();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT / 10) {
         let mut models = Vec::with_capacity(chunk.len());
@@ -428,50 +423,42 @@ async fn bulk_rollups(
     use feedback_total::Column as T;
     use feedback_weekly::Column as W;
     let sums = [D::Impressions, D::Clicks, D::Completions, D::Dismissals].map(|c| c.as_str());
-    let keys = [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant].map(|c| c.as_str());
-    bulk.write(
-        feedback_daily::Entity.table_name(),
-        &[&keys[..], &sums[..]].concat(),
-        &daily,
-        OnKey::Add {
-            keys: &keys,
-            sums: &sums,
-        },
-    )
-    .await?;
-    let keys = [W::Week, W::AssetId].map(|c| c.as_str());
-    bulk.write(
-        feedback_weekly::Entity.table_name(),
-        &[&keys[..], &sums[..]].concat(),
-        &weekly,
-        OnKey::Add {
-            keys: &keys,
-            sums: &sums,
-        },
-    )
-    .await?;
-    let keys = [B::Block, B::AssetId].map(|c| c.as_str());
-    bulk.write(
-        feedback_four_weekly::Entity.table_name(),
-        &[&keys[..], &sums[..]].concat(),
-        &four_weekly,
-        OnKey::Add {
-            keys: &keys,
-            sums: &sums,
-        },
-    )
-    .await?;
-    let keys = [T::AssetId, T::Profile, T::Experiment, T::Variant].map(|c| c.as_str());
-    bulk.write(
-        feedback_total::Entity.table_name(),
-        &[&keys[..], &sums[..]].concat(),
-        &total,
-        OnKey::Add {
-            keys: &keys,
-            sums: &sums,
-        },
-    )
-    .await
+    let daily_keys = [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant];
+    let total_keys = [T::AssetId, T::Profile, T::Experiment, T::Variant];
+    for (table, keys, cells) in [
+        (
+            feedback_daily::Entity.table_name(),
+            daily_keys.map(|c| c.as_str()).to_vec(),
+            &daily,
+        ),
+        (
+            feedback_weekly::Entity.table_name(),
+            [W::Week, W::AssetId].map(|c| c.as_str()).to_vec(),
+            &weekly,
+        ),
+        (
+            feedback_four_weekly::Entity.table_name(),
+            [B::Block, B::AssetId].map(|c| c.as_str()).to_vec(),
+            &four_weekly,
+        ),
+        (
+            feedback_total::Entity.table_name(),
+            total_keys.map(|c| c.as_str()).to_vec(),
+            &total,
+        ),
+    ] {
+        bulk.write(
+            table,
+            &[&keys[..], &sums[..]].concat(),
+            cells,
+            OnKey::Add {
+                keys: &keys,
+                sums: &sums,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Deletes what the feedback tables hold of one account (its rollup counts stay: they

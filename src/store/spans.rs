@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UnionType};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use super::Store;
 use super::entity::{engagement_daily, engagement_four_weekly, engagement_weekly};
@@ -104,6 +104,31 @@ pub(super) fn coarser<'a, C: Default + Clone + std::ops::AddAssign>(
     out
 }
 
+/// Adds rows keyed by (period, asset) to a rollup: `model` makes each row from its period,
+/// asset and counts, and a stored row's `sums` grow by the new row's.
+pub(super) async fn add_per_period<E, A, T, const N: usize>(
+    conn: &impl ConnectionTrait,
+    (rollup, keys, sums): (E, [E::Column; 2], [E::Column; N]),
+    rows: &[((i64, &str), T)],
+    model: impl Fn(i32, String, &T) -> A,
+) -> AppResult<()>
+where
+    E: EntityTrait,
+    A: ActiveModelTrait<Entity = E>,
+{
+    for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
+        let mut models = Vec::with_capacity(chunk.len());
+        for ((at, asset), counts) in chunk {
+            models.push(model(period(*at)?, (*asset).to_owned(), counts));
+        }
+        E::insert_many(models)
+            .on_conflict(super::adding(rollup, keys, sums))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Adds `sign` (1 or -1) per event to the engagement rollups, by (asset, Unix time).
 pub(super) async fn count_events<'a, C: ConnectionTrait>(
     conn: &C,
@@ -115,64 +140,50 @@ pub(super) async fn count_events<'a, C: ConnectionTrait>(
         weeks,
         blocks,
     } = tally(events, sign);
-    for chunk in days.chunks(super::ROWS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for ((day, asset), n) in chunk {
-            rows.push(engagement_daily::ActiveModel {
-                day: Set(period(*day)?),
-                asset_id: Set((*asset).to_owned()),
-                events: Set(*n),
-            });
-        }
-        use engagement_daily::Column as D;
-        engagement_daily::Entity::insert_many(rows)
-            .on_conflict(super::adding(
-                engagement_daily::Entity,
-                [D::Day, D::AssetId],
-                [D::Events],
-            ))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    for chunk in weeks.chunks(super::ROWS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for ((week, asset), n) in chunk {
-            rows.push(engagement_weekly::ActiveModel {
-                week: Set(period(*week)?),
-                asset_id: Set((*asset).to_owned()),
-                events: Set(*n),
-            });
-        }
-        use engagement_weekly::Column as W;
-        engagement_weekly::Entity::insert_many(rows)
-            .on_conflict(super::adding(
-                engagement_weekly::Entity,
-                [W::Week, W::AssetId],
-                [W::Events],
-            ))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    for chunk in blocks.chunks(super::ROWS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for ((block, asset), n) in chunk {
-            rows.push(engagement_four_weekly::ActiveModel {
-                block: Set(period(*block)?),
-                asset_id: Set((*asset).to_owned()),
-                events: Set(*n),
-            });
-        }
-        use engagement_four_weekly::Column as B;
-        engagement_four_weekly::Entity::insert_many(rows)
-            .on_conflict(super::adding(
-                engagement_four_weekly::Entity,
-                [B::Block, B::AssetId],
-                [B::Events],
-            ))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+    use engagement_daily::Column as D;
+    use engagement_four_weekly::Column as B;
+    use engagement_weekly::Column as W;
+    add_per_period(
+        conn,
+        (engagement_daily::Entity, [D::Day, D::AssetId], [D::Events]),
+        &days,
+        |day, asset_id, n| engagement_daily::ActiveModel {
+            day: Set(day),
+            asset_id: Set(asset_id),
+            events: Set(*n),
+        },
+    )
+    .await?;
+    add_per_period(
+        conn,
+        (
+            engagement_weekly::Entity,
+            [W::Week, W::AssetId],
+            [W::Events],
+        ),
+        &weeks,
+        |week, asset_id, n| engagement_weekly::ActiveModel {
+            week: Set(week),
+            asset_id: Set(asset_id),
+            events: Set(*n),
+        },
+    )
+    .await?;
+    add_per_period(
+        conn,
+        (
+            engagement_four_weekly::Entity,
+            [B::Block, B::AssetId],
+            [B::Events],
+        ),
+        &blocks,
+        |block, asset_id, n| engagement_four_weekly::ActiveModel {
+            block: Set(block),
+            asset_id: Set(asset_id),
+            events: Set(*n),
+        },
+    )
+    .await
 }
 
 /// One level's rows of a span, `asset` and its counts as `n0`.. (each an `INTEGER`: one

@@ -769,18 +769,7 @@ async fn an_erased_account_leaves_no_trace_in_the_database_or_popularity() {
     let db = sea_orm::Database::connect(s.database_url()).await.unwrap();
     let count = |sql: &'static str| {
         let db = db.clone();
-        async move {
-            use sea_orm::ConnectionTrait;
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    db.get_database_backend(),
-                    sql,
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
+        async move { crate::support::sql_numbers(&db, sql).await[0] }
     };
     assert_eq!(
         count("SELECT COUNT(*) FROM account WHERE id = 'wayne'").await,

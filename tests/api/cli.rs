@@ -604,17 +604,7 @@ async fn report_commands_run_beside_a_running_server_and_write_nothing() {
     );
     let count = |sql: &'static str| {
         let db = &db;
-        async move {
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    db.get_database_backend(),
-                    sql,
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
+        async move { crate::support::sql_numbers(db, sql).await[0] }
     };
     assert_eq!(
         count("SELECT COUNT(*) FROM audit_event WHERE operation = 'ancient'").await,

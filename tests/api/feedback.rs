@@ -1184,25 +1184,9 @@ async fn generated_feedback_is_signed_counted_and_tied_to_its_experiment() {
     s.stop().await;
 
     // The bulk path wrote every rollup level as the impressions' flags say.
-    use sea_orm::ConnectionTrait;
     let url = crate::support::config_in(dir.path()).database_url;
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
-    let numbers = |sql: &'static str| {
-        let db = &db;
-        async move {
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    db.get_database_backend(),
-                    sql,
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            (0..3)
-                .map(|i| row.try_get_by_index::<i64>(i).unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
+    let numbers = |sql: &'static str| crate::support::sql_numbers(&db, sql);
     let shown = numbers(
         "SELECT COUNT(*), CAST(SUM(CASE WHEN clicked THEN 1 ELSE 0 END) AS BIGINT), \
          CAST(SUM(CASE WHEN completed THEN 1 ELSE 0 END) AS BIGINT) FROM impression",

@@ -240,6 +240,22 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The first row of a query as integers, one per column (`COUNT`s, `SUM`s cast to BIGINT).
+pub async fn sql_numbers(db: &sea_orm::DatabaseConnection, sql: &str) -> Vec<i64> {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    (0..row.column_names().len())
+        .map(|i| row.try_get_by_index::<i64>(i).expect("an integer"))
+        .collect()
+}
+
 pub fn ids(items: &Value, path: &[&str]) -> Vec<String> {
     items
         .as_array()
