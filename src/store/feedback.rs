@@ -23,6 +23,7 @@ use super::entity::{
     dismissal, engagement, experiment, feedback_daily, feedback_four_weekly, feedback_total,
     feedback_weekly, impression, ranking_profile, served_list,
 };
+use super::spans::{Rollup, Tally, block_of, coarser, levels, sums_per_asset, week_of};
 use super::{Store, WriteTxn};
 use crate::domain::{
     Attribution, EngagementKind, Experiment, JourneyEvent, ListContext, RankingProfile, Variant,
@@ -109,6 +110,84 @@ impl RollupKey {
     }
 }
 
+/// The rollups of feedback keyed by (period, asset), as a span reads them.
+const FEEDBACK_DAILY: Rollup<feedback_daily::Entity, 4> = (
+    feedback_daily::Entity,
+    [feedback_daily::Column::Day, feedback_daily::Column::AssetId],
+    [
+        feedback_daily::Column::Impressions,
+        feedback_daily::Column::Clicks,
+        feedback_daily::Column::Completions,
+        feedback_daily::Column::Dismissals,
+    ],
+);
+const FEEDBACK_WEEKLY: Rollup<feedback_weekly::Entity, 4> = (
+    feedback_weekly::Entity,
+    [
+        feedback_weekly::Column::Week,
+        feedback_weekly::Column::AssetId,
+    ],
+    [
+        feedback_weekly::Column::Impressions,
+        feedback_weekly::Column::Clicks,
+        feedback_weekly::Column::Completions,
+        feedback_weekly::Column::Dismissals,
+    ],
+);
+const FEEDBACK_FOUR_WEEKLY: Rollup<feedback_four_weekly::Entity, 4> = (
+    feedback_four_weekly::Entity,
+    [
+        feedback_four_weekly::Column::Block,
+        feedback_four_weekly::Column::AssetId,
+    ],
+    [
+        feedback_four_weekly::Column::Impressions,
+        feedback_four_weekly::Column::Clicks,
+        feedback_four_weekly::Column::Completions,
+        feedback_four_weekly::Column::Dismissals,
+    ],
+);
+
+/// What rollup rows (per day, asset, profile, experiment and variant) add to the coarser
+/// rollups: all time per (asset, profile, experiment, variant), per week and per block.
+struct Summed<'a> {
+    totals: BTreeMap<(&'a str, &'a str, &'a str, &'a str), FeedbackCounts>,
+    weeks: Tally<'a, FeedbackCounts>,
+    blocks: Tally<'a, FeedbackCounts>,
+}
+
+impl<'a> Summed<'a> {
+    fn of(rows: &'a HashMap<RollupKey, FeedbackCounts>) -> Self {
+        let mut totals: BTreeMap<_, FeedbackCounts> = BTreeMap::new();
+        let mut days: Tally<FeedbackCounts> = Tally::new();
+        for (k, c) in rows {
+            totals
+                .entry((
+                    k.asset.as_str(),
+                    k.profile.as_str(),
+                    k.experiment.as_str(),
+                    k.variant.as_str(),
+                ))
+                .or_default()
+                .add(c);
+            days.entry((k.day, k.asset.as_str())).or_default().add(c);
+        }
+        let weeks = coarser(&days, week_of);
+        let blocks = coarser(&weeks, block_of);
+        Summed {
+            totals,
+            weeks,
+            blocks,
+        }
+    }
+}
+
+/// A count's four numbers as bulk cells.
+fn count_cells(c: &FeedbackCounts) -> [super::bulk::Cell<'static>; 4] {
+    [c.impressions, c.clicks, c.completions, c.dismissals]
+        .map(|n| super::bulk::Cell::Int(stored(n)))
+}
+
 /// Adds counts to the rollups: per day, per week and asset (what a span reads past its
 /// first days, see `store::spans`), and all time (what analytics without a span read, whose
 /// size is assets x variants whatever the days).
@@ -116,48 +195,22 @@ async fn bump(
     conn: &DatabaseTransaction,
     rows: &HashMap<RollupKey, FeedbackCounts>,
 ) -> AppResult<()> {
-    let mut totals: HashMap<(&str, &str, &str, &str), FeedbackCounts> = HashMap::new();
-    let mut days: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
-    for (k, c) in rows {
-        totals
-            .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
-            .or_default()
-            .add(c);
-        days.entry((k.day, &k.asset)).or_default().add(c);
-    }
-    let weeks = super::spans::coarser(&days, super::spans::week_of);
-    let blocks = super::spans::coarser(&weeks, super::spans::block_of);
-    use super::spans::add_per_period;
-    use feedback_four_weekly::Column as B;
-    use feedback_weekly::Column as W;
-    let weeks: Vec<_> = weeks.into_iter().collect();
-    add_per_period(
-        conn,
-        (
-            feedback_weekly::Entity,
-            [W::Week, W::AssetId],
-            [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
-        ),
-        &weeks,
-        |week, asset_id, c| feedback_weekly::ActiveModel {
+    let sums = Summed::of(rows);
+    super::spans::add_per_period(conn, FEEDBACK_WEEKLY, &sums.weeks, |week, asset_id, c| {
+        feedback_weekly::ActiveModel {
             week: Set(week),
             asset_id: Set(asset_id),
             impressions: Set(stored(c.impressions)),
             clicks: Set(stored(c.clicks)),
             completions: Set(stored(c.completions)),
             dismissals: Set(stored(c.dismissals)),
-        },
-    )
+        }
+    })
     .await?;
-    let blocks: Vec<_> = blocks.into_iter().collect();
-    add_per_period(
+    super::spans::add_per_period(
         conn,
-        (
-            feedback_four_weekly::Entity,
-            [B::Block, B::AssetId],
-            [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
-        ),
-        &blocks,
+        FEEDBACK_FOUR_WEEKLY,
+        &sums.blocks,
         |block, asset_id, c| feedback_four_weekly::ActiveModel {
             block: Set(block),
             asset_id: Set(asset_id),
@@ -194,7 +247,7 @@ async fn bump(
             .exec_without_returning(conn)
             .await?;
     }
-    let totals: Vec<_> = totals.into_iter().collect();
+    let totals: Vec<_> = sums.totals.iter().collect();
     for chunk in totals.chunks(super::ROWS_PER_STATEMENT / 10) {
         let models = chunk
             .iter()
@@ -366,16 +419,14 @@ pub(super) async fn attribute(
 }
 
 /// A bulk write's cells of counts per (period, asset).
-fn per_period<'a>(
-    periods: &'a BTreeMap<(i64, &'a str), FeedbackCounts>,
-) -> Vec<super::bulk::Cell<'a>> {
-    use super::bulk::Cell;
+fn per_period<'a>(periods: &'a Tally<'a, FeedbackCounts>) -> Vec<super::bulk::Cell<'a>> {
     let mut cells = Vec::with_capacity(periods.len() * 6);
     for ((period, asset), c) in periods {
-        cells.extend([Cell::Int(*period), Cell::Text(asset)]);
-        cells.extend(
-            [c.impressions, c.clicks, c.completions, c.dismissals].map(|n| Cell::Int(stored(n))),
-        );
+        cells.extend([
+            super::bulk::Cell::Int(*period),
+            super::bulk::Cell::Text(asset),
+        ]);
+        cells.extend(count_cells(c));
     }
     cells
 }
@@ -388,18 +439,8 @@ async fn bulk_rollups(
 ) -> AppResult<()> {
     use super::bulk::{Cell, OnKey};
     use sea_orm::{EntityName, IdenStatic};
-    let count = |c: &FeedbackCounts| {
-        [c.impressions, c.clicks, c.completions, c.dismissals].map(|n| Cell::Int(stored(n)))
-    };
-    let mut totals: BTreeMap<(&str, &str, &str, &str), FeedbackCounts> = BTreeMap::new();
-    let mut days: BTreeMap<(i64, &str), FeedbackCounts> = BTreeMap::new();
     let mut daily = Vec::with_capacity(rows.len() * 9);
     for (k, c) in rows {
-        totals
-            .entry((&k.asset, &k.profile, &k.experiment, &k.variant))
-            .or_default()
-            .add(c);
-        days.entry((k.day, &k.asset)).or_default().add(c);
         daily.extend([
             Cell::Int(k.day),
             Cell::Text(&k.asset),
@@ -407,22 +448,20 @@ async fn bulk_rollups(
             Cell::Text(&k.experiment),
             Cell::Text(&k.variant),
         ]);
-        daily.extend(count(c));
+        daily.extend(count_cells(c));
     }
-    let weeks = super::spans::coarser(&days, super::spans::week_of);
-    let blocks = super::spans::coarser(&weeks, super::spans::block_of);
-    let weekly = per_period(&weeks);
-    let four_weekly = per_period(&blocks);
-    let mut total = Vec::with_capacity(totals.len() * 8);
-    for ((asset, profile, experiment, variant), c) in &totals {
+    let sums = Summed::of(rows);
+    let weekly = per_period(&sums.weeks);
+    let four_weekly = per_period(&sums.blocks);
+    let mut total = Vec::with_capacity(sums.totals.len() * 8);
+    for ((asset, profile, experiment, variant), c) in &sums.totals {
         total.extend([asset, profile, experiment, variant].map(|v| Cell::Text(v)));
-        total.extend(count(c));
+        total.extend(count_cells(c));
     }
     use feedback_daily::Column as D;
-    use feedback_four_weekly::Column as B;
     use feedback_total::Column as T;
-    use feedback_weekly::Column as W;
-    let sums = [D::Impressions, D::Clicks, D::Completions, D::Dismissals].map(|c| c.as_str());
+    // Every rollup names its four counts alike.
+    let sums = FEEDBACK_DAILY.2.map(|c| c.as_str());
     let daily_keys = [D::Day, D::AssetId, D::Profile, D::Experiment, D::Variant];
     let total_keys = [T::AssetId, T::Profile, T::Experiment, T::Variant];
     for (table, keys, cells) in [
@@ -433,12 +472,12 @@ async fn bulk_rollups(
         ),
         (
             feedback_weekly::Entity.table_name(),
-            [W::Week, W::AssetId].map(|c| c.as_str()).to_vec(),
+            FEEDBACK_WEEKLY.1.map(|c| c.as_str()).to_vec(),
             &weekly,
         ),
         (
             feedback_four_weekly::Entity.table_name(),
-            [B::Block, B::AssetId].map(|c| c.as_str()).to_vec(),
+            FEEDBACK_FOUR_WEEKLY.1.map(|c| c.as_str()).to_vec(),
             &four_weekly,
         ),
         (
@@ -545,7 +584,6 @@ impl Store {
         let mut served = Vec::with_capacity(keyed.len() * 7);
         let mut shown = Vec::new();
         let mut rollup: HashMap<RollupKey, FeedbackCounts> = HashMap::new();
-        let mut added = FeedbackCounts::default();
         for (key, context, list) in &keyed {
             let ctx = &list.context;
             served.extend([
@@ -567,14 +605,12 @@ impl Store {
                     Cell::Bool(*clicked),
                     Cell::Bool(*completed),
                 ]);
-                let counts = FeedbackCounts {
+                *rollup.entry(RollupKey::of(ctx, asset)).or_default() += FeedbackCounts {
                     impressions: 1,
                     clicks: u64::from(*clicked),
                     completions: u64::from(*completed),
                     dismissals: 0,
                 };
-                added.add(&counts);
-                *rollup.entry(RollupKey::of(ctx, asset)).or_default() += counts;
             }
         }
         let mut bulk = self.bulk().await?;
@@ -618,6 +654,10 @@ impl Store {
         }
         bulk_rollups(&mut bulk, &rollup).await?;
         bulk.commit().await?;
+        let mut added = FeedbackCounts::default();
+        for counts in rollup.values() {
+            added.add(counts);
+        }
         Ok(added)
     }
 
@@ -696,35 +736,8 @@ impl Store {
                 .await?
             }
             Some(day) => {
-                use super::spans::{Levels, level_rows, levels, sums_per_asset};
-                use feedback_daily::Column as D;
-                use feedback_four_weekly::Column as B;
-                use feedback_weekly::Column as W;
-                let Levels {
-                    days,
-                    weeks,
-                    blocks,
-                } = levels(day);
-                let span = [
-                    level_rows(
-                        feedback_daily::Entity,
-                        [D::Day, D::AssetId],
-                        [D::Impressions, D::Clicks, D::Completions, D::Dismissals],
-                        (days.0, Some(days.1)),
-                    )?,
-                    level_rows(
-                        feedback_weekly::Entity,
-                        [W::Week, W::AssetId],
-                        [W::Impressions, W::Clicks, W::Completions, W::Dismissals],
-                        (weeks.0, Some(weeks.1)),
-                    )?,
-                    level_rows(
-                        feedback_four_weekly::Entity,
-                        [B::Block, B::AssetId],
-                        [B::Impressions, B::Clicks, B::Completions, B::Dismissals],
-                        (blocks, None),
-                    )?,
-                ];
+                let span =
+                    levels(day).span(FEEDBACK_DAILY, FEEDBACK_WEEKLY, FEEDBACK_FOUR_WEEKLY)?;
                 sums_per_asset(&self.db, span)
                     .await?
                     .into_iter()

@@ -270,9 +270,7 @@ impl Store {
         let backend = self.db.get_database_backend();
         let mut expired = Expired::default();
         let mut targets = Vec::new();
-        if !table.partitioned(backend) {
-            targets.push(table.table().to_owned());
-        } else {
+        if table.partitioned(backend) {
             targets.push(table.default_partition());
             for (month, partition) in self.partitions(table).await? {
                 if month.next().start() > before {
@@ -290,6 +288,8 @@ impl Store {
                 expired.longest_hold = expired.longest_hold.max(held.elapsed());
                 expired.months.push(partition);
             }
+        } else {
+            targets.push(table.table().to_owned());
         }
         for target in targets {
             self.delete_before(&target, table.column(), before, &mut expired)

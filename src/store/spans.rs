@@ -65,7 +65,39 @@ pub(super) fn period(n: i64) -> AppResult<i32> {
 }
 
 /// Counts per (period, asset), in key order.
-pub(super) type Tally<'a> = Vec<((i64, &'a str), i64)>;
+pub(super) type Tally<'a, C = i64> = BTreeMap<(i64, &'a str), C>;
+
+/// A rollup table keyed by (period, asset): its entity, those two columns, and its counts.
+pub(super) type Rollup<E, const N: usize> = (
+    E,
+    [<E as EntityTrait>::Column; 2],
+    [<E as EntityTrait>::Column; N],
+);
+
+const ENGAGEMENT_DAILY: Rollup<engagement_daily::Entity, 1> = (
+    engagement_daily::Entity,
+    [
+        engagement_daily::Column::Day,
+        engagement_daily::Column::AssetId,
+    ],
+    [engagement_daily::Column::Events],
+);
+const ENGAGEMENT_WEEKLY: Rollup<engagement_weekly::Entity, 1> = (
+    engagement_weekly::Entity,
+    [
+        engagement_weekly::Column::Week,
+        engagement_weekly::Column::AssetId,
+    ],
+    [engagement_weekly::Column::Events],
+);
+const ENGAGEMENT_FOUR_WEEKLY: Rollup<engagement_four_weekly::Entity, 1> = (
+    engagement_four_weekly::Entity,
+    [
+        engagement_four_weekly::Column::Block,
+        engagement_four_weekly::Column::AssetId,
+    ],
+    [engagement_four_weekly::Column::Events],
+);
 
 /// Events per (day, asset), (week, asset) and (block, asset), `sign` (1 or -1) each, from
 /// (asset, Unix time) pairs.
@@ -79,25 +111,25 @@ pub(super) fn tally<'a>(
     events: impl IntoIterator<Item = (&'a str, i64)>,
     sign: i64,
 ) -> Tallies<'a> {
-    let mut days: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+    let mut days = Tally::new();
     for (asset, at) in events {
         *days.entry((at.div_euclid(DAY), asset)).or_default() += sign;
     }
     let weeks = coarser(&days, week_of);
     let blocks = coarser(&weeks, block_of);
     Tallies {
-        days: days.into_iter().collect(),
-        weeks: weeks.into_iter().collect(),
-        blocks: blocks.into_iter().collect(),
+        days,
+        weeks,
+        blocks,
     }
 }
 
 /// Counts per (period, asset) gathered into the coarser periods `of` maps them to.
 pub(super) fn coarser<'a, C: Default + Clone + std::ops::AddAssign>(
-    finer: &BTreeMap<(i64, &'a str), C>,
+    finer: &Tally<'a, C>,
     of: impl Fn(i64) -> i64,
-) -> BTreeMap<(i64, &'a str), C> {
-    let mut out: BTreeMap<(i64, &str), C> = BTreeMap::new();
+) -> Tally<'a, C> {
+    let mut out = Tally::new();
     for ((p, asset), n) in finer {
         *out.entry((of(*p), *asset)).or_default() += n.clone();
     }
@@ -108,14 +140,15 @@ pub(super) fn coarser<'a, C: Default + Clone + std::ops::AddAssign>(
 /// asset and counts, and a stored row's `sums` grow by the new row's.
 pub(super) async fn add_per_period<E, A, T, const N: usize>(
     conn: &impl ConnectionTrait,
-    (rollup, keys, sums): (E, [E::Column; 2], [E::Column; N]),
-    rows: &[((i64, &str), T)],
+    (rollup, keys, sums): Rollup<E, N>,
+    rows: &Tally<'_, T>,
     model: impl Fn(i32, String, &T) -> A,
 ) -> AppResult<()>
 where
     E: EntityTrait,
     A: ActiveModelTrait<Entity = E>,
 {
+    let rows: Vec<_> = rows.iter().collect();
     for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
         let mut models = Vec::with_capacity(chunk.len());
         for ((at, asset), counts) in chunk {
@@ -140,42 +173,25 @@ pub(super) async fn count_events<'a, C: ConnectionTrait>(
         weeks,
         blocks,
     } = tally(events, sign);
-    use engagement_daily::Column as D;
-    use engagement_four_weekly::Column as B;
-    use engagement_weekly::Column as W;
-    add_per_period(
-        conn,
-        (engagement_daily::Entity, [D::Day, D::AssetId], [D::Events]),
-        &days,
-        |day, asset_id, n| engagement_daily::ActiveModel {
+    add_per_period(conn, ENGAGEMENT_DAILY, &days, |day, asset_id, n| {
+        engagement_daily::ActiveModel {
             day: Set(day),
             asset_id: Set(asset_id),
             events: Set(*n),
-        },
-    )
+        }
+    })
     .await?;
-    add_per_period(
-        conn,
-        (
-            engagement_weekly::Entity,
-            [W::Week, W::AssetId],
-            [W::Events],
-        ),
-        &weeks,
-        |week, asset_id, n| engagement_weekly::ActiveModel {
+    add_per_period(conn, ENGAGEMENT_WEEKLY, &weeks, |week, asset_id, n| {
+        engagement_weekly::ActiveModel {
             week: Set(week),
             asset_id: Set(asset_id),
             events: Set(*n),
-        },
-    )
+        }
+    })
     .await?;
     add_per_period(
         conn,
-        (
-            engagement_four_weekly::Entity,
-            [B::Block, B::AssetId],
-            [B::Events],
-        ),
+        ENGAGEMENT_FOUR_WEEKLY,
         &blocks,
         |block, asset_id, n| engagement_four_weekly::ActiveModel {
             block: Set(block),
@@ -186,14 +202,33 @@ pub(super) async fn count_events<'a, C: ConnectionTrait>(
     .await
 }
 
+impl Levels {
+    /// The span's rows from each level's rollup, for [`sums_per_asset`].
+    pub(super) fn span<D, W, B, const N: usize>(
+        self,
+        days: Rollup<D, N>,
+        weeks: Rollup<W, N>,
+        blocks: Rollup<B, N>,
+    ) -> AppResult<[Option<SelectStatement>; 3]>
+    where
+        D: EntityTrait,
+        W: EntityTrait,
+        B: EntityTrait,
+    {
+        Ok([
+            level_rows(days, (self.days.0, Some(self.days.1)))?,
+            level_rows(weeks, (self.weeks.0, Some(self.weeks.1)))?,
+            level_rows(blocks, (self.blocks, None))?,
+        ])
+    }
+}
+
 /// One level's rows of a span, `asset` and its counts as `n0`.. (each an `INTEGER`: one
 /// asset's count in a period fits in 32 bits, and PostgreSQL sums `BIGINT`s as `NUMERIC`,
 /// which took a 90-day span of 100k assets from 0.65 s to 1.09 s); `None` when the level
 /// has no period in the span.
-pub(super) fn level_rows<E: EntityTrait, const N: usize>(
-    rollup: E,
-    [column, asset]: [E::Column; 2],
-    counts: [E::Column; N],
+fn level_rows<E: EntityTrait, const N: usize>(
+    (rollup, [column, asset], counts): Rollup<E, N>,
     (from, to): (i64, Option<i64>),
 ) -> AppResult<Option<SelectStatement>> {
     if to.is_some_and(|to| to <= from) {
@@ -212,8 +247,8 @@ pub(super) fn level_rows<E: EntityTrait, const N: usize>(
     Ok(Some(rows))
 }
 
-/// The sums of `N` counts per asset over the rows of a span's levels ([`level_rows`]), in
-/// one statement.
+/// The sums of `N` counts per asset over the rows of a span's levels ([`Levels::span`]),
+/// in one statement.
 pub(super) async fn sums_per_asset<const N: usize>(
     conn: &impl ConnectionTrait,
     levels: impl IntoIterator<Item = Option<SelectStatement>>,
@@ -247,34 +282,8 @@ pub(super) async fn sums_per_asset<const N: usize>(
 impl Store {
     /// Engagement events per asset on the days from `since_day` (a Unix day) on.
     pub async fn engagement_by_asset(&self, since_day: i64) -> AppResult<HashMap<String, u64>> {
-        let Levels {
-            days,
-            weeks,
-            blocks,
-        } = levels(since_day);
-        use engagement_daily::Column as D;
-        use engagement_four_weekly::Column as B;
-        use engagement_weekly::Column as W;
-        let span = [
-            level_rows(
-                engagement_daily::Entity,
-                [D::Day, D::AssetId],
-                [D::Events],
-                (days.0, Some(days.1)),
-            )?,
-            level_rows(
-                engagement_weekly::Entity,
-                [W::Week, W::AssetId],
-                [W::Events],
-                (weeks.0, Some(weeks.1)),
-            )?,
-            level_rows(
-                engagement_four_weekly::Entity,
-                [B::Block, B::AssetId],
-                [B::Events],
-                (blocks, None),
-            )?,
-        ];
+        let span =
+            levels(since_day).span(ENGAGEMENT_DAILY, ENGAGEMENT_WEEKLY, ENGAGEMENT_FOUR_WEEKLY)?;
         Ok(sums_per_asset(&self.db, span)
             .await?
             .into_iter()
@@ -332,7 +341,7 @@ mod tests {
             1,
         );
         assert_eq!(
-            t.days,
+            Vec::from_iter(t.days),
             vec![
                 ((27, "a"), 1),
                 ((28, "a"), 1),
@@ -340,8 +349,14 @@ mod tests {
                 ((29, "a"), 1)
             ]
         );
-        assert_eq!(t.weeks, vec![((3, "a"), 1), ((4, "a"), 2), ((4, "b"), 1)]);
-        assert_eq!(t.blocks, vec![((0, "a"), 1), ((1, "a"), 2), ((1, "b"), 1)]);
+        assert_eq!(
+            Vec::from_iter(t.weeks),
+            vec![((3, "a"), 1), ((4, "a"), 2), ((4, "b"), 1)]
+        );
+        assert_eq!(
+            Vec::from_iter(t.blocks),
+            vec![((0, "a"), 1), ((1, "a"), 2), ((1, "b"), 1)]
+        );
     }
 
     /// Migration 20 fills the blocks from the weekly rows already stored.
