@@ -243,14 +243,36 @@ impl Store {
         }
         let (from, to) = (month.start(), month.next().start());
         let (quoted_table, quoted_partition) = (quoted(name), quoted(&partition));
+        let default = quoted(&table.default_partition());
+        let moving = conn
+            .query_one_raw(self.statement(
+                format!(
+                    "SELECT EXISTS (SELECT 1 FROM {default} WHERE {c} >= $1 AND {c} < $2)",
+                    c = quoted(column)
+                ),
+                vec![from.into(), to.into()],
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<bool>(0))
+            .transpose()?
+            .unwrap_or(false);
+        if moving {
+            // A query planned while the ATTACH below is uncommitted knows only the default
+            // partition; it waits for the ATTACH's lock on it and then, with a snapshot
+            // taken after the commit, finds the moved rows in neither place. Holding the
+            // whole table makes readers wait for the move and plan after it.
+            conn.execute_unprepared(&format!(
+                "LOCK TABLE {quoted_table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .await?;
+        }
         conn.execute_unprepared(&format!(
             "CREATE TABLE {quoted_partition} (LIKE {quoted_table} INCLUDING DEFAULTS)"
         ))
         .await?;
         conn.execute_unprepared(&format!(
-            "WITH moved AS (DELETE FROM {} WHERE {c} >= {from} AND {c} < {to} RETURNING *) \
+            "WITH moved AS (DELETE FROM {default} WHERE {c} >= {from} AND {c} < {to} RETURNING *) \
              INSERT INTO {quoted_partition} SELECT * FROM moved",
-            quoted(&table.default_partition()),
             c = quoted(column),
         ))
         .await?;

@@ -310,3 +310,168 @@ async fn spans_of_days_count_what_their_days_hold() {
     s.stop().await;
     db.close().await.unwrap();
 }
+
+/// PostgreSQL: while a replica moves a month of events out of the default partition into
+/// its new partition, reads through another replica count all of them (a read planned
+/// during the move used to find the moved rows in neither place and count none).
+#[tokio::test]
+async fn reads_during_a_partition_move_count_every_event() {
+    use sea_orm::TransactionTrait;
+    let (shared, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = config_in(shared.path()).database_url;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let replica = |url: String| {
+        move |c: &mut stagefit::config::Config| {
+            c.engagement_retention_days = 0;
+            c.database_url = url;
+            // Every read goes to the database.
+            c.response_cache_bytes = 0;
+            c.account_cache_secs = 0;
+        }
+    };
+    let mut s = TestServer::start_in_with(shared.path(), true, replica(url.clone())).await;
+    s.gql(
+        r#"mutation { upsertAccount(account: { id: "acme", name: "Acme" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    let recorded = s
+        .gql(
+            RECORD,
+            json!({ "events": [{ "accountId": "acme", "assetId": OLD, "kind": "VIEW" }] }),
+        )
+        .await;
+    assert_eq!(recorded["recordEngagements"]["recorded"], 1, "{recorded}");
+    s.stop().await;
+    // The server that will read has run no query of an account yet; its upkeep at start
+    // finds nothing to move, and runs again in an hour.
+    let mut s = TestServer::start_in_with(shared.path(), false, replica(url.clone())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Copies of that event two months ago: no partition takes them (months are made from
+    // the current one on), so they wait in the default one.
+    const COPIES: i64 = 5_000;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let number = |sql: String| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        }
+    };
+    db.execute_unprepared(&format!(
+        "INSERT INTO engagement (account_id, contact_id, asset_id, kind, occurred_at, cohort, \
+         recorded_at) SELECT account_id, contact_id, asset_id, kind, \
+         occurred_at - 60 * 86400 - g % 20 * 3600, cohort, recorded_at \
+         FROM engagement, generate_series(1, {COPIES}) g"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        number("SELECT count(*) FROM engagement_default".into()).await,
+        COPIES
+    );
+
+    // The move's ATTACH waits while this transaction reads the default partition; a second
+    // replica's upkeep at start makes the move.
+    let held = db.begin().await.unwrap();
+    let kept = held
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM engagement_default",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(
+        kept, COPIES,
+        "the first server's upkeep ran late and moved them"
+    );
+    let mut other = TestServer::start_in_with(second.path(), false, replica(url.clone())).await;
+    let started = Instant::now();
+    // Until a statement matching `pattern` waits for a lock.
+    let waiting = |pattern: &'static str| async move {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query ~ '{pattern}'"
+        );
+        loop {
+            if number(sql.clone()).await > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nothing like {pattern} waits"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    // The move waits; then reads come through the first server (their first, so
+    // PostgreSQL plans them now) and meet the move half done.
+    waiting("^(LOCK|ALTER) TABLE").await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, url, done) = (
+                s.client().clone(),
+                format!("{}/graphql", s.url),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut reads = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body: Value = client
+                        .post(&url)
+                        .json(&json!({ "query": ACCOUNT, "variables": { "id": "acme" } }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    reads.push(body["data"]["account"].clone());
+                }
+                reads
+            })
+        })
+        .collect();
+    waiting("^SELECT \"engagement\".\"id\", ").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    held.commit().await.unwrap();
+    while number("SELECT count(*) FROM engagement_default".into()).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the move did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let settled = s.gql(ACCOUNT, json!({ "id": "acme" })).await["account"].clone();
+    assert_eq!(settled["engagementCount"], COPIES + 1, "{settled}");
+    for reader in readers {
+        let reads = reader.await.unwrap();
+        let wrong: Vec<_> = reads.iter().filter(|a| **a != settled).collect();
+        assert!(
+            wrong.is_empty(),
+            "{} of {} reads differ from {settled}: {wrong:?}",
+            wrong.len(),
+            reads.len()
+        );
+    }
+    assert!(partitions(&url, "engagement").await.len() > 3);
+    db.close().await.unwrap();
+    other.stop().await;
+    s.stop().await;
+}
