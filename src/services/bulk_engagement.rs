@@ -1,7 +1,8 @@
 //! Bulk loads of engagement (`stagefit generate-engagement` seeds the benchmarks with
 //! them): accounts, contacts and events written through statements of many rows, with
 //! their popularity and co-read counters computed by the same rule as the write path
-//! (`domain::counters`) and added once at the end.
+//! (`domain::counters`) and added once at the end, like the events per day, week and block
+//! (a day's count is added once, not once per batch that has events of that day).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -16,11 +17,15 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::store::{CounterRows, Store};
 
+const DAY: i64 = 86_400;
+
 /// Co-read pairs held before the lightest of crowded assets are dropped (what the server's
 /// pruning does every 10 minutes), so memory stays bounded whatever the events.
 const PAIRS_HELD: usize = 8_000_000;
 /// Pairs written per transaction at the end.
 const PAIRS_PER_WRITE: usize = 100_000;
+/// (day, asset) counts held before they are added to the stored ones.
+const DAYS_HELD: usize = 2_000_000;
 
 /// Keys here are small and ours: a fast hash, not one that resists chosen keys.
 type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -34,6 +39,8 @@ struct Totals {
     counts: Fast<(u32, u32), Delta>,
     /// (asset, cohort, next asset).
     co_reads: Fast<(u32, u32, u32), Delta>,
+    /// Events per (Unix day, asset).
+    days: Fast<(i64, u32), i64>,
 }
 
 impl<'a> CounterSink<'a> for Totals {
@@ -57,6 +64,18 @@ impl Totals {
         self.names.push(name.to_owned());
         self.ids.insert(name.to_owned(), id);
         id
+    }
+
+    /// Adds the events per day held to the stored counts (with their weeks and blocks).
+    async fn write_days(&mut self, store: &Store) -> AppResult<()> {
+        let names = &self.names;
+        store
+            .add_event_days_bulk(
+                self.days
+                    .drain()
+                    .map(|((day, asset), n)| ((day, names[asset as usize].as_str()), n)),
+            )
+            .await
     }
 
     /// Drops the lightest pairs of crowded assets once too many are held.
@@ -172,6 +191,11 @@ pub async fn write_engagement_bulk(
                 account.stage.unwrap_or(default_stage),
             );
             for e in events {
+                let asset = total.id(e.asset_id.as_str());
+                *total
+                    .days
+                    .entry((e.occurred_at.timestamp().div_euclid(DAY), asset))
+                    .or_default() += 1;
                 reads.push(CountedRead {
                     account: e.account_id.to_string(),
                     asset: e.asset_id.to_string(),
@@ -190,6 +214,9 @@ pub async fn write_engagement_bulk(
         total.bound();
         done.events += rows.len() as u64;
         finish(writing.take()).await?;
+        if total.days.len() > DAYS_HELD {
+            total.write_days(store).await?;
+        }
         let store = store.clone();
         *writing = Some(tokio::spawn(async move {
             store.upsert_accounts(&accounts).await?;
@@ -211,6 +238,7 @@ pub async fn write_engagement_bulk(
         flush(&mut pending, &mut total, &mut writing).await?;
     }
     finish(writing).await?;
+    total.write_days(store).await?;
     for piece in total.pieces(PAIRS_PER_WRITE) {
         done.pairs += piece.co_reads.len() as u64;
         store.add_counters(&piece).await?;

@@ -159,7 +159,8 @@ impl super::Store {
     /// Writes events with their cohorts and the shares they made in one transaction,
     /// through the bulk path (`store::bulk`): a bulk load (`stagefit generate-engagement`)
     /// of new accounts, with no outbox and no list attribution. The counts and co-reads
-    /// are added apart (`Store::add_counters`).
+    /// (`Store::add_counters`) and the per-day counts (`Store::add_event_days_bulk`) are
+    /// added apart.
     pub async fn insert_events_bulk(
         &self,
         events: &[(Engagement, String)],
@@ -227,13 +228,23 @@ impl super::Store {
             OnKey::Fail,
         )
         .await?;
-        // The per-day, per-week and per-block counts.
-        let tallies = super::spans::tally(
-            events
-                .iter()
-                .map(|(e, _)| (e.asset_id.as_str(), e.occurred_at.timestamp())),
-            1,
-        );
+        super::counters::write_shares_bulk(&mut bulk, shares).await?;
+        bulk.commit().await
+    }
+
+    /// Adds events per (Unix day, asset) to the per-day, per-week and per-block counts
+    /// through the bulk path, in one transaction: a bulk load sums its events' days over
+    /// the whole load and adds them at the end, in key order.
+    pub async fn add_event_days_bulk<'a>(
+        &self,
+        days: impl IntoIterator<Item = ((i64, &'a str), i64)>,
+    ) -> AppResult<()> {
+        use super::bulk::{Cell, OnKey};
+        use sea_orm::{EntityName, IdenStatic};
+        let days: super::spans::Tally<'a> = days.into_iter().collect();
+        let weeks = super::spans::coarser(&days, super::spans::week_of);
+        let blocks = super::spans::coarser(&weeks, super::spans::block_of);
+        let mut bulk = self.bulk().await?;
         use engagement_daily::Column as D;
         use engagement_four_weekly::Column as B;
         use engagement_weekly::Column as W;
@@ -241,17 +252,17 @@ impl super::Store {
             (
                 engagement_daily::Entity.table_name(),
                 [D::Day, D::AssetId, D::Events].map(|c| c.as_str()),
-                &tallies.days,
+                &days,
             ),
             (
                 engagement_weekly::Entity.table_name(),
                 [W::Week, W::AssetId, W::Events].map(|c| c.as_str()),
-                &tallies.weeks,
+                &weeks,
             ),
             (
                 engagement_four_weekly::Entity.table_name(),
                 [B::Block, B::AssetId, B::Events].map(|c| c.as_str()),
-                &tallies.blocks,
+                &blocks,
             ),
         ] {
             let cells: Vec<Cell> = rows
@@ -269,7 +280,6 @@ impl super::Store {
             )
             .await?;
         }
-        super::counters::write_shares_bulk(&mut bulk, shares).await?;
         bulk.commit().await
     }
 }

@@ -230,6 +230,21 @@ async fn spans_of_days_count_what_their_days_hold() {
     }
     let url = config_in(dir.path()).database_url;
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    // The load's events per day, week and block each add up to its events.
+    let events = crate::support::sql_numbers(&db, "SELECT COUNT(*) FROM engagement").await;
+    assert!(events[0] > 1000, "{events:?}");
+    for table in [
+        "engagement_daily",
+        "engagement_weekly",
+        "engagement_four_weekly",
+    ] {
+        let sum = crate::support::sql_numbers(
+            &db,
+            &format!("SELECT CAST(SUM(events) AS BIGINT) FROM {table}"),
+        )
+        .await;
+        assert_eq!(sum, events, "{table}");
+    }
     let mut s = TestServer::start_in(dir.path(), false).await;
     let now = Utc::now().timestamp();
     for days in [1, 5, 6, 7, 8, 9, 10, 13, 27, 28, 29, 30, 45, 57, 90] {
