@@ -239,9 +239,11 @@ pub async fn write_engagement_bulk(
     }
     finish(writing).await?;
     total.write_days(store).await?;
+    // The pieces hold distinct pairs: into an empty table they go straight in.
+    let new_pairs = !store.has_co_reads().await?;
     for piece in total.pieces(PAIRS_PER_WRITE) {
         done.pairs += piece.co_reads.len() as u64;
-        store.add_counters(&piece).await?;
+        store.add_counters(&piece, new_pairs).await?;
     }
     Ok(done)
 }
