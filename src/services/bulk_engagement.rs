@@ -273,6 +273,7 @@ mod tests {
             .flat_map(|p| p.co_reads.iter().map(|(a, c, n, _)| (*a, *c, *n)))
             .collect();
         assert_eq!(pairs.len(), CO_READ_KEPT + 1);
+        assert!(pairs.is_sorted());
         assert!(!pairs.contains(&("a", "*", "n002")));
         assert!(pairs.contains(&("a", "*", "n003")));
         assert!(pairs.contains(&("b", "*", "n000")));

@@ -88,8 +88,24 @@ pub struct LoggedList {
     pub items: Vec<(String, u32, bool, bool)>,
 }
 
+/// What a bulk load's lists add to the rollups, summed over the load until
+/// [`Store::add_feedback_sums_bulk`] adds them (a day's count once, not once per batch).
+#[derive(Debug, Default)]
+pub struct FeedbackSums(HashMap<RollupKey, FeedbackCounts>);
+
+impl FeedbackSums {
+    /// (day, asset, profile, experiment, variant) keys held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Where a count goes: the rollup's key (day, asset, profile, experiment, variant).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct RollupKey {
     day: i64,
     asset: String,
@@ -439,8 +455,11 @@ async fn bulk_rollups(
 ) -> AppResult<()> {
     use super::bulk::{Cell, OnKey};
     use sea_orm::{EntityName, IdenStatic};
+    // In key order: a B-tree takes ordered rows several times faster.
+    let mut ordered: Vec<_> = rows.iter().collect();
+    ordered.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut daily = Vec::with_capacity(rows.len() * 9);
-    for (k, c) in rows {
+    for (k, c) in ordered {
         daily.extend([
             Cell::Int(k.day),
             Cell::Text(&k.asset),
@@ -565,13 +584,15 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Writes logged lists, their impressions with their outcomes and the rollups they make
-    /// in one transaction, through the bulk path (`store::bulk`): a bulk load (`stagefit
-    /// generate-feedback`) of new lists, `(id, list)` each; a list already stored fails the
-    /// load. Returns what the lists added.
+    /// Writes logged lists and their impressions with their outcomes in one transaction,
+    /// through the bulk path (`store::bulk`): a bulk load (`stagefit generate-feedback`) of
+    /// new lists, `(id, list)` each; a list already stored fails the load. What they add to
+    /// the rollups goes into `sums`, for [`Store::add_feedback_sums_bulk`]. Returns what
+    /// the lists added.
     pub async fn insert_lists_bulk(
         &self,
         lists: &[(String, LoggedList)],
+        sums: &mut FeedbackSums,
     ) -> AppResult<FeedbackCounts> {
         use super::bulk::{Cell, OnKey};
         use sea_orm::{EntityName, IdenStatic};
@@ -652,13 +673,23 @@ impl Store {
             )
             .await?;
         }
-        bulk_rollups(&mut bulk, &rollup).await?;
         bulk.commit().await?;
         let mut added = FeedbackCounts::default();
-        for counts in rollup.values() {
-            added.add(counts);
+        for (key, counts) in rollup {
+            added.add(&counts);
+            sums.0.entry(key).or_default().add(&counts);
         }
         Ok(added)
+    }
+
+    /// Adds a bulk load's summed feedback to every rollup level in one transaction through
+    /// the bulk path, and empties `sums`.
+    pub async fn add_feedback_sums_bulk(&self, sums: &mut FeedbackSums) -> AppResult<()> {
+        let mut bulk = self.bulk().await?;
+        bulk_rollups(&mut bulk, &sums.0).await?;
+        bulk.commit().await?;
+        sums.0.clear();
+        Ok(())
     }
 
     /// Ties events to their lists in one transaction (what `attribute` does per event: a

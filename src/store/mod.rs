@@ -22,7 +22,7 @@ mod webhooks;
 
 pub use backup::{check_backup, replace_sqlite};
 pub use copy::CopyCounts;
-pub use feedback::{FeedbackCounts, LoggedList, ShownList};
+pub use feedback::{FeedbackCounts, FeedbackSums, LoggedList, ShownList};
 pub use retention::{Expired, Expiring};
 pub use share_links::StoredShareLink;
 pub use webhooks::{

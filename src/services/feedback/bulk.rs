@@ -5,12 +5,15 @@
 use super::lists::list_signer;
 use crate::domain::{AssetStatus, LoggedFeedback};
 use crate::error::AppResult;
-use crate::store::{LoggedList, Store};
+use crate::store::{FeedbackSums, LoggedList, Store};
+
+/// Rollup keys held before they are added to the stored rollups.
+const SUMS_HELD: usize = 2_000_000;
 
 /// Writes logged lists in bulk (`stagefit generate-feedback` seeds the benchmarks with them)
 /// through the store's bulk path, in transactions of `batch` lists: each list with its
-/// impressions, their clicks and completions, and the rollups they make. Returns the
-/// impressions and clicks written.
+/// impressions, their clicks and completions; the rollups they make are summed over the
+/// load and added at the end. Returns the impressions and clicks written.
 pub async fn write_logged_lists(
     store: &Store,
     lists: impl Iterator<Item = LoggedFeedback>,
@@ -20,13 +23,18 @@ pub async fn write_logged_lists(
     // Signed like a server's ids, so `recordImpressions` would take them.
     let signer = list_signer(store).await?;
     let mut pending: Vec<(String, LoggedList)> = Vec::with_capacity(batch);
-    let mut flush = async |pending: &mut Vec<(String, LoggedList)>| -> AppResult<()> {
-        let added = store.insert_lists_bulk(pending).await?;
-        impressions += added.impressions;
-        clicks += added.clicks;
-        pending.clear();
-        Ok(())
-    };
+    let mut sums = FeedbackSums::default();
+    let mut flush =
+        async |pending: &mut Vec<(String, LoggedList)>, sums: &mut FeedbackSums| -> AppResult<()> {
+            let added = store.insert_lists_bulk(pending, sums).await?;
+            impressions += added.impressions;
+            clicks += added.clicks;
+            pending.clear();
+            if sums.len() > SUMS_HELD {
+                store.add_feedback_sums_bulk(sums).await?;
+            }
+            Ok(())
+        };
     for (n, list) in lists.enumerate() {
         let id = signer.issue(
             &list.context,
@@ -50,10 +58,11 @@ pub async fn write_logged_lists(
             },
         ));
         if pending.len() == batch {
-            flush(&mut pending).await?;
+            flush(&mut pending, &mut sums).await?;
         }
     }
-    flush(&mut pending).await?;
+    flush(&mut pending, &mut sums).await?;
+    store.add_feedback_sums_bulk(&mut sums).await?;
     Ok((impressions, clicks))
 }
 
