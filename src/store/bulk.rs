@@ -1,8 +1,8 @@
 //! Bulk writes (`stagefit generate-engagement`, `generate-feedback`): many rows through
 //! statements that bind values directly (SQLite, a few thousand values a statement, its
 //! prepared form reused) or through `COPY` (PostgreSQL), in one transaction that holds the
-//! process's writer lock. Tables and columns are named through their entities; values are always bound or
-//! escaped, never spliced into the SQL.
+//! process's writer lock. Tables and columns are named through their entities; values are
+//! always bound or escaped, never spliced into the SQL.
 
 use std::fmt::Write as _;
 

@@ -7,9 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use std::collections::HashSet;
 
-use super::entity::{
-    engagement, engagement_daily, engagement_four_weekly, engagement_key, engagement_weekly,
-};
+use super::entity::{engagement, engagement_key};
 use super::{ROWS_PER_STATEMENT, WriteTxn};
 use crate::domain::{CountedRead, Engagement, OutboxEvent, TaxonomyValue, WebhookEvent};
 use crate::error::AppResult;
@@ -229,57 +227,6 @@ impl super::Store {
         )
         .await?;
         super::counters::write_shares_bulk(&mut bulk, shares).await?;
-        bulk.commit().await
-    }
-
-    /// Adds events per (Unix day, asset) to the per-day, per-week and per-block counts
-    /// through the bulk path, in one transaction: a bulk load sums its events' days over
-    /// the whole load and adds them at the end, in key order.
-    pub async fn add_event_days_bulk<'a>(
-        &self,
-        days: impl IntoIterator<Item = ((i64, &'a str), i64)>,
-    ) -> AppResult<()> {
-        use super::bulk::{Cell, OnKey};
-        use sea_orm::{EntityName, IdenStatic};
-        let days: super::spans::Tally<'a> = days.into_iter().collect();
-        let weeks = super::spans::coarser(&days, super::spans::week_of);
-        let blocks = super::spans::coarser(&weeks, super::spans::block_of);
-        let mut bulk = self.bulk().await?;
-        use engagement_daily::Column as D;
-        use engagement_four_weekly::Column as B;
-        use engagement_weekly::Column as W;
-        for (table, [period, asset, events], rows) in [
-            (
-                engagement_daily::Entity.table_name(),
-                [D::Day, D::AssetId, D::Events].map(|c| c.as_str()),
-                &days,
-            ),
-            (
-                engagement_weekly::Entity.table_name(),
-                [W::Week, W::AssetId, W::Events].map(|c| c.as_str()),
-                &weeks,
-            ),
-            (
-                engagement_four_weekly::Entity.table_name(),
-                [B::Block, B::AssetId, B::Events].map(|c| c.as_str()),
-                &blocks,
-            ),
-        ] {
-            let cells: Vec<Cell> = rows
-                .iter()
-                .flat_map(|((at, asset), n)| [Cell::Int(*at), Cell::Text(asset), Cell::Int(*n)])
-                .collect();
-            bulk.write(
-                table,
-                &[period, asset, events],
-                &cells,
-                OnKey::Add {
-                    keys: &[period, asset],
-                    sums: &[events],
-                },
-            )
-            .await?;
-        }
         bulk.commit().await
     }
 }

@@ -23,7 +23,7 @@ use super::entity::{
     dismissal, engagement, experiment, feedback_daily, feedback_four_weekly, feedback_total,
     feedback_weekly, impression, ranking_profile, served_list,
 };
-use super::spans::{Rollup, Tally, block_of, coarser, levels, sums_per_asset, week_of};
+use super::spans::{Rollup, Tallies, Tally, bulk_add_per_period, levels, sums_per_asset};
 use super::{Store, WriteTxn};
 use crate::domain::{
     Attribution, EngagementKind, Experiment, JourneyEvent, ListContext, RankingProfile, Variant,
@@ -95,12 +95,8 @@ pub struct FeedbackSums(HashMap<RollupKey, FeedbackCounts>);
 
 impl FeedbackSums {
     /// (day, asset, profile, experiment, variant) keys held.
-    pub fn len(&self) -> usize {
+    pub fn keys_held(&self) -> usize {
         self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -188,8 +184,7 @@ impl<'a> Summed<'a> {
                 .add(c);
             days.entry((k.day, k.asset.as_str())).or_default().add(c);
         }
-        let weeks = coarser(&days, week_of);
-        let blocks = coarser(&weeks, block_of);
+        let Tallies { weeks, blocks, .. } = Tallies::of_days(days);
         Summed {
             totals,
             weeks,
@@ -199,7 +194,7 @@ impl<'a> Summed<'a> {
 }
 
 /// A count's four numbers as bulk cells.
-fn count_cells(c: &FeedbackCounts) -> [super::bulk::Cell<'static>; 4] {
+fn count_cells<'a>(c: &FeedbackCounts) -> [super::bulk::Cell<'a>; 4] {
     [c.impressions, c.clicks, c.completions, c.dismissals]
         .map(|n| super::bulk::Cell::Int(stored(n)))
 }
@@ -434,19 +429,6 @@ pub(super) async fn attribute(
     Ok(counts)
 }
 
-/// A bulk write's cells of counts per (period, asset).
-fn per_period<'a>(periods: &'a Tally<'a, FeedbackCounts>) -> Vec<super::bulk::Cell<'a>> {
-    let mut cells = Vec::with_capacity(periods.len() * 6);
-    for ((period, asset), c) in periods {
-        cells.extend([
-            super::bulk::Cell::Int(*period),
-            super::bulk::Cell::Text(asset),
-        ]);
-        cells.extend(count_cells(c));
-    }
-    cells
-}
-
 /// What [`bump`] writes, through a bulk transaction: the same rollups, each count added
 /// to the stored one.
 async fn bulk_rollups(
@@ -469,11 +451,11 @@ async fn bulk_rollups(
         ]);
         daily.extend(count_cells(c));
     }
-    let sums = Summed::of(rows);
-    let weekly = per_period(&sums.weeks);
-    let four_weekly = per_period(&sums.blocks);
-    let mut total = Vec::with_capacity(sums.totals.len() * 8);
-    for ((asset, profile, experiment, variant), c) in &sums.totals {
+    let summed = Summed::of(rows);
+    bulk_add_per_period(bulk, FEEDBACK_WEEKLY, &summed.weeks, count_cells).await?;
+    bulk_add_per_period(bulk, FEEDBACK_FOUR_WEEKLY, &summed.blocks, count_cells).await?;
+    let mut total = Vec::with_capacity(summed.totals.len() * 8);
+    for ((asset, profile, experiment, variant), c) in &summed.totals {
         total.extend([asset, profile, experiment, variant].map(|v| Cell::Text(v)));
         total.extend(count_cells(c));
     }
@@ -488,16 +470,6 @@ async fn bulk_rollups(
             feedback_daily::Entity.table_name(),
             daily_keys.map(|c| c.as_str()).to_vec(),
             &daily,
-        ),
-        (
-            feedback_weekly::Entity.table_name(),
-            FEEDBACK_WEEKLY.1.map(|c| c.as_str()).to_vec(),
-            &weekly,
-        ),
-        (
-            feedback_four_weekly::Entity.table_name(),
-            FEEDBACK_FOUR_WEEKLY.1.map(|c| c.as_str()).to_vec(),
-            &four_weekly,
         ),
         (
             feedback_total::Entity.table_name(),
@@ -604,7 +576,7 @@ impl Store {
         }
         let mut served = Vec::with_capacity(keyed.len() * 7);
         let mut shown = Vec::new();
-        let mut rollup: HashMap<RollupKey, FeedbackCounts> = HashMap::new();
+        let mut added = FeedbackCounts::default();
         for (key, context, list) in &keyed {
             let ctx = &list.context;
             served.extend([
@@ -626,12 +598,17 @@ impl Store {
                     Cell::Bool(*clicked),
                     Cell::Bool(*completed),
                 ]);
-                *rollup.entry(RollupKey::of(ctx, asset)).or_default() += FeedbackCounts {
+                let counts = FeedbackCounts {
                     impressions: 1,
                     clicks: u64::from(*clicked),
                     completions: u64::from(*completed),
                     dismissals: 0,
                 };
+                added.add(&counts);
+                sums.0
+                    .entry(RollupKey::of(ctx, asset))
+                    .or_default()
+                    .add(&counts);
             }
         }
         let mut bulk = self.bulk().await?;
@@ -674,11 +651,6 @@ impl Store {
             .await?;
         }
         bulk.commit().await?;
-        let mut added = FeedbackCounts::default();
-        for (key, counts) in rollup {
-            added.add(&counts);
-            sums.0.entry(key).or_default().add(&counts);
-        }
         Ok(added)
     }
 

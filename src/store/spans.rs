@@ -16,9 +16,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UnionType};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IdenStatic};
 
 use super::Store;
+use super::bulk::{Bulk, Cell, OnKey};
 use super::entity::{engagement_daily, engagement_four_weekly, engagement_weekly};
 use crate::error::{AppError, AppResult};
 
@@ -99,14 +100,27 @@ const ENGAGEMENT_FOUR_WEEKLY: Rollup<engagement_four_weekly::Entity, 1> = (
     [engagement_four_weekly::Column::Events],
 );
 
-/// Events per (day, asset), (week, asset) and (block, asset), `sign` (1 or -1) each, from
-/// (asset, Unix time) pairs.
-pub(super) struct Tallies<'a> {
-    pub days: Tally<'a>,
-    pub weeks: Tally<'a>,
-    pub blocks: Tally<'a>,
+/// Counts per (day, asset), (week, asset) and (block, asset).
+pub(super) struct Tallies<'a, C = i64> {
+    pub days: Tally<'a, C>,
+    pub weeks: Tally<'a, C>,
+    pub blocks: Tally<'a, C>,
 }
 
+impl<'a, C: Default + Clone + std::ops::AddAssign> Tallies<'a, C> {
+    /// Counts per day with the weeks and blocks they make.
+    pub(super) fn of_days(days: Tally<'a, C>) -> Self {
+        let weeks = coarser(&days, week_of);
+        let blocks = coarser(&weeks, block_of);
+        Tallies {
+            days,
+            weeks,
+            blocks,
+        }
+    }
+}
+
+/// Events counted `sign` (1 or -1) each, from (asset, Unix time) pairs.
 pub(super) fn tally<'a>(
     events: impl IntoIterator<Item = (&'a str, i64)>,
     sign: i64,
@@ -115,13 +129,7 @@ pub(super) fn tally<'a>(
     for (asset, at) in events {
         *days.entry((at.div_euclid(DAY), asset)).or_default() += sign;
     }
-    let weeks = coarser(&days, week_of);
-    let blocks = coarser(&weeks, block_of);
-    Tallies {
-        days,
-        weeks,
-        blocks,
-    }
+    Tallies::of_days(days)
 }
 
 /// Counts per (period, asset) gathered into the coarser periods `of` maps them to.
@@ -160,6 +168,32 @@ where
             .await?;
     }
     Ok(())
+}
+
+/// [`add_per_period`] through a bulk transaction (`store::bulk`): `counts` gives each
+/// row's counts as cells.
+pub(super) async fn bulk_add_per_period<'a, E: EntityTrait, T, const N: usize>(
+    bulk: &mut Bulk,
+    (rollup, keys, sums): Rollup<E, N>,
+    rows: &'a Tally<'a, T>,
+    counts: impl Fn(&'a T) -> [Cell<'a>; N],
+) -> AppResult<()> {
+    let (keys, sums) = (keys.map(|c| c.as_str()), sums.map(|c| c.as_str()));
+    let mut cells = Vec::with_capacity(rows.len() * (2 + N));
+    for ((period, asset), c) in rows {
+        cells.extend([Cell::Int(*period), Cell::Text(asset)]);
+        cells.extend(counts(c));
+    }
+    bulk.write(
+        rollup.table_name(),
+        &[&keys[..], &sums[..]].concat(),
+        &cells,
+        OnKey::Add {
+            keys: &keys,
+            sums: &sums,
+        },
+    )
+    .await
 }
 
 /// Adds `sign` (1 or -1) per event to the engagement rollups, by (asset, Unix time).
@@ -280,6 +314,22 @@ pub(super) async fn sums_per_asset<const N: usize>(
 }
 
 impl Store {
+    /// Adds events per (Unix day, asset) to the per-day, per-week and per-block counts
+    /// through the bulk path, in one transaction: a bulk load sums its events' days over
+    /// the whole load and adds them at the end, in key order.
+    pub async fn add_event_days_bulk<'a>(
+        &self,
+        days: impl IntoIterator<Item = ((i64, &'a str), i64)>,
+    ) -> AppResult<()> {
+        let levels = Tallies::of_days(days.into_iter().collect());
+        let events = |n: &i64| [Cell::Int(*n)];
+        let mut bulk = self.bulk().await?;
+        bulk_add_per_period(&mut bulk, ENGAGEMENT_DAILY, &levels.days, events).await?;
+        bulk_add_per_period(&mut bulk, ENGAGEMENT_WEEKLY, &levels.weeks, events).await?;
+        bulk_add_per_period(&mut bulk, ENGAGEMENT_FOUR_WEEKLY, &levels.blocks, events).await?;
+        bulk.commit().await
+    }
+
     /// Engagement events per asset on the days from `since_day` (a Unix day) on.
     pub async fn engagement_by_asset(&self, since_day: i64) -> AppResult<HashMap<String, u64>> {
         let span =

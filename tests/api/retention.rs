@@ -371,17 +371,7 @@ async fn reads_during_a_partition_move_count_every_event() {
     let db = sea_orm::Database::connect(&url).await.unwrap();
     let number = |sql: String| {
         let db = db.clone();
-        async move {
-            db.query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                sql,
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index::<i64>(0)
-            .unwrap()
-        }
+        async move { crate::support::sql_numbers(&db, &sql).await[0] }
     };
     db.execute_unprepared(&format!(
         "INSERT INTO engagement (account_id, contact_id, asset_id, kind, occurred_at, cohort, \
@@ -399,16 +389,8 @@ async fn reads_during_a_partition_move_count_every_event() {
     // The move's ATTACH waits while this transaction reads the default partition; a second
     // replica's upkeep at start makes the move.
     let held = db.begin().await.unwrap();
-    let kept = held
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT count(*) FROM engagement_default",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
+    let kept =
+        crate::support::sql_numbers(&held, "SELECT count(*) FROM engagement_default").await[0];
     assert_eq!(
         kept, COPIES,
         "the first server's upkeep ran late and moved them"

@@ -241,8 +241,7 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// The first row of a query as integers, one per column (`COUNT`s, `SUM`s cast to BIGINT).
-pub async fn sql_numbers(db: &sea_orm::DatabaseConnection, sql: &str) -> Vec<i64> {
-    use sea_orm::ConnectionTrait;
+pub async fn sql_numbers(db: &impl sea_orm::ConnectionTrait, sql: &str) -> Vec<i64> {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),

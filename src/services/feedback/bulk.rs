@@ -30,7 +30,7 @@ pub async fn write_logged_lists(
             impressions += added.impressions;
             clicks += added.clicks;
             pending.clear();
-            if sums.len() > SUMS_HELD {
+            if sums.keys_held() > SUMS_HELD {
                 store.add_feedback_sums_bulk(sums).await?;
             }
             Ok(())
